@@ -1,0 +1,267 @@
+#include "store/json_store.h"
+
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "store/file_lock.h"
+#include "util/clock.h"
+
+namespace herd::store {
+namespace {
+
+using nlohmann::json;
+
+std::string DirectoryOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string TempPathFor(const std::string& path) {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, "%016llx",
+                static_cast<unsigned long long>(generator()));
+  return path + ".tmp." + std::to_string(getpid()) + "." + suffix;
+}
+
+std::string Serialize(const json& document) {
+  // Replace invalid UTF-8 instead of throwing: agent output ends up here.
+  return document.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+uint64_t SequenceOf(const json& document) {
+  auto found = document.find(kSequenceKey);
+  if (found == document.end() || !found->is_number_unsigned()) return 0;
+  return found->get<uint64_t>();
+}
+
+}  // namespace
+
+Status RequireSequence(const json& document) {
+  if (!document.is_object()) return Status::Corruption("the document is not a JSON object");
+  auto found = document.find(kSequenceKey);
+  if (found == document.end() || !found->is_number_unsigned()) {
+    return Status::Corruption(std::string("the document has no \"") + kSequenceKey + "\" number");
+  }
+  return Status::Ok();
+}
+
+std::chrono::milliseconds LockTimeoutFromEnvironment() {
+  const char* text = std::getenv("HERD_LOCK_TIMEOUT_MS");
+  if (text != nullptr && *text != '\0') {
+    char* end = nullptr;
+    long long value = std::strtoll(text, &end, 10);
+    if (end != nullptr && *end == '\0' && value > 0) return std::chrono::milliseconds(value);
+    spdlog::warn("ignoring HERD_LOCK_TIMEOUT_MS=\"{}\": expected a positive number of milliseconds",
+                 text);
+  }
+  return std::chrono::milliseconds(10000);
+}
+
+JsonStore::JsonStore(StoreOptions options) : options_(std::move(options)) {}
+
+Result<json> JsonStore::Parse(const std::string& path, const std::string& contents) const {
+  json document = json::parse(contents, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) {
+    return Status::Corruption(path + " is not valid JSON (" + std::to_string(contents.size()) +
+                              " bytes)");
+  }
+  Status valid = options_.validator(document);
+  if (!valid.ok()) return valid.WithContext(path);
+  return document;
+}
+
+Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats* stats) const {
+  FileSystem* fs = options_.file_system;
+  Result<std::string> contents = fs->ReadFile(path);
+  std::string problem;
+  if (contents.ok()) {
+    Result<json> document = Parse(path, *contents);
+    if (document.ok()) return document;
+    problem = document.status().message();
+  } else if (contents.status().Is(Status::Code::kNotFound)) {
+    problem = path + " is missing";
+  } else {
+    return contents.status();
+  }
+
+  std::string backup_path = path + ".bak";
+  Result<std::string> backup_contents = fs->ReadFile(backup_path);
+  if (!backup_contents.ok()) {
+    if (!contents.ok()) return json::object();  // never created: start empty
+    return Status::Corruption(problem + "; there is no backup " + backup_path +
+                              " to restore. The file was left in place: inspect it, then move "
+                              "it away to start an empty registry");
+  }
+  Result<json> backup = Parse(backup_path, *backup_contents);
+  if (!backup.ok()) {
+    if (!contents.ok()) {
+      return Status::Corruption(problem + " and its backup is damaged too (" +
+                                backup.status().message() + "); inspect " + backup_path);
+    }
+    return Status::Corruption(problem + " and its backup is damaged too (" +
+                              backup.status().message() + "). Both files were left in place: "
+                              "inspect them, then move them away to start an empty registry");
+  }
+
+  std::string recovery;
+  if (contents.ok()) {
+    std::string quarantine = path + ".corrupt." + CompactUtcStamp() + "." + std::to_string(getpid());
+    HERD_RETURN_IF_ERROR(fs->Rename(path, quarantine));
+    recovery = problem + "; moved it to " + quarantine + " and restored sequence " +
+               std::to_string(SequenceOf(*backup)) + " from " + backup_path;
+  } else {
+    recovery = problem + "; restored sequence " + std::to_string(SequenceOf(*backup)) + " from " +
+               backup_path;
+  }
+  spdlog::error("registry recovered: {}", recovery);
+  stats->recovered = true;
+  stats->recovery = recovery;
+  return backup;
+}
+
+Status JsonStore::Replace(const std::string& path, const json& document, bool keep_backup,
+                          TransactionStats* stats) const {
+  FileSystem* fs = options_.file_system;
+  std::string temp_path = TempPathFor(path);
+  std::string data = Serialize(document);
+
+  Result<int> fd = fs->CreateExclusive(temp_path);
+  if (!fd.ok()) return fd.status();
+  Status status = fs->WriteAll(*fd, data, temp_path);
+  if (status.ok()) {
+    status = fs->SyncData(*fd, temp_path);
+    stats->flushes++;
+  }
+  Status closed = fs->Close(*fd, temp_path);
+  if (status.ok()) status = closed;
+  if (status.ok() && keep_backup) {
+    // The current file was validated when it was read: it is the last good copy.
+    std::string backup_path = path + ".bak";
+    status = fs->Remove(backup_path);
+    if (status.ok()) status = fs->Link(path, backup_path);
+  }
+  if (status.ok()) status = fs->Rename(temp_path, path);
+  if (!status.ok()) {
+    fs->Remove(temp_path);
+    return status.WithContext("the update was not saved and " + path + " is unchanged");
+  }
+  stats->committed = true;
+  stats->flushes++;
+  Status synced = fs->SyncDirectory(DirectoryOf(path));
+  if (!synced.ok()) {
+    return Status::NotDurable("the update to " + path +
+                              " is visible but may not survive a crash: " + synced.message());
+  }
+  stats->durable = true;
+  return Status::Ok();
+}
+
+Status JsonStore::Update(const std::string& path, const Mutation& mutation,
+                         TransactionStats* stats) const {
+  TransactionStats local_stats;
+  if (stats == nullptr) stats = &local_stats;
+  *stats = TransactionStats{};
+
+  Result<FileLock> lock = FileLock::Acquire(path + ".lock", options_.lock_timeout,
+                                            &stats->lock_wait_ms);
+  if (!lock.ok()) return lock.status();
+  auto held_since = MonotonicClock::now();
+  struct HoldTimer {
+    TransactionStats* stats;
+    MonotonicClock::time_point since;
+    ~HoldTimer() { stats->hold_ms = MillisecondsSince(since); }
+  } hold_timer{stats, held_since};
+
+  Result<json> loaded = LoadForUpdate(path, stats);
+  if (!loaded.ok()) return loaded.status();
+  json document = std::move(loaded).value();
+  bool existed = document.contains(kSequenceKey) && !stats->recovered;
+  uint64_t sequence = SequenceOf(document);
+  stats->sequence = sequence;
+
+  Result<Decision> decision = Decision::kNoChange;
+  try {
+    decision = mutation(document);
+  } catch (const std::exception& error) {
+    return Status::InvalidArgument(std::string("update of ") + path + " failed: " + error.what());
+  }
+  if (!decision.ok()) return decision.status();
+  // A recovered document is written back even when the mutation changes
+  // nothing, so the repair itself is committed.
+  if (*decision == Decision::kNoChange && !stats->recovered) return Status::Ok();
+  if (!document.is_object()) {
+    return Status::InvalidArgument("update of " + path + " produced a non-object document");
+  }
+  document[kSequenceKey] = sequence + 1;
+  Status replaced = Replace(path, document, existed, stats);
+  if (stats->committed) stats->sequence = sequence + 1;
+  return replaced;
+}
+
+Result<Snapshot> JsonStore::Read(const std::string& path) const {
+  FileSystem* fs = options_.file_system;
+  Result<std::string> contents = fs->ReadFile(path);
+  Status problem;
+  if (contents.ok()) {
+    Result<json> document = Parse(path, *contents);
+    if (document.ok()) {
+      Snapshot snapshot;
+      snapshot.sequence = SequenceOf(*document);
+      snapshot.document = std::move(*document);
+      return snapshot;
+    }
+    problem = document.status();
+  } else if (!contents.status().Is(Status::Code::kNotFound)) {
+    return contents.status();
+  }
+
+  Result<std::string> backup_contents = fs->ReadFile(path + ".bak");
+  if (!backup_contents.ok()) {
+    if (problem.ok()) return Status::NotFound(path + " does not exist");
+    return problem;
+  }
+  Result<json> backup = Parse(path + ".bak", *backup_contents);
+  if (!backup.ok()) return problem.ok() ? backup.status() : problem;
+  spdlog::warn("{}; reading its backup {}.bak instead (the next update repairs it)",
+               problem.ok() ? path + " is missing" : problem.message(), path);
+  Snapshot snapshot;
+  snapshot.sequence = SequenceOf(*backup);
+  snapshot.document = std::move(*backup);
+  snapshot.from_backup = true;
+  return snapshot;
+}
+
+std::string WarnIfNetworkFilesystem(const std::string& directory) {
+  struct statfs info {};
+  if (statfs(directory.c_str(), &info) != 0) return "";
+  const char* kind = nullptr;
+  switch (static_cast<unsigned long>(info.f_type)) {
+    case 0x6969: kind = "NFS"; break;
+    case 0xFF534D42: kind = "CIFS"; break;
+    case 0xFE534D42: kind = "SMB2"; break;
+    case 0x517B: kind = "SMB"; break;
+    case 0x65735546: kind = "FUSE"; break;
+    default: return "";
+  }
+  std::string warning = directory + " is on " + kind +
+                        ": file locks there may not exclude other machines or may be "
+                        "ignored, so concurrent updates can be lost. Keep the herd workspace "
+                        "on a local disk (set CLAUDE_ORCHESTRATOR_WORKSPACE)";
+  static std::mutex mutex;
+  static std::set<std::string> warned;
+  std::lock_guard<std::mutex> guard(mutex);
+  if (warned.insert(directory).second) spdlog::warn("{}", warning);
+  return warning;
+}
+
+}  // namespace herd::store
