@@ -4,23 +4,16 @@
 // reserved for command output and, under `herd serve`, MCP messages only.
 #include <signal.h>
 
-#include <iostream>
-
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "mcp/server.h"
 
 int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_logger_mt("herd"));
   spdlog::set_pattern("herd: %l: %v");
+  spdlog::set_level(spdlog::level::info);
   signal(SIGPIPE, SIG_IGN);
-
-  CLI::App app{"herd: run many headless coding agents at once, within limits, and stop them cleanly"};
-  app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
-  app.require_subcommand(0);
-  CLI11_PARSE(app, argc, argv);
-  if (app.get_subcommands().empty()) {
-    std::cout << app.help();
-  }
-  return 0;
+  return herd::cli::Run(argc, argv, herd::mcp::Serve);
 }

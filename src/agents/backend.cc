@@ -1,0 +1,136 @@
+#include "agents/backend.h"
+
+#include <cstdlib>
+#include <sstream>
+
+namespace herd::agents {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char kDefaultClaudeFlags[] =
+    "--print --output-format stream-json --verbose --dangerously-skip-permissions --model sonnet";
+
+std::string EnvironmentOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+// Replaces the value after `flag` in `argv`, or appends `flag value`.
+void SetFlag(std::vector<std::string>& argv, const std::string& flag, const std::string& value) {
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == flag) {
+      argv[i + 1] = value;
+      return;
+    }
+  }
+  argv.push_back(flag);
+  argv.push_back(value);
+}
+
+}  // namespace
+
+const std::vector<std::string>& BackendNames() {
+  static const std::vector<std::string> names = {"claude", "codex", "cursor-agent", "gemini",
+                                                 "command"};
+  return names;
+}
+
+bool BackendSupportsMcp(const std::string& backend) { return backend != "command"; }
+
+std::vector<std::string> SplitWords(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream stream(text);
+  std::string word;
+  while (stream >> word) words.push_back(word);
+  return words;
+}
+
+json McpConfigFor(const std::string& herd_binary, const std::string& workspace_base) {
+  return {{"mcpServers",
+           {{"herd",
+             {{"type", "stdio"},
+              {"command", herd_binary},
+              {"args", {"serve", "--workspace", workspace_base}},
+              {"env", {{"CLAUDE_ORCHESTRATOR_WORKSPACE", workspace_base}}}}}}}};
+}
+
+Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
+  LaunchPlan plan;
+  plan.stdin_path = request.prompt_path;
+  plan.supports_mcp = BackendSupportsMcp(request.backend);
+  const std::string& backend = request.backend;
+  if (backend == "claude") {
+    plan.argv.push_back(EnvironmentOr("CLAUDE_EXECUTABLE", "claude"));
+    for (std::string& flag : SplitWords(EnvironmentOr("CLAUDE_FLAGS", kDefaultClaudeFlags))) {
+      plan.argv.push_back(std::move(flag));
+    }
+    if (!request.model.empty()) SetFlag(plan.argv, "--model", request.model);
+    plan.argv.push_back("--mcp-config");
+    plan.argv.push_back(request.mcp_config_path);
+    plan.stream_json = true;
+  } else if (backend == "codex") {
+    plan.argv = {"codex", "exec", "--json", "--skip-git-repo-check"};
+    if (!request.model.empty()) SetFlag(plan.argv, "--model", request.model);
+    plan.argv.push_back("-");  // read the prompt from stdin
+    plan.stream_json = true;
+  } else if (backend == "cursor-agent") {
+    plan.argv = {"cursor-agent", "-p", "--output-format", "stream-json", "--force"};
+    if (!request.model.empty()) SetFlag(plan.argv, "--model", request.model);
+    plan.stream_json = true;
+  } else if (backend == "gemini") {
+    plan.argv = {"gemini", "--output-format", "stream-json", "--yolo", "-p",
+                 "Follow the instructions given on standard input."};
+    if (!request.model.empty()) SetFlag(plan.argv, "-m", request.model);
+    plan.stream_json = true;
+  } else if (backend == "command") {
+    if (request.command_argv.empty()) {
+      return Status::InvalidArgument(
+          "the command backend needs the agent's argv: `herd deploy TASK --backend command -- "
+          "PROGRAM ARGS...`");
+    }
+    plan.argv = request.command_argv;
+  } else {
+    std::string names;
+    for (const std::string& name : BackendNames()) names += (names.empty() ? "" : ", ") + name;
+    return Status::InvalidArgument("unknown backend \"" + backend + "\": use one of " + names);
+  }
+  plan.environment = {
+      "HERD_TASK_ID=" + request.task_id,
+      "HERD_AGENT_ID=" + request.agent_id,
+      "HERD_WORKSPACE=" + request.workspace_base,
+      "HERD_PROMPT_FILE=" + request.prompt_path,
+      "HERD_BIN=" + request.herd_binary,
+      "CLAUDE_ORCHESTRATOR_WORKSPACE=" + request.workspace_base,
+  };
+  return plan;
+}
+
+json LaunchPlanToJson(const LaunchPlan& plan) {
+  return {{"argv", plan.argv},
+          {"environment", plan.environment},
+          {"stdin_path", plan.stdin_path},
+          {"cwd", plan.cwd},
+          {"log_path", plan.log_path},
+          {"stream_json", plan.stream_json},
+          {"supports_mcp", plan.supports_mcp}};
+}
+
+Result<LaunchPlan> LaunchPlanFromJson(const json& document) {
+  try {
+    LaunchPlan plan;
+    plan.argv = document.at("argv").get<std::vector<std::string>>();
+    plan.environment = document.at("environment").get<std::vector<std::string>>();
+    plan.stdin_path = document.at("stdin_path").get<std::string>();
+    plan.cwd = document.at("cwd").get<std::string>();
+    plan.log_path = document.at("log_path").get<std::string>();
+    plan.stream_json = document.value("stream_json", false);
+    plan.supports_mcp = document.value("supports_mcp", false);
+    if (plan.argv.empty()) return Status::InvalidArgument("the launch plan has an empty argv");
+    return plan;
+  } catch (const json::exception& error) {
+    return Status::Corruption(std::string("the launch plan is malformed: ") + error.what());
+  }
+}
+
+}  // namespace herd::agents

@@ -1,0 +1,70 @@
+// Backends: how each agent CLI is started and how its output is read.
+//
+// A backend turns a deploy request into a LaunchPlan (argv vector, extra
+// environment, what goes on stdin); it never builds a shell string. The
+// prompt always travels through a file (on stdin), never on the command
+// line, so prompts of any size work.
+//
+//   claude        $CLAUDE_EXECUTABLE (claude) + $CLAUDE_FLAGS (the reference's
+//                 defaults) + --mcp-config <per-agent file>; prompt on stdin
+//   codex         codex exec --json [--model M] -        ; prompt on stdin
+//   cursor-agent  cursor-agent -p --output-format stream-json [--model M]
+//   gemini        gemini -p <pointer> --output-format stream-json [-m M]
+//   command       any argv; prompt on stdin and in $HERD_PROMPT_FILE
+//
+// Every agent gets HERD_TASK_ID, HERD_AGENT_ID, HERD_WORKSPACE,
+// HERD_PROMPT_FILE, HERD_BIN (this herd binary) and
+// CLAUDE_ORCHESTRATOR_WORKSPACE in its environment.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/status.h"
+
+namespace herd::agents {
+
+struct LaunchRequest {
+  std::string backend = "claude";
+  std::string model;
+  std::vector<std::string> command_argv;  // the `command` backend's argv
+  std::string task_id;
+  std::string agent_id;
+  std::string workspace_base;
+  std::string prompt_path;
+  std::string mcp_config_path;
+  std::string herd_binary;
+};
+
+struct LaunchPlan {
+  std::vector<std::string> argv;
+  std::vector<std::string> environment;  // "KEY=value" added to the inherited environment
+  std::string stdin_path;                // the prompt file
+  std::string cwd;                       // the task's project directory
+  std::string log_path;                  // stdout and stderr are appended here
+  bool stream_json = false;              // output is JSON lines with a final result event
+  bool supports_mcp = false;             // the agent can call herd's MCP tools
+};
+
+// The names accepted by PlanLaunch, for help texts and errors.
+const std::vector<std::string>& BackendNames();
+
+// Whether agents of `backend` can call herd back through MCP.
+bool BackendSupportsMcp(const std::string& backend);
+
+Result<LaunchPlan> PlanLaunch(const LaunchRequest& request);
+
+// The per-agent MCP client configuration that starts `herd serve` on the
+// agent's workspace ({"mcpServers":{"herd":{...}}}).
+nlohmann::json McpConfigFor(const std::string& herd_binary, const std::string& workspace_base);
+
+// The launch plan as JSON and back, for handing to the supervisor.
+nlohmann::json LaunchPlanToJson(const LaunchPlan& plan);
+Result<LaunchPlan> LaunchPlanFromJson(const nlohmann::json& document);
+
+// Splits `text` on whitespace (for CLAUDE_FLAGS); quotes are not special.
+std::vector<std::string> SplitWords(const std::string& text);
+
+}  // namespace herd::agents

@@ -1,0 +1,154 @@
+#include "agents/killer.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "agents/process.h"
+#include "registry/global_index.h"
+#include "registry/ids.h"
+#include "registry/task_registry.h"
+#include "util/clock.h"
+
+namespace herd::agents {
+namespace {
+
+using nlohmann::json;
+
+// How long to wait for the supervisor to record the exit after the agent died.
+constexpr auto kSupervisorFinish = std::chrono::seconds(5);
+constexpr auto kAfterSigkill = std::chrono::seconds(5);
+
+ProcessIdentity IdentityFromEntry(const json& agent, const char* pid_key, const char* start_key) {
+  ProcessIdentity identity;
+  if (agent.contains(pid_key) && agent[pid_key].is_number_integer()) {
+    identity.pid = agent[pid_key].get<int>();
+  }
+  if (agent.contains(start_key) && agent[start_key].is_number_unsigned()) {
+    identity.start_time = agent[start_key].get<unsigned long long>();
+  }
+  return identity;
+}
+
+// Every live process of the agent, each with a pidfd (closed by the caller).
+std::vector<std::pair<ProcessIdentity, int>> CollectProcesses(const ProcessIdentity& leader,
+                                                              const ProcessIdentity& supervisor) {
+  std::vector<ProcessIdentity> candidates;
+  bool leader_alive = IsAlive(leader);
+  bool supervisor_alive = IsAlive(supervisor);
+  if (leader_alive) candidates.push_back(leader);
+  // The group id is only trusted while the leader or its supervisor is
+  // alive: then no other process can have been given that id.
+  if (leader.pid > 1 && (leader_alive || supervisor_alive)) {
+    for (const ProcessIdentity& member : ProcessGroupMembers(leader.pid)) candidates.push_back(member);
+  }
+  if (leader_alive) {
+    for (const ProcessIdentity& child : Descendants(leader.pid)) candidates.push_back(child);
+  }
+  if (supervisor_alive) {
+    for (const ProcessIdentity& child : Descendants(supervisor.pid)) candidates.push_back(child);
+  }
+  std::vector<std::pair<ProcessIdentity, int>> processes;
+  std::set<int> seen;
+  for (const ProcessIdentity& candidate : candidates) {
+    if (candidate.pid == getpid() || !seen.insert(candidate.pid).second) continue;
+    int pidfd = OpenPidfd(candidate);
+    if (pidfd >= 0) processes.push_back({candidate, pidfd});
+  }
+  return processes;
+}
+
+}  // namespace
+
+json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
+  ProcessIdentity leader = IdentityFromEntry(agent, "pid", "process_start_time");
+  ProcessIdentity supervisor = IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
+  auto start = MonotonicClock::now();
+  json cleanup = {{"signalled", 0},
+                  {"sigkilled", 0},
+                  {"all_exited", true},
+                  {"supervisor_finished", true},
+                  {"log_file_kept", agent.value("tracked_files", json::object())
+                                        .value("log_file", json(nullptr))}};
+
+  auto processes = CollectProcesses(leader, supervisor);
+  std::vector<int> pidfds;
+  for (auto& [identity, pidfd] : processes) {
+    SignalPidfd(pidfd, SIGTERM);
+    pidfds.push_back(pidfd);
+  }
+  cleanup["signalled"] = pidfds.size();
+  bool exited = WaitForExit(pidfds, start + grace);
+  if (!exited) {
+    // Escalate, including anything spawned since the first pass.
+    int killed = 0;
+    for (int pidfd : pidfds) killed += SignalPidfd(pidfd, SIGKILL) ? 1 : 0;
+    std::set<int> known;
+    for (auto& [identity, pidfd] : processes) known.insert(identity.pid);
+    for (auto& [identity, pidfd] : CollectProcesses(leader, supervisor)) {
+      if (!known.insert(identity.pid).second) {
+        close(pidfd);
+        continue;
+      }
+      killed += SignalPidfd(pidfd, SIGKILL) ? 1 : 0;
+      pidfds.push_back(pidfd);
+    }
+    cleanup["sigkilled"] = killed;
+    exited = WaitForExit(pidfds, MonotonicClock::now() + kAfterSigkill);
+  }
+  cleanup["all_exited"] = exited;
+  for (int pidfd : pidfds) close(pidfd);
+
+  // The supervisor records the exit and reaps leftovers; wait for it so the
+  // caller sees the final state.
+  int supervisor_fd = OpenPidfd(supervisor);
+  if (supervisor_fd >= 0) {
+    cleanup["supervisor_finished"] =
+        WaitForExit({supervisor_fd}, MonotonicClock::now() + kSupervisorFinish);
+    close(supervisor_fd);
+  }
+  cleanup["elapsed_ms"] = MillisecondsSince(start);
+  return cleanup;
+}
+
+Result<json> KillAgent(const registry::RegistryStores& stores, const registry::Workspace& workspace,
+                       const std::string& task_id, const std::string& agent_id,
+                       const std::string& reason, std::chrono::milliseconds grace) {
+  HERD_RETURN_IF_ERROR(registry::ValidateTaskId(task_id));
+  HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
+  json agent;
+  bool changed = false;
+  json task_after;
+  Status marked = stores.tasks.Update(
+      workspace.TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
+        Result<bool> terminated = registry::MarkTerminated(task, agent_id, reason, NowIso8601());
+        if (!terminated.ok()) return terminated.status();
+        changed = *terminated;
+        agent = *registry::FindAgent(task, agent_id);
+        task_after = task;
+        return changed ? store::Decision::kCommit : store::Decision::kNoChange;
+      });
+  if (!marked.ok()) return marked;
+  if (changed) {
+    Status indexed = registry::UpsertTask(stores, workspace, task_after);
+    if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+  }
+
+  json result = {{"agent_id", agent_id},
+                 {"task_id", task_id},
+                 {"status", agent.value("status", "")},
+                 {"reason", reason}};
+  if (!changed) {
+    result["already_ended"] = true;
+    result["reason"] = agent.value("termination_reason", agent.value("error", std::string()));
+  }
+  // Even an agent recorded as ended may have leftovers if its supervisor
+  // was lost; stopping is idempotent.
+  result["cleanup"] = StopAgentProcesses(agent, grace);
+  return result;
+}
+
+}  // namespace herd::agents

@@ -1,0 +1,258 @@
+#include "agents/launcher.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "agents/backend.h"
+#include "registry/global_index.h"
+#include "registry/ids.h"
+#include "registry/task_registry.h"
+#include "store/file_system.h"
+
+extern char** environ;
+
+namespace herd::agents {
+namespace {
+
+using nlohmann::json;
+using registry::RegistryStores;
+using registry::Workspace;
+
+constexpr int kHandshakeFd = 3;
+
+// Writes `contents` to `path` atomically (temp file + rename).
+Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  store::FileSystem* fs = store::FileSystem::Default();
+  std::string temp = path + ".tmp." + std::to_string(getpid());
+  Result<int> fd = fs->CreateExclusive(temp);
+  if (!fd.ok()) {
+    fs->Remove(temp);
+    fd = fs->CreateExclusive(temp);
+    if (!fd.ok()) return fd.status();
+  }
+  Status written = fs->WriteAll(*fd, contents, temp);
+  Status closed = fs->Close(*fd, temp);
+  if (written.ok()) written = closed;
+  if (written.ok()) written = fs->Rename(temp, path);
+  if (!written.ok()) fs->Remove(temp);
+  return written;
+}
+
+// Reads the supervisor's one handshake line (until EOF).
+std::string ReadHandshake(int fd) {
+  std::string line;
+  char buffer[512];
+  for (;;) {
+    ssize_t got = read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    line.append(buffer, static_cast<size_t>(got));
+  }
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  return line;
+}
+
+// Starts `herd supervise` and returns its handshake line.
+Result<std::string> StartSupervisor(const Workspace& workspace, const std::string& task_id,
+                                    const std::string& agent_id) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::FromErrno("cannot create a pipe", errno);
+  // Keep the write end above the handshake number so dup2 onto it is a real
+  // dup that clears close-on-exec.
+  int write_end = fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 10);
+  close(pipe_fds[1]);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, write_end, kHandshakeFd);
+  posix_spawn_file_actions_addclosefrom_np(&actions, kHandshakeFd + 1);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+  std::string binary = HerdBinaryPath();
+  std::vector<std::string> args = {binary,     "supervise", "--workspace", workspace.base(),
+                                   "--task",   task_id,     "--agent",     agent_id};
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t intermediate = 0;
+  int spawned = posix_spawn(&intermediate, binary.c_str(), &actions, &attributes, argv.data(),
+                            environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  close(write_end);
+  if (spawned != 0) {
+    close(pipe_fds[0]);
+    return Status::FromErrno("cannot start the supervisor " + binary, spawned);
+  }
+  // The intermediate process forks the detached supervisor and exits at once.
+  while (waitpid(intermediate, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  std::string line = ReadHandshake(pipe_fds[0]);
+  close(pipe_fds[0]);
+  return line;
+}
+
+Status ReleaseReservation(const RegistryStores& stores, const Workspace& workspace,
+                          const std::string& task_id, const std::string& agent_id) {
+  Status released = stores.tasks.Update(
+      workspace.TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
+        registry::ReleaseAgent(task, agent_id);
+        return store::Decision::kCommit;
+      });
+  Status forgotten = registry::ForgetAgent(stores, workspace, agent_id);
+  return released.ok() ? forgotten : released;
+}
+
+}  // namespace
+
+std::string HerdBinaryPath() {
+  char path[PATH_MAX];
+  ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (length <= 0) return "herd";
+  return std::string(path, static_cast<size_t>(length));
+}
+
+std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,
+                               const std::string& parent, const std::string& prompt) {
+  return "You are one agent in a herd of coding agents coordinated by herd.\n"
+         "Task ID: " + task_id + "\n"
+         "Agent ID: " + agent_id + "\n"
+         "Parent: " + parent + "\n"
+         "\n"
+         "Report through the herd MCP server's tools, always passing the Task ID and Agent ID "
+         "above:\n"
+         "- update_agent_progress(task_id, agent_id, status, message, progress): status is "
+         "working, blocked, completed or error; progress 0-100. Its reply lists the other "
+         "agents' status, recent progress and findings.\n"
+         "- report_agent_finding(task_id, agent_id, finding_type, severity, message, data): "
+         "severity is low, medium, high or critical.\n"
+         "- spawn_child_agent(task_id, parent_agent_id, child_agent_type, child_prompt): give "
+         "your Agent ID as parent_agent_id.\n"
+         "When you are done, call update_agent_progress with status \"completed\" and progress "
+         "100.\n"
+         "\n"
+         "Your assignment:\n" +
+         prompt + "\n";
+}
+
+Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspace,
+                         const DeployRequest& request) {
+  HERD_RETURN_IF_ERROR(registry::ValidateTaskId(request.task_id));
+  HERD_RETURN_IF_ERROR(registry::ValidateAgentType(request.agent_type));
+  if (request.parent != registry::kOrchestratorParent) {
+    HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.parent));
+  }
+  Result<store::Snapshot> task = stores.tasks.Read(workspace.TaskRegistryPath(request.task_id));
+  if (!task.ok()) return task.status();
+  std::string cwd = task->document.value("client_cwd", json(nullptr)).is_string()
+                        ? task->document["client_cwd"].get<std::string>()
+                        : workspace.base().substr(0, workspace.base().rfind('/'));
+  if (cwd.empty()) cwd = "/";
+
+  std::string agent_id = registry::NewAgentId(request.agent_type);
+  std::string herd_binary = HerdBinaryPath();
+  LaunchRequest launch;
+  launch.backend = request.backend;
+  launch.model = request.model;
+  launch.command_argv = request.command_argv;
+  launch.task_id = request.task_id;
+  launch.agent_id = agent_id;
+  launch.workspace_base = workspace.base();
+  launch.prompt_path = workspace.PromptPath(request.task_id, agent_id);
+  launch.mcp_config_path = workspace.McpConfigPath(request.task_id, agent_id);
+  launch.herd_binary = herd_binary;
+  Result<LaunchPlan> plan = PlanLaunch(launch);
+  if (!plan.ok()) return plan.status();
+  plan->cwd = cwd;
+  plan->log_path = workspace.StreamLogPath(request.task_id, agent_id);
+
+  // Files first, outside any lock.
+  HERD_RETURN_IF_ERROR(workspace.CreateTaskDirectories(request.task_id));
+  std::string prompt = plan->supports_mcp ? ComposeAgentPrompt(request.task_id, agent_id,
+                                                               request.parent, request.prompt)
+                                          : request.prompt;
+  HERD_RETURN_IF_ERROR(WriteFileAtomically(launch.prompt_path, prompt));
+  if (plan->supports_mcp) {
+    HERD_RETURN_IF_ERROR(WriteFileAtomically(
+        launch.mcp_config_path, McpConfigFor(herd_binary, workspace.base()).dump(2) + "\n"));
+  }
+  HERD_RETURN_IF_ERROR(WriteFileAtomically(workspace.LaunchPlanPath(request.task_id, agent_id),
+                                           LaunchPlanToJson(*plan).dump(2) + "\n"));
+
+  // Check and reserve in one transaction.
+  registry::AdmissionRequest admission;
+  admission.agent_id = agent_id;
+  admission.type = request.agent_type;
+  admission.parent = request.parent;
+  admission.prompt = request.prompt;
+  admission.backend = request.backend;
+  admission.model = request.model;
+  admission.cwd = cwd;
+  admission.tracked_files = {
+      {"prompt_file", launch.prompt_path},
+      {"log_file", plan->log_path},
+      {"progress_file", workspace.ProgressPath(request.task_id, agent_id)},
+      {"findings_file", workspace.FindingsPath(request.task_id, agent_id)},
+  };
+  json entry;
+  Status admitted = stores.tasks.Update(
+      workspace.TaskRegistryPath(request.task_id), [&](json& document) -> Result<store::Decision> {
+        Result<json> agent = registry::AdmitAgent(document, admission);
+        if (!agent.ok()) return agent.status();
+        entry = std::move(*agent);
+        return store::Decision::kCommit;
+      });
+  if (!admitted.ok()) return admitted;
+  Status slot = registry::ReserveGlobalSlot(stores, workspace, request.task_id, entry,
+                                            registry::GlobalRunningCapFromEnvironment());
+  if (!slot.ok()) {
+    Status released = ReleaseReservation(stores, workspace, request.task_id, agent_id);
+    if (!released.ok()) spdlog::error("could not release {}: {}", agent_id, released.ToString());
+    return slot;
+  }
+
+  // Act outside the lock.
+  Result<std::string> handshake = StartSupervisor(workspace, request.task_id, agent_id);
+  std::string failure;
+  if (!handshake.ok()) {
+    failure = handshake.status().message();
+  } else if (handshake->rfind("started ", 0) != 0) {
+    failure = handshake->rfind("failed ", 0) == 0
+                  ? handshake->substr(7)
+                  : "the supervisor exited before starting the agent (see " +
+                        workspace.SupervisorLogPath(request.task_id, agent_id) + ")";
+  }
+  if (!failure.empty()) {
+    Status released = ReleaseReservation(stores, workspace, request.task_id, agent_id);
+    if (!released.ok()) spdlog::error("could not release {}: {}", agent_id, released.ToString());
+    return Status::IOError("agent " + agent_id + " did not start: " + failure);
+  }
+
+  Result<store::Snapshot> after = stores.tasks.Read(workspace.TaskRegistryPath(request.task_id));
+  if (after.ok()) {
+    if (const json* recorded = registry::FindAgent(after->document, agent_id)) return *recorded;
+  }
+  return entry;
+}
+
+}  // namespace herd::agents

@@ -1,0 +1,47 @@
+// Deploying an agent: admission, then a supervised start, confirmed.
+//
+// DeployAgent reserves the agent's slot in the task registry (one
+// transaction that checks every limit: registry/task_registry.h), indexes it
+// globally (enforcing the optional workspace-wide cap), writes the prompt and
+// launch plan files, starts `herd supervise` and waits on its handshake pipe
+// until the agent has exec'd and its pid is recorded. No lock is held while
+// it forks or waits. If the start fails, the reservation is released in a
+// second transaction, so a failed start never uses up a slot.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "registry/registry_stores.h"
+#include "registry/workspace.h"
+#include "util/status.h"
+
+namespace herd::agents {
+
+struct DeployRequest {
+  std::string task_id;
+  std::string agent_type;
+  std::string prompt;
+  std::string parent = "orchestrator";
+  std::string backend = "claude";
+  std::string model;
+  std::vector<std::string> command_argv;  // for backend "command"
+};
+
+// The path of the running herd binary (/proc/self/exe).
+std::string HerdBinaryPath();
+
+// Deploys and returns the agent's registry entry as recorded at start
+// (with pid). `workspace` must hold the task.
+Result<nlohmann::json> DeployAgent(const registry::RegistryStores& stores,
+                                   const registry::Workspace& workspace,
+                                   const DeployRequest& request);
+
+// The prompt an MCP-capable agent receives: its ids on lines of their own
+// and the exact herd tools to call, then the caller's prompt.
+std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,
+                               const std::string& parent, const std::string& prompt);
+
+}  // namespace herd::agents

@@ -1,0 +1,421 @@
+#include "cli/commands.h"
+
+#include <sys/inotify.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "agents/backend.h"
+#include "agents/supervisor.h"
+#include "cli/table.h"
+#include "orchestrator/orchestrator.h"
+#include "registry/task_registry.h"
+#include "util/text_file.h"
+
+namespace herd::cli {
+namespace {
+
+using nlohmann::json;
+
+struct GlobalOptions {
+  std::string workspace;
+  bool json_output = false;
+};
+
+Orchestrator MakeOrchestrator(const GlobalOptions& options) {
+  return Orchestrator(registry::Workspace::Resolve(options.workspace), registry::RegistryStores());
+}
+
+std::string Text(const json& value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();
+}
+
+// Prints a result (JSON or `render`ed text) or an error; returns the exit code.
+int Report(const GlobalOptions& options, const Result<json>& result,
+           const std::function<std::string(const json&)>& render) {
+  if (!result.ok()) {
+    if (options.json_output) {
+      json error = {{"success", false}, {"error", result.status().message()}};
+      std::cout << error.dump(2) << "\n";
+    }
+    std::cerr << "herd: " << result.status().message() << "\n";
+    return kExitFailed;
+  }
+  if (options.json_output) {
+    json output = *result;
+    output["success"] = true;
+    std::cout << output.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << render(*result);
+  }
+  std::cout.flush();
+  return kExitOk;
+}
+
+std::string RenderAgents(const json& agents_list) {
+  Table table({"AGENT", "TYPE", "STATUS", "PROGRESS", "DEPTH", "PARENT", "PID", "LIVENESS", "EXIT",
+               "LAST MESSAGE"});
+  for (const json& agent : agents_list) {
+    std::string exit = "-";
+    if (agent.value("exit_code", json(nullptr)).is_number()) {
+      exit = "code " + Text(agent["exit_code"]);
+    } else if (agent.value("exit_signal", json(nullptr)).is_number()) {
+      exit = "signal " + Text(agent["exit_signal"]);
+    }
+    std::string message = agent.value("last_message", "");
+    if (message.empty()) message = agent.value("termination_reason", agent.value("error", ""));
+    table.AddRow({agent.value("id", ""), agent.value("type", ""), agent.value("status", ""),
+                  std::to_string(agent.value("progress", 0)) + "%",
+                  std::to_string(agent.value("depth", 1)), agent.value("parent", ""),
+                  Text(agent.value("pid", json(nullptr))), agent.value("liveness", ""), exit,
+                  message});
+  }
+  return table.Render(48);
+}
+
+std::string RenderStatus(const json& status) {
+  std::ostringstream out;
+  const json& agents = status["agents"];
+  out << status.value("task_id", "") << "  " << status.value("status", "") << "  "
+      << status.value("description", "") << "\n";
+  out << "workspace " << status.value("workspace", "") << "\n";
+  out << "agents: " << agents.value("active", 0) << " active, " << agents.value("completed", 0)
+      << " completed, " << agents.value("total_spawned", 0) << " spawned";
+  const json& limits = status["limits"];
+  out << "  (limits: " << limits.value("max_concurrent", 0) << " concurrent, "
+      << limits.value("max_agents", 0) << " total, depth " << limits.value("max_depth", 0)
+      << ")\n";
+  if (agents.value("lost", 0) > 0) {
+    out << "warning: " << agents["lost"] << " agent(s) marked active have no process left\n";
+  }
+  const json& usage = status["usage"];
+  if (usage.value("total_cost_usd", 0.0) > 0 || usage.value("num_turns", 0) > 0) {
+    char cost[32];
+    std::snprintf(cost, sizeof cost, "%.4f", usage.value("total_cost_usd", 0.0));
+    out << "usage: $" << cost << ", " << usage.value("num_turns", 0) << " turns, "
+        << usage.value("input_tokens", 0) << " input + " << usage.value("output_tokens", 0)
+        << " output tokens\n";
+  }
+  out << "\n" << RenderAgents(agents["agents_list"]);
+  const json& progress = status["enhanced_progress"];
+  if (!progress["recent_updates"].empty()) {
+    out << "\nrecent progress (" << progress.value("total_progress_entries", 0) << " in all):\n";
+    for (const json& update : progress["recent_updates"]) {
+      out << "  " << update.value("timestamp", "") << "  " << update.value("agent_id", "") << "  "
+          << update.value("status", "") << " " << update.value("progress", 0) << "%  "
+          << update.value("message", "") << "\n";
+    }
+  }
+  if (!progress["recent_findings"].empty()) {
+    out << "\nrecent findings (" << progress.value("total_findings", 0) << " in all):\n";
+    for (const json& finding : progress["recent_findings"]) {
+      out << "  " << finding.value("timestamp", "") << "  " << finding.value("agent_id", "")
+          << "  [" << finding.value("severity", "") << "] " << finding.value("finding_type", "")
+          << ": " << finding.value("message", "") << "\n";
+    }
+  }
+  return out.str();
+}
+
+Result<std::string> ReadPromptFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return Status::NotFound("cannot read the prompt file " + path);
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+// Prints new bytes of the agent's log as they arrive until it has ended.
+int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
+              const std::string& agent_id, uint64_t offset) {
+  Result<json> status = orchestrator.AgentOutput({task_id, agent_id, 0, "", "text", true});
+  if (!status.ok()) return kExitFailed;
+  std::string log_path = status->at("metadata").value("log_file", "");
+  std::string logs_directory = log_path.substr(0, log_path.rfind('/'));
+  std::string task_directory = logs_directory.substr(0, logs_directory.rfind('/'));
+  int inotify = inotify_init1(IN_CLOEXEC);
+  inotify_add_watch(inotify, logs_directory.c_str(), IN_MODIFY | IN_CREATE);
+  inotify_add_watch(inotify, task_directory.c_str(), IN_MOVED_TO);
+  for (;;) {
+    std::ifstream file(log_path, std::ios::binary);
+    if (file) {
+      file.seekg(static_cast<std::streamoff>(offset));
+      char buffer[65536];
+      while (file.read(buffer, sizeof buffer) || file.gcount() > 0) {
+        std::cout.write(buffer, file.gcount());
+        offset += static_cast<uint64_t>(file.gcount());
+      }
+      std::cout.flush();
+    }
+    Result<json> now = orchestrator.AgentOutput({task_id, agent_id, 0, "", "text", false});
+    if (!now.ok() || registry::IsTerminalStatus(now->value("session_status", ""))) break;
+    pollfd waiting{inotify, POLLIN, 0};
+    if (poll(&waiting, 1, -1) > 0) {
+      char events[4096];
+      ssize_t ignored = read(inotify, events, sizeof events);
+      (void)ignored;
+    }
+  }
+  close(inotify);
+  return kExitOk;
+}
+
+}  // namespace
+
+int Run(int argc, char** argv, const ServeFunction& serve) {
+  CLI::App app{"herd: run many headless coding agents at once, within limits, and stop them "
+               "cleanly.\nWorks from a terminal and, through `herd serve`, from MCP clients."};
+  app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();  // --json and --workspace work after the subcommand too
+  GlobalOptions options;
+  app.add_option("--workspace", options.workspace,
+                 "workspace base directory (default $CLAUDE_ORCHESTRATOR_WORKSPACE or "
+                 "./.agent-workspace)")
+      ->envname("CLAUDE_ORCHESTRATOR_WORKSPACE");
+  app.add_flag("--json", options.json_output, "print machine-readable JSON");
+  std::function<int()> action;
+
+  // herd task create / list
+  CLI::App* task = app.add_subcommand("task", "create and list tasks");
+  task->require_subcommand(1);
+  CreateTaskRequest create;
+  std::string context_json;
+  CLI::App* task_create = task->add_subcommand("create", "create a task for agents to work on");
+  task_create->add_option("description", create.description, "what the agents should achieve")
+      ->required();
+  task_create->add_option("--priority", create.priority, "P0 (urgent) to P4; default P2");
+  task_create->add_option("--cwd", create.client_cwd,
+                          "the project directory agents work in (its own .agent-workspace)");
+  task_create->add_option("--max-concurrent", create.max_concurrent, "active agents at once");
+  task_create->add_option("--max-agents", create.max_agents, "agents in the task's lifetime");
+  task_create->add_option("--max-depth", create.max_depth, "depth of the parent/child tree");
+  task_create->add_option("--context", context_json,
+                          "JSON object with background_context, expected_deliverables, "
+                          "success_criteria, constraints, relevant_files");
+  task_create->callback([&] {
+    action = [&] {
+      if (!context_json.empty()) {
+        create.context = json::parse(context_json, nullptr, false);
+        if (create.context.is_discarded() || !create.context.is_object()) {
+          std::cerr << "herd: --context must be a JSON object\n";
+          return kExitUsage;
+        }
+      }
+      return Report(options, MakeOrchestrator(options).CreateTask(create), [](const json& r) {
+        std::string text = "created " + r.value("task_id", "") + " in " +
+                           r.value("workspace", "") + "\n";
+        for (const json& warning : r.value("validation_warnings", json::array())) {
+          text += "warning: " + warning.get<std::string>() + "\n";
+        }
+        return text;
+      });
+    };
+  });
+  CLI::App* task_list = task->add_subcommand("list", "list every task herd knows");
+  task_list->callback([&] {
+    action = [&] {
+      return Report(options, MakeOrchestrator(options).ListTasks(), [](const json& r) {
+        Table table({"TASK", "STATUS", "ACTIVE", "SPAWNED", "CREATED", "DESCRIPTION"});
+        for (const json& t : r["tasks"]) {
+          table.AddRow({t.value("task_id", ""), t.value("status", ""),
+                        std::to_string(t.value("active_count", 0)),
+                        std::to_string(t.value("total_spawned", 0)), t.value("created_at", ""),
+                        t.value("description", "")});
+        }
+        return table.Render();
+      });
+    };
+  });
+
+  // herd deploy
+  agents::DeployRequest deploy;
+  std::string prompt_file;
+  CLI::App* deploy_command = app.add_subcommand("deploy", "start an agent on a task");
+  deploy_command->add_option("task_id", deploy.task_id, "the task")->required();
+  deploy_command->add_option("--type", deploy.agent_type, "the agent's role, e.g. tester")
+      ->required();
+  deploy_command->add_option("--parent", deploy.parent, "parent agent id (default orchestrator)");
+  deploy_command->add_option("--backend", deploy.backend, "claude, codex, cursor-agent, gemini or command")
+      ->check(CLI::IsMember(agents::BackendNames()));
+  deploy_command->add_option("--model", deploy.model, "model for the agent CLI");
+  auto* prompt_option = deploy_command->add_option("--prompt", deploy.prompt, "the prompt text");
+  deploy_command->add_option("--prompt-file", prompt_file, "read the prompt from a file")
+      ->excludes(prompt_option);
+  deploy_command->add_option("argv", deploy.command_argv,
+                             "with --backend command: the agent's program and arguments, after --");
+  deploy_command->callback([&] {
+    action = [&] {
+      if (!prompt_file.empty()) {
+        Result<std::string> text = ReadPromptFile(prompt_file);
+        if (!text.ok()) {
+          std::cerr << "herd: " << text.status().message() << "\n";
+          return kExitUsage;
+        }
+        deploy.prompt = *text;
+      }
+      if (deploy.backend != "command" && !deploy.command_argv.empty()) {
+        std::cerr << "herd: an argv after -- is only for --backend command\n";
+        return kExitUsage;
+      }
+      return Report(options, MakeOrchestrator(options).Deploy(deploy), [](const json& r) {
+        return "deployed " + r.value("agent_id", "") + " (pid " + Text(r["pid"]) + ", depth " +
+               std::to_string(r.value("depth", 1)) + ")\nlog: " + r.value("log_file", "") + "\n";
+      });
+    };
+  });
+
+  // herd status
+  std::string task_id, agent_id;
+  CLI::App* status_command = app.add_subcommand("status", "show a task's agents and progress");
+  status_command->add_option("task_id", task_id, "the task")->required();
+  status_command->callback([&] {
+    action = [&] { return Report(options, MakeOrchestrator(options).TaskStatus(task_id), RenderStatus); };
+  });
+
+  // herd logs
+  size_t tail_lines = 0;
+  bool follow = false;
+  CLI::App* logs = app.add_subcommand("logs", "print an agent's output");
+  logs->add_option("task_id", task_id, "the task")->required();
+  logs->add_option("agent_id", agent_id, "the agent")->required();
+  logs->add_option("--tail", tail_lines, "only the last N lines");
+  logs->add_flag("--follow,-f", follow, "keep printing new output until the agent ends");
+  logs->callback([&] {
+    action = [&] {
+      Orchestrator orchestrator = MakeOrchestrator(options);
+      OutputRequest request{task_id, agent_id};
+      if (tail_lines > 0) request.tail = tail_lines;
+      request.max_bytes = follow || tail_lines > 0 ? 4 * 1024 * 1024 : 4 * 1024 * 1024;
+      request.include_metadata = true;
+      Result<json> output = orchestrator.AgentOutput(request);
+      int code = Report(options, output, [](const json& r) { return Text(r["output"]); });
+      if (code != kExitOk || !follow || options.json_output) return code;
+      return FollowLog(orchestrator, task_id, agent_id,
+                       output->at("metadata").value("file_size", 0ULL));
+    };
+  });
+
+  // herd progress / finding
+  std::string progress_status, message;
+  int progress_value = 0;
+  CLI::App* progress = app.add_subcommand("progress", "report an agent's progress");
+  progress->add_option("task_id", task_id, "the task")->required();
+  progress->add_option("agent_id", agent_id, "the agent")->required();
+  progress->add_option("--status", progress_status, "running, working, blocked, completed, error, "
+                       "terminated or failed")->required();
+  progress->add_option("--message", message, "what happened")->required();
+  progress->add_option("--progress", progress_value, "percent done, 0-100");
+  progress->callback([&] {
+    action = [&] {
+      return Report(options,
+                    MakeOrchestrator(options).ReportProgress(task_id, agent_id, progress_status,
+                                                             message, progress_value),
+                    [](const json& r) {
+                      const json& update = r["own_update"];
+                      return "recorded " + update.value("status", "") + " " +
+                             std::to_string(update.value("progress", 0)) + "% for " +
+                             update.value("agent_id", "") + "\n";
+                    });
+    };
+  });
+  std::string finding_type, severity, data_json;
+  CLI::App* finding = app.add_subcommand("finding", "report something an agent found");
+  finding->add_option("task_id", task_id, "the task")->required();
+  finding->add_option("agent_id", agent_id, "the agent")->required();
+  finding->add_option("--type", finding_type, "issue, insight, recommendation, ...")->required();
+  finding->add_option("--severity", severity, "low, medium, high, critical or info")->required();
+  finding->add_option("--message", message, "the finding")->required();
+  finding->add_option("--data", data_json, "extra JSON data");
+  finding->callback([&] {
+    action = [&] {
+      json data = json::object();
+      if (!data_json.empty()) {
+        data = json::parse(data_json, nullptr, false);
+        if (data.is_discarded()) {
+          std::cerr << "herd: --data is not valid JSON\n";
+          return kExitUsage;
+        }
+      }
+      return Report(options,
+                    MakeOrchestrator(options).ReportFinding(task_id, agent_id, finding_type,
+                                                            severity, message, data),
+                    [](const json& r) {
+                      return "recorded finding from " + r["own_finding"].value("agent_id", "") +
+                             "\n";
+                    });
+    };
+  });
+
+  // herd kill
+  std::string reason = "Manual termination";
+  double grace_seconds = 5.0;
+  CLI::App* kill_command = app.add_subcommand("kill", "stop an agent and everything it started");
+  kill_command->add_option("task_id", task_id, "the task")->required();
+  kill_command->add_option("agent_id", agent_id, "the agent")->required();
+  kill_command->add_option("--reason", reason, "recorded with the termination");
+  kill_command->add_option("--grace", grace_seconds, "seconds between SIGTERM and SIGKILL (5)")
+      ->check(CLI::Range(0.0, 3600.0));
+  kill_command->callback([&] {
+    action = [&] {
+      auto grace = std::chrono::milliseconds(static_cast<long long>(grace_seconds * 1000));
+      return Report(options, MakeOrchestrator(options).Kill(task_id, agent_id, reason, grace),
+                    [](const json& r) {
+                      if (r.value("already_ended", false)) {
+                        return r.value("agent_id", "") + " had already ended (" +
+                               r.value("status", "") + ")\n";
+                      }
+                      const json& cleanup = r["cleanup"];
+                      return "terminated " + r.value("agent_id", "") + ": " +
+                             std::to_string(cleanup.value("signalled", 0)) +
+                             " process(es) sent SIGTERM, " +
+                             std::to_string(cleanup.value("sigkilled", 0)) + " needed SIGKILL\n";
+                    });
+    };
+  });
+
+  // herd serve
+  CLI::App* serve_command = app.add_subcommand("serve", "speak MCP over stdio (for Claude Code, "
+                                               "Cursor, Codex and herd's own agents)");
+  serve_command->callback([&] {
+    action = [&] { return serve(registry::Workspace::Resolve(options.workspace).base()); };
+  });
+
+  // herd supervise (internal)
+  agents::SupervisorArgs supervisor;
+  CLI::App* supervise = app.add_subcommand("supervise", "");  // hidden: started by deploy
+  supervise->group("");
+  supervise->add_option("--task", supervisor.task_id)->required();
+  supervise->add_option("--agent", supervisor.agent_id)->required();
+  supervise->callback([&] {
+    action = [&] {
+      supervisor.workspace_base = registry::Workspace::Resolve(options.workspace).base();
+      return agents::RunSupervisor(supervisor);
+    };
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::CallForAllHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::CallForVersion& version) {
+    return app.exit(version);
+  } catch (const CLI::ParseError& error) {
+    app.exit(error);
+    return kExitUsage;
+  }
+  return action ? action() : kExitUsage;
+}
+
+}  // namespace herd::cli

@@ -1,0 +1,25 @@
+// The herd command line: argument parsing and output for a person at a
+// terminal (readable tables) or a script (--json on every command).
+//
+// Exit codes: 0 success; 1 refused or failed (the message says why and what
+// to do); 2 usage error. Every command works on the workspace from
+// --workspace, $CLAUDE_ORCHESTRATOR_WORKSPACE, or ./.agent-workspace; tasks
+// created for other project directories are found wherever they are.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace herd::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// Runs `herd serve` on a workspace base; provided by the MCP layer.
+using ServeFunction = std::function<int(const std::string& workspace_base)>;
+
+// Parses argv, runs the command, returns the process exit code.
+int Run(int argc, char** argv, const ServeFunction& serve);
+
+}  // namespace herd::cli

@@ -1,0 +1,579 @@
+#include "orchestrator/orchestrator.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <regex>
+
+#include <spdlog/spdlog.h>
+
+#include "agents/killer.h"
+#include "agents/process.h"
+#include "agents/stream_events.h"
+#include "registry/global_index.h"
+#include "registry/ids.h"
+#include "util/clock.h"
+#include "util/text_file.h"
+
+namespace herd {
+namespace {
+
+using registry::RegistryStores;
+using registry::Workspace;
+
+constexpr size_t kRecentUpdates = 10;
+constexpr size_t kRecentFindings = 5;
+constexpr size_t kDefaultOutputBytes = 48 * 1024;   // ~12k tokens: under Claude Code's 25k cap
+constexpr size_t kMaxOutputBytes = 4 * 1024 * 1024;
+constexpr size_t kFilterScanBytes = 16 * 1024 * 1024;
+
+const char* const kContextArrays[] = {"expected_deliverables", "success_criteria", "constraints",
+                                      "relevant_files"};
+const char* const kSeverities[] = {"low", "medium", "high", "critical", "info"};
+
+bool IsDirectory(const std::string& path) {
+  struct stat info {};
+  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+// Reads a JSONL journal: all entries are counted, the newest `keep` kept.
+struct JournalSlice {
+  size_t total = 0;
+  std::vector<json> newest;
+};
+
+JournalSlice ReadJournal(const std::string& path, size_t keep) {
+  JournalSlice slice;
+  Result<std::vector<std::string>> lines = ReadAllLines(path);
+  if (!lines.ok()) return slice;
+  slice.total = lines->size();
+  size_t first = lines->size() > keep ? lines->size() - keep : 0;
+  for (size_t i = first; i < lines->size(); ++i) {
+    json entry = json::parse((*lines)[i], nullptr, false);
+    if (!entry.is_discarded()) slice.newest.push_back(std::move(entry));
+  }
+  return slice;
+}
+
+// Newest `keep` entries across journals, newest first.
+std::vector<json> Newest(std::vector<json> entries, size_t keep) {
+  std::sort(entries.begin(), entries.end(), [](const json& a, const json& b) {
+    return a.value("timestamp", "") > b.value("timestamp", "");
+  });
+  if (entries.size() > keep) entries.resize(keep);
+  return entries;
+}
+
+// Whether an active agent's process (or its supervisor) is still there.
+std::string Liveness(const json& agent) {
+  if (!registry::IsActiveStatus(agent.value("status", ""))) return "ended";
+  if (agent.value("phase", "") == "starting") return "starting";
+  agents::ProcessIdentity process{agent.value("pid", 0),
+                                  agent.value("process_start_time", 0ULL)};
+  agents::ProcessIdentity supervisor{agent.value("supervisor_pid", 0),
+                                     agent.value("supervisor_start_time", 0ULL)};
+  if (agents::IsAlive(process)) return "alive";
+  if (agents::IsAlive(supervisor)) return "exiting";
+  return "lost";
+}
+
+json UsageTotals(const json& agents_list) {
+  double cost = 0;
+  long long turns = 0, input_tokens = 0, output_tokens = 0;
+  for (const json& agent : agents_list) {
+    const json result = agent.value("result", json(nullptr));
+    if (!result.is_object()) continue;
+    cost += result.value("total_cost_usd", 0.0);
+    turns += result.value("num_turns", 0LL);
+    const json usage = result.value("usage", json::object());
+    if (usage.is_object()) {
+      input_tokens += usage.value("input_tokens", 0LL);
+      output_tokens += usage.value("output_tokens", 0LL);
+    }
+  }
+  return {{"total_cost_usd", cost},
+          {"num_turns", turns},
+          {"input_tokens", input_tokens},
+          {"output_tokens", output_tokens}};
+}
+
+Status ValidateContext(const json& context, std::vector<std::string>* warnings) {
+  if (!context.is_object()) return Status::InvalidArgument("task context must be an object");
+  for (const char* key : kContextArrays) {
+    if (!context.contains(key)) continue;
+    const json& value = context[key];
+    if (!value.is_array()) {
+      return Status::InvalidArgument(std::string(key) + " must be a list of strings");
+    }
+    for (const json& item : value) {
+      if (!item.is_string()) {
+        return Status::InvalidArgument(std::string(key) + " must contain only strings");
+      }
+    }
+  }
+  if (context.contains("background_context") && !context["background_context"].is_string()) {
+    return Status::InvalidArgument("background_context must be a string");
+  }
+  if (context.contains("conversation_history")) {
+    const json& history = context["conversation_history"];
+    if (!history.is_array()) {
+      return Status::InvalidArgument("conversation_history must be a list of {role, content}");
+    }
+    for (const json& message : history) {
+      if (!message.is_object() || !message.contains("role") || !message["role"].is_string() ||
+          !message.contains("content") || !message["content"].is_string()) {
+        return Status::InvalidArgument(
+            "each conversation_history entry needs string \"role\" and \"content\"");
+      }
+    }
+  }
+  if (!context.contains("success_criteria") || context["success_criteria"].empty()) {
+    warnings->push_back("no success_criteria given: agents cannot tell when they are done");
+  }
+  if (!context.contains("expected_deliverables") || context["expected_deliverables"].empty()) {
+    warnings->push_back("no expected_deliverables given");
+  }
+  return Status::Ok();
+}
+
+std::string ParsedLine(const std::string& line) {
+  json event = json::parse(line, nullptr, false);
+  if (event.is_discarded() || !event.is_object()) return line;
+  std::string type = event.value("type", "");
+  if (type == "assistant" && event.contains("message")) {
+    std::string text;
+    for (const json& block : event["message"].value("content", json::array())) {
+      if (block.value("type", "") == "text") text += block.value("text", "");
+      if (block.value("type", "") == "tool_use") text += "[tool " + block.value("name", "") + "]";
+    }
+    return "assistant: " + text;
+  }
+  if (type == "result") {
+    return "result: " + event.value("subtype", std::string()) +
+           " cost=" + std::to_string(event.value("total_cost_usd", 0.0)) +
+           " turns=" + std::to_string(event.value("num_turns", 0));
+  }
+  if (type == "system") return "system: " + event.value("subtype", std::string());
+  if (type == "user") return "user: [tool result]";
+  return line;
+}
+
+}  // namespace
+
+Orchestrator::Orchestrator(Workspace workspace, RegistryStores stores)
+    : workspace_(std::move(workspace)), stores_(std::move(stores)) {}
+
+Result<Workspace> Orchestrator::Locate(const std::string& task_id) const {
+  HERD_RETURN_IF_ERROR(registry::ValidateTaskId(task_id));
+  return registry::LocateTask(stores_, workspace_, task_id);
+}
+
+Result<json> Orchestrator::ReadTask(const Workspace& workspace, const std::string& task_id) const {
+  Result<store::Snapshot> snapshot = stores_.tasks.Read(workspace.TaskRegistryPath(task_id));
+  if (!snapshot.ok()) return snapshot.status();
+  return std::move(snapshot->document);
+}
+
+Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
+  std::string description = request.description;
+  if (description.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::InvalidArgument("description is empty: say what the agents should achieve");
+  }
+  static const std::regex kPriority("P[0-4]");
+  if (!std::regex_match(request.priority, kPriority)) {
+    return Status::InvalidArgument("priority \"" + request.priority + "\" is not one of P0-P4");
+  }
+  std::vector<std::string> warnings;
+  if (description.size() < 10) warnings.push_back("description is very short");
+  HERD_RETURN_IF_ERROR(ValidateContext(request.context, &warnings));
+  registry::TaskSpec spec;
+  spec.description = description;
+  spec.priority = request.priority;
+  spec.context = request.context;
+  spec.limits = registry::Limits::FromEnvironment();
+  auto apply_limit = [](const std::optional<int>& given, int* limit, const char* name) -> Status {
+    if (!given) return Status::Ok();
+    if (*given < 1) return Status::InvalidArgument(std::string(name) + " must be at least 1");
+    *limit = *given;
+    return Status::Ok();
+  };
+  HERD_RETURN_IF_ERROR(apply_limit(request.max_agents, &spec.limits.max_agents, "max_agents"));
+  HERD_RETURN_IF_ERROR(
+      apply_limit(request.max_concurrent, &spec.limits.max_concurrent, "max_concurrent"));
+  HERD_RETURN_IF_ERROR(apply_limit(request.max_depth, &spec.limits.max_depth, "max_depth"));
+
+  Workspace workspace = workspace_;
+  if (!request.client_cwd.empty()) {
+    std::string project = registry::AbsolutePath(request.client_cwd);
+    if (!IsDirectory(project)) {
+      return Status::InvalidArgument("client_cwd " + project +
+                                     " is not a directory: give the project's absolute path");
+    }
+    spec.client_cwd = project;
+    workspace = Workspace::ForProject(project);
+  }
+  std::string task_id = registry::NewTaskId();
+  HERD_RETURN_IF_ERROR(workspace.CreateTaskDirectories(task_id));
+  store::WarnIfNetworkFilesystem(workspace.base());
+  json task;
+  HERD_RETURN_IF_ERROR(stores_.tasks.Update(
+      workspace.TaskRegistryPath(task_id), [&](json& document) -> Result<store::Decision> {
+        if (document.contains("task_id")) return Status::Refused("task id collision; retry");
+        document = registry::NewTaskDocument(task_id, spec, workspace.base());
+        task = document;
+        return store::Decision::kCommit;
+      }));
+  Status indexed = registry::UpsertTask(stores_, workspace, task);
+  if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+  Status remembered = registry::RememberWorkspace(stores_, workspace.base());
+  if (!remembered.ok()) spdlog::warn("workspace not recorded: {}", remembered.ToString());
+
+  json result = {{"task_id", task_id},
+                 {"description", description},
+                 {"priority", spec.priority},
+                 {"workspace", workspace.TaskDirectory(task_id)},
+                 {"workspace_base", workspace.base()},
+                 {"client_cwd", spec.client_cwd.empty() ? json(nullptr) : json(spec.client_cwd)},
+                 {"status", "INITIALIZED"},
+                 {"has_enhanced_context", !request.context.empty()},
+                 {"limits",
+                  {{"max_agents", spec.limits.max_agents},
+                   {"max_concurrent", spec.limits.max_concurrent},
+                   {"max_depth", spec.limits.max_depth}}}};
+  for (const auto& [key, value] : request.context.items()) result[key] = value;
+  if (!warnings.empty()) result["validation_warnings"] = warnings;
+  return result;
+}
+
+Result<json> Orchestrator::ListTasks() const {
+  json tasks = json::array();
+  for (const std::string& base : registry::KnownWorkspaces(stores_, workspace_.base())) {
+    Workspace workspace(base);
+    DIR* directory = opendir(base.c_str());
+    if (directory == nullptr) continue;
+    std::vector<std::string> names;
+    while (dirent* entry = readdir(directory)) {
+      std::string name = entry->d_name;
+      if (name.rfind("TASK-", 0) == 0 || (registry::ValidateTaskId(name).ok() &&
+                                          name != "registry" && IsDirectory(base + "/" + name))) {
+        names.push_back(name);
+      }
+    }
+    closedir(directory);
+    for (const std::string& name : names) {
+      Result<store::Snapshot> snapshot = stores_.tasks.Read(workspace.TaskRegistryPath(name));
+      if (!snapshot.ok()) continue;
+      const json& task = snapshot->document;
+      tasks.push_back({{"task_id", task.value("task_id", name)},
+                       {"description", task.value("task_description", "")},
+                       {"status", task.value("status", "")},
+                       {"priority", task.value("priority", "")},
+                       {"created_at", task.value("created_at", "")},
+                       {"workspace_base", base},
+                       {"client_cwd", task.value("client_cwd", json(nullptr))},
+                       {"total_spawned", task.value("total_spawned", 0)},
+                       {"active_count", task.value("active_count", 0)},
+                       {"completed_count", task.value("completed_count", 0)}});
+    }
+  }
+  std::sort(tasks.begin(), tasks.end(), [](const json& a, const json& b) {
+    return a.value("created_at", "") > b.value("created_at", "");
+  });
+  return json{{"tasks", tasks}, {"total", tasks.size()}};
+}
+
+Result<json> Orchestrator::Deploy(const agents::DeployRequest& request) const {
+  Result<Workspace> workspace = Locate(request.task_id);
+  if (!workspace.ok()) return workspace.status();
+  Result<json> agent = agents::DeployAgent(stores_, *workspace, request);
+  if (!agent.ok()) return agent.status();
+  return json{{"agent_id", agent->value("id", "")},
+              {"type", agent->value("type", "")},
+              {"parent", agent->value("parent", "")},
+              {"depth", agent->value("depth", 1)},
+              {"task_id", request.task_id},
+              {"status", "deployed"},
+              {"agent_status", agent->value("status", "")},
+              {"backend", agent->value("backend", "")},
+              {"model", agent->value("model", json(nullptr))},
+              {"pid", agent->value("pid", json(nullptr))},
+              {"workspace", workspace->TaskDirectory(request.task_id)},
+              {"cwd", agent->value("cwd", "")},
+              {"log_file", workspace->StreamLogPath(request.task_id, agent->value("id", ""))}};
+}
+
+Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
+  Result<Workspace> workspace = Locate(task_id);
+  if (!workspace.ok()) return workspace.status();
+  Result<json> task = ReadTask(*workspace, task_id);
+  if (!task.ok()) return task.status();
+
+  json agents_list = json::array();
+  std::vector<json> updates, findings;
+  size_t total_progress = 0, total_findings = 0;
+  int zombies = 0;
+  for (const json& agent : (*task)["agents"]) {
+    json entry = agent;
+    std::string liveness = Liveness(agent);
+    entry["liveness"] = liveness;
+    if (liveness == "lost") ++zombies;
+    agents_list.push_back(std::move(entry));
+    std::string agent_id = agent.value("id", "");
+    JournalSlice progress = ReadJournal(workspace->ProgressPath(task_id, agent_id), kRecentUpdates);
+    total_progress += progress.total;
+    updates.insert(updates.end(), progress.newest.begin(), progress.newest.end());
+    JournalSlice found = ReadJournal(workspace->FindingsPath(task_id, agent_id), kRecentFindings);
+    total_findings += found.total;
+    findings.insert(findings.end(), found.newest.begin(), found.newest.end());
+  }
+  const json& document = *task;
+  return json{
+      {"task_id", task_id},
+      {"description", document.value("task_description", "")},
+      {"status", document.value("status", "")},
+      {"priority", document.value("priority", "")},
+      {"created_at", document.value("created_at", "")},
+      {"workspace", workspace->TaskDirectory(task_id)},
+      {"client_cwd", document.value("client_cwd", json(nullptr))},
+      {"agents",
+       {{"total_spawned", document.value("total_spawned", 0)},
+        {"active", document.value("active_count", 0)},
+        {"completed", document.value("completed_count", 0)},
+        {"lost", zombies},
+        {"agents_list", agents_list}}},
+      {"hierarchy", document.value("agent_hierarchy", json::object())},
+      {"enhanced_progress",
+       {{"recent_updates", Newest(updates, kRecentUpdates)},
+        {"recent_findings", Newest(findings, kRecentFindings)},
+        {"total_progress_entries", total_progress},
+        {"total_findings", total_findings}}},
+      {"spiral_status", document.value("spiral_checks", json::object())},
+      {"limits",
+       {{"max_agents", document.value("max_agents", 0)},
+        {"max_concurrent", document.value("max_concurrent", 0)},
+        {"max_depth", document.value("max_depth", 0)}}},
+      {"usage", UsageTotals(agents_list)},
+      {"registry_sequence", document.value(store::kSequenceKey, 0ULL)}};
+}
+
+Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
+  Result<Workspace> workspace = Locate(request.task_id);
+  if (!workspace.ok()) return workspace.status();
+  HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.agent_id));
+  if (request.format != "text" && request.format != "jsonl" && request.format != "parsed") {
+    return Status::InvalidArgument("format must be text, jsonl or parsed");
+  }
+  if (request.response_format != "full" && request.response_format != "summary" &&
+      request.response_format != "compact") {
+    return Status::InvalidArgument("response_format must be full, summary or compact");
+  }
+  Result<json> task = ReadTask(*workspace, request.task_id);
+  if (!task.ok()) return task.status();
+  const json* agent = registry::FindAgent(*task, request.agent_id);
+  if (agent == nullptr) {
+    return Status::NotFound("agent " + request.agent_id + " is not part of task " +
+                            request.task_id + ": run `herd status " + request.task_id + "`");
+  }
+  size_t max_bytes = std::min(request.max_bytes.value_or(kDefaultOutputBytes), kMaxOutputBytes);
+  if (request.response_format == "compact") max_bytes = std::min<size_t>(max_bytes, 8 * 1024);
+  size_t wanted_lines = request.tail.value_or(SIZE_MAX);
+  if (request.response_format == "summary") wanted_lines = std::min<size_t>(wanted_lines, 20);
+
+  std::optional<std::regex> filter;
+  if (!request.filter.empty()) {
+    try {
+      filter.emplace(request.filter, std::regex::ECMAScript | std::regex::optimize);
+    } catch (const std::regex_error& error) {
+      return Status::InvalidArgument("filter \"" + request.filter +
+                                     "\" is not a valid regular expression: " + error.what());
+    }
+  }
+  std::string log_path = workspace->StreamLogPath(request.task_id, request.agent_id);
+  size_t scan_lines = filter ? SIZE_MAX : wanted_lines;
+  size_t scan_bytes = filter ? kFilterScanBytes : max_bytes;
+  Result<Tail> tail = ReadTailLines(log_path, scan_lines, scan_bytes);
+  std::vector<std::string> lines;
+  bool truncated = false;
+  uint64_t file_size = 0;
+  if (tail.ok()) {
+    file_size = tail->file_size;
+    truncated = tail->truncated;
+    for (std::string& line : tail->lines) {
+      if (filter && !std::regex_search(line, *filter)) continue;
+      lines.push_back(std::move(line));
+    }
+  } else if (!tail.status().Is(Status::Code::kNotFound)) {
+    return tail.status();
+  }
+  if (lines.size() > wanted_lines) {
+    lines.erase(lines.begin(), lines.end() - static_cast<long>(wanted_lines));
+    truncated = true;
+  }
+  if (request.format == "parsed") {
+    for (std::string& line : lines) line = ParsedLine(line);
+  }
+  // Keep the newest lines that fit in max_bytes.
+  size_t bytes = 0;
+  size_t keep_from = lines.size();
+  while (keep_from > 0 && bytes + lines[keep_from - 1].size() + 1 <= max_bytes) {
+    bytes += lines[keep_from - 1].size() + 1;
+    --keep_from;
+  }
+  if (keep_from > 0) truncated = true;
+  lines.erase(lines.begin(), lines.begin() + static_cast<long>(keep_from));
+
+  json output;
+  if (request.format == "jsonl") {
+    output = json::array();
+    for (const std::string& line : lines) {
+      json event = json::parse(line, nullptr, false);
+      output.push_back(event.is_discarded() ? json(line) : event);
+    }
+  } else {
+    std::string text;
+    for (const std::string& line : lines) text += line + "\n";
+    output = text;
+  }
+  json result = {{"agent_id", request.agent_id},
+                 {"task_id", request.task_id},
+                 {"session_status", agent->value("status", "")},
+                 {"output", output},
+                 {"source", tail.ok() ? "stream_log" : "none"},
+                 {"lines", lines.size()},
+                 {"truncated", truncated}};
+  if (request.include_metadata) {
+    result["metadata"] = {{"log_file", log_path},
+                          {"file_size", file_size},
+                          {"status", agent->value("status", "")},
+                          {"pid", agent->value("pid", json(nullptr))},
+                          {"exit_code", agent->value("exit_code", json(nullptr))},
+                          {"exit_signal", agent->value("exit_signal", json(nullptr))},
+                          {"ended_at", agent->value("ended_at", json(nullptr))},
+                          {"result", agent->value("result", json(nullptr))},
+                          {"max_bytes", max_bytes}};
+  }
+  return result;
+}
+
+Result<json> Orchestrator::Kill(const std::string& task_id, const std::string& agent_id,
+                                const std::string& reason,
+                                std::chrono::milliseconds grace) const {
+  Result<Workspace> workspace = Locate(task_id);
+  if (!workspace.ok()) return workspace.status();
+  return agents::KillAgent(stores_, *workspace, task_id, agent_id, reason, grace);
+}
+
+json Orchestrator::CoordinationInfo(const Workspace& workspace, const json& task,
+                                    const std::string& for_agent) const {
+  std::string task_id = task.value("task_id", "");
+  json others = json::array();
+  std::vector<json> progress, findings;
+  for (const json& agent : task["agents"]) {
+    std::string agent_id = agent.value("id", "");
+    if (agent_id == for_agent) continue;
+    others.push_back({{"agent_id", agent_id},
+                      {"type", agent.value("type", "")},
+                      {"status", agent.value("status", "")},
+                      {"progress", agent.value("progress", 0)},
+                      {"last_update", agent.value("last_update", "")},
+                      {"parent", agent.value("parent", "")}});
+    JournalSlice recent = ReadJournal(workspace.ProgressPath(task_id, agent_id), 5);
+    progress.insert(progress.end(), recent.newest.begin(), recent.newest.end());
+    JournalSlice found = ReadJournal(workspace.FindingsPath(task_id, agent_id), 5);
+    findings.insert(findings.end(), found.newest.begin(), found.newest.end());
+  }
+  return {{"task_status", task.value("status", "")},
+          {"active_count", task.value("active_count", 0)},
+          {"agents", others},
+          {"recent_progress", Newest(progress, kRecentUpdates)},
+          {"recent_findings", Newest(findings, kRecentFindings)}};
+}
+
+Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std::string& agent_id,
+                                          const std::string& status, const std::string& message,
+                                          int progress) const {
+  Result<Workspace> workspace = Locate(task_id);
+  if (!workspace.ok()) return workspace.status();
+  HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
+  std::string timestamp = NowIso8601();
+  json update;
+  json task_after;
+  bool status_changed = false;
+  HERD_RETURN_IF_ERROR(stores_.tasks.Update(
+      workspace->TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
+        const json* before = registry::FindAgent(task, agent_id);
+        std::string previous = before ? before->value("status", "") : "";
+        Result<json> applied =
+            registry::ApplyProgress(task, agent_id, status, message, progress, timestamp);
+        if (!applied.ok()) return applied.status();
+        update = std::move(*applied);
+        status_changed = previous != status;
+        task_after = task;
+        return store::Decision::kCommit;
+      }));
+  HERD_RETURN_IF_ERROR(AppendLine(workspace->ProgressPath(task_id, agent_id), update.dump()));
+  if (status_changed) {
+    Status indexed = registry::UpsertTask(stores_, *workspace, task_after);
+    if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+  }
+  return json{{"own_update", update},
+              {"coordination_info", CoordinationInfo(*workspace, task_after, agent_id)}};
+}
+
+Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::string& agent_id,
+                                         const std::string& finding_type,
+                                         const std::string& severity, const std::string& message,
+                                         const json& data) const {
+  Result<Workspace> workspace = Locate(task_id);
+  if (!workspace.ok()) return workspace.status();
+  HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
+  if (std::find(std::begin(kSeverities), std::end(kSeverities), severity) == std::end(kSeverities)) {
+    return Status::InvalidArgument("severity \"" + severity +
+                                   "\" is not one of low, medium, high, critical, info");
+  }
+  if (finding_type.empty()) {
+    return Status::InvalidArgument("finding_type is empty: e.g. issue, insight, recommendation");
+  }
+  Result<json> task = ReadTask(*workspace, task_id);
+  if (!task.ok()) return task.status();
+  if (registry::FindAgent(*task, agent_id) == nullptr) {
+    return Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
+                            ": check the Agent ID in your prompt");
+  }
+  json finding = {{"timestamp", NowIso8601()}, {"agent_id", agent_id},
+                  {"finding_type", finding_type}, {"severity", severity},
+                  {"message", message},          {"data", data.is_null() ? json::object() : data}};
+  HERD_RETURN_IF_ERROR(AppendLine(workspace->FindingsPath(task_id, agent_id), finding.dump(
+      -1, ' ', false, json::error_handler_t::replace)));
+  return json{{"own_finding", finding},
+              {"coordination_info", CoordinationInfo(*workspace, *task, agent_id)}};
+}
+
+Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {
+  Result<Workspace> workspace = Locate(task_id);
+  if (!workspace.ok()) return workspace.status();
+  Result<json> task = ReadTask(*workspace, task_id);
+  if (!task.ok()) return task.status();
+  std::vector<json> timeline;
+  for (const json& agent : (*task)["agents"]) {
+    std::string agent_id = agent.value("id", "");
+    for (auto [path, type] : {std::pair{workspace->ProgressPath(task_id, agent_id), "progress"},
+                              std::pair{workspace->FindingsPath(task_id, agent_id), "finding"}}) {
+      Result<std::vector<std::string>> lines = ReadAllLines(path);
+      if (!lines.ok()) continue;
+      for (const std::string& line : *lines) {
+        json entry = json::parse(line, nullptr, false);
+        if (entry.is_discarded()) continue;
+        entry["entry_type"] = type;
+        timeline.push_back(std::move(entry));
+      }
+    }
+  }
+  std::stable_sort(timeline.begin(), timeline.end(), [](const json& a, const json& b) {
+    return a.value("timestamp", "") < b.value("timestamp", "");
+  });
+  return json{{"task_id", task_id}, {"timeline", timeline}, {"total_entries", timeline.size()}};
+}
+
+}  // namespace herd

@@ -1,0 +1,92 @@
+// Orchestrator: every operation herd offers, in one place, for every surface.
+//
+// The CLI (cli/) and the MCP server (mcp/) are thin layers over this class:
+// each operation validates its input, does its work through the registry
+// and agents layers, and returns the reference orchestrator's result keys
+// as JSON (without "success": surfaces add it), or a Status whose message
+// says what to do. Every registry change is a store transaction; reads
+// (TaskStatus, ListTasks, AgentOutput, ProgressTimeline) never write.
+//
+// Thread-safe: it holds no mutable state, so one instance may serve
+// concurrent MCP calls.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agents/launcher.h"
+#include "registry/registry_stores.h"
+#include "registry/task_registry.h"
+#include "registry/workspace.h"
+#include "util/status.h"
+
+namespace herd {
+
+using nlohmann::json;
+
+struct CreateTaskRequest {
+  std::string description;
+  std::string priority = "P2";
+  std::string client_cwd;
+  // background_context, expected_deliverables, success_criteria,
+  // constraints, relevant_files, conversation_history (reference names).
+  json context = json::object();
+  std::optional<int> max_agents;
+  std::optional<int> max_concurrent;
+  std::optional<int> max_depth;
+};
+
+struct OutputRequest {
+  std::string task_id;
+  std::string agent_id;
+  std::optional<size_t> tail;       // last N lines
+  std::string filter;               // ECMAScript regex; only matching lines
+  std::string format = "text";      // text | jsonl | parsed
+  bool include_metadata = false;
+  std::optional<size_t> max_bytes;  // default keeps MCP clients under their limits
+  std::string response_format = "full";  // full | summary | compact
+};
+
+class Orchestrator {
+ public:
+  // `workspace` is where new tasks go (unless they name a client_cwd) and
+  // the first place tasks are looked up.
+  Orchestrator(registry::Workspace workspace, registry::RegistryStores stores);
+
+  const registry::Workspace& workspace() const { return workspace_; }
+  const registry::RegistryStores& stores() const { return stores_; }
+
+  Result<json> CreateTask(const CreateTaskRequest& request) const;
+  // Every task in every known workspace base, newest first.
+  Result<json> ListTasks() const;
+  Result<json> Deploy(const agents::DeployRequest& request) const;
+  Result<json> TaskStatus(const std::string& task_id) const;
+  Result<json> AgentOutput(const OutputRequest& request) const;
+  Result<json> Kill(const std::string& task_id, const std::string& agent_id,
+                    const std::string& reason,
+                    std::chrono::milliseconds grace = std::chrono::milliseconds(5000)) const;
+  Result<json> ReportProgress(const std::string& task_id, const std::string& agent_id,
+                              const std::string& status, const std::string& message,
+                              int progress) const;
+  Result<json> ReportFinding(const std::string& task_id, const std::string& agent_id,
+                             const std::string& finding_type, const std::string& severity,
+                             const std::string& message, const json& data) const;
+  // Progress and findings merged, oldest first, each tagged entry_type.
+  Result<json> ProgressTimeline(const std::string& task_id) const;
+
+ private:
+  Result<registry::Workspace> Locate(const std::string& task_id) const;
+  Result<json> ReadTask(const registry::Workspace& workspace, const std::string& task_id) const;
+  // Other agents' status, recent progress and findings, for agents' reports.
+  json CoordinationInfo(const registry::Workspace& workspace, const json& task,
+                        const std::string& for_agent) const;
+
+  registry::Workspace workspace_;
+  registry::RegistryStores stores_;
+};
+
+}  // namespace herd

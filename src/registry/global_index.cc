@@ -1,0 +1,150 @@
+#include "registry/global_index.h"
+
+#include <dirent.h>
+
+#include <cstdlib>
+
+#include "registry/task_registry.h"
+#include "util/clock.h"
+
+namespace herd::registry {
+namespace {
+
+using nlohmann::json;
+
+json& ObjectAt(json& document, const char* key) {
+  json& value = document[key];
+  if (!value.is_object()) value = json::object();
+  return value;
+}
+
+void RecomputeTotals(json& index) {
+  int active = 0;
+  for (const auto& [id, agent] : ObjectAt(index, "agents").items()) {
+    if (agent.is_object() && IsActiveStatus(agent.value("status", ""))) ++active;
+  }
+  index["total_tasks"] = ObjectAt(index, "tasks").size();
+  index["total_agents_spawned"] = ObjectAt(index, "agents").size();
+  index["active_agents"] = active;
+  index["updated_at"] = NowIso8601();
+}
+
+json TaskSummary(const json& task) {
+  return {{"description", task.value("task_description", "")},
+          {"created_at", task.value("created_at", "")},
+          {"workspace", task.value("workspace", "")},
+          {"client_cwd", task.value("client_cwd", json(nullptr))},
+          {"status", task.value("status", "")},
+          {"priority", task.value("priority", "P2")},
+          {"total_spawned", task.value("total_spawned", 0)},
+          {"active_count", task.value("active_count", 0)}};
+}
+
+json AgentSummary(const std::string& task_id, const json& agent) {
+  return {{"task_id", task_id},
+          {"type", agent.value("type", "")},
+          {"parent", agent.value("parent", kOrchestratorParent)},
+          {"depth", agent.value("depth", 1)},
+          {"status", agent.value("status", "")},
+          {"started_at", agent.value("started_at", "")},
+          {"last_update", agent.value("last_update", "")}};
+}
+
+// Writes the summaries into `index`; returns whether anything changed.
+bool MergeTask(json& index, const json& task) {
+  std::string task_id = task.value("task_id", "");
+  json before_task = ObjectAt(index, "tasks").value(task_id, json(nullptr));
+  json summary = TaskSummary(task);
+  bool changed = before_task != summary;
+  if (changed) index["tasks"][task_id] = summary;
+  json& agents = ObjectAt(index, "agents");
+  for (const json& agent : task["agents"]) {
+    std::string agent_id = agent.value("id", "");
+    json agent_summary = AgentSummary(task_id, agent);
+    if (agents.value(agent_id, json(nullptr)) != agent_summary) {
+      agents[agent_id] = agent_summary;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+}  // namespace
+
+Status ValidateGlobalDocument(const json& document) {
+  if (!document.is_object()) return Status::Corruption("the global registry is not a JSON object");
+  for (const char* key : {"tasks", "agents"}) {
+    if (!document.contains(key) || !document[key].is_object()) {
+      return Status::Corruption(std::string("the global registry has no \"") + key + "\" map");
+    }
+  }
+  return Status::Ok();
+}
+
+int GlobalRunningCapFromEnvironment() {
+  const char* text = std::getenv("HERD_MAX_RUNNING_AGENTS");
+  if (text == nullptr || *text == '\0') return 0;
+  char* end = nullptr;
+  long value = std::strtol(text, &end, 10);
+  if (end == nullptr || *end != '\0' || value < 0) return 0;
+  return static_cast<int>(value);
+}
+
+Status UpsertTask(const RegistryStores& stores, const Workspace& workspace, const json& task) {
+  return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
+    ObjectAt(index, "tasks");
+    ObjectAt(index, "agents");
+    if (!MergeTask(index, task) && index.contains("total_tasks")) return store::Decision::kNoChange;
+    RecomputeTotals(index);
+    return store::Decision::kCommit;
+  });
+}
+
+Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
+                         const std::string& task_id, const json& agent, int cap) {
+  return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
+    ObjectAt(index, "tasks");
+    RecomputeTotals(index);
+    if (cap > 0 && index["active_agents"].get<int>() >= cap) {
+      return Status::Refused("the workspace-wide cap of " + std::to_string(cap) +
+                             " running agents (HERD_MAX_RUNNING_AGENTS) is reached; wait for an "
+                             "agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS");
+    }
+    ObjectAt(index, "agents")[agent.value("id", "")] = AgentSummary(task_id, agent);
+    RecomputeTotals(index);
+    return store::Decision::kCommit;
+  });
+}
+
+Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,
+                   const std::string& agent_id) {
+  return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
+    if (ObjectAt(index, "agents").erase(agent_id) == 0) return store::Decision::kNoChange;
+    ObjectAt(index, "tasks");
+    RecomputeTotals(index);
+    return store::Decision::kCommit;
+  });
+}
+
+Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspace) {
+  // Read every task registry first (lock-free), then replace the index in
+  // one transaction: never two registry locks at once.
+  json rebuilt = {{"tasks", json::object()}, {"agents", json::object()}};
+  DIR* directory = opendir(workspace.base().c_str());
+  if (directory == nullptr) return Status::NotFound("workspace " + workspace.base() + " does not exist");
+  while (dirent* entry = readdir(directory)) {
+    std::string name = entry->d_name;
+    if (name.rfind("TASK-", 0) != 0) continue;
+    Result<store::Snapshot> task = stores.tasks.Read(workspace.TaskRegistryPath(name));
+    if (task.ok()) MergeTask(rebuilt, task->document);
+  }
+  closedir(directory);
+  return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
+    index["tasks"] = rebuilt["tasks"];
+    index["agents"] = rebuilt["agents"];
+    RecomputeTotals(index);
+    return store::Decision::kCommit;
+  });
+}
+
+}  // namespace herd::registry

@@ -1,0 +1,45 @@
+// The global registry (registry/GLOBAL_REGISTRY.json): an index of every
+// task and agent in one workspace base.
+//
+// It is never the source of truth: task registries are. Every change is an
+// idempotent upsert keyed by id (never a blind += 1), totals are derived
+// from the maps at each commit, and Rebuild() recreates it from the task
+// registries. It is updated in its own transaction after the task
+// registry's, never while a task registry lock is held. It also carries the
+// optional workspace-wide cap on running agents, enforced by
+// ReserveGlobalSlot in one transaction.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "registry/registry_stores.h"
+#include "registry/workspace.h"
+
+namespace herd::registry {
+
+// The store validator for the global registry.
+Status ValidateGlobalDocument(const nlohmann::json& document);
+
+// Upserts the task's summary and all its agents from a task registry document.
+Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
+                  const nlohmann::json& task);
+
+// Reserves a running slot for `agent` of `task_id` if fewer than `cap` agents
+// are active across the workspace; Status::Refused otherwise. A cap of 0
+// means no cap: the agent is only indexed.
+Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
+                         const std::string& task_id, const nlohmann::json& agent, int cap);
+
+// Removes an agent whose start failed.
+Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,
+                   const std::string& agent_id);
+
+// Recreates the index from every task registry under the base.
+Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspace);
+
+// $HERD_MAX_RUNNING_AGENTS, or 0 (no workspace-wide cap).
+int GlobalRunningCapFromEnvironment();
+
+}  // namespace herd::registry

@@ -1,0 +1,79 @@
+// Workspace: where herd's files live, and how to find a task from anywhere.
+//
+// A workspace base is a directory (default ./.agent-workspace, or
+// $CLAUDE_ORCHESTRATOR_WORKSPACE, or <client_cwd>/.agent-workspace for a task
+// created for another project) laid out as the reference orchestrator does:
+//
+//   registry/GLOBAL_REGISTRY.json        index of every task and agent
+//   <TASK_ID>/AGENT_REGISTRY.json        the task's registry
+//   <TASK_ID>/progress/<agent>_progress.jsonl
+//   <TASK_ID>/findings/<agent>_findings.jsonl
+//   <TASK_ID>/logs/<agent>_stream.jsonl  the agent's own output
+//   <TASK_ID>/prompts/<agent>.txt        the prompt given to the agent
+//
+// Every base herd has used is recorded in a small registry of its own
+// ($XDG_STATE_HOME/herd/workspaces.json, default ~/.local/state/herd), so a
+// task created for another project directory stays findable from any
+// directory. Paths returned here are absolute. Ids passed in must already
+// be validated (registry/ids.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "registry/registry_stores.h"
+#include "util/status.h"
+
+namespace herd::registry {
+
+class Workspace {
+ public:
+  // `base` is made absolute; it need not exist yet.
+  explicit Workspace(const std::string& base);
+
+  // --workspace if given, else $CLAUDE_ORCHESTRATOR_WORKSPACE, else
+  // ./.agent-workspace.
+  static Workspace Resolve(const std::string& explicit_base);
+  // The base used for tasks created with `client_cwd`.
+  static Workspace ForProject(const std::string& client_cwd);
+
+  const std::string& base() const { return base_; }
+  std::string GlobalRegistryPath() const;
+  std::string TaskDirectory(const std::string& task_id) const;
+  std::string TaskRegistryPath(const std::string& task_id) const;
+  std::string ProgressPath(const std::string& task_id, const std::string& agent_id) const;
+  std::string FindingsPath(const std::string& task_id, const std::string& agent_id) const;
+  std::string StreamLogPath(const std::string& task_id, const std::string& agent_id) const;
+  std::string SupervisorLogPath(const std::string& task_id, const std::string& agent_id) const;
+  std::string PromptPath(const std::string& task_id, const std::string& agent_id) const;
+  std::string LaunchPlanPath(const std::string& task_id, const std::string& agent_id) const;
+  std::string McpConfigPath(const std::string& task_id, const std::string& agent_id) const;
+
+  // Creates the base, registry/ and the task's subdirectories.
+  Status CreateTaskDirectories(const std::string& task_id) const;
+
+ private:
+  std::string base_;
+};
+
+// The file recording every workspace base herd has used.
+std::string KnownWorkspacesPath();
+
+// Records `base` in the known-workspaces registry (one store transaction;
+// no write when it is already there).
+Status RememberWorkspace(const RegistryStores& stores, const std::string& base);
+
+// Every recorded base that still exists, `first` first (deduplicated).
+std::vector<std::string> KnownWorkspaces(const RegistryStores& stores, const std::string& first);
+
+// Finds the base holding `task_id`: `preferred` first, then every known base.
+Result<Workspace> LocateTask(const RegistryStores& stores, const Workspace& preferred,
+                             const std::string& task_id);
+
+// Creates `path` and its parents (mkdir -p).
+Status MakeDirectories(const std::string& path);
+
+// Absolute, normalised form of `path` relative to the current directory.
+std::string AbsolutePath(const std::string& path);
+
+}  // namespace herd::registry

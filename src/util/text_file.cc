@@ -1,0 +1,153 @@
+#include "util/text_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace herd {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+Result<std::string> ReadWhole(const std::string& path, bool* missing) {
+  *missing = false;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) {
+      *missing = true;
+      return std::string();
+    }
+    return Status::FromErrno("cannot open " + path, errno);
+  }
+  std::string contents;
+  char buffer[65536];
+  for (;;) {
+    ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("cannot read " + path, errno);
+    }
+    if (got == 0) break;
+    contents.append(buffer, static_cast<size_t>(got));
+  }
+  return contents;
+}
+
+}  // namespace
+
+Status AppendLine(const std::string& path, const std::string& line) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return Status::FromErrno("cannot open " + path + " for appending", errno);
+  std::string data = line;
+  data += '\n';
+  ssize_t written;
+  do {
+    written = ::write(fd.get(), data.data(), data.size());
+  } while (written < 0 && errno == EINTR);
+  if (written < 0) return Status::FromErrno("cannot append to " + path, errno);
+  if (static_cast<size_t>(written) != data.size()) {
+    return Status::IOError("short append to " + path + " (disk full?)");
+  }
+  return Status::Ok();
+}
+
+Result<Tail> ReadTailLines(const std::string& path, size_t max_lines, size_t max_bytes) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return Status::NotFound(path + " does not exist");
+    return Status::FromErrno("cannot open " + path, errno);
+  }
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return Status::FromErrno("cannot stat " + path, errno);
+  Tail tail;
+  tail.file_size = static_cast<uint64_t>(info.st_size);
+  if (max_lines == 0 || tail.file_size == 0) {
+    tail.truncated = tail.file_size > 0;
+    return tail;
+  }
+
+  // Read blocks backwards until enough newlines are seen or the byte budget ends.
+  const size_t kBlock = 64 * 1024;
+  std::string data;  // the bytes from `start` to the end of the file
+  uint64_t start = tail.file_size;
+  size_t newlines = 0;
+  while (start > 0 && data.size() < max_bytes) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>({kBlock, start, max_bytes - data.size()}));
+    start -= want;
+    std::string block(want, '\0');
+    size_t have = 0;
+    while (have < want) {
+      ssize_t got = ::pread(fd.get(), block.data() + have, want - have,
+                            static_cast<off_t>(start + have));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return Status::FromErrno("cannot read " + path, errno);
+      if (got == 0) break;
+      have += static_cast<size_t>(got);
+    }
+    block.resize(have);
+    newlines += static_cast<size_t>(std::count(block.begin(), block.end(), '\n'));
+    data.insert(0, block);
+    // One more newline than lines wanted marks where the first wanted line starts
+    // (the file's final newline ends the last line).
+    if (newlines > max_lines) break;
+  }
+
+  // Split into lines, dropping the final empty piece after a trailing '\n'.
+  std::vector<std::string> lines;
+  size_t begin = 0;
+  while (begin < data.size()) {
+    size_t end = data.find('\n', begin);
+    if (end == std::string::npos) end = data.size();
+    lines.emplace_back(data, begin, end - begin);
+    begin = end + 1;
+  }
+  // The first piece is partial unless we reached the start of the file.
+  bool first_is_partial = start > 0;
+  if (lines.size() > max_lines) {
+    lines.erase(lines.begin(), lines.end() - static_cast<long>(max_lines));
+    tail.truncated = true;
+  } else if (first_is_partial) {
+    tail.truncated = true;  // the byte budget cut the first line at its start
+  }
+  tail.lines = std::move(lines);
+  return tail;
+}
+
+Result<std::vector<std::string>> ReadAllLines(const std::string& path) {
+  bool missing = false;
+  Result<std::string> contents = ReadWhole(path, &missing);
+  if (!contents.ok()) return contents.status();
+  std::vector<std::string> lines;
+  size_t begin = 0;
+  const std::string& data = *contents;
+  while (begin < data.size()) {
+    size_t end = data.find('\n', begin);
+    if (end == std::string::npos) end = data.size();
+    if (end > begin) lines.emplace_back(data, begin, end - begin);
+    begin = end + 1;
+  }
+  return lines;
+}
+
+Result<size_t> CountLines(const std::string& path) {
+  bool missing = false;
+  Result<std::string> contents = ReadWhole(path, &missing);
+  if (!contents.ok()) return contents.status();
+  return static_cast<size_t>(std::count(contents->begin(), contents->end(), '\n'));
+}
+
+}  // namespace herd
