@@ -1,5 +1,7 @@
 #include "agents/backend.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <sstream>
 
@@ -66,8 +68,9 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
       plan.argv.push_back(std::move(flag));
     }
     if (!request.model.empty()) SetFlag(plan.argv, "--model", request.model);
-    plan.argv.push_back("--mcp-config");
-    plan.argv.push_back(request.mcp_config_path);
+    // The `=` form: --mcp-config takes several values and would swallow a
+    // following argument.
+    plan.argv.push_back("--mcp-config=" + request.mcp_config_path);
     plan.stream_json = true;
   } else if (backend == "codex") {
     plan.argv = {"codex", "exec", "--json", "--skip-git-repo-check"};
@@ -103,6 +106,11 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
       "HERD_BIN=" + request.herd_binary,
       "CLAUDE_ORCHESTRATOR_WORKSPACE=" + request.workspace_base,
   };
+  // Claude Code refuses --dangerously-skip-permissions as root unless it is
+  // told it runs in a sandbox; herd's agents run unattended by design.
+  if (backend == "claude" && geteuid() == 0 && std::getenv("IS_SANDBOX") == nullptr) {
+    plan.environment.push_back("IS_SANDBOX=1");
+  }
   return plan;
 }
 

@@ -1,0 +1,122 @@
+// Helpers for node tests that drive the real Claude Code 2.0.30 CLI against the scripted model
+// server (model_server.mjs) and a stdio MCP server. No fixed sleeps: everything waits on process
+// events or stdout lines, with watchdog timers that kill and fail instead of hanging.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const INTEROP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const CLAUDE_CLI = path.join(INTEROP_DIR, "node_modules/@anthropic-ai/claude-code/cli.js");
+export const MODEL_SERVER = path.join(INTEROP_DIR, "model_server.mjs");
+export const ECHO_MCP_SERVER = path.join(INTEROP_DIR, "fixtures/echo_mcp_server.mjs");
+
+export function assertInstalled() {
+  if (!fs.existsSync(CLAUDE_CLI))
+    throw new Error(`${CLAUDE_CLI} missing: run \`npm ci --no-audit --no-fund\` in ${INTEROP_DIR}`);
+}
+
+// A fresh directory with home/ (the CLI's HOME) and proj/ (its cwd). Call cleanup() when done.
+export function makeSandbox(prefix = "herd-claude-") {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.mkdirSync(path.join(root, "home"));
+  fs.mkdirSync(path.join(root, "proj"));
+  return {
+    root, home: path.join(root, "home"), proj: path.join(root, "proj"),
+    file: name => path.join(root, name),
+    cleanup: () => fs.rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+// Starts model_server.mjs with a scenario name or script path. Resolves once it printed its port.
+export function startModelServer(scenario, { logPath, timeoutMs = 15000 } = {}) {
+  const args = [MODEL_SERVER, "--scenario", scenario];
+  if (logPath) args.push("--log", logPath);
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  proc.stderr.on("data", d => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill("SIGKILL"); reject(new Error(`model server silent; stderr: ${stderr}`)); }, timeoutMs);
+    proc.on("exit", (code, sig) => { clearTimeout(timer); reject(new Error(`model server exited ${code ?? sig}: ${stderr}`)); });
+    readline.createInterface({ input: proc.stdout }).once("line", line => {
+      clearTimeout(timer);
+      proc.removeAllListeners("exit");
+      const { port } = JSON.parse(line);
+      resolve({
+        port, proc, url: `http://127.0.0.1:${port}`,
+        stop: () => new Promise(res => {
+          if (proc.exitCode !== null || proc.signalCode !== null) return res();
+          proc.once("exit", () => res());
+          proc.kill("SIGTERM");
+        }),
+      });
+    });
+  });
+}
+
+// Writes an --mcp-config file naming one stdio server "herd" and returns its path.
+export function writeMcpConfig(file, { command = process.execPath, args = [ECHO_MCP_SERVER], env = {} } = {}) {
+  fs.writeFileSync(file, JSON.stringify({ mcpServers: { herd: { command, args, env } } }));
+  return file;
+}
+
+export function claudeEnv(port, home, extra = {}) {
+  return {
+    PATH: process.env.PATH,
+    HOME: home,
+    ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}`,
+    ANTHROPIC_API_KEY: "test",
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    DISABLE_AUTOUPDATER: "1",
+    // As root (this machine, CI) the CLI refuses --dangerously-skip-permissions unless IS_SANDBOX
+    // is set: "--dangerously-skip-permissions cannot be used with root/sudo privileges", exit 1.
+    IS_SANDBOX: "1",
+    ...extra,
+  };
+}
+
+// Runs `claude -p` headless. prompt goes in argv (stdin is /dev/null), or on stdin when
+// promptOnStdin is set (stdin is then closed right after). Resolves on exit with
+// {code, signal, lines (parsed stdout JSON lines), stdout, stderr, result (the result line)}.
+// onLine(obj, child) is called for each stdout JSON line, e.g. to send a signal at the right time.
+export function runClaude({ port, home, cwd, mcpConfig, prompt, promptOnStdin = false, extraArgs = [],
+                            env = {}, onLine, timeoutMs = 90000 }) {
+  const args = [CLAUDE_CLI, "-p", "--output-format", "stream-json", "--verbose",
+                "--dangerously-skip-permissions", "--strict-mcp-config"];
+  // --mcp-config is variadic: the `=` form keeps it from swallowing the prompt argument.
+  if (mcpConfig) args.push(`--mcp-config=${mcpConfig}`);
+  args.push(...extraArgs);
+  if (!promptOnStdin) args.push(prompt);
+  const child = spawn(process.execPath, args, {
+    cwd, env: claudeEnv(port, home, env), stdio: [promptOnStdin ? "pipe" : "ignore", "pipe", "pipe"],
+  });
+  if (promptOnStdin) child.stdin.end(prompt);
+  let stdout = "", stderr = "";
+  const lines = [];
+  child.stderr.on("data", d => (stderr += d));
+  child.stdout.on("data", d => (stdout += d));
+  readline.createInterface({ input: child.stdout }).on("line", l => {
+    let obj;
+    try { obj = JSON.parse(l); } catch { obj = { unparsed: l }; }
+    lines.push(obj);
+    onLine?.(obj, child);
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`claude did not exit within ${timeoutMs} ms; stdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, timeoutMs);
+    child.on("error", e => { clearTimeout(timer); reject(e); });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, lines, stdout, stderr, result: lines.findLast(l => l.type === "result") });
+    });
+  });
+}
+
+export function readJsonLines(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l));
+}

@@ -1,0 +1,400 @@
+#!/usr/bin/env node
+// Scripted, deterministic stand-in for the Anthropic Messages API, for driving a
+// real agent CLI (Claude Code 2.0.30) offline. Node built-ins only.
+//
+// Usage:
+//   node model_server.mjs [--port N] [--host H] [--scenario NAME | --script FILE | NAME | FILE.json]
+//                         [--log FILE] [--exit-on-stdin-eof]
+// Environment (flags win): MODEL_PORT, MODEL_HOST, MODEL_SCENARIO, MODEL_SCRIPT, MODEL_LOG,
+//   MODEL_EXIT_ON_STDIN_EOF=1.
+//
+// Stdout carries exactly one line, {"port":N}, once the server listens (read it to find the port
+// when listening on port 0). Request summaries go to stderr, or are appended as JSON lines to
+// MODEL_LOG / --log.
+//
+// Endpoints: POST /v1/messages (any query, e.g. ?beta=true; streaming SSE or plain JSON),
+// POST /v1/messages/count_tokens -> {"input_tokens":N}; everything else 404 JSON.
+//
+// Behaviour. A script is {"steps":[...], "extract"?:{name:regex}, "side_text"?:str, "error"?:{...}}.
+// - A request WITHOUT tools (the CLI's side requests: titles, quota checks) gets a short text
+//   answer with end_turn.
+// - A request WITH tools is an agent turn. The step to play is chosen statelessly from the number
+//   of tool_result blocks already in the conversation: step i is played once the tool calls of
+//   steps 0..i-1 all have results. Past the last step the model says "Script finished." and ends.
+// - Step kinds:
+//     {"tool":"update_agent_progress","input":{...},"server"?:"herd","text"?:"preamble"}
+//         one tool_use block. The bare name is resolved against the request's tools: an exact
+//         name match first, then "mcp__<server>__<name>" (any server unless "server" is given).
+//         If the tool is not offered, the model answers with a text saying so and end_turn.
+//     {"calls":[{"tool":..,"input":..,"server"?:..}, ...],"text"?:..}   parallel tool_use blocks.
+//     {"text":"done"}                                  final text, end_turn.
+//     {"error":{"status":500,"type":"api_error","message":"..."}}   HTTP error for that turn.
+//     {"hang":true}                                    never answer (the CLI waits until killed).
+//   Any step may carry "fail_stream":{"status":..,"type":..,"message":..}: a streaming request
+//   for that step gets the HTTP error, a non-streaming one gets the step's normal answer (the CLI
+//   retries a failed stream without streaming).
+//   Any step may carry "delay_ms" (the response is held that long before it starts).
+// - Strings in "input" and "text" may use {{task_id}}, {{agent_id}} (from "Task ID: X" and
+//   "Agent ID: X" lines of the first user message), {{step}}, and {{name}} for each extra
+//   "extract" regex (its first capture group). A placeholder with no value is left as is.
+// - A top-level "error" makes EVERY request (side requests included) fail with that HTTP error.
+// Built-in scenarios: see SCENARIOS below.
+
+import http from "node:http";
+import fs from "node:fs";
+import crypto from "node:crypto";
+
+const SCENARIOS = {
+  // Finish at once with text, no tool call.
+  text: { steps: [{ text: "Done. Nothing to do." }] },
+  // Report progress twice through MCP, then finish.
+  progress: {
+    steps: [
+      { tool: "update_agent_progress",
+        input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", status: "working",
+                 message: "Started work", progress: 10 } },
+      { tool: "update_agent_progress",
+        input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", status: "completed",
+                 message: "Finished work", progress: 100 } },
+      { text: "Task complete." },
+    ],
+  },
+  // Progress, a finding, completion.
+  finding: {
+    steps: [
+      { tool: "update_agent_progress",
+        input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", status: "working",
+                 message: "Investigating", progress: 25 } },
+      { tool: "report_agent_finding",
+        input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", finding_type: "insight",
+                 severity: "low", message: "Scripted finding", data: { source: "model_server" } } },
+      { tool: "update_agent_progress",
+        input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", status: "completed",
+                 message: "Done", progress: 100 } },
+      { text: "Task complete." },
+    ],
+  },
+  // Ask herd for a child agent, then finish.
+  spawn_child: {
+    steps: [
+      { tool: "spawn_child_agent",
+        input: { task_id: "{{task_id}}", parent_agent_id: "{{agent_id}}",
+                 child_agent_type: "helper", child_prompt: "Help the parent agent {{agent_id}}." } },
+      { text: "Child requested." },
+    ],
+  },
+  // Report "working", then never answer again: an agent that stays alive until killed.
+  progress_then_hang: {
+    steps: [
+      { tool: "update_agent_progress",
+        input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", status: "working",
+                 message: "Working for a long time", progress: 5 } },
+      { hang: true },
+    ],
+  },
+  // Agent turns are never answered (side requests still are).
+  hang: { steps: [{ hang: true }] },
+  // Every request fails. 500 and 529 are retried by the CLI (CLAUDE_CODE_MAX_RETRIES, default 10,
+  // with backoff); 400 is not retried.
+  error: { steps: [], error: { status: 500, type: "api_error", message: "Internal server error (scripted)" } },
+  overloaded: { steps: [], error: { status: 529, type: "overloaded_error", message: "Overloaded (scripted)" } },
+  bad_request: { steps: [], error: { status: 400, type: "invalid_request_error", message: "Bad request (scripted)" } },
+};
+SCENARIOS.error500 = SCENARIOS.error;
+
+// ---------- options ----------
+function parseArgs(argv) {
+  const o = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) fail(`missing value after ${a}`);
+      return argv[++i];
+    };
+    if (a === "--port") o.port = next();
+    else if (a === "--host") o.host = next();
+    else if (a === "--scenario") o.scenario = next();   // a NAME, or a FILE.json like --script
+    else if (a === "--script") o.script = next();
+    else if (a === "--log") o.log = next();
+    else if (a === "--exit-on-stdin-eof") o.exitOnEof = true;
+    else if (a === "--help" || a === "-h") { process.stderr.write(HELP); process.exit(0); }
+    else if (a.startsWith("-")) fail(`unknown option ${a}`);
+    else if (a.endsWith(".json") || fs.existsSync(a)) o.script = a;
+    else o.scenario = a;
+  }
+  return o;
+}
+const HELP = `usage: model_server.mjs [--port N] [--host H] [--scenario NAME|--script FILE] [--log FILE] [--exit-on-stdin-eof]
+scenarios: ${Object.keys(SCENARIOS).join(", ")}
+`;
+function fail(msg) {
+  process.stderr.write(`model_server: ${msg}\n${HELP}`);
+  process.exit(2);
+}
+
+const args = parseArgs(process.argv.slice(2));
+const env = process.env;
+const port = Number(args.port ?? env.MODEL_PORT ?? 0);
+const host = args.host ?? env.MODEL_HOST ?? "127.0.0.1";
+const logPath = args.log ?? env.MODEL_LOG ?? "";
+const exitOnEof = args.exitOnEof || env.MODEL_EXIT_ON_STDIN_EOF === "1";
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad port ${args.port ?? env.MODEL_PORT}`);
+
+function loadScript() {
+  const isFile = v => v && (v.endsWith(".json") || v.includes("/"));
+  const scriptPath = args.script ?? (isFile(args.scenario) ? args.scenario : undefined) ??
+                     (args.scenario ? undefined : env.MODEL_SCRIPT ??
+                      (isFile(env.MODEL_SCENARIO) ? env.MODEL_SCENARIO : undefined));
+  if (scriptPath) {
+    let s;
+    try { s = JSON.parse(fs.readFileSync(scriptPath, "utf8")); }
+    catch (e) { fail(`cannot load script ${scriptPath}: ${e.message}`); }
+    if (!s || !Array.isArray(s.steps)) fail(`script ${scriptPath} has no "steps" array`);
+    return { name: scriptPath, ...s };
+  }
+  const name = args.scenario ?? env.MODEL_SCENARIO ?? "progress";
+  if (!SCENARIOS[name]) fail(`unknown scenario ${name}`);
+  return { name, ...SCENARIOS[name] };
+}
+const script = loadScript();
+for (const [k, re] of Object.entries(script.extract ?? {})) {
+  try { new RegExp(re); } catch (e) { fail(`bad extract regex ${k}: ${e.message}`); }
+}
+
+// ---------- logging ----------
+function log(entry) {
+  const line = JSON.stringify({ t: new Date().toISOString(), ...entry }) + "\n";
+  if (logPath) fs.appendFileSync(logPath, line);
+  else process.stderr.write(line);
+}
+
+// ---------- conversation analysis ----------
+function textOf(content) {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content.filter(b => b && b.type === "text").map(b => b.text).join("\n");
+}
+function countToolResults(messages) {
+  let n = 0;
+  for (const m of messages) {
+    if (m.role !== "user" || !Array.isArray(m.content)) continue;
+    for (const b of m.content) if (b && b.type === "tool_result") n++;
+  }
+  return n;
+}
+function extractVars(messages) {
+  const firstUser = messages.find(m => m.role === "user");
+  const first = firstUser ? textOf(firstUser.content) : "";
+  const all = messages.filter(m => m.role === "user").map(m => textOf(m.content)).join("\n");
+  const patterns = { task_id: "Task ID: (\\S+)", agent_id: "Agent ID: (\\S+)", ...(script.extract ?? {}) };
+  const vars = {};
+  for (const [name, re] of Object.entries(patterns)) {
+    const m = new RegExp(re).exec(first) ?? new RegExp(re).exec(all);
+    if (m) vars[name] = m[1] ?? m[0];
+  }
+  return vars;
+}
+function substitute(value, vars) {
+  if (typeof value === "string")
+    return value.replace(/\{\{(\w+)\}\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+  if (Array.isArray(value)) return value.map(v => substitute(v, vars));
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, vars)]));
+  return value;
+}
+function callsOf(step) {
+  if (Array.isArray(step.calls)) return step.calls;
+  if (step.tool) return [{ tool: step.tool, input: step.input, server: step.server }];
+  return [];
+}
+// Step i is due once the tool results of steps 0..i-1 are all in the conversation.
+function chooseStep(toolResults) {
+  let consumed = 0;
+  for (let i = 0; i < script.steps.length; i++) {
+    const step = script.steps[i];
+    const need = callsOf(step).length;
+    if (toolResults < consumed + need || need === 0) return { index: i, step };
+    consumed += need;
+  }
+  return { index: script.steps.length, step: { text: "Script finished." } };
+}
+function resolveTool(toolNames, bare, server) {
+  if (!server && toolNames.includes(bare)) return bare;
+  const re = new RegExp(`^mcp__${server ? escapeRe(server) : ".+?"}__${escapeRe(bare)}$`);
+  return toolNames.find(n => re.test(n));
+}
+function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+
+// ---------- response building ----------
+function estimateTokens(body) {
+  return Math.max(1, Math.ceil(JSON.stringify(body.messages ?? []).length / 4 +
+                               JSON.stringify(body.system ?? "").length / 4));
+}
+function toolUseId(messages, index, k) {
+  // Deterministic and unique within a conversation.
+  const h = crypto.createHash("sha256").update(textOf(messages[0]?.content ?? "")).digest("hex").slice(0, 12);
+  return `toolu_${h}_${index}_${k}`;
+}
+// Returns {kind:"message", content:[...], stop_reason, summary} or {kind:"error"|"hang", ...}.
+function plan(body) {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  const toolNames = tools.map(t => t && t.name).filter(Boolean);
+  const summary = {
+    model: body.model, stream: body.stream === true, messages: messages.length,
+    tools: toolNames.length, mcp_tools: toolNames.filter(n => n.startsWith("mcp__")),
+    prompt_head: textOf(messages.find(m => m.role === "user")?.content ?? "").slice(0, 120),
+  };
+  if (script.error) return { kind: "error", error: script.error, summary: { ...summary, role: "any" } };
+  if (toolNames.length === 0) {
+    const text = script.side_text ?? "OK";
+    return { kind: "message", content: [{ type: "text", text }], stop_reason: "end_turn",
+             summary: { ...summary, role: "side" } };
+  }
+  const results = countToolResults(messages);
+  const { index, step } = chooseStep(results);
+  const vars = { ...extractVars(messages), step: String(index) };
+  const base = { ...summary, role: "agent", tool_results: results, step: index, vars };
+  const delayMs = Number(step.delay_ms ?? 0);
+  if (step.error) return { kind: "error", error: step.error, delayMs, summary: base };
+  if (step.fail_stream && body.stream === true)
+    return { kind: "error", error: step.fail_stream, delayMs, summary: { ...base, fail_stream: true } };
+  if (step.hang) return { kind: "hang", summary: base };
+  const content = [];
+  if (step.text !== undefined) content.push({ type: "text", text: substitute(String(step.text), vars) });
+  const calls = callsOf(step);
+  if (calls.length === 0)
+    return { kind: "message", content, stop_reason: "end_turn", delayMs, summary: base };
+  const missing = [];
+  calls.forEach((c, k) => {
+    const name = resolveTool(toolNames, c.tool, c.server);
+    if (!name) { missing.push(c.tool); return; }
+    content.push({ type: "tool_use", id: toolUseId(messages, index, k), name,
+                   input: substitute(c.input ?? {}, vars) });
+  });
+  if (missing.length) {
+    const text = `Cannot continue: tool(s) ${missing.join(", ")} not offered. Offered: ${toolNames.join(", ")}`;
+    return { kind: "message", content: [{ type: "text", text }], stop_reason: "end_turn", delayMs,
+             summary: { ...base, missing } };
+  }
+  return { kind: "message", content, stop_reason: "tool_use", delayMs, summary: base };
+}
+
+function messageId() { return "msg_" + crypto.randomBytes(12).toString("hex"); }
+function usage(inputTokens, outputTokens) {
+  return { input_tokens: inputTokens, output_tokens: outputTokens,
+           cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+}
+function outputTokens(content) { return Math.max(1, Math.ceil(JSON.stringify(content).length / 4)); }
+
+function sendJson(res, status, obj) {
+  const data = JSON.stringify(obj);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(data),
+                          "request-id": "req_" + crypto.randomBytes(8).toString("hex") });
+  res.end(data);
+}
+function sendError(res, err) {
+  const status = Number(err.status ?? 500);
+  const headers = { "content-type": "application/json", "request-id": "req_scripted" };
+  if (status === 429 || status === 529) headers["retry-after"] = "0";
+  const data = JSON.stringify({ type: "error", error: { type: err.type ?? "api_error",
+                                                        message: err.message ?? "Scripted error" } });
+  res.writeHead(status, headers);
+  res.end(data);
+}
+function sendMessage(res, body, p) {
+  const model = body.model ?? "claude-scripted";
+  const inTok = estimateTokens(body);
+  const outTok = outputTokens(p.content);
+  if (body.stream !== true) {
+    return sendJson(res, 200, { id: messageId(), type: "message", role: "assistant", model,
+                                content: p.content, stop_reason: p.stop_reason, stop_sequence: null,
+                                usage: usage(inTok, outTok) });
+  }
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache",
+                       connection: "keep-alive", "request-id": "req_" + crypto.randomBytes(8).toString("hex") });
+  const ev = (type, data) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+  ev("message_start", { message: { id: messageId(), type: "message", role: "assistant", model, content: [],
+                                   stop_reason: null, stop_sequence: null, usage: usage(inTok, 1) } });
+  p.content.forEach((block, index) => {
+    if (block.type === "text") {
+      ev("content_block_start", { index, content_block: { type: "text", text: "" } });
+      for (const piece of chunks(block.text, 40))
+        ev("content_block_delta", { index, delta: { type: "text_delta", text: piece } });
+    } else {
+      ev("content_block_start", { index, content_block: { type: "tool_use", id: block.id, name: block.name, input: {} } });
+      for (const piece of chunks(JSON.stringify(block.input), 40))
+        ev("content_block_delta", { index, delta: { type: "input_json_delta", partial_json: piece } });
+    }
+    ev("content_block_stop", { index });
+  });
+  ev("message_delta", { delta: { stop_reason: p.stop_reason, stop_sequence: null }, usage: { output_tokens: outTok } });
+  ev("message_stop", {});
+  res.end();
+}
+function chunks(s, n) {
+  const out = [];
+  for (let i = 0; i < s.length; i += n) out.push(s.slice(i, i + n));
+  return out.length ? out : [""];
+}
+
+// ---------- server ----------
+const hanging = new Set();
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, "http://x");
+  let raw = "";
+  req.setEncoding("utf8");
+  req.on("data", d => (raw += d));
+  req.on("end", () => {
+    let body = {};
+    if (raw) {
+      try { body = JSON.parse(raw); }
+      catch { log({ method: req.method, path: url.pathname, error: "bad json" });
+              return sendJson(res, 400, { type: "error", error: { type: "invalid_request_error", message: "body is not JSON" } }); }
+    }
+    if (req.method === "POST" && url.pathname === "/v1/messages/count_tokens") {
+      const n = estimateTokens(body);
+      log({ method: req.method, path: url.pathname, input_tokens: n });
+      return sendJson(res, 200, { input_tokens: n });
+    }
+    if (req.method === "POST" && url.pathname === "/v1/messages") {
+      let p;
+      try { p = plan(body); }
+      catch (e) {
+        log({ method: req.method, path: url.pathname, error: String(e.stack ?? e) });
+        return sendError(res, { status: 500, type: "api_error", message: `model_server bug: ${e.message}` });
+      }
+      log({ method: req.method, path: url.pathname + url.search, action: p.kind,
+            stop_reason: p.stop_reason, blocks: p.content?.map(b => b.type === "tool_use" ? `tool_use:${b.name}` : b.type),
+            status: p.error?.status, ...p.summary });
+      if (p.kind === "hang") {
+        hanging.add(res);
+        res.on("close", () => hanging.delete(res));
+        return;
+      }
+      const go = () => (p.kind === "error" ? sendError(res, p.error) : sendMessage(res, body, p));
+      return p.delayMs > 0 ? setTimeout(go, p.delayMs) : go();
+    }
+    log({ method: req.method, path: url.pathname + url.search, status: 404 });
+    sendJson(res, 404, { type: "error", error: { type: "not_found_error", message: `no route ${req.method} ${url.pathname}` } });
+  });
+});
+
+function shutdown(code) {
+  for (const res of hanging) res.destroy();
+  server.close(() => process.exit(code));
+  server.closeAllConnections?.();
+  setTimeout(() => process.exit(code), 2000).unref();
+}
+process.on("SIGTERM", () => shutdown(0));
+process.on("SIGINT", () => shutdown(0));
+if (exitOnEof) {
+  process.stdin.on("end", () => shutdown(0));
+  process.stdin.on("error", () => shutdown(0));
+  process.stdin.resume();
+}
+server.on("error", e => fail(`cannot listen on ${host}:${port}: ${e.message}`));
+server.listen(port, host, () => {
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + "\n");
+  log({ event: "listening", host, port: server.address().port, scenario: script.name });
+});
