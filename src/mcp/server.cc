@@ -1,12 +1,412 @@
 #include "mcp/server.h"
 
-#include <iostream>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "mcp/tools.h"
+#include "orchestrator/orchestrator.h"
 
 namespace herd::mcp {
 
+const char* const kProtocolVersions[4] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxLineBytes = 16 * 1024 * 1024;
+constexpr int kWorkers = 4;
+
+constexpr int kParseError = -32700;
+constexpr int kInvalidRequest = -32600;
+constexpr int kMethodNotFound = -32601;
+constexpr int kInvalidParams = -32602;
+constexpr int kInternalError = -32603;
+constexpr int kResourceNotFound = -32002;
+
+constexpr const char kInstructions[] =
+    "herd runs headless coding agents (Claude Code, Codex, cursor-agent, Gemini CLI or any "
+    "command) and tracks them in a crash-safe registry. Workflow: create_real_task (give "
+    "client_cwd, the project's absolute path) -> deploy_headless_agent (returns once the agent "
+    "has started) -> watch with get_real_task_status and get_agent_output (tail, filter) -> "
+    "kill_real_agent to stop one. Agents report back with update_agent_progress, "
+    "report_agent_finding and spawn_child_agent. Limits (max_concurrent, max_agents, max_depth) "
+    "are enforced atomically; a refusal says which limit and how to raise it.";
+
+json ErrorResponse(const json& id, int code, const std::string& message, json data = nullptr) {
+  json error = {{"code", code}, {"message", message}};
+  if (!data.is_null()) error["data"] = std::move(data);
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(error)}};
+}
+
+json ResultResponse(const json& id, json result) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
+}
+
+bool SupportedVersion(const std::string& version) {
+  for (const char* supported : kProtocolVersions) {
+    if (version == supported) return true;
+  }
+  return false;
+}
+
+// A fixed pool of threads for tool calls; Drain() finishes queued work.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~WorkerPool() { Drain(); }
+
+  void Submit(std::function<void()> job) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    jobs_.push_back(std::move(job));
+    ready_.notify_one();
+  }
+
+  void Drain() {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      stopping_ = true;
+      ready_.notify_all();
+    }
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+};
+
+class Server {
+ public:
+  Server(const Orchestrator& orchestrator, int output_fd)
+      : tools_(orchestrator), output_fd_(output_fd), pool_(kWorkers) {}
+
+  // Handles one input line (without its newline).
+  void HandleLine(const std::string& line) {
+    json message = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (message.is_discarded()) {
+      Send(ErrorResponse(nullptr, kParseError,
+                         "parse error: the line is not valid JSON (or not valid UTF-8)"));
+      return;
+    }
+    if (message.is_array()) {
+      HandleBatch(message);
+      return;
+    }
+    std::optional<json> response = HandleMessage(message, /*in_batch=*/false);
+    if (response) Send(*response);
+  }
+
+  void LineTooLong() {
+    Send(ErrorResponse(nullptr, kParseError,
+                       "parse error: the line is longer than 16 MiB and was discarded"));
+  }
+
+  // Waits for every tool call to finish and be answered.
+  void Finish() { pool_.Drain(); }
+
+ private:
+  void HandleBatch(const json& batch) {
+    if (negotiated_version_ != "2025-03-26") {
+      Send(ErrorResponse(nullptr, kInvalidRequest,
+                         "batches are only accepted under protocol version 2025-03-26"));
+      return;
+    }
+    if (batch.empty()) {
+      Send(ErrorResponse(nullptr, kInvalidRequest, "empty batch"));
+      return;
+    }
+    json responses = json::array();
+    for (const json& message : batch) {
+      std::optional<json> response = HandleMessage(message, /*in_batch=*/true);
+      if (response) responses.push_back(std::move(*response));
+    }
+    if (!responses.empty()) Send(responses);
+  }
+
+  // Returns the response to send now, if any (tool calls outside a batch
+  // are answered later by a worker).
+  std::optional<json> HandleMessage(const json& message, bool in_batch) {
+    if (!message.is_object()) {
+      return ErrorResponse(nullptr, kInvalidRequest, "invalid request: expected a JSON object");
+    }
+    json id = message.contains("id") ? message["id"] : json(nullptr);
+    bool has_id = message.contains("id");
+    if (message.value("jsonrpc", json(nullptr)) != "2.0") {
+      return ErrorResponse(id, kInvalidRequest, "invalid request: \"jsonrpc\" must be \"2.0\"");
+    }
+    if (!message.contains("method")) {
+      return std::nullopt;  // a response to a request we never send: ignore
+    }
+    if (!message["method"].is_string()) {
+      return ErrorResponse(id, kInvalidRequest, "invalid request: \"method\" must be a string");
+    }
+    std::string method = message["method"];
+    json params = message.value("params", json::object());
+    if (!has_id) {
+      HandleNotification(method, params);
+      return std::nullopt;
+    }
+    if (!id.is_string() && !id.is_number_integer()) {
+      return ErrorResponse(nullptr, kInvalidRequest,
+                           "invalid request: \"id\" must be a string or an integer");
+    }
+    if (!params.is_object()) {
+      return ErrorResponse(id, kInvalidParams, "\"params\" must be an object");
+    }
+    return HandleRequest(id, method, params, in_batch);
+  }
+
+  void HandleNotification(const std::string& method, const json& params) {
+    if (method == "notifications/cancelled" && params.is_object() &&
+        params.contains("requestId")) {
+      std::lock_guard<std::mutex> guard(in_flight_mutex_);
+      auto found = in_flight_.find(params["requestId"].dump());
+      if (found != in_flight_.end()) found->second->store(true);
+    }
+    // notifications/initialized and anything else need no action.
+  }
+
+  std::optional<json> HandleRequest(const json& id, const std::string& method, const json& params,
+                                    bool in_batch) {
+    if (method == "ping") return ResultResponse(id, json::object());
+    if (method == "initialize") return Initialize(id, params);
+    static const std::set<std::string> kKnown = {
+        "tools/list", "tools/call", "resources/list", "resources/templates/list",
+        "resources/read", "logging/setLevel", "prompts/list"};
+    if (kKnown.count(method) == 0) {
+      return ErrorResponse(id, kMethodNotFound, "method not found: " + method);
+    }
+    if (!initialized_) {
+      return ErrorResponse(id, kInvalidRequest,
+                           "the server is not initialized: send \"initialize\" first");
+    }
+    if (method == "tools/list" || method == "resources/list" ||
+        method == "resources/templates/list" || method == "prompts/list") {
+      if (params.contains("cursor")) {
+        return ErrorResponse(id, kInvalidParams, "invalid cursor: herd returns every item at once");
+      }
+      if (method == "tools/list") return ResultResponse(id, {{"tools", tools_.Definitions()}});
+      if (method == "resources/list") return ResultResponse(id, tools_.ListResources());
+      if (method == "prompts/list") return ResultResponse(id, {{"prompts", json::array()}});
+      return ResultResponse(id, tools_.ListResourceTemplates());
+    }
+    if (method == "resources/read") {
+      if (!params.contains("uri") || !params["uri"].is_string()) {
+        return ErrorResponse(id, kInvalidParams, "resources/read needs a string \"uri\"");
+      }
+      std::string uri = params["uri"];
+      Result<json> content = tools_.ReadResource(uri);
+      if (!content.ok()) {
+        if (content.status().Is(Status::Code::kNotFound)) {
+          return ErrorResponse(id, kResourceNotFound, "resource not found: " + uri + " (" +
+                                                          content.status().message() + ")",
+                               {{"uri", uri}});
+        }
+        return ErrorResponse(id, kInternalError, content.status().message());
+      }
+      return ResultResponse(id, std::move(*content));
+    }
+    if (method == "logging/setLevel") {
+      static const std::set<std::string> kLevels = {"debug",    "info",  "notice", "warning",
+                                                    "error",    "critical", "alert",
+                                                    "emergency"};
+      if (!params.contains("level") || !params["level"].is_string() ||
+          kLevels.count(params["level"].get<std::string>()) == 0) {
+        return ErrorResponse(id, kInvalidParams,
+                             "logging/setLevel needs \"level\": one of debug, info, notice, "
+                             "warning, error, critical, alert, emergency");
+      }
+      return ResultResponse(id, json::object());
+    }
+    // tools/call
+    if (!params.contains("name") || !params["name"].is_string()) {
+      return ErrorResponse(id, kInvalidParams, "tools/call needs a string \"name\"");
+    }
+    std::string name = params["name"];
+    if (!tools_.Has(name)) return ErrorResponse(id, kInvalidParams, "Unknown tool: " + name);
+    json arguments = params.value("arguments", json::object());
+    json progress_token = params.value("_meta", json::object()).value("progressToken", json(nullptr));
+    if (in_batch) return CallTool(id, name, arguments, progress_token, nullptr);
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    {
+      std::lock_guard<std::mutex> guard(in_flight_mutex_);
+      in_flight_[id.dump()] = cancelled;
+    }
+    pool_.Submit([this, id, name, arguments, progress_token, cancelled] {
+      json response = CallTool(id, name, arguments, progress_token, cancelled.get());
+      {
+        std::lock_guard<std::mutex> guard(in_flight_mutex_);
+        in_flight_.erase(id.dump());
+      }
+      if (!cancelled->load()) Send(response);
+    });
+    return std::nullopt;
+  }
+
+  json Initialize(const json& id, const json& params) {
+    if (initialized_) {
+      return ErrorResponse(id, kInvalidRequest, "the server is already initialized");
+    }
+    if (!params.contains("protocolVersion") || !params["protocolVersion"].is_string()) {
+      return ErrorResponse(id, kInvalidParams, "initialize needs a string \"protocolVersion\"");
+    }
+    std::string requested = params["protocolVersion"];
+    negotiated_version_ = SupportedVersion(requested) ? requested : kProtocolVersions[0];
+    initialized_ = true;
+    std::string client = params.value("clientInfo", json::object()).value("name", "unknown");
+    spdlog::debug("MCP client {} asked for {}, speaking {}", client, requested,
+                  negotiated_version_);
+    return ResultResponse(
+        id, {{"protocolVersion", negotiated_version_},
+             {"capabilities",
+              {{"tools", {{"listChanged", false}}},
+               {"resources", {{"listChanged", false}, {"subscribe", false}}},
+               {"prompts", {{"listChanged", false}}},
+               {"logging", json::object()}}},
+             {"serverInfo", {{"name", "herd"}, {"title", "herd"}, {"version", HERD_VERSION}}},
+             {"instructions", kInstructions}});
+  }
+
+  json CallTool(const json& id, const std::string& name, const json& arguments,
+                const json& progress_token, const std::atomic<bool>* cancelled) {
+    int sent = 0;
+    ProgressReporter progress = [&](const std::string& message) {
+      if (progress_token.is_null() || (cancelled && cancelled->load())) return;
+      Send({{"jsonrpc", "2.0"},
+            {"method", "notifications/progress"},
+            {"params", {{"progressToken", progress_token}, {"progress", ++sent}, {"message", message}}}});
+    };
+    progress("running " + name);
+    ToolOutcome outcome = tools_.Call(name, arguments, progress);
+    json result = {
+        {"content",
+         {{{"type", "text"},
+           {"text", outcome.structured.dump(-1, ' ', false, json::error_handler_t::replace)}}}},
+        {"structuredContent", outcome.structured},
+        {"isError", outcome.is_error}};
+    return ResultResponse(id, std::move(result));
+  }
+
+  // Writes one message as one line; safe from any thread.
+  void Send(const json& message) {
+    std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    line += '\n';
+    std::lock_guard<std::mutex> guard(write_mutex_);
+    if (output_broken_) return;
+    size_t written = 0;
+    while (written < line.size()) {
+      ssize_t result = write(output_fd_, line.data() + written, line.size() - written);
+      if (result < 0 && errno == EINTR) continue;
+      if (result <= 0) {
+        spdlog::warn("MCP client went away ({}); dropping output", std::strerror(errno));
+        output_broken_ = true;
+        return;
+      }
+      written += static_cast<size_t>(result);
+    }
+  }
+
+  ToolSet tools_;
+  int output_fd_;
+  std::mutex write_mutex_;
+  bool output_broken_ = false;
+  // Only the reader thread touches these two.
+  bool initialized_ = false;
+  std::string negotiated_version_;
+  std::mutex in_flight_mutex_;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> in_flight_;
+  WorkerPool pool_;  // last: joined first on destruction
+};
+
+}  // namespace
+
+int ServeOn(const std::string& workspace_base, int input_fd, int output_fd) {
+  Orchestrator orchestrator{registry::Workspace(workspace_base), registry::RegistryStores()};
+  Server server(orchestrator, output_fd);
+  std::string pending;
+  bool discarding = false;  // inside a line that exceeded the cap
+  char buffer[65536];
+  for (;;) {
+    ssize_t got = read(input_fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    size_t start = 0;
+    for (size_t i = 0; i < static_cast<size_t>(got); ++i) {
+      if (buffer[i] != '\n') continue;
+      if (!discarding) {
+        pending.append(buffer + start, i - start);
+        if (!pending.empty() && pending.back() == '\r') pending.pop_back();
+        if (pending.find_first_not_of(" \t") != std::string::npos) server.HandleLine(pending);
+      }
+      discarding = false;
+      pending.clear();
+      start = i + 1;
+    }
+    if (!discarding) {
+      pending.append(buffer + start, static_cast<size_t>(got) - start);
+      if (pending.size() > kMaxLineBytes) {
+        server.LineTooLong();
+        discarding = true;
+        pending.clear();
+        pending.shrink_to_fit();
+      }
+    }
+  }
+  if (!discarding && pending.find_first_not_of(" \t\r") != std::string::npos) {
+    server.HandleLine(pending);  // a last line without its newline
+  }
+  server.Finish();
+  return 0;
+}
+
 int Serve(const std::string& workspace_base) {
-  std::cerr << "herd: serve is not implemented yet\n";
-  return 1;
+  // Keep the protocol stream for ourselves and send fd 1 to stderr.
+  int protocol_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (protocol_fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+    spdlog::error("cannot set up stdout: {}", std::strerror(errno));
+    return 1;
+  }
+  int code = ServeOn(workspace_base, STDIN_FILENO, protocol_fd);
+  close(protocol_fd);
+  return code;
 }
 
 }  // namespace herd::mcp

@@ -1,11 +1,32 @@
-// `herd serve`: the MCP server over stdio (placeholder until the MCP layer lands).
+// `herd serve`: the Model Context Protocol over stdio.
+//
+// Newline-delimited JSON-RPC 2.0 on stdin/stdout, protocol versions
+// 2025-11-25, 2025-06-18, 2025-03-26 (with batches) and 2024-11-05. A reader
+// thread parses lines and answers fast methods inline; tools/call runs on a
+// small worker pool so pings and cancellations are handled while tools run.
+// One writer mutex writes whole lines.
+//
+// stdout carries MCP messages only, always: Serve moves the protocol stream
+// to a private descriptor and points fd 1 at stderr, so a stray write from
+// anywhere in the process cannot corrupt the protocol, and every child is
+// started with its own stdout (agents/). Bad input (invalid JSON or UTF-8,
+// huge lines, out-of-range numbers, unknown methods) gets an error reply
+// and the server keeps serving. On stdin EOF every request already read is
+// answered before exit.
 #pragma once
 
 #include <string>
 
 namespace herd::mcp {
 
+// The protocol versions herd speaks, newest first.
+extern const char* const kProtocolVersions[4];
+
 // Serves MCP on stdin/stdout for `workspace_base`; returns the exit code.
 int Serve(const std::string& workspace_base);
+
+// Serves on the given descriptors (for tests and benchmarks); returns when
+// `input_fd` reaches EOF and every response has been written.
+int ServeOn(const std::string& workspace_base, int input_fd, int output_fd);
 
 }  // namespace herd::mcp

@@ -1,0 +1,57 @@
+// herd's MCP tools and resources: definitions and handlers.
+//
+// The tools keep the reference orchestrator's names, parameters and result
+// keys (create_real_task, deploy_headless_agent, get_real_task_status,
+// get_agent_output, kill_real_agent, update_agent_progress,
+// report_agent_finding, spawn_child_agent). Each handler validates its
+// arguments, calls the Orchestrator, and returns the result object with
+// "success": true, or {"success": false, "error": "..."} for a handled
+// failure, which the server sends as a tool result with isError (so a model
+// can correct itself), never as a protocol error. Thread-safe.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "orchestrator/orchestrator.h"
+
+namespace herd::mcp {
+
+using nlohmann::json;
+
+struct ToolOutcome {
+  json structured;        // the result object, always with "success"
+  bool is_error = false;  // a handled failure
+};
+
+// Called by long handlers to report progress (message only; the server
+// numbers the notifications).
+using ProgressReporter = std::function<void(const std::string& message)>;
+
+class ToolSet {
+ public:
+  explicit ToolSet(const Orchestrator& orchestrator);
+
+  // The tools/list array: name, title, description, inputSchema,
+  // outputSchema, annotations.
+  const json& Definitions() const { return definitions_; }
+  bool Has(const std::string& name) const;
+
+  // Runs tool `name` (which must exist) with `arguments`.
+  ToolOutcome Call(const std::string& name, const json& arguments,
+                   const ProgressReporter& progress) const;
+
+  // resources/list and resources/templates/list results.
+  json ListResources() const;
+  json ListResourceTemplates() const;
+  // The contents of `uri`, or NotFound for an unknown resource.
+  Result<json> ReadResource(const std::string& uri) const;
+
+ private:
+  const Orchestrator& orchestrator_;
+  json definitions_;
+};
+
+}  // namespace herd::mcp
