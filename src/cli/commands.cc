@@ -17,6 +17,7 @@
 #include "cli/table.h"
 #include "orchestrator/orchestrator.h"
 #include "registry/task_registry.h"
+#include "util/clock.h"
 #include "util/text_file.h"
 
 namespace herd::cli {
@@ -169,6 +170,52 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
   return kExitOk;
 }
 
+// Redraws the task's status whenever its registry or journals change, until
+// at most `until_active` agents are active. Blocks on inotify, never polls.
+int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int until_active,
+              bool json_output) {
+  Result<json> first = orchestrator.TaskStatus(task_id);
+  if (!first.ok()) {
+    std::cerr << "herd: " << first.status().message() << "\n";
+    return kExitFailed;
+  }
+  std::string task_directory = first->value("workspace", "");
+  int inotify = inotify_init1(IN_CLOEXEC);
+  inotify_add_watch(inotify, task_directory.c_str(), IN_MOVED_TO);
+  for (const char* sub : {"/progress", "/findings"}) {
+    inotify_add_watch(inotify, (task_directory + sub).c_str(), IN_MODIFY | IN_CREATE);
+  }
+  bool terminal = isatty(STDOUT_FILENO) && !json_output;
+  std::string last_shown;
+  for (;;) {
+    Result<json> status = orchestrator.TaskStatus(task_id);
+    if (!status.ok()) break;
+    // A terminal gets the full view redrawn; a log gets the agents table.
+    std::string shown = json_output ? status->dump()
+                        : terminal  ? RenderStatus(*status)
+                                    : RenderAgents((*status)["agents"]["agents_list"]);
+    if (shown != last_shown) {
+      if (terminal) std::cout << "\x1b[H\x1b[2J";
+      if (!terminal && !json_output) std::cout << "---- " << NowIso8601() << "\n";
+      std::cout << shown << (json_output ? "\n" : "");
+      std::cout.flush();
+      last_shown = shown;
+    }
+    if ((*status)["agents"].value("active", 0) <= until_active) break;
+    // Wait for a change; the timeout only refreshes liveness of silent agents.
+    pollfd waiting{inotify, POLLIN, 0};
+    if (poll(&waiting, 1, 5000) > 0) {
+      char events[8192];
+      ssize_t ignored = read(inotify, events, sizeof events);
+      (void)ignored;
+      // Let a burst of changes settle into one redraw.
+      while (poll(&waiting, 1, 200) > 0) ignored = read(inotify, events, sizeof events);
+    }
+  }
+  close(inotify);
+  return kExitOk;
+}
+
 }  // namespace
 
 int Run(int argc, char** argv, const ServeFunction& serve) {
@@ -280,6 +327,18 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   status_command->add_option("task_id", task_id, "the task")->required();
   status_command->callback([&] {
     action = [&] { return Report(options, MakeOrchestrator(options).TaskStatus(task_id), RenderStatus); };
+  });
+
+  // herd watch
+  int until_active = 0;
+  CLI::App* watch = app.add_subcommand("watch", "show a task's status live until few agents are active");
+  watch->add_option("task_id", task_id, "the task")->required();
+  watch->add_option("--until-active", until_active,
+                    "stop once at most this many agents are active (default 0)");
+  watch->callback([&] {
+    action = [&] {
+      return WatchTask(MakeOrchestrator(options), task_id, until_active, options.json_output);
+    };
   });
 
   // herd logs
