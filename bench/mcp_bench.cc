@@ -1,1 +1,282 @@
-int main() { return 0; }
+// herd-bench-mcp: how fast and small `herd serve` is, measured against the
+// real binary over pipes.
+//
+//   start     spawn `herd serve` -> initialize response received (p50/max)
+//   memory    VmRSS of the server right after initialize
+//   status    tools/call get_real_task_status on a task with 200 agents and
+//             10,000 progress lines (p50/p99)
+//   tail      tools/call get_agent_output tail=100 on a 1 GB log (p50/p99)
+//
+// Targets (issue 4): start < 20 ms, < 15 MB resident, status p50 < 5 ms,
+// 1 GB tail < 10 ms. The last line is a machine-readable summary.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "registry/registry_stores.h"
+#include "registry/task_registry.h"
+#include "registry/workspace.h"
+#include "util/clock.h"
+#include "util/text_file.h"
+
+extern char** environ;
+
+namespace {
+
+using nlohmann::json;
+using herd::MonotonicClock;
+
+struct ServerProcess {
+  pid_t pid = -1;
+  int to_server = -1;
+  int from_server = -1;
+  std::string buffered;
+
+  void Start(const std::string& workspace) {
+    int input[2], output[2];
+    if (pipe2(input, O_CLOEXEC) != 0 || pipe2(output, O_CLOEXEC) != 0) std::exit(1);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, input[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, output[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    std::vector<std::string> args = {HERD_BINARY, "serve", "--workspace", workspace};
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid, HERD_BINARY, &actions, nullptr, argv.data(), environ) != 0) std::exit(1);
+    posix_spawn_file_actions_destroy(&actions);
+    close(input[0]);
+    close(output[1]);
+    to_server = input[1];
+    from_server = output[0];
+  }
+
+  void Send(const json& message) {
+    std::string line = message.dump() + "\n";
+    if (write(to_server, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::exit(1);
+  }
+
+  // Reads lines until the response with `id` (skipping notifications).
+  json Receive(int id) {
+    for (;;) {
+      size_t newline;
+      while ((newline = buffered.find('\n')) == std::string::npos) {
+        char chunk[1 << 16];
+        ssize_t got = read(from_server, chunk, sizeof chunk);
+        if (got <= 0) {
+          std::fprintf(stderr, "server closed its output\n");
+          std::exit(1);
+        }
+        buffered.append(chunk, static_cast<size_t>(got));
+      }
+      json message = json::parse(buffered.substr(0, newline));
+      buffered.erase(0, newline + 1);
+      if (message.value("id", -1) == id) return message;
+    }
+  }
+
+  json Call(int id, const std::string& tool, const json& arguments) {
+    Send({{"jsonrpc", "2.0"},
+          {"id", id},
+          {"method", "tools/call"},
+          {"params", {{"name", tool}, {"arguments", arguments}}}});
+    return Receive(id);
+  }
+
+  void Stop() {
+    close(to_server);
+    close(from_server);
+    waitpid(pid, nullptr, 0);
+  }
+};
+
+json InitializeRequest() {
+  return {{"jsonrpc", "2.0"},
+          {"id", 0},
+          {"method", "initialize"},
+          {"params",
+           {{"protocolVersion", "2025-11-25"},
+            {"capabilities", json::object()},
+            {"clientInfo", {{"name", "bench"}, {"version", "0"}}}}}};
+}
+
+long ResidentKilobytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+double Percentile(std::vector<double> values, double fraction) {
+  std::sort(values.begin(), values.end());
+  size_t index = static_cast<size_t>(fraction * static_cast<double>(values.size() - 1) + 0.5);
+  return values[std::min(index, values.size() - 1)];
+}
+
+// A task with `agents` finished agents and `lines` progress lines in all.
+std::string BuildLargeTask(const herd::registry::Workspace& workspace, int agents, int lines) {
+  herd::registry::RegistryStores stores;
+  std::string task_id = "TASK-20260101-000000-bench000";
+  if (!workspace.CreateTaskDirectories(task_id).ok()) std::exit(1);
+  herd::registry::TaskSpec spec;
+  spec.description = "benchmark task";
+  spec.limits.max_agents = agents + 1;
+  spec.limits.max_concurrent = agents + 1;
+  herd::Status created = stores.tasks.Update(
+      workspace.TaskRegistryPath(task_id), [&](json& task) -> herd::Result<herd::store::Decision> {
+        task = herd::registry::NewTaskDocument(task_id, spec, workspace.base());
+        for (int i = 0; i < agents; ++i) {
+          herd::registry::AdmissionRequest request;
+          request.agent_id = "worker-000000-" + std::to_string(100000 + i);
+          request.type = "worker";
+          request.prompt = std::string(300, 'p');
+          request.backend = "command";
+          auto admitted = herd::registry::AdmitAgent(task, request);
+          if (!admitted.ok()) return admitted.status();
+          herd::registry::ExitRecord exit;
+          exit.exit_code = 0;
+          exit.ended_at = herd::NowIso8601();
+          herd::registry::RecordExit(task, request.agent_id, exit);
+        }
+        return herd::store::Decision::kCommit;
+      });
+  if (!created.ok()) {
+    std::fprintf(stderr, "%s\n", created.ToString().c_str());
+    std::exit(1);
+  }
+  for (int i = 0; i < agents; ++i) {
+    std::string agent_id = "worker-000000-" + std::to_string(100000 + i);
+    std::string path = workspace.ProgressPath(task_id, agent_id);
+    std::ofstream file(path);
+    for (int line = 0; line < lines / agents; ++line) {
+      file << json{{"timestamp", herd::NowIso8601()}, {"agent_id", agent_id}, {"status", "working"},
+                   {"message", "step " + std::to_string(line) + " of the benchmark work"},
+                   {"progress", line % 100}}
+                  .dump()
+           << "\n";
+    }
+  }
+  return task_id;
+}
+
+// Appends an agent with a `bytes`-long stream log to the task.
+std::string BuildHugeLog(const herd::registry::Workspace& workspace, const std::string& task_id,
+                         long long bytes) {
+  std::string agent_id = "worker-000000-100000";
+  std::string path = workspace.StreamLogPath(task_id, agent_id);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::string block;
+  for (int i = 0; block.size() < (1 << 20); ++i) {
+    block += json{{"type", "assistant"}, {"n", i}, {"text", std::string(150, 'x')}}.dump() + "\n";
+  }
+  long long written = 0;
+  while (written < bytes) {
+    if (write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) std::exit(1);
+    written += static_cast<long long>(block.size());
+  }
+  close(fd);
+  return agent_id;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  char directory_template[] = "/tmp/herd-bench-mcp.XXXXXX";
+  std::string directory = mkdtemp(directory_template);
+  setenv("XDG_STATE_HOME", (directory + "/state").c_str(), 1);
+  herd::registry::Workspace workspace(directory + "/workspace");
+
+  // Start-up and memory.
+  std::vector<double> start_ms;
+  long resident_kb = 0;
+  for (int i = 0; i < (quick ? 5 : 30); ++i) {
+    auto start = MonotonicClock::now();
+    ServerProcess server;
+    server.Start(workspace.base());
+    server.Send(InitializeRequest());
+    server.Receive(0);
+    start_ms.push_back(herd::MillisecondsSince(start));
+    resident_kb = std::max(resident_kb, ResidentKilobytes(server.pid));
+    server.Stop();
+  }
+
+  // Status on a large task.
+  std::printf("building a task with 200 agents and 10,000 progress lines...\n");
+  std::string task_id = BuildLargeTask(workspace, 200, 10000);
+  ServerProcess server;
+  server.Start(workspace.base());
+  server.Send(InitializeRequest());
+  server.Receive(0);
+  std::vector<double> status_ms;
+  size_t status_bytes = 0;
+  for (int i = 1; i <= (quick ? 20 : 200); ++i) {
+    auto start = MonotonicClock::now();
+    json response = server.Call(i, "get_real_task_status", {{"task_id", task_id}});
+    status_ms.push_back(herd::MillisecondsSince(start));
+    if (response["result"].value("isError", true)) {
+      std::fprintf(stderr, "status failed: %s\n", response.dump().c_str());
+      return 1;
+    }
+    status_bytes = response.dump().size();
+  }
+
+  // Tail of a 1 GB log.
+  long long log_bytes = quick ? (64LL << 20) : (1LL << 30);
+  std::printf("writing a %lld MB agent log...\n", log_bytes >> 20);
+  std::string agent_id = BuildHugeLog(workspace, task_id, log_bytes);
+  std::vector<double> tail_ms;
+  for (int i = 1000; i < 1000 + (quick ? 20 : 100); ++i) {
+    auto start = MonotonicClock::now();
+    json response = server.Call(i, "get_agent_output",
+                                {{"task_id", task_id}, {"agent_id", agent_id}, {"tail", 100}});
+    tail_ms.push_back(herd::MillisecondsSince(start));
+    if (response["result"]["structuredContent"].value("lines", 0) != 100) {
+      std::fprintf(stderr, "tail returned the wrong number of lines\n");
+      return 1;
+    }
+  }
+  server.Stop();
+  std::string cleanup = "rm -rf '" + directory + "'";
+  if (std::system(cleanup.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", directory.c_str());
+
+  double start_p50 = Percentile(start_ms, 0.5);
+  double status_p50 = Percentile(status_ms, 0.5), status_p99 = Percentile(status_ms, 0.99);
+  double tail_p50 = Percentile(tail_ms, 0.5), tail_p99 = Percentile(tail_ms, 0.99);
+  auto verdict = [](bool pass) { return pass ? "PASS" : "FAIL"; };
+  std::printf("\n%-44s %10s %10s %8s\n", "measure", "value", "target", "");
+  std::printf("%-44s %8.2f ms %7s ms %8s\n", "start to initialize response (p50)", start_p50, "20",
+              verdict(start_p50 < 20));
+  std::printf("%-44s %8.2f ms\n", "start to initialize response (max)",
+              Percentile(start_ms, 1.0));
+  std::printf("%-44s %8.1f MB %7s MB %8s\n", "resident memory after initialize",
+              static_cast<double>(resident_kb) / 1024.0, "15", verdict(resident_kb < 15 * 1024));
+  std::printf("%-44s %8.2f ms %7s ms %8s\n", "get_real_task_status p50 (200 agents)", status_p50,
+              "5", verdict(status_p50 < 5));
+  std::printf("%-44s %8.2f ms\n", "get_real_task_status p99", status_p99);
+  std::printf("%-44s %8zu KB\n", "get_real_task_status response size", status_bytes / 1024);
+  std::printf("%-44s %8.2f ms %7s ms %8s\n",
+              (std::string("get_agent_output tail=100 p50 (") + std::to_string(log_bytes >> 20) +
+               " MB log)").c_str(),
+              tail_p50, "10", verdict(tail_p50 < 10));
+  std::printf("%-44s %8.2f ms\n", "get_agent_output tail=100 p99", tail_p99);
+  std::printf("mcp: start_p50_ms=%.2f rss_mb=%.1f status_p50_ms=%.2f status_p99_ms=%.2f "
+              "tail_p50_ms=%.2f tail_p99_ms=%.2f log_mb=%lld\n",
+              start_p50, static_cast<double>(resident_kb) / 1024.0, status_p50, status_p99,
+              tail_p50, tail_p99, log_bytes >> 20);
+  return 0;
+}

@@ -130,7 +130,7 @@ class Server {
       HandleBatch(message);
       return;
     }
-    std::optional<json> response = HandleMessage(message, /*in_batch=*/false);
+    std::optional<json> response = GuardedHandleMessage(message, /*in_batch=*/false);
     if (response) Send(*response);
   }
 
@@ -155,10 +155,22 @@ class Server {
     }
     json responses = json::array();
     for (const json& message : batch) {
-      std::optional<json> response = HandleMessage(message, /*in_batch=*/true);
+      std::optional<json> response = GuardedHandleMessage(message, /*in_batch=*/true);
       if (response) responses.push_back(std::move(*response));
     }
     if (!responses.empty()) Send(responses);
+  }
+
+  // HandleMessage, turning any exception (a field of an unexpected JSON
+  // type, say) into an error reply instead of a crash.
+  std::optional<json> GuardedHandleMessage(const json& message, bool in_batch) {
+    try {
+      return HandleMessage(message, in_batch);
+    } catch (const std::exception& error) {
+      json id = message.is_object() && message.contains("id") ? message["id"] : json(nullptr);
+      if (message.is_object() && !message.contains("id")) return std::nullopt;
+      return ErrorResponse(id, kInvalidParams, std::string("invalid params: ") + error.what());
+    }
   }
 
   // Returns the response to send now, if any (tool calls outside a batch
@@ -263,7 +275,10 @@ class Server {
     std::string name = params["name"];
     if (!tools_.Has(name)) return ErrorResponse(id, kInvalidParams, "Unknown tool: " + name);
     json arguments = params.value("arguments", json::object());
-    json progress_token = params.value("_meta", json::object()).value("progressToken", json(nullptr));
+    json progress_token = nullptr;
+    if (params.contains("_meta") && params["_meta"].is_object()) {
+      progress_token = params["_meta"].value("progressToken", json(nullptr));
+    }
     if (in_batch) return CallTool(id, name, arguments, progress_token, nullptr);
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     {
@@ -291,9 +306,7 @@ class Server {
     std::string requested = params["protocolVersion"];
     negotiated_version_ = SupportedVersion(requested) ? requested : kProtocolVersions[0];
     initialized_ = true;
-    std::string client = params.value("clientInfo", json::object()).value("name", "unknown");
-    spdlog::debug("MCP client {} asked for {}, speaking {}", client, requested,
-                  negotiated_version_);
+    spdlog::debug("MCP client asked for {}, speaking {}", requested, negotiated_version_);
     return ResultResponse(
         id, {{"protocolVersion", negotiated_version_},
              {"capabilities",
