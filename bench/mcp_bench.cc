@@ -195,7 +195,16 @@ std::string BuildHugeLog(const herd::registry::Workspace& workspace, const std::
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false, keep = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--quick") quick = true;
+    else if (arg == "--keep") keep = true;  // leave the data for profiling
+    else {
+      std::fprintf(stderr, "usage: herd-bench-mcp [--quick] [--keep]\n");
+      return 2;
+    }
+  }
   char directory_template[] = "/tmp/herd-bench-mcp.XXXXXX";
   std::string directory = mkdtemp(directory_template);
   setenv("XDG_STATE_HOME", (directory + "/state").c_str(), 1);
@@ -252,7 +261,11 @@ int main(int argc, char** argv) {
   }
   server.Stop();
   std::string cleanup = "rm -rf '" + directory + "'";
-  if (std::system(cleanup.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", directory.c_str());
+  if (keep) {
+    std::printf("data kept in %s\n", directory.c_str());
+  } else if (std::system(cleanup.c_str()) != 0) {
+    std::fprintf(stderr, "could not remove %s\n", directory.c_str());
+  }
 
   double start_p50 = Percentile(start_ms, 0.5);
   double status_p50 = Percentile(status_ms, 0.5), status_p99 = Percentile(status_ms, 0.99);

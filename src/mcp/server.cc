@@ -56,7 +56,12 @@ json ErrorResponse(const json& id, int code, const std::string& message, json da
 }
 
 json ResultResponse(const json& id, json result) {
-  return {{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
+  // Built key by key: an initializer list would copy `result`.
+  json response = json::object();
+  response["jsonrpc"] = "2.0";
+  response["id"] = id;
+  response["result"] = std::move(result);
+  return response;
 }
 
 bool SupportedVersion(const std::string& version) {
@@ -279,19 +284,19 @@ class Server {
     if (params.contains("_meta") && params["_meta"].is_object()) {
       progress_token = params["_meta"].value("progressToken", json(nullptr));
     }
-    if (in_batch) return CallTool(id, name, arguments, progress_token, nullptr);
+    if (in_batch) return json::parse(CallTool(id, name, arguments, progress_token, nullptr));
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     {
       std::lock_guard<std::mutex> guard(in_flight_mutex_);
       in_flight_[id.dump()] = cancelled;
     }
     pool_.Submit([this, id, name, arguments, progress_token, cancelled] {
-      json response = CallTool(id, name, arguments, progress_token, cancelled.get());
+      std::string response = CallTool(id, name, arguments, progress_token, cancelled.get());
       {
         std::lock_guard<std::mutex> guard(in_flight_mutex_);
         in_flight_.erase(id.dump());
       }
-      if (!cancelled->load()) Send(response);
+      if (!cancelled->load()) SendLine(std::move(response));
     });
     return std::nullopt;
   }
@@ -318,8 +323,9 @@ class Server {
              {"instructions", kInstructions}});
   }
 
-  json CallTool(const json& id, const std::string& name, const json& arguments,
-                const json& progress_token, const std::atomic<bool>* cancelled) {
+  // Runs a tool and returns the serialised response line.
+  std::string CallTool(const json& id, const std::string& name, const json& arguments,
+                       const json& progress_token, const std::atomic<bool>* cancelled) {
     int sent = 0;
     ProgressReporter progress = [&](const std::string& message) {
       if (progress_token.is_null() || (cancelled && cancelled->load())) return;
@@ -329,18 +335,23 @@ class Server {
     };
     progress("running " + name);
     ToolOutcome outcome = tools_.Call(name, arguments, progress);
-    json result = {
-        {"content",
-         {{{"type", "text"},
-           {"text", outcome.structured.dump(-1, ' ', false, json::error_handler_t::replace)}}}},
-        {"structuredContent", outcome.structured},
-        {"isError", outcome.is_error}};
-    return ResultResponse(id, std::move(result));
+    // The result is serialised once and spliced in twice (structuredContent
+    // and its text copy): for a large status this halves the reply's cost.
+    std::string structured =
+        outcome.structured.dump(-1, ' ', false, json::error_handler_t::replace);
+    return "{\"jsonrpc\":\"2.0\",\"id\":" + id.dump() +
+           ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":" + json(structured).dump() +
+           "}],\"structuredContent\":" + structured +
+           ",\"isError\":" + (outcome.is_error ? "true" : "false") + "}}";
   }
 
   // Writes one message as one line; safe from any thread.
   void Send(const json& message) {
-    std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    SendLine(message.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+
+  // Writes a serialised message (no newline inside) as one line.
+  void SendLine(std::string line) {
     line += '\n';
     std::lock_guard<std::mutex> guard(write_mutex_);
     if (output_broken_) return;

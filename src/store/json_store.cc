@@ -1,5 +1,6 @@
 #include "store/json_store.h"
 
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -67,7 +68,37 @@ std::chrono::milliseconds LockTimeoutFromEnvironment() {
   return std::chrono::milliseconds(10000);
 }
 
-JsonStore::JsonStore(StoreOptions options) : options_(std::move(options)) {}
+namespace {
+
+struct FileIdentity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  off_t size = 0;
+  timespec modified{};
+
+  bool operator==(const FileIdentity& other) const {
+    return device == other.device && inode == other.inode && size == other.size &&
+           modified.tv_sec == other.modified.tv_sec && modified.tv_nsec == other.modified.tv_nsec;
+  }
+};
+
+bool IdentityOf(const std::string& path, FileIdentity* identity) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return false;
+  *identity = {info.st_dev, info.st_ino, info.st_size, info.st_mtim};
+  return true;
+}
+
+}  // namespace
+
+struct JsonStore::ReadCache {
+  static constexpr size_t kMaxEntries = 64;
+  std::mutex mutex;
+  std::map<std::string, std::pair<FileIdentity, std::shared_ptr<const Snapshot>>> entries;
+};
+
+JsonStore::JsonStore(StoreOptions options)
+    : options_(std::move(options)), cache_(std::make_shared<ReadCache>()) {}
 
 Result<json> JsonStore::Parse(const std::string& path, const std::string& contents) const {
   json document = json::parse(contents, nullptr, /*allow_exceptions=*/false);
@@ -209,6 +240,27 @@ Status JsonStore::Update(const std::string& path, const Mutation& mutation,
 }
 
 Result<Snapshot> JsonStore::Read(const std::string& path) const {
+  FileIdentity before;
+  if (!IdentityOf(path, &before)) return ReadUncached(path);
+  {
+    std::lock_guard<std::mutex> guard(cache_->mutex);
+    auto found = cache_->entries.find(path);
+    if (found != cache_->entries.end() && found->second.first == before) {
+      return *found->second.second;
+    }
+  }
+  Result<Snapshot> snapshot = ReadUncached(path);
+  FileIdentity after;
+  // Cache only what was certainly read from the file we identified.
+  if (snapshot.ok() && !snapshot->from_backup && IdentityOf(path, &after) && after == before) {
+    std::lock_guard<std::mutex> guard(cache_->mutex);
+    if (cache_->entries.size() >= ReadCache::kMaxEntries) cache_->entries.clear();
+    cache_->entries[path] = {before, std::make_shared<const Snapshot>(*snapshot)};
+  }
+  return snapshot;
+}
+
+Result<Snapshot> JsonStore::ReadUncached(const std::string& path) const {
   FileSystem* fs = options_.file_system;
   Result<std::string> contents = fs->ReadFile(path);
   Status problem;

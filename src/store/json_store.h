@@ -25,13 +25,19 @@
 //   restored the same way.
 // - Read(path) takes no lock: rename is atomic, so it always sees one whole
 //   committed version. It never writes; if `path` is damaged it returns the
-//   backup and says so.
+//   backup and says so. Parsed versions are cached per file identity
+//   (device, inode, size, mtime): every commit renames a new inode into
+//   place, so an unchanged identity means unchanged content, and repeated
+//   reads of a large registry cost a stat and a copy, not a parse.
 // - Never fork, exec or sleep inside a mutation: the lock is held.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -110,7 +116,12 @@ class JsonStore {
   Status Replace(const std::string& path, const nlohmann::json& document, bool keep_backup,
                  TransactionStats* stats) const;
 
+  // Parsed documents by path, valid while the file's identity is unchanged.
+  struct ReadCache;
+  Result<Snapshot> ReadUncached(const std::string& path) const;
+
   StoreOptions options_;
+  std::shared_ptr<ReadCache> cache_;
 };
 
 // Warns (once per directory per process, on stderr) when `directory` is on
