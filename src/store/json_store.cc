@@ -1,6 +1,5 @@
 #include "store/json_store.h"
 
-#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -68,33 +67,11 @@ std::chrono::milliseconds LockTimeoutFromEnvironment() {
   return std::chrono::milliseconds(10000);
 }
 
-namespace {
-
-struct FileIdentity {
-  dev_t device = 0;
-  ino_t inode = 0;
-  off_t size = 0;
-  timespec modified{};
-
-  bool operator==(const FileIdentity& other) const {
-    return device == other.device && inode == other.inode && size == other.size &&
-           modified.tv_sec == other.modified.tv_sec && modified.tv_nsec == other.modified.tv_nsec;
-  }
-};
-
-bool IdentityOf(const std::string& path, FileIdentity* identity) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) return false;
-  *identity = {info.st_dev, info.st_ino, info.st_size, info.st_mtim};
-  return true;
-}
-
-}  // namespace
-
 struct JsonStore::ReadCache {
   static constexpr size_t kMaxEntries = 64;
   std::mutex mutex;
-  std::map<std::string, std::pair<FileIdentity, std::shared_ptr<const Snapshot>>> entries;
+  // path -> (the exact bytes parsed, what they parsed to)
+  std::map<std::string, std::pair<std::string, std::shared_ptr<const Snapshot>>> entries;
 };
 
 JsonStore::JsonStore(StoreOptions options)
@@ -240,29 +217,26 @@ Status JsonStore::Update(const std::string& path, const Mutation& mutation,
 }
 
 Result<Snapshot> JsonStore::Read(const std::string& path) const {
-  FileIdentity before;
-  if (!IdentityOf(path, &before)) return ReadUncached(path);
-  {
+  Result<std::string> contents = options_.file_system->ReadFile(path);
+  if (contents.ok()) {
     std::lock_guard<std::mutex> guard(cache_->mutex);
     auto found = cache_->entries.find(path);
-    if (found != cache_->entries.end() && found->second.first == before) {
+    if (found != cache_->entries.end() && found->second.first == *contents) {
       return *found->second.second;
     }
   }
-  Result<Snapshot> snapshot = ReadUncached(path);
-  FileIdentity after;
-  // Cache only what was certainly read from the file we identified.
-  if (snapshot.ok() && !snapshot->from_backup && IdentityOf(path, &after) && after == before) {
+  Result<Snapshot> snapshot = ReadUncached(path, contents);
+  if (snapshot.ok() && !snapshot->from_backup) {
     std::lock_guard<std::mutex> guard(cache_->mutex);
     if (cache_->entries.size() >= ReadCache::kMaxEntries) cache_->entries.clear();
-    cache_->entries[path] = {before, std::make_shared<const Snapshot>(*snapshot)};
+    cache_->entries[path] = {std::move(*contents), std::make_shared<const Snapshot>(*snapshot)};
   }
   return snapshot;
 }
 
-Result<Snapshot> JsonStore::ReadUncached(const std::string& path) const {
+Result<Snapshot> JsonStore::ReadUncached(const std::string& path,
+                                         const Result<std::string>& contents) const {
   FileSystem* fs = options_.file_system;
-  Result<std::string> contents = fs->ReadFile(path);
   Status problem;
   if (contents.ok()) {
     Result<json> document = Parse(path, *contents);

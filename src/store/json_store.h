@@ -25,10 +25,9 @@
 //   restored the same way.
 // - Read(path) takes no lock: rename is atomic, so it always sees one whole
 //   committed version. It never writes; if `path` is damaged it returns the
-//   backup and says so. Parsed versions are cached per file identity
-//   (device, inode, size, mtime): every commit renames a new inode into
-//   place, so an unchanged identity means unchanged content, and repeated
-//   reads of a large registry cost a stat and a copy, not a parse.
+//   backup and says so. The last parse of each path is cached with the
+//   exact bytes it came from: a read whose bytes are unchanged costs a read,
+//   a compare and a copy, not a parse.
 // - Never fork, exec or sleep inside a mutation: the lock is held.
 #pragma once
 
@@ -118,7 +117,7 @@ class JsonStore {
 
   // Parsed documents by path, valid while the file's identity is unchanged.
   struct ReadCache;
-  Result<Snapshot> ReadUncached(const std::string& path) const;
+  Result<Snapshot> ReadUncached(const std::string& path, const Result<std::string>& contents) const;
 
   StoreOptions options_;
   std::shared_ptr<ReadCache> cache_;
