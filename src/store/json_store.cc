@@ -179,6 +179,13 @@ Status JsonStore::Update(const std::string& path, const Mutation& mutation,
   TransactionStats local_stats;
   if (stats == nullptr) stats = &local_stats;
   *stats = TransactionStats{};
+  Status status = UpdateLocked(path, mutation, stats);
+  if (options_.observer) options_.observer(path, *stats, status);
+  return status;
+}
+
+Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation,
+                               TransactionStats* stats) const {
 
   Result<FileLock> lock = FileLock::Acquire(path + ".lock", options_.lock_timeout,
                                             &stats->lock_wait_ms);

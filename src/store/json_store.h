@@ -62,10 +62,19 @@ using Validator = std::function<Status(const nlohmann::json& document)>;
 // The default validator: a JSON object with an unsigned "herd_sequence".
 Status RequireSequence(const nlohmann::json& document);
 
+struct TransactionStats;
+
+// Told about every finished transaction (whatever its outcome), after the
+// lock is released. Must be cheap and must not block: it runs on the
+// caller's thread.
+using TransactionObserver =
+    std::function<void(const std::string& path, const TransactionStats& stats, const Status& status)>;
+
 struct StoreOptions {
   std::chrono::milliseconds lock_timeout{10000};
   FileSystem* file_system = FileSystem::Default();
   Validator validator = RequireSequence;
+  TransactionObserver observer;  // optional
 };
 
 // The lock timeout from $HERD_LOCK_TIMEOUT_MS, else 10 s.
@@ -106,6 +115,8 @@ class JsonStore {
   const StoreOptions& options() const { return options_; }
 
  private:
+  Status UpdateLocked(const std::string& path, const Mutation& mutation,
+                      TransactionStats* stats) const;
   // Loads and checks `path` under the lock, recovering from the backup
   // when it is damaged or deleted.
   Result<nlohmann::json> LoadForUpdate(const std::string& path, TransactionStats* stats) const;
