@@ -59,6 +59,7 @@ json McpConfigFor(const std::string& herd_binary, const std::string& workspace_b
 
 Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
   LaunchPlan plan;
+  plan.backend = request.backend;
   plan.stdin_path = request.prompt_path;
   plan.supports_mcp = BackendSupportsMcp(request.backend);
   const std::string& backend = request.backend;
@@ -121,7 +122,10 @@ json LaunchPlanToJson(const LaunchPlan& plan) {
           {"cwd", plan.cwd},
           {"log_path", plan.log_path},
           {"stream_json", plan.stream_json},
-          {"supports_mcp", plan.supports_mcp}};
+          {"supports_mcp", plan.supports_mcp},
+          {"backend", plan.backend},
+          {"timeout_seconds", plan.timeout_seconds},
+          {"idle_timeout_seconds", plan.idle_timeout_seconds}};
 }
 
 Result<LaunchPlan> LaunchPlanFromJson(const json& document) {
@@ -134,6 +138,9 @@ Result<LaunchPlan> LaunchPlanFromJson(const json& document) {
     plan.log_path = document.at("log_path").get<std::string>();
     plan.stream_json = document.value("stream_json", false);
     plan.supports_mcp = document.value("supports_mcp", false);
+    plan.backend = document.value("backend", "command");
+    plan.timeout_seconds = document.value("timeout_seconds", 0);
+    plan.idle_timeout_seconds = document.value("idle_timeout_seconds", 0);
     if (plan.argv.empty()) return Status::InvalidArgument("the launch plan has an empty argv");
     return plan;
   } catch (const json::exception& error) {

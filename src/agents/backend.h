@@ -46,6 +46,9 @@ struct LaunchPlan {
   std::string log_path;                  // stdout and stderr are appended here
   bool stream_json = false;              // output is JSON lines with a final result event
   bool supports_mcp = false;             // the agent can call herd's MCP tools
+  std::string backend;                   // which event format the output uses
+  int timeout_seconds = 0;               // wall-clock limit; 0 = none
+  int idle_timeout_seconds = 0;          // limit on time without output; 0 = none
 };
 
 // The names accepted by PlanLaunch, for help texts and errors.

@@ -63,6 +63,23 @@ std::vector<std::pair<ProcessIdentity, int>> CollectProcesses(const ProcessIdent
 
 }  // namespace
 
+void RequestStop(const std::vector<json>& agents) {
+  for (const json& agent : agents) {
+    ProcessIdentity supervisor = IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
+    ProcessIdentity leader = IdentityFromEntry(agent, "pid", "process_start_time");
+    int pidfd = supervisor.pid == getpid() ? -1 : OpenPidfd(supervisor);
+    if (supervisor.pid == getpid()) {
+      raise(SIGTERM);  // our own agent: the handler forwards and arms the deadline
+    } else if (pidfd >= 0) {
+      SignalPidfd(pidfd, SIGTERM);
+    } else if ((pidfd = OpenPidfd(leader)) >= 0) {
+      SignalPidfd(pidfd, SIGTERM);
+      if (leader.pid > 1) kill(-leader.pid, SIGTERM);
+    }
+    if (pidfd >= 0) close(pidfd);
+  }
+}
+
 json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
   ProcessIdentity leader = IdentityFromEntry(agent, "pid", "process_start_time");
   ProcessIdentity supervisor = IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
@@ -74,6 +91,9 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
                   {"log_file_kept", agent.value("tracked_files", json::object())
                                         .value("log_file", json(nullptr))}};
 
+  // Tell the supervisor first: it enforces the same deadline even if this
+  // process dies before it (an MCP client may close us at any moment).
+  RequestStop({agent});
   auto processes = CollectProcesses(leader, supervisor);
   std::vector<int> pidfds;
   for (auto& [identity, pidfd] : processes) {
@@ -104,7 +124,7 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
 
   // The supervisor records the exit and reaps leftovers; wait for it so the
   // caller sees the final state.
-  int supervisor_fd = OpenPidfd(supervisor);
+  int supervisor_fd = supervisor.pid == getpid() ? -1 : OpenPidfd(supervisor);
   if (supervisor_fd >= 0) {
     cleanup["supervisor_finished"] =
         WaitForExit({supervisor_fd}, MonotonicClock::now() + kSupervisorFinish);
@@ -127,7 +147,9 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
         Result<bool> terminated = registry::MarkTerminated(task, agent_id, reason, NowIso8601());
         if (!terminated.ok()) return terminated.status();
         changed = *terminated;
-        agent = *registry::FindAgent(task, agent_id);
+        json* entry = registry::FindAgent(task, agent_id);
+        if (changed) (*entry)["kill_grace_ms"] = grace.count();
+        agent = *entry;
         task_after = task;
         return changed ? store::Decision::kCommit : store::Decision::kNoChange;
       });

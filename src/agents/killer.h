@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -29,6 +30,12 @@ Result<nlohmann::json> KillAgent(const registry::RegistryStores& stores,
                                  const registry::Workspace& workspace, const std::string& task_id,
                                  const std::string& agent_id, const std::string& reason,
                                  std::chrono::milliseconds grace = kDefaultKillGrace);
+
+// Asks each agent's supervisor to stop its agent: the supervisor sends
+// SIGTERM to the agent's group at once and SIGKILL once the entry's
+// kill_grace_ms has passed, even if the caller has exited. An agent whose
+// supervisor is gone gets SIGTERM directly. Returns at once.
+void RequestStop(const std::vector<nlohmann::json>& agents);
 
 // Signals every process of an agent described by its registry entry:
 // SIGTERM, wait up to `grace`, SIGKILL. Returns cleanup figures. Used by

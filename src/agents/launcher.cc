@@ -185,6 +185,18 @@ Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspac
   if (!plan.ok()) return plan.status();
   plan->cwd = cwd;
   plan->log_path = workspace.StreamLogPath(request.task_id, agent_id);
+  plan->timeout_seconds = task->document.value("agent_timeout_seconds", 0);
+  plan->idle_timeout_seconds = task->document.value("agent_idle_timeout_seconds", 0);
+  bool isolate = request.isolate_config || task->document.value("isolate_agent_config", false);
+  if (isolate && request.backend == "claude") {
+    // Each agent gets its own ~/.claude.json and sessions, so concurrent
+    // agents cannot corrupt a shared one; credentials still arrive through
+    // the environment.
+    std::string config_directory = workspace.TaskDirectory(request.task_id) + "/agents/" +
+                                   agent_id + "/claude-config";
+    HERD_RETURN_IF_ERROR(registry::MakeDirectories(config_directory));
+    plan->environment.push_back("CLAUDE_CONFIG_DIR=" + config_directory);
+  }
 
   // Files first, outside any lock.
   HERD_RETURN_IF_ERROR(workspace.CreateTaskDirectories(request.task_id));

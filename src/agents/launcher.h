@@ -28,6 +28,9 @@ struct DeployRequest {
   std::string backend = "claude";
   std::string model;
   std::vector<std::string> command_argv;  // for backend "command"
+  // Give this Claude Code agent its own CLAUDE_CONFIG_DIR (also on when the
+  // task asks for it).
+  bool isolate_config = false;
 };
 
 // The path of the running herd binary (/proc/self/exe).

@@ -122,6 +122,25 @@ std::vector<ProcessIdentity> ProcessGroupMembers(pid_t pgid) {
   return members;
 }
 
+bool IsHerdSupervisor(pid_t pid) {
+  static const std::string self = [] {
+    char path[4096];
+    ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+    return length > 0 ? std::string(path, static_cast<size_t>(length)) : std::string();
+  }();
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/%d/exe", pid);
+  char target[4096];
+  ssize_t length = readlink(link, target, sizeof target - 1);
+  if (length <= 0 || std::string(target, static_cast<size_t>(length)) != self) return false;
+  std::snprintf(link, sizeof link, "/proc/%d/cmdline", pid);
+  std::ifstream cmdline(link, std::ios::binary);
+  std::string program, subcommand;
+  std::getline(cmdline, program, '\0');
+  std::getline(cmdline, subcommand, '\0');
+  return subcommand == "supervise";
+}
+
 std::vector<ProcessIdentity> Descendants(pid_t pid) {
   std::vector<ProcessIdentity> found;
   std::set<pid_t> seen{pid};
@@ -131,6 +150,7 @@ std::vector<ProcessIdentity> Descendants(pid_t pid) {
     frontier.pop_back();
     for (pid_t child : ChildrenOf(parent)) {
       if (!seen.insert(child).second) continue;
+      if (IsHerdSupervisor(child)) continue;  // another agent's: not ours to touch
       StatFields fields;
       if (ReadStat(child, &fields) && IsLiveState(fields.state)) {
         found.push_back({child, fields.start_time});

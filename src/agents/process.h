@@ -37,8 +37,14 @@ std::vector<ProcessIdentity> ProcessGroupMembers(pid_t pgid);
 
 // Every live descendant of `pid` (children, grandchildren, ...), through
 // /proc/<pid>/task/*/children. Includes processes that left the group or
-// the session.
+// the session. Other agents' supervisors and everything under them are left
+// out: a supervisor started from inside an agent (spawn_child_agent) is
+// adopted by that agent's supervisor, a subreaper, but belongs to its own
+// agent.
 std::vector<ProcessIdentity> Descendants(pid_t pid);
+
+// Whether `pid` runs this herd binary as `herd supervise`.
+bool IsHerdSupervisor(pid_t pid);
 
 // A pidfd for `identity`, or -1 if that process is gone (or the pid now
 // belongs to someone else). O_CLOEXEC.

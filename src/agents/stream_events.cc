@@ -1,31 +1,131 @@
 #include "agents/stream_events.h"
 
+#include <algorithm>
+
 #include "util/text_file.h"
 
 namespace herd::agents {
 
 using nlohmann::json;
 
-json ExtractResultEvent(const std::vector<std::string>& lines) {
-  for (auto line = lines.rbegin(); line != lines.rend(); ++line) {
-    if (line->find("\"result\"") == std::string::npos) continue;
-    json event = json::parse(*line, nullptr, false);
-    if (event.is_discarded() || !event.is_object() || event.value("type", "") != "result") continue;
-    json figures = json::object();
+namespace {
+
+long long Number(const json& object, const char* key) {
+  if (!object.is_object()) return 0;
+  auto found = object.find(key);
+  if (found == object.end() || !found->is_number()) return 0;
+  return found->get<long long>();
+}
+
+json ParseEvent(std::string_view line) {
+  size_t start = line.find_first_not_of(" \t\r");
+  if (start == std::string_view::npos || line[start] != '{') return nullptr;
+  json event = json::parse(line.substr(start), nullptr, false);
+  if (event.is_discarded() || !event.is_object()) return nullptr;
+  return event;
+}
+
+}  // namespace
+
+UsageTracker::UsageTracker(std::string backend) : backend_(std::move(backend)) {}
+
+void UsageTracker::AddUsage(const json& usage) {
+  input_tokens_ += Number(usage, "input_tokens");
+  output_tokens_ += Number(usage, "output_tokens");
+  cache_read_tokens_ += Number(usage, "cache_read_input_tokens") + Number(usage, "cached_input_tokens");
+  cache_creation_tokens_ += Number(usage, "cache_creation_input_tokens");
+  ++messages_;
+}
+
+bool UsageTracker::Feed(std::string_view line) {
+  json event = ParseEvent(line);
+  if (event.is_null()) return false;
+  std::string type = event.value("type", "");
+  if (backend_ == "codex") {
+    if (type == "turn.completed" && event.contains("usage")) {
+      AddUsage(event["usage"]);
+      return true;
+    }
+    if (type == "turn.failed" || type == "error") {
+      std::string message = event.value("message", "");
+      if (event.contains("error") && event["error"].is_object()) {
+        message = event["error"].value("message", message);
+      }
+      result_ = {{"is_error", true}, {"subtype", type}, {"error", message}, {"usage", Usage()}};
+      return true;
+    }
+    return false;
+  }
+  if (backend_ == "gemini") {
+    if (type != "result") return false;
+    json stats = event.value("stats", json::object());
+    input_tokens_ = Number(stats, "input_tokens");
+    output_tokens_ = Number(stats, "output_tokens");
+    messages_ = 1;
+    result_ = {{"is_error", event.value("status", "success") != "success"},
+               {"subtype", event.value("status", "")},
+               {"duration_ms", Number(stats, "duration_ms")},
+               {"num_turns", Number(stats, "tool_calls") + 1},
+               {"usage", Usage()}};
+    if (event.contains("error")) result_["error"] = event["error"];
+    return true;
+  }
+  // claude and cursor-agent share Claude Code's stream-json shape.
+  if (type == "assistant" && event.contains("message") && event["message"].is_object()) {
+    const json& message = event["message"];
+    if (!message.contains("usage")) return false;
+    std::string id = message.value("id", "");
+    if (!id.empty()) {
+      if (std::find(seen_message_ids_.begin(), seen_message_ids_.end(), id) !=
+          seen_message_ids_.end()) {
+        return false;  // another content block of a message already counted
+      }
+      seen_message_ids_.push_back(id);
+    }
+    AddUsage(message["usage"]);
+    return true;
+  }
+  if (type == "result") {
+    result_ = json::object();
     for (const char* key : {"total_cost_usd", "num_turns", "duration_ms", "duration_api_ms",
                             "usage", "is_error", "subtype", "session_id"}) {
-      if (event.contains(key)) figures[key] = event[key];
+      if (event.contains(key)) result_[key] = event[key];
     }
-    return figures;
+    if (event.value("is_error", false) && event.contains("result") && event["result"].is_string()) {
+      result_["error"] = event["result"].get<std::string>().substr(0, 500);
+    }
+    return true;
+  }
+  return false;
+}
+
+json UsageTracker::Usage() const {
+  return {{"input_tokens", input_tokens_},
+          {"output_tokens", output_tokens_},
+          {"cache_read_input_tokens", cache_read_tokens_},
+          {"cache_creation_input_tokens", cache_creation_tokens_},
+          {"total_tokens", TotalTokens()},
+          {"messages", messages_}};
+}
+
+long long UsageTracker::TotalTokens() const {
+  return input_tokens_ + output_tokens_ + cache_read_tokens_ + cache_creation_tokens_;
+}
+
+json ExtractResultEvent(const std::vector<std::string>& lines, const std::string& backend) {
+  for (auto line = lines.rbegin(); line != lines.rend(); ++line) {
+    UsageTracker tracker(backend);
+    tracker.Feed(*line);
+    if (!tracker.Result().is_null()) return tracker.Result();
   }
   return nullptr;
 }
 
-json ReadResultEvent(const std::string& log_path) {
+json ReadResultEvent(const std::string& log_path, const std::string& backend) {
   // The result event is the last line; 256 KiB covers a long final answer.
   Result<Tail> tail = ReadTailLines(log_path, 50, 256 * 1024);
   if (!tail.ok()) return nullptr;
-  return ExtractResultEvent(tail->lines);
+  return ExtractResultEvent(tail->lines, backend);
 }
 
 }  // namespace herd::agents

@@ -1,23 +1,63 @@
-// Reading an agent's stream-json output (Claude Code, cursor-agent, ...).
+// Reading agents' JSON event streams: usage, cost and the final result.
 //
-// The CLIs print one JSON event per line; the last `result` event carries
-// the run's cost, token usage, turns and duration. Lines that are not JSON
-// (a crash trace, plain text) are skipped, never fatal.
+// Agent CLIs print one JSON event per line. UsageTracker is fed every line
+// the agent prints and keeps, per backend:
+//   claude, cursor-agent  `assistant` events carry message.usage; one API
+//                         message may span several lines with the same
+//                         message.id and the same usage, so usage is
+//                         summed per distinct message id. The final `result`
+//                         event has total_cost_usd, num_turns, duration_ms,
+//                         usage and is_error.
+//   codex                 `turn.completed` events carry usage
+//                         {input_tokens, cached_input_tokens, output_tokens};
+//                         `turn.failed` / `error` events mark failure.
+//   gemini                the final `result` event has stats {input_tokens,
+//                         output_tokens, total_tokens, duration_ms,
+//                         tool_calls} and status success|error.
+// Lines that are not JSON (a crash trace, plain text) are skipped.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace herd::agents {
 
-// The figures of the last `{"type":"result",...}` line in `lines`:
-// {total_cost_usd, num_turns, duration_ms, usage, is_error, subtype}, or
-// null if there is none.
-nlohmann::json ExtractResultEvent(const std::vector<std::string>& lines);
+class UsageTracker {
+ public:
+  explicit UsageTracker(std::string backend);
+
+  // Feeds one output line; returns true if the usage or result changed.
+  bool Feed(std::string_view line);
+
+  // {input_tokens, output_tokens, cache_read_input_tokens,
+  //  cache_creation_input_tokens, total_tokens, messages}.
+  nlohmann::json Usage() const;
+  // The final result figures, or null: {total_cost_usd, num_turns,
+  // duration_ms, usage, is_error, subtype, error?}.
+  const nlohmann::json& Result() const { return result_; }
+  long long TotalTokens() const;
+
+ private:
+  void AddUsage(const nlohmann::json& usage);
+
+  std::string backend_;
+  long long input_tokens_ = 0;
+  long long output_tokens_ = 0;
+  long long cache_read_tokens_ = 0;
+  long long cache_creation_tokens_ = 0;
+  long long messages_ = 0;
+  std::vector<std::string> seen_message_ids_;
+  nlohmann::json result_ = nullptr;
+};
+
+// The figures of the last result event in `lines` for `backend`, or null.
+nlohmann::json ExtractResultEvent(const std::vector<std::string>& lines,
+                                  const std::string& backend = "claude");
 
 // Reads the end of `log_path` and extracts its result event.
-nlohmann::json ReadResultEvent(const std::string& log_path);
+nlohmann::json ReadResultEvent(const std::string& log_path, const std::string& backend = "claude");
 
 }  // namespace herd::agents

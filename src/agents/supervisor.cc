@@ -1,6 +1,7 @@
 #include "agents/supervisor.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -11,10 +12,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "agents/backend.h"
+#include "agents/killer.h"
 #include "agents/process.h"
 #include "agents/stream_events.h"
 #include "registry/global_index.h"
@@ -35,10 +38,19 @@ using registry::Workspace;
 constexpr auto kLeftoverGrace = std::chrono::seconds(1);
 
 volatile sig_atomic_t agent_group_for_signals = 0;
+int wake_pipe_read = -1;
+int wake_pipe_write = -1;
 
-// SIGTERM/SIGINT/SIGHUP to the supervisor are passed on to the agent's group.
+// SIGTERM/SIGINT/SIGHUP to the supervisor are passed on to the agent's
+// group at once, and wake the supervisor's loop, which then arms the
+// SIGKILL deadline.
 void ForwardSignal(int signal) {
+  int saved_errno = errno;
   if (agent_group_for_signals > 0) kill(-agent_group_for_signals, signal);
+  char byte = 1;
+  ssize_t ignored = write(wake_pipe_write, &byte, 1);
+  (void)ignored;
+  errno = saved_errno;
 }
 
 void WriteLine(int fd, const std::string& line) {
@@ -83,21 +95,21 @@ std::vector<std::string> MergedEnvironment(const std::vector<std::string>& extra
   return merged;
 }
 
-// Starts the agent; returns its pid or an error naming what failed. Uses
-// fork+exec (the supervisor is single-threaded) so the child can set its
-// process group and parent-death signal before exec.
-Result<pid_t> StartAgent(const LaunchPlan& plan) {
+struct StartedAgent {
+  pid_t pid = -1;
+  int output_fd = -1;  // read end of the agent's stdout+stderr pipe
+};
+
+// Starts the agent; returns its pid and output pipe, or an error naming
+// what failed. Uses fork+exec (the supervisor is single-threaded) so the
+// child can set its process group and parent-death signal before exec.
+Result<StartedAgent> StartAgent(const LaunchPlan& plan) {
   int stdin_fd = open(plan.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (stdin_fd < 0) return Status::FromErrno("cannot open the prompt file " + plan.stdin_path, errno);
-  int log_fd = open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    close(stdin_fd);
-    return Status::FromErrno("cannot open the agent log " + plan.log_path, errno);
-  }
+  int output[2];
   int exec_error[2];
-  if (pipe2(exec_error, O_CLOEXEC) != 0) {
+  if (pipe2(output, O_CLOEXEC) != 0 || pipe2(exec_error, O_CLOEXEC) != 0) {
     close(stdin_fd);
-    close(log_fd);
     return Status::FromErrno("cannot create a pipe", errno);
   }
   std::vector<std::string> argv_strings = plan.argv;
@@ -109,10 +121,7 @@ Result<pid_t> StartAgent(const LaunchPlan& plan) {
   pid_t pid = fork();
   if (pid < 0) {
     int saved_errno = errno;
-    close(stdin_fd);
-    close(log_fd);
-    close(exec_error[0]);
-    close(exec_error[1]);
+    for (int fd : {stdin_fd, output[0], output[1], exec_error[0], exec_error[1]}) close(fd);
     return Status::FromErrno("cannot fork", saved_errno);
   }
   if (pid == 0) {
@@ -122,13 +131,13 @@ Result<pid_t> StartAgent(const LaunchPlan& plan) {
     if (getppid() != supervisor) _exit(127);
     int step = 0;
     if (dup2(stdin_fd, STDIN_FILENO) < 0) step = 1;
-    if (step == 0 && dup2(log_fd, STDOUT_FILENO) < 0) step = 2;
-    if (step == 0 && dup2(log_fd, STDERR_FILENO) < 0) step = 3;
+    if (step == 0 && dup2(output[1], STDOUT_FILENO) < 0) step = 2;
+    if (step == 0 && dup2(output[1], STDERR_FILENO) < 0) step = 3;
     if (step == 0 && !plan.cwd.empty() && chdir(plan.cwd.c_str()) != 0) step = 4;
     if (step == 0) {
       // Nothing but 0-2 survives exec; the error pipe stays open until exec.
       syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-      signal(SIGPIPE, SIG_DFL);
+      for (int signal_number : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) signal(signal_number, SIG_DFL);
       sigset_t none;
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -141,7 +150,7 @@ Result<pid_t> StartAgent(const LaunchPlan& plan) {
     _exit(127);
   }
   close(stdin_fd);
-  close(log_fd);
+  close(output[1]);
   close(exec_error[1]);
   int report[2] = {0, 0};
   ssize_t got;
@@ -151,6 +160,7 @@ Result<pid_t> StartAgent(const LaunchPlan& plan) {
   close(exec_error[0]);
   if (got == static_cast<ssize_t>(sizeof report)) {
     waitpid(pid, nullptr, 0);
+    close(output[0]);
     static const char* kSteps[] = {"", "redirect stdin", "redirect stdout", "redirect stderr",
                                    "enter the working directory", "execute"};
     std::string what = std::string("cannot ") + kSteps[report[0]];
@@ -158,7 +168,8 @@ Result<pid_t> StartAgent(const LaunchPlan& plan) {
     if (report[0] == 5) what += " " + plan.argv[0];
     return Status::FromErrno(what, report[1]);
   }
-  return pid;  // EOF: exec succeeded and closed the pipe
+  fcntl(output[0], F_SETFL, O_NONBLOCK);
+  return StartedAgent{pid, output[0]};  // EOF: exec succeeded and closed the pipe
 }
 
 // Stops whatever the agent left behind: every descendant of this
@@ -188,18 +199,281 @@ void StopLeftovers(pid_t agent_group) {
 Status UpdateTask(const RegistryStores& stores, const Workspace& workspace,
                   const std::string& task_id,
                   const std::function<Status(json& task)>& change, json* after = nullptr) {
+  json committed;
   Status status = stores.tasks.Update(
       workspace.TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
         HERD_RETURN_IF_ERROR(change(task));
-        if (after) *after = task;
+        committed = task;
         return store::Decision::kCommit;
       });
-  if (status.ok() && after) {
-    Status indexed = registry::UpsertTask(stores, workspace, *after);
+  if (status.ok()) {
+    Status indexed = registry::UpsertTask(stores, workspace, committed);
     if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+    if (after) *after = std::move(committed);
   }
   return status;
 }
+
+// Everything the supervisor watches while its agent runs.
+class AgentWatch {
+ public:
+  AgentWatch(const SupervisorArgs& args, const Workspace& workspace, const RegistryStores& stores,
+             const LaunchPlan& plan, const StartedAgent& agent)
+      : args_(args), workspace_(workspace), stores_(stores), plan_(plan), agent_(agent),
+        tracker_(plan.backend) {
+    log_fd_ = open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    agent_pidfd_ = OpenPidfd(IdentityOf(agent.pid));
+    started_ = MonotonicClock::now();
+    last_output_ = started_;
+  }
+
+  ~AgentWatch() {
+    for (int fd : {log_fd_, agent_pidfd_, agent_.output_fd}) {
+      if (fd >= 0) close(fd);
+    }
+  }
+
+  // Runs until the agent exits; returns its wait status (-1 if lost).
+  int Run() {
+    for (;;) {
+      ReapChildren();
+      if (exited_) break;
+      std::vector<pollfd> waiting = {{wake_pipe_read, POLLIN, 0}, {agent_pidfd_, POLLIN, 0}};
+      if (agent_.output_fd >= 0) waiting.push_back({agent_.output_fd, POLLIN, 0});
+      int ready = poll(waiting.data(), waiting.size(), MillisecondsToNextDeadline());
+      if (ready < 0 && errno != EINTR) {
+        spdlog::error("poll failed: {}", std::strerror(errno));
+        return -1;
+      }
+      if (waiting[0].revents) OnStopRequested();
+      if (waiting.size() > 2 && waiting[2].revents) PumpOutput();
+      CheckDeadlines();
+      if (agent_pidfd_ < 0 || waiting[1].revents) ReapChildren();
+      if (exited_) break;
+    }
+    PumpOutput();  // whatever the agent wrote last; never wait for EOF
+    return wait_status_;
+  }
+
+  const UsageTracker& tracker() const { return tracker_; }
+
+  // Commits the running usage; stops every active agent of the task if a
+  // budget is now passed.
+  void CommitUsage() {
+    last_usage_commit_ = MonotonicClock::now();
+    usage_dirty_ = false;
+    std::vector<json> to_stop;
+    Status saved = UpdateTask(stores_, workspace_, args_.task_id, [&](json& task) {
+      json exceeded = registry::RecordUsage(task, args_.agent_id, tracker_.Usage());
+      if (!exceeded.is_null()) {
+        to_stop = registry::TerminateActiveAgents(task, exceeded, KillGraceMs(), NowIso8601());
+      }
+      return Status::Ok();
+    });
+    if (!saved.ok()) spdlog::warn("usage not recorded: {}", saved.ToString());
+    if (!to_stop.empty()) {
+      spdlog::warn("budget passed: stopping {} agent(s)", to_stop.size());
+      RequestStop(to_stop);
+    }
+  }
+
+ private:
+  static int KillGraceMs() { return static_cast<int>(kDefaultKillGrace.count()); }
+
+  int MillisecondsToNextDeadline() const {
+    auto now = MonotonicClock::now();
+    std::optional<MonotonicClock::time_point> next;
+    auto consider = [&](MonotonicClock::time_point when) {
+      if (!next || when < *next) next = when;
+    };
+    if (kill_deadline_) consider(*kill_deadline_);
+    if (!stopping_ && plan_.timeout_seconds > 0) {
+      consider(started_ + std::chrono::seconds(plan_.timeout_seconds));
+    }
+    if (!stopping_ && plan_.idle_timeout_seconds > 0) {
+      consider(last_output_ + std::chrono::seconds(plan_.idle_timeout_seconds));
+    }
+    if (usage_dirty_) consider(last_usage_commit_ + kUsageCommitInterval);
+    if (!next) return -1;
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1;
+    return static_cast<int>(std::max<long long>(0, wait));
+  }
+
+  // Copies new output to the log and feeds complete lines to the tracker.
+  void PumpOutput() {
+    if (agent_.output_fd < 0) return;
+    char buffer[65536];
+    for (;;) {
+      ssize_t got = read(agent_.output_fd, buffer, sizeof buffer);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return;  // EAGAIN: nothing more for now
+      if (got == 0) {       // every writer closed its end
+        close(agent_.output_fd);
+        agent_.output_fd = -1;
+        FeedLine(partial_line_);
+        partial_line_.clear();
+        return;
+      }
+      last_output_ = MonotonicClock::now();
+      WriteToLog(buffer, static_cast<size_t>(got));
+      if (plan_.stream_json) SplitLines(std::string_view(buffer, static_cast<size_t>(got)));
+    }
+  }
+
+  void WriteToLog(const char* data, size_t size) {
+    while (size > 0 && log_fd_ >= 0) {
+      ssize_t written = write(log_fd_, data, size);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0) {
+        spdlog::error("cannot write the agent log: {}", std::strerror(errno));
+        return;
+      }
+      data += written;
+      size -= static_cast<size_t>(written);
+    }
+  }
+
+  void SplitLines(std::string_view data) {
+    size_t start = 0;
+    for (size_t newline; (newline = data.find('\n', start)) != std::string_view::npos;
+         start = newline + 1) {
+      if (partial_line_.empty()) {
+        FeedLine(data.substr(start, newline - start));
+      } else {
+        partial_line_.append(data.substr(start, newline - start));
+        FeedLine(partial_line_);
+        partial_line_.clear();
+      }
+    }
+    // Keep an unfinished line, but never let one grow without bound.
+    if (partial_line_.size() + (data.size() - start) <= kMaxTrackedLine) {
+      partial_line_.append(data.substr(start));
+    } else {
+      partial_line_.clear();
+    }
+  }
+
+  void FeedLine(std::string_view line) {
+    if (!line.empty() && tracker_.Feed(line)) usage_dirty_ = true;
+  }
+
+  void CheckDeadlines() {
+    auto now = MonotonicClock::now();
+    if (kill_deadline_ && now >= *kill_deadline_) {
+      spdlog::warn("agent still running after the grace period: SIGKILL");
+      KillEverything(SIGKILL);
+      kill_deadline_.reset();
+    }
+    if (!stopping_ && plan_.timeout_seconds > 0 &&
+        now >= started_ + std::chrono::seconds(plan_.timeout_seconds)) {
+      StopForTimeout("agent_timeout_seconds", plan_.timeout_seconds,
+                     std::chrono::duration<double>(now - started_).count(), "ran for");
+    }
+    if (!stopping_ && plan_.idle_timeout_seconds > 0 &&
+        now >= last_output_ + std::chrono::seconds(plan_.idle_timeout_seconds)) {
+      StopForTimeout("agent_idle_timeout_seconds", plan_.idle_timeout_seconds,
+                     std::chrono::duration<double>(now - last_output_).count(),
+                     "printed nothing for");
+    }
+    if (usage_dirty_ && now >= last_usage_commit_ + kUsageCommitInterval) CommitUsage();
+  }
+
+  void StopForTimeout(const char* limit, int limit_seconds, double used_seconds,
+                      const char* what) {
+    char used[32];
+    std::snprintf(used, sizeof used, "%.1f", used_seconds);
+    std::string reason = std::string("stopped by herd: ") + what + " " + used + " s (" + limit +
+                         " is " + std::to_string(limit_seconds) + ")";
+    spdlog::warn("{}", reason);
+    json figures = {{"limit", limit}, {"limit_value", limit_seconds}, {"used", used_seconds}};
+    Status marked = UpdateTask(stores_, workspace_, args_.task_id, [&](json& task) {
+      Result<bool> changed =
+          registry::MarkTerminated(task, args_.agent_id, reason, NowIso8601(), figures);
+      if (changed.ok() && *changed) {
+        (*registry::FindAgent(task, args_.agent_id))["kill_grace_ms"] = KillGraceMs();
+      }
+      return changed.status();
+    });
+    if (!marked.ok()) spdlog::error("could not record the timeout: {}", marked.ToString());
+    BeginStop(std::chrono::milliseconds(KillGraceMs()));
+  }
+
+  // SIGTERM (or SIGTERM forwarded by the signal handler) starts a stop:
+  // the agent gets the entry's grace period, then SIGKILL.
+  void OnStopRequested() {
+    char drained[64];
+    while (read(wake_pipe_read, drained, sizeof drained) > 0) {
+    }
+    int grace_ms = KillGraceMs();
+    Result<store::Snapshot> task = stores_.tasks.Read(workspace_.TaskRegistryPath(args_.task_id));
+    if (task.ok()) {
+      if (const json* entry = registry::FindAgent(task->document, args_.agent_id)) {
+        grace_ms = entry->value("kill_grace_ms", grace_ms);
+      }
+    }
+    spdlog::info("stop requested: SIGTERM sent, SIGKILL in {} ms", grace_ms);
+    BeginStop(std::chrono::milliseconds(grace_ms));
+  }
+
+  void BeginStop(std::chrono::milliseconds grace) {
+    if (stopping_) return;
+    stopping_ = true;
+    KillEverything(SIGTERM);
+    kill_deadline_ = MonotonicClock::now() + grace;
+  }
+
+  // The agent's group and every descendant of this supervisor.
+  void KillEverything(int signal_number) {
+    kill(-agent_.pid, signal_number);
+    for (const ProcessIdentity& process : Descendants(getpid())) {
+      int pidfd = OpenPidfd(process);
+      SignalPidfd(pidfd, signal_number);
+      if (pidfd >= 0) close(pidfd);
+    }
+  }
+
+  // Reaps every exited child; notes the agent's own exit.
+  void ReapChildren() {
+    for (;;) {
+      int status = 0;
+      pid_t reaped = waitpid(-1, &status, WNOHANG);
+      if (reaped < 0 && errno == EINTR) continue;
+      if (reaped <= 0) {
+        if (reaped < 0 && errno == ECHILD && !exited_) {
+          spdlog::error("lost track of the agent process");
+          exited_ = true;
+          wait_status_ = -1;
+        }
+        return;
+      }
+      if (reaped == agent_.pid) {
+        exited_ = true;
+        wait_status_ = status;
+      }
+    }
+  }
+
+  static constexpr auto kUsageCommitInterval = std::chrono::seconds(1);
+  static constexpr size_t kMaxTrackedLine = 4 * 1024 * 1024;
+
+  const SupervisorArgs& args_;
+  const Workspace& workspace_;
+  const RegistryStores& stores_;
+  const LaunchPlan& plan_;
+  StartedAgent agent_;
+  UsageTracker tracker_;
+  int log_fd_ = -1;
+  int agent_pidfd_ = -1;
+  MonotonicClock::time_point started_;
+  MonotonicClock::time_point last_output_;
+  MonotonicClock::time_point last_usage_commit_{};
+  bool usage_dirty_ = false;
+  bool stopping_ = false;
+  std::optional<MonotonicClock::time_point> kill_deadline_;
+  std::string partial_line_;
+  bool exited_ = false;
+  int wait_status_ = 0;
+};
 
 [[noreturn]] void Supervise(const SupervisorArgs& args) {
   Workspace workspace(args.workspace_base);
@@ -219,11 +493,11 @@ Status UpdateTask(const RegistryStores& stores, const Workspace& workspace,
   Result<LaunchPlan> plan = LaunchPlanFromJson(json::parse(*plan_text, nullptr, false));
   if (!plan.ok()) fail(plan.status());
 
-  Result<pid_t> agent_pid = StartAgent(*plan);
-  if (!agent_pid.ok()) fail(agent_pid.status());
-  agent_group_for_signals = *agent_pid;
+  Result<StartedAgent> started = StartAgent(*plan);
+  if (!started.ok()) fail(started.status());
+  agent_group_for_signals = started->pid;
 
-  ProcessIdentity agent = IdentityOf(*agent_pid);
+  ProcessIdentity agent = IdentityOf(started->pid);
   ProcessIdentity supervisor = IdentityOf(getpid());
   bool killed_while_starting = false;
   Status recorded = UpdateTask(stores, workspace, args.task_id, [&](json& task) {
@@ -233,8 +507,8 @@ Status UpdateTask(const RegistryStores& stores, const Workspace& workspace,
     return Status::Ok();
   });
   if (!recorded.ok()) {
-    kill(-*agent_pid, SIGKILL);
-    waitpid(*agent_pid, nullptr, 0);
+    kill(-started->pid, SIGKILL);
+    waitpid(started->pid, nullptr, 0);
     fail(recorded.WithContext("the agent started but could not be recorded, so it was stopped"));
   }
   WriteLine(args.handshake_fd,
@@ -242,21 +516,11 @@ Status UpdateTask(const RegistryStores& stores, const Workspace& workspace,
   close(args.handshake_fd);
   if (killed_while_starting) {
     spdlog::info("agent was terminated while starting; stopping it");
-    kill(-*agent_pid, SIGTERM);
+    raise(SIGTERM);
   }
 
-  // Reap everything until the agent itself exits; orphans of the agent are
-  // reparented here (subreaper) and reaped along the way.
-  int wait_status = 0;
-  for (;;) {
-    pid_t reaped = waitpid(-1, &wait_status, 0);
-    if (reaped == *agent_pid) break;
-    if (reaped < 0 && errno != EINTR) {
-      spdlog::error("lost track of the agent: {}", std::strerror(errno));
-      wait_status = -1;
-      break;
-    }
-  }
+  AgentWatch watch(args, workspace, stores, *plan, *started);
+  int wait_status = watch.Run();
 
   registry::ExitRecord exit_record;
   exit_record.ended_at = NowIso8601();
@@ -264,22 +528,37 @@ Status UpdateTask(const RegistryStores& stores, const Workspace& workspace,
   if (wait_status != -1 && WIFSIGNALED(wait_status)) exit_record.exit_signal = WTERMSIG(wait_status);
   if (wait_status == -1) exit_record.error = "the supervisor lost track of the agent process";
   if (plan->stream_json) {
-    exit_record.result = ReadResultEvent(plan->log_path);
+    exit_record.result = watch.tracker().Result();
+    exit_record.usage = watch.tracker().Usage();
     if (exit_record.result.is_object() && exit_record.result.value("is_error", false) &&
         exit_record.error.empty()) {
-      exit_record.error = "the agent CLI reported an error result (" +
-                          exit_record.result.value("subtype", std::string("error")) + ")";
+      std::string detail = exit_record.result.value("error", std::string());
+      exit_record.error = "the agent CLI reported an error" +
+                          (detail.empty() ? std::string() : ": " + detail);
     }
   }
   spdlog::info("agent exited: code {} signal {}", exit_record.exit_code.value_or(-1),
                exit_record.exit_signal.value_or(0));
+  std::vector<json> to_stop;
   Status saved = UpdateTask(stores, workspace, args.task_id, [&](json& task) {
-    return registry::RecordExit(task, args.agent_id, exit_record);
+    HERD_RETURN_IF_ERROR(registry::RecordExit(task, args.agent_id, exit_record));
+    // A reported cost may push the task past its budget.
+    json exceeded = registry::ExceededBudget(task);
+    if (!exceeded.is_null()) {
+      if (!task.contains("budget_exceeded")) {
+        task["budget_exceeded"] = exceeded;
+        task["budget_exceeded"]["at"] = NowIso8601();
+      }
+      to_stop = registry::TerminateActiveAgents(
+          task, exceeded, static_cast<int>(kDefaultKillGrace.count()), NowIso8601());
+    }
+    return Status::Ok();
   });
   if (!saved.ok()) spdlog::error("could not record the agent's exit: {}", saved.ToString());
+  if (!to_stop.empty()) RequestStop(to_stop);
 
   agent_group_for_signals = 0;
-  StopLeftovers(*agent_pid);
+  StopLeftovers(started->pid);
   spdlog::info("supervisor done");
   _exit(saved.ok() ? 0 : 1);
 }
@@ -297,6 +576,11 @@ int RunSupervisor(const SupervisorArgs& args) {
   if (child > 0) return 0;
   setsid();
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
+    wake_pipe_read = wake[0];
+    wake_pipe_write = wake[1];
+  }
   struct sigaction forward {};
   forward.sa_handler = ForwardSignal;
   sigemptyset(&forward.sa_mask);

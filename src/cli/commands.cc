@@ -72,8 +72,8 @@ std::string RenderAgents(const json& agents_list) {
     } else if (agent.value("exit_signal", json(nullptr)).is_number()) {
       exit = "signal " + Text(agent["exit_signal"]);
     }
-    std::string message = agent.value("last_message", "");
-    if (message.empty()) message = agent.value("termination_reason", agent.value("error", ""));
+    std::string message = agent.value("termination_reason", agent.value("error", ""));
+    if (message.empty()) message = agent.value("last_message", "");
     table.AddRow({agent.value("id", ""), agent.value("type", ""), agent.value("status", ""),
                   std::to_string(agent.value("progress", 0)) + "%",
                   std::to_string(agent.value("depth", 1)), agent.value("parent", ""),
@@ -99,12 +99,15 @@ std::string RenderStatus(const json& status) {
     out << "warning: " << agents["lost"] << " agent(s) marked active have no process left\n";
   }
   const json& usage = status["usage"];
-  if (usage.value("total_cost_usd", 0.0) > 0 || usage.value("num_turns", 0) > 0) {
+  if (usage.value("total_cost_usd", 0.0) > 0 || usage.value("total_tokens", 0) > 0) {
     char cost[32];
     std::snprintf(cost, sizeof cost, "%.4f", usage.value("total_cost_usd", 0.0));
     out << "usage: $" << cost << ", " << usage.value("num_turns", 0) << " turns, "
         << usage.value("input_tokens", 0) << " input + " << usage.value("output_tokens", 0)
-        << " output tokens\n";
+        << " output tokens (" << usage.value("total_tokens", 0) << " with cache)\n";
+  }
+  if (!status.value("budget_exceeded", json(nullptr)).is_null()) {
+    out << "budget exceeded: " << status["budget_exceeded"].value("message", "") << "\n";
   }
   out << "\n" << RenderAgents(agents["agents_list"]);
   const json& progress = status["enhanced_progress"];
@@ -237,6 +240,7 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   task->require_subcommand(1);
   CreateTaskRequest create;
   std::string context_json;
+  std::string task_id_for_limits;
   CLI::App* task_create = task->add_subcommand("create", "create a task for agents to work on");
   task_create->add_option("description", create.description, "what the agents should achieve")
       ->required();
@@ -246,11 +250,25 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   task_create->add_option("--max-concurrent", create.max_concurrent, "active agents at once");
   task_create->add_option("--max-agents", create.max_agents, "agents in the task's lifetime");
   task_create->add_option("--max-depth", create.max_depth, "depth of the parent/child tree");
+  std::optional<double> max_cost_usd;
+  std::optional<long long> max_tokens;
+  task_create->add_option("--max-cost-usd", max_cost_usd,
+                          "stop the task's agents once their reported cost passes this");
+  task_create->add_option("--max-tokens", max_tokens,
+                          "stop the task's agents once their tokens together pass this");
+  task_create->add_option("--agent-timeout", create.timeouts.wall_clock_seconds,
+                          "stop an agent after this many seconds (0 = never)");
+  task_create->add_option("--agent-idle-timeout", create.timeouts.idle_seconds,
+                          "stop an agent that prints nothing for this many seconds (0 = never)");
+  task_create->add_flag("--isolate-config", create.isolate_agent_config,
+                        "give each Claude Code agent its own CLAUDE_CONFIG_DIR");
   task_create->add_option("--context", context_json,
                           "JSON object with background_context, expected_deliverables, "
                           "success_criteria, constraints, relevant_files");
   task_create->callback([&] {
     action = [&] {
+      if (max_cost_usd) create.budget.max_cost_usd = max_cost_usd;
+      if (max_tokens) create.budget.max_tokens = max_tokens;
       if (!context_json.empty()) {
         create.context = json::parse(context_json, nullptr, false);
         if (create.context.is_discarded() || !create.context.is_object()) {
@@ -266,6 +284,31 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
         }
         return text;
       });
+    };
+  });
+  LimitsUpdate limits_update;
+  std::optional<double> new_cost;
+  std::optional<long long> new_tokens;
+  CLI::App* task_limits = task->add_subcommand("limits", "change a task's limits and budgets");
+  task_limits->add_option("task_id", task_id_for_limits, "the task")->required();
+  task_limits->add_option("--max-agents", limits_update.max_agents, "agents in the task's lifetime");
+  task_limits->add_option("--max-concurrent", limits_update.max_concurrent, "active agents at once");
+  task_limits->add_option("--max-depth", limits_update.max_depth, "depth of the parent/child tree");
+  task_limits->add_option("--max-cost-usd", new_cost, "cost budget in dollars");
+  task_limits->add_option("--max-tokens", new_tokens, "token budget");
+  task_limits->callback([&] {
+    action = [&] {
+      limits_update.budget.max_cost_usd = new_cost;
+      limits_update.budget.max_tokens = new_tokens;
+      return Report(options, MakeOrchestrator(options).UpdateLimits(task_id_for_limits, limits_update),
+                    [](const json& r) {
+                      std::string text = "limits of " + r.value("task_id", "") + ": " +
+                                         r["limits"].dump() + ", budget " + r["budget"].dump() + "\n";
+                      if (!r["budget_exceeded"].is_null()) {
+                        text += "still over budget: " + r["budget_exceeded"].value("message", "") + "\n";
+                      }
+                      return text;
+                    });
     };
   });
   CLI::App* task_list = task->add_subcommand("list", "list every task herd knows");
@@ -295,6 +338,8 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   deploy_command->add_option("--backend", deploy.backend, "claude, codex, cursor-agent, gemini or command")
       ->check(CLI::IsMember(agents::BackendNames()));
   deploy_command->add_option("--model", deploy.model, "model for the agent CLI");
+  deploy_command->add_flag("--isolate-config", deploy.isolate_config,
+                           "give this Claude Code agent its own CLAUDE_CONFIG_DIR");
   auto* prompt_option = deploy_command->add_option("--prompt", deploy.prompt, "the prompt text");
   deploy_command->add_option("--prompt-file", prompt_file, "read the prompt from a file")
       ->excludes(prompt_option);

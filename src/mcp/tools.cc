@@ -107,7 +107,22 @@ json BuildDefinitions() {
                            {"role", "content"})}}},
            {"max_agents", IntegerProperty("agents in the task's lifetime (default 45)", 1, 100000)},
            {"max_concurrent", IntegerProperty("agents active at once (default 20)", 1, 100000)},
-           {"max_depth", IntegerProperty("depth of the parent/child tree (default 5)", 1, 100000)}},
+           {"max_depth", IntegerProperty("depth of the parent/child tree (default 5)", 1, 100000)},
+           {"max_cost_usd",
+            {{"type", "number"},
+             {"exclusiveMinimum", 0},
+             {"description", "stop the task's agents once their reported cost passes this"}}},
+           {"max_tokens",
+            {{"type", "integer"},
+             {"minimum", 1},
+             {"description", "stop the task's agents once their tokens together pass this"}}},
+           {"agent_timeout_seconds",
+            IntegerProperty("stop an agent after this many seconds (0 = never)", 0, 604800)},
+           {"agent_idle_timeout_seconds",
+            IntegerProperty("stop an agent that prints nothing this long (0 = never)", 0, 604800)},
+           {"isolate_agent_config",
+            {{"type", "boolean"},
+             {"description", "give each Claude Code agent its own CLAUDE_CONFIG_DIR"}}}},
           {"description"}),
       OutputSchema({{"task_id", {{"type", "string"}}},
                     {"description", {{"type", "string"}}},
@@ -125,6 +140,9 @@ json BuildDefinitions() {
   deploy_input["backend"] = EnumProperty(kBackends, "agent CLI to run; default claude");
   deploy_input["model"] = StringProperty("model name passed to the agent CLI");
   deploy_input["command"] = StringList("for backend \"command\": the program and its arguments");
+  deploy_input["isolate_config"] = {
+      {"type", "boolean"},
+      {"description", "give this Claude Code agent its own CLAUDE_CONFIG_DIR"}};
   tools.push_back(Tool(
       "deploy_headless_agent", "Deploy agent",
       "Start a headless agent on a task. Returns as soon as the agent process has started, with "
@@ -262,9 +280,16 @@ class Arguments {
         return OutOfRange(key, minimum, maximum);
       }
       value = found->get<long long>();
-    } else if (found->is_number_float() && found->get<double>() == static_cast<double>(
-                                                                         static_cast<long long>(found->get<double>()))) {
-      value = static_cast<long long>(found->get<double>());
+    } else if (found->is_number_float()) {
+      double number = found->get<double>();
+      // Range first: converting an out-of-range double is undefined.
+      if (!(number >= static_cast<double>(minimum) && number <= static_cast<double>(maximum))) {
+        return OutOfRange(key, minimum, maximum);
+      }
+      if (number != static_cast<double>(static_cast<long long>(number))) {
+        return Status::InvalidArgument(std::string("argument \"") + key + "\" must be an integer");
+      }
+      value = static_cast<long long>(number);
     } else {
       return Status::InvalidArgument(std::string("argument \"") + key + "\" must be an integer");
     }
@@ -340,6 +365,16 @@ Result<json> CreateRealTask(const Orchestrator& orchestrator, const Arguments& a
   if (max_agents) request.max_agents = static_cast<int>(*max_agents);
   if (max_concurrent) request.max_concurrent = static_cast<int>(*max_concurrent);
   if (max_depth) request.max_depth = static_cast<int>(*max_depth);
+  HERD_ASSIGN_OR_RETURN(max_cost, args.OptionalNumber("max_cost_usd", 1e-9, 1e9));
+  HERD_ASSIGN_OR_RETURN(max_tokens, args.OptionalInteger("max_tokens", 1, 1LL << 50));
+  HERD_ASSIGN_OR_RETURN(timeout, args.OptionalInteger("agent_timeout_seconds", 0, 604800));
+  HERD_ASSIGN_OR_RETURN(idle, args.OptionalInteger("agent_idle_timeout_seconds", 0, 604800));
+  HERD_ASSIGN_OR_RETURN(isolate, args.OptionalBool("isolate_agent_config", false));
+  if (max_cost) request.budget.max_cost_usd = *max_cost;
+  if (max_tokens) request.budget.max_tokens = *max_tokens;
+  if (timeout) request.timeouts.wall_clock_seconds = static_cast<int>(*timeout);
+  if (idle) request.timeouts.idle_seconds = static_cast<int>(*idle);
+  request.isolate_agent_config = isolate;
   return orchestrator.CreateTask(request);
 }
 
@@ -354,6 +389,8 @@ Result<json> Deploy(const Orchestrator& orchestrator, agents::DeployRequest requ
   HERD_ASSIGN_OR_RETURN(model, args.OptionalString("model", request.model));
   request.backend = backend;
   request.model = model;
+  HERD_ASSIGN_OR_RETURN(isolate, args.OptionalBool("isolate_config", false));
+  request.isolate_config = isolate;
   if (const json* command = args.Find("command"); command != nullptr && !command->is_null()) {
     if (!command->is_array()) {
       return Status::InvalidArgument("argument \"command\" must be a list of strings");
@@ -396,20 +433,16 @@ Result<json> SpawnChildAgent(const Orchestrator& orchestrator, const Arguments& 
   request.agent_type = agent_type;
   request.prompt = prompt;
   request.backend = DefaultBackend();
-  // A child runs on its parent's backend and model unless told otherwise.
+  // A child runs on its parent's backend and model unless the caller names
+  // them; a command parent's argv is not inherited.
   Result<json> status = orchestrator.TaskStatus(task_id);
   if (status.ok()) {
     for (const json& agent : (*status)["agents"]["agents_list"]) {
-      if (agent.value("id", "") == parent) {
-        request.backend = agent.value("backend", request.backend);
-        if (agent.value("model", json(nullptr)).is_string()) request.model = agent["model"];
-      }
+      if (agent.value("id", "") != parent) continue;
+      std::string parent_backend = agent.value("backend", request.backend);
+      if (parent_backend != "command") request.backend = parent_backend;
+      if (agent.value("model", json(nullptr)).is_string()) request.model = agent["model"];
     }
-  }
-  if (request.backend == "command") {
-    return Status::InvalidArgument(
-        "parent " + parent + " runs a command agent; give \"backend\" (and for backend command "
-        "also \"command\") for the child");
   }
   return Deploy(orchestrator, std::move(request), args, progress);
 }

@@ -225,6 +225,18 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
   spec.priority = request.priority;
   spec.context = request.context;
   spec.limits = registry::Limits::FromEnvironment();
+  spec.budget = request.budget;
+  spec.timeouts = request.timeouts;
+  spec.isolate_agent_config = request.isolate_agent_config;
+  if (spec.budget.max_cost_usd && !(*spec.budget.max_cost_usd > 0)) {
+    return Status::InvalidArgument("max_cost_usd must be a positive number of dollars");
+  }
+  if (spec.budget.max_tokens && *spec.budget.max_tokens < 1) {
+    return Status::InvalidArgument("max_tokens must be at least 1");
+  }
+  if (spec.timeouts.wall_clock_seconds < 0 || spec.timeouts.idle_seconds < 0) {
+    return Status::InvalidArgument("agent timeouts must be 0 (none) or a number of seconds");
+  }
   auto apply_limit = [](const std::optional<int>& given, int* limit, const char* name) -> Status {
     if (!given) return Status::Ok();
     if (*given < 1) return Status::InvalidArgument(std::string(name) + " must be at least 1");
@@ -273,7 +285,11 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
                  {"limits",
                   {{"max_agents", spec.limits.max_agents},
                    {"max_concurrent", spec.limits.max_concurrent},
-                   {"max_depth", spec.limits.max_depth}}}};
+                   {"max_depth", spec.limits.max_depth}}},
+                 {"budget", task["budget"]},
+                 {"agent_timeout_seconds", spec.timeouts.wall_clock_seconds},
+                 {"agent_idle_timeout_seconds", spec.timeouts.idle_seconds},
+                 {"isolate_agent_config", spec.isolate_agent_config}};
   for (const auto& [key, value] : request.context.items()) result[key] = value;
   if (!warnings.empty()) result["validation_warnings"] = warnings;
   return result;
@@ -371,7 +387,7 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   agents["active"] = document.value("active_count", 0);
   agents["completed"] = document.value("completed_count", 0);
   agents["lost"] = zombies;
-  json usage = UsageTotals(agents_list);
+  json usage = document.value("usage_totals", UsageTotals(agents_list));
   agents["agents_list"] = std::move(agents_list);
   json progress = json::object();
   progress["recent_updates"] = Newest(updates, kRecentUpdates);
@@ -392,6 +408,10 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
                    {"max_concurrent", document.value("max_concurrent", 0)},
                    {"max_depth", document.value("max_depth", 0)}}},
                  {"usage", std::move(usage)},
+                 {"budget", document.value("budget", json::object())},
+                 {"budget_exceeded", document.value("budget_exceeded", json(nullptr))},
+                 {"agent_timeout_seconds", document.value("agent_timeout_seconds", 0)},
+                 {"agent_idle_timeout_seconds", document.value("agent_idle_timeout_seconds", 0)},
                  {"registry_sequence", document.value(store::kSequenceKey, 0ULL)}};
   status["agents"] = std::move(agents);
   status["enhanced_progress"] = std::move(progress);
@@ -589,6 +609,28 @@ Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::
       -1, ' ', false, json::error_handler_t::replace)));
   return json{{"own_finding", finding},
               {"coordination_info", CoordinationInfo(*workspace, *task, agent_id)}};
+}
+
+Result<json> Orchestrator::UpdateLimits(const std::string& task_id,
+                                        const LimitsUpdate& update) const {
+  Result<Workspace> workspace = Locate(task_id);
+  if (!workspace.ok()) return workspace.status();
+  json task_after;
+  HERD_RETURN_IF_ERROR(stores_.tasks.Update(
+      workspace->TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
+        HERD_RETURN_IF_ERROR(registry::UpdateLimits(task, update.max_agents, update.max_concurrent,
+                                                    update.max_depth, update.budget));
+        task_after = task;
+        return store::Decision::kCommit;
+      }));
+  return json{{"task_id", task_id},
+              {"limits",
+               {{"max_agents", task_after.value("max_agents", 0)},
+                {"max_concurrent", task_after.value("max_concurrent", 0)},
+                {"max_depth", task_after.value("max_depth", 0)}}},
+              {"budget", task_after.value("budget", json::object())},
+              {"usage", task_after.value("usage_totals", json::object())},
+              {"budget_exceeded", task_after.value("budget_exceeded", json(nullptr))}};
 }
 
 Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {

@@ -38,6 +38,17 @@ struct CreateTaskRequest {
   std::optional<int> max_agents;
   std::optional<int> max_concurrent;
   std::optional<int> max_depth;
+  registry::Budget budget = registry::Budget::FromEnvironment();
+  registry::AgentTimeouts timeouts = registry::AgentTimeouts::FromEnvironment();
+  bool isolate_agent_config = false;
+};
+
+// New values for a task's limits; unset ones stay as they are.
+struct LimitsUpdate {
+  std::optional<int> max_agents;
+  std::optional<int> max_concurrent;
+  std::optional<int> max_depth;
+  registry::Budget budget;  // not from the environment: only what is given
 };
 
 struct OutputRequest {
@@ -75,6 +86,8 @@ class Orchestrator {
   Result<json> ReportFinding(const std::string& task_id, const std::string& agent_id,
                              const std::string& finding_type, const std::string& severity,
                              const std::string& message, const json& data) const;
+  // Raises (or lowers) a task's limits and budgets in one transaction.
+  Result<json> UpdateLimits(const std::string& task_id, const LimitsUpdate& update) const;
   // Progress and findings merged, oldest first, each tagged entry_type.
   Result<json> ProgressTimeline(const std::string& task_id) const;
 

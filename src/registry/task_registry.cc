@@ -1,5 +1,6 @@
 #include "registry/task_registry.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "util/clock.h"
@@ -64,6 +65,54 @@ Status ValidateAgentStatus(const std::string& status) {
       "failed (final)");
 }
 
+namespace {
+
+std::optional<double> PositiveFromEnvironment(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return std::nullopt;
+  char* end = nullptr;
+  double value = std::strtod(text, &end);
+  if (end == nullptr || *end != '\0' || !(value > 0)) return std::nullopt;
+  return value;
+}
+
+double NumberOr(const json& object, const char* key, double fallback) {
+  if (!object.is_object()) return fallback;
+  auto found = object.find(key);
+  if (found == object.end() || !found->is_number()) return fallback;
+  return found->get<double>();
+}
+
+std::string FormatNumber(double value) {
+  char text[64];
+  if (value == static_cast<double>(static_cast<long long>(value))) {
+    std::snprintf(text, sizeof text, "%lld", static_cast<long long>(value));
+  } else {
+    std::snprintf(text, sizeof text, "%.4f", value);
+  }
+  return text;
+}
+
+}  // namespace
+
+Budget Budget::FromEnvironment() {
+  Budget budget;
+  budget.max_cost_usd = PositiveFromEnvironment("HERD_TASK_MAX_COST_USD");
+  if (auto tokens = PositiveFromEnvironment("HERD_TASK_MAX_TOKENS")) {
+    budget.max_tokens = static_cast<long long>(*tokens);
+  }
+  return budget;
+}
+
+AgentTimeouts AgentTimeouts::FromEnvironment() {
+  AgentTimeouts timeouts;
+  timeouts.wall_clock_seconds =
+      static_cast<int>(PositiveFromEnvironment("HERD_AGENT_TIMEOUT_SECONDS").value_or(0));
+  timeouts.idle_seconds =
+      static_cast<int>(PositiveFromEnvironment("HERD_AGENT_IDLE_TIMEOUT_SECONDS").value_or(0));
+  return timeouts;
+}
+
 Limits Limits::FromEnvironment() {
   Limits limits;
   limits.max_agents = LimitFromEnvironment("CLAUDE_ORCHESTRATOR_MAX_AGENTS", limits.max_agents);
@@ -95,6 +144,13 @@ json NewTaskDocument(const std::string& task_id, const TaskSpec& spec,
       {"spiral_checks", {{"enabled", true}, {"last_check", nullptr}, {"violations", 0}}},
   };
   if (!spec.context.empty()) task["task_context"] = spec.context;
+  task["budget"] = {
+      {"max_cost_usd", spec.budget.max_cost_usd ? json(*spec.budget.max_cost_usd) : json(nullptr)},
+      {"max_tokens", spec.budget.max_tokens ? json(*spec.budget.max_tokens) : json(nullptr)}};
+  task["agent_timeout_seconds"] = spec.timeouts.wall_clock_seconds;
+  task["agent_idle_timeout_seconds"] = spec.timeouts.idle_seconds;
+  task["isolate_agent_config"] = spec.isolate_agent_config;
+  RecomputeCounts(task);
   return task;
 }
 
@@ -128,6 +184,29 @@ void RecomputeCounts(json& task) {
   task["total_spawned"] = static_cast<int>(agents.size());
   task["active_count"] = active;
   task["completed_count"] = completed;
+  // Usage: the final result's figures where an agent has one, else its
+  // running usage.
+  double cost = 0;
+  long long tokens = 0, input = 0, output = 0, turns = 0;
+  for (const json& agent : agents) {
+    const json result = agent.value("result", json(nullptr));
+    const json running = agent.value("usage", json(nullptr));
+    cost += NumberOr(result, "total_cost_usd", 0);
+    turns += static_cast<long long>(NumberOr(result, "num_turns", 0));
+    const json& usage = result.is_object() && result.contains("usage") ? result["usage"] : running;
+    long long agent_input = static_cast<long long>(NumberOr(usage, "input_tokens", 0));
+    long long agent_output = static_cast<long long>(NumberOr(usage, "output_tokens", 0));
+    long long agent_cache = static_cast<long long>(NumberOr(usage, "cache_read_input_tokens", 0) +
+                                                   NumberOr(usage, "cache_creation_input_tokens", 0));
+    input += agent_input;
+    output += agent_output;
+    tokens += agent_input + agent_output + agent_cache;
+  }
+  task["usage_totals"] = {{"total_cost_usd", cost},
+                          {"total_tokens", tokens},
+                          {"input_tokens", input},
+                          {"output_tokens", output},
+                          {"num_turns", turns}};
   if (agents.empty()) {
     task["status"] = "INITIALIZED";
   } else {
@@ -171,6 +250,10 @@ Result<json> AdmitAgent(json& task, const AdmissionRequest& request) {
   }
 
   RecomputeCounts(task);
+  json exceeded = ExceededBudget(task);
+  if (!exceeded.is_null()) {
+    return Status::Refused(exceeded.value("message", std::string("a budget is used up")));
+  }
   int max_depth = IntOr(task, "max_depth", 5);
   int max_concurrent = IntOr(task, "max_concurrent", 20);
   int max_agents = IntOr(task, "max_agents", 45);
@@ -276,7 +359,7 @@ Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::s
 }
 
 Result<bool> MarkTerminated(json& task, const std::string& agent_id, const std::string& reason,
-                            const std::string& timestamp) {
+                            const std::string& timestamp, const json& limit) {
   json* agent = FindAgent(task, agent_id);
   if (agent == nullptr) {
     return Status::NotFound("agent " + agent_id + " is not part of task " +
@@ -288,6 +371,7 @@ Result<bool> MarkTerminated(json& task, const std::string& agent_id, const std::
   (*agent)["terminated_at"] = timestamp;
   (*agent)["termination_reason"] = reason;
   (*agent)["last_update"] = timestamp;
+  if (!limit.is_null()) (*agent)["stopped_by_limit"] = limit;
   RecomputeCounts(task);
   return true;
 }
@@ -314,6 +398,7 @@ Status RecordExit(json& task, const std::string& agent_id, const ExitRecord& exi
   (*agent)["ended_at"] = exit.ended_at;
   (*agent)["phase"] = "exited";
   if (!exit.result.is_null()) (*agent)["result"] = exit.result;
+  if (!exit.usage.is_null()) (*agent)["usage"] = exit.usage;
   std::string status = StringOr(*agent, "status");
   if (IsActiveStatus(status)) {
     bool success = exit.exit_code && *exit.exit_code == 0 && exit.error.empty();
@@ -333,6 +418,86 @@ Status RecordExit(json& task, const std::string& agent_id, const ExitRecord& exi
     }
   }
   RecomputeCounts(task);
+  return Status::Ok();
+}
+
+json ExceededBudget(const json& task) {
+  const json budget = task.value("budget", json::object());
+  const json totals = task.value("usage_totals", json::object());
+  std::string task_id = StringOr(task, "task_id");
+  auto exceeded = [&](const char* limit, const char* used_key, const char* flag) -> json {
+    double limit_value = NumberOr(budget, limit, -1);
+    double used = NumberOr(totals, used_key, 0);
+    if (limit_value < 0 || used < limit_value) return nullptr;
+    return {{"limit", limit},
+            {"limit_value", limit_value},
+            {"used", used},
+            {"message", std::string(limit) + " budget of task " + task_id + " is used up (" +
+                            FormatNumber(used) + " used of " + FormatNumber(limit_value) +
+                            "); raise it with `herd task limits " + task_id + " " + flag +
+                            " N`"}};
+  };
+  json over = exceeded("max_tokens", "total_tokens", "--max-tokens");
+  if (over.is_null()) over = exceeded("max_cost_usd", "total_cost_usd", "--max-cost-usd");
+  return over;
+}
+
+json RecordUsage(json& task, const std::string& agent_id, const json& usage) {
+  json* agent = FindAgent(task, agent_id);
+  if (agent == nullptr) return nullptr;
+  (*agent)["usage"] = usage;
+  RecomputeCounts(task);
+  json over = ExceededBudget(task);
+  if (!over.is_null() && !task.contains("budget_exceeded")) {
+    json mark = over;
+    mark["at"] = NowIso8601();
+    task["budget_exceeded"] = mark;
+  }
+  return over;
+}
+
+std::vector<json> TerminateActiveAgents(json& task, const json& exceeded, int kill_grace_ms,
+                                        const std::string& timestamp) {
+  std::vector<json> marked;
+  json limit = exceeded;
+  limit.erase("message");
+  std::string reason = "stopped by herd: " + exceeded.value("message", std::string("a limit"));
+  for (json& agent : task["agents"]) {
+    if (!IsActiveStatus(StringOr(agent, "status"))) continue;
+    agent["status"] = "terminated";
+    agent["terminated_at"] = timestamp;
+    agent["termination_reason"] = reason;
+    agent["last_update"] = timestamp;
+    agent["stopped_by_limit"] = limit;
+    agent["kill_grace_ms"] = kill_grace_ms;
+    marked.push_back(agent);
+  }
+  RecomputeCounts(task);
+  return marked;
+}
+
+Status UpdateLimits(json& task, const std::optional<int>& max_agents,
+                    const std::optional<int>& max_concurrent, const std::optional<int>& max_depth,
+                    const Budget& budget) {
+  for (const auto& [key, value] : {std::pair{"max_agents", max_agents},
+                                   std::pair{"max_concurrent", max_concurrent},
+                                   std::pair{"max_depth", max_depth}}) {
+    if (!value) continue;
+    if (*value < 1) return Status::InvalidArgument(std::string(key) + " must be at least 1");
+    task[key] = *value;
+  }
+  json& stored = task["budget"];
+  if (!stored.is_object()) stored = {{"max_cost_usd", nullptr}, {"max_tokens", nullptr}};
+  if (budget.max_cost_usd) {
+    if (!(*budget.max_cost_usd > 0)) return Status::InvalidArgument("max_cost_usd must be positive");
+    stored["max_cost_usd"] = *budget.max_cost_usd;
+  }
+  if (budget.max_tokens) {
+    if (*budget.max_tokens < 1) return Status::InvalidArgument("max_tokens must be positive");
+    stored["max_tokens"] = *budget.max_tokens;
+  }
+  RecomputeCounts(task);
+  if (ExceededBudget(task).is_null()) task.erase("budget_exceeded");
   return Status::Ok();
 }
 

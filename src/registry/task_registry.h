@@ -21,6 +21,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -48,12 +49,33 @@ struct Limits {
   static Limits FromEnvironment();
 };
 
+// Optional per-task budgets: when the task's agents together pass one, herd
+// stops the task's active agents and refuses new deploys until it is raised.
+struct Budget {
+  std::optional<double> max_cost_usd;    // from the agents' reported cost
+  std::optional<long long> max_tokens;   // input + output + cache tokens
+  // Defaults from HERD_TASK_MAX_COST_USD and HERD_TASK_MAX_TOKENS.
+  static Budget FromEnvironment();
+};
+
+// Per-agent time limits applied to every agent of the task (0 = none).
+struct AgentTimeouts {
+  int wall_clock_seconds = 0;  // total run time
+  int idle_seconds = 0;        // time without any output
+  // Defaults from HERD_AGENT_TIMEOUT_SECONDS and HERD_AGENT_IDLE_TIMEOUT_SECONDS.
+  static AgentTimeouts FromEnvironment();
+};
+
 struct TaskSpec {
   std::string description;
   std::string priority = "P2";
   std::string client_cwd;  // the project the agents work in; "" = none
   json context = json::object();  // background_context, expected_deliverables, ...
   Limits limits;
+  Budget budget;
+  AgentTimeouts timeouts;
+  // Give each Claude Code agent its own CLAUDE_CONFIG_DIR.
+  bool isolate_agent_config = false;
 };
 
 // A fresh registry document for `task_id`.
@@ -64,9 +86,30 @@ json NewTaskDocument(const std::string& task_id, const TaskSpec& spec,
 // task_id and an agents array.
 Status ValidateTaskDocument(const json& document);
 
-// Recomputes total_spawned, active_count, completed_count and the task
-// status from the agent list.
+// Recomputes total_spawned, active_count, completed_count, usage_totals
+// and the task status from the agent list.
 void RecomputeCounts(json& task);
+
+// Which budget the task's usage has passed, as {limit, limit_value, used,
+// message}, or null. The message says how to raise the limit.
+json ExceededBudget(const json& task);
+
+// Records an agent's running usage ({input_tokens, output_tokens, ...,
+// total_tokens}) and, if a budget is now passed, marks the task with
+// budget_exceeded. Returns the exceeded budget (as ExceededBudget) or null.
+json RecordUsage(json& task, const std::string& agent_id, const json& usage);
+
+// Marks every active agent terminated because `exceeded` (as returned by
+// ExceededBudget) was passed, recording the limit and figures and the kill
+// grace their supervisors will apply. Returns the entries it marked.
+std::vector<json> TerminateActiveAgents(json& task, const json& exceeded, int kill_grace_ms,
+                                        const std::string& timestamp);
+
+// Replaces the task's limits and budgets with the given ones (those set),
+// clearing budget_exceeded when the usage is back under every budget.
+Status UpdateLimits(json& task, const std::optional<int>& max_agents,
+                    const std::optional<int>& max_concurrent, const std::optional<int>& max_depth,
+                    const Budget& budget);
 
 // The agent entry with `agent_id`, or nullptr.
 json* FindAgent(json& task, const std::string& agent_id);
@@ -99,9 +142,10 @@ Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::s
                            const std::string& timestamp);
 
 // Marks an active agent terminated. Returns false (and changes nothing) if
-// it had already ended.
+// it had already ended. `limit`, when given, records which limit stopped
+// it and the figures ({limit, limit_value, used}).
 Result<bool> MarkTerminated(json& task, const std::string& agent_id, const std::string& reason,
-                            const std::string& timestamp);
+                            const std::string& timestamp, const json& limit = nullptr);
 
 // What the supervisor learnt about a started agent.
 struct ProcessIdentity {
@@ -119,6 +163,7 @@ struct ExitRecord {
   std::string ended_at;
   std::string error;               // extra reason for an error status
   json result = nullptr;           // stream-json `result` figures, if any
+  json usage = nullptr;            // final running usage, if tracked
 };
 
 // Records how the agent process ended. An agent that is still active

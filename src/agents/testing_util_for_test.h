@@ -1,0 +1,828 @@
+// Helpers shared by herd's registry, agents and CLI tests and the agents
+// benchmark. Header-only; test code only.
+//
+// - TempDir and ScopedEnvironment: a private directory and environment per
+//   test, both restored when the test ends.
+// - Process identity by pid + start time (field 22 of /proc/<pid>/stat),
+//   read independently of herd's own code so the tests check herd rather
+//   than agree with it.
+// - Waiting without fixed sleeps: for a process through a pidfd, for a file
+//   or a JSON document through inotify, always with a deadline.
+// - HerdProcess / RunHerd: the real herd binary (HERD_BINARY) started with
+//   posix_spawn, stdout and stderr captured through close-on-exec pipes, so
+//   a descendant that kept either pipe open shows up as a missing EOF.
+// - HerdTest: a gtest fixture giving each test a temporary workspace and
+//   XDG_STATE_HOME, and killing every process it started in TearDown.
+//   Define HERD_TEST_UTIL_WITHOUT_GTEST before including to leave it out
+//   (the benchmark does).
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#ifndef HERD_TEST_UTIL_WITHOUT_GTEST
+#include <gtest/gtest.h>
+#endif
+
+extern char** environ;
+
+namespace herd::test_util {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// Long enough for a loaded 2-core machine running tests in parallel; a
+// wait only takes this long when something is broken.
+inline constexpr std::chrono::seconds kGenerousDeadline{30};
+
+inline Clock::time_point DeadlineIn(Clock::duration duration = kGenerousDeadline) {
+  return Clock::now() + duration;
+}
+
+inline double MillisecondsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+inline int RemainingMilliseconds(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return static_cast<int>(std::max<long long>(0, left.count()));
+}
+
+#ifdef HERD_BINARY
+inline std::string HerdBinary() { return HERD_BINARY; }
+#endif
+
+// --- Files and directories --------------------------------------------------
+
+// A fresh directory, removed with everything in it.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "herd-test") {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp != nullptr && *tmp == '/' ? tmp : "/tmp") + "/" +
+                          prefix + "-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // `path()/name`, created as a directory.
+  std::string Subdirectory(const std::string& name) const {
+    std::string sub = path_ + "/" + name;
+    std::filesystem::create_directories(sub);
+    return sub;
+  }
+
+ private:
+  std::string path_;
+};
+
+inline bool FileExists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+inline void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file << contents;
+  if (!file) throw std::runtime_error("cannot write " + path);
+}
+
+// The file's lines without their '\n'.
+inline std::vector<std::string> ReadLines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream file(path);
+  std::string line;
+  while (std::getline(file, line)) lines.push_back(line);
+  return lines;
+}
+
+// The parsed document, or a discarded value if it is missing or not JSON.
+inline json ReadJsonFile(const std::string& path) {
+  return json::parse(ReadFile(path), nullptr, false);
+}
+
+// Blocks (inotify on the parent directory) until `ready()` is true or the
+// deadline passes; returns the last value of `ready()`. The watch is set up
+// before the first check, so no change between check and wait is missed.
+inline bool WaitForDirectoryChange(const std::string& directory, const std::function<bool()>& ready,
+                                   Clock::time_point deadline) {
+  int inotify = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (inotify < 0) throw std::runtime_error("inotify_init1 failed");
+  ::inotify_add_watch(inotify, directory.c_str(),
+                      IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY | IN_DELETE);
+  bool done = ready();
+  while (!done && Clock::now() < deadline) {
+    pollfd waiting{inotify, POLLIN, 0};
+    // The cap only bounds how late a missed watch (directory created after
+    // the call) is noticed; events normally wake the loop at once.
+    int ready_count = ::poll(&waiting, 1, std::min(RemainingMilliseconds(deadline), 1000));
+    if (ready_count > 0) {
+      char events[4096];
+      while (::read(inotify, events, sizeof events) > 0) {
+      }
+    }
+    done = ready();
+  }
+  ::close(inotify);
+  return done;
+}
+
+inline std::string ParentDirectory(const std::string& path) {
+  return path.substr(0, path.rfind('/'));
+}
+
+// Waits until `path` exists.
+inline bool WaitForFile(const std::string& path, Clock::time_point deadline = DeadlineIn()) {
+  return WaitForDirectoryChange(ParentDirectory(path), [&] { return FileExists(path); }, deadline);
+}
+
+// Waits until the JSON document at `path` satisfies `accept`; returns the
+// last document read (discarded if none could be read).
+inline json WaitForJson(const std::string& path, const std::function<bool(const json&)>& accept,
+                        Clock::time_point deadline = DeadlineIn()) {
+  json document;
+  WaitForDirectoryChange(
+      ParentDirectory(path),
+      [&] {
+        document = ReadJsonFile(path);
+        return !document.is_discarded() && accept(document);
+      },
+      deadline);
+  return document;
+}
+
+// "2026-11-27T03:49:36.123456Z" as seconds since the epoch, or -1.
+inline double ParseIso8601(const std::string& text) {
+  int year, month, day, hour, minute;
+  double second;
+  if (std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%lfZ", &year, &month, &day, &hour, &minute,
+                  &second) != 6) {
+    return -1;
+  }
+  tm utc{};
+  utc.tm_year = year - 1900;
+  utc.tm_mon = month - 1;
+  utc.tm_mday = day;
+  utc.tm_hour = hour;
+  utc.tm_min = minute;
+  return static_cast<double>(::timegm(&utc)) + second;
+}
+
+// --- Environment --------------------------------------------------------------
+
+// Sets and unsets variables; restores every one it touched on destruction.
+class ScopedEnvironment {
+ public:
+  ScopedEnvironment() = default;
+  ~ScopedEnvironment() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second) {
+        ::setenv(it->first.c_str(), it->second->c_str(), 1);
+      } else {
+        ::unsetenv(it->first.c_str());
+      }
+    }
+  }
+  ScopedEnvironment(const ScopedEnvironment&) = delete;
+  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
+
+  void Set(const std::string& name, const std::string& value) {
+    Save(name);
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  void Unset(const std::string& name) {
+    Save(name);
+    ::unsetenv(name.c_str());
+  }
+
+ private:
+  void Save(const std::string& name) {
+    const char* value = std::getenv(name.c_str());
+    saved_.push_back({name, value ? std::optional<std::string>(value) : std::nullopt});
+  }
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// --- Processes ----------------------------------------------------------------
+
+// A process is (pid, start time); the start time tells a recycled pid apart.
+struct Identity {
+  pid_t pid = 0;
+  unsigned long long start_time = 0;
+  bool operator<(const Identity& other) const {
+    return std::tie(pid, start_time) < std::tie(other.pid, other.start_time);
+  }
+};
+
+struct ProcessInfo {
+  char state = 0;
+  pid_t parent = 0;
+  pid_t group = 0;
+  pid_t session = 0;
+  unsigned long long start_time = 0;  // field 22
+};
+
+inline std::optional<ProcessInfo> ReadProcessInfo(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t name_end = stat.rfind(')');
+  if (pid <= 0 || name_end == std::string::npos) return std::nullopt;
+  // Fields after the command name, starting with field 3 (state).
+  std::istringstream fields(stat.substr(name_end + 2));
+  std::vector<std::string> values;
+  std::string value;
+  while (fields >> value) values.push_back(value);
+  if (values.size() < 20) return std::nullopt;
+  ProcessInfo info;
+  info.state = values[0][0];
+  info.parent = std::stoi(values[1]);
+  info.group = std::stoi(values[2]);
+  info.session = std::stoi(values[3]);
+  info.start_time = std::stoull(values[19]);
+  return info;
+}
+
+inline Identity IdentityOf(pid_t pid) {
+  std::optional<ProcessInfo> info = ReadProcessInfo(pid);
+  return {pid, info ? info->start_time : 0};
+}
+
+// True while that very process exists and has not exited (a zombie has).
+inline bool IsRunning(const Identity& identity) {
+  std::optional<ProcessInfo> info = ReadProcessInfo(identity.pid);
+  return info && info->start_time == identity.start_time && info->state != 'Z' &&
+         info->state != 'X';
+}
+
+inline std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::vector<pid_t> children;
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* directory = ::opendir(tasks.c_str());
+  if (directory == nullptr) return children;
+  while (dirent* entry = ::readdir(directory)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream file(tasks + "/" + entry->d_name + "/children");
+    pid_t child;
+    while (file >> child) children.push_back(child);
+  }
+  ::closedir(directory);
+  return children;
+}
+
+// Every running descendant of `pid`, however deep.
+inline std::vector<Identity> DescendantsOf(pid_t pid) {
+  std::vector<Identity> found;
+  std::vector<pid_t> frontier{pid};
+  std::set<pid_t> seen{pid};
+  while (!frontier.empty()) {
+    pid_t parent = frontier.back();
+    frontier.pop_back();
+    for (pid_t child : ChildrenOf(parent)) {
+      if (!seen.insert(child).second) continue;
+      Identity identity = IdentityOf(child);
+      if (IsRunning(identity)) found.push_back(identity);
+      frontier.push_back(child);
+    }
+  }
+  return found;
+}
+
+// Every running process whose environment has a variable starting with
+// `entry_prefix` (e.g. "HERD_TASK_ID=TASK-..."): what an agent and anything
+// it started carry, whatever session or group they moved to.
+inline std::vector<Identity> ProcessesWithEnvironment(const std::string& entry_prefix) {
+  std::vector<Identity> found;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return found;
+  while (dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid == ::getpid()) continue;
+    Identity identity = IdentityOf(static_cast<pid_t>(pid));
+    std::string environment = ReadFile("/proc/" + std::to_string(pid) + "/environ");
+    std::istringstream variables(environment);
+    std::string variable;
+    while (std::getline(variables, variable, '\0')) {
+      if (variable.rfind(entry_prefix, 0) == 0) {
+        if (IsRunning(identity)) found.push_back(identity);
+        break;
+      }
+    }
+  }
+  ::closedir(proc);
+  return found;
+}
+
+// A pidfd for that very process, or -1 if it is gone.
+inline int OpenPidfd(const Identity& identity) {
+  if (identity.pid <= 0) return -1;
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, identity.pid, 0));
+  if (pidfd < 0) return -1;
+  if (IdentityOf(identity.pid).start_time != identity.start_time) {
+    ::close(pidfd);
+    return -1;
+  }
+  return pidfd;
+}
+
+// Waits (pidfd + poll) until every process has exited; true if all did
+// before the deadline. Processes already gone count as exited.
+inline bool WaitForExit(const std::vector<Identity>& processes,
+                        Clock::time_point deadline = DeadlineIn()) {
+  std::vector<pollfd> waiting;
+  for (const Identity& process : processes) {
+    int pidfd = OpenPidfd(process);
+    if (pidfd >= 0) waiting.push_back({pidfd, POLLIN, 0});
+  }
+  bool all_exited = true;
+  while (!waiting.empty()) {
+    int ready = ::poll(waiting.data(), waiting.size(), RemainingMilliseconds(deadline));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      all_exited = false;
+      break;
+    }
+    std::vector<pollfd> still;
+    for (const pollfd& entry : waiting) {
+      if (entry.revents == 0) {
+        still.push_back({entry.fd, POLLIN, 0});
+      } else {
+        ::close(entry.fd);
+      }
+    }
+    waiting.swap(still);
+  }
+  for (const pollfd& entry : waiting) ::close(entry.fd);
+  return all_exited;
+}
+
+inline bool WaitForExit(const Identity& process, Clock::time_point deadline = DeadlineIn()) {
+  return WaitForExit(std::vector<Identity>{process}, deadline);
+}
+
+// SIGKILLs each process (through a pidfd, so a recycled pid is never hit)
+// and waits for them. Returns how many were still running.
+inline int KillAndWait(const std::vector<Identity>& processes,
+                       Clock::time_point deadline = DeadlineIn()) {
+  int killed = 0;
+  for (const Identity& process : processes) {
+    int pidfd = OpenPidfd(process);
+    if (pidfd < 0) continue;
+    if (IsRunning(process)) ++killed;
+    ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+    ::close(pidfd);
+  }
+  WaitForExit(processes, deadline);
+  return killed;
+}
+
+inline std::string Join(const std::vector<std::string>& words, const std::string& separator = " ") {
+  std::string joined;
+  for (const std::string& word : words) joined += (joined.empty() ? "" : separator) + word;
+  return joined;
+}
+
+inline std::string DescribeProcesses(const std::vector<Identity>& processes) {
+  std::string text;
+  for (const Identity& process : processes) {
+    std::string command = ReadFile("/proc/" + std::to_string(process.pid) + "/cmdline");
+    std::replace(command.begin(), command.end(), '\0', ' ');
+    text += "\n  pid " + std::to_string(process.pid) + ": " + command;
+  }
+  return text;
+}
+
+// --- Running commands ---------------------------------------------------------
+
+struct RunOptions {
+  std::string cwd;  // "" = the caller's
+  // Variables to set (value) or remove (nullopt) for this command only.
+  std::vector<std::pair<std::string, std::optional<std::string>>> environment;
+  Clock::duration timeout = std::chrono::seconds(60);
+};
+
+struct CommandResult {
+  std::vector<std::string> args;
+  int exit_code = -1;  // -1 when a signal ended it or it timed out
+  int term_signal = 0;
+  bool timed_out = false;  // killed at the deadline, or its pipes never closed
+  std::string out;
+  std::string err;
+  double wall_ms = 0;      // from before the spawn until it was reaped
+  double lifetime_ms = 0;  // from exec (posix_spawn returned) until it exited
+  double cpu_ms = 0;       // user + system time, its waited-for children included
+
+  // stdout as JSON (discarded if it is not exactly one JSON value).
+  json Json() const { return json::parse(out, nullptr, false); }
+  // For failure messages.
+  std::string Describe() const {
+    return "`herd " + Join(args) + "` exited " + std::to_string(exit_code) +
+           (term_signal ? " (signal " + std::to_string(term_signal) + ")" : "") +
+           (timed_out ? " (timed out)" : "") + "\nstdout: " + out + "\nstderr: " + err;
+  }
+};
+
+// A running command with its stdout and stderr captured. Started in the
+// constructor; Wait() collects it. Concurrent instances are independent:
+// every pipe is close-on-exec, so no command inherits another's.
+class CommandProcess {
+ public:
+  CommandProcess(const std::string& program, std::vector<std::string> args,
+                 const RunOptions& options = {})
+      : deadline_(Clock::now() + options.timeout) {
+    result_.args = args;
+    int out_pipe[2], err_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+      throw std::runtime_error("pipe2 failed");
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
+    if (!options.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+
+    std::vector<std::string> environment = MergedEnvironment(options.environment);
+    std::vector<char*> envp;
+    for (std::string& variable : environment) envp.push_back(variable.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> argv_strings{program};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : argv_strings) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+
+    start_ = Clock::now();
+    int spawned = ::posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+    // glibc's posix_spawn returns once the child has exec'd (CLONE_VFORK).
+    execed_ = Clock::now();
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    out_fd_ = out_pipe[0];
+    err_fd_ = err_pipe[0];
+    if (spawned != 0) {
+      ::close(out_fd_);
+      ::close(err_fd_);
+      throw std::runtime_error("cannot start " + program + ": " + std::strerror(spawned));
+    }
+    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  }
+  ~CommandProcess() {
+    if (!reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    for (int fd : {out_fd_, err_fd_, pidfd_}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  CommandProcess(const CommandProcess&) = delete;
+  CommandProcess& operator=(const CommandProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  // Reads output until stdout contains `text` (true) or the command ended
+  // or the deadline passed (false). The output read so far stays captured.
+  bool WaitForOutput(const std::string& text, Clock::time_point deadline = DeadlineIn()) {
+    while (result_.out.find(text) == std::string::npos) {
+      if (!Pump(std::min(deadline, deadline_))) return result_.out.find(text) != std::string::npos;
+    }
+    return true;
+  }
+
+  // Waits until the command has exited and both pipes reached EOF, or the
+  // deadline passed (then it is killed and timed_out is set).
+  CommandResult Wait() {
+    while (Pump(deadline_)) {
+    }
+    if (!exited_) {
+      result_.timed_out = true;
+      ::kill(pid_, SIGKILL);
+    }
+    if (out_fd_ >= 0 || err_fd_ >= 0) result_.timed_out = true;  // a descendant holds a pipe
+    int status = 0;
+    rusage usage{};
+    while (::wait4(pid_, &status, 0, &usage) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+    if (!exited_) exited_at_ = Clock::now();
+    result_.wall_ms = MillisecondsBetween(start_, Clock::now());
+    result_.lifetime_ms = MillisecondsBetween(execed_, exited_at_);
+    result_.cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 +
+                     (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3;
+    if (WIFEXITED(status) && !result_.timed_out) result_.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) result_.term_signal = WTERMSIG(status);
+    return result_;
+  }
+
+ private:
+  static std::vector<std::string> MergedEnvironment(
+      const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) {
+    std::vector<std::string> merged;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      std::string variable = *entry;
+      std::string name = variable.substr(0, variable.find('='));
+      bool changed = std::any_of(changes.begin(), changes.end(),
+                                 [&](const auto& change) { return change.first == name; });
+      if (!changed) merged.push_back(variable);
+    }
+    for (const auto& [name, value] : changes) {
+      if (value) merged.push_back(name + "=" + *value);
+    }
+    return merged;
+  }
+
+  // One round of waiting for output or exit. False when there is nothing
+  // more to wait for (exited and both pipes closed) or the deadline passed.
+  bool Pump(Clock::time_point deadline) {
+    if (exited_ && out_fd_ < 0 && err_fd_ < 0) return false;
+    std::vector<pollfd> waiting;
+    if (out_fd_ >= 0) waiting.push_back({out_fd_, POLLIN, 0});
+    if (err_fd_ >= 0) waiting.push_back({err_fd_, POLLIN, 0});
+    if (!exited_ && pidfd_ >= 0) waiting.push_back({pidfd_, POLLIN, 0});
+    int ready = ::poll(waiting.data(), waiting.size(), RemainingMilliseconds(deadline));
+    if (ready < 0 && errno == EINTR) return true;
+    if (ready <= 0) return false;
+    for (const pollfd& entry : waiting) {
+      if (entry.revents == 0) continue;
+      if (entry.fd == pidfd_) {
+        exited_ = true;
+        exited_at_ = Clock::now();
+        continue;
+      }
+      char buffer[65536];
+      ssize_t got = ::read(entry.fd, buffer, sizeof buffer);
+      if (got < 0 && errno == EINTR) continue;
+      bool is_out = entry.fd == out_fd_;
+      if (got > 0) {
+        (is_out ? result_.out : result_.err).append(buffer, static_cast<size_t>(got));
+      } else {
+        ::close(entry.fd);
+        (is_out ? out_fd_ : err_fd_) = -1;
+      }
+    }
+    return true;
+  }
+
+  Clock::time_point deadline_;
+  Clock::time_point start_, execed_, exited_at_;
+  pid_t pid_ = 0;
+  int out_fd_ = -1, err_fd_ = -1, pidfd_ = -1;
+  bool exited_ = false;
+  bool reaped_ = false;
+  CommandResult result_;
+};
+
+#ifdef HERD_BINARY
+// `herd ARGS...` started now; collect it with Wait().
+class HerdProcess : public CommandProcess {
+ public:
+  explicit HerdProcess(std::vector<std::string> args, const RunOptions& options = {})
+      : CommandProcess(HerdBinary(), std::move(args), options) {}
+};
+
+// Runs `herd ARGS...` to completion.
+inline CommandResult RunHerd(std::vector<std::string> args, const RunOptions& options = {}) {
+  return HerdProcess(std::move(args), options).Wait();
+}
+#endif
+
+// Percentile (0-100) of `values` by nearest rank; 0 if empty.
+inline double Percentile(std::vector<double> values, double percent) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t rank = static_cast<size_t>(percent / 100.0 * static_cast<double>(values.size()) + 0.999999);
+  rank = std::clamp<size_t>(rank, 1, values.size());
+  return values[rank - 1];
+}
+
+// --- Registry documents -------------------------------------------------------
+
+// The agent entry with `agent_id` in a task registry, or null.
+inline json AgentIn(const json& task, const std::string& agent_id) {
+  if (!task.is_object() || !task.contains("agents")) return nullptr;
+  for (const json& agent : task["agents"]) {
+    if (agent.value("id", "") == agent_id) return agent;
+  }
+  return nullptr;
+}
+
+inline Identity AgentProcessOf(const json& agent) {
+  return {agent.value("pid", 0), agent.value("process_start_time", 0ULL)};
+}
+
+inline Identity SupervisorOf(const json& agent) {
+  return {agent.value("supervisor_pid", 0), agent.value("supervisor_start_time", 0ULL)};
+}
+
+// Every AGENT_REGISTRY.json below `root`.
+inline std::vector<std::string> TaskRegistriesUnder(const std::string& root) {
+  std::vector<std::string> found;
+  std::error_code error;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           root, std::filesystem::directory_options::skip_permission_denied, error);
+       !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
+    if (it->path().filename() == "AGENT_REGISTRY.json") found.push_back(it->path().string());
+  }
+  return found;
+}
+
+// Kills every process that belongs to agents recorded under `root`: their
+// supervisors, the agents, their descendants, and any process whose
+// HERD_WORKSPACE lies under `root` (a grandchild that changed session).
+// Returns how many were still running.
+inline int KillAgentsUnder(const std::string& root, std::vector<Identity> also = {}) {
+  std::vector<Identity> targets = std::move(also);
+  for (const std::string& path : TaskRegistriesUnder(root)) {
+    json task = ReadJsonFile(path);
+    if (task.is_discarded() || !task.contains("agents")) continue;
+    for (const json& agent : task["agents"]) {
+      for (const Identity& process : {SupervisorOf(agent), AgentProcessOf(agent)}) {
+        if (!IsRunning(process)) continue;
+        targets.push_back(process);
+        for (const Identity& descendant : DescendantsOf(process.pid)) targets.push_back(descendant);
+      }
+    }
+  }
+  for (const Identity& tagged : ProcessesWithEnvironment("HERD_WORKSPACE=" + root + "/")) {
+    targets.push_back(tagged);
+  }
+  return KillAndWait(targets);
+}
+
+#ifndef HERD_TEST_UTIL_WITHOUT_GTEST
+#ifdef HERD_BINARY
+
+// A test with its own workspace ($CLAUDE_ORCHESTRATOR_WORKSPACE), state
+// directory ($XDG_STATE_HOME, where herd records known workspaces) and
+// project directory, all under one temporary root. Every herd command it
+// runs inherits them. TearDown kills whatever the test's agents left.
+class HerdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    workspace_ = root_.path() + "/workspace";
+    state_ = root_.Subdirectory("state");
+    project_ = root_.Subdirectory("project");
+    environment_.Set("CLAUDE_ORCHESTRATOR_WORKSPACE", workspace_);
+    environment_.Set("XDG_STATE_HOME", state_);
+    // Lock waits are bounded by the machine's load, not by herd: be generous.
+    environment_.Set("HERD_LOCK_TIMEOUT_MS", "60000");
+    for (const char* name : {"CLAUDE_ORCHESTRATOR_MAX_AGENTS", "CLAUDE_ORCHESTRATOR_MAX_CONCURRENT",
+                             "CLAUDE_ORCHESTRATOR_MAX_DEPTH", "HERD_MAX_RUNNING_AGENTS",
+                             "CLAUDE_EXECUTABLE", "CLAUDE_FLAGS"}) {
+      environment_.Unset(name);
+    }
+  }
+
+  void TearDown() override { KillAgentsUnder(root_.path(), tracked_); }
+
+  const std::string& root() const { return root_.path(); }
+  const std::string& workspace() const { return workspace_; }
+  const std::string& state() const { return state_; }
+  const std::string& project() const { return project_; }
+  std::string Subdirectory(const std::string& name) const { return root_.Subdirectory(name); }
+
+  // Makes TearDown kill `process` if it is still running.
+  void Track(const Identity& process) { tracked_.push_back(process); }
+
+  // Runs herd; the result says how it went.
+  CommandResult Herd(std::vector<std::string> args, const RunOptions& options = {}) {
+    return RunHerd(std::move(args), options);
+  }
+
+  // Runs `herd ... --json`, requires exit 0 and JSON with success true.
+  json HerdJson(std::vector<std::string> args, const RunOptions& options = {}) {
+    args.push_back("--json");
+    CommandResult result = RunHerd(args, options);
+    json output = result.Json();
+    if (result.exit_code != 0 || output.is_discarded() || !output.value("success", false)) {
+      throw std::runtime_error("expected success from " + result.Describe());
+    }
+    return output;
+  }
+
+  // Creates a task in the test's workspace; returns its id.
+  std::string CreateTask(std::vector<std::string> extra_args = {},
+                         const std::string& description = "a task made by a test") {
+    std::vector<std::string> args{"task", "create", description};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    return HerdJson(args).at("task_id").get<std::string>();
+  }
+
+  // The argv of `herd deploy TASK --type TYPE [extra] --backend command -- ARGV`.
+  static std::vector<std::string> DeployArgs(const std::string& task_id, const std::string& type,
+                                             const std::vector<std::string>& agent_argv,
+                                             const std::vector<std::string>& extra_args = {}) {
+    std::vector<std::string> args{"deploy", task_id, "--type", type, "--json"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    args.insert(args.end(), {"--backend", "command", "--"});
+    args.insert(args.end(), agent_argv.begin(), agent_argv.end());
+    return args;
+  }
+
+  // Deploys a command agent, requires success, returns herd's JSON result.
+  json Deploy(const std::string& task_id, const std::vector<std::string>& agent_argv,
+              const std::string& type = "worker", const std::vector<std::string>& extra_args = {}) {
+    CommandResult result = RunHerd(DeployArgs(task_id, type, agent_argv, extra_args));
+    json output = result.Json();
+    if (result.exit_code != 0 || output.is_discarded() || !output.value("success", false)) {
+      throw std::runtime_error("deploy failed: " + result.Describe());
+    }
+    return output;
+  }
+
+  // Deploys a command agent and returns its id.
+  std::string DeployAgent(const std::string& task_id, const std::vector<std::string>& agent_argv,
+                          const std::string& type = "worker",
+                          const std::vector<std::string>& extra_args = {}) {
+    return Deploy(task_id, agent_argv, type, extra_args).at("agent_id").get<std::string>();
+  }
+
+  std::string TaskDirectory(const std::string& task_id) const {
+    return workspace_ + "/" + task_id;
+  }
+  std::string TaskRegistryPath(const std::string& task_id) const {
+    return TaskDirectory(task_id) + "/AGENT_REGISTRY.json";
+  }
+  std::string LogPath(const std::string& task_id, const std::string& agent_id) const {
+    return TaskDirectory(task_id) + "/logs/" + agent_id + "_stream.jsonl";
+  }
+  // The task registry as stored (read directly from the file).
+  json TaskRegistry(const std::string& task_id) const {
+    return ReadJsonFile(TaskRegistryPath(task_id));
+  }
+  json GlobalRegistry() const { return ReadJsonFile(workspace_ + "/registry/GLOBAL_REGISTRY.json"); }
+  json AgentEntry(const std::string& task_id, const std::string& agent_id) const {
+    return AgentIn(TaskRegistry(task_id), agent_id);
+  }
+
+  // Waits until the agent's supervisor has exited (it records the exit
+  // first), then returns the agent's entry.
+  json WaitForAgentToEnd(const std::string& task_id, const std::string& agent_id) {
+    json agent = AgentEntry(task_id, agent_id);
+    if (!WaitForExit(SupervisorOf(agent))) {
+      throw std::runtime_error("the supervisor of " + agent_id + " did not exit within " +
+                               std::to_string(kGenerousDeadline.count()) + " s");
+    }
+    return AgentEntry(task_id, agent_id);
+  }
+
+  // `herd status TASK --json`, required to succeed.
+  json Status(const std::string& task_id, const RunOptions& options = {}) {
+    return HerdJson({"status", task_id}, options);
+  }
+
+ private:
+  TempDir root_;
+  ScopedEnvironment environment_;
+  std::string workspace_, state_, project_;
+  std::vector<Identity> tracked_;
+};
+
+#endif  // HERD_BINARY
+#endif  // HERD_TEST_UTIL_WITHOUT_GTEST
+
+}  // namespace herd::test_util
