@@ -34,7 +34,8 @@ ProcessIdentity IdentityFromEntry(const json& agent, const char* pid_key, const 
 }
 
 // Every live process of the agent, each with a pidfd (closed by the caller).
-std::vector<std::pair<ProcessIdentity, int>> CollectProcesses(const ProcessIdentity& leader,
+std::vector<std::pair<ProcessIdentity, int>> CollectProcesses(const json& agent,
+                                                              const ProcessIdentity& leader,
                                                               const ProcessIdentity& supervisor) {
   std::vector<ProcessIdentity> candidates;
   bool leader_alive = IsAlive(leader);
@@ -50,6 +51,13 @@ std::vector<std::pair<ProcessIdentity, int>> CollectProcesses(const ProcessIdent
   }
   if (supervisor_alive) {
     for (const ProcessIdentity& child : Descendants(supervisor.pid)) candidates.push_back(child);
+  } else {
+    // Without the subreaper, descendants that left the group were adopted
+    // by init: find them by the mark herd put in their environment.
+    for (const ProcessIdentity& marked :
+         ProcessesMarkedFor(agent.value("task_id", ""), agent.value("id", ""))) {
+      candidates.push_back(marked);
+    }
   }
   std::vector<std::pair<ProcessIdentity, int>> processes;
   std::set<int> seen;
@@ -94,7 +102,7 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
   // Tell the supervisor first: it enforces the same deadline even if this
   // process dies before it (an MCP client may close us at any moment).
   RequestStop({agent});
-  auto processes = CollectProcesses(leader, supervisor);
+  auto processes = CollectProcesses(agent, leader, supervisor);
   std::vector<int> pidfds;
   for (auto& [identity, pidfd] : processes) {
     SignalPidfd(pidfd, SIGTERM);
@@ -108,7 +116,7 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
     for (int pidfd : pidfds) killed += SignalPidfd(pidfd, SIGKILL) ? 1 : 0;
     std::set<int> known;
     for (auto& [identity, pidfd] : processes) known.insert(identity.pid);
-    for (auto& [identity, pidfd] : CollectProcesses(leader, supervisor)) {
+    for (auto& [identity, pidfd] : CollectProcesses(agent, leader, supervisor)) {
       if (!known.insert(identity.pid).second) {
         close(pidfd);
         continue;
@@ -150,6 +158,7 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
         json* entry = registry::FindAgent(task, agent_id);
         if (changed) (*entry)["kill_grace_ms"] = grace.count();
         agent = *entry;
+        agent["task_id"] = task_id;
         task_after = task;
         return changed ? store::Decision::kCommit : store::Decision::kNoChange;
       });

@@ -122,6 +122,36 @@ std::vector<ProcessIdentity> ProcessGroupMembers(pid_t pgid) {
   return members;
 }
 
+std::vector<ProcessIdentity> ProcessesMarkedFor(const std::string& task_id,
+                                                const std::string& agent_id) {
+  std::vector<ProcessIdentity> marked;
+  const std::string task_mark = "HERD_TASK_ID=" + task_id;
+  const std::string agent_mark = "HERD_AGENT_ID=" + agent_id;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return marked;
+  while (dirent* entry = readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid == getpid()) continue;
+    std::ifstream environ_file("/proc/" + std::string(entry->d_name) + "/environ",
+                               std::ios::binary);
+    if (!environ_file) continue;
+    bool has_task = false, has_agent = false;
+    std::string variable;
+    while (std::getline(environ_file, variable, '\0')) {
+      has_task = has_task || variable == task_mark;
+      has_agent = has_agent || variable == agent_mark;
+    }
+    if (!has_task || !has_agent || IsHerdSupervisor(static_cast<pid_t>(pid))) continue;
+    StatFields fields;
+    if (ReadStat(static_cast<pid_t>(pid), &fields) && IsLiveState(fields.state)) {
+      marked.push_back({static_cast<int>(pid), fields.start_time});
+    }
+  }
+  closedir(proc);
+  return marked;
+}
+
 bool IsHerdSupervisor(pid_t pid) {
   static const std::string self = [] {
     char path[4096];

@@ -43,6 +43,13 @@ std::vector<ProcessIdentity> ProcessGroupMembers(pid_t pgid);
 // agent.
 std::vector<ProcessIdentity> Descendants(pid_t pid);
 
+// Every live process whose environment carries HERD_TASK_ID=`task_id` and
+// HERD_AGENT_ID=`agent_id`, herd's mark on everything an agent starts. The
+// fallback for finding an agent's processes once its supervisor (the
+// subreaper that keeps them in one tree) is gone. Supervisors are excluded.
+std::vector<ProcessIdentity> ProcessesMarkedFor(const std::string& task_id,
+                                                const std::string& agent_id);
+
 // Whether `pid` runs this herd binary as `herd supervise`.
 bool IsHerdSupervisor(pid_t pid);
 

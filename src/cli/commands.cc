@@ -15,6 +15,7 @@
 #include "agents/backend.h"
 #include "agents/supervisor.h"
 #include "cli/table.h"
+#include "health/doctor.h"
 #include "orchestrator/orchestrator.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
@@ -484,6 +485,24 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
                              " process(es) sent SIGTERM, " +
                              std::to_string(cleanup.value("sigkilled", 0)) + " needed SIGKILL\n";
                     });
+    };
+  });
+
+  // herd doctor
+  health::DoctorOptions doctor_options;
+  CLI::App* doctor = app.add_subcommand(
+      "doctor", "find zombie entries, orphans, drift and damaged files, and repair them");
+  doctor->add_option("task_id", doctor_options.task_id, "check only this task");
+  doctor->add_flag("--repair", doctor_options.repair, "fix what is found");
+  doctor->add_flag("--dry-run", doctor_options.dry_run, "with --repair: show what would change");
+  doctor->callback([&] {
+    action = [&] {
+      if (doctor_options.dry_run) doctor_options.repair = true;
+      Orchestrator orchestrator = MakeOrchestrator(options);
+      return Report(options,
+                    health::Diagnose(orchestrator.stores(), orchestrator.workspace(),
+                                     doctor_options),
+                    health::RenderReport);
     };
   });
 

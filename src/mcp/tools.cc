@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <limits>
 
+#include "health/doctor.h"
 #include "registry/task_registry.h"
 
 namespace herd::mcp {
@@ -240,6 +241,14 @@ json BuildDefinitions() {
       "as it has started.",
       ObjectSchema(spawn_input, {"task_id", "parent_agent_id", "child_agent_type", "child_prompt"}),
       deploy_output, Annotations("Spawn child agent", false, false, false)));
+  tools.push_back(Tool(
+      "get_health_status", "Health status",
+      "herd doctor's report without repairing: zombie entries, orphaned processes, count "
+      "drift, global index mismatches, damaged or leftover files, and lock figures "
+      "(p50/p95/p99/max wait, timeouts, recoveries). Reads only.",
+      ObjectSchema({{"task_id", StringProperty("check only this task (default: every task)")}}, {}),
+      OutputSchema({{"workspaces", {{"type", "array"}}}, {"summary", {{"type", "object"}}}}),
+      Annotations("Health status", true, false, true)));
   return tools;
 }
 
@@ -513,6 +522,15 @@ Result<json> ReportAgentFinding(const Orchestrator& orchestrator, const Argument
   return orchestrator.ReportFinding(task_id, agent_id, finding_type, severity, message, data);
 }
 
+Result<json> GetHealthStatus(const Orchestrator& orchestrator, const Arguments& args,
+                             const ProgressReporter& progress) {
+  HERD_ASSIGN_OR_RETURN(task_id, args.OptionalString("task_id", ""));
+  health::DoctorOptions options;
+  options.task_id = task_id;
+  progress("checking registries, processes and lock figures");
+  return health::Diagnose(orchestrator.stores(), orchestrator.workspace(), options);
+}
+
 const std::map<std::string, Handler>& Handlers() {
   static const std::map<std::string, Handler> handlers = {
       {"create_real_task", CreateRealTask},
@@ -523,6 +541,7 @@ const std::map<std::string, Handler>& Handlers() {
       {"update_agent_progress", UpdateAgentProgress},
       {"report_agent_finding", ReportAgentFinding},
       {"spawn_child_agent", SpawnChildAgent},
+      {"get_health_status", GetHealthStatus},
   };
   return handlers;
 }
