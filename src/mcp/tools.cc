@@ -449,7 +449,12 @@ Result<json> SpawnChildAgent(const Orchestrator& orchestrator, const Arguments& 
     for (const json& agent : (*status)["agents"]["agents_list"]) {
       if (agent.value("id", "") != parent) continue;
       std::string parent_backend = agent.value("backend", request.backend);
-      if (parent_backend != "command") request.backend = parent_backend;
+      if (parent_backend == "command" && args.Find("backend") == nullptr) {
+        return Status::InvalidArgument(
+            "parent " + parent + " is a command agent, whose argv a child cannot inherit: give "
+            "\"backend\" (and, for backend \"command\", \"command\") for the child");
+      }
+      request.backend = parent_backend;
       if (agent.value("model", json(nullptr)).is_string()) request.model = agent["model"];
     }
   }

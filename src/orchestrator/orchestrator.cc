@@ -363,12 +363,9 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   size_t total_progress = 0, total_findings = 0;
   int zombies = 0;
   for (json& agent : (*task)["agents"]) {
-    // The prompt preview and file paths stay in the registry; the list
-    // carries what a reader needs, keeping the reply within client limits.
+    // The registry entry as the reference returns it, plus liveness.
     std::string agent_id = agent.value("id", "");
     json entry = std::move(agent);
-    entry.erase("prompt");
-    entry.erase("tracked_files");
     std::string liveness = Liveness(entry);
     entry["liveness"] = liveness;
     if (liveness == "lost") ++zombies;

@@ -13,7 +13,8 @@
 // MODEL_LOG / --log.
 //
 // Endpoints: POST /v1/messages (any query, e.g. ?beta=true; streaming SSE or plain JSON),
-// POST /v1/messages/count_tokens -> {"input_tokens":N}; everything else 404 JSON.
+// POST /v1/messages/count_tokens -> {"input_tokens":N}, POST /control/release (see "wait_for");
+// everything else 404 JSON.
 //
 // Behaviour. A script is {"steps":[...], "extract"?:{name:regex}, "side_text"?:str, "error"?:{...}}.
 // - A request WITHOUT tools (the CLI's side requests: titles, quota checks) gets a short text
@@ -34,10 +35,22 @@
 //   for that step gets the HTTP error, a non-streaming one gets the step's normal answer (the CLI
 //   retries a failed stream without streaming).
 //   Any step may carry "delay_ms" (the response is held that long before it starts).
+//   Any step may carry "wait_for":"NAME": its response is held until the test calls
+//   POST /control/release with {"name":"NAME"} (answered {"released":<held responses let go>});
+//   once released, a name stays released. This lets a test order agents without timing, e.g.
+//   hold a parent's last turn until it has seen its child exit.
 // - Strings in "input" and "text" may use {{task_id}}, {{agent_id}} (from "Task ID: X" and
 //   "Agent ID: X" lines of the first user message), {{step}}, and {{name}} for each extra
 //   "extract" regex (its first capture group). A placeholder with no value is left as is.
 // - A top-level "error" makes EVERY request (side requests included) fail with that HTTP error.
+// - Per-conversation scripts: instead of (or besides) "steps", a script may have
+//   "branches":[{"match":"regex","steps":[...],"extract"?:{...},"side_text"?:str}, ...]. Each
+//   conversation plays the steps of the FIRST branch whose "match" regex finds a match in the
+//   text of the conversation's first user message (so one server can drive a parent agent and
+//   its child differently, e.g. "Parent: orchestrator" vs "Parent: \\S+"). A branch's "extract"
+//   adds to the top-level one. With no matching branch the top-level "steps" are played, or, if
+//   there are none, the model says "No script branch matches this conversation." and ends.
+//   Side requests (no tools) pick a branch the same way for "side_text".
 // Built-in scenarios: see SCENARIOS below.
 
 import http from "node:http";
@@ -149,16 +162,24 @@ function loadScript() {
     let s;
     try { s = JSON.parse(fs.readFileSync(scriptPath, "utf8")); }
     catch (e) { fail(`cannot load script ${scriptPath}: ${e.message}`); }
-    if (!s || !Array.isArray(s.steps)) fail(`script ${scriptPath} has no "steps" array`);
-    return { name: scriptPath, ...s };
+    if (!s || (!Array.isArray(s.steps) && !Array.isArray(s.branches)))
+      fail(`script ${scriptPath} has no "steps" or "branches" array`);
+    for (const [i, b] of (s.branches ?? []).entries()) {
+      if (!b || typeof b.match !== "string" || !Array.isArray(b.steps))
+        fail(`script ${scriptPath}: branch ${i} needs a "match" string and a "steps" array`);
+      try { new RegExp(b.match); } catch (e) { fail(`script ${scriptPath}: bad branch ${i} regex: ${e.message}`); }
+    }
+    return { name: scriptPath, ...s, steps: s.steps ?? [] };
   }
   const name = args.scenario ?? env.MODEL_SCENARIO ?? "progress";
   if (!SCENARIOS[name]) fail(`unknown scenario ${name}`);
   return { name, ...SCENARIOS[name] };
 }
 const script = loadScript();
-for (const [k, re] of Object.entries(script.extract ?? {})) {
-  try { new RegExp(re); } catch (e) { fail(`bad extract regex ${k}: ${e.message}`); }
+for (const source of [script, ...(script.branches ?? [])]) {
+  for (const [k, re] of Object.entries(source.extract ?? {})) {
+    try { new RegExp(re); } catch (e) { fail(`bad extract regex ${k}: ${e.message}`); }
+  }
 }
 
 // ---------- logging ----------
@@ -182,11 +203,12 @@ function countToolResults(messages) {
   }
   return n;
 }
-function extractVars(messages) {
+function extractVars(messages, branch) {
   const firstUser = messages.find(m => m.role === "user");
   const first = firstUser ? textOf(firstUser.content) : "";
   const all = messages.filter(m => m.role === "user").map(m => textOf(m.content)).join("\n");
-  const patterns = { task_id: "Task ID: (\\S+)", agent_id: "Agent ID: (\\S+)", ...(script.extract ?? {}) };
+  const patterns = { task_id: "Task ID: (\\S+)", agent_id: "Agent ID: (\\S+)", ...(script.extract ?? {}),
+                     ...(branch?.extract ?? {}) };
   const vars = {};
   for (const [name, re] of Object.entries(patterns)) {
     const m = new RegExp(re).exec(first) ?? new RegExp(re).exec(all);
@@ -207,16 +229,26 @@ function callsOf(step) {
   if (step.tool) return [{ tool: step.tool, input: step.input, server: step.server }];
   return [];
 }
+// The branch for a conversation: the first whose "match" regex matches the first user message.
+// Returns {index, branch} (index -1 and branch undefined when there are no branches), or
+// {index: -1, none: true} when there are branches but none matches.
+function chooseBranch(messages) {
+  const branches = script.branches ?? [];
+  if (branches.length === 0) return { index: -1 };
+  const first = textOf(messages.find(m => m.role === "user")?.content ?? "");
+  const index = branches.findIndex(b => new RegExp(b.match).test(first));
+  return index >= 0 ? { index, branch: branches[index] } : { index: -1, none: true };
+}
 // Step i is due once the tool results of steps 0..i-1 are all in the conversation.
-function chooseStep(toolResults) {
+function chooseStep(toolResults, steps = script.steps) {
   let consumed = 0;
-  for (let i = 0; i < script.steps.length; i++) {
-    const step = script.steps[i];
+  for (let i = 0; i < steps.length; i++) {
+    const step = steps[i];
     const need = callsOf(step).length;
     if (toolResults < consumed + need || need === 0) return { index: i, step };
     consumed += need;
   }
-  return { index: script.steps.length, step: { text: "Script finished." } };
+  return { index: steps.length, step: { text: "Script finished." } };
 }
 function resolveTool(toolNames, bare, server) {
   if (!server && toolNames.includes(bare)) return bare;
@@ -246,25 +278,31 @@ function plan(body) {
     prompt_head: textOf(messages.find(m => m.role === "user")?.content ?? "").slice(0, 120),
   };
   if (script.error) return { kind: "error", error: script.error, summary: { ...summary, role: "any" } };
+  const chosen = chooseBranch(messages);
+  if (script.branches) summary.branch = chosen.index;
   if (toolNames.length === 0) {
-    const text = script.side_text ?? "OK";
+    const text = chosen.branch?.side_text ?? script.side_text ?? "OK";
     return { kind: "message", content: [{ type: "text", text }], stop_reason: "end_turn",
              summary: { ...summary, role: "side" } };
   }
   const results = countToolResults(messages);
-  const { index, step } = chooseStep(results);
-  const vars = { ...extractVars(messages), step: String(index) };
+  const steps = chosen.branch ? chosen.branch.steps
+    : chosen.none && script.steps.length === 0 ? [{ text: "No script branch matches this conversation." }]
+    : script.steps;
+  const { index, step } = chooseStep(results, steps);
+  const vars = { ...extractVars(messages, chosen.branch), step: String(index) };
   const base = { ...summary, role: "agent", tool_results: results, step: index, vars };
   const delayMs = Number(step.delay_ms ?? 0);
   if (step.error) return { kind: "error", error: step.error, delayMs, summary: base };
   if (step.fail_stream && body.stream === true)
     return { kind: "error", error: step.fail_stream, delayMs, summary: { ...base, fail_stream: true } };
   if (step.hang) return { kind: "hang", summary: base };
+  const waitFor = step.wait_for === undefined ? undefined : String(step.wait_for);
   const content = [];
   if (step.text !== undefined) content.push({ type: "text", text: substitute(String(step.text), vars) });
   const calls = callsOf(step);
   if (calls.length === 0)
-    return { kind: "message", content, stop_reason: "end_turn", delayMs, summary: base };
+    return { kind: "message", content, stop_reason: "end_turn", delayMs, waitFor, summary: base };
   const missing = [];
   calls.forEach((c, k) => {
     const name = resolveTool(toolNames, c.tool, c.server);
@@ -277,7 +315,7 @@ function plan(body) {
     return { kind: "message", content: [{ type: "text", text }], stop_reason: "end_turn", delayMs,
              summary: { ...base, missing } };
   }
-  return { kind: "message", content, stop_reason: "tool_use", delayMs, summary: base };
+  return { kind: "message", content, stop_reason: "tool_use", delayMs, waitFor, summary: base };
 }
 
 function messageId() { return "msg_" + crypto.randomBytes(12).toString("hex"); }
@@ -340,6 +378,16 @@ function chunks(s, n) {
 
 // ---------- server ----------
 const hanging = new Set();
+// "wait_for": names released so far, and the responses held until their name is released.
+const released = new Set();
+let waiting = [];
+function release(name) {
+  released.add(name);
+  const ready = waiting.filter(x => x.waitFor === name);
+  waiting = waiting.filter(x => x.waitFor !== name);
+  for (const x of ready) x.go();
+  return ready.length;
+}
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://x");
   let raw = "";
@@ -372,8 +420,22 @@ const server = http.createServer((req, res) => {
         res.on("close", () => hanging.delete(res));
         return;
       }
-      const go = () => (p.kind === "error" ? sendError(res, p.error) : sendMessage(res, body, p));
-      return p.delayMs > 0 ? setTimeout(go, p.delayMs) : go();
+      const send = () => (p.kind === "error" ? sendError(res, p.error) : sendMessage(res, body, p));
+      const go = () => (p.delayMs > 0 ? setTimeout(send, p.delayMs) : send());
+      if (p.waitFor !== undefined && !released.has(p.waitFor)) {
+        log({ event: "held", step: p.summary.step, branch: p.summary.branch, wait_for: p.waitFor });
+        hanging.add(res);
+        res.on("close", () => hanging.delete(res));
+        waiting.push({ waitFor: p.waitFor, summary: p.summary, go: () => { hanging.delete(res); if (!res.destroyed) go(); } });
+        return;
+      }
+      return go();
+    }
+    if (req.method === "POST" && url.pathname === "/control/release") {
+      const name = String(body.name ?? "");
+      const n = release(name);
+      log({ method: req.method, path: url.pathname, event: "release", name, released: n });
+      return sendJson(res, 200, { released: n });
     }
     log({ method: req.method, path: url.pathname + url.search, status: 404 });
     sendJson(res, 404, { type: "error", error: { type: "not_found_error", message: `no route ${req.method} ${url.pathname}` } });

@@ -1,0 +1,147 @@
+// Claude Code 2.0.30 as an MCP CLIENT of `herd serve` (not as an agent): the real CLI, started
+// with --mcp-config pointing at `herd serve --workspace <tmp>`, driven offline by the scripted
+// model server (model_server.mjs). It must connect to herd, list herd's tools, and call them.
+// Run: HERD_BINARY=$PWD/build/herd node --test tests/interop/claude_client.test.mjs
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import {
+  assertInstalled, makeSandbox, startModelServer, writeMcpConfig, runClaude, readJsonLines,
+} from "./lib/claude_harness.mjs";
+import { HERD, TOOL_NAMES, makeWorkspace, sleeperCommand, waitForLog, isAlive, cleanupAllWorkspaces } from "./lib/herd_client.mjs";
+
+const T = { timeout: 180000 };
+const sandboxes = [];
+before(() => assertInstalled());
+after(async () => {
+  for (const s of sandboxes) s.cleanup();
+  await cleanupAllWorkspaces();
+});
+
+// Runs Claude Code with `herd serve --workspace <ws>` as its MCP server "herd" and the given
+// model script. Returns {run, log (model server requests), toolPairs: [{use, result}]}.
+async function runWithHerd(w, script, prompt) {
+  const sb = makeSandbox("herd-claude-client-");
+  sandboxes.push(sb);
+  fs.writeFileSync(sb.file("script.json"), JSON.stringify(script));
+  const model = await startModelServer(sb.file("script.json"), { logPath: sb.file("model.log") });
+  try {
+    const mcpConfig = writeMcpConfig(sb.file("mcp.json"), {
+      command: HERD, args: ["serve", "--workspace", w.ws], env: { XDG_STATE_HOME: w.state },
+    });
+    const run = await runClaude({ port: model.port, home: sb.home, cwd: sb.proj, mcpConfig, prompt });
+    const uses = run.lines.filter(l => l.type === "assistant")
+      .flatMap(l => l.message.content.filter(b => b.type === "tool_use"));
+    const results = run.lines.filter(l => l.type === "user" && Array.isArray(l.message?.content))
+      .flatMap(l => l.message.content.filter(b => b.type === "tool_result"));
+    const toolPairs = uses.map(use => ({ use, result: results.find(r => r.tool_use_id === use.id) }));
+    return { run, log: readJsonLines(sb.file("model.log")), toolPairs };
+  } finally {
+    await model.stop();
+  }
+}
+
+function resultText(result) {
+  if (typeof result.content === "string") return result.content;
+  return result.content.filter(b => b.type === "text").map(b => b.text).join("");
+}
+function assertConnected(run) {
+  assert.equal(run.code, 0, `claude exit ${run.code}; stderr:\n${run.stderr}`);
+  const init = run.lines[0];
+  assert.equal(init.type, "system");
+  assert.equal(init.subtype, "init");
+  assert.deepEqual(init.mcp_servers, [{ name: "herd", status: "connected" }]);
+  for (const name of TOOL_NAMES) assert.ok(init.tools.includes(`mcp__herd__${name}`), `init lists mcp__herd__${name}`);
+  assert.equal(run.result?.is_error, false, JSON.stringify(run.result));
+}
+function assertToolsSucceeded(toolPairs, names) {
+  assert.deepEqual(toolPairs.map(p => p.use.name), names);
+  for (const { use, result } of toolPairs) {
+    assert.ok(result, `a tool_result for ${use.name}`);
+    assert.notEqual(result.is_error, true, `${use.name} failed: ${JSON.stringify(result.content)}`);
+  }
+}
+
+test("Claude Code connects to herd serve, lists its tools, calls create_real_task and get_real_task_status", T, async () => {
+  const w = makeWorkspace("herd-claude-ws-");
+  // A task made beforehand through the CLI: its id is in the prompt ("Task ID: ..."), so the
+  // scripted model can ask for its status.
+  const before = await w.herd(["task", "create", "a task created by the test through the herd CLI"]);
+  assert.equal(before.code, 0, before.stderr);
+  const knownTask = before.json.task_id;
+
+  const { run, log, toolPairs } = await runWithHerd(w, {
+    steps: [
+      { tool: "create_real_task", server: "herd",
+        input: { description: "created by Claude Code through herd serve", priority: "P1",
+                 success_criteria: ["the task is listed"], expected_deliverables: ["a task"] } },
+      { tool: "get_real_task_status", server: "herd", input: { task_id: "{{task_id}}" } },
+      { tool: "ReadMcpResourceTool", input: { server: "herd", uri: "tasks://list" } },
+      { text: "Both tasks are there." },
+    ],
+  }, `Task ID: ${knownTask}\nCreate a task, then check on the existing one.`);
+
+  assertConnected(run);
+  assertToolsSucceeded(toolPairs, ["mcp__herd__create_real_task", "mcp__herd__get_real_task_status", "ReadMcpResourceTool"]);
+  assert.equal(run.result.result, "Both tasks are there.");
+  assert.deepEqual(log.filter(e => e.role === "agent").map(e => e.step), [0, 1, 2, 3]);
+
+  // What Claude Code got back: herd's JSON (the text mirror of structuredContent).
+  const created = JSON.parse(resultText(toolPairs[0].result));
+  assert.equal(created.success, true);
+  assert.equal(created.priority, "P1");
+  assert.equal(created.description, "created by Claude Code through herd serve");
+  const status = JSON.parse(resultText(toolPairs[1].result));
+  assert.equal(status.success, true);
+  assert.equal(status.task_id, knownTask);
+  assert.equal(status.description, "a task created by the test through the herd CLI");
+  assert.match(resultText(toolPairs[2].result), new RegExp(created.task_id));
+
+  // The task exists in the workspace afterwards.
+  const list = await w.herd(["task", "list"]);
+  assert.equal(list.code, 0, list.stderr);
+  const listed = list.json.tasks.find(t => t.task_id === created.task_id);
+  assert.ok(listed, `herd task list shows ${created.task_id}: ${list.stdout}`);
+  assert.equal(listed.description, "created by Claude Code through herd serve");
+  assert.equal(listed.workspace_base, w.ws);
+  assert.deepEqual(list.json.tasks.map(t => t.task_id).sort(), [knownTask, created.task_id].sort());
+  await w.cleanup();
+});
+
+test("Claude Code reports progress for an agent and kills it through herd serve", T, async () => {
+  const w = makeWorkspace("herd-claude-ws-");
+  const task = await w.herd(["task", "create", "an agent that Claude Code will stop"]);
+  assert.equal(task.code, 0, task.stderr);
+  const taskId = task.json.task_id;
+  const deployed = await w.herd(["deploy", taskId, "--type", "sleeper", "--backend", "command", "--prompt", "sleep",
+                                 "--", ...sleeperCommand({ marker: "sleeper-up" })]);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  const agentId = deployed.json.agent_id;
+  await waitForLog(w, taskId, agentId, "sleeper-up");
+
+  const { run, toolPairs } = await runWithHerd(w, {
+    steps: [
+      { tool: "update_agent_progress", server: "herd",
+        input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", status: "working", message: "half way", progress: 50 } },
+      { tool: "get_agent_output", server: "herd", input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", tail: 5 } },
+      { tool: "kill_real_agent", server: "herd",
+        input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", reason: "stopped by Claude Code", grace_seconds: 2 } },
+      { text: "Stopped." },
+    ],
+  }, `Task ID: ${taskId}\nAgent ID: ${agentId}\nReport, read the output, stop the agent.`);
+
+  assertConnected(run);
+  assertToolsSucceeded(toolPairs, ["mcp__herd__update_agent_progress", "mcp__herd__get_agent_output", "mcp__herd__kill_real_agent"]);
+  assert.match(JSON.parse(resultText(toolPairs[1].result)).output, /sleeper-up/);
+  const killed = JSON.parse(resultText(toolPairs[2].result));
+  assert.equal(killed.status, "terminated");
+  assert.equal(isAlive(deployed.json.pid), false);
+
+  const status = await w.herd(["status", taskId]);
+  const entry = status.json.agents.agents_list.find(a => a.id === agentId);
+  assert.equal(entry.status, "terminated");
+  assert.equal(entry.termination_reason, "stopped by Claude Code");
+  assert.equal(entry.last_message, "half way");
+  assert.equal(status.json.agents.active, 0);
+  await w.cleanup();
+});
