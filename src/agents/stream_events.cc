@@ -109,6 +109,9 @@ json UsageTracker::Usage() const {
 }
 
 long long UsageTracker::TotalTokens() const {
+  // Codex's cached_input_tokens are part of its input_tokens; Anthropic's
+  // cache reads and writes are counted apart from input_tokens.
+  if (backend_ == "codex") return input_tokens_ + output_tokens_;
   return input_tokens_ + output_tokens_ + cache_read_tokens_ + cache_creation_tokens_;
 }
 

@@ -1,0 +1,213 @@
+// Backends: argv built from documented flags, and their JSON event streams
+// read for usage and results, on sample lines written from each tool's
+// documentation (Claude Code stream-json, Codex `exec --json`, cursor-agent
+// stream-json, Gemini CLI stream-json).
+#include <cstdlib>
+
+#include <gtest/gtest.h>
+
+#include "agents/backend.h"
+#include "agents/stream_events.h"
+
+namespace herd::agents {
+namespace {
+
+LaunchRequest Request(const std::string& backend) {
+  LaunchRequest request;
+  request.backend = backend;
+  request.task_id = "TASK-1";
+  request.agent_id = "worker-1";
+  request.workspace_base = "/ws";
+  request.prompt_path = "/ws/TASK-1/prompts/worker-1.txt";
+  request.mcp_config_path = "/ws/TASK-1/prompts/worker-1_mcp.json";
+  request.herd_binary = "/usr/bin/herd";
+  return request;
+}
+
+bool Has(const std::vector<std::string>& words, const std::string& word) {
+  for (const std::string& candidate : words) {
+    if (candidate == word) return true;
+  }
+  return false;
+}
+
+TEST(BackendTest, ClaudeUsesReferenceFlagsModelAndPerAgentMcpConfig) {
+  unsetenv("CLAUDE_EXECUTABLE");
+  unsetenv("CLAUDE_FLAGS");
+  LaunchRequest request = Request("claude");
+  request.model = "opus";
+  Result<LaunchPlan> plan = PlanLaunch(request);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->argv[0], "claude");
+  for (const char* flag : {"--print", "--verbose", "--dangerously-skip-permissions"}) {
+    EXPECT_TRUE(Has(plan->argv, flag)) << flag;
+  }
+  // --model replaced, not duplicated.
+  int models = 0;
+  for (size_t i = 0; i + 1 < plan->argv.size(); ++i) {
+    if (plan->argv[i] == "--model") {
+      ++models;
+      EXPECT_EQ(plan->argv[i + 1], "opus");
+    }
+  }
+  EXPECT_EQ(models, 1);
+  EXPECT_TRUE(Has(plan->argv, "--mcp-config=/ws/TASK-1/prompts/worker-1_mcp.json"));
+  EXPECT_EQ(plan->stdin_path, request.prompt_path);  // the prompt never goes on argv
+  EXPECT_TRUE(plan->stream_json);
+  EXPECT_TRUE(plan->supports_mcp);
+}
+
+TEST(BackendTest, ClaudeHonoursClaudeExecutableAndClaudeFlags) {
+  setenv("CLAUDE_EXECUTABLE", "/opt/claude/bin/claude", 1);
+  setenv("CLAUDE_FLAGS", "-p --output-format stream-json --verbose", 1);
+  Result<LaunchPlan> plan = PlanLaunch(Request("claude"));
+  unsetenv("CLAUDE_EXECUTABLE");
+  unsetenv("CLAUDE_FLAGS");
+  ASSERT_TRUE(plan.ok());
+  std::vector<std::string> expected = {"/opt/claude/bin/claude", "-p", "--output-format",
+                                       "stream-json", "--verbose",
+                                       "--mcp-config=/ws/TASK-1/prompts/worker-1_mcp.json"};
+  EXPECT_EQ(plan->argv, expected);
+}
+
+TEST(BackendTest, CodexCursorAndGeminiUseTheirHeadlessModes) {
+  LaunchRequest codex = Request("codex");
+  codex.model = "gpt-5";
+  Result<LaunchPlan> codex_plan = PlanLaunch(codex);
+  ASSERT_TRUE(codex_plan.ok());
+  std::vector<std::string> codex_argv = {"codex", "exec", "--json", "--skip-git-repo-check",
+                                         "--model", "gpt-5", "-"};
+  EXPECT_EQ(codex_plan->argv, codex_argv);
+
+  Result<LaunchPlan> cursor_plan = PlanLaunch(Request("cursor-agent"));
+  ASSERT_TRUE(cursor_plan.ok());
+  EXPECT_EQ(cursor_plan->argv[0], "cursor-agent");
+  EXPECT_TRUE(Has(cursor_plan->argv, "-p"));
+  EXPECT_TRUE(Has(cursor_plan->argv, "stream-json"));
+
+  LaunchRequest gemini = Request("gemini");
+  gemini.model = "gemini-2.5-pro";
+  Result<LaunchPlan> gemini_plan = PlanLaunch(gemini);
+  ASSERT_TRUE(gemini_plan.ok());
+  EXPECT_EQ(gemini_plan->argv[0], "gemini");
+  EXPECT_TRUE(Has(gemini_plan->argv, "stream-json"));
+  EXPECT_TRUE(Has(gemini_plan->argv, "gemini-2.5-pro"));
+  for (const LaunchPlan* plan : {&*codex_plan, &*cursor_plan, &*gemini_plan}) {
+    EXPECT_EQ(plan->stdin_path, "/ws/TASK-1/prompts/worker-1.txt");
+    EXPECT_TRUE(plan->stream_json);
+  }
+}
+
+TEST(BackendTest, CommandBackendNeedsArgvAndGetsHerdEnvironment) {
+  Result<LaunchPlan> missing = PlanLaunch(Request("command"));
+  EXPECT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("--backend command --"), std::string::npos);
+
+  LaunchRequest request = Request("command");
+  request.command_argv = {"python3", "agent.py"};
+  Result<LaunchPlan> plan = PlanLaunch(request);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->argv, request.command_argv);
+  EXPECT_FALSE(plan->supports_mcp);
+  for (const char* variable :
+       {"HERD_TASK_ID=TASK-1", "HERD_AGENT_ID=worker-1", "HERD_WORKSPACE=/ws",
+        "HERD_PROMPT_FILE=/ws/TASK-1/prompts/worker-1.txt", "HERD_BIN=/usr/bin/herd"}) {
+    EXPECT_TRUE(Has(plan->environment, variable)) << variable;
+  }
+}
+
+TEST(BackendTest, UnknownBackendIsRefusedWithTheChoices) {
+  Result<LaunchPlan> plan = PlanLaunch(Request("aider"));
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("claude, codex, cursor-agent, gemini, command"),
+            std::string::npos);
+}
+
+TEST(UsageTrackerTest, ClaudeCountsEachMessageOnceAndReadsTheResult) {
+  UsageTracker tracker("claude");
+  EXPECT_FALSE(tracker.Feed(R"({"type":"system","subtype":"init","mcp_servers":[]})"));
+  // One API message split over two lines (text, then tool_use) repeats its usage.
+  std::string message =
+      R"({"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":"hi"}],)"
+      R"("usage":{"input_tokens":100,"output_tokens":20,"cache_read_input_tokens":1000,)"
+      R"("cache_creation_input_tokens":50}}})";
+  EXPECT_TRUE(tracker.Feed(message));
+  EXPECT_FALSE(tracker.Feed(message));
+  EXPECT_TRUE(tracker.Feed(
+      R"({"type":"assistant","message":{"id":"msg_2","usage":{"input_tokens":10,"output_tokens":5}}})"));
+  EXPECT_FALSE(tracker.Feed("not json at all"));
+  EXPECT_EQ(tracker.Usage()["input_tokens"], 110);
+  EXPECT_EQ(tracker.Usage()["output_tokens"], 25);
+  EXPECT_EQ(tracker.TotalTokens(), 110 + 25 + 1000 + 50);
+  EXPECT_TRUE(tracker.Result().is_null());
+
+  EXPECT_TRUE(tracker.Feed(
+      R"({"type":"result","subtype":"success","is_error":false,"total_cost_usd":0.0123,)"
+      R"("num_turns":2,"duration_ms":3456,"usage":{"input_tokens":110,"output_tokens":25}})"));
+  EXPECT_DOUBLE_EQ(tracker.Result()["total_cost_usd"].get<double>(), 0.0123);
+  EXPECT_EQ(tracker.Result()["num_turns"], 2);
+  EXPECT_EQ(tracker.Result()["duration_ms"], 3456);
+}
+
+TEST(UsageTrackerTest, ClaudeErrorResultCarriesTheApiError) {
+  UsageTracker tracker("claude");
+  tracker.Feed(R"({"type":"result","subtype":"success","is_error":true,)"
+               R"("result":"API Error: 500 Internal server error","total_cost_usd":0})");
+  EXPECT_TRUE(tracker.Result()["is_error"].get<bool>());
+  EXPECT_EQ(tracker.Result()["error"], "API Error: 500 Internal server error");
+}
+
+TEST(UsageTrackerTest, CodexSumsTurnsAndDoesNotCountCachedTwice) {
+  UsageTracker tracker("codex");
+  EXPECT_FALSE(tracker.Feed(R"({"type":"thread.started","thread_id":"t-1"})"));
+  EXPECT_FALSE(tracker.Feed(R"({"type":"turn.started"})"));
+  EXPECT_FALSE(tracker.Feed(
+      R"({"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"done"}})"));
+  EXPECT_TRUE(tracker.Feed(
+      R"({"type":"turn.completed","usage":{"input_tokens":26549,"cached_input_tokens":22272,"output_tokens":1590}})"));
+  EXPECT_TRUE(tracker.Feed(
+      R"({"type":"turn.completed","usage":{"input_tokens":100,"cached_input_tokens":0,"output_tokens":10}})"));
+  EXPECT_EQ(tracker.Usage()["input_tokens"], 26649);
+  EXPECT_EQ(tracker.TotalTokens(), 26649 + 1600);
+  EXPECT_TRUE(tracker.Feed(R"({"type":"turn.failed","error":{"message":"stream disconnected"}})"));
+  EXPECT_TRUE(tracker.Result()["is_error"].get<bool>());
+  EXPECT_EQ(tracker.Result()["error"], "stream disconnected");
+}
+
+TEST(UsageTrackerTest, CursorAgentSharesClaudeStreamJson) {
+  UsageTracker tracker("cursor-agent");
+  EXPECT_FALSE(tracker.Feed(
+      R"({"type":"assistant","message":{"role":"assistant","content":[{"type":"text","text":"ok"}]},"session_id":"s"})"));
+  EXPECT_TRUE(tracker.Feed(
+      R"({"type":"result","subtype":"success","is_error":false,"duration_ms":1234,"result":"ok","session_id":"s"})"));
+  EXPECT_EQ(tracker.Result()["duration_ms"], 1234);
+  EXPECT_FALSE(tracker.Result()["is_error"].get<bool>());
+}
+
+TEST(UsageTrackerTest, GeminiReadsTheFinalStats) {
+  UsageTracker tracker("gemini");
+  EXPECT_FALSE(tracker.Feed(R"({"type":"init","session_id":"abc","model":"gemini-2.5-pro"})"));
+  EXPECT_FALSE(tracker.Feed(R"({"type":"message","role":"assistant","content":"Hi","delta":true})"));
+  EXPECT_FALSE(tracker.Feed(R"({"type":"tool_use","tool_name":"ls","tool_id":"t1","parameters":{}})"));
+  EXPECT_TRUE(tracker.Feed(
+      R"({"type":"result","status":"success","stats":{"total_tokens":250,"input_tokens":200,)"
+      R"("output_tokens":50,"duration_ms":1800,"tool_calls":1}})"));
+  EXPECT_EQ(tracker.TotalTokens(), 250);
+  EXPECT_EQ(tracker.Result()["duration_ms"], 1800);
+  EXPECT_FALSE(tracker.Result()["is_error"].get<bool>());
+  UsageTracker failed("gemini");
+  failed.Feed(R"({"type":"result","status":"error","error":{"type":"FatalAuthenticationError"},"stats":{}})");
+  EXPECT_TRUE(failed.Result()["is_error"].get<bool>());
+}
+
+TEST(UsageTrackerTest, ExtractResultEventFindsTheLastOne) {
+  std::vector<std::string> lines = {
+      R"({"type":"system","subtype":"init"})",
+      R"({"type":"result","subtype":"success","is_error":false,"total_cost_usd":1.5,"num_turns":3})",
+      "trailing garbage"};
+  EXPECT_DOUBLE_EQ(ExtractResultEvent(lines)["total_cost_usd"].get<double>(), 1.5);
+  EXPECT_TRUE(ExtractResultEvent({"nothing"}).is_null());
+}
+
+}  // namespace
+}  // namespace herd::agents
