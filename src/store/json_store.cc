@@ -25,13 +25,15 @@ std::string DirectoryOf(const std::string& path) {
   return path.substr(0, slash);
 }
 
-std::string TempPathFor(const std::string& path) {
+// "<pid>.<16 random hex digits>": unique across processes and calls.
+std::string UniqueSuffix() {
   thread_local std::mt19937_64 generator{std::random_device{}()};
-  char suffix[32];
-  std::snprintf(suffix, sizeof suffix, "%016llx",
-                static_cast<unsigned long long>(generator()));
-  return path + ".tmp." + std::to_string(getpid()) + "." + suffix;
+  char random[20];
+  std::snprintf(random, sizeof random, "%016llx", static_cast<unsigned long long>(generator()));
+  return std::to_string(getpid()) + "." + random;
 }
+
+std::string TempPathFor(const std::string& path) { return path + ".tmp." + UniqueSuffix(); }
 
 std::string Serialize(const json& document) {
   // Replace invalid UTF-8 instead of throwing: agent output ends up here.
@@ -123,7 +125,9 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
 
   std::string recovery;
   if (contents.ok()) {
-    std::string quarantine = path + ".corrupt." + CompactUtcStamp() + "." + std::to_string(getpid());
+    // Time, pid and a random part: a second recovery never replaces the first
+    // quarantined file.
+    std::string quarantine = path + ".corrupt." + CompactUtcStamp() + "." + UniqueSuffix();
     HERD_RETURN_IF_ERROR(fs->Rename(path, quarantine));
     recovery = problem + "; moved it to " + quarantine + " and restored sequence " +
                std::to_string(SequenceOf(*backup)) + " from " + backup_path;
@@ -153,10 +157,16 @@ Status JsonStore::Replace(const std::string& path, const json& document, bool ke
   Status closed = fs->Close(*fd, temp_path);
   if (status.ok()) status = closed;
   if (status.ok() && keep_backup) {
-    // The current file was validated when it was read: it is the last good copy.
+    // The current file was validated when it was read: it is the last good
+    // copy. Link it under a temporary name and rename that over the backup,
+    // so the previous backup stays until the new one exists.
     std::string backup_path = path + ".bak";
-    status = fs->Remove(backup_path);
-    if (status.ok()) status = fs->Link(path, backup_path);
+    std::string backup_temp = TempPathFor(backup_path);
+    status = fs->Link(path, backup_temp);
+    if (status.ok()) {
+      status = fs->Rename(backup_temp, backup_path);
+      if (!status.ok()) fs->Remove(backup_temp);
+    }
   }
   if (status.ok()) status = fs->Rename(temp_path, path);
   if (!status.ok()) {

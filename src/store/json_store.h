@@ -126,7 +126,7 @@ class JsonStore {
   Status Replace(const std::string& path, const nlohmann::json& document, bool keep_backup,
                  TransactionStats* stats) const;
 
-  // Parsed documents by path, valid while the file's identity is unchanged.
+  // The last parse of each path, with the exact bytes it came from.
   struct ReadCache;
   Result<Snapshot> ReadUncached(const std::string& path, const Result<std::string>& contents) const;
 
