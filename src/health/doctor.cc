@@ -1,12 +1,293 @@
 #include "health/doctor.h"
 
-namespace herd::health {
+#include <sys/stat.h>
 
-Result<nlohmann::json> Diagnose(const registry::RegistryStores&, const registry::Workspace&,
-                                const DoctorOptions&) {
-  return Status::InvalidArgument("herd doctor is not implemented yet");
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "health/agent_checks.h"
+#include "health/check_context.h"
+#include "health/findings.h"
+#include "health/index_check.h"
+#include "health/metrics_report.h"
+#include "health/processes.h"
+#include "health/registry_files.h"
+#include "store/json_store.h"
+#include "util/clock.h"
+
+namespace herd::health {
+namespace {
+
+using nlohmann::json;
+
+enum class Mode { kDiagnose, kRepair, kDryRun };
+
+const char* ModeName(Mode mode) {
+  switch (mode) {
+    case Mode::kDiagnose: return "diagnose";
+    case Mode::kRepair: return "repair";
+    case Mode::kDryRun: return "dry_run";
+  }
+  return "diagnose";
 }
 
-std::string RenderReport(const nlohmann::json& report) { return report.dump(2) + "\n"; }
+bool IsDirectory(const std::string& path) {
+  struct stat info {};
+  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+struct Totals {
+  int findings = 0;
+  int repaired = 0;
+  int unresolved = 0;
+};
+
+class WorkspaceDoctor {
+ public:
+  WorkspaceDoctor(CheckContext context, Mode mode, json* repairs, Totals* totals)
+      : context_(std::move(context)), mode_(mode), repairs_(repairs), totals_(totals) {}
+
+  json Run() {
+    // One consistent picture first: every check looks before anything is
+    // repaired, so a repair report lists what a diagnosis lists.
+    Collect(CheckRegistryFiles(context_));
+    // Processes are scanned before the registries are read (agent_checks.h).
+    std::vector<SupervisorProcess> supervisors = FindSupervisors();
+    Collect(CheckAgents(context_, supervisors));
+    Collect(CheckCounts(context_));
+    Collect(CheckIndex(context_));
+    // Then the repairs, in the same order: files first (later repairs
+    // need readable registries), the index last (task repairs refresh the
+    // entries they touch). Each re-checks its condition, so one that an
+    // earlier repair already took care of changes nothing and says so.
+    if (mode_ != Mode::kDiagnose) {
+      for (Finding& finding : findings_) Repair(finding);
+    }
+
+    json report = {{"base", context_.workspace.base()},
+                   {"tasks_checked", TaskIdsOf(context_).size()}};
+    json tasks = json::array();
+    json workspace_findings = json::array();
+    std::map<std::string, json> by_task;
+    for (const Finding& finding : findings_) {
+      if (finding.task_id.empty()) {
+        workspace_findings.push_back(finding.ToJson());
+      } else {
+        json& list = by_task[finding.task_id];
+        if (list.is_null()) list = json::array();
+        list.push_back(finding.ToJson());
+      }
+      ++totals_->findings;
+      if (finding.severity == Severity::kError && finding.Unresolved()) ++totals_->unresolved;
+    }
+    for (auto& [task_id, list] : by_task) {
+      tasks.push_back({{"task_id", task_id}, {"findings", std::move(list)}});
+    }
+    report["tasks"] = std::move(tasks);
+    report["workspace_findings"] = std::move(workspace_findings);
+    std::string filesystem = store::WarnIfNetworkFilesystem(context_.workspace.base());
+    if (!filesystem.empty()) report["filesystem_warning"] = filesystem;
+    report["lock_metrics"] = LockMetrics(context_.workspace.base(), NowUnixSeconds());
+    return report;
+  }
+
+ private:
+  void Collect(std::vector<Finding> found) {
+    for (Finding& finding : found) findings_.push_back(std::move(finding));
+  }
+
+  // Runs (or, in a dry run, plans) the finding's repair, once per Fix.
+  void Repair(Finding& finding) {
+    if (!finding.fix || !ran_.insert(finding.fix.get()).second) return;
+    const RepairOutcome& outcome = mode_ == Mode::kDryRun ? finding.fix->Skip() : finding.fix->Run();
+    json repair = {{"kind", KindName(finding.fix->kind())},
+                   {"target", finding.fix->target()},
+                   {"action", outcome.action},
+                   {"changed", outcome.changed},
+                   {"dry_run", outcome.dry_run}};
+    if (!outcome.status.ok()) repair["error"] = outcome.status.ToString();
+    if (outcome.changed) ++totals_->repaired;
+    repairs_->push_back(std::move(repair));
+  }
+
+  CheckContext context_;
+  Mode mode_;
+  json* repairs_;
+  Totals* totals_;
+  std::vector<Finding> findings_;
+  std::set<const Fix*> ran_;
+};
+
+// --- Text rendering -----------------------------------------------------------
+
+std::string Pad(const std::string& text, size_t width) {
+  return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
+}
+
+std::string Number(const json& value) {
+  if (value.is_number_integer()) return std::to_string(value.get<long long>());
+  if (value.is_number()) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.3f", value.get<double>());
+    return buffer;
+  }
+  return value.is_null() ? "-" : value.dump();
+}
+
+std::string Text(const json& object, const char* key) {
+  auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
+void RenderFindings(const json& findings, std::string* out) {
+  for (const json& finding : findings) {
+    std::string head = "    " + Pad(Text(finding, "kind"), 17) + Pad(Text(finding, "severity"), 8);
+    std::string subject = Text(finding, "agent_id");
+    *out += head + (subject.empty() ? "" : subject + ": ") + Text(finding, "detail") + "\n";
+    std::string indent(head.size(), ' ');
+    std::string result = Text(finding, "repair_result");
+    if (result.empty()) {
+      *out += indent + "repair: " + Text(finding, "repair") + "\n";
+    } else {
+      *out += indent + result + ": " + Text(finding, "repair_action") + "\n";
+    }
+  }
+}
+
+void RenderLockFigures(const json& metrics, std::string* out) {
+  const std::vector<std::pair<std::string, size_t>> columns = {
+      {"", 20},         {"transactions", 14}, {"wait p50", 10}, {"p95", 10},
+      {"p99", 10},      {"max", 10},          {"hold p50", 10}, {"hold p99", 10},
+      {"timeouts", 10}, {"recoveries", 12},   {"failures", 9}};
+  std::string header = "    ";
+  for (const auto& [name, width] : columns) header += Pad(name, width);
+  *out += "  lock figures (ms; from " + Text(metrics, "directory") + ", " +
+          Number(metrics.value("files", json(0))) + " file(s))\n";
+  while (!header.empty() && header.back() == ' ') header.pop_back();
+  *out += header + "\n";
+  for (const auto& [key, label] : {std::pair{"last_hour", "last hour"},
+                                   std::pair{"all_time", "since creation"}}) {
+    const json figures = metrics.value(key, json::object());
+    const json wait = figures.value("lock_wait_ms", json::object());
+    const json hold = figures.value("hold_ms", json::object());
+    std::vector<std::string> cells = {
+        label,
+        Number(figures.value("transactions", json(0))),
+        Number(wait.value("p50", json(nullptr))),
+        Number(wait.value("p95", json(nullptr))),
+        Number(wait.value("p99", json(nullptr))),
+        Number(wait.value("max", json(nullptr))),
+        Number(hold.value("p50", json(nullptr))),
+        Number(hold.value("p99", json(nullptr))),
+        Number(figures.value("timeouts", json(0))),
+        Number(figures.value("corruption_recoveries", json(0))),
+        Number(figures.value("corruption_failures", json(0)))};
+    std::string row = "    ";
+    for (size_t i = 0; i < cells.size(); ++i) row += Pad(cells[i], columns[i].second);
+    while (!row.empty() && row.back() == ' ') row.pop_back();
+    *out += row + "\n";
+  }
+  long unreadable = metrics.value("unreadable_lines", 0L);
+  if (unreadable > 0) *out += "    (" + std::to_string(unreadable) + " unreadable line(s) skipped)\n";
+}
+
+}  // namespace
+
+Result<json> Diagnose(const registry::RegistryStores& stores, const registry::Workspace& preferred,
+                      const DoctorOptions& options) {
+  std::vector<std::string> bases;
+  if (!options.task_id.empty()) {
+    Result<registry::Workspace> located = registry::LocateTask(stores, preferred, options.task_id);
+    if (!located.ok()) return located.status();
+    bases.push_back(located->base());
+  } else {
+    bases = registry::KnownWorkspaces(stores, preferred.base());
+  }
+  Mode mode = options.dry_run ? Mode::kDryRun : options.repair ? Mode::kRepair : Mode::kDiagnose;
+
+  json workspaces = json::array();
+  json repairs = json::array();
+  Totals totals;
+  for (const std::string& base : bases) {
+    if (!IsDirectory(base)) continue;
+    CheckContext context;
+    context.stores = &stores;
+    context.workspace = registry::Workspace(base);
+    context.task_id = options.task_id;
+    context.now = NowUnixSeconds();
+    context.starting_grace = options.starting_grace;
+    context.orphan_grace = options.orphan_grace;
+    context.temp_file_min_age = options.temp_file_min_age;
+    context.kill_grace = options.kill_grace;
+    workspaces.push_back(WorkspaceDoctor(context, mode, &repairs, &totals).Run());
+  }
+  json summary = {{"mode", ModeName(mode)},
+                  {"workspaces", workspaces.size()},
+                  {"findings", totals.findings},
+                  {"repaired", totals.repaired},
+                  {"unresolved", totals.unresolved},
+                  {"healthy", totals.unresolved == 0}};
+  return json{{"workspaces", std::move(workspaces)},
+              {"summary", std::move(summary)},
+              {"repairs", std::move(repairs)}};
+}
+
+std::string RenderReport(const json& report) {
+  std::string out;
+  const json summary = report.value("summary", json::object());
+  std::string mode = Text(summary, "mode");
+  int findings = summary.value("findings", 0);
+  int unresolved = summary.value("unresolved", 0);
+  out += "herd doctor";
+  if (mode == "repair") out += " --repair";
+  if (mode == "dry_run") out += " --dry-run";
+  out += ": " + Number(summary.value("workspaces", json(0))) + " workspace(s), " +
+         std::to_string(findings) + " finding(s)";
+  if (mode == "repair") out += ", " + Number(summary.value("repaired", json(0))) + " repaired";
+  out += "; ";
+  if (summary.value("healthy", false)) {
+    out += "healthy\n";
+  } else {
+    out += "NOT healthy (" + std::to_string(unresolved) + " unresolved error(s))";
+    out += mode == "diagnose" ? "; --repair fixes what it can, --dry-run shows how\n" : "\n";
+  }
+
+  for (const json& workspace : report.value("workspaces", json::array())) {
+    out += "\nworkspace " + Text(workspace, "base") + " (" +
+           Number(workspace.value("tasks_checked", json(0))) + " task(s) checked)\n";
+    if (workspace.contains("filesystem_warning")) {
+      out += "  warning: " + Text(workspace, "filesystem_warning") + "\n";
+    }
+    const json tasks = workspace.value("tasks", json::array());
+    const json general = workspace.value("workspace_findings", json::array());
+    if (tasks.empty() && general.empty()) out += "  no findings\n";
+    for (const json& task : tasks) {
+      out += "  " + Text(task, "task_id") + "\n";
+      RenderFindings(task.value("findings", json::array()), &out);
+    }
+    if (!general.empty()) {
+      out += "  (workspace)\n";
+      RenderFindings(general, &out);
+    }
+    RenderLockFigures(workspace.value("lock_metrics", json::object()), &out);
+  }
+
+  const json repairs = report.value("repairs", json::array());
+  if (!repairs.empty()) {
+    out += "\n" + std::string(mode == "dry_run" ? "repairs (dry run, nothing changed)"
+                                                : "repairs") + ":\n";
+    for (const json& repair : repairs) {
+      std::string state = repair.contains("error")          ? "FAILED"
+                          : repair.value("dry_run", false)  ? "planned"
+                          : repair.value("changed", false)  ? "changed"
+                                                            : "unchanged";
+      out += "  " + Pad(state, 10) + Pad(Text(repair, "kind"), 17) + Text(repair, "target") +
+             ": " + Text(repair, "action") + "\n";
+      if (repair.contains("error")) out += "            " + Text(repair, "error") + "\n";
+    }
+  }
+  return out;
+}
 
 }  // namespace herd::health

@@ -1,0 +1,92 @@
+#include "health/findings.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace herd::health {
+
+const char* KindName(FindingKind kind) {
+  switch (kind) {
+    case FindingKind::kZombie: return "zombie";
+    case FindingKind::kOrphan: return "orphan";
+    case FindingKind::kCountDrift: return "count_drift";
+    case FindingKind::kIndexMismatch: return "index_mismatch";
+    case FindingKind::kCorrupt: return "corrupt";
+    case FindingKind::kQuarantined: return "quarantined";
+    case FindingKind::kMissingRegistry: return "missing_registry";
+    case FindingKind::kTempFile: return "temp_file";
+    case FindingKind::kStaleBackup: return "stale_backup";
+  }
+  return "unknown";
+}
+
+const char* SeverityName(Severity severity) {
+  return severity == Severity::kError ? "error" : "warning";
+}
+
+const RepairOutcome& Fix::Run() {
+  if (!outcome_) outcome_ = run_();
+  return *outcome_;
+}
+
+const RepairOutcome& Fix::Skip() {
+  if (!outcome_) outcome_ = RepairOutcome::DryRun(plan_);
+  return *outcome_;
+}
+
+nlohmann::json Finding::ToJson() const {
+  nlohmann::json out = {{"kind", KindName(kind)},
+                        {"severity", SeverityName(severity)},
+                        {"detail", detail}};
+  if (!agent_id.empty()) out["agent_id"] = agent_id;
+  if (!path.empty()) out["path"] = path;
+  if (!fix) {
+    out["repair"] = "none: " + no_fix_reason;
+    return out;
+  }
+  out["repair"] = fix->plan();
+  if (const auto& outcome = fix->outcome()) {
+    out["repair_result"] = outcome->dry_run        ? "dry_run"
+                           : !outcome->status.ok() ? "failed"
+                           : outcome->changed      ? "changed"
+                                                   : "unchanged";
+    out["repair_action"] = outcome->action;
+  }
+  return out;
+}
+
+bool Finding::Unresolved() const {
+  if (!fix || !fix->outcome()) return true;
+  const RepairOutcome& outcome = *fix->outcome();
+  // A dry run changes nothing: the finding stands.
+  return outcome.dry_run || !outcome.status.ok();
+}
+
+std::optional<double> ParseIso8601(const std::string& text) {
+  int year, month, day, hour, minute;
+  double second;
+  char zone = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%lf%c", &year, &month, &day, &hour, &minute,
+                  &second, &zone) != 7 ||
+      zone != 'Z') {
+    return std::nullopt;
+  }
+  tm utc{};
+  utc.tm_year = year - 1900;
+  utc.tm_mon = month - 1;
+  utc.tm_mday = day;
+  utc.tm_hour = hour;
+  utc.tm_min = minute;
+  return static_cast<double>(timegm(&utc)) + second;
+}
+
+std::string FormatIso8601(double unix_seconds) {
+  time_t seconds = static_cast<time_t>(unix_seconds);
+  tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buffer;
+}
+
+}  // namespace herd::health
