@@ -149,9 +149,8 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
   json agent;
   bool changed = false;
-  json task_after;
-  Status marked = stores.tasks.Update(
-      workspace.TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
+  Status marked = registry::UpdateTaskAndIndex(
+      stores, workspace, task_id, [&](json& task) -> Result<store::Decision> {
         Result<bool> terminated = registry::MarkTerminated(task, agent_id, reason, NowIso8601());
         if (!terminated.ok()) return terminated.status();
         changed = *terminated;
@@ -159,14 +158,9 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
         if (changed) (*entry)["kill_grace_ms"] = grace.count();
         agent = *entry;
         agent["task_id"] = task_id;
-        task_after = task;
         return changed ? store::Decision::kCommit : store::Decision::kNoChange;
       });
   if (!marked.ok()) return marked;
-  if (changed) {
-    Status indexed = registry::UpsertTask(stores, workspace, task_after);
-    if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
-  }
 
   json result = {{"agent_id", agent_id},
                  {"task_id", task_id},

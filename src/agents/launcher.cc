@@ -227,15 +227,21 @@ Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspac
       {"findings_file", workspace.FindingsPath(request.task_id, agent_id)},
   };
   json entry;
+  json task_after;
+  store::TransactionStats stats;
   Status admitted = stores.tasks.Update(
-      workspace.TaskRegistryPath(request.task_id), [&](json& document) -> Result<store::Decision> {
+      workspace.TaskRegistryPath(request.task_id),
+      [&](json& document) -> Result<store::Decision> {
         Result<json> agent = registry::AdmitAgent(document, admission);
         if (!agent.ok()) return agent.status();
         entry = std::move(*agent);
+        task_after = document;
         return store::Decision::kCommit;
-      });
+      },
+      &stats);
   if (!admitted.ok()) return admitted;
-  Status slot = registry::ReserveGlobalSlot(stores, workspace, request.task_id, entry,
+  task_after[store::kSequenceKey] = stats.sequence;  // as committed
+  Status slot = registry::ReserveGlobalSlot(stores, workspace, task_after,
                                             registry::GlobalRunningCapFromEnvironment());
   if (!slot.ok()) {
     Status released = ReleaseReservation(stores, workspace, request.task_id, agent_id);

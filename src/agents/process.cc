@@ -210,7 +210,8 @@ bool WaitForExit(const std::vector<int>& pidfds, std::chrono::steady_clock::time
     if (pidfd >= 0) waiting.push_back({pidfd, POLLIN, 0});
   }
   while (!waiting.empty()) {
-    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+    // Round up: poll must not return before the deadline.
+    auto remaining = std::chrono::ceil<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     int timeout_ms = static_cast<int>(std::max<long long>(0, remaining.count()));
     int ready = ::poll(waiting.data(), waiting.size(), timeout_ms);

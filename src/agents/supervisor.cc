@@ -197,21 +197,12 @@ void StopLeftovers(pid_t agent_group) {
 }
 
 Status UpdateTask(const RegistryStores& stores, const Workspace& workspace,
-                  const std::string& task_id,
-                  const std::function<Status(json& task)>& change, json* after = nullptr) {
-  json committed;
-  Status status = stores.tasks.Update(
-      workspace.TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
-        HERD_RETURN_IF_ERROR(change(task));
-        committed = task;
-        return store::Decision::kCommit;
-      });
-  if (status.ok()) {
-    Status indexed = registry::UpsertTask(stores, workspace, committed);
-    if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
-    if (after) *after = std::move(committed);
-  }
-  return status;
+                  const std::string& task_id, const std::function<Status(json& task)>& change) {
+  return registry::UpdateTaskAndIndex(stores, workspace, task_id,
+                                      [&](json& task) -> Result<store::Decision> {
+                                        HERD_RETURN_IF_ERROR(change(task));
+                                        return store::Decision::kCommit;
+                                      });
 }
 
 // Everything the supervisor watches while its agent runs.

@@ -262,15 +262,14 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
   HERD_RETURN_IF_ERROR(workspace.CreateTaskDirectories(task_id));
   store::WarnIfNetworkFilesystem(workspace.base());
   json task;
-  HERD_RETURN_IF_ERROR(stores_.tasks.Update(
-      workspace.TaskRegistryPath(task_id), [&](json& document) -> Result<store::Decision> {
+  HERD_RETURN_IF_ERROR(registry::UpdateTaskAndIndex(
+      stores_, workspace, task_id,
+      [&](json& document) -> Result<store::Decision> {
         if (document.contains("task_id")) return Status::Refused("task id collision; retry");
         document = registry::NewTaskDocument(task_id, spec, workspace.base());
-        task = document;
         return store::Decision::kCommit;
-      }));
-  Status indexed = registry::UpsertTask(stores_, workspace, task);
-  if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+      },
+      &task));
   Status remembered = registry::RememberWorkspace(stores_, workspace.base());
   if (!remembered.ok()) spdlog::warn("workspace not recorded: {}", remembered.ToString());
 
@@ -558,8 +557,10 @@ Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std:
   json update;
   json task_after;
   bool status_changed = false;
+  store::TransactionStats stats;
   HERD_RETURN_IF_ERROR(stores_.tasks.Update(
-      workspace->TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
+      workspace->TaskRegistryPath(task_id),
+      [&](json& task) -> Result<store::Decision> {
         const json* before = registry::FindAgent(task, agent_id);
         std::string previous = before ? before->value("status", "") : "";
         Result<json> applied =
@@ -569,9 +570,12 @@ Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std:
         status_changed = previous != status;
         task_after = task;
         return store::Decision::kCommit;
-      }));
+      },
+      &stats));
   HERD_RETURN_IF_ERROR(AppendLine(workspace->ProgressPath(task_id, agent_id), update.dump()));
+  // The index holds statuses, not progress: only a status change touches it.
   if (status_changed) {
+    task_after[store::kSequenceKey] = stats.sequence;
     Status indexed = registry::UpsertTask(stores_, *workspace, task_after);
     if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
   }

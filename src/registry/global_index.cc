@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include <spdlog/spdlog.h>
+
 #include "registry/task_registry.h"
 #include "util/clock.h"
 
@@ -37,7 +39,8 @@ json TaskSummary(const json& task) {
           {"status", task.value("status", "")},
           {"priority", task.value("priority", "P2")},
           {"total_spawned", task.value("total_spawned", 0)},
-          {"active_count", task.value("active_count", 0)}};
+          {"active_count", task.value("active_count", 0)},
+          {"registry_sequence", task.value(store::kSequenceKey, 0ULL)}};
 }
 
 json AgentSummary(const std::string& task_id, const json& agent) {
@@ -50,11 +53,17 @@ json AgentSummary(const std::string& task_id, const json& agent) {
           {"last_update", agent.value("last_update", "")}};
 }
 
-// Writes the summaries into `index`; returns whether anything changed.
+// Writes the summaries into `index`; returns whether anything changed. A
+// summary older than the one indexed (a slower writer's) is ignored, so the
+// index never goes backwards.
 bool MergeTask(json& index, const json& task) {
   std::string task_id = task.value("task_id", "");
   json before_task = ObjectAt(index, "tasks").value(task_id, json(nullptr));
   json summary = TaskSummary(task);
+  if (before_task.is_object() && before_task.value("registry_sequence", 0ULL) >
+                                     summary.value("registry_sequence", 0ULL)) {
+    return false;
+  }
   bool changed = before_task != summary;
   if (changed) index["tasks"][task_id] = summary;
   json& agents = ObjectAt(index, "agents");
@@ -90,6 +99,27 @@ int GlobalRunningCapFromEnvironment() {
   return static_cast<int>(value);
 }
 
+Status UpdateTaskAndIndex(const RegistryStores& stores, const Workspace& workspace,
+                          const std::string& task_id, const store::Mutation& mutation,
+                          json* committed) {
+  json captured;
+  store::TransactionStats stats;
+  Status status = stores.tasks.Update(
+      workspace.TaskRegistryPath(task_id),
+      [&](json& task) -> Result<store::Decision> {
+        Result<store::Decision> decision = mutation(task);
+        if (decision.ok()) captured = task;
+        return decision;
+      },
+      &stats);
+  if (!stats.committed) return status;
+  captured[store::kSequenceKey] = stats.sequence;
+  Status indexed = UpsertTask(stores, workspace, captured);
+  if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+  if (committed != nullptr) *committed = std::move(captured);
+  return status;
+}
+
 Status UpsertTask(const RegistryStores& stores, const Workspace& workspace, const json& task) {
   return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
     ObjectAt(index, "tasks");
@@ -101,16 +131,17 @@ Status UpsertTask(const RegistryStores& stores, const Workspace& workspace, cons
 }
 
 Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
-                         const std::string& task_id, const json& agent, int cap) {
+                         const json& task, int cap) {
   return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
     ObjectAt(index, "tasks");
+    ObjectAt(index, "agents");
     RecomputeTotals(index);
     if (cap > 0 && index["active_agents"].get<int>() >= cap) {
       return Status::Refused("the workspace-wide cap of " + std::to_string(cap) +
                              " running agents (HERD_MAX_RUNNING_AGENTS) is reached; wait for an "
                              "agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS");
     }
-    ObjectAt(index, "agents")[agent.value("id", "")] = AgentSummary(task_id, agent);
+    MergeTask(index, task);
     RecomputeTotals(index);
     return store::Decision::kCommit;
   });

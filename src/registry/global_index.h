@@ -22,15 +22,24 @@ namespace herd::registry {
 // The store validator for the global registry.
 Status ValidateGlobalDocument(const nlohmann::json& document);
 
-// Upserts the task's summary and all its agents from a task registry document.
+// Applies `mutation` to the task's registry in one transaction and, if it
+// committed, upserts the committed version (with its sequence number) into
+// the global index in a second one. `committed` receives that version.
+Status UpdateTaskAndIndex(const RegistryStores& stores, const Workspace& workspace,
+                          const std::string& task_id, const store::Mutation& mutation,
+                          nlohmann::json* committed = nullptr);
+
+// Upserts the task's summary and all its agents from a task registry
+// document as committed (its herd_sequence orders upserts: an older one
+// never replaces a newer one).
 Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
                   const nlohmann::json& task);
 
-// Reserves a running slot for `agent` of `task_id` if fewer than `cap` agents
-// are active across the workspace; Status::Refused otherwise. A cap of 0
-// means no cap: the agent is only indexed.
+// Indexes `task` (which holds the newly admitted agent) if fewer than `cap`
+// agents are active across the workspace; Status::Refused otherwise. A cap
+// of 0 means no cap: the task is only indexed.
 Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
-                         const std::string& task_id, const nlohmann::json& agent, int cap);
+                         const nlohmann::json& task, int cap);
 
 // Removes an agent whose start failed.
 Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,

@@ -227,9 +227,10 @@ Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation
   if (!document.is_object()) {
     return Status::InvalidArgument("update of " + path + " produced a non-object document");
   }
-  document[kSequenceKey] = sequence + 1;
+  uint64_t next = sequence + 1;
+  document[kSequenceKey] = next;
   Status replaced = Replace(path, document, existed, stats);
-  if (stats->committed) stats->sequence = sequence + 1;
+  if (stats->committed) stats->sequence = next;
   return replaced;
 }
 
