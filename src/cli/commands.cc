@@ -499,10 +499,12 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
     action = [&] {
       if (doctor_options.dry_run) doctor_options.repair = true;
       Orchestrator orchestrator = MakeOrchestrator(options);
-      return Report(options,
-                    health::Diagnose(orchestrator.stores(), orchestrator.workspace(),
-                                     doctor_options),
-                    health::RenderReport);
+      Result<json> report =
+          health::Diagnose(orchestrator.stores(), orchestrator.workspace(), doctor_options);
+      int code = Report(options, report, health::RenderReport);
+      // Like any check: exit 1 while something is left to fix.
+      if (code == kExitOk && !report->at("summary").value("healthy", true)) code = kExitFailed;
+      return code;
     };
   });
 
