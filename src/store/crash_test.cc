@@ -4,23 +4,16 @@
 // not go backwards and the lock must be free at once; a lock-free reader
 // must never see a torn file. The reader check is also run against the
 // seed's in-place writes to prove that it catches torn files.
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <signal.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,6 +23,7 @@
 #include "store/file_lock.h"
 #include "store/json_store.h"
 #include "store/seed_algorithm_for_test.h"
+#include "store/testing_for_test.h"
 #include "util/clock.h"
 
 namespace herd::store {
@@ -38,177 +32,7 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// --- Process scaffolding, the same in every store test that forks ---------
-
-// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/herd-store-test-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-// A one-shot signal from a parent to the children it forks after creating
-// the gate: children block in Wait() until the parent calls Open() (or
-// dies). Each waiting child first closes its own copy of the write end, or
-// it would keep the gate shut for everyone.
-class Gate {
- public:
-  Gate() {
-    if (::pipe2(fds_, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  }
-  ~Gate() {
-    CloseWriteEnd();
-    ::close(fds_[0]);
-  }
-  Gate(const Gate&) = delete;
-  Gate& operator=(const Gate&) = delete;
-
-  void Open() { CloseWriteEnd(); }
-  // Waits for Open() for at most `max_wait`; true if it came.
-  bool WaitFor(std::chrono::milliseconds max_wait) {
-    CloseWriteEnd();
-    pollfd entry{fds_[0], POLLIN, 0};
-    int ready;
-    do {
-      ready = ::poll(&entry, 1, static_cast<int>(max_wait.count()));
-    } while (ready < 0 && errno == EINTR);
-    return ready > 0;
-  }
-  void Wait() { WaitFor(std::chrono::milliseconds(-1)); }
-  bool IsOpen() { return WaitFor(std::chrono::milliseconds(0)); }
-  // For a child that execs: the read end, to make it the child's stdin.
-  int read_end() const { return fds_[0]; }
-
- private:
-  void CloseWriteEnd() {
-    if (fds_[1] >= 0) ::close(fds_[1]);
-    fds_[1] = -1;
-  }
-  int fds_[2] = {-1, -1};
-};
-
-// A forked child that runs `body` and _exit()s, so no gtest or static
-// destructor runs twice. Whatever the body returns reaches the parent
-// through Finish(); a thrown exception makes the child exit with 1 and
-// sends its message instead. Tell() sends a message at once ("held"), which
-// the parent receives with Hear(). The destructor kills and reaps a child
-// that is still running, so a failed assertion leaves no process behind.
-class ChildProcess {
- public:
-  struct Outcome {
-    int exit_code = -1;  // -1 when killed by a signal
-    int signal = 0;
-    std::string output;
-  };
-
-  explicit ChildProcess(const std::function<std::string()>& body) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    std::fflush(nullptr);  // else buffered parent output is written twice
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      ::close(fds[0]);
-      tell_fd_ = fds[1];
-      int exit_code = 0;
-      std::string output;
-      try {
-        output = body();
-      } catch (const std::exception& error) {
-        output = error.what();
-        exit_code = 1;
-      }
-      Tell(output);
-      ::_exit(exit_code);
-    }
-    ::close(fds[1]);
-    output_fd_ = fds[0];
-  }
-  ~ChildProcess() {
-    if (pid_ > 0) Kill();
-    if (output_fd_ >= 0) ::close(output_fd_);
-  }
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
-
-  pid_t pid() const { return pid_; }
-
-  // In the child: sends `message` to the parent now.
-  static void Tell(std::string_view message) {
-    while (!message.empty()) {
-      ssize_t written = ::write(tell_fd_, message.data(), message.size());
-      if (written < 0 && errno == EINTR) continue;
-      if (written <= 0) return;
-      message.remove_prefix(static_cast<size_t>(written));
-    }
-  }
-
-  // In the parent: blocks until the child has sent `size` bytes; returns
-  // fewer if the child exited or exec'd first.
-  std::string Hear(size_t size) {
-    std::string heard;
-    while (heard.size() < size) {
-      char buffer[4096];
-      ssize_t got = ::read(output_fd_, buffer, std::min(sizeof buffer, size - heard.size()));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) break;
-      heard.append(buffer, static_cast<size_t>(got));
-    }
-    return heard;
-  }
-
-  // Collects the rest of the child's output and reaps it.
-  Outcome Finish() {
-    Outcome outcome;
-    outcome.output = Hear(std::string::npos);
-    Reap(&outcome);
-    return outcome;
-  }
-
-  // SIGKILL, then reap.
-  Outcome Kill() {
-    Outcome outcome;
-    ::kill(pid_, SIGKILL);
-    Reap(&outcome);
-    return outcome;
-  }
-
- private:
-  void Reap(Outcome* outcome) {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    if (WIFEXITED(status)) outcome->exit_code = WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) outcome->signal = WTERMSIG(status);
-  }
-
-  inline static int tell_fd_ = -1;
-  pid_t pid_ = -1;
-  int output_fd_ = -1;
-};
-
-// --- End of process scaffolding ---------------------------------------------
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-}
+using namespace ::herd::store::testing;
 
 // The sequence of the file at `path` parsed without the store, or an error
 // text: what any other tool reading the registry would get.

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -16,6 +15,7 @@
 
 #include "store/fault_file_system_for_test.h"
 #include "store/json_store.h"
+#include "store/testing_for_test.h"
 
 namespace herd::store {
 namespace {
@@ -23,41 +23,7 @@ namespace {
 using nlohmann::json;
 using Step = FaultFileSystem::Step;
 
-// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/herd-store-test-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-}
-
-// Every file in `directory`, name -> bytes: to prove that nothing changed.
-// A lock file's bytes are left out: each lock hold rewrites its holder line.
-std::map<std::string, std::string> DirectoryContents(const std::string& directory) {
-  std::map<std::string, std::string> contents;
-  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
-    std::string name = entry.path().filename().string();
-    bool is_lock = name.size() > 5 && name.compare(name.size() - 5, 5, ".lock") == 0;
-    contents[name] = is_lock ? "(lock file)" : ReadBytes(entry.path().string());
-  }
-  return contents;
-}
+using namespace ::herd::store::testing;
 
 std::vector<std::string> TempFiles(const std::string& directory) {
   std::vector<std::string> temps;
