@@ -1,5 +1,6 @@
 #include "store/json_store.h"
 
+#include <fcntl.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -95,6 +96,9 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
   Result<std::string> contents = fs->ReadFile(path);
   std::string problem;
   if (contents.ok()) {
+    if (std::shared_ptr<const Snapshot> cached = CachedParse(path, *contents)) {
+      return cached->document;  // these exact bytes were parsed and checked before
+    }
     Result<json> document = Parse(path, *contents);
     if (document.ok()) return document;
     problem = document.status().message();
@@ -142,7 +146,7 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
 }
 
 Status JsonStore::Replace(const std::string& path, const json& document, bool keep_backup,
-                          TransactionStats* stats) const {
+                          TransactionStats* stats, DeferredWork* deferred) const {
   FileSystem* fs = options_.file_system;
   std::string temp_path = TempPathFor(path);
   std::string data = Serialize(document);
@@ -162,6 +166,9 @@ Status JsonStore::Replace(const std::string& path, const json& document, bool ke
     // so the previous backup stays until the new one exists.
     std::string backup_path = path + ".bak";
     std::string backup_temp = TempPathFor(backup_path);
+    // Holding the old backup open defers freeing its blocks to the close,
+    // after the lock is released: replacing it then costs a rename only.
+    deferred->old_backup_fd = ::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC);
     status = fs->Link(path, backup_temp);
     if (status.ok()) {
       status = fs->Rename(backup_temp, backup_path);
@@ -174,8 +181,22 @@ Status JsonStore::Replace(const std::string& path, const json& document, bool ke
     return status.WithContext("the update was not saved and " + path + " is unchanged");
   }
   stats->committed = true;
+  deferred->sync_directory = DirectoryOf(path);
+  deferred->committed_bytes = std::move(data);
+  return Status::Ok();
+}
+
+Status JsonStore::FinishCommit(const std::string& path, const json& document,
+                               TransactionStats* stats, DeferredWork* deferred) const {
+  if (deferred->old_backup_fd >= 0) ::close(deferred->old_backup_fd);
+  deferred->old_backup_fd = -1;
+  if (deferred->sync_directory.empty()) return Status::Ok();
+  // The next update in this process usually starts from these very bytes.
+  Remember(path, std::move(deferred->committed_bytes), document, stats->sequence);
+  // After the lock is released: the caller still waits for it, and a later
+  // holder's own directory fsync covers this rename too.
   stats->flushes++;
-  Status synced = fs->SyncDirectory(DirectoryOf(path));
+  Status synced = options_.file_system->SyncDirectory(deferred->sync_directory);
   if (!synced.ok()) {
     return Status::NotDurable("the update to " + path +
                               " is visible but may not survive a crash: " + synced.message());
@@ -189,13 +210,18 @@ Status JsonStore::Update(const std::string& path, const Mutation& mutation,
   TransactionStats local_stats;
   if (stats == nullptr) stats = &local_stats;
   *stats = TransactionStats{};
-  Status status = UpdateLocked(path, mutation, stats);
+  DeferredWork deferred;
+  json committed;
+  Status status = UpdateLocked(path, mutation, stats, &deferred, &committed);
+  Status finished = FinishCommit(path, committed, stats, &deferred);
+  if (status.ok()) status = finished;
   if (options_.observer) options_.observer(path, *stats, status);
   return status;
 }
 
 Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation,
-                               TransactionStats* stats) const {
+                               TransactionStats* stats, DeferredWork* deferred,
+                               json* committed) const {
 
   Result<FileLock> lock = FileLock::Acquire(path + ".lock", options_.lock_timeout,
                                             &stats->lock_wait_ms);
@@ -229,25 +255,40 @@ Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation
   }
   uint64_t next = sequence + 1;
   document[kSequenceKey] = next;
-  Status replaced = Replace(path, document, existed, stats);
-  if (stats->committed) stats->sequence = next;
+  Status replaced = Replace(path, document, existed, stats, deferred);
+  if (stats->committed) {
+    stats->sequence = next;
+    *committed = std::move(document);
+  }
   return replaced;
+}
+
+std::shared_ptr<const Snapshot> JsonStore::CachedParse(const std::string& path,
+                                                       const std::string& bytes) const {
+  std::lock_guard<std::mutex> guard(cache_->mutex);
+  auto found = cache_->entries.find(path);
+  if (found == cache_->entries.end() || found->second.first != bytes) return nullptr;
+  return found->second.second;
+}
+
+void JsonStore::Remember(const std::string& path, std::string bytes, const json& document,
+                         uint64_t sequence) const {
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->document = document;
+  snapshot->sequence = sequence;
+  std::lock_guard<std::mutex> guard(cache_->mutex);
+  if (cache_->entries.size() >= ReadCache::kMaxEntries) cache_->entries.clear();
+  cache_->entries[path] = {std::move(bytes), std::move(snapshot)};
 }
 
 Result<Snapshot> JsonStore::Read(const std::string& path) const {
   Result<std::string> contents = options_.file_system->ReadFile(path);
   if (contents.ok()) {
-    std::lock_guard<std::mutex> guard(cache_->mutex);
-    auto found = cache_->entries.find(path);
-    if (found != cache_->entries.end() && found->second.first == *contents) {
-      return *found->second.second;
-    }
+    if (std::shared_ptr<const Snapshot> cached = CachedParse(path, *contents)) return *cached;
   }
   Result<Snapshot> snapshot = ReadUncached(path, contents);
   if (snapshot.ok() && !snapshot->from_backup) {
-    std::lock_guard<std::mutex> guard(cache_->mutex);
-    if (cache_->entries.size() >= ReadCache::kMaxEntries) cache_->entries.clear();
-    cache_->entries[path] = {std::move(*contents), std::make_shared<const Snapshot>(*snapshot)};
+    Remember(path, std::move(*contents), snapshot->document, snapshot->sequence);
   }
   return snapshot;
 }

@@ -8,7 +8,9 @@
 //   processes are serialised; none is lost.
 // - A replace writes `path.tmp.<pid>.<random>` in the same directory,
 //   fdatasyncs it, keeps the previous version as `path.bak` (a hard link),
-//   renames the temp file over `path` and fsyncs the directory. The file is
+//   renames the temp file over `path` and, once the lock is released but
+//   before Update returns, fsyncs the directory (a later holder's fsync of
+//   the same directory covers this rename too). The file is
 //   never truncated in place, so a crash at any instant leaves either the
 //   old or the new document. A failed write or flush removes the temp file,
 //   leaves `path` untouched and returns the error; a failed directory fsync
@@ -115,8 +117,20 @@ class JsonStore {
   const StoreOptions& options() const { return options_; }
 
  private:
-  Status UpdateLocked(const std::string& path, const Mutation& mutation,
-                      TransactionStats* stats) const;
+  // Work a commit leaves for after the lock is released.
+  struct DeferredWork {
+    std::string sync_directory;  // fsync this directory (the rename's)
+    std::string committed_bytes;  // what was written, for the read cache
+    int old_backup_fd = -1;       // closing it frees the replaced backup
+  };
+  Status UpdateLocked(const std::string& path, const Mutation& mutation, TransactionStats* stats,
+                      DeferredWork* deferred, nlohmann::json* committed) const;
+  Status FinishCommit(const std::string& path, const nlohmann::json& document,
+                      TransactionStats* stats, DeferredWork* deferred) const;
+  std::shared_ptr<const Snapshot> CachedParse(const std::string& path,
+                                              const std::string& bytes) const;
+  void Remember(const std::string& path, std::string bytes, const nlohmann::json& document,
+                uint64_t sequence) const;
   // Loads and checks `path` under the lock, recovering from the backup
   // when it is damaged or deleted.
   Result<nlohmann::json> LoadForUpdate(const std::string& path, TransactionStats* stats) const;
@@ -124,7 +138,7 @@ class JsonStore {
   Result<nlohmann::json> Parse(const std::string& path, const std::string& contents) const;
   // Durably replaces `path` with `document`.
   Status Replace(const std::string& path, const nlohmann::json& document, bool keep_backup,
-                 TransactionStats* stats) const;
+                 TransactionStats* stats, DeferredWork* deferred) const;
 
   // The last parse of each path, with the exact bytes it came from.
   struct ReadCache;
