@@ -9,6 +9,8 @@
 // Nothing waits for an event with a fixed sleep: processes are awaited
 // through pidfds, files through inotify, always with generous deadlines.
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -18,9 +20,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "agents/testing_util_for_test.h"
 
@@ -125,7 +124,8 @@ TEST_F(AgentsTest, ConcurrentDeploysRespectMaxConcurrent) {
   ExpectCountsMatchAgentList(registry);
   EXPECT_EQ(AgentIds(registry), admitted);
   std::set<std::string> children;
-  for (const json& id : registry["agent_hierarchy"]["orchestrator"]) children.insert(id.get<std::string>());
+  for (const json& id : registry["agent_hierarchy"]["orchestrator"])
+    children.insert(id.get<std::string>());
   EXPECT_EQ(children, admitted);
   for (const json& agent : registry["agents"]) {
     EXPECT_TRUE(IsRunning(AgentProcessOf(agent))) << agent.dump();
@@ -236,7 +236,8 @@ TEST_F(AgentsTest, ConcurrentKillsLeaveNothing) {
   agents.push_back(DeployAgent(
       task,
       Shell("setsid sh -c 'echo $$ > \"$0.tmp\" && mv \"$0.tmp\" \"$0\" && exec sleep 300' "
-            "\"$0/grandchild\" & sleep 300 & " + ShellMark("session-agent") + "; wait",
+            "\"$0/grandchild\" & sleep 300 & " +
+                ShellMark("session-agent") + "; wait",
             marks),
       "session-leaver"));
   // An agent (and its child) that ignore SIGTERM: only SIGKILL stops them.
@@ -330,9 +331,7 @@ TEST_F(AgentsTest, LogsStayReadableAfterKill) {
   std::string task = CreateTask();
   std::string agent = DeployAgent(task, Shell("echo visible-after-kill; exec sleep 300"));
   std::string log = LogPath(task, agent);
-  ASSERT_TRUE(WaitForDirectoryChange(
-      ParentDirectory(log), [&] { return ReadFile(log).find("visible-after-kill") != std::string::npos; },
-      DeadlineIn()));
+  ASSERT_TRUE(WaitForFileContaining(log, "visible-after-kill"));
 
   HerdJson({"kill", task, agent, "--grace", "5"});
 
@@ -465,7 +464,8 @@ TEST_F(AgentsTest, LargePromptWorks) {
   // 200 KB of text that a shell would mangle if it ever went through one.
   std::string prompt;
   for (int line = 0; prompt.size() < 204800; ++line) {
-    prompt += "line " + std::to_string(line) + ": $HOME `id` $(id) 'single' \"double\" \\ ; | & *\n";
+    prompt +=
+        "line " + std::to_string(line) + ": $HOME `id` $(id) 'single' \"double\" \\ ; | & *\n";
   }
   prompt.resize(204800);
   std::string prompt_file = root() + "/prompt.txt";
@@ -490,8 +490,8 @@ TEST_F(AgentsTest, LargePromptWorks) {
 
 TEST_F(AgentsTest, UnsafeAgentTypesAreMadeSafe) {
   std::string task = CreateTask();
-  const std::vector<std::pair<std::string, std::string>> types = {{"../../x", "^x-[0-9]{6}-[0-9a-f]{6}$"},
-                                                                  {"a.b:c", "^a-b-c-[0-9]{6}-[0-9a-f]{6}$"}};
+  const std::vector<std::pair<std::string, std::string>> types = {
+      {"../../x", "^x-[0-9]{6}-[0-9a-f]{6}$"}, {"a.b:c", "^a-b-c-[0-9]{6}-[0-9a-f]{6}$"}};
   std::string task_directory = std::filesystem::canonical(TaskDirectory(task)).string() + "/";
   std::vector<std::string> agents;
   for (const auto& [type, pattern] : types) {
@@ -526,6 +526,9 @@ TEST_F(AgentsTest, UnsafeAgentTypesAreMadeSafe) {
     in_root.insert(entry.path().filename().string());
   }
   EXPECT_EQ(in_root, (std::set<std::string>{"workspace", "state", "project"}));
+  // Ids, unlike types, are never rewritten: one that could escape is refused.
+  CommandResult status = Herd({"status", "../x"});
+  EXPECT_EQ(status.exit_code, 1) << status.Describe();
 }
 
 TEST_F(AgentsTest, IdsThatCouldEscapeTheWorkspaceAreRefused) {
@@ -613,9 +616,8 @@ TEST_F(AgentsTest, MaxDepthIsEnforced) {
 
 TEST_F(AgentsTest, AgentGetsItsIdsWorkspaceAndTheTaskDirectory) {
   std::string task = CreateTask({"--cwd", project()});
-  json deployed = Deploy(task,
-                         Shell("echo \"task=$HERD_TASK_ID\"; echo \"agent=$HERD_AGENT_ID\"; "
-                               "echo \"workspace=$HERD_WORKSPACE\"; echo \"cwd=$(pwd -P)\""));
+  json deployed = Deploy(task, Shell("echo \"task=$HERD_TASK_ID\"; echo \"agent=$HERD_AGENT_ID\"; "
+                                     "echo \"workspace=$HERD_WORKSPACE\"; echo \"cwd=$(pwd -P)\""));
   std::string agent = deployed.value("agent_id", "");
   std::string log = deployed.value("log_file", "");
   std::string project_workspace = project() + "/.agent-workspace";
@@ -623,9 +625,9 @@ TEST_F(AgentsTest, AgentGetsItsIdsWorkspaceAndTheTaskDirectory) {
   json entry = AgentIn(ReadJsonFile(entry_file), agent);
   ASSERT_TRUE(WaitForExit(SupervisorOf(entry)));
 
-  std::vector<std::string> expected = {
-      "task=" + task, "agent=" + agent, "workspace=" + project_workspace,
-      "cwd=" + std::filesystem::canonical(project()).string()};
+  std::vector<std::string> expected = {"task=" + task, "agent=" + agent,
+                                       "workspace=" + project_workspace,
+                                       "cwd=" + std::filesystem::canonical(project()).string()};
   EXPECT_EQ(ReadLines(log), expected);
   EXPECT_EQ(AgentIn(ReadJsonFile(entry_file), agent).value("status", ""), "completed");
 }
@@ -649,19 +651,18 @@ TEST_F(AgentsTest, AgentOutputNeverReachesTheCallersStdout) {
   options.timeout = std::chrono::seconds(30);
 
   // EOF on herd's pipes while the agent keeps running shows it holds neither.
-  CommandResult deploy = Herd(
-      DeployArgs(task, "talker", Shell("echo agent-stdout-marker; echo agent-stderr-marker >&2; "
-                                       "exec sleep 300")),
-      options);
+  CommandResult deploy =
+      Herd(DeployArgs(task, "talker",
+                      Shell("echo agent-stdout-marker; echo agent-stderr-marker >&2; "
+                            "exec sleep 300")),
+           options);
 
   ASSERT_EQ(deploy.exit_code, 0) << deploy.Describe();
   EXPECT_FALSE(deploy.timed_out) << "the agent kept herd's stdout or stderr open";
   EXPECT_FALSE(deploy.Json().is_discarded()) << "stdout is not only herd's JSON: " << deploy.out;
   std::string agent = deploy.Json().value("agent_id", "");
   std::string log = LogPath(task, agent);
-  ASSERT_TRUE(WaitForDirectoryChange(
-      ParentDirectory(log),
-      [&] { return ReadFile(log).find("agent-stderr-marker") != std::string::npos; }, DeadlineIn()));
+  ASSERT_TRUE(WaitForFileContaining(log, "agent-stderr-marker"));
   EXPECT_THAT(deploy.out, Not(HasSubstr("marker")));
   EXPECT_THAT(deploy.err, Not(HasSubstr("marker")));
   EXPECT_THAT(ReadFile(log), HasSubstr("agent-stdout-marker"));
@@ -686,8 +687,8 @@ TEST_F(AgentsTest, ClaudeBackendRecordsTheResultEvent) {
   RunOptions options;
   options.environment = {{"CLAUDE_EXECUTABLE", fake_claude}, {"CLAUDE_FLAGS", "--print --verbose"}};
 
-  CommandResult deploy = Herd({"deploy", task, "--type", "coder", "--prompt", "do it", "--json"},
-                              options);
+  CommandResult deploy =
+      Herd({"deploy", task, "--type", "coder", "--prompt", "do it", "--json"}, options);
   ASSERT_EQ(deploy.exit_code, 0) << deploy.Describe();
   std::string agent = deploy.Json().value("agent_id", "");
   json entry = WaitForAgentToEnd(task, agent);

@@ -40,6 +40,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -48,8 +49,6 @@
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #ifndef HERD_TEST_UTIL_WITHOUT_GTEST
 #include <gtest/gtest.h>
@@ -81,7 +80,9 @@ inline int RemainingMilliseconds(Clock::time_point deadline) {
 }
 
 #ifdef HERD_BINARY
-inline std::string HerdBinary() { return HERD_BINARY; }
+inline std::string HerdBinary() {
+  return HERD_BINARY;
+}
 #endif
 
 // --- Files and directories --------------------------------------------------
@@ -91,8 +92,8 @@ class TempDir {
  public:
   explicit TempDir(const std::string& prefix = "herd-test") {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp == '/' ? tmp : "/tmp") + "/" +
-                          prefix + "-XXXXXX";
+    std::string pattern =
+        std::string(tmp != nullptr && *tmp == '/' ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
   }
@@ -115,7 +116,9 @@ class TempDir {
   std::string path_;
 };
 
-inline bool FileExists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+inline bool FileExists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
@@ -176,7 +179,8 @@ inline std::string ParentDirectory(const std::string& path) {
 
 // Waits until `path` exists.
 inline bool WaitForFile(const std::string& path, Clock::time_point deadline = DeadlineIn()) {
-  return WaitForDirectoryChange(ParentDirectory(path), [&] { return FileExists(path); }, deadline);
+  return WaitForDirectoryChange(
+      ParentDirectory(path), [&] { return FileExists(path); }, deadline);
 }
 
 // Waits until the JSON document at `path` satisfies `accept`; returns the
@@ -192,6 +196,14 @@ inline json WaitForJson(const std::string& path, const std::function<bool(const 
       },
       deadline);
   return document;
+}
+
+// Waits until the file at `path` contains `text` (an agent's log, say).
+inline bool WaitForFileContaining(const std::string& path, const std::string& text,
+                                  Clock::time_point deadline = DeadlineIn()) {
+  return WaitForDirectoryChange(
+      ParentDirectory(path), [&] { return ReadFile(path).find(text) != std::string::npos; },
+      deadline);
 }
 
 // "2026-11-27T03:49:36.123456Z" as seconds since the epoch, or -1.
@@ -495,7 +507,8 @@ class CommandProcess {
     argv.push_back(nullptr);
 
     start_ = Clock::now();
-    int spawned = ::posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+    int spawned =
+        ::posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
     // glibc's posix_spawn returns once the child has exec'd (CLONE_VFORK).
     execed_ = Clock::now();
     posix_spawn_file_actions_destroy(&actions);
@@ -634,7 +647,8 @@ inline CommandResult RunHerd(std::vector<std::string> args, const RunOptions& op
 inline double Percentile(std::vector<double> values, double percent) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
-  size_t rank = static_cast<size_t>(percent / 100.0 * static_cast<double>(values.size()) + 0.999999);
+  size_t rank =
+      static_cast<size_t>(percent / 100.0 * static_cast<double>(values.size()) + 0.999999);
   rank = std::clamp<size_t>(rank, 1, values.size());
   return values[rank - 1];
 }
@@ -781,9 +795,7 @@ class HerdTest : public ::testing::Test {
     return Deploy(task_id, agent_argv, type, extra_args).at("agent_id").get<std::string>();
   }
 
-  std::string TaskDirectory(const std::string& task_id) const {
-    return workspace_ + "/" + task_id;
-  }
+  std::string TaskDirectory(const std::string& task_id) const { return workspace_ + "/" + task_id; }
   std::string TaskRegistryPath(const std::string& task_id) const {
     return TaskDirectory(task_id) + "/AGENT_REGISTRY.json";
   }
@@ -794,7 +806,9 @@ class HerdTest : public ::testing::Test {
   json TaskRegistry(const std::string& task_id) const {
     return ReadJsonFile(TaskRegistryPath(task_id));
   }
-  json GlobalRegistry() const { return ReadJsonFile(workspace_ + "/registry/GLOBAL_REGISTRY.json"); }
+  json GlobalRegistry() const {
+    return ReadJsonFile(workspace_ + "/registry/GLOBAL_REGISTRY.json");
+  }
   json AgentEntry(const std::string& task_id, const std::string& agent_id) const {
     return AgentIn(TaskRegistry(task_id), agent_id);
   }
