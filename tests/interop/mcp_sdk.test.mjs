@@ -860,3 +860,28 @@ test("ping, logging/setLevel, protocol errors as McpError", T, () =>
     assert.equal(r.isError, true);
     assert.match(structured(r).error, /task_id/);
   }));
+
+test("get_health_status: doctor's report through MCP, reads only, finds a zombie entry", T, () =>
+  withServer(async ({ w, c }) => {
+    const task = await newTask(c);
+    const agent = await deploySleeper(c, task.task_id, { type: "doomed" });
+    const healthy = await call(c, "get_health_status", {});
+    assert.equal(healthy.summary.healthy, true, JSON.stringify(healthy.summary));
+    assert.ok(Array.isArray(healthy.workspaces) && healthy.workspaces.length >= 1);
+    assert.ok(healthy.workspaces[0].lock_metrics, "lock figures are reported");
+
+    // Kill the agent and its supervisor behind herd's back: the entry stays "running".
+    const entry = agentEntry(await taskStatus(c, task.task_id), agent.agent_id);
+    for (const pid of [entry.supervisor_pid, entry.pid]) {
+      try { process.kill(pid, "SIGKILL"); } catch {}
+    }
+    await waitUntil(() => !isAlive(entry.pid) && !isAlive(entry.supervisor_pid),
+                    { what: "the agent and its supervisor gone" });
+    const registry = path.join(task.workspace, "AGENT_REGISTRY.json");
+    const before = fs.readFileSync(registry, "utf8");
+    const report = await call(c, "get_health_status", { task_id: task.task_id });
+    assert.equal(report.summary.healthy, false);
+    const findings = report.workspaces.flatMap(ws => ws.tasks.flatMap(t => t.findings));
+    assert.ok(findings.some(f => f.kind === "zombie" && f.agent_id === agent.agent_id), JSON.stringify(findings));
+    assert.equal(fs.readFileSync(registry, "utf8"), before, "get_health_status repairs nothing");
+  }));
