@@ -111,26 +111,6 @@ std::string Liveness(const json& agent) {
   return "lost";
 }
 
-json UsageTotals(const json& agents_list) {
-  double cost = 0;
-  long long turns = 0, input_tokens = 0, output_tokens = 0;
-  for (const json& agent : agents_list) {
-    const json result = agent.value("result", json(nullptr));
-    if (!result.is_object()) continue;
-    cost += result.value("total_cost_usd", 0.0);
-    turns += result.value("num_turns", 0LL);
-    const json usage = result.value("usage", json::object());
-    if (usage.is_object()) {
-      input_tokens += usage.value("input_tokens", 0LL);
-      output_tokens += usage.value("output_tokens", 0LL);
-    }
-  }
-  return {{"total_cost_usd", cost},
-          {"num_turns", turns},
-          {"input_tokens", input_tokens},
-          {"output_tokens", output_tokens}};
-}
-
 Status ValidateContext(const json& context, std::vector<std::string>* warnings) {
   if (!context.is_object()) return Status::InvalidArgument("task context must be an object");
   for (const char* key : kContextArrays) {
@@ -360,6 +340,7 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   json agents_list = json::array();
   std::vector<std::string> updates, findings;
   size_t total_progress = 0, total_findings = 0;
+  std::map<std::string, json> subtree_usage = registry::SubtreeUsage(*task);
   int zombies = 0;
   for (json& agent : (*task)["agents"]) {
     // The registry entry as the reference returns it, plus liveness.
@@ -367,6 +348,7 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
     json entry = std::move(agent);
     std::string liveness = Liveness(entry);
     entry["liveness"] = liveness;
+    entry["subtree_usage"] = std::move(subtree_usage[agent_id]);
     if (liveness == "lost") ++zombies;
     agents_list.push_back(std::move(entry));
     JournalSlice progress = ReadJournal(workspace->ProgressPath(task_id, agent_id), kRecentUpdates);
@@ -383,7 +365,9 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   agents["active"] = document.value("active_count", 0);
   agents["completed"] = document.value("completed_count", 0);
   agents["lost"] = zombies;
-  json usage = document.value("usage_totals", UsageTotals(agents_list));
+  std::vector<const json*> listed;
+  for (const json& agent : agents_list) listed.push_back(&agent);
+  json usage = registry::SumUsage(listed);
   agents["agents_list"] = std::move(agents_list);
   json progress = json::object();
   progress["recent_updates"] = Newest(updates, kRecentUpdates);

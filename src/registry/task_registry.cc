@@ -184,29 +184,9 @@ void RecomputeCounts(json& task) {
   task["total_spawned"] = static_cast<int>(agents.size());
   task["active_count"] = active;
   task["completed_count"] = completed;
-  // Usage: the final result's figures where an agent has one, else its
-  // running usage.
-  double cost = 0;
-  long long tokens = 0, input = 0, output = 0, turns = 0;
-  for (const json& agent : agents) {
-    const json result = agent.value("result", json(nullptr));
-    const json running = agent.value("usage", json(nullptr));
-    cost += NumberOr(result, "total_cost_usd", 0);
-    turns += static_cast<long long>(NumberOr(result, "num_turns", 0));
-    const json& usage = result.is_object() && result.contains("usage") ? result["usage"] : running;
-    long long agent_input = static_cast<long long>(NumberOr(usage, "input_tokens", 0));
-    long long agent_output = static_cast<long long>(NumberOr(usage, "output_tokens", 0));
-    long long agent_cache = static_cast<long long>(NumberOr(usage, "cache_read_input_tokens", 0) +
-                                                   NumberOr(usage, "cache_creation_input_tokens", 0));
-    input += agent_input;
-    output += agent_output;
-    tokens += agent_input + agent_output + agent_cache;
-  }
-  task["usage_totals"] = {{"total_cost_usd", cost},
-                          {"total_tokens", tokens},
-                          {"input_tokens", input},
-                          {"output_tokens", output},
-                          {"num_turns", turns}};
+  std::vector<const json*> all;
+  for (const json& agent : agents) all.push_back(&agent);
+  task["usage_totals"] = SumUsage(all);
   if (agents.empty()) {
     task["status"] = "INITIALIZED";
   } else {
@@ -419,6 +399,61 @@ Status RecordExit(json& task, const std::string& agent_id, const ExitRecord& exi
   }
   RecomputeCounts(task);
   return Status::Ok();
+}
+
+json AgentUsage(const json& agent) {
+  const json result = agent.value("result", json(nullptr));
+  const json running = agent.value("usage", json(nullptr));
+  const json& usage = result.is_object() && result.contains("usage") ? result["usage"] : running;
+  long long input = static_cast<long long>(NumberOr(usage, "input_tokens", 0));
+  long long output = static_cast<long long>(NumberOr(usage, "output_tokens", 0));
+  long long cache = static_cast<long long>(NumberOr(usage, "cache_read_input_tokens", 0) +
+                                           NumberOr(usage, "cache_creation_input_tokens", 0));
+  // A tracker's own total knows its backend's counting (Codex's cached
+  // tokens are part of its input); prefer it when present.
+  long long total = static_cast<long long>(NumberOr(usage, "total_tokens", input + output + cache));
+  return {{"total_cost_usd", NumberOr(result, "total_cost_usd", 0)},
+          {"total_tokens", total},
+          {"input_tokens", input},
+          {"output_tokens", output},
+          {"num_turns", static_cast<long long>(NumberOr(result, "num_turns", 0))}};
+}
+
+json SumUsage(const std::vector<const json*>& agents) {
+  json sum = {{"total_cost_usd", 0.0}, {"total_tokens", 0}, {"input_tokens", 0},
+              {"output_tokens", 0}, {"num_turns", 0}};
+  for (const json* agent : agents) {
+    json usage = AgentUsage(*agent);
+    sum["total_cost_usd"] = sum["total_cost_usd"].get<double>() + usage["total_cost_usd"].get<double>();
+    for (const char* key : {"total_tokens", "input_tokens", "output_tokens", "num_turns"}) {
+      sum[key] = sum[key].get<long long>() + usage[key].get<long long>();
+    }
+  }
+  return sum;
+}
+
+std::map<std::string, json> SubtreeUsage(const json& task) {
+  std::map<std::string, std::vector<const json*>> children;
+  std::map<std::string, const json*> by_id;
+  static const json kNoAgents = json::array();
+  const json& agents = task.contains("agents") ? task["agents"] : kNoAgents;
+  for (const json& agent : agents) {
+    by_id[StringOr(agent, "id")] = &agent;
+    children[StringOr(agent, "parent", kOrchestratorParent)].push_back(&agent);
+  }
+  std::map<std::string, json> subtree;
+  for (const auto& [id, agent] : by_id) {
+    std::vector<const json*> members;
+    std::vector<const json*> frontier{agent};
+    while (!frontier.empty() && members.size() <= by_id.size()) {
+      const json* next = frontier.back();
+      frontier.pop_back();
+      members.push_back(next);
+      for (const json* child : children[StringOr(*next, "id")]) frontier.push_back(child);
+    }
+    subtree[id] = SumUsage(members);
+  }
+  return subtree;
 }
 
 json ExceededBudget(const json& task) {

@@ -19,6 +19,7 @@
 //   entry, all at once.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +90,18 @@ Status ValidateTaskDocument(const json& document);
 // Recomputes total_spawned, active_count, completed_count, usage_totals
 // and the task status from the agent list.
 void RecomputeCounts(json& task);
+
+// An agent's usage: its final result's figures where it has one, else its
+// running usage: {total_cost_usd, total_tokens, input_tokens, output_tokens,
+// num_turns}.
+json AgentUsage(const json& agent);
+
+// The sum of AgentUsage over `agents`.
+json SumUsage(const std::vector<const json*>& agents);
+
+// The usage of every agent's subtree (the agent and all its descendants),
+// by agent id.
+std::map<std::string, json> SubtreeUsage(const json& task);
 
 // Which budget the task's usage has passed, as {limit, limit_value, used,
 // message}, or null. The message says how to raise the limit.
