@@ -65,7 +65,7 @@ int Report(const GlobalOptions& options, const Result<json>& result,
 
 std::string RenderAgents(const json& agents_list) {
   Table table({"AGENT", "TYPE", "STATUS", "PROGRESS", "DEPTH", "PARENT", "PID", "LIVENESS", "EXIT",
-               "LAST MESSAGE"});
+               "USAGE", "LAST MESSAGE"});
   for (const json& agent : agents_list) {
     std::string exit = "-";
     if (agent.value("exit_code", json(nullptr)).is_number()) {
@@ -75,11 +75,20 @@ std::string RenderAgents(const json& agents_list) {
     }
     std::string message = agent.value("termination_reason", agent.value("error", ""));
     if (message.empty()) message = agent.value("last_message", "");
+    // Own tokens (and cost once reported); the subtree's figures are in --json.
+    std::string usage = "-";
+    const json own = registry::AgentUsage(agent);
+    if (own.value("total_tokens", 0LL) > 0 || own.value("total_cost_usd", 0.0) > 0) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%lld tok $%.4f", own.value("total_tokens", 0LL),
+                    own.value("total_cost_usd", 0.0));
+      usage = text;
+    }
     table.AddRow({agent.value("id", ""), agent.value("type", ""), agent.value("status", ""),
                   std::to_string(agent.value("progress", 0)) + "%",
                   std::to_string(agent.value("depth", 1)), agent.value("parent", ""),
                   Text(agent.value("pid", json(nullptr))), agent.value("liveness", ""), exit,
-                  message});
+                  usage, message});
   }
   return table.Render(48);
 }
