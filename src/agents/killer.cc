@@ -3,8 +3,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <set>
-
 #include <spdlog/spdlog.h>
 
 #include "agents/process.h"
@@ -20,7 +18,6 @@ using nlohmann::json;
 
 // How long to wait for the supervisor to record the exit after the agent died.
 constexpr auto kSupervisorFinish = std::chrono::seconds(5);
-constexpr auto kAfterSigkill = std::chrono::seconds(5);
 
 ProcessIdentity IdentityFromEntry(const json& agent, const char* pid_key, const char* start_key) {
   ProcessIdentity identity;
@@ -33,38 +30,32 @@ ProcessIdentity IdentityFromEntry(const json& agent, const char* pid_key, const 
   return identity;
 }
 
-// Every live process of the agent, each with a pidfd (closed by the caller).
-std::vector<std::pair<ProcessIdentity, int>> CollectProcesses(const json& agent,
-                                                              const ProcessIdentity& leader,
-                                                              const ProcessIdentity& supervisor) {
-  std::vector<ProcessIdentity> candidates;
+// Every process of the agent that /proc shows now (possibly repeated).
+std::vector<ProcessIdentity> AgentProcesses(const json& agent, const ProcessIdentity& leader,
+                                            const ProcessIdentity& supervisor) {
+  std::vector<ProcessIdentity> processes;
   bool leader_alive = IsAlive(leader);
   bool supervisor_alive = IsAlive(supervisor);
-  if (leader_alive) candidates.push_back(leader);
+  if (leader_alive) processes.push_back(leader);
   // The group id is only trusted while the leader or its supervisor is
   // alive: then no other process can have been given that id.
   if (leader.pid > 1 && (leader_alive || supervisor_alive)) {
-    for (const ProcessIdentity& member : ProcessGroupMembers(leader.pid)) candidates.push_back(member);
+    for (const ProcessIdentity& member : ProcessGroupMembers(leader.pid)) {
+      processes.push_back(member);
+    }
   }
   if (leader_alive) {
-    for (const ProcessIdentity& child : Descendants(leader.pid)) candidates.push_back(child);
+    for (const ProcessIdentity& child : Descendants(leader.pid)) processes.push_back(child);
   }
   if (supervisor_alive) {
-    for (const ProcessIdentity& child : Descendants(supervisor.pid)) candidates.push_back(child);
+    for (const ProcessIdentity& child : Descendants(supervisor.pid)) processes.push_back(child);
   } else {
     // Without the subreaper, descendants that left the group were adopted
     // by init: find them by the mark herd put in their environment.
     for (const ProcessIdentity& marked :
          ProcessesMarkedFor(agent.value("task_id", ""), agent.value("id", ""))) {
-      candidates.push_back(marked);
+      processes.push_back(marked);
     }
-  }
-  std::vector<std::pair<ProcessIdentity, int>> processes;
-  std::set<int> seen;
-  for (const ProcessIdentity& candidate : candidates) {
-    if (candidate.pid == getpid() || !seen.insert(candidate.pid).second) continue;
-    int pidfd = OpenPidfd(candidate);
-    if (pidfd >= 0) processes.push_back({candidate, pidfd});
   }
   return processes;
 }
@@ -92,43 +83,17 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
   ProcessIdentity leader = IdentityFromEntry(agent, "pid", "process_start_time");
   ProcessIdentity supervisor = IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
   auto start = MonotonicClock::now();
-  json cleanup = {{"signalled", 0},
-                  {"sigkilled", 0},
-                  {"all_exited", true},
-                  {"supervisor_finished", true},
-                  {"log_file_kept", agent.value("tracked_files", json::object())
-                                        .value("log_file", json(nullptr))}};
-
   // Tell the supervisor first: it enforces the same deadline even if this
   // process dies before it (an MCP client may close us at any moment).
   RequestStop({agent});
-  auto processes = CollectProcesses(agent, leader, supervisor);
-  std::vector<int> pidfds;
-  for (auto& [identity, pidfd] : processes) {
-    SignalPidfd(pidfd, SIGTERM);
-    pidfds.push_back(pidfd);
-  }
-  cleanup["signalled"] = pidfds.size();
-  bool exited = WaitForExit(pidfds, start + grace);
-  if (!exited) {
-    // Escalate, including anything spawned since the first pass.
-    int killed = 0;
-    for (int pidfd : pidfds) killed += SignalPidfd(pidfd, SIGKILL) ? 1 : 0;
-    std::set<int> known;
-    for (auto& [identity, pidfd] : processes) known.insert(identity.pid);
-    for (auto& [identity, pidfd] : CollectProcesses(agent, leader, supervisor)) {
-      if (!known.insert(identity.pid).second) {
-        close(pidfd);
-        continue;
-      }
-      killed += SignalPidfd(pidfd, SIGKILL) ? 1 : 0;
-      pidfds.push_back(pidfd);
-    }
-    cleanup["sigkilled"] = killed;
-    exited = WaitForExit(pidfds, MonotonicClock::now() + kAfterSigkill);
-  }
-  cleanup["all_exited"] = exited;
-  for (int pidfd : pidfds) close(pidfd);
+  StopFigures figures =
+      StopProcesses([&] { return AgentProcesses(agent, leader, supervisor); }, grace);
+  json cleanup = {{"signalled", figures.signalled},
+                  {"sigkilled", figures.sigkilled},
+                  {"all_exited", figures.all_exited},
+                  {"supervisor_finished", true},
+                  {"log_file_kept", agent.value("tracked_files", json::object())
+                                        .value("log_file", json(nullptr))}};
 
   // The supervisor records the exit and reaps leftovers; wait for it so the
   // caller sees the final state.

@@ -5,9 +5,10 @@
 // status), then sends SIGTERM to every process that belongs to the agent:
 // its process group, and every descendant of the agent and of its
 // supervisor, including grandchildren that moved to a session of their own.
-// Processes are identified by pid + start time and signalled through pidfds.
-// It waits on the pidfds up to the grace period, sends SIGKILL to whatever
-// is left, and waits for the supervisor to finish recording. Logs are never
+// Processes are identified by pid + start time and signalled through pidfds
+// (agents::StopProcesses, process.h). It waits on the pidfds up to the grace
+// period, sends SIGKILL to whatever is left, and waits for the supervisor to
+// finish recording. Logs are never
 // moved. Killing an agent that has already ended changes nothing and says so.
 #pragma once
 
@@ -38,8 +39,9 @@ Result<nlohmann::json> KillAgent(const registry::RegistryStores& stores,
 void RequestStop(const std::vector<nlohmann::json>& agents);
 
 // Signals every process of an agent described by its registry entry:
-// SIGTERM, wait up to `grace`, SIGKILL. Returns cleanup figures. Used by
-// KillAgent and by limit enforcement.
+// SIGTERM, wait up to `grace`, SIGKILL (StopProcesses). Returns cleanup
+// figures {signalled, sigkilled, all_exited, supervisor_finished,
+// log_file_kept, elapsed_ms}. Used by KillAgent and by herd doctor.
 nlohmann::json StopAgentProcesses(const nlohmann::json& agent, std::chrono::milliseconds grace);
 
 }  // namespace herd::agents

@@ -6,12 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
 #include "agents/backend.h"
+#include "agents/process.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
 #include "registry/task_registry.h"
@@ -124,13 +124,6 @@ Status ReleaseReservation(const RegistryStores& stores, const Workspace& workspa
 }
 
 }  // namespace
-
-std::string HerdBinaryPath() {
-  char path[PATH_MAX];
-  ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
-  if (length <= 0) return "herd";
-  return std::string(path, static_cast<size_t>(length));
-}
 
 std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,
                                const std::string& parent, const std::string& prompt) {

@@ -33,9 +33,6 @@ struct DeployRequest {
   bool isolate_config = false;
 };
 
-// The path of the running herd binary (/proc/self/exe).
-std::string HerdBinaryPath();
-
 // Deploys and returns the agent's registry entry as recorded at start
 // (with pid). `workspace` must hold the task.
 Result<nlohmann::json> DeployAgent(const registry::RegistryStores& stores,

@@ -4,11 +4,23 @@
 // field 22 of /proc/<pid>/stat, in clock ticks since boot, which differs for
 // a recycled pid. Signals go through pidfds opened after the identity check,
 // so a pid recycled between the check and the signal is never hit.
+//
+// herd recognises its own processes through their supervisor: a process
+// whose command line is
+//   <herd binary> supervise --workspace <base> --task <T> --agent <A>
+// as the launcher starts it. Only argv[1..] is compared, since the binary
+// path may differ between herd builds. Everything below a supervisor (a
+// child subreaper) belongs to that agent.
+//
+// Everything here reads /proc and holds no state: safe to call from any
+// thread. StopProcesses blocks for up to its grace plus a few seconds.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +30,10 @@
 namespace herd::agents {
 
 using registry::ProcessIdentity;
+
+// The path of the running herd binary (/proc/self/exe), or "herd" if it
+// cannot be read.
+std::string HerdBinaryPath();
 
 // The start time of `pid`, or 0 if it does not exist.
 unsigned long long ProcessStartTime(pid_t pid);
@@ -50,8 +66,27 @@ std::vector<ProcessIdentity> Descendants(pid_t pid);
 std::vector<ProcessIdentity> ProcessesMarkedFor(const std::string& task_id,
                                                 const std::string& agent_id);
 
-// Whether `pid` runs this herd binary as `herd supervise`.
-bool IsHerdSupervisor(pid_t pid);
+// A running herd supervisor and the agent it supervises.
+struct SupervisorProcess {
+  ProcessIdentity identity;
+  std::string workspace_base;  // normalised absolute path, as registry::Workspace
+  std::string task_id;
+  std::string agent_id;
+};
+
+// Recognises a supervisor's argv (identity left empty); nullopt for anything
+// else. The three options may come in any order, each exactly once, with
+// nothing else; the ids must be valid and the workspace absolute.
+std::optional<SupervisorProcess> ParseSupervisorCommandLine(const std::vector<std::string>& argv);
+
+// `pid` as a herd supervisor, whatever herd binary it runs; nullopt if it
+// is something else or gone.
+std::optional<SupervisorProcess> SupervisorOf(pid_t pid);
+
+// Every live supervisor on the machine that this user can see. A process
+// whose parent is a supervisor for the same agent (its child between fork
+// and exec) is left out: it belongs to that supervisor.
+std::vector<SupervisorProcess> FindSupervisors();
 
 // A pidfd for `identity`, or -1 if that process is gone (or the pid now
 // belongs to someone else). O_CLOEXEC.
@@ -63,5 +98,22 @@ bool WaitForExit(const std::vector<int>& pidfds, std::chrono::steady_clock::time
 
 // Sends `signal` through a pidfd.
 bool SignalPidfd(int pidfd, int signal);
+
+struct StopFigures {
+  int signalled = 0;  // processes sent SIGTERM
+  int sigkilled = 0;  // of which (plus late arrivals) needed SIGKILL
+  bool all_exited = true;
+};
+
+// The processes a caller wants stopped, as /proc shows them now. May list a
+// process more than once.
+using ProcessCollector = std::function<std::vector<ProcessIdentity>()>;
+
+// The staged kill: SIGTERM through pidfds to every process `collect`
+// returns, wait up to `grace` on the pidfds, then SIGKILL whatever is left
+// plus whatever `collect` returns now that it did not before (started
+// meanwhile), and wait up to 5 s more. Processes that are gone or whose pid
+// was recycled are skipped; the calling process is never signalled.
+StopFigures StopProcesses(const ProcessCollector& collect, std::chrono::milliseconds grace);
 
 }  // namespace herd::agents

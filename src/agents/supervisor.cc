@@ -175,23 +175,22 @@ Result<StartedAgent> StartAgent(const LaunchPlan& plan) {
 // Stops whatever the agent left behind: every descendant of this
 // supervisor (a subreaper, so orphans are ours) and the agent's group.
 void StopLeftovers(pid_t agent_group) {
-  std::vector<ProcessIdentity> leftovers = Descendants(getpid());
-  for (const ProcessIdentity& member : ProcessGroupMembers(agent_group)) leftovers.push_back(member);
-  if (leftovers.empty()) return;
-  std::vector<int> pidfds;
-  for (const ProcessIdentity& process : leftovers) {
-    int pidfd = OpenPidfd(process);
-    if (pidfd >= 0) {
-      SignalPidfd(pidfd, SIGTERM);
-      pidfds.push_back(pidfd);
-    }
-  }
-  spdlog::info("stopping {} leftover process(es) of the agent", pidfds.size());
-  if (!WaitForExit(pidfds, MonotonicClock::now() + kLeftoverGrace)) {
-    for (int pidfd : pidfds) SignalPidfd(pidfd, SIGKILL);
-  }
-  for (int pidfd : pidfds) close(pidfd);
-  for (const ProcessIdentity& process : Descendants(getpid())) kill(process.pid, SIGKILL);
+  const pid_t self = getpid();
+  StopFigures figures = StopProcesses(
+      [&] {
+        std::vector<ProcessIdentity> leftovers = Descendants(self);
+        for (const ProcessIdentity& member : ProcessGroupMembers(agent_group)) {
+          leftovers.push_back(member);
+        }
+        return leftovers;
+      },
+      kLeftoverGrace);
+  if (figures.signalled == 0) return;  // the common case: the agent left nothing behind
+  spdlog::info("stopped {} leftover process(es) of the agent, {} with SIGKILL", figures.signalled,
+               figures.sigkilled);
+  // Whatever a leftover started before it exited would keep the reaping
+  // below waiting forever.
+  for (const ProcessIdentity& process : Descendants(self)) kill(process.pid, SIGKILL);
   while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
   }
 }

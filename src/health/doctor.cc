@@ -53,7 +53,7 @@ class WorkspaceDoctor {
     // repaired, so a repair report lists what a diagnosis lists.
     Collect(CheckRegistryFiles(context_));
     // Processes are scanned before the registries are read (agent_checks.h).
-    std::vector<SupervisorProcess> supervisors = FindSupervisors();
+    std::vector<SupervisorProcess> supervisors = agents::FindSupervisors();
     Collect(CheckAgents(context_, supervisors));
     Collect(CheckCounts(context_));
     Collect(CheckIndex(context_));

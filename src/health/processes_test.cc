@@ -12,7 +12,7 @@ namespace {
 using namespace herd::health::testing;
 
 TEST(health_SupervisorCommandLine, RecognisesTheLaunchersArgvWhateverTheBinaryPath) {
-  std::optional<SupervisorProcess> parsed = ParseSupervisorCommandLine(
+  std::optional<SupervisorProcess> parsed = agents::ParseSupervisorCommandLine(
       {"/opt/other/herd", "supervise", "--workspace", "/tmp/w//", "--task",
        "TASK-20260101-000000-0000abcd", "--agent", "x-000000-abcdef"});
   ASSERT_TRUE(parsed);
@@ -33,7 +33,7 @@ TEST(health_SupervisorCommandLine, RejectsEverythingElse) {
       {"python3", "herd-supervise.py", "--workspace", "/w", "--task", "T1", "--agent", "a"},
   };
   for (const auto& argv : others) {
-    EXPECT_FALSE(ParseSupervisorCommandLine(argv)) << argv[0] << " " << argv[1];
+    EXPECT_FALSE(agents::ParseSupervisorCommandLine(argv)) << argv[0] << " " << argv[1];
   }
 }
 
