@@ -31,6 +31,9 @@ struct DeployRequest {
   // Give this Claude Code agent its own CLAUDE_CONFIG_DIR (also on when the
   // task asks for it).
   bool isolate_config = false;
+  // Also open a detached tmux session that follows the agent's output, so a
+  // person can attach (agents/tmux_view.h).
+  bool tmux = false;
 };
 
 // Deploys and returns the agent's registry entry as recorded at start

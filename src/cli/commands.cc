@@ -350,6 +350,8 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   deploy_command->add_option("--model", deploy.model, "model for the agent CLI");
   deploy_command->add_flag("--isolate-config", deploy.isolate_config,
                            "give this Claude Code agent its own CLAUDE_CONFIG_DIR");
+  deploy_command->add_flag("--tmux", deploy.tmux,
+                           "also open a tmux session following the agent's output, to attach to");
   auto* prompt_option = deploy_command->add_option("--prompt", deploy.prompt, "the prompt text");
   deploy_command->add_option("--prompt-file", prompt_file, "read the prompt from a file")
       ->excludes(prompt_option);
@@ -370,8 +372,13 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
         return kExitUsage;
       }
       return Report(options, MakeOrchestrator(options).Deploy(deploy), [](const json& r) {
-        return "deployed " + r.value("agent_id", "") + " (pid " + Text(r["pid"]) + ", depth " +
-               std::to_string(r.value("depth", 1)) + ")\nlog: " + r.value("log_file", "") + "\n";
+        std::string text = "deployed " + r.value("agent_id", "") + " (pid " + Text(r["pid"]) +
+                           ", depth " + std::to_string(r.value("depth", 1)) + ")\nlog: " +
+                           r.value("log_file", "") + "\n";
+        if (r["tmux_session"].is_string()) {
+          text += "watch: tmux attach -t " + r["tmux_session"].get<std::string>() + "\n";
+        }
+        return text;
       });
     };
   });

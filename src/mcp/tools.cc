@@ -141,6 +141,9 @@ json BuildDefinitions() {
   deploy_input["backend"] = EnumProperty(kBackends, "agent CLI to run; default claude");
   deploy_input["model"] = StringProperty("model name passed to the agent CLI");
   deploy_input["command"] = StringList("for backend \"command\": the program and its arguments");
+  deploy_input["tmux"] = {
+      {"type", "boolean"},
+      {"description", "also open a tmux session following the agent's output"}};
   deploy_input["isolate_config"] = {
       {"type", "boolean"},
       {"description", "give this Claude Code agent its own CLAUDE_CONFIG_DIR"}};
@@ -399,7 +402,9 @@ Result<json> Deploy(const Orchestrator& orchestrator, agents::DeployRequest requ
   request.backend = backend;
   request.model = model;
   HERD_ASSIGN_OR_RETURN(isolate, args.OptionalBool("isolate_config", false));
+  HERD_ASSIGN_OR_RETURN(tmux, args.OptionalBool("tmux", false));
   request.isolate_config = isolate;
+  request.tmux = tmux;
   if (const json* command = args.Find("command"); command != nullptr && !command->is_null()) {
     if (!command->is_array()) {
       return Status::InvalidArgument("argument \"command\" must be a list of strings");

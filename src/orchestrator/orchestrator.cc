@@ -13,6 +13,7 @@
 #include "agents/killer.h"
 #include "agents/process.h"
 #include "agents/stream_events.h"
+#include "agents/tmux_view.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
 #include "store/file_system.h"
@@ -316,7 +317,29 @@ Result<json> Orchestrator::Deploy(const agents::DeployRequest& request) const {
   if (!workspace.ok()) return workspace.status();
   Result<json> agent = agents::DeployAgent(stores_, *workspace, request);
   if (!agent.ok()) return agent.status();
-  return json{{"agent_id", agent->value("id", "")},
+  json tmux_session = nullptr;
+  if (request.tmux) {
+    std::string agent_id = agent->value("id", "");
+    Result<std::string> session = agents::OpenTmuxView(agents::HerdBinaryPath(), workspace->base(),
+                                                       request.task_id, agent_id);
+    if (!session.ok()) {
+      // The agent runs regardless; only the view is missing.
+      spdlog::warn("agent {} runs, but without a tmux view: {}", agent_id,
+                   session.status().message());
+    } else {
+      tmux_session = *session;
+      Status recorded = stores_.tasks.Update(
+          workspace->TaskRegistryPath(request.task_id), [&](json& task) -> Result<store::Decision> {
+            json* entry = registry::FindAgent(task, agent_id);
+            if (entry == nullptr) return store::Decision::kNoChange;
+            (*entry)["tmux_session"] = *session;
+            return store::Decision::kCommit;
+          });
+      if (!recorded.ok()) spdlog::warn("tmux session not recorded: {}", recorded.ToString());
+    }
+  }
+  return json{{"tmux_session", tmux_session},
+              {"agent_id", agent->value("id", "")},
               {"type", agent->value("type", "")},
               {"parent", agent->value("parent", "")},
               {"depth", agent->value("depth", 1)},
