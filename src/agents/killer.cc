@@ -19,17 +19,6 @@ using nlohmann::json;
 // How long to wait for the supervisor to record the exit after the agent died.
 constexpr auto kSupervisorFinish = std::chrono::seconds(5);
 
-ProcessIdentity IdentityFromEntry(const json& agent, const char* pid_key, const char* start_key) {
-  ProcessIdentity identity;
-  if (agent.contains(pid_key) && agent[pid_key].is_number_integer()) {
-    identity.pid = agent[pid_key].get<int>();
-  }
-  if (agent.contains(start_key) && agent[start_key].is_number_unsigned()) {
-    identity.start_time = agent[start_key].get<unsigned long long>();
-  }
-  return identity;
-}
-
 // Every process of the agent that /proc shows now (possibly repeated).
 std::vector<ProcessIdentity> AgentProcesses(const json& agent, const ProcessIdentity& leader,
                                             const ProcessIdentity& supervisor) {
@@ -64,8 +53,8 @@ std::vector<ProcessIdentity> AgentProcesses(const json& agent, const ProcessIden
 
 void RequestStop(const std::vector<json>& agents) {
   for (const json& agent : agents) {
-    ProcessIdentity supervisor = IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
-    ProcessIdentity leader = IdentityFromEntry(agent, "pid", "process_start_time");
+    ProcessIdentity supervisor = registry::RecordedSupervisor(agent);
+    ProcessIdentity leader = registry::RecordedAgentProcess(agent);
     int pidfd = supervisor.pid == getpid() ? -1 : OpenPidfd(supervisor);
     if (supervisor.pid == getpid()) {
       raise(SIGTERM);  // our own agent: the handler forwards and arms the deadline
@@ -80,8 +69,8 @@ void RequestStop(const std::vector<json>& agents) {
 }
 
 json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
-  ProcessIdentity leader = IdentityFromEntry(agent, "pid", "process_start_time");
-  ProcessIdentity supervisor = IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
+  ProcessIdentity leader = registry::RecordedAgentProcess(agent);
+  ProcessIdentity supervisor = registry::RecordedSupervisor(agent);
   auto start = MonotonicClock::now();
   // Tell the supervisor first: it enforces the same deadline even if this
   // process dies before it (an MCP client may close us at any moment).

@@ -29,23 +29,8 @@ int IntOr(const json& object, const char* key, int fallback) {
   return found != object.end() && found->is_number_integer() ? found->get<int>() : fallback;
 }
 
-ProcessIdentity IdentityFromEntry(const json& agent, const char* pid_key, const char* start_key) {
-  ProcessIdentity identity;
-  auto pid = agent.find(pid_key);
-  if (pid != agent.end() && pid->is_number_integer()) identity.pid = pid->get<int>();
-  auto start = agent.find(start_key);
-  if (start != agent.end() && start->is_number_unsigned()) {
-    identity.start_time = start->get<unsigned long long>();
-  }
-  return identity;
-}
-
-ProcessIdentity AgentProcess(const json& agent) {
-  return IdentityFromEntry(agent, "pid", "process_start_time");
-}
-ProcessIdentity SupervisorOf(const json& agent) {
-  return IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
-}
+ProcessIdentity AgentProcess(const json& agent) { return registry::RecordedAgentProcess(agent); }
+ProcessIdentity SupervisorOf(const json& agent) { return registry::RecordedSupervisor(agent); }
 
 // When an ended entry ended, from the first timestamp it carries.
 std::optional<double> EndedAt(const json& agent) {

@@ -356,6 +356,29 @@ Result<bool> MarkTerminated(json& task, const std::string& agent_id, const std::
   return true;
 }
 
+namespace {
+
+ProcessIdentity IdentityFromEntry(const json& agent, const char* pid_key, const char* start_key) {
+  ProcessIdentity identity;
+  auto pid = agent.find(pid_key);
+  if (pid != agent.end() && pid->is_number_integer()) identity.pid = pid->get<int>();
+  auto start = agent.find(start_key);
+  if (start != agent.end() && start->is_number_unsigned()) {
+    identity.start_time = start->get<unsigned long long>();
+  }
+  return identity;
+}
+
+}  // namespace
+
+ProcessIdentity RecordedAgentProcess(const json& agent) {
+  return IdentityFromEntry(agent, "pid", "process_start_time");
+}
+
+ProcessIdentity RecordedSupervisor(const json& agent) {
+  return IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
+}
+
 Status RecordStart(json& task, const std::string& agent_id, const ProcessIdentity& agent_process,
                    const ProcessIdentity& supervisor) {
   json* agent = FindAgent(task, agent_id);

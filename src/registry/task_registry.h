@@ -166,6 +166,11 @@ struct ProcessIdentity {
   unsigned long long start_time = 0;  // field 22 of /proc/<pid>/stat
 };
 
+// The agent's process and its supervisor as recorded in its entry (pid 0
+// when not recorded).
+ProcessIdentity RecordedAgentProcess(const json& agent);
+ProcessIdentity RecordedSupervisor(const json& agent);
+
 // Records the started agent process and its supervisor.
 Status RecordStart(json& task, const std::string& agent_id, const ProcessIdentity& agent,
                    const ProcessIdentity& supervisor);
