@@ -64,6 +64,34 @@ json ResultResponse(const json& id, json result) {
   return response;
 }
 
+// Appends `text` as a JSON string. `text` is serialised JSON, hence valid
+// UTF-8 already: only quotes, backslashes and control characters need
+// escaping, which is much cheaper than a general (validating) encoder.
+void AppendQuoted(const std::string& text, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t run = 0;  // start of the pending unescaped run
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c != '"' && c != '\\' && c >= 0x20) continue;
+    out->append(text, run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\t': out->append("\\t"); break;
+      case '\r': out->append("\\r"); break;
+      default:
+        out->append("\\u00");
+        out->push_back(kHex[c >> 4]);
+        out->push_back(kHex[c & 15]);
+    }
+  }
+  out->append(text, run, text.size() - run);
+  out->push_back('"');
+}
+
 bool SupportedVersion(const std::string& version) {
   for (const char* supported : kProtocolVersions) {
     if (version == supported) return true;
@@ -339,10 +367,17 @@ class Server {
     // and its text copy): for a large status this halves the reply's cost.
     std::string structured =
         outcome.structured.dump(-1, ' ', false, json::error_handler_t::replace);
-    return "{\"jsonrpc\":\"2.0\",\"id\":" + id.dump() +
-           ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":" + json(structured).dump() +
-           "}],\"structuredContent\":" + structured +
-           ",\"isError\":" + (outcome.is_error ? "true" : "false") + "}}";
+    std::string line;
+    line.reserve(structured.size() * 2 + 128);
+    line += "{\"jsonrpc\":\"2.0\",\"id\":" + id.dump() +
+            ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":";
+    AppendQuoted(structured, &line);
+    line += "}],\"structuredContent\":";
+    line += structured;
+    line += ",\"isError\":";
+    line += outcome.is_error ? "true" : "false";
+    line += "}}";
+    return line;
   }
 
   // Writes one message as one line; safe from any thread.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <regex>
+#include <set>
 #include <string_view>
 
 #include <spdlog/spdlog.h>
@@ -70,6 +71,24 @@ JournalSlice ReadJournal(const std::string& path, size_t keep) {
   }
   std::reverse(slice.newest.begin(), slice.newest.end());
   return slice;
+}
+
+// The names of the files in `directory` (empty if it does not exist). One
+// listing replaces an open() per agent that has no journal yet.
+std::set<std::string> FileNamesIn(const std::string& directory) {
+  std::set<std::string> names;
+  DIR* listing = opendir(directory.c_str());
+  if (listing == nullptr) return names;
+  while (dirent* entry = readdir(listing)) names.insert(entry->d_name);
+  closedir(listing);
+  return names;
+}
+
+// ReadJournal for `path` if its name is among `existing`.
+JournalSlice ReadJournalIfPresent(const std::string& path, const std::set<std::string>& existing,
+                                  size_t keep) {
+  if (existing.count(path.substr(path.rfind('/') + 1)) == 0) return {};
+  return ReadJournal(path, keep);
 }
 
 // The "timestamp" value of a journal line, found without parsing it.
@@ -364,6 +383,10 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   std::vector<std::string> updates, findings;
   size_t total_progress = 0, total_findings = 0;
   std::map<std::string, json> subtree_usage = registry::SubtreeUsage(*task);
+  const std::set<std::string> progress_files =
+      FileNamesIn(workspace->TaskDirectory(task_id) + "/progress");
+  const std::set<std::string> finding_files =
+      FileNamesIn(workspace->TaskDirectory(task_id) + "/findings");
   int zombies = 0;
   for (json& agent : (*task)["agents"]) {
     // The registry entry as the reference returns it, plus liveness.
@@ -374,10 +397,12 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
     entry["subtree_usage"] = std::move(subtree_usage[agent_id]);
     if (liveness == "lost") ++zombies;
     agents_list.push_back(std::move(entry));
-    JournalSlice progress = ReadJournal(workspace->ProgressPath(task_id, agent_id), kRecentUpdates);
+    JournalSlice progress = ReadJournalIfPresent(workspace->ProgressPath(task_id, agent_id),
+                                                 progress_files, kRecentUpdates);
     total_progress += progress.total;
     updates.insert(updates.end(), progress.newest.begin(), progress.newest.end());
-    JournalSlice found = ReadJournal(workspace->FindingsPath(task_id, agent_id), kRecentFindings);
+    JournalSlice found = ReadJournalIfPresent(workspace->FindingsPath(task_id, agent_id),
+                                              finding_files, kRecentFindings);
     total_findings += found.total;
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }

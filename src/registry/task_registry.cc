@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <set>
 
 #include "util/clock.h"
 
@@ -424,59 +426,88 @@ Status RecordExit(json& task, const std::string& agent_id, const ExitRecord& exi
   return Status::Ok();
 }
 
-json AgentUsage(const json& agent) {
-  const json result = agent.value("result", json(nullptr));
-  const json running = agent.value("usage", json(nullptr));
+namespace {
+
+// Usage figures as plain numbers: summing many agents must not build JSON.
+struct UsageFigures {
+  double cost = 0;
+  long long total_tokens = 0, input_tokens = 0, output_tokens = 0, turns = 0;
+
+  void Add(const UsageFigures& other) {
+    cost += other.cost;
+    total_tokens += other.total_tokens;
+    input_tokens += other.input_tokens;
+    output_tokens += other.output_tokens;
+    turns += other.turns;
+  }
+  json ToJson() const {
+    return {{"total_cost_usd", cost},
+            {"total_tokens", total_tokens},
+            {"input_tokens", input_tokens},
+            {"output_tokens", output_tokens},
+            {"num_turns", turns}};
+  }
+};
+
+UsageFigures FiguresOf(const json& agent) {
+  static const json kNone = nullptr;
+  auto result_it = agent.find("result");
+  const json& result = result_it != agent.end() ? *result_it : kNone;
+  auto running_it = agent.find("usage");
+  const json& running = running_it != agent.end() ? *running_it : kNone;
   const json& usage = result.is_object() && result.contains("usage") ? result["usage"] : running;
-  long long input = static_cast<long long>(NumberOr(usage, "input_tokens", 0));
-  long long output = static_cast<long long>(NumberOr(usage, "output_tokens", 0));
+  UsageFigures figures;
+  figures.input_tokens = static_cast<long long>(NumberOr(usage, "input_tokens", 0));
+  figures.output_tokens = static_cast<long long>(NumberOr(usage, "output_tokens", 0));
   long long cache = static_cast<long long>(NumberOr(usage, "cache_read_input_tokens", 0) +
                                            NumberOr(usage, "cache_creation_input_tokens", 0));
   // A tracker's own total knows its backend's counting (Codex's cached
   // tokens are part of its input); prefer it when present.
-  long long total = static_cast<long long>(NumberOr(usage, "total_tokens", input + output + cache));
-  return {{"total_cost_usd", NumberOr(result, "total_cost_usd", 0)},
-          {"total_tokens", total},
-          {"input_tokens", input},
-          {"output_tokens", output},
-          {"num_turns", static_cast<long long>(NumberOr(result, "num_turns", 0))}};
+  figures.total_tokens = static_cast<long long>(NumberOr(
+      usage, "total_tokens",
+      static_cast<double>(figures.input_tokens + figures.output_tokens + cache)));
+  figures.cost = NumberOr(result, "total_cost_usd", 0);
+  figures.turns = static_cast<long long>(NumberOr(result, "num_turns", 0));
+  return figures;
 }
 
+}  // namespace
+
+json AgentUsage(const json& agent) { return FiguresOf(agent).ToJson(); }
+
 json SumUsage(const std::vector<const json*>& agents) {
-  json sum = {{"total_cost_usd", 0.0}, {"total_tokens", 0}, {"input_tokens", 0},
-              {"output_tokens", 0}, {"num_turns", 0}};
-  for (const json* agent : agents) {
-    json usage = AgentUsage(*agent);
-    sum["total_cost_usd"] = sum["total_cost_usd"].get<double>() + usage["total_cost_usd"].get<double>();
-    for (const char* key : {"total_tokens", "input_tokens", "output_tokens", "num_turns"}) {
-      sum[key] = sum[key].get<long long>() + usage[key].get<long long>();
-    }
-  }
-  return sum;
+  UsageFigures sum;
+  for (const json* agent : agents) sum.Add(FiguresOf(*agent));
+  return sum.ToJson();
 }
 
 std::map<std::string, json> SubtreeUsage(const json& task) {
-  std::map<std::string, std::vector<const json*>> children;
-  std::map<std::string, const json*> by_id;
   static const json kNoAgents = json::array();
   const json& agents = task.contains("agents") ? task["agents"] : kNoAgents;
+  std::map<std::string, UsageFigures> own;
+  std::map<std::string, std::vector<std::string>> children;
   for (const json& agent : agents) {
-    by_id[StringOr(agent, "id")] = &agent;
-    children[StringOr(agent, "parent", kOrchestratorParent)].push_back(&agent);
+    std::string id = StringOr(agent, "id");
+    own[id] = FiguresOf(agent);
+    children[StringOr(agent, "parent", kOrchestratorParent)].push_back(id);
   }
-  std::map<std::string, json> subtree;
-  for (const auto& [id, agent] : by_id) {
-    std::vector<const json*> members;
-    std::vector<const json*> frontier{agent};
-    while (!frontier.empty() && members.size() <= by_id.size()) {
-      const json* next = frontier.back();
-      frontier.pop_back();
-      members.push_back(next);
-      for (const json* child : children[StringOr(*next, "id")]) frontier.push_back(child);
+  // Sum bottom-up, each agent once; `visiting` guards against a damaged
+  // registry whose parent links form a loop.
+  std::map<std::string, UsageFigures> subtree;
+  std::set<std::string> visiting;
+  std::function<UsageFigures(const std::string&)> sum = [&](const std::string& id) {
+    auto done = subtree.find(id);
+    if (done != subtree.end()) return done->second;
+    UsageFigures total = own[id];
+    if (visiting.insert(id).second) {
+      for (const std::string& child : children[id]) total.Add(sum(child));
     }
-    subtree[id] = SumUsage(members);
-  }
-  return subtree;
+    subtree[id] = total;
+    return total;
+  };
+  std::map<std::string, json> result;
+  for (const auto& [id, figures] : own) result[id] = sum(id).ToJson();
+  return result;
 }
 
 json ExceededBudget(const json& task) {
