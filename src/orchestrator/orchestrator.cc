@@ -382,7 +382,8 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   json agents_list = json::array();
   std::vector<std::string> updates, findings;
   size_t total_progress = 0, total_findings = 0;
-  std::map<std::string, json> subtree_usage = registry::SubtreeUsage(*task);
+  std::vector<json> subtree_usage = registry::SubtreeUsage(*task);
+  size_t agent_index = 0;
   const std::set<std::string> progress_files =
       FileNamesIn(workspace->TaskDirectory(task_id) + "/progress");
   const std::set<std::string> finding_files =
@@ -394,7 +395,7 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
     json entry = std::move(agent);
     std::string liveness = Liveness(entry);
     entry["liveness"] = liveness;
-    entry["subtree_usage"] = std::move(subtree_usage[agent_id]);
+    entry["subtree_usage"] = std::move(subtree_usage[agent_index++]);
     if (liveness == "lost") ++zombies;
     agents_list.push_back(std::move(entry));
     JournalSlice progress = ReadJournalIfPresent(workspace->ProgressPath(task_id, agent_id),

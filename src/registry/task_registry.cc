@@ -2,8 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
-#include <set>
+#include <unordered_map>
 
 #include "util/clock.h"
 
@@ -481,32 +480,26 @@ json SumUsage(const std::vector<const json*>& agents) {
   return sum.ToJson();
 }
 
-std::map<std::string, json> SubtreeUsage(const json& task) {
+std::vector<json> SubtreeUsage(const json& task) {
   static const json kNoAgents = json::array();
   const json& agents = task.contains("agents") ? task["agents"] : kNoAgents;
-  std::map<std::string, UsageFigures> own;
-  std::map<std::string, std::vector<std::string>> children;
-  for (const json& agent : agents) {
-    std::string id = StringOr(agent, "id");
-    own[id] = FiguresOf(agent);
-    children[StringOr(agent, "parent", kOrchestratorParent)].push_back(id);
+  size_t count = agents.size();
+  std::vector<UsageFigures> subtree(count);
+  std::unordered_map<std::string, size_t> index_of;
+  for (size_t i = 0; i < count; ++i) {
+    subtree[i] = FiguresOf(agents[i]);
+    index_of.emplace(StringOr(agents[i], "id"), i);
   }
-  // Sum bottom-up, each agent once; `visiting` guards against a damaged
-  // registry whose parent links form a loop.
-  std::map<std::string, UsageFigures> subtree;
-  std::set<std::string> visiting;
-  std::function<UsageFigures(const std::string&)> sum = [&](const std::string& id) {
-    auto done = subtree.find(id);
-    if (done != subtree.end()) return done->second;
-    UsageFigures total = own[id];
-    if (visiting.insert(id).second) {
-      for (const std::string& child : children[id]) total.Add(sum(child));
-    }
-    subtree[id] = total;
-    return total;
-  };
-  std::map<std::string, json> result;
-  for (const auto& [id, figures] : own) result[id] = sum(id).ToJson();
+  // Parents are admitted before their children, so adding each agent's
+  // subtree to its parent from the newest agent backwards sums every
+  // subtree bottom-up in one pass.
+  for (size_t i = count; i-- > 0;) {
+    auto parent = index_of.find(StringOr(agents[i], "parent", kOrchestratorParent));
+    if (parent != index_of.end() && parent->second < i) subtree[parent->second].Add(subtree[i]);
+  }
+  std::vector<json> result;
+  result.reserve(count);
+  for (const UsageFigures& figures : subtree) result.push_back(figures.ToJson());
   return result;
 }
 

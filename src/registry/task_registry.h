@@ -100,8 +100,8 @@ json AgentUsage(const json& agent);
 json SumUsage(const std::vector<const json*>& agents);
 
 // The usage of every agent's subtree (the agent and all its descendants),
-// by agent id.
-std::map<std::string, json> SubtreeUsage(const json& task);
+// in the order of task["agents"].
+std::vector<json> SubtreeUsage(const json& task);
 
 // Which budget the task's usage has passed, as {limit, limit_value, used,
 // message}, or null. The message says how to raise the limit.
