@@ -3,6 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <set>
+
 #include <spdlog/spdlog.h>
 
 #include "agents/process.h"
@@ -72,12 +75,20 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
   ProcessIdentity leader = registry::RecordedAgentProcess(agent);
   ProcessIdentity supervisor = registry::RecordedSupervisor(agent);
   auto start = MonotonicClock::now();
+  // Counted before anything is signalled: the supervisor's forwarded
+  // SIGTERM may end (and reap) a process before this one reaches it.
+  std::set<int> found;
+  for (const ProcessIdentity& process : AgentProcesses(agent, leader, supervisor)) {
+    found.insert(process.pid);
+  }
   // Tell the supervisor first: it enforces the same deadline even if this
   // process dies before it (an MCP client may close us at any moment).
   RequestStop({agent});
   StopFigures figures =
       StopProcesses([&] { return AgentProcesses(agent, leader, supervisor); }, grace);
-  json cleanup = {{"signalled", figures.signalled},
+  // Processes sent SIGTERM, by herd or, at herd's request, by the supervisor.
+  int signalled = std::max(figures.signalled, static_cast<int>(found.size()));
+  json cleanup = {{"signalled", signalled},
                   {"sigkilled", figures.sigkilled},
                   {"all_exited", figures.all_exited},
                   {"supervisor_finished", true},
