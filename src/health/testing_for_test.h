@@ -45,6 +45,7 @@
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
+#include "util/testing_for_test.h"
 
 extern char** environ;
 
@@ -58,47 +59,20 @@ using namespace std::chrono_literals;
 inline Clock::time_point Deadline(Clock::duration in = 60s) { return Clock::now() + in; }
 
 inline int MillisecondsLeft(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return static_cast<int>(std::max<long long>(0, left.count()));
+  return testing_util::RemainingMilliseconds(deadline);
 }
 
 // --- Files ----------------------------------------------------------------------
 
-class TempDir {
+// TempDir with this layer's directory prefix.
+class TempDir : public testing_util::TempDir {
  public:
-  TempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp == '/' ? tmp : "/tmp") + "/herd-health-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : testing_util::TempDir("herd-health") {}
 };
 
-inline bool FileExists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
-
-inline void WriteFile(const std::string& path, const std::string& contents) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file << contents;
-  if (!file) throw std::runtime_error("cannot write " + path);
-}
+using testing_util::FileExists;
+using testing_util::ReadFile;
+using testing_util::WriteFile;
 
 // Sets a file's modification time `age` in the past.
 inline void Backdate(const std::string& path, std::chrono::seconds age) {
@@ -136,155 +110,28 @@ inline std::vector<std::string> FilesContaining(const std::string& directory,
 
 // --- Environment ----------------------------------------------------------------
 
-class ScopedEnvironment {
- public:
-  ScopedEnvironment() = default;
-  ~ScopedEnvironment() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
-      if (it->second) {
-        ::setenv(it->first.c_str(), it->second->c_str(), 1);
-      } else {
-        ::unsetenv(it->first.c_str());
-      }
-    }
-  }
-  ScopedEnvironment(const ScopedEnvironment&) = delete;
-  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
-  void Set(const std::string& name, const std::string& value) {
-    Save(name);
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  void Unset(const std::string& name) {
-    Save(name);
-    ::unsetenv(name.c_str());
-  }
-
- private:
-  void Save(const std::string& name) {
-    const char* value = std::getenv(name.c_str());
-    saved_.push_back({name, value ? std::optional<std::string>(value) : std::nullopt});
-  }
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
+using testing_util::ScopedEnvironment;
 
 // --- Processes ------------------------------------------------------------------
 
-struct Identity {
-  pid_t pid = 0;
-  unsigned long long start_time = 0;
-};
+using testing_util::ChildrenOf;
+using testing_util::DescendantsOf;
+using testing_util::Identity;
+using testing_util::IdentityFromEntry;
+using testing_util::IdentityOf;
+using testing_util::IsRunning;
+using testing_util::OpenPidfd;
 
-// Field 22 of /proc/<pid>/stat and the state, read here rather than with
-// herd's code so the tests check herd instead of agreeing with it.
-inline std::optional<std::pair<char, unsigned long long>> StateAndStart(pid_t pid) {
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  size_t name_end = stat.rfind(')');
-  if (pid <= 0 || name_end == std::string::npos) return std::nullopt;
-  std::istringstream fields(stat.substr(name_end + 2));
-  std::vector<std::string> values;
-  std::string value;
-  while (fields >> value) values.push_back(value);
-  if (values.size() < 20) return std::nullopt;
-  return std::pair{values[0][0], std::stoull(values[19])};
-}
-
-inline Identity IdentityOf(pid_t pid) {
-  auto info = StateAndStart(pid);
-  return {pid, info ? info->second : 0};
-}
-
-inline bool IsRunning(const Identity& identity) {
-  auto info = StateAndStart(identity.pid);
-  return info && info->second == identity.start_time && info->first != 'Z' && info->first != 'X';
-}
-
-inline Identity IdentityFromEntry(const json& agent, const char* pid_key, const char* start_key) {
-  return {agent.value(pid_key, 0), agent.value(start_key, 0ULL)};
-}
-
-inline int OpenPidfd(const Identity& identity) {
-  if (identity.pid <= 0) return -1;
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, identity.pid, 0));
-  if (pidfd < 0) return -1;
-  if (IdentityOf(identity.pid).start_time != identity.start_time) {
-    ::close(pidfd);
-    return -1;
-  }
-  return pidfd;
-}
-
-// Waits through pidfds until every process has exited; processes already
-// gone count as exited.
-inline bool WaitForExit(const std::vector<Identity>& processes,
-                        Clock::time_point deadline = Deadline()) {
-  std::vector<pollfd> waiting;
-  for (const Identity& process : processes) {
-    int pidfd = OpenPidfd(process);
-    if (pidfd >= 0) waiting.push_back({pidfd, POLLIN, 0});
-  }
-  bool all = true;
-  while (!waiting.empty()) {
-    int ready = ::poll(waiting.data(), waiting.size(), MillisecondsLeft(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) {
-      all = false;
-      break;
-    }
-    std::vector<pollfd> still;
-    for (const pollfd& entry : waiting) {
-      if (entry.revents == 0) {
-        still.push_back({entry.fd, POLLIN, 0});
-      } else {
-        ::close(entry.fd);
-      }
-    }
-    waiting.swap(still);
-  }
-  for (const pollfd& entry : waiting) ::close(entry.fd);
-  return all;
+// WaitForExit / KillAndWait with an explicit deadline come from
+// testing_util; these default it to Deadline().
+using testing_util::WaitForExit;
+inline bool WaitForExit(const std::vector<Identity>& processes) {
+  return testing_util::WaitForExit(processes, Deadline());
 }
 
 // SIGKILL through pidfds, then wait.
 inline void KillAndWait(const std::vector<Identity>& processes) {
-  for (const Identity& process : processes) {
-    int pidfd = OpenPidfd(process);
-    if (pidfd < 0) continue;
-    ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-    ::close(pidfd);
-  }
-  WaitForExit(processes);
-}
-
-inline std::vector<pid_t> ChildrenOf(pid_t pid) {
-  std::vector<pid_t> children;
-  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  DIR* directory = ::opendir(tasks.c_str());
-  if (directory == nullptr) return children;
-  while (dirent* entry = ::readdir(directory)) {
-    if (entry->d_name[0] == '.') continue;
-    std::ifstream file(tasks + "/" + entry->d_name + "/children");
-    pid_t child;
-    while (file >> child) children.push_back(child);
-  }
-  ::closedir(directory);
-  return children;
-}
-
-inline std::vector<Identity> DescendantsOf(pid_t pid) {
-  std::vector<Identity> found;
-  std::vector<pid_t> frontier{pid};
-  std::set<pid_t> seen{pid};
-  while (!frontier.empty()) {
-    pid_t parent = frontier.back();
-    frontier.pop_back();
-    for (pid_t child : ChildrenOf(parent)) {
-      if (!seen.insert(child).second) continue;
-      Identity identity = IdentityOf(child);
-      if (IsRunning(identity)) found.push_back(identity);
-      frontier.push_back(child);
-    }
-  }
-  return found;
+  testing_util::KillAndWait(processes, Deadline());
 }
 
 // Live `herd supervise` processes whose --workspace is `base`, by command line.

@@ -1,6 +1,6 @@
 // Helpers shared by the store's tests. Header-only; test code only.
 //
-// - TempDir: a fresh directory under /tmp, removed with everything in it.
+// - TempDir: a fresh directory under $TMPDIR (or /tmp) (util/testing_for_test.h), removed with everything in it.
 // - Gate: a one-shot signal from a parent to the children it forks, so that
 //   they start together without a fixed sleep.
 // - ChildProcess: a forked child that runs a function and _exit()s, reports
@@ -36,30 +36,16 @@
 #include <string_view>
 #include <system_error>
 
+#include "util/testing_for_test.h"
+
 namespace herd::store::testing {
 
 // --- Process scaffolding -----------------------------------------------------
 
-// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
+class TempDir : public testing_util::TempDir {
  public:
-  TempDir() {
-    char pattern[] = "/tmp/herd-store-test-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : testing_util::TempDir("herd-store-test") {}
 };
 
 // A one-shot signal from a parent to the children it forks after creating
