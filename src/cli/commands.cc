@@ -416,7 +416,8 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
       Orchestrator orchestrator = MakeOrchestrator(options);
       OutputRequest request{task_id, agent_id};
       if (tail_lines > 0) request.tail = tail_lines;
-      request.max_bytes = follow || tail_lines > 0 ? 4 * 1024 * 1024 : 4 * 1024 * 1024;
+      // A terminal has no MCP reply limit: print up to 4 MiB of the newest output.
+      request.max_bytes = 4 * 1024 * 1024;
       request.include_metadata = true;
       Result<json> output = orchestrator.AgentOutput(request);
       int code = Report(options, output, [](const json& r) { return Text(r["output"]); });
