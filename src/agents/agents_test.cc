@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agents/testing_util_for_test.h"
+#include "util/clock.h"
 
 namespace herd::test_util {
 namespace {
@@ -395,6 +396,37 @@ TEST_F(AgentsExitRecordingTest, ExitRecordedPromptly) {
     // recorder that polls, or waits for the next herd command, fails it.
     EXPECT_LT(delay, 2000);
   }
+}
+
+// An entry whose deployer died before the supervisor recorded the start
+// stays in phase "starting"; after the starting grace (60 s) status reports
+// it lost, as doctor does, instead of "starting" forever.
+TEST_F(AgentsTest, StatusReportsAStartThatNeverHappenedAsLost) {
+  std::string task = CreateTask();
+  std::string agent = DeployAgent(task, {"true"});
+  WaitForAgentToEnd(task, agent);
+  // Rewind the entry to a start admitted two minutes ago and never recorded.
+  json registry = TaskRegistry(task);
+  for (json& entry : registry["agents"]) {
+    if (entry.value("id", "") != agent) continue;
+    entry["status"] = "running";
+    entry["phase"] = "starting";
+    entry["started_at"] = FormatIso8601(NowUnixSeconds() - 120);
+    for (const char* key : {"pid", "process_start_time", "supervisor_pid",
+                            "supervisor_start_time", "ended_at", "exit_code"}) {
+      entry.erase(key);
+    }
+  }
+  registry["active_count"] = 1;
+  WriteFile(TaskRegistryPath(task), registry.dump());
+
+  json status = Status(task);
+  json listed;
+  for (const json& candidate : status["agents"]["agents_list"]) {
+    if (candidate.value("id", "") == agent) listed = candidate;
+  }
+  EXPECT_EQ(listed.value("liveness", ""), "lost") << status.dump(2);
+  EXPECT_EQ(status["agents"].value("lost", -1), 1);
 }
 
 // --- A supervisor that dies -------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agents/killer.h"
+#include "agents/liveness.h"
 #include "agents/process.h"
 #include "registry/global_index.h"
 #include "registry/task_registry.h"
@@ -54,51 +55,50 @@ std::vector<ProcessIdentity> LiveSupervisorsOf(const std::vector<SupervisorProce
   return live;
 }
 
-enum class Loss {
-  kNone,          // alive, starting normally, or ended
-  kProcessLost,   // agent and supervisor gone
-  kStartLost,     // stuck in "starting" with no supervisor
-  kUnsupervised,  // supervisor gone, agent still running
-};
-
-// Decides whether an active entry has lost its processes. Evaluated once
-// when checking and again inside the repair transaction.
-Loss ClassifyActive(const CheckContext& context, const json& agent,
-                    const std::vector<SupervisorProcess>& supervisors, const std::string& task_id,
-                    double now, std::string* detail) {
-  std::string status = StringOr(agent, "status");
-  if (!registry::IsActiveStatus(status)) return Loss::kNone;
+// Decides whether an active entry has lost its processes (see
+// agents/liveness.h), after looking for a live supervisor by its command line
+// too: one that has not recorded itself yet is still starting the agent.
+// Evaluated once when checking and again inside the repair transaction.
+// Returns kEnded, kStarting, kAlive or kExiting when there is nothing to report.
+agents::Liveness ClassifyActive(const CheckContext& context, const json& agent,
+                                const std::vector<SupervisorProcess>& supervisors,
+                                const std::string& task_id, double now, std::string* detail) {
   std::string agent_id = StringOr(agent, "id");
-  if (!LiveSupervisorsOf(supervisors, context.workspace.base(), task_id, agent_id).empty()) {
-    return Loss::kNone;
+  std::string status = StringOr(agent, "status");
+  if (registry::IsActiveStatus(status) &&
+      !LiveSupervisorsOf(supervisors, context.workspace.base(), task_id, agent_id).empty()) {
+    return agents::Liveness::kAlive;
   }
+  agents::Liveness liveness = agents::ClassifyLiveness(agent, now, context.starting_grace);
   ProcessIdentity process = AgentProcess(agent);
   ProcessIdentity supervisor = SupervisorOf(agent);
-  bool supervisor_alive = supervisor.pid > 0 && agents::IsAlive(supervisor);
-  if (StringOr(agent, "phase") == "starting" || process.pid <= 0) {
-    if (supervisor_alive) return Loss::kNone;
-    std::string started_text = StringOr(agent, "started_at", StringOr(agent, "last_update"));
-    std::optional<double> started = ParseIso8601(started_text);
-    double age = started ? now - *started : 0;
-    if (!started || age < static_cast<double>(context.starting_grace.count())) return Loss::kNone;
-    *detail = "entry is " + status + " in phase \"starting\" since " + started_text + " (" +
-              std::to_string(static_cast<long long>(age)) + " s) and no supervisor runs for it: " +
-              "its start was never recorded, so nothing will record its end";
-    return Loss::kStartLost;
+  switch (liveness) {
+    case agents::Liveness::kStartLost: {
+      std::string started_text = StringOr(agent, "started_at", StringOr(agent, "last_update"));
+      double age = now - ParseIso8601(started_text).value_or(now);
+      *detail = "entry is " + status + " in phase \"starting\" since " + started_text + " (" +
+                std::to_string(static_cast<long long>(age)) + " s) and no supervisor runs for it: " +
+                "its start was never recorded, so nothing will record its end";
+      break;
+    }
+    case agents::Liveness::kLost:
+      *detail = "entry is " + status + " but its agent process " + std::to_string(process.pid) +
+                " and its supervisor " + std::to_string(supervisor.pid) +
+                " are gone (pid + start time): nothing will record its end";
+      break;
+    case agents::Liveness::kUnsupervised:
+      *detail = "the supervisor " + std::to_string(supervisor.pid) + " is gone but agent process " +
+                std::to_string(process.pid) + " still runs: its exit will not be recorded";
+      break;
+    default:
+      break;
   }
-  bool process_alive = agents::IsAlive(process);
-  if (!process_alive && !supervisor_alive) {
-    *detail = "entry is " + status + " but its agent process " + std::to_string(process.pid) +
-              " and its supervisor " + std::to_string(supervisor.pid) +
-              " are gone (pid + start time): nothing will record its end";
-    return Loss::kProcessLost;
-  }
-  if (process_alive && !supervisor_alive) {
-    *detail = "the supervisor " + std::to_string(supervisor.pid) + " is gone but agent process " +
-              std::to_string(process.pid) + " still runs: its exit will not be recorded";
-    return Loss::kUnsupervised;
-  }
-  return Loss::kNone;
+  return liveness;
+}
+
+// True for the kinds ClassifyActive reports.
+bool NeedsFinding(agents::Liveness liveness) {
+  return agents::IsLost(liveness) || liveness == agents::Liveness::kUnsupervised;
 }
 
 // Marks a lost agent "error" / "process lost" if, under the lock, it is
@@ -116,8 +116,9 @@ RepairOutcome MarkLost(const CheckContext& context, const std::vector<Supervisor
           return store::Decision::kNoChange;
         }
         std::string detail;
-        Loss loss = ClassifyActive(context, *agent, supervisors, task_id, NowUnixSeconds(), &detail);
-        if (loss != Loss::kProcessLost && loss != Loss::kStartLost) {
+        agents::Liveness liveness =
+            ClassifyActive(context, *agent, supervisors, task_id, NowUnixSeconds(), &detail);
+        if (!agents::IsLost(liveness)) {
           resolved = "agent " + agent_id + " is " + StringOr(*agent, "status") +
                      " and no longer lost (recorded meanwhile)";
           return store::Decision::kNoChange;
@@ -279,14 +280,15 @@ std::vector<Finding> CheckAgents(const CheckContext& context,
         continue;
       }
       std::string detail;
-      Loss loss = ClassifyActive(context, agent, supervisors, task_id, context.now, &detail);
-      if (loss == Loss::kNone) continue;
+      agents::Liveness liveness =
+          ClassifyActive(context, agent, supervisors, task_id, context.now, &detail);
+      if (!NeedsFinding(liveness)) continue;
       Finding finding;
       finding.kind = FindingKind::kZombie;
       finding.task_id = task_id;
       finding.agent_id = agent_id;
       finding.detail = detail;
-      if (loss == Loss::kUnsupervised) {
+      if (liveness == agents::Liveness::kUnsupervised) {
         finding.severity = Severity::kWarning;
         finding.no_fix_reason = "the agent may still be doing useful work; `herd kill " + task_id +
                                 " " + agent_id + "` stops it, and once it exits a doctor repair "

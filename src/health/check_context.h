@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/liveness.h"
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
 
@@ -23,7 +24,7 @@ struct CheckContext {
   double now = 0;       // Unix seconds, when the diagnosis started
   // An active entry still in phase "starting" this long without a live
   // supervisor has lost its start.
-  std::chrono::seconds starting_grace{60};
+  std::chrono::seconds starting_grace = agents::kStartingGrace;
   // Processes of an agent whose entry ended this recently may still be on
   // their way out (a kill in progress, an agent finishing after it
   // reported "completed"): not orphans yet.

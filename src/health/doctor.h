@@ -44,6 +44,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agents/liveness.h"
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
 #include "util/status.h"
@@ -57,7 +58,7 @@ struct DoctorOptions {
 
   // Tunables; the defaults suit a person running `herd doctor`.
   // An entry in phase "starting" this long with no supervisor has lost its start.
-  std::chrono::seconds starting_grace{60};
+  std::chrono::seconds starting_grace = agents::kStartingGrace;
   // How long after an entry ended its processes may still be exiting before
   // they count as orphans (plus the entry's own kill_grace_ms, if any).
   std::chrono::seconds orphan_grace{30};

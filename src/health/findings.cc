@@ -1,8 +1,5 @@
 #include "health/findings.h"
 
-#include <cstdio>
-#include <ctime>
-
 namespace herd::health {
 
 const char* KindName(FindingKind kind) {
@@ -60,33 +57,6 @@ bool Finding::Unresolved() const {
   const RepairOutcome& outcome = *fix->outcome();
   // A dry run changes nothing: the finding stands.
   return outcome.dry_run || !outcome.status.ok();
-}
-
-std::optional<double> ParseIso8601(const std::string& text) {
-  int year, month, day, hour, minute;
-  double second;
-  char zone = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%lf%c", &year, &month, &day, &hour, &minute,
-                  &second, &zone) != 7 ||
-      zone != 'Z') {
-    return std::nullopt;
-  }
-  tm utc{};
-  utc.tm_year = year - 1900;
-  utc.tm_mon = month - 1;
-  utc.tm_mday = day;
-  utc.tm_hour = hour;
-  utc.tm_min = minute;
-  return static_cast<double>(timegm(&utc)) + second;
-}
-
-std::string FormatIso8601(double unix_seconds) {
-  time_t seconds = static_cast<time_t>(unix_seconds);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buffer;
 }
 
 }  // namespace herd::health

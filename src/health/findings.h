@@ -102,11 +102,4 @@ struct Finding {
   bool Unresolved() const;
 };
 
-// "2026-11-27T03:49:36.123456Z" as seconds since the Unix epoch; nullopt if
-// the text is not such a timestamp.
-std::optional<double> ParseIso8601(const std::string& text);
-
-// Seconds since the Unix epoch as "2026-11-27T03:49:36Z".
-std::string FormatIso8601(double unix_seconds);
-
 }  // namespace herd::health

@@ -13,6 +13,7 @@
 
 #include "health/findings.h"
 #include "store/file_system.h"
+#include "util/clock.h"
 
 namespace herd::health {
 namespace {

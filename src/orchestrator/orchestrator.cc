@@ -4,20 +4,18 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cstring>
 #include <regex>
-#include <set>
 #include <string_view>
 
 #include <spdlog/spdlog.h>
 
 #include "agents/killer.h"
+#include "agents/liveness.h"
 #include "agents/process.h"
 #include "agents/stream_events.h"
 #include "agents/tmux_view.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
-#include "store/file_system.h"
 #include "util/clock.h"
 #include "util/text_file.h"
 
@@ -40,55 +38,6 @@ const char* const kSeverities[] = {"low", "medium", "high", "critical", "info"};
 bool IsDirectory(const std::string& path) {
   struct stat info {};
   return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
-
-// A JSONL journal's size and its newest lines, unparsed.
-struct JournalSlice {
-  size_t total = 0;
-  std::vector<std::string> newest;  // oldest first
-};
-
-// Counts every entry but keeps only the newest `keep` lines: one read, no
-// per-line allocation, no JSON parsing.
-JournalSlice ReadJournal(const std::string& path, size_t keep) {
-  JournalSlice slice;
-  Result<std::string> contents = store::FileSystem::Default()->ReadFile(path);
-  if (!contents.ok()) return slice;
-  const std::string& data = *contents;
-  // memchr skips whole lines at SIMD speed; a byte loop here dominated status.
-  for (const char* cursor = data.data(); const char* end_of_line = static_cast<const char*>(
-           std::memchr(cursor, '\n', static_cast<size_t>(data.data() + data.size() - cursor)));
-       cursor = end_of_line + 1) {
-    ++slice.total;
-  }
-  size_t end = data.size();
-  while (slice.newest.size() < keep && end > 0) {
-    if (data[end - 1] == '\n') --end;
-    size_t begin = data.rfind('\n', end == 0 ? 0 : end - 1);
-    begin = begin == std::string::npos ? 0 : begin + 1;
-    if (end > begin) slice.newest.emplace_back(data, begin, end - begin);
-    end = begin;
-  }
-  std::reverse(slice.newest.begin(), slice.newest.end());
-  return slice;
-}
-
-// The names of the files in `directory` (empty if it does not exist). One
-// listing replaces an open() per agent that has no journal yet.
-std::set<std::string> FileNamesIn(const std::string& directory) {
-  std::set<std::string> names;
-  DIR* listing = opendir(directory.c_str());
-  if (listing == nullptr) return names;
-  while (dirent* entry = readdir(listing)) names.insert(entry->d_name);
-  closedir(listing);
-  return names;
-}
-
-// ReadJournal for `path` if its name is among `existing`.
-JournalSlice ReadJournalIfPresent(const std::string& path, const std::set<std::string>& existing,
-                                  size_t keep) {
-  if (existing.count(path.substr(path.rfind('/') + 1)) == 0) return {};
-  return ReadJournal(path, keep);
 }
 
 // The "timestamp" value of a journal line, found without parsing it.
@@ -116,19 +65,6 @@ json Newest(const std::vector<std::string>& lines, size_t keep) {
     if (!entry.is_discarded()) entries.push_back(std::move(entry));
   }
   return entries;
-}
-
-// Whether an active agent's process (or its supervisor) is still there.
-std::string Liveness(const json& agent) {
-  if (!registry::IsActiveStatus(agent.value("status", ""))) return "ended";
-  if (agent.value("phase", "") == "starting") return "starting";
-  agents::ProcessIdentity process{agent.value("pid", 0),
-                                  agent.value("process_start_time", 0ULL)};
-  agents::ProcessIdentity supervisor{agent.value("supervisor_pid", 0),
-                                     agent.value("supervisor_start_time", 0ULL)};
-  if (agents::IsAlive(process)) return "alive";
-  if (agents::IsAlive(supervisor)) return "exiting";
-  return "lost";
 }
 
 Status ValidateContext(const json& context, std::vector<std::string>* warnings) {
@@ -384,26 +320,23 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   size_t total_progress = 0, total_findings = 0;
   std::vector<json> subtree_usage = registry::SubtreeUsage(*task);
   size_t agent_index = 0;
-  const std::set<std::string> progress_files =
-      FileNamesIn(workspace->TaskDirectory(task_id) + "/progress");
-  const std::set<std::string> finding_files =
-      FileNamesIn(workspace->TaskDirectory(task_id) + "/findings");
   int zombies = 0;
+  const double now = NowUnixSeconds();
   for (json& agent : (*task)["agents"]) {
     // The registry entry as the reference returns it, plus liveness.
     std::string agent_id = agent.value("id", "");
     json entry = std::move(agent);
-    std::string liveness = Liveness(entry);
-    entry["liveness"] = liveness;
+    agents::Liveness liveness = agents::ClassifyLiveness(entry, now);
+    entry["liveness"] = agents::LivenessName(liveness);
     entry["subtree_usage"] = std::move(subtree_usage[agent_index++]);
-    if (liveness == "lost") ++zombies;
+    if (agents::IsLost(liveness)) ++zombies;
     agents_list.push_back(std::move(entry));
-    JournalSlice progress = ReadJournalIfPresent(workspace->ProgressPath(task_id, agent_id),
-                                                 progress_files, kRecentUpdates);
+    JournalSlice progress = journals_.Read(workspace->ProgressPath(task_id, agent_id),
+                                           kRecentUpdates);
     total_progress += progress.total;
     updates.insert(updates.end(), progress.newest.begin(), progress.newest.end());
-    JournalSlice found = ReadJournalIfPresent(workspace->FindingsPath(task_id, agent_id),
-                                              finding_files, kRecentFindings);
+    JournalSlice found = journals_.Read(workspace->FindingsPath(task_id, agent_id),
+                                        kRecentFindings);
     total_findings += found.total;
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
@@ -568,9 +501,9 @@ json Orchestrator::CoordinationInfo(const Workspace& workspace, const json& task
                       {"progress", agent.value("progress", 0)},
                       {"last_update", agent.value("last_update", "")},
                       {"parent", agent.value("parent", "")}});
-    JournalSlice recent = ReadJournal(workspace.ProgressPath(task_id, agent_id), 5);
+    JournalSlice recent = journals_.Read(workspace.ProgressPath(task_id, agent_id), 5);
     progress.insert(progress.end(), recent.newest.begin(), recent.newest.end());
-    JournalSlice found = ReadJournal(workspace.FindingsPath(task_id, agent_id), 5);
+    JournalSlice found = journals_.Read(workspace.FindingsPath(task_id, agent_id), 5);
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
   return {{"task_status", task.value("status", "")},

@@ -7,8 +7,8 @@
 // says what to do. Every registry change is a store transaction; reads
 // (TaskStatus, ListTasks, AgentOutput, ProgressTimeline) never write.
 //
-// Thread-safe: it holds no mutable state, so one instance may serve
-// concurrent MCP calls.
+// Thread-safe: its only state is the stores' read caches and the journal
+// reader's, both thread-safe, so one instance may serve concurrent MCP calls.
 #pragma once
 
 #include <chrono>
@@ -22,6 +22,7 @@
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
+#include "util/journal_reader.h"
 #include "util/status.h"
 
 namespace herd {
@@ -100,6 +101,7 @@ class Orchestrator {
 
   registry::Workspace workspace_;
   registry::RegistryStores stores_;
+  JournalReader journals_;  // progress and findings, read incrementally
 };
 
 }  // namespace herd

@@ -1,0 +1,55 @@
+#include "agents/liveness.h"
+
+#include "agents/process.h"
+#include "registry/task_registry.h"
+#include "util/clock.h"
+
+namespace herd::agents {
+namespace {
+
+std::string StringOr(const nlohmann::json& object, const char* key, const std::string& fallback) {
+  auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : fallback;
+}
+
+}  // namespace
+
+Liveness ClassifyLiveness(const nlohmann::json& agent, double now_unix_seconds,
+                          std::chrono::seconds starting_grace) {
+  if (!registry::IsActiveStatus(StringOr(agent, "status", ""))) return Liveness::kEnded;
+  ProcessIdentity process = registry::RecordedAgentProcess(agent);
+  ProcessIdentity supervisor = registry::RecordedSupervisor(agent);
+  bool supervisor_alive = supervisor.pid > 0 && IsAlive(supervisor);
+  if (StringOr(agent, "phase", "") == "starting" || process.pid <= 0) {
+    if (supervisor_alive) return Liveness::kStarting;
+    std::string started_at = StringOr(agent, "started_at", StringOr(agent, "last_update", ""));
+    std::optional<double> started = ParseIso8601(started_at);
+    // An entry without a readable start time is given the benefit of the doubt.
+    if (!started || now_unix_seconds - *started < static_cast<double>(starting_grace.count())) {
+      return Liveness::kStarting;
+    }
+    return Liveness::kStartLost;
+  }
+  bool process_alive = IsAlive(process);
+  if (process_alive) return supervisor_alive ? Liveness::kAlive : Liveness::kUnsupervised;
+  return supervisor_alive ? Liveness::kExiting : Liveness::kLost;
+}
+
+const char* LivenessName(Liveness liveness) {
+  switch (liveness) {
+    case Liveness::kEnded: return "ended";
+    case Liveness::kStarting: return "starting";
+    case Liveness::kAlive: return "alive";
+    case Liveness::kUnsupervised: return "unsupervised";
+    case Liveness::kExiting: return "exiting";
+    case Liveness::kStartLost:
+    case Liveness::kLost: return "lost";
+  }
+  return "lost";
+}
+
+bool IsLost(Liveness liveness) {
+  return liveness == Liveness::kLost || liveness == Liveness::kStartLost;
+}
+
+}  // namespace herd::agents

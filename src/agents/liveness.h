@@ -1,0 +1,46 @@
+// Liveness: whether an active registry entry still has the processes that
+// will record its end, judged from what the entry records (pid + start time
+// of the agent and of its supervisor; see agents/process.h).
+//
+// One classification for every surface: `herd status` and MCP
+// get_real_task_status report it per agent, and `herd doctor` builds its
+// lost-agent findings on it. It reads /proc only for the two recorded
+// identities, so it is cheap enough to run for every agent on every status.
+//
+// An entry is "starting" from admission until its supervisor records the
+// started agent (milliseconds normally). It counts as lost only when that
+// has not happened within `starting_grace` and no recorded supervisor runs:
+// its deployer died before the start, and nothing will record its end.
+#pragma once
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+namespace herd::agents {
+
+enum class Liveness {
+  kEnded,         // status is terminal: nothing to watch
+  kStarting,      // admitted, start not yet recorded, within the grace
+  kStartLost,     // still "starting" after the grace with no supervisor
+  kAlive,         // agent and supervisor running
+  kUnsupervised,  // agent running, supervisor gone: its exit will not be recorded
+  kExiting,       // agent gone, supervisor still running (it records the exit)
+  kLost,          // agent and supervisor gone while the entry says active
+};
+
+// The default grace for an entry in phase "starting".
+constexpr std::chrono::seconds kStartingGrace{60};
+
+// Classifies `agent` (a registry entry) at `now_unix_seconds`.
+Liveness ClassifyLiveness(const nlohmann::json& agent, double now_unix_seconds,
+                          std::chrono::seconds starting_grace = kStartingGrace);
+
+// "ended", "starting", "alive", "unsupervised", "exiting" or "lost" (both
+// lost kinds), as status reports it.
+const char* LivenessName(Liveness liveness);
+
+// True for the two kinds nothing will ever resolve on its own.
+bool IsLost(Liveness liveness);
+
+}  // namespace herd::agents

@@ -1,0 +1,122 @@
+#include "util/journal_reader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace herd {
+namespace {
+
+bool SameTime(const timespec& a, const timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+// Reads [offset, end of file) of `path` into `bytes`; fills `info` from the
+// open descriptor, so the bytes and the identity belong to the same file.
+bool ReadFrom(const std::string& path, off_t offset, std::string* bytes, struct stat* info) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::fstat(fd, info) == 0;
+  if (ok && info->st_size > offset) {
+    bytes->resize(static_cast<size_t>(info->st_size - offset));
+    size_t filled = 0;
+    while (filled < bytes->size()) {
+      ssize_t got = ::pread(fd, bytes->data() + filled, bytes->size() - filled,
+                            offset + static_cast<off_t>(filled));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;  // an error, or the file shrank meanwhile: keep what was read
+      filled += static_cast<size_t>(got);
+    }
+    bytes->resize(filled);
+  }
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+JournalReader::JournalReader() : state_(std::make_shared<State>()) {}
+
+JournalSlice JournalReader::Read(const std::string& path, size_t keep) const {
+  keep = std::min(keep, kMaxKeep);
+  struct stat seen {};
+  if (::stat(path.c_str(), &seen) != 0) return {};
+
+  Journal journal;
+  {
+    std::lock_guard<std::mutex> guard(state_->mutex);
+    auto found = state_->journals.find(path);
+    if (found != state_->journals.end()) journal = found->second;
+  }
+  bool same_file = journal.device == seen.st_dev && journal.inode == seen.st_ino;
+  bool unchanged = same_file && SameTime(journal.modified, seen.st_mtim) &&
+                   seen.st_size == journal.consumed;
+  if (!unchanged) {
+    // Appended to: read the new bytes. Anything else: start over.
+    bool appended = same_file && seen.st_size >= journal.consumed &&
+                    !(seen.st_size == journal.consumed && !SameTime(journal.modified, seen.st_mtim));
+    if (!appended) journal = Journal();
+    std::string bytes;
+    struct stat opened {};
+    if (!ReadFrom(path, journal.consumed, &bytes, &opened)) return {};
+    if (opened.st_dev != seen.st_dev || opened.st_ino != seen.st_ino) {
+      // Replaced between stat and open: read the new file whole.
+      journal = Journal();
+      bytes.clear();
+      if (!ReadFrom(path, 0, &bytes, &opened)) return {};
+    }
+    journal.device = opened.st_dev;
+    journal.inode = opened.st_ino;
+    journal.modified = opened.st_mtim;
+
+    // Only complete lines count; a trailing partial line waits for its newline.
+    size_t complete = bytes.rfind('\n');
+    complete = complete == std::string::npos ? 0 : complete + 1;
+    const char* data = bytes.data();
+    size_t lines = 0;
+    for (const char* cursor = data;
+         const char* newline = static_cast<const char*>(
+             std::memchr(cursor, '\n', static_cast<size_t>(data + complete - cursor)));
+         cursor = newline + 1) {
+      ++lines;
+    }
+    // The newest non-empty lines of this read, found from the end.
+    std::vector<std::string> appended_newest;
+    size_t end = complete;
+    while (appended_newest.size() < kMaxKeep && end > 0) {
+      --end;  // drop this line's '\n'
+      size_t begin = end == 0 ? std::string::npos : bytes.rfind('\n', end - 1);
+      begin = begin == std::string::npos ? 0 : begin + 1;
+      if (end > begin) appended_newest.emplace_back(bytes, begin, end - begin);
+      end = begin;
+    }
+    for (auto line = appended_newest.rbegin(); line != appended_newest.rend(); ++line) {
+      journal.newest.push_back(std::move(*line));
+      if (journal.newest.size() > kMaxKeep) journal.newest.pop_front();
+    }
+    journal.total += lines;
+    journal.consumed += static_cast<off_t>(complete);
+    // A partial tail means the file is not yet "unchanged" at this size:
+    // record the consumed size so the next read re-reads only the tail.
+
+    std::lock_guard<std::mutex> guard(state_->mutex);
+    if (state_->journals.size() >= kMaxJournals) state_->journals.clear();
+    Journal& stored = state_->journals[path];
+    // Keep whichever of two concurrent readers saw more of the same file.
+    bool stored_is_newer = stored.device == journal.device && stored.inode == journal.inode &&
+                           stored.consumed > journal.consumed;
+    if (!stored_is_newer) stored = journal;
+  }
+
+  JournalSlice slice;
+  slice.total = journal.total;
+  size_t first = journal.newest.size() - std::min(keep, journal.newest.size());
+  slice.newest.assign(journal.newest.begin() + static_cast<long>(first), journal.newest.end());
+  return slice;
+}
+
+}  // namespace herd

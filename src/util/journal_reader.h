@@ -1,0 +1,66 @@
+// JournalReader: the line count and newest lines of append-only JSONL
+// journals (agents' progress and findings), read incrementally.
+//
+// Journals only grow: every writer appends whole lines with one write(2)
+// (AppendLine in util/text_file.h). A JournalReader remembers, per path, the
+// file's identity (device and inode), how many bytes it has consumed (up to
+// the last newline), how many lines those held and the newest kMaxKeep of
+// them. Reading a journal again costs one stat(2) when nothing was appended,
+// and a read of the appended bytes otherwise. A file that shrank, changed
+// without growing, or was replaced by another inode is read from the start.
+// A last line without its newline (a write in progress, or a short write on
+// a full disk) is neither counted nor returned until the newline arrives.
+//
+// Lines are returned as stored, unparsed. Thread-safe: one reader may serve
+// concurrent MCP calls. Memory: at most kMaxKeep lines per journal, and the
+// memory of at most kMaxJournals journals (more clears what it remembers).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <ctime>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace herd {
+
+struct JournalSlice {
+  size_t total = 0;                 // complete lines in the journal
+  std::vector<std::string> newest;  // the last min(keep, total) of them, oldest first
+};
+
+class JournalReader {
+ public:
+  static constexpr size_t kMaxKeep = 10;
+  static constexpr size_t kMaxJournals = 8192;
+
+  JournalReader();
+
+  // The journal at `path`; a missing or unreadable file is an empty slice
+  // (journals are optional: an agent that never reported has none).
+  // `keep` is capped at kMaxKeep.
+  JournalSlice Read(const std::string& path, size_t keep) const;
+
+ private:
+  struct Journal {
+    dev_t device = 0;
+    ino_t inode = 0;
+    off_t consumed = 0;  // bytes up to and including the last newline
+    timespec modified{};
+    size_t total = 0;
+    std::deque<std::string> newest;  // at most kMaxKeep, oldest first
+  };
+  struct State {
+    std::mutex mutex;
+    std::unordered_map<std::string, Journal> journals;
+  };
+
+  std::shared_ptr<State> state_;  // shared by copies
+};
+
+}  // namespace herd
