@@ -15,11 +15,14 @@ std::string StringOr(const nlohmann::json& object, const char* key, const std::s
 }  // namespace
 
 Liveness ClassifyLiveness(const nlohmann::json& agent, double now_unix_seconds,
-                          std::chrono::seconds starting_grace) {
+                          std::chrono::seconds starting_grace, ProcessWatch* watch) {
+  auto is_alive = [watch](const ProcessIdentity& identity) {
+    return watch != nullptr ? watch->IsAlive(identity) : IsAlive(identity);
+  };
   if (!registry::IsActiveStatus(StringOr(agent, "status", ""))) return Liveness::kEnded;
   ProcessIdentity process = registry::RecordedAgentProcess(agent);
   ProcessIdentity supervisor = registry::RecordedSupervisor(agent);
-  bool supervisor_alive = supervisor.pid > 0 && IsAlive(supervisor);
+  bool supervisor_alive = supervisor.pid > 0 && is_alive(supervisor);
   if (StringOr(agent, "phase", "") == "starting" || process.pid <= 0) {
     if (supervisor_alive) return Liveness::kStarting;
     std::string started_at = StringOr(agent, "started_at", StringOr(agent, "last_update", ""));
@@ -30,7 +33,7 @@ Liveness ClassifyLiveness(const nlohmann::json& agent, double now_unix_seconds,
     }
     return Liveness::kStartLost;
   }
-  bool process_alive = IsAlive(process);
+  bool process_alive = is_alive(process);
   if (process_alive) return supervisor_alive ? Liveness::kAlive : Liveness::kUnsupervised;
   return supervisor_alive ? Liveness::kExiting : Liveness::kLost;
 }

@@ -4,8 +4,8 @@
 //
 // One classification for every surface: `herd status` and MCP
 // get_real_task_status report it per agent, and `herd doctor` builds its
-// lost-agent findings on it. It reads /proc only for the two recorded
-// identities, so it is cheap enough to run for every agent on every status.
+// lost-agent findings on it. It checks only the two recorded identities,
+// so it is cheap enough to run for every agent on every status.
 //
 // An entry is "starting" from admission until its supervisor records the
 // started agent (milliseconds normally). It counts as lost only when that
@@ -16,6 +16,8 @@
 #include <chrono>
 
 #include <nlohmann/json.hpp>
+
+#include "agents/process_watch.h"
 
 namespace herd::agents {
 
@@ -32,9 +34,12 @@ enum class Liveness {
 // The default grace for an entry in phase "starting".
 constexpr std::chrono::seconds kStartingGrace{60};
 
-// Classifies `agent` (a registry entry) at `now_unix_seconds`.
+// Classifies `agent` (a registry entry) at `now_unix_seconds`. With a
+// `watch`, processes are checked through its pidfds (cheap when asked
+// again); without, through /proc.
 Liveness ClassifyLiveness(const nlohmann::json& agent, double now_unix_seconds,
-                          std::chrono::seconds starting_grace = kStartingGrace);
+                          std::chrono::seconds starting_grace = kStartingGrace,
+                          ProcessWatch* watch = nullptr);
 
 // "ended", "starting", "alive", "unsupervised", "exiting" or "lost" (both
 // lost kinds), as status reports it.

@@ -76,6 +76,19 @@ TEST(LivenessTest, StartingIsLostOnlyAfterTheGraceWithoutASupervisor) {
   EXPECT_EQ(ClassifyLiveness(undated, kNow), Liveness::kStarting);
 }
 
+TEST(LivenessTest, AWatchGivesTheSameAnswers) {
+  ProcessWatch watch;
+  for (int round = 0; round < 2; ++round) {  // first through /proc, then through pidfds
+    EXPECT_EQ(ClassifyLiveness(Running(Live(), Live()), kNow, kStartingGrace, &watch),
+              Liveness::kAlive);
+    EXPECT_EQ(ClassifyLiveness(Running(Live(), Gone()), kNow, kStartingGrace, &watch),
+              Liveness::kUnsupervised);
+    EXPECT_EQ(ClassifyLiveness(Running(Gone(), Gone()), kNow, kStartingGrace, &watch),
+              Liveness::kLost);
+  }
+  EXPECT_EQ(watch.watched(), 1u);  // only the live identity is held
+}
+
 TEST(LivenessTest, MistypedFieldsDoNotThrow) {
   json entry = {{"status", 7}, {"phase", false}, {"pid", "12"}};
   EXPECT_EQ(ClassifyLiveness(entry, kNow), Liveness::kEnded);

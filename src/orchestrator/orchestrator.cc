@@ -131,7 +131,9 @@ std::string ParsedLine(const std::string& line) {
 }  // namespace
 
 Orchestrator::Orchestrator(Workspace workspace, RegistryStores stores)
-    : workspace_(std::move(workspace)), stores_(std::move(stores)) {}
+    : workspace_(std::move(workspace)),
+      stores_(std::move(stores)),
+      processes_(std::make_shared<agents::ProcessWatch>()) {}
 
 Result<Workspace> Orchestrator::Locate(const std::string& task_id) const {
   HERD_RETURN_IF_ERROR(registry::ValidateTaskId(task_id));
@@ -326,7 +328,8 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
     // The registry entry as the reference returns it, plus liveness.
     std::string agent_id = agent.value("id", "");
     json entry = std::move(agent);
-    agents::Liveness liveness = agents::ClassifyLiveness(entry, now);
+    agents::Liveness liveness =
+        agents::ClassifyLiveness(entry, now, agents::kStartingGrace, processes_.get());
     entry["liveness"] = agents::LivenessName(liveness);
     entry["subtree_usage"] = std::move(subtree_usage[agent_index++]);
     if (agents::IsLost(liveness)) ++zombies;

@@ -7,11 +7,13 @@
 // says what to do. Every registry change is a store transaction; reads
 // (TaskStatus, ListTasks, AgentOutput, ProgressTimeline) never write.
 //
-// Thread-safe: its only state is the stores' read caches and the journal
-// reader's, both thread-safe, so one instance may serve concurrent MCP calls.
+// Thread-safe: its only state is caches (the stores' parsed documents, the
+// journal reader's tails, the process watch's pidfds), each thread-safe and
+// shared by copies, so one instance may serve concurrent MCP calls.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/launcher.h"
+#include "agents/process_watch.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
@@ -102,6 +105,7 @@ class Orchestrator {
   registry::Workspace workspace_;
   registry::RegistryStores stores_;
   JournalReader journals_;  // progress and findings, read incrementally
+  std::shared_ptr<agents::ProcessWatch> processes_;  // liveness of running agents
 };
 
 }  // namespace herd
