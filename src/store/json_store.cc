@@ -253,7 +253,9 @@ Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation
   if (!document.is_object()) {
     return Status::InvalidArgument("update of " + path + " produced a non-object document");
   }
-  uint64_t next = sequence + 1;
+  // After a recovery the lost version (the backup's successor) had
+  // sequence + 1; it may have been read, so its number is not reused.
+  uint64_t next = sequence + (stats->recovered ? 2 : 1);
   document[kSequenceKey] = next;
   Status replaced = Replace(path, document, existed, stats, deferred);
   if (stats->committed) {

@@ -17,7 +17,10 @@
 //   after the rename returns Status::NotDurable (the change is visible but
 //   may not survive a power loss).
 // - Every committed document carries "herd_sequence", incremented by one
-//   per commit, so no version can silently go backwards.
+//   per commit, so no version can silently go backwards. The commit that
+//   restores a backup skips one number: the version that was lost (the
+//   backup's successor) keeps its number to itself, so a number that
+//   readers saw never names two different documents.
 // - A document that does not parse or fails the validator is moved aside as
 //   `path.corrupt.<UTC time>` and the transaction starts from `path.bak`,
 //   reporting the recovery in its stats and in the log. If no valid backup
