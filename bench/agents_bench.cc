@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agents/testing_util_for_test.h"
+#include "util/clock.h"
 
 namespace herd::test_util {
 namespace {
@@ -126,7 +127,7 @@ int Main(int runs) {
     });
     double visible = NowUnixSeconds();
     json entry = AgentIn(task_document, agent);
-    double ended = ParseIso8601(entry.value("ended_at", ""));
+    double ended = ParseIso8601(entry.value("ended_at", "")).value_or(-1);
     if (entry.value("status", "") != "completed" || ended < 0)
       Fail("not recorded: " + entry.dump());
     double exited = std::stod(ReadFile(stamp));

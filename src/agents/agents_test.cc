@@ -354,7 +354,7 @@ class AgentsExitRecordingTest : public AgentsTest {
     std::string agent = DeployAgent(task, Shell("date +%s.%N > \"$0\"; " + ending, stamp));
     json entry = WaitForAgentToEnd(task, agent);
     double exited = std::stod(ReadFile(stamp));
-    *delay_ms = (ParseIso8601(entry.value("ended_at", "")) - exited) * 1000;
+    *delay_ms = (ParseIso8601(entry.value("ended_at", "")).value_or(-1) - exited) * 1000;
     std::printf("exit recorded %.2f ms after the agent's last timestamp (%s)\n", *delay_ms,
                 ending.c_str());
     RecordProperty("exit_record_ms_" + std::to_string(runs_), std::to_string(*delay_ms));

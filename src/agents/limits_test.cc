@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "agents/testing_util_for_test.h"
+#include "util/clock.h"
 
 namespace herd::test_util {
 namespace {
@@ -140,9 +141,24 @@ class AgentLimitsTest : public HerdTest {
     return ProcessesWithEnvironment("HERD_AGENT_ID=" + agent);
   }
 
+  // The entry of an agent a timeout stopped: terminated, naming the limit
+  // (1 s) and ended by `signal`, with nothing of it left running.
+  void ExpectStoppedByTimeout(const json& entry, const std::string& agent,
+                              const std::string& limit, int signal) {
+    EXPECT_EQ(entry.value("status", ""), "terminated");
+    ASSERT_TRUE(entry.contains("stopped_by_limit"));
+    EXPECT_EQ(entry["stopped_by_limit"].value("limit", ""), limit);
+    EXPECT_EQ(entry["stopped_by_limit"].value("limit_value", 0), 1);
+    EXPECT_GE(entry["stopped_by_limit"].value("used", 0.0), 1.0);
+    EXPECT_THAT(entry.value("termination_reason", ""), HasSubstr(limit));
+    EXPECT_EQ(entry.value("exit_signal", json(nullptr)), json(signal));
+    EXPECT_TRUE(ProcessesOf(agent).empty())
+        << "left running:" << DescribeProcesses(ProcessesOf(agent));
+  }
+
   // A registry timestamp of the agent, in seconds since the epoch.
   static double Time(const json& entry, const char* key) {
-    double seconds = ParseIso8601(entry.value(key, ""));
+    double seconds = ParseIso8601(entry.value(key, "")).value_or(-1);
     EXPECT_GT(seconds, 0) << "no " << key << " in " << entry.dump(2);
     return seconds;
   }
@@ -214,7 +230,7 @@ TEST_F(AgentLimitsTest, TokenBudgetStopsEveryActiveAgentAndRefusesDeploys) {
 
   double crossed = WhenTokensReached(agents, kBudget);
   ASSERT_GT(crossed, 0) << "the fake agents never streamed " << kBudget << " tokens";
-  double noticed = ParseIso8601(registry["budget_exceeded"].value("at", ""));
+  double noticed = ParseIso8601(registry["budget_exceeded"].value("at", "")).value_or(-1);
   std::printf("token budget %lld, two agents streaming 5000 tokens/s together:\n", kBudget);
   Report("registry noticed the crossing after (budget_exceeded.at)", noticed - crossed);
   for (const json& entry : ended) {
@@ -333,14 +349,7 @@ TEST_F(AgentLimitsTest, WallClockTimeoutStopsTheAgentWithinTheGrace) {
   json entry = WaitForEnd(task, agent);
 
   SCOPED_TRACE(entry.dump(2));
-  EXPECT_EQ(entry.value("status", ""), "terminated");
-  ASSERT_TRUE(entry.contains("stopped_by_limit"));
-  EXPECT_EQ(entry["stopped_by_limit"].value("limit", ""), "agent_timeout_seconds");
-  EXPECT_EQ(entry["stopped_by_limit"].value("limit_value", 0), 1);
-  EXPECT_GE(entry["stopped_by_limit"].value("used", 0.0), 1.0);
-  EXPECT_THAT(entry.value("termination_reason", ""), HasSubstr("agent_timeout_seconds"));
-  EXPECT_EQ(entry.value("exit_signal", json(nullptr)), json(SIGTERM));
-  EXPECT_TRUE(ProcessesOf(agent).empty()) << DescribeProcesses(ProcessesOf(agent));
+  ExpectStoppedByTimeout(entry, agent, "agent_timeout_seconds", SIGTERM);
 
   double started = Time(entry, "started_at");
   double terminated = Time(entry, "terminated_at");
@@ -368,15 +377,7 @@ TEST_F(AgentLimitsTest, IdleTimeoutEscalatesToSigkillAfterTheGrace) {
   json entry = WaitForEnd(task, agent);
 
   SCOPED_TRACE(entry.dump(2));
-  EXPECT_EQ(entry.value("status", ""), "terminated");
-  ASSERT_TRUE(entry.contains("stopped_by_limit"));
-  EXPECT_EQ(entry["stopped_by_limit"].value("limit", ""), "agent_idle_timeout_seconds");
-  EXPECT_EQ(entry["stopped_by_limit"].value("limit_value", 0), 1);
-  EXPECT_GE(entry["stopped_by_limit"].value("used", 0.0), 1.0);
-  EXPECT_THAT(entry.value("termination_reason", ""), HasSubstr("agent_idle_timeout_seconds"));
-  EXPECT_EQ(entry.value("exit_signal", json(nullptr)), json(SIGKILL));
-  EXPECT_TRUE(ProcessesOf(agent).empty())
-      << "left running:" << DescribeProcesses(ProcessesOf(agent));
+  ExpectStoppedByTimeout(entry, agent, "agent_idle_timeout_seconds", SIGKILL);
 
   double started = Time(entry, "started_at");
   double terminated = Time(entry, "terminated_at");

@@ -164,23 +164,6 @@ inline bool WaitForFileContaining(const std::string& path, const std::string& te
       deadline);
 }
 
-// "2026-11-27T03:49:36.123456Z" as seconds since the epoch, or -1.
-inline double ParseIso8601(const std::string& text) {
-  int year, month, day, hour, minute;
-  double second;
-  if (std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%lfZ", &year, &month, &day, &hour, &minute,
-                  &second) != 6) {
-    return -1;
-  }
-  tm utc{};
-  utc.tm_year = year - 1900;
-  utc.tm_mon = month - 1;
-  utc.tm_mday = day;
-  utc.tm_hour = hour;
-  utc.tm_min = minute;
-  return static_cast<double>(::timegm(&utc)) + second;
-}
-
 // --- Environment --------------------------------------------------------------
 
 using testing_util::ScopedEnvironment;

@@ -118,17 +118,7 @@ TEST_F(health_Doctor, AgentRunningWithoutSupervisorIsReportedNotKilledThenLostOn
   Child gone({"true"});
   gone.Reap();
   Identity dead_supervisor = gone.identity();
-  EditTask(task_id, [&](json& task) {
-    registry::AdmissionRequest request;
-    request.agent_id = "lone-000000-cccccc";
-    request.type = "x";
-    ASSERT_TRUE(registry::AdmitAgent(task, request).ok());
-    ASSERT_TRUE(registry::RecordStart(task, "lone-000000-cccccc",
-                                      {agent_process.identity().pid,
-                                       agent_process.identity().start_time},
-                                      {dead_supervisor.pid, dead_supervisor.start_time})
-                    .ok());
-  });
+  AddStartedAgent(task_id, "lone-000000-cccccc", agent_process.identity(), dead_supervisor);
 
   json report = Repair();
   std::vector<json> zombies = FindingsOfKind(report, "zombie");
@@ -184,16 +174,8 @@ TEST_F(health_Doctor, AgentProcessOutlivingItsEndedEntryWithoutSupervisorIsAnOrp
   Child agent_process({"sleep", "300"});
   Child gone({"true"});
   gone.Reap();
+  AddStartedAgent(task_id, "late-000000-dddddd", agent_process.identity(), gone.identity());
   EditTask(task_id, [&](json& task) {
-    registry::AdmissionRequest request;
-    request.agent_id = "late-000000-dddddd";
-    request.type = "x";
-    ASSERT_TRUE(registry::AdmitAgent(task, request).ok());
-    ASSERT_TRUE(registry::RecordStart(task, "late-000000-dddddd",
-                                      {agent_process.identity().pid,
-                                       agent_process.identity().start_time},
-                                      {gone.identity().pid, gone.identity().start_time})
-                    .ok());
     ASSERT_TRUE(registry::MarkTerminated(task, "late-000000-dddddd", "test",
                                          "2020-01-01T00:00:00.000000Z")
                     .ok());

@@ -435,6 +435,21 @@ class DoctorTest : public ::testing::Test {
     ASSERT_TRUE(status.ok()) << status.ToString();
   }
 
+  // Adds an entry for `agent_id` whose start recorded `process` and
+  // `supervisor` (real identities, alive or not), as a supervisor would.
+  void AddStartedAgent(const std::string& task_id, const std::string& agent_id,
+                       const Identity& process, const Identity& supervisor) const {
+    EditTask(task_id, [&](json& task) {
+      registry::AdmissionRequest request;
+      request.agent_id = agent_id;
+      request.type = "x";
+      ASSERT_TRUE(registry::AdmitAgent(task, request).ok());
+      ASSERT_TRUE(registry::RecordStart(task, agent_id, {process.pid, process.start_time},
+                                        {supervisor.pid, supervisor.start_time})
+                      .ok());
+    });
+  }
+
   // What the checks see of this test's base.
   CheckContext Context() const {
     CheckContext context;

@@ -69,6 +69,22 @@ async function deploySleeper(c, taskId, { type = "worker", ignoreTerm = false, m
 async function taskStatus(c, taskId) {
   return call(c, "get_real_task_status", { task_id: taskId });
 }
+// Deploys an agent that ignores SIGTERM and starts kill_real_agent on it.
+// Resolves once the server reports "stopping": the kill is then inside its
+// grace period. `killing` is the call's promise.
+async function startSlowKill(w, c, { graceSeconds, signal } = {}) {
+  const task = await newTask(c);
+  const agent = await deploySleeper(c, task.task_id, { ignoreTerm: true, marker: "ignoring-term" });
+  await waitForLog(w, task.task_id, agent.agent_id, "ignoring-term");
+  let stopping;
+  const stoppingSeen = new Promise(resolve => (stopping = resolve));
+  const killing = c.callTool({ name: "kill_real_agent",
+                               arguments: { task_id: task.task_id, agent_id: agent.agent_id, grace_seconds: graceSeconds } },
+                             undefined, { signal, onprogress: p => { if (/stopping/.test(p.message ?? "")) stopping(); } });
+  await withTimeout(stoppingSeen, 30000, "the kill's progress notification");
+  return { task, agent, killing };
+}
+
 function agentEntry(status, agentId) {
   return status.agents.agents_list.find(a => a.id === agentId);
 }
@@ -773,19 +789,9 @@ test("cancellation: an aborted slow kill_real_agent rejects in the SDK, gets no 
   const c = s.client;
   try {
     await c.listTools();
-    const task = await newTask(c);
-    const agent = await deploySleeper(c, task.task_id, { ignoreTerm: true, marker: "ignoring-term" });
-    await waitForLog(w, task.task_id, agent.agent_id, "ignoring-term");
     const controller = new AbortController();
-    let stopping;
-    const stoppingSeen = new Promise(resolve => (stopping = resolve));
-    const killing = c.callTool({ name: "kill_real_agent",
-                                 arguments: { task_id: task.task_id, agent_id: agent.agent_id, grace_seconds: 4 } },
-                               undefined, { signal: controller.signal, onprogress: p => { if (/stopping/.test(p.message ?? "")) stopping(); } });
+    const { task, agent, killing } = await startSlowKill(w, c, { graceSeconds: 4, signal: controller.signal });
     const outcome = killing.then(() => "resolved", e => e);
-    // The call is running in the server (it reported "stopping ..."); the agent ignores SIGTERM, so
-    // the kill is in its grace period.
-    await withTimeout(stoppingSeen, 30000, "the kill's progress notification");
     controller.abort("the test changed its mind");
     const rejected = await outcome;
     assert.notEqual(rejected, "resolved", "the SDK rejects an aborted call");
@@ -820,16 +826,8 @@ test("a client shutting down during a slow kill_real_agent (EOF, then SIGTERM af
   const c = s.client;
   try {
     await c.listTools();
-    const task = await newTask(c);
-    const agent = await deploySleeper(c, task.task_id, { ignoreTerm: true, marker: "ignoring-term" });
-    await waitForLog(w, task.task_id, agent.agent_id, "ignoring-term");
-    let stopping;
-    const stoppingSeen = new Promise(resolve => (stopping = resolve));
-    const killing = c.callTool({ name: "kill_real_agent",
-                                 arguments: { task_id: task.task_id, agent_id: agent.agent_id, grace_seconds: 5 } },
-                               undefined, { onprogress: p => { if (/stopping/.test(p.message ?? "")) stopping(); } })
-      .catch(e => e);
-    await withTimeout(stoppingSeen, 30000, "the kill's progress notification");
+    const { task, agent, killing: kill } = await startSlowKill(w, c, { graceSeconds: 5 });
+    const killing = kill.catch(e => e);
     // The SDK's close(): end stdin, wait 2 s, SIGTERM, wait 2 s, SIGKILL.
     await c.close();
     await killing;
