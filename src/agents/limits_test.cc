@@ -156,6 +156,17 @@ class AgentLimitsTest : public HerdTest {
         << "left running:" << DescribeProcesses(ProcessesOf(agent));
   }
 
+  // Prints and returns how long after its start the agent was stopped
+  // (terminated_at - started_at) and how long after that it ended.
+  static std::pair<double, double> ReportStopTimes(const json& entry) {
+    double started = Time(entry, "started_at");
+    double terminated = Time(entry, "terminated_at");
+    double end = Time(entry, "ended_at");
+    Report("stopped (terminated_at) after started_at", terminated - started);
+    Report("ended after being stopped", end - terminated);
+    return {terminated - started, end - terminated};
+  }
+
   // A registry timestamp of the agent, in seconds since the epoch.
   static double Time(const json& entry, const char* key) {
     double seconds = ParseIso8601(entry.value(key, "")).value_or(-1);
@@ -351,18 +362,14 @@ TEST_F(AgentLimitsTest, WallClockTimeoutStopsTheAgentWithinTheGrace) {
   SCOPED_TRACE(entry.dump(2));
   ExpectStoppedByTimeout(entry, agent, "agent_timeout_seconds", SIGTERM);
 
-  double started = Time(entry, "started_at");
-  double terminated = Time(entry, "terminated_at");
-  double end = Time(entry, "ended_at");
   std::printf("agent timeout 1 s, agent printing every 0.1 s:\n");
-  Report("stopped (terminated_at) after started_at", terminated - started);
-  Report("ended after being stopped", end - terminated);
+  auto [stopped_after, ended_after] = ReportStopTimes(entry);
   // started_at is recorded at admission, before the agent exists, so the
   // limit can only be reached after it.
-  EXPECT_GE(terminated - started, 1.0);
-  EXPECT_LE(terminated - started, 2.5);
+  EXPECT_GE(stopped_after, 1.0);
+  EXPECT_LE(stopped_after, 2.5);
   // It obeyed the SIGTERM: well inside the grace.
-  EXPECT_LE(end - terminated, 2.0);
+  EXPECT_LE(ended_after, 2.0);
 }
 
 TEST_F(AgentLimitsTest, IdleTimeoutEscalatesToSigkillAfterTheGrace) {
@@ -379,17 +386,13 @@ TEST_F(AgentLimitsTest, IdleTimeoutEscalatesToSigkillAfterTheGrace) {
   SCOPED_TRACE(entry.dump(2));
   ExpectStoppedByTimeout(entry, agent, "agent_idle_timeout_seconds", SIGKILL);
 
-  double started = Time(entry, "started_at");
-  double terminated = Time(entry, "terminated_at");
-  double end = Time(entry, "ended_at");
   std::printf("idle timeout 1 s, agent ignoring SIGTERM:\n");
-  Report("stopped (terminated_at) after started_at", terminated - started);
-  Report("ended (SIGKILL) after being stopped", end - terminated);
-  EXPECT_GE(terminated - started, 1.0);
-  EXPECT_LE(terminated - started, 2.5);
+  auto [stopped_after, ended_after] = ReportStopTimes(entry);
+  EXPECT_GE(stopped_after, 1.0);
+  EXPECT_LE(stopped_after, 2.5);
   // SIGKILL at the end of the grace, not before, and not much after.
-  EXPECT_GE(end - terminated, kGraceSeconds - 0.1);
-  EXPECT_LE(end - terminated, kGraceSeconds + 1.5);
+  EXPECT_GE(ended_after, kGraceSeconds - 0.1);
+  EXPECT_LE(ended_after, kGraceSeconds + 1.5);
 }
 
 // --- Usage ------------------------------------------------------------------------------

@@ -268,8 +268,8 @@ struct CommandResult {
   }
 };
 
-// A running command with its stdout and stderr captured. Started in the
-// constructor; Wait() collects it. Concurrent instances are independent:
+// A running command (`program` found on PATH unless it is a path) with its
+// stdout and stderr captured. Started in the constructor; Wait() collects it. Concurrent instances are independent:
 // every pipe is close-on-exec, so no command inherits another's.
 class CommandProcess {
  public:
@@ -300,7 +300,7 @@ class CommandProcess {
 
     start_ = Clock::now();
     int spawned =
-        ::posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+        ::posix_spawnp(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
     // glibc's posix_spawn returns once the child has exec'd (CLONE_VFORK).
     execed_ = Clock::now();
     posix_spawn_file_actions_destroy(&actions);

@@ -609,7 +609,7 @@ TEST_F(health_Doctor, RepairWhileEightProcessesUpdateTheSameTaskLosesNothing) {
   std::set<std::string> repaired_kinds;
   std::vector<int> statuses(kWriters, -1);
   bool finished = false;
-  auto deadline = Deadline(std::chrono::seconds(120));
+  auto deadline = DeadlineIn(std::chrono::seconds(120));
   while (!finished && Clock::now() < deadline) {
     json report = Repair();
     ++rounds;

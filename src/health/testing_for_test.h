@@ -4,8 +4,8 @@
 //   test, both restored when the test ends.
 // - Process identity (pid + start time) read independently of herd's code,
 //   and waiting for exits through pidfds with deadlines, never fixed sleeps.
-// - RunHerd: the real herd binary (HERD_BINARY) run to completion with
-//   stdout and stderr captured.
+// - RunHerd and Child: the real herd binary (HERD_BINARY) or any program,
+//   started and captured by the agents tests' CommandProcess.
 // - DoctorTest: a fixture with its own workspace base and XDG_STATE_HOME
 //   (so the known-workspaces list holds only this test's base), helpers to
 //   create tasks and deploy `command` agents with the real binary, and a
@@ -45,6 +45,7 @@
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
+#include "agents/testing_util_for_test.h"
 #include "util/testing_for_test.h"
 
 extern char** environ;
@@ -55,12 +56,7 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// Long enough for a loaded 2-core machine; only reached when something is broken.
-inline Clock::time_point Deadline(Clock::duration in = 60s) { return Clock::now() + in; }
-
-inline int MillisecondsLeft(Clock::time_point deadline) {
-  return testing_util::RemainingMilliseconds(deadline);
-}
+using test_util::DeadlineIn;
 
 // --- Files ----------------------------------------------------------------------
 
@@ -114,25 +110,14 @@ using testing_util::ScopedEnvironment;
 
 // --- Processes ------------------------------------------------------------------
 
-using testing_util::ChildrenOf;
 using testing_util::DescendantsOf;
 using testing_util::Identity;
 using testing_util::IdentityFromEntry;
 using testing_util::IdentityOf;
 using testing_util::IsRunning;
-using testing_util::OpenPidfd;
-
-// WaitForExit / KillAndWait with an explicit deadline come from
-// testing_util; these default it to Deadline().
-using testing_util::WaitForExit;
-inline bool WaitForExit(const std::vector<Identity>& processes) {
-  return testing_util::WaitForExit(processes, Deadline());
-}
-
-// SIGKILL through pidfds, then wait.
-inline void KillAndWait(const std::vector<Identity>& processes) {
-  testing_util::KillAndWait(processes, Deadline());
-}
+// Both wait up to a deadline through pidfds (default DeadlineIn()).
+using test_util::KillAndWait;
+using test_util::WaitForExit;
 
 // Live `herd supervise` processes whose --workspace is `base`, by command line.
 inline std::vector<Identity> SupervisorsOf(const std::string& base) {
@@ -160,148 +145,27 @@ inline std::vector<Identity> SupervisorsOf(const std::string& base) {
   return found;
 }
 
-// A child process the test started and reaps itself (e.g. `sleep`). Its
-// stdout can be read through a pipe, to wait for it to say it is ready.
-class Child {
+// A child process the test started (found on PATH, e.g. `sleep`), killed
+// and reaped when the test ends unless Reap() collected it first. Its
+// stdout can be read (WaitForOutput) to wait for it to say it is ready.
+class Child : public test_util::CommandProcess {
  public:
-  explicit Child(std::vector<std::string> argv) {
-    int out_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    std::vector<char*> args;
-    for (std::string& arg : argv) args.push_back(arg.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-    int spawned = ::posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out_pipe[1]);
-    out_fd_ = out_pipe[0];
-    if (spawned != 0) throw std::runtime_error("cannot start " + argv[0]);
-    identity_ = IdentityOf(pid_);
-  }
-  ~Child() {
-    if (!reaped_) {
-      ::kill(pid_, SIGKILL);
-      Reap();
-    }
-    ::close(out_fd_);
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
+  explicit Child(const std::vector<std::string>& argv)
+      : CommandProcess(argv.at(0), {argv.begin() + 1, argv.end()}),
+        identity_(IdentityOf(pid())) {}
 
   const Identity& identity() const { return identity_; }
-
-  // Reads stdout until it contains `text` (true) or EOF / the deadline.
-  bool WaitForOutput(const std::string& text, Clock::time_point deadline = Deadline()) {
-    while (out_.find(text) == std::string::npos) {
-      pollfd waiting{out_fd_, POLLIN, 0};
-      int ready = ::poll(&waiting, 1, MillisecondsLeft(deadline));
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready <= 0) return false;
-      char buffer[4096];
-      ssize_t got = ::read(out_fd_, buffer, sizeof buffer);
-      if (got <= 0) return out_.find(text) != std::string::npos;
-      out_.append(buffer, static_cast<size_t>(got));
-    }
-    return true;
-  }
-
-  // Waits for the exit (pidfd, deadline) and reaps; returns the wait status.
-  int Reap(Clock::time_point deadline = Deadline()) {
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd >= 0) {
-      pollfd waiting{pidfd, POLLIN, 0};
-      while (::poll(&waiting, 1, MillisecondsLeft(deadline)) < 0 && errno == EINTR) {
-      }
-      ::close(pidfd);
-    }
-    int status = -1;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) reaped_ = true;
-    return status;
-  }
+  // Waits for the exit (through its pidfd, with a deadline) and reaps it.
+  void Reap() { Wait(); }
 
  private:
-  pid_t pid_ = 0;
-  int out_fd_ = -1;
-  std::string out_;
   Identity identity_;
-  bool reaped_ = false;
 };
 
 // --- Running herd ---------------------------------------------------------------
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  json Json() const { return json::parse(out, nullptr, false); }
-  std::string Describe() const {
-    return "exit " + std::to_string(exit_code) + "\nstdout: " + out + "\nstderr: " + err;
-  }
-};
-
-// Runs the real herd binary with `args` to completion (or the deadline, then
-// SIGKILL), in the test's environment.
-inline CommandResult RunHerd(const std::vector<std::string>& args,
-                             Clock::time_point deadline = Deadline()) {
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    throw std::runtime_error("pipe2 failed");
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-  std::vector<std::string> argv_strings{HERD_BINARY};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : argv_strings) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  int spawned = ::posix_spawn(&pid, HERD_BINARY, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  if (spawned != 0) throw std::runtime_error("cannot start " HERD_BINARY);
-  CommandResult result;
-  std::vector<pollfd> open = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  // The supervisor never inherits these pipes (herd closes every descriptor
-  // but the handshake), so EOF on both means herd exited.
-  while (!open.empty()) {
-    int ready = ::poll(open.data(), open.size(), MillisecondsLeft(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) {
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    std::vector<pollfd> still;
-    for (const pollfd& entry : open) {
-      if (entry.revents == 0) {
-        still.push_back({entry.fd, POLLIN, 0});
-        continue;
-      }
-      char buffer[65536];
-      ssize_t got = ::read(entry.fd, buffer, sizeof buffer);
-      if (got > 0) {
-        (entry.fd == out_pipe[0] ? result.out : result.err).append(buffer, got);
-        still.push_back({entry.fd, POLLIN, 0});
-      } else if (got < 0 && errno == EINTR) {
-        still.push_back({entry.fd, POLLIN, 0});
-      }
-    }
-    open.swap(still);
-  }
-  ::close(out_pipe[0]);
-  ::close(err_pipe[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using test_util::CommandResult;
+using test_util::RunHerd;
 
 // --- Reports --------------------------------------------------------------------
 
