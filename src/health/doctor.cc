@@ -10,6 +10,7 @@
 #include "health/check_context.h"
 #include "health/findings.h"
 #include "health/index_check.h"
+#include "health/metrics_history.h"
 #include "health/metrics_report.h"
 #include "health/processes.h"
 #include "health/registry_files.h"
@@ -56,6 +57,7 @@ class WorkspaceDoctor {
     std::vector<SupervisorProcess> supervisors = agents::FindSupervisors();
     Collect(CheckAgents(context_, supervisors));
     Collect(CheckCounts(context_));
+    if (context_.task_id.empty()) Collect(CheckMetricsBacklog(context_));
     Collect(CheckIndex(context_));
     // Then the repairs, in the same order: files first (later repairs
     // need readable registries), the index last (task repairs refresh the
@@ -88,7 +90,8 @@ class WorkspaceDoctor {
     report["workspace_findings"] = std::move(workspace_findings);
     std::string filesystem = store::WarnIfNetworkFilesystem(context_.workspace.base());
     if (!filesystem.empty()) report["filesystem_warning"] = filesystem;
-    report["lock_metrics"] = LockMetrics(context_.workspace.base(), NowUnixSeconds());
+    report["lock_metrics"] =
+        LockMetrics(context_.stores->metrics, context_.workspace.base(), NowUnixSeconds());
     return report;
   }
 
@@ -190,6 +193,12 @@ void RenderLockFigures(const json& metrics, std::string* out) {
   }
   long unreadable = metrics.value("unreadable_lines", 0L);
   if (unreadable > 0) *out += "    (" + std::to_string(unreadable) + " unreadable line(s) skipped)\n";
+  if (!metrics.value("all_time", json::object()).value("exact_percentiles", true)) {
+    *out += "    (since creation includes folded history: its percentiles are within 4.4%)\n";
+  }
+  if (metrics.contains("history_error")) {
+    *out += "    (history not read: " + Text(metrics, "history_error") + ")\n";
+  }
 }
 
 }  // namespace

@@ -465,6 +465,41 @@ TEST_F(health_Doctor, LeftoverTempFileOfADeadWriterIsRemoved) {
   ExpectSecondRepairChangesNothing();
 }
 
+TEST_F(health_Doctor, OldMetricsFilesOfExitedProcessesAreFoldedIntoTheHistory) {
+  CreateTask();  // real transactions, in files too recent to fold
+  ASSERT_NE(::kill(999998, 0), 0) << "pid 999998 exists here; pick another";
+  std::string old_file = base() + "/metrics/999998.jsonl";
+  std::string lines;
+  for (int i = 1; i <= 50; ++i) {
+    lines += json{{"t", NowUnixSeconds() - 7200}, {"file", "x"}, {"wait_ms", i},
+                  {"hold_ms", 1}, {"flushes", 2}, {"committed", true},
+                  {"recovered", false}, {"outcome", "ok"}}
+                 .dump() +
+             "\n";
+  }
+  WriteFile(old_file, lines);
+  Backdate(old_file, std::chrono::hours(2));
+  long before = Check()["workspaces"][0]["lock_metrics"]["all_time"]["transactions"];
+
+  json report = Check();
+  std::vector<json> backlog = FindingsOfKind(report, "metrics_backlog");
+  ASSERT_THAT(backlog, SizeIs(1)) << Kinds(report);  // the fresh files are not in it
+  EXPECT_EQ(backlog[0]["severity"], "warning");
+  EXPECT_TRUE(report["summary"]["healthy"].get<bool>());
+
+  json repaired = Repair();
+  EXPECT_EQ(FindingsOfKind(repaired, "metrics_backlog")[0]["repair_result"], "changed")
+      << repaired.dump(2);
+  EXPECT_FALSE(FileExists(old_file));
+  const json& all_time = repaired["workspaces"][0]["lock_metrics"]["all_time"];
+  // Everything counted before is still counted (plus this repair's own
+  // transactions); the 50 folded waits still set the maximum.
+  EXPECT_GE(all_time["transactions"].get<long>(), before);
+  EXPECT_FALSE(all_time["exact_percentiles"].get<bool>());
+  EXPECT_GE(all_time["lock_wait_ms"]["max"].get<double>(), 50.0);
+  ExpectSecondRepairChangesNothing();
+}
+
 TEST_F(health_Doctor, CountDriftIsRecomputedFromTheAgentList) {
   std::string task_id = CreateTask();
   Deploy(task_id);

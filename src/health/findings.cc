@@ -12,6 +12,7 @@ const char* KindName(FindingKind kind) {
     case FindingKind::kQuarantined: return "quarantined";
     case FindingKind::kMissingRegistry: return "missing_registry";
     case FindingKind::kTempFile: return "temp_file";
+    case FindingKind::kMetricsBacklog: return "metrics_backlog";
     case FindingKind::kStaleBackup: return "stale_backup";
   }
   return "unknown";

@@ -33,6 +33,7 @@ enum class FindingKind {
   kMissingRegistry,  // a registry file that is gone
   kTempFile,         // a temp file left by a writer that died
   kStaleBackup,      // a backup whose registry is gone and that cannot restore it
+  kMetricsBacklog,   // metrics files of exited processes waiting to be folded
 };
 
 // "zombie", "orphan", "count_drift", ...

@@ -42,7 +42,7 @@ TEST(health_LockMetrics, PercentilesOverTheLastHourAndSinceCreation) {
   WriteFile(metrics + "/100.jsonl", recent);
   WriteFile(metrics + "/200.jsonl", old);
 
-  json figures = LockMetrics(dir.path(), now);
+  json figures = LockMetrics(registry::RegistryStores().metrics, dir.path(), now);
   EXPECT_EQ(figures["files"], 2);
   EXPECT_EQ(figures["unreadable_lines"], 0);
   const json& hour = figures["last_hour"];
@@ -74,7 +74,7 @@ TEST(health_LockMetrics, PartialLastLineAndGarbageAreSkippedNotFatal) {
   WriteFile(metrics + "/1.jsonl", whole + "\n" + "garbage line\n" + "{\"t\":1}\n" +
                                       whole.substr(0, whole.size() / 2));  // being written
   WriteFile(metrics + "/notes.txt", "not a metrics file\n");
-  json figures = LockMetrics(dir.path(), now);
+  json figures = LockMetrics(registry::RegistryStores().metrics, dir.path(), now);
   EXPECT_EQ(figures["all_time"]["transactions"], 1);
   EXPECT_EQ(figures["unreadable_lines"], 2);
   EXPECT_EQ(figures["files"], 1);
@@ -82,7 +82,7 @@ TEST(health_LockMetrics, PartialLastLineAndGarbageAreSkippedNotFatal) {
 
 TEST(health_LockMetrics, EmptyOrMissingDirectoryGivesZeroes) {
   TempDir dir;
-  json figures = LockMetrics(dir.path(), NowUnixSeconds());
+  json figures = LockMetrics(registry::RegistryStores().metrics, dir.path(), NowUnixSeconds());
   EXPECT_EQ(figures["all_time"]["transactions"], 0);
   EXPECT_EQ(figures["last_hour"]["lock_wait_ms"]["p99"], 0.0);
   EXPECT_TRUE(figures["all_time"]["first"].is_null());
@@ -107,7 +107,7 @@ TEST(health_LockMetrics, CountsRealTransactionsOfEveryProcess) {
   ASSERT_TRUE(stores.tasks.Update(path, [](json&) -> Result<store::Decision> {
     return store::Decision::kNoChange;
   }).ok());
-  json figures = LockMetrics(workspace.base(), NowUnixSeconds());
+  json figures = LockMetrics(stores.metrics, workspace.base(), NowUnixSeconds());
   EXPECT_EQ(figures["last_hour"]["transactions"], 6);
   EXPECT_EQ(figures["last_hour"]["committed"], 6);
   EXPECT_EQ(figures["last_hour"]["corruption_recoveries"], 1);

@@ -30,6 +30,7 @@ store::StoreOptions RegistryStores::DefaultOptions() {
 RegistryStores::RegistryStores(const store::StoreOptions& options)
     : tasks(WithValidator(options, ValidateTaskDocument)),
       global(WithValidator(options, ValidateGlobalDocument)),
-      workspaces(WithoutObserver(WithValidator(options, store::RequireSequence))) {}
+      workspaces(WithoutObserver(WithValidator(options, store::RequireSequence))),
+      metrics(WithValidator(options, store::RequireSequence)) {}
 
 }  // namespace herd::registry

@@ -18,6 +18,7 @@ struct RegistryStores {
   store::JsonStore tasks;      // <TASK>/AGENT_REGISTRY.json
   store::JsonStore global;     // registry/GLOBAL_REGISTRY.json
   store::JsonStore workspaces; // the known-workspaces registry
+  store::JsonStore metrics;    // metrics/history.json (health/metrics_history.h)
 };
 
 }  // namespace herd::registry
