@@ -177,11 +177,15 @@ TEST_F(AgentsTest, MaxAgentsCountsAgentsThatHaveEnded) {
   EXPECT_EQ(TaskRegistry(task).value("total_spawned", -1), 2);
 }
 
-TEST_F(AgentsTest, WorkspaceWideCapLimitsRunningAgentsAcrossTasks) {
+// HERD_MAX_RUNNING_AGENTS caps running agents across every workspace of
+// the machine: here the default one and a project's (`--cwd`).
+TEST_F(AgentsTest, RunningCapCountsAgentsInEveryWorkspace) {
   RunOptions capped;
   capped.environment = {{"HERD_MAX_RUNNING_AGENTS", "1"}};
   std::string first_task = CreateTask();
-  std::string second_task = CreateTask();
+  std::string second_task = CreateTask({"--cwd", project()});
+  ASSERT_TRUE(FileExists(project() + "/.agent-workspace/" + second_task + "/AGENT_REGISTRY.json"))
+      << "the second task should live in the project's workspace";
   CommandResult admitted = Herd(DeployArgs(first_task, "worker", {"sleep", "300"}), capped);
   ASSERT_EQ(admitted.exit_code, 0) << admitted.Describe();
 
@@ -189,7 +193,44 @@ TEST_F(AgentsTest, WorkspaceWideCapLimitsRunningAgentsAcrossTasks) {
 
   EXPECT_EQ(refused.exit_code, 1) << refused.Describe();
   EXPECT_THAT(refused.err, HasSubstr("HERD_MAX_RUNNING_AGENTS"));
-  EXPECT_TRUE(TaskRegistry(second_task)["agents"].empty()) << "the refused reservation was kept";
+  EXPECT_THAT(refused.err, HasSubstr("1 in other workspaces"));
+  json second = HerdJson({"status", second_task});
+  EXPECT_TRUE(second["agents"]["agents_list"].empty()) << "the refused reservation was kept";
+
+  // Once the first one ends, the slot is free again.
+  HerdJson({"kill", first_task, admitted.Json().value("agent_id", ""), "--grace", "1"});
+  CommandResult later = Herd(DeployArgs(second_task, "worker", {"true"}), capped);
+  EXPECT_EQ(later.exit_code, 0) << later.Describe();
+}
+
+// The cap cannot be raced: 12 deploys at once into two workspaces with a
+// cap of 3 admit exactly 3.
+TEST_F(AgentsTest, ConcurrentDeploysAcrossWorkspacesRespectTheRunningCap) {
+  std::string here = CreateTask();
+  std::string there = CreateTask({"--cwd", project()});
+  ScopedEnvironment environment;
+  environment.Set("HERD_MAX_RUNNING_AGENTS", "3");
+  std::vector<std::vector<std::string>> deploys;
+  for (int i = 0; i < 6; ++i) {
+    deploys.push_back(DeployArgs(here, "sleeper", {"sleep", "60"}));
+    deploys.push_back(DeployArgs(there, "sleeper", {"sleep", "60"}));
+  }
+
+  std::vector<CommandResult> results = RunConcurrently(deploys);
+
+  int admitted = 0;
+  for (const CommandResult& result : results) {
+    if (result.exit_code == 0) {
+      ++admitted;
+    } else {
+      EXPECT_EQ(result.exit_code, 1) << result.Describe();
+      EXPECT_THAT(result.err, HasSubstr("HERD_MAX_RUNNING_AGENTS")) << result.Describe();
+    }
+  }
+  EXPECT_EQ(admitted, 3);
+  int running = HerdJson({"status", here})["agents"].value("active", -1) +
+                HerdJson({"status", there})["agents"].value("active", -1);
+  EXPECT_EQ(running, 3);
 }
 
 // The global index is updated by every change to a task: deploys, exits

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "registry/task_registry.h"
+#include "store/file_lock.h"
 #include "util/clock.h"
 
 namespace herd::registry {
@@ -130,21 +131,59 @@ Status UpsertTask(const RegistryStores& stores, const Workspace& workspace, cons
   });
 }
 
+std::string RunningAgentsLockPath() {
+  std::string known = KnownWorkspacesPath();
+  return known.substr(0, known.rfind('/')) + "/running-agents.lock";
+}
+
 Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
                          const json& task, int cap) {
-  return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
-    ObjectAt(index, "tasks");
-    ObjectAt(index, "agents");
-    RecomputeTotals(index);
-    if (cap > 0 && index["active_agents"].get<int>() >= cap) {
-      return Status::Refused("the workspace-wide cap of " + std::to_string(cap) +
-                             " running agents (HERD_MAX_RUNNING_AGENTS) is reached; wait for an "
-                             "agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS");
+  auto reserve = [&](int elsewhere) {
+    return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
+      ObjectAt(index, "tasks");
+      ObjectAt(index, "agents");
+      RecomputeTotals(index);
+      int here = index["active_agents"].get<int>();
+      if (cap > 0 && here + elsewhere >= cap) {
+        return Status::Refused(
+            "the cap of " + std::to_string(cap) + " running agents on this machine " +
+            "(HERD_MAX_RUNNING_AGENTS) is reached: " + std::to_string(here) +
+            " in this workspace, " + std::to_string(elsewhere) + " in other workspaces; wait " +
+            "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS");
+      }
+      MergeTask(index, task);
+      RecomputeTotals(index);
+      return store::Decision::kCommit;
+    });
+  };
+  if (cap <= 0) return reserve(0);
+
+  // Every capped reservation on this machine (for this user) counts and
+  // reserves under this one lock, so two deploys cannot both take the last
+  // slot, whichever workspaces they are in. Taken before the index's lock
+  // and never while a task registry's lock is held: no cycle.
+  std::string lock_path = RunningAgentsLockPath();
+  HERD_RETURN_IF_ERROR(MakeDirectories(lock_path.substr(0, lock_path.rfind('/'))));
+  Result<store::FileLock> lock =
+      store::FileLock::Acquire(lock_path, store::LockTimeoutFromEnvironment());
+  if (!lock.ok()) return lock.status();
+  int elsewhere = 0;
+  for (const std::string& base : KnownWorkspaces(stores, workspace.base())) {
+    if (base == workspace.base()) continue;
+    // Lock-free: only reservations add agents, and they all wait for our lock.
+    Result<store::Snapshot> index = stores.global.Read(Workspace(base).GlobalRegistryPath());
+    if (!index.ok()) {
+      if (!index.status().Is(Status::Code::kNotFound)) {
+        spdlog::warn("running agents of {} not counted: {}", base, index.status().ToString());
+      }
+      continue;
     }
-    MergeTask(index, task);
-    RecomputeTotals(index);
-    return store::Decision::kCommit;
-  });
+    auto active = index->document.find("active_agents");
+    if (active != index->document.end() && active->is_number_integer()) {
+      elsewhere += active->get<int>();
+    }
+  }
+  return reserve(elsewhere);
 }
 
 Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,

@@ -5,9 +5,9 @@
 // idempotent upsert keyed by id (never a blind += 1), totals are derived
 // from the maps at each commit, and Rebuild() recreates it from the task
 // registries. It is updated in its own transaction after the task
-// registry's, never while a task registry lock is held. It also carries the
-// optional workspace-wide cap on running agents, enforced by
-// ReserveGlobalSlot in one transaction.
+// registry's, never while a task registry lock is held. Its active-agent
+// counts enforce the optional cap on running agents across every workspace
+// of the machine (ReserveGlobalSlot).
 #pragma once
 
 #include <string>
@@ -36,10 +36,16 @@ Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
                   const nlohmann::json& task);
 
 // Indexes `task` (which holds the newly admitted agent) if fewer than `cap`
-// agents are active across the workspace; Status::Refused otherwise. A cap
-// of 0 means no cap: the task is only indexed.
+// agents are active in every known workspace of this user on this machine
+// together; Status::Refused otherwise. Capped reservations serialise on
+// RunningAgentsLockPath(), so the cap cannot be raced across workspaces. A
+// cap of 0 means no cap: the task is only indexed.
 Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
                          const nlohmann::json& task, int cap);
+
+// The machine-wide (per-user) lock of capped reservations, beside the
+// known-workspaces registry.
+std::string RunningAgentsLockPath();
 
 // Removes an agent whose start failed.
 Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,
@@ -48,7 +54,7 @@ Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,
 // Recreates the index from every task registry under the base.
 Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspace);
 
-// $HERD_MAX_RUNNING_AGENTS, or 0 (no workspace-wide cap).
+// $HERD_MAX_RUNNING_AGENTS, or 0 (no cap).
 int GlobalRunningCapFromEnvironment();
 
 }  // namespace herd::registry
