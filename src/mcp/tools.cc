@@ -155,11 +155,19 @@ json BuildDefinitions() {
       ObjectSchema(deploy_input, {"task_id", "agent_type", "prompt"}), deploy_output,
       Annotations("Deploy agent", false, false, false)));
 
+  json status_input = ids;
+  status_input["response_format"] = EnumProperty(
+      {"auto", "full", "summary"},
+      "agent entries: auto (default) gives full entries while they fit about 64 KB and "
+      "summaries beyond; summary always; full always (may exceed a client's limit)");
+
   tools.push_back(Tool(
       "get_real_task_status", "Task status",
       "A task's agents (status, progress, liveness, exit), their tree, the 10 newest progress "
-      "updates, the 5 newest findings, limits and usage. Reads only.",
-      ObjectSchema(ids, {"task_id"}),
+      "updates, the 5 newest findings, limits and usage. Reads only. On a large task the agents "
+      "are listed in summary form (agents.agents_list_format) so the reply fits MCP clients' "
+      "output limits; response_format \"full\" asks for every field of every agent.",
+      ObjectSchema(status_input, {"task_id"}),
       OutputSchema({{"task_id", {{"type", "string"}}},
                     {"status", {{"type", "string"}}},
                     {"agents", {{"type", "object"}}},
@@ -466,10 +474,108 @@ Result<json> SpawnChildAgent(const Orchestrator& orchestrator, const Arguments& 
   return Deploy(orchestrator, std::move(request), args, progress);
 }
 
+// Claude Code refuses tool results over 25,000 tokens (MAX_MCP_OUTPUT_TOKENS,
+// about 100 KB of JSON); other clients have similar limits. Agent entries
+// are the part of a status that grows with the task.
+constexpr size_t kAgentsListBudget = 64 * 1024;
+constexpr size_t kSummaryTextLength = 200;
+
+// The fields of an agent a summary keeps (the others, such as the prompt,
+// process ids and file paths, are in the full entry).
+const char* const kSummaryKeys[] = {
+    "id",         "type",       "parent",    "depth",     "status",     "liveness",
+    "progress",   "last_update", "started_at", "ended_at", "exit_code",  "exit_signal",
+    "error",      "termination_reason",      "last_message"};
+
+json SummaryOf(const json& agent) {
+  json summary = json::object();
+  for (const char* key : kSummaryKeys) {
+    auto found = agent.find(key);
+    if (found == agent.end() || found->is_null()) continue;
+    if (found->is_string() && found->get_ref<const std::string&>().size() > kSummaryTextLength) {
+      summary[key] = found->get_ref<const std::string&>().substr(0, kSummaryTextLength) + "...";
+    } else {
+      summary[key] = *found;
+    }
+  }
+  auto usage = agent.find("subtree_usage");
+  if (usage != agent.end() && usage->is_object()) {
+    summary["subtree_usage"] = {{"total_tokens", usage->value("total_tokens", json(0))},
+                                {"total_cost_usd", usage->value("total_cost_usd", json(0.0))}};
+  }
+  return summary;
+}
+
+// Keeps `status`'s agent entries within kAgentsListBudget unless `format`
+// is "full": "auto" leaves them whole when they fit, else (and for
+// "summary") each becomes SummaryOf it; summaries that still do not fit are
+// omitted, active agents and the most recently updated kept first.
+// Whether `list` serialises to at most `budget` bytes; stops counting as
+// soon as it does not.
+bool FitsIn(const json& list, size_t budget) {
+  size_t used = 2;
+  for (const json& entry : list) {
+    used += entry.dump(-1, ' ', false, json::error_handler_t::replace).size() + 1;
+    if (used > budget) return false;
+  }
+  return true;
+}
+
+json FitAgentsList(json status, const std::string& format) {
+  json& agents = status["agents"];
+  json& list = agents["agents_list"];
+  if (format == "full" || (format == "auto" && FitsIn(list, kAgentsListBudget))) {
+    agents["agents_list_format"] = "full";
+    return status;
+  }
+  std::vector<json> summaries;
+  for (const json& agent : list) summaries.push_back(SummaryOf(agent));
+  // Which to keep if they do not all fit: active first, then newest update.
+  std::vector<size_t> order(summaries.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto active = [&](size_t i) { return summaries[i].value("liveness", "") != "ended"; };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (active(a) != active(b)) return active(a);
+    return summaries[a].value("last_update", "") > summaries[b].value("last_update", "");
+  });
+  std::vector<bool> kept(summaries.size(), false);
+  size_t used = 0;
+  for (size_t i : order) {
+    size_t size = summaries[i].dump(-1, ' ', false, json::error_handler_t::replace).size() + 1;
+    if (used + size > kAgentsListBudget) break;
+    used += size;
+    kept[i] = true;
+  }
+  json fitted = json::array();
+  size_t omitted = 0;
+  for (size_t i = 0; i < summaries.size(); ++i) {
+    if (kept[i]) {
+      fitted.push_back(std::move(summaries[i]));
+    } else {
+      ++omitted;
+    }
+  }
+  list = std::move(fitted);
+  agents["agents_list_format"] = "summary";
+  if (omitted > 0) agents["agents_omitted"] = omitted;
+  agents["agents_list_note"] =
+      "agents are summarised" + std::string(omitted > 0 ? " (the least recent omitted)" : "") +
+      " so the reply fits MCP clients' output limits; response_format \"full\" or "
+      "`herd status " + status.value("task_id", std::string("TASK")) +
+      " --json` gives every field, and get_agent_output one agent's output";
+  return status;
+}
+
 Result<json> GetRealTaskStatus(const Orchestrator& orchestrator, const Arguments& args,
                                const ProgressReporter&) {
   HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
-  return orchestrator.TaskStatus(task_id);
+  HERD_ASSIGN_OR_RETURN(response_format, args.OptionalString("response_format", "auto"));
+  if (response_format != "auto" && response_format != "full" && response_format != "summary") {
+    return Status::InvalidArgument("response_format must be auto, full or summary");
+  }
+  Result<json> status = orchestrator.TaskStatus(task_id);
+  if (!status.ok()) return status.status();
+  return FitAgentsList(std::move(*status), response_format);
 }
 
 Result<json> GetAgentOutput(const Orchestrator& orchestrator, const Arguments& args,
@@ -633,6 +739,7 @@ Result<json> ToolSet::ReadResource(const std::string& uri) const {
     std::string view = slash == std::string::npos ? "" : rest.substr(slash + 1);
     if (view == "status") {
       content = orchestrator_.TaskStatus(task_id);
+      if (content.ok()) content = FitAgentsList(std::move(*content), "auto");
     } else if (view == "progress-timeline") {
       content = orchestrator_.ProgressTimeline(task_id);
     }

@@ -145,3 +145,44 @@ test("Claude Code reports progress for an agent and kills it through herd serve"
   assert.equal(status.json.agents.active, 0);
   await w.cleanup();
 });
+
+// Claude Code refuses MCP tool results over 25,000 tokens (MAX_MCP_OUTPUT_TOKENS). A task with
+// many agents must still be readable: by default get_real_task_status keeps its reply under that
+// limit by listing agents in summary form once the full entries would not fit.
+test("get_real_task_status on a 150-agent task stays under Claude Code's tool-output limit", T, async () => {
+  const w = makeWorkspace("herd-claude-ws-");
+  const task = await w.herd(["task", "create", "a large task", "--max-agents", "150", "--max-concurrent", "150"]);
+  assert.equal(task.code, 0, task.stderr);
+  const taskId = task.json.task_id;
+  const prompt = "Investigate one part of the code base and report what you find. ".repeat(4);
+  for (let i = 0; i < 150; i++) {
+    const deployed = await w.herd(["deploy", taskId, "--type", "worker", "--backend", "command",
+                                   "--prompt", prompt, "--", "true"]);
+    assert.equal(deployed.code, 0, deployed.stderr);
+  }
+
+  const { run, toolPairs } = await runWithHerd(w, {
+    steps: [
+      { tool: "get_real_task_status", server: "herd", input: { task_id: "{{task_id}}" } },
+      { tool: "get_real_task_status", server: "herd", input: { task_id: "{{task_id}}", response_format: "full" } },
+      { text: "Read it." },
+    ],
+  }, `Task ID: ${taskId}\nHow is the task going?`);
+
+  assertConnected(run);
+  const [auto, full] = toolPairs;
+  assert.notEqual(auto.result.is_error, true, `default status failed: ${resultText(auto.result).slice(0, 500)}`);
+  const status = JSON.parse(resultText(auto.result));
+  assert.equal(status.success, true);
+  assert.equal(status.agents.total_spawned, 150);
+  assert.equal(status.agents.agents_list_format, "summary");
+  assert.equal(status.agents.agents_list.length + (status.agents.agents_omitted ?? 0), 150);
+  for (const entry of status.agents.agents_list) {
+    assert.ok(entry.id && entry.status && entry.liveness, JSON.stringify(entry));
+    assert.equal(entry.prompt, undefined, "summary entries leave the prompt out");
+  }
+  // The full reply is what Claude Code cannot take: this is why the default summarises.
+  assert.equal(full.result.is_error, true, "the full 150-agent reply should exceed Claude Code's limit");
+  assert.match(resultText(full.result), /maximum allowed tokens/);
+  await w.cleanup();
+});

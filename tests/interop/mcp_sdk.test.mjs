@@ -371,6 +371,22 @@ test("get_real_task_status: agents, hierarchy, newest progress and findings, lim
     assert.ok(s.spiral_status && typeof s.spiral_status === "object");
     assert.deepEqual(s.limits, { max_agents: 7, max_concurrent: 6, max_depth: 3 });
 
+    assert.equal(s.agents.agents_list_format, "full", "a small task gets full entries by default");
+    // Summaries: the fields to follow an agent, without prompt or paths.
+    const summary = await call(c, "get_real_task_status", { task_id: task.task_id, response_format: "summary" });
+    assert.equal(summary.agents.agents_list_format, "summary");
+    assert.equal(summary.agents.agents_list.length, 2);
+    for (const x of summary.agents.agents_list) {
+      for (const key of ["id", "type", "parent", "depth", "status", "liveness", "progress", "last_update"])
+        assert.ok(key in x, `summary entry has ${key}`);
+      assert.equal(x.prompt, undefined);
+      assert.equal(x.tracked_files, undefined);
+    }
+    assert.equal(agentEntry(summary, a.agent_id).progress, 11);
+    assert.deepEqual(summary.enhanced_progress, s.enhanced_progress);
+    assert.match(await callFails(c, "get_real_task_status", { task_id: task.task_id, response_format: "tiny" }),
+                 /response_format/);
+
     assert.match(await callFails(c, "get_real_task_status", { task_id: "TASK-20200101-000000-deadbeef" }), /not found|TASK-/);
     assert.match(await callFails(c, "get_real_task_status", { task_id: "../../etc" }), /task/i);
     for (const x of [a, b])
