@@ -566,6 +566,28 @@ json FitAgentsList(json status, const std::string& format) {
   return status;
 }
 
+// Keeps the newest timeline entries that fit kAgentsListBudget (a resource
+// read has no parameters to ask for less; `herd progress` keeps the rest).
+json FitTimeline(json timeline) {
+  json& entries = timeline["timeline"];
+  if (FitsIn(entries, kAgentsListBudget)) return timeline;
+  size_t used = 2, first_kept = entries.size();
+  while (first_kept > 0) {
+    size_t size =
+        entries[first_kept - 1].dump(-1, ' ', false, json::error_handler_t::replace).size() + 1;
+    if (used + size > kAgentsListBudget) break;
+    used += size;
+    --first_kept;
+  }
+  json newest = json::array();
+  for (size_t i = first_kept; i < entries.size(); ++i) newest.push_back(std::move(entries[i]));
+  entries = std::move(newest);
+  timeline["omitted_older_entries"] = first_kept;
+  timeline["note"] = "the oldest entries are left out so the reply fits MCP clients' output "
+                     "limits; each agent's full journal is in its progress and findings files";
+  return timeline;
+}
+
 Result<json> GetRealTaskStatus(const Orchestrator& orchestrator, const Arguments& args,
                                const ProgressReporter&) {
   HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
@@ -723,7 +745,9 @@ json ToolSet::ListResourceTemplates() const {
              {"mimeType", "application/json"}},
             {{"uriTemplate", "task://{task_id}/progress-timeline"},
              {"name", "task progress timeline"},
-             {"description", "progress updates and findings, oldest first, tagged entry_type"},
+             {"description",
+              "progress updates and findings, oldest first, tagged entry_type (the newest "
+              "64 KB of them on a large task)"},
              {"mimeType", "application/json"}}}}};
 }
 
@@ -742,6 +766,7 @@ Result<json> ToolSet::ReadResource(const std::string& uri) const {
       if (content.ok()) content = FitAgentsList(std::move(*content), "auto");
     } else if (view == "progress-timeline") {
       content = orchestrator_.ProgressTimeline(task_id);
+      if (content.ok()) content = FitTimeline(std::move(*content));
     }
     if (!content.ok() && !content.status().Is(Status::Code::kNotFound) &&
         !content.status().Is(Status::Code::kInvalidArgument)) {
@@ -753,7 +778,7 @@ Result<json> ToolSet::ReadResource(const std::string& uri) const {
   return json{{"contents",
                {{{"uri", uri},
                  {"mimeType", "application/json"},
-                 {"text", content->dump(2, ' ', false, json::error_handler_t::replace)}}}}};
+                 {"text", content->dump(-1, ' ', false, json::error_handler_t::replace)}}}}};
 }
 
 }  // namespace herd::mcp

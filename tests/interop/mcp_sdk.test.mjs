@@ -751,6 +751,22 @@ test("resources: tasks://list, task://{id}/status, task://{id}/progress-timeline
     assert.deepEqual(entries.map(e => [e.entry_type, e.message]),
                      [["progress", "first"], ["finding", "second"], ["progress", "third"]], "oldest first, tagged");
     assert.deepEqual(entries.map(e => e.timestamp), [...entries.map(e => e.timestamp)].sort());
+    assert.equal(timeline.omitted_older_entries, undefined);
+
+    // A long journal: the newest entries that fit the clients' limits, the count of the rest.
+    const journal = path.join(task.workspace, "progress", `${agent.agent_id}_progress.jsonl`);
+    const lines = [];
+    for (let i = 0; i < 2000; i++) {
+      lines.push(JSON.stringify({ timestamp: `2030-01-01T00:00:00.${String(i).padStart(6, "0")}Z`, agent_id: agent.agent_id,
+                                  status: "working", message: `bulk update ${i} `.padEnd(60, "."), progress: 50 }));
+    }
+    fs.appendFileSync(journal, lines.join("\n") + "\n");
+    const big = await c.readResource({ uri: `task://${task.task_id}/progress-timeline` });
+    assert.ok(big.contents[0].text.length <= 65 * 1024, `${big.contents[0].text.length} bytes`);
+    const trimmed = JSON.parse(big.contents[0].text);
+    assert.equal(trimmed.total_entries, 2003);
+    assert.equal(trimmed.timeline.length + trimmed.omitted_older_entries, 2003);
+    assert.equal(trimmed.timeline.at(-1).message, `bulk update 1999 `.padEnd(60, "."), "the newest entry is kept");
 
     for (const uri of ["task://TASK-20200101-000000-deadbeef/status", `task://${task.task_id}/nonsense`,
                        "tasks://nothing", "bogus://x", "task://../../etc/status"]) {
