@@ -203,6 +203,24 @@ TEST_F(AgentsTest, RunningCapCountsAgentsInEveryWorkspace) {
   EXPECT_EQ(later.exit_code, 0) << later.Describe();
 }
 
+// A workspace known under two spellings (a symlink) is counted once.
+TEST_F(AgentsTest, RunningCapCountsAWorkspaceReachedThroughASymlinkOnce) {
+  std::string task = CreateTask();
+  std::string link = root() + "/workspace-link";
+  ASSERT_EQ(::symlink(workspace().c_str(), link.c_str()), 0);
+  CommandResult through_link = Herd({"--workspace", link, "--json", "task", "create", "via link"});
+  ASSERT_EQ(through_link.exit_code, 0) << through_link.Describe();
+  RunOptions capped;
+  capped.environment = {{"HERD_MAX_RUNNING_AGENTS", "2"}};
+  for (int i = 0; i < 2; ++i) {
+    CommandResult deployed = Herd(DeployArgs(task, "worker", {"sleep", "300"}), capped);
+    EXPECT_EQ(deployed.exit_code, 0) << "deploy " << i << ": " << deployed.Describe();
+  }
+  CommandResult third = Herd(DeployArgs(task, "worker", {"sleep", "300"}), capped);
+  EXPECT_EQ(third.exit_code, 1) << third.Describe();
+  EXPECT_THAT(third.err, HasSubstr("2 in this workspace, 0 in other workspaces"));
+}
+
 // The cap cannot be raced: 12 deploys at once into two workspaces with a
 // cap of 3 admit exactly 3.
 TEST_F(AgentsTest, ConcurrentDeploysAcrossWorkspacesRespectTheRunningCap) {

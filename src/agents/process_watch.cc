@@ -10,15 +10,19 @@
 namespace herd::agents {
 namespace {
 
-// A quarter of the descriptor limit at most: the server needs the rest for
-// files, pipes and the agents it starts.
-size_t Capacity() {
+}  // namespace
+
+// Half the descriptor limit at most: the server needs the rest for files,
+// pipes and the agents it starts.
+size_t ProcessWatch::DefaultCapacity() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
     return ProcessWatch::kMaxWatched;
   }
-  return std::min<size_t>(ProcessWatch::kMaxWatched, static_cast<size_t>(limit.rlim_cur / 4));
+  return std::min<size_t>(ProcessWatch::kMaxWatched, static_cast<size_t>(limit.rlim_cur / 2));
 }
+
+namespace {
 
 // True once the process behind `pidfd` has exited.
 bool HasExited(int pidfd) {
@@ -32,15 +36,27 @@ bool HasExited(int pidfd) {
 
 }  // namespace
 
-ProcessWatch::ProcessWatch() : capacity_(Capacity()) {}
+ProcessWatch::ProcessWatch(size_t capacity) : capacity_(capacity) {}
 
 ProcessWatch::~ProcessWatch() {
   for (const auto& [key, pidfd] : pidfds_) ::close(pidfd);
 }
 
+void ProcessWatch::CloseExitedLocked() {
+  for (auto it = pidfds_.begin(); it != pidfds_.end();) {
+    if (HasExited(it->second)) {
+      ::close(it->second);
+      it = pidfds_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 bool ProcessWatch::IsAlive(const ProcessIdentity& identity) {
   if (identity.pid <= 0) return false;
   Key key{identity.pid, identity.start_time};
+  bool room = true;
   {
     std::lock_guard<std::mutex> guard(mutex_);
     auto found = pidfds_.find(key);
@@ -50,13 +66,20 @@ bool ProcessWatch::IsAlive(const ProcessIdentity& identity) {
       pidfds_.erase(found);
       return false;
     }
-    if (pidfds_.size() >= capacity_) return agents::IsAlive(identity);
+    // Processes of agents that ended are never asked about again: their
+    // pidfds are closed here, when the room runs out.
+    if (pidfds_.size() >= capacity_) CloseExitedLocked();
+    room = pidfds_.size() < capacity_;
   }
-  // New identity: verify it through /proc, then keep a pidfd for it. The
-  // pidfd is opened before the check, so if the check passes it refers to
-  // this very process.
+  if (!room) return agents::IsAlive(identity);
+  // New identity: open a pidfd, then verify it through /proc; if the check
+  // passes, the pidfd refers to this very process.
   int pidfd = OpenPidfd(identity);
-  if (pidfd < 0) return false;
+  if (pidfd < 0) {
+    // Gone, or pidfds unavailable (an old kernel, a sandbox, no descriptors
+    // left): /proc decides, and nothing is kept.
+    return agents::IsAlive(identity);
+  }
   if (!agents::IsAlive(identity) || HasExited(pidfd)) {  // a zombie, or gone since
     ::close(pidfd);
     return false;

@@ -72,6 +72,34 @@ TEST(ProcessWatchTest, RecycledPidIsNotMistakenForTheProcess) {
   EXPECT_FALSE(watch.IsAlive({-1, 0}));
 }
 
+// Processes nobody asks about again (their agents ended) leave the watch
+// when it is full, so it keeps serving new ones through pidfds.
+TEST(ProcessWatchTest, AFullWatchSweepsOutExitedProcesses) {
+  ProcessWatch watch(2);
+  std::vector<pid_t> ended = {StartBlockedChild(), StartBlockedChild()};
+  for (pid_t pid : ended) EXPECT_TRUE(watch.IsAlive(IdentityOf(pid)));
+  EXPECT_EQ(watch.watched(), 2u);
+  for (pid_t pid : ended) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  pid_t next = StartBlockedChild();
+  EXPECT_TRUE(watch.IsAlive(IdentityOf(next)));
+  EXPECT_EQ(watch.watched(), 1u) << "the two exited ones were closed, the new one is watched";
+  // Full of live processes: answers still come, from /proc.
+  pid_t other = StartBlockedChild();
+  pid_t third = StartBlockedChild();
+  ProcessIdentity third_identity = IdentityOf(third);
+  EXPECT_TRUE(watch.IsAlive(IdentityOf(other)));
+  EXPECT_TRUE(watch.IsAlive(third_identity));
+  EXPECT_EQ(watch.watched(), 2u);
+  for (pid_t pid : {next, other, third}) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  EXPECT_FALSE(watch.IsAlive(third_identity));
+}
+
 TEST(ProcessWatchTest, ConcurrentQuestionsShareOnePidfd) {
   ProcessWatch watch;
   pid_t child = StartBlockedChild();

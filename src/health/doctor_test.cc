@@ -445,10 +445,10 @@ TEST_F(health_Doctor, GlobalIndexThatDisagreesWithTaskRegistriesIsRebuilt) {
 
 TEST_F(health_Doctor, LeftoverTempFileOfADeadWriterIsRemoved) {
   std::string task_id = CreateTask();
-  ASSERT_NE(::kill(999999, 0), 0) << "pid 999999 exists here; pick another";
-  std::string leftover = TaskPath(task_id) + ".tmp.999999.deadbeef";
+  std::string dead = std::to_string(UnusedPid());
+  std::string leftover = TaskPath(task_id) + ".tmp." + dead + ".deadbeef";
   std::string in_use = TaskPath(task_id) + ".tmp." + std::to_string(getpid()) + ".cafe";
-  std::string fresh = TaskPath(task_id) + ".tmp.999999.beef";
+  std::string fresh = TaskPath(task_id) + ".tmp." + dead + ".beef";
   for (const std::string& path : {leftover, in_use, fresh}) WriteFile(path, "{\"half\":");
   Backdate(leftover, std::chrono::hours(1));
   Backdate(in_use, std::chrono::hours(1));
@@ -467,8 +467,7 @@ TEST_F(health_Doctor, LeftoverTempFileOfADeadWriterIsRemoved) {
 
 TEST_F(health_Doctor, OldMetricsFilesOfExitedProcessesAreFoldedIntoTheHistory) {
   CreateTask();  // real transactions, in files too recent to fold
-  ASSERT_NE(::kill(999998, 0), 0) << "pid 999998 exists here; pick another";
-  std::string old_file = base() + "/metrics/999998.jsonl";
+  std::string old_file = base() + "/metrics/" + std::to_string(UnusedPid()) + ".jsonl";
   std::string lines;
   for (int i = 1; i <= 50; ++i) {
     lines += json{{"t", NowUnixSeconds() - 7200}, {"file", "x"}, {"wait_ms", i},
@@ -527,7 +526,7 @@ TEST_F(health_Doctor, DryRunReportsEveryRepairAndChangesNothing) {
   json agent = Deploy(task_id);
   CrashAgent(agent);
   EditTask(task_id, [](json& task) { task["active_count"] = 5; });
-  std::string leftover = TaskPath(task_id) + ".tmp.999999.0123abcd";
+  std::string leftover = TaskPath(task_id) + ".tmp." + std::to_string(UnusedPid()) + ".0123abcd";
   WriteFile(leftover, "x");
   Backdate(leftover, std::chrono::hours(1));
   WriteFile(workspace().GlobalRegistryPath(), "garbage");
@@ -600,7 +599,7 @@ TEST_F(health_Doctor, RepairWhileEightProcessesUpdateTheSameTaskLosesNothing) {
   json victim = Deploy(task_id);
   CrashAgent(victim);
   EditTask(task_id, [](json& task) { task["active_count"] = 42; });
-  std::string leftover = TaskPath(task_id) + ".tmp.999999.feedface";
+  std::string leftover = TaskPath(task_id) + ".tmp." + std::to_string(UnusedPid()) + ".feedface";
   WriteFile(leftover, "x");
   Backdate(leftover, std::chrono::hours(1));
   WriteFile(workspace().GlobalRegistryPath(), "garbage");
@@ -699,7 +698,7 @@ TEST_F(health_Doctor, ReportRendersFindingsRepairsAndLockFigures) {
   std::string task_id = CreateTask();
   json agent = Deploy(task_id);
   CrashAgent(agent);
-  std::string leftover = TaskPath(task_id) + ".tmp.999999.00c0ffee";
+  std::string leftover = TaskPath(task_id) + ".tmp." + std::to_string(UnusedPid()) + ".00c0ffee";
   WriteFile(leftover, "x");
   Backdate(leftover, std::chrono::hours(1));
   WriteFile(workspace().GlobalRegistryPath(), "garbage");

@@ -37,15 +37,6 @@ std::string Line(double t, double wait_ms, double hold_ms, const std::string& ou
       .dump();
 }
 
-// Pids no process has now, from the top of the pid range down.
-std::vector<pid_t> UnusedPids(size_t count) {
-  std::vector<pid_t> pids;
-  for (pid_t pid = 4'000'000; pids.size() < count && pid > 1000; --pid) {
-    if (::kill(pid, 0) != 0 && errno == ESRCH) pids.push_back(pid);
-  }
-  return pids;
-}
-
 // Stores whose transactions write no metrics lines themselves, so the
 // figures are exactly the files the tests write.
 store::StoreOptions WithoutMetrics() {

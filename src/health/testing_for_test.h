@@ -115,6 +115,18 @@ using testing_util::Identity;
 using testing_util::IdentityFromEntry;
 using testing_util::IdentityOf;
 using testing_util::IsRunning;
+
+// `count` pids that no process has now (kill(2) says ESRCH), from the top
+// of the usual pid range down: for files named after a writer that is gone.
+inline std::vector<pid_t> UnusedPids(size_t count) {
+  std::vector<pid_t> pids;
+  for (pid_t pid = 4'000'000; pids.size() < count && pid > 1000; --pid) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) pids.push_back(pid);
+  }
+  if (pids.size() < count) throw std::runtime_error("no unused pids found");
+  return pids;
+}
+inline pid_t UnusedPid() { return UnusedPids(1)[0]; }
 // Both wait up to a deadline through pidfds (default DeadlineIn()).
 using test_util::KillAndWait;
 using test_util::WaitForExit;

@@ -506,10 +506,6 @@ json SummaryOf(const json& agent) {
   return summary;
 }
 
-// Keeps `status`'s agent entries within kAgentsListBudget unless `format`
-// is "full": "auto" leaves them whole when they fit, else (and for
-// "summary") each becomes SummaryOf it; summaries that still do not fit are
-// omitted, active agents and the most recently updated kept first.
 // Whether `list` serialises to at most `budget` bytes; stops counting as
 // soon as it does not.
 bool FitsIn(const json& list, size_t budget) {
@@ -521,6 +517,10 @@ bool FitsIn(const json& list, size_t budget) {
   return true;
 }
 
+// Keeps `status`'s agent entries within kAgentsListBudget unless `format`
+// is "full": "auto" leaves them whole when they fit, else (and for
+// "summary") each becomes SummaryOf it; summaries that still do not fit are
+// omitted, active agents and the most recently updated kept first.
 json FitAgentsList(json status, const std::string& format) {
   json& agents = status["agents"];
   json& list = agents["agents_list"];
@@ -533,10 +533,15 @@ json FitAgentsList(json status, const std::string& format) {
   // Which to keep if they do not all fit: active first, then newest update.
   std::vector<size_t> order(summaries.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  auto active = [&](size_t i) { return summaries[i].value("liveness", "") != "ended"; };
+  auto text = [&](size_t i, const char* key) {
+    auto found = summaries[i].find(key);
+    return found != summaries[i].end() && found->is_string() ? found->get<std::string>()
+                                                              : std::string();
+  };
+  auto active = [&](size_t i) { return text(i, "liveness") != "ended"; };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     if (active(a) != active(b)) return active(a);
-    return summaries[a].value("last_update", "") > summaries[b].value("last_update", "");
+    return text(a, "last_update") > text(b, "last_update");
   });
   std::vector<bool> kept(summaries.size(), false);
   size_t used = 0;

@@ -1,8 +1,11 @@
 #include "registry/global_index.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
+#include <optional>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -79,6 +82,15 @@ bool MergeTask(json& index, const json& task) {
   return changed;
 }
 
+// A directory as the file system knows it, whatever path names it.
+using FileIdentity = std::pair<dev_t, ino_t>;
+
+std::optional<FileIdentity> IdentityOfPath(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return std::nullopt;
+  return FileIdentity{info.st_dev, info.st_ino};
+}
+
 }  // namespace
 
 Status ValidateGlobalDocument(const json& document) {
@@ -149,7 +161,8 @@ Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspac
             "the cap of " + std::to_string(cap) + " running agents on this machine " +
             "(HERD_MAX_RUNNING_AGENTS) is reached: " + std::to_string(here) +
             " in this workspace, " + std::to_string(elsewhere) + " in other workspaces; wait " +
-            "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS");
+            "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS (`herd doctor " +
+            "--repair` settles agents whose processes are gone)");
       }
       MergeTask(index, task);
       RecomputeTotals(index);
@@ -168,9 +181,12 @@ Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspac
       store::FileLock::Acquire(lock_path, store::LockTimeoutFromEnvironment());
   if (!lock.ok()) return lock.status();
   int elsewhere = 0;
+  std::optional<FileIdentity> here = IdentityOfPath(workspace.base());
   for (const std::string& base : KnownWorkspaces(stores, workspace.base())) {
-    if (base == workspace.base()) continue;
-    // Lock-free: only reservations add agents, and they all wait for our lock.
+    // The same directory under another spelling (a symlink) is not elsewhere.
+    if (base == workspace.base() || (here && IdentityOfPath(base) == here)) continue;
+    // Lock-free: every capped reservation waits for our lock, and what else
+    // adds agents to an index (upserts, rebuilds) adds ones already admitted.
     Result<store::Snapshot> index = stores.global.Read(Workspace(base).GlobalRegistryPath());
     if (!index.ok()) {
       if (!index.status().Is(Status::Code::kNotFound)) {

@@ -189,6 +189,24 @@ TEST_F(FaultInjectionTest, FailedFlushIsNeverRetriedNorRenamedIntoPlace) {
   EXPECT_EQ(file_system.calls(Step::kSyncDirectory), 0);
 }
 
+// A recovery writes the restored version twice (the file and its backup
+// copy): the disk filling up during the copy fails the transaction, leaves
+// the old backup intact and no temp file behind; the next update recovers.
+TEST_F(FaultInjectionTest, FailedBackupCopyDuringARecoveryKeepsTheOldBackup) {
+  ASSERT_EQ(std::remove(path_.c_str()), 0);  // lost: the next update restores the backup
+  FaultFileSystem file_system;
+  file_system.FailStep(Step::kWriteAll, ENOSPC, /*successful_calls=*/1);
+  Status status = UpdateThrough(file_system);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(ReadBytes(path_ + ".bak"), before_.at("registry.json.bak"));
+  EXPECT_FALSE(std::filesystem::exists(path_));
+  EXPECT_TRUE(TempFiles(dir_.path()).empty());
+
+  TransactionStats stats;
+  ASSERT_TRUE(JsonStore().Update(path_, Increment, &stats).ok());
+  EXPECT_TRUE(stats.recovered);
+}
+
 TEST_F(FaultInjectionTest, FailedWriteOfANewDocumentCreatesNothing) {
   std::string new_path = dir_.File("new-registry.json");
   FaultFileSystem file_system;

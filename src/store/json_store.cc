@@ -145,7 +145,7 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
   return backup;
 }
 
-Status JsonStore::Replace(const std::string& path, const json& document, bool keep_backup,
+Status JsonStore::Replace(const std::string& path, const json& document, Backup backup,
                           TransactionStats* stats, DeferredWork* deferred) const {
   FileSystem* fs = options_.file_system;
   std::string temp_path = TempPathFor(path);
@@ -160,16 +160,34 @@ Status JsonStore::Replace(const std::string& path, const json& document, bool ke
   }
   Status closed = fs->Close(*fd, temp_path);
   if (status.ok()) status = closed;
-  if (status.ok() && keep_backup) {
+  if (status.ok() && backup != Backup::kNone) {
     // The current file was validated when it was read: it is the last good
     // copy. Link it under a temporary name and rename that over the backup,
-    // so the previous backup stays until the new one exists.
+    // so the previous backup stays until the new one exists. After a
+    // recovery the new version becomes the backup, as a copy of its own:
+    // a link would share the inode that `path` keeps, and damage written
+    // into `path` in place would reach the backup too.
     std::string backup_path = path + ".bak";
     std::string backup_temp = TempPathFor(backup_path);
     // Holding the old backup open defers freeing its blocks to the close,
     // after the lock is released: replacing it then costs a rename only.
     deferred->old_backup_fd = ::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC);
-    status = fs->Link(path, backup_temp);
+    if (backup == Backup::kCurrentFile) {
+      status = fs->Link(path, backup_temp);
+    } else {
+      Result<int> copy = fs->CreateExclusive(backup_temp);
+      status = copy.status();
+      if (copy.ok()) {
+        status = fs->WriteAll(*copy, data, backup_temp);
+        if (status.ok()) {
+          status = fs->SyncData(*copy, backup_temp);
+          stats->flushes++;
+        }
+        Status copy_closed = fs->Close(*copy, backup_temp);
+        if (status.ok()) status = copy_closed;
+        if (!status.ok()) fs->Remove(backup_temp);
+      }
+    }
     if (status.ok()) {
       status = fs->Rename(backup_temp, backup_path);
       if (!status.ok()) fs->Remove(backup_temp);
@@ -257,7 +275,10 @@ Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation
   // sequence + 1; it may have been read, so its number is not reused.
   uint64_t next = sequence + (stats->recovered ? 2 : 1);
   document[kSequenceKey] = next;
-  Status replaced = Replace(path, document, existed, stats, deferred);
+  Backup backup = stats->recovered ? Backup::kNewVersion
+                 : existed         ? Backup::kCurrentFile
+                                   : Backup::kNone;
+  Status replaced = Replace(path, document, backup, stats, deferred);
   if (stats->committed) {
     stats->sequence = next;
     *committed = std::move(document);

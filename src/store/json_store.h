@@ -18,9 +18,10 @@
 //   may not survive a power loss).
 // - Every committed document carries "herd_sequence", incremented by one
 //   per commit, so no version can silently go backwards. The commit that
-//   restores a backup skips one number: the version that was lost (the
-//   backup's successor) keeps its number to itself, so a number that
-//   readers saw never names two different documents.
+//   restores a backup skips one number (the lost version, the backup's
+//   successor, may have been read under it) and is also written as the
+//   backup (a copy, not a link), so a second loss restores it and skips
+//   past it too: a number that readers saw never names two documents.
 // - A document that does not parse or fails the validator is moved aside as
 //   `path.corrupt.<UTC time>` and the transaction starts from `path.bak`,
 //   reporting the recovery in its stats and in the log. If no valid backup
@@ -140,7 +141,13 @@ class JsonStore {
   // Parses and validates a file's contents.
   Result<nlohmann::json> Parse(const std::string& path, const std::string& contents) const;
   // Durably replaces `path` with `document`.
-  Status Replace(const std::string& path, const nlohmann::json& document, bool keep_backup,
+  // What becomes `path.bak` when a version is replaced.
+  enum class Backup {
+    kNone,         // nothing: the file is new
+    kCurrentFile,  // the version being replaced (the usual case)
+    kNewVersion,   // a copy of the new version: after a recovery the current file is gone
+  };
+  Status Replace(const std::string& path, const nlohmann::json& document, Backup backup,
                  TransactionStats* stats, DeferredWork* deferred) const;
 
   // The last parse of each path, with the exact bytes it came from.

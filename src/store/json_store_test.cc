@@ -23,6 +23,7 @@
 #include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -874,6 +875,27 @@ INSTANTIATE_TEST_SUITE_P(Damages, CorruptionWithoutBackup,
                          ::testing::Values(Damage::kTruncated, Damage::kGarbage, Damage::kEmpty,
                                            Damage::kEmptyObject),
                          [](const auto& info) { return DamageName(info.param); });
+
+// Two losses in a row: the first restoring commit becomes the backup, so
+// the second restores it and skips past its number too. No number is ever
+// written twice.
+TEST_F(JsonStoreTest, RepeatedLossesNeverReuseASequenceNumber) {
+  CommitIncrements(3);  // file 3, backup 2
+  std::set<uint64_t> written = {1, 2, 3};
+  for (int loss = 0; loss < 3; ++loss) {
+    Inflict(loss % 2 ? Damage::kGarbage : Damage::kDeleted, path_);
+    TransactionStats stats;
+    ASSERT_TRUE(store_.Update(path_, Increment(), &stats).ok());
+    EXPECT_TRUE(stats.recovered);
+    EXPECT_TRUE(written.insert(stats.sequence).second)
+        << "sequence " << stats.sequence << " was written before (loss " << loss << ")";
+    EXPECT_EQ(ParseFile(path_ + ".bak"), ParseFile(path_)) << "the restoring commit is the backup";
+  }
+  TransactionStats normal;
+  ASSERT_TRUE(store_.Update(path_, Increment(), &normal).ok());
+  EXPECT_FALSE(normal.recovered);
+  EXPECT_TRUE(written.insert(normal.sequence).second);
+}
 
 TEST_F(JsonStoreTest, RecoveryIsCommittedEvenWhenTheMutationChangesNothing) {
   CommitIncrements(3);

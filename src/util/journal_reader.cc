@@ -44,7 +44,13 @@ JournalReader::JournalReader() : state_(std::make_shared<State>()) {}
 JournalSlice JournalReader::Read(const std::string& path, size_t keep) const {
   keep = std::min(keep, kMaxKeep);
   struct stat seen {};
-  if (::stat(path.c_str(), &seen) != 0) return {};
+  if (::stat(path.c_str(), &seen) != 0) {
+    // Gone: forget it, so a new file at this path that reuses the inode
+    // number is not taken for the old one grown.
+    std::lock_guard<std::mutex> guard(state_->mutex);
+    state_->journals.erase(path);
+    return {};
+  }
 
   Journal journal;
   {

@@ -7,9 +7,11 @@
 // the last newline), how many lines those held and the newest kMaxKeep of
 // them. Reading a journal again costs one stat(2) when nothing was appended,
 // and a read of the appended bytes otherwise. A file that shrank, changed
-// without growing, or was replaced by another inode is read from the start.
-// A last line without its newline (a write in progress, or a short write on
-// a full disk) is neither counted nor returned until the newline arrives.
+// without growing, was replaced by another inode or deleted is read from the
+// start. A last line without its newline (a write in progress, or a short
+// write on a full disk) is neither counted nor returned until the newline
+// arrives (it is read again each time until then). An in-place rewrite that
+// grows the file cannot be told from an append; herd only appends.
 //
 // Lines are returned as stored, unparsed. Thread-safe: one reader may serve
 // concurrent MCP calls. Memory: at most kMaxKeep lines per journal, and the
@@ -30,8 +32,8 @@
 namespace herd {
 
 struct JournalSlice {
-  size_t total = 0;                 // complete lines in the journal
-  std::vector<std::string> newest;  // the last min(keep, total) of them, oldest first
+  size_t total = 0;                 // complete lines in the journal (empty ones too)
+  std::vector<std::string> newest;  // its last non-empty lines, at most `keep`, oldest first
 };
 
 class JournalReader {
