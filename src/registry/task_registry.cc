@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "util/clock.h"
+#include "util/utf8.h"
 
 namespace herd::registry {
 namespace {
@@ -20,14 +21,6 @@ int LimitFromEnvironment(const char* name, int fallback) {
   long value = std::strtol(text, &end, 10);
   if (end == nullptr || *end != '\0' || value < 1 || value > 100000) return fallback;
   return static_cast<int>(value);
-}
-
-std::string Utf8Prefix(const std::string& text, size_t limit) {
-  if (text.size() <= limit) return text;
-  size_t cut = limit;
-  // Do not split a multi-byte UTF-8 sequence.
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return text.substr(0, cut);
 }
 
 int IntOr(const json& object, const char* key, int fallback) {

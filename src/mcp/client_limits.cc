@@ -1,0 +1,125 @@
+#include "mcp/client_limits.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "util/utf8.h"
+
+namespace herd::mcp {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kSummaryTextLength = 200;
+
+// The fields of an agent a summary keeps (the others, such as the prompt,
+// process ids and file paths, are in the full entry).
+const char* const kSummaryKeys[] = {
+    "id",         "type",       "parent",    "depth",     "status",     "liveness",
+    "progress",   "last_update", "started_at", "ended_at", "exit_code",  "exit_signal",
+    "error",      "termination_reason",      "last_message"};
+
+json SummaryOf(const json& agent) {
+  json summary = json::object();
+  for (const char* key : kSummaryKeys) {
+    auto found = agent.find(key);
+    if (found == agent.end() || found->is_null()) continue;
+    if (found->is_string() && found->get_ref<const std::string&>().size() > kSummaryTextLength) {
+      summary[key] = Utf8Prefix(found->get_ref<const std::string&>(), kSummaryTextLength) + "...";
+    } else {
+      summary[key] = *found;
+    }
+  }
+  auto usage = agent.find("subtree_usage");
+  if (usage != agent.end() && usage->is_object()) {
+    summary["subtree_usage"] = {{"total_tokens", usage->value("total_tokens", json(0))},
+                                {"total_cost_usd", usage->value("total_cost_usd", json(0.0))}};
+  }
+  return summary;
+}
+
+// Whether `list` serialises to at most `budget` bytes; stops counting as
+// soon as it does not.
+bool FitsIn(const json& list, size_t budget) {
+  size_t used = 2;
+  for (const json& entry : list) {
+    used += entry.dump(-1, ' ', false, json::error_handler_t::replace).size() + 1;
+    if (used > budget) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+json FitAgentsList(json status, const std::string& format) {
+  json& agents = status["agents"];
+  json& list = agents["agents_list"];
+  if (format == "full" || (format == "auto" && FitsIn(list, kAgentsListBudget))) {
+    agents["agents_list_format"] = "full";
+    return status;
+  }
+  std::vector<json> summaries;
+  for (const json& agent : list) summaries.push_back(SummaryOf(agent));
+  // Which to keep if they do not all fit: active first, then newest update.
+  std::vector<size_t> order(summaries.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto text = [&](size_t i, const char* key) {
+    auto found = summaries[i].find(key);
+    return found != summaries[i].end() && found->is_string() ? found->get<std::string>()
+                                                              : std::string();
+  };
+  auto active = [&](size_t i) { return text(i, "liveness") != "ended"; };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (active(a) != active(b)) return active(a);
+    return text(a, "last_update") > text(b, "last_update");
+  });
+  std::vector<bool> kept(summaries.size(), false);
+  size_t used = 0;
+  for (size_t i : order) {
+    size_t size = summaries[i].dump(-1, ' ', false, json::error_handler_t::replace).size() + 1;
+    if (used + size > kAgentsListBudget) break;
+    used += size;
+    kept[i] = true;
+  }
+  json fitted = json::array();
+  size_t omitted = 0;
+  for (size_t i = 0; i < summaries.size(); ++i) {
+    if (kept[i]) {
+      fitted.push_back(std::move(summaries[i]));
+    } else {
+      ++omitted;
+    }
+  }
+  list = std::move(fitted);
+  agents["agents_list_format"] = "summary";
+  if (omitted > 0) agents["agents_omitted"] = omitted;
+  agents["agents_list_note"] =
+      "agents are summarised" + std::string(omitted > 0 ? " (the least recent omitted)" : "") +
+      " so the reply fits MCP clients' output limits; response_format \"full\" or "
+      "`herd status " + status.value("task_id", std::string("TASK")) +
+      " --json` gives every field, and get_agent_output one agent's output";
+  return status;
+}
+
+json FitTimeline(json timeline) {
+  json& entries = timeline["timeline"];
+  if (FitsIn(entries, kAgentsListBudget)) return timeline;
+  size_t used = 2, first_kept = entries.size();
+  while (first_kept > 0) {
+    size_t size =
+        entries[first_kept - 1].dump(-1, ' ', false, json::error_handler_t::replace).size() + 1;
+    if (used + size > kAgentsListBudget) break;
+    used += size;
+    --first_kept;
+  }
+  json newest = json::array();
+  for (size_t i = first_kept; i < entries.size(); ++i) newest.push_back(std::move(entries[i]));
+  entries = std::move(newest);
+  timeline["omitted_older_entries"] = first_kept;
+  timeline["note"] = "the oldest entries are left out so the reply fits MCP clients' output "
+                     "limits; each agent's full journal is in its progress and findings files";
+  return timeline;
+}
+
+}  // namespace herd::mcp

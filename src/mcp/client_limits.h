@@ -1,0 +1,39 @@
+// Client limits: keeping MCP replies small enough for the clients that read
+// them.
+//
+// Claude Code refuses a tool result over 25,000 tokens
+// (MAX_MCP_OUTPUT_TOKENS, about 100 KB of JSON) and tells the model to use
+// "pagination, filtering, or limit parameters"; other clients have similar
+// limits. The parts of herd's replies that grow with a task (the agent
+// list of a status, the progress timeline) are kept within
+// kAgentsListBudget bytes of compact JSON by default, and the reply says
+// what was shortened and how to get the rest. (get_agent_output has its own
+// byte limit, `max_bytes`.)
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace herd::mcp {
+
+inline constexpr size_t kAgentsListBudget = 64 * 1024;
+
+// A get_real_task_status reply with its agent entries fitted: "full" leaves
+// them whole; "auto" too while they fit kAgentsListBudget; beyond that (and
+// always for "summary") each entry is summarised (id, type, parent, depth,
+// status, liveness, progress, times, exit, error, usage; long texts cut at
+// 200 characters), and summaries that still do not fit are left out, active
+// agents and the most recently updated kept first. Adds
+// agents.agents_list_format ("full" or "summary"), and for summaries
+// agents.agents_list_note and, if any were left out, agents.agents_omitted.
+nlohmann::json FitAgentsList(nlohmann::json status, const std::string& format);
+
+// A progress timeline ({"timeline": [...oldest first]}) with only its newest
+// entries that fit kAgentsListBudget, plus "omitted_older_entries" and a
+// note when any were left out (a resource read has no parameters to ask
+// for less).
+nlohmann::json FitTimeline(nlohmann::json timeline);
+
+}  // namespace herd::mcp
