@@ -2,11 +2,12 @@
 //
 // DeployAgent reserves the agent's slot in the task registry (one
 // transaction that checks every limit: registry/task_registry.h), indexes it
-// globally (enforcing the optional workspace-wide cap), writes the prompt and
-// launch plan files, starts `herd supervise` and waits on its handshake pipe
-// until the agent has exec'd and its pid is recorded. No lock is held while
-// it forks or waits. If the start fails, the reservation is released in a
-// second transaction, so a failed start never uses up a slot.
+// globally (enforcing the optional machine-wide HERD_MAX_RUNNING_AGENTS cap),
+// writes the prompt and launch plan files, starts `herd supervise` and waits
+// on its handshake pipe until the agent has exec'd and its pid is recorded.
+// No lock is held while it forks or waits. If the start fails, the
+// reservation is released in a second transaction, so a failed start never
+// uses up a slot.
 #pragma once
 
 #include <string>

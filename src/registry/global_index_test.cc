@@ -1,7 +1,7 @@
 // Tests for the global index (registry/GLOBAL_REGISTRY.json) and the
 // known-workspaces record: upserts are idempotent (an unchanged task writes
 // nothing), totals are derived, the index is rebuilt from the task
-// registries, the workspace-wide cap is enforced, and a task created for
+// registries, the running-agents cap is enforced, and a task created for
 // another project directory is found from anywhere.
 #include "registry/global_index.h"
 
@@ -181,7 +181,7 @@ TEST_F(RegistryGlobalIndexTest, RebuildDropsEntriesNoTaskRegistryHolds) {
   EXPECT_EQ(twice["agents"], once["agents"]);
 }
 
-TEST_F(RegistryGlobalIndexTest, WorkspaceWideCapRefusesOnceReached) {
+TEST_F(RegistryGlobalIndexTest, RunningCapRefusesOnceReached) {
   json task = CreateTask(workspace_, {"a-1"});
   ASSERT_TRUE(UpsertTask(stores_, workspace_, task).ok());
   // The task as admission leaves it: holding the agent that asks for a slot.
