@@ -220,6 +220,7 @@ json BuildDefinitions() {
   json progress_input = agent_ref;
   progress_input["status"] = EnumProperty(kStatuses, "your status; completed/error/failed are final");
   progress_input["message"] = StringProperty("what you did or found, one line");
+  progress_input["message"]["maxLength"] = registry::kMaxReportMessageBytes;
   progress_input["progress"] = IntegerProperty("percent done", 0, 100);
   tools.push_back(Tool(
       "update_agent_progress", "Report progress",
@@ -233,6 +234,7 @@ json BuildDefinitions() {
   finding_input["finding_type"] = StringProperty("e.g. issue, insight, recommendation, solution");
   finding_input["severity"] = EnumProperty(kSeverities, "how important");
   finding_input["message"] = StringProperty("the finding");
+  finding_input["message"]["maxLength"] = registry::kMaxReportMessageBytes;
   finding_input["data"] = {{"type", "object"}, {"description", "structured details"}};
   tools.push_back(Tool(
       "report_agent_finding", "Report finding",

@@ -566,6 +566,14 @@ Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::
   if (finding_type.empty()) {
     return Status::InvalidArgument("finding_type is empty: e.g. issue, insight, recommendation");
   }
+  HERD_RETURN_IF_ERROR(registry::ValidateReportMessage(message));
+  size_t data_bytes = data.dump(-1, ' ', false, json::error_handler_t::replace).size();
+  if (data_bytes > registry::kMaxFindingDataBytes) {
+    return Status::InvalidArgument(
+        "data is " + std::to_string(data_bytes) + " bytes, over the limit of " +
+        std::to_string(registry::kMaxFindingDataBytes) +
+        ": keep the essentials and put the rest in a file (name it in the data)");
+  }
   Result<json> task = ReadTask(*workspace, task_id);
   if (!task.ok()) return task.status();
   if (registry::FindAgent(*task, agent_id) == nullptr) {

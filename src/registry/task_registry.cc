@@ -300,10 +300,19 @@ void ReleaseAgent(json& task, const std::string& agent_id) {
   RecomputeCounts(task);
 }
 
+Status ValidateReportMessage(const std::string& message) {
+  if (message.size() <= kMaxReportMessageBytes) return Status::Ok();
+  return Status::InvalidArgument(
+      "the message is " + std::to_string(message.size()) + " bytes, over the limit of " +
+      std::to_string(kMaxReportMessageBytes) + ": report a short summary and put the details in "
+      "a file (or in a finding's data)");
+}
+
 Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::string& status,
                            const std::string& message, int progress,
                            const std::string& timestamp) {
   HERD_RETURN_IF_ERROR(ValidateAgentStatus(status));
+  HERD_RETURN_IF_ERROR(ValidateReportMessage(message));
   if (progress < 0 || progress > 100) {
     return Status::InvalidArgument("progress " + std::to_string(progress) +
                                    " is outside 0-100: report a percentage");
@@ -321,9 +330,11 @@ Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::s
   (*agent)["status"] = status;
   (*agent)["progress"] = progress;
   (*agent)["last_update"] = timestamp;
-  (*agent)["last_message"] = message;
+  std::string preview = Utf8Prefix(message, kMessagePreviewLength);
+  if (preview.size() < message.size()) preview += "...";
+  (*agent)["last_message"] = preview;
   if (status == "completed") (*agent)["completed_at"] = timestamp;
-  if (IsTerminalStatus(status) && status != "completed") (*agent)["ended_reason"] = message;
+  if (IsTerminalStatus(status) && status != "completed") (*agent)["ended_reason"] = preview;
   RecomputeCounts(task);
   return json{{"agent_id", agent_id},
               {"status", status},

@@ -19,6 +19,7 @@
 //   entry, all at once.
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
@@ -147,9 +148,22 @@ Result<json> AdmitAgent(json& task, const AdmissionRequest& request);
 // Removes an agent that was admitted but never started, releasing its slot.
 void ReleaseAgent(json& task, const std::string& agent_id);
 
+// What agents may report. Models sometimes paste whole files into a
+// message; the registry, rewritten by every transaction, must not grow with
+// them, and status replies must stay readable.
+inline constexpr size_t kMaxReportMessageBytes = 64 * 1024;
+inline constexpr size_t kMaxFindingDataBytes = 256 * 1024;
+inline constexpr size_t kMessagePreviewLength = 1000;  // kept in the registry entry
+
+// InvalidArgument, saying what to do, if a reported message is too long.
+Status ValidateReportMessage(const std::string& message);
+
 // Applies a progress report. `progress` is 0-100. Refuses unknown statuses,
-// out-of-range progress, unknown agents and reports to terminal agents.
-// Returns the stored update {agent_id, status, progress, message, timestamp}.
+// out-of-range progress, messages over kMaxReportMessageBytes, unknown
+// agents and reports to terminal agents. The entry keeps the first
+// kMessagePreviewLength bytes of the message (last_message). Returns the
+// update for the progress journal {agent_id, status, progress, message,
+// timestamp}, with the whole message.
 Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::string& status,
                            const std::string& message, int progress,
                            const std::string& timestamp);

@@ -121,6 +121,30 @@ TEST(TaskRegistryProgressTest, ProgressOutsideZeroToHundredIsRejected) {
   EXPECT_EQ(before["agents"].size(), task["agents"].size());
 }
 
+// A model may paste a whole file into a message: the registry keeps a
+// preview, the journal the message; past the limit it is refused.
+TEST(TaskRegistryProgressTest, LongMessagesArePreviewedAndOverlongOnesRefused) {
+  json task = NewTask();
+  Admit(task, "a-1");
+  std::string long_message(5000, 'x');
+  Result<json> update = ApplyProgress(task, "a-1", "working", long_message, 10, kNow);
+  ASSERT_TRUE(update.ok());
+  EXPECT_EQ((*update)["message"], long_message) << "the journal keeps it whole";
+  EXPECT_EQ((*FindAgent(task, "a-1"))["last_message"],
+            std::string(kMessagePreviewLength, 'x') + "...");
+
+  json before = task;
+  std::string overlong(kMaxReportMessageBytes + 1, 'y');
+  Result<json> refused = ApplyProgress(task, "a-1", "failed", overlong, 10, kNow);
+  ASSERT_TRUE(refused.status().Is(Status::Code::kInvalidArgument));
+  EXPECT_NE(refused.status().message().find("short summary"), std::string::npos);
+  EXPECT_EQ(task, before) << "a refused report changes nothing";
+  EXPECT_TRUE(ApplyProgress(task, "a-1", "failed", std::string(kMaxReportMessageBytes, 'y'),
+                            10, kNow).ok());
+  EXPECT_EQ((*FindAgent(task, "a-1"))["ended_reason"].get<std::string>().size(),
+            kMessagePreviewLength + 3);
+}
+
 TEST(TaskRegistryProgressTest, UnknownStatusChangesNothing) {
   json task = NewTask();
   Admit(task, "a-1");

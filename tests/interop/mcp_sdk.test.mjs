@@ -583,6 +583,17 @@ test("report_agent_finding records the finding and returns coordination_info", T
                                                               severity: "apocalyptic", message: "m" }), /severity/);
     assert.match(await callFails(c, "report_agent_finding", { task_id: task.task_id, agent_id: a.agent_id, finding_type: "issue",
                                                               severity: "low", message: "m", data: [1, 2] }), /data/);
+    // Overlong reports are refused with what to do, and change nothing.
+    const before = await taskStatus(c, task.task_id);
+    assert.match(await callFails(c, "report_agent_finding", { task_id: task.task_id, agent_id: a.agent_id, finding_type: "issue",
+                                                              severity: "low", message: "x".repeat(70000) }), /short summary/);
+    assert.match(await callFails(c, "report_agent_finding", { task_id: task.task_id, agent_id: a.agent_id, finding_type: "issue",
+                                                              severity: "low", message: "m", data: { blob: "y".repeat(300000) } }), /data is/);
+    assert.match(await callFails(c, "update_agent_progress", { task_id: task.task_id, agent_id: a.agent_id, status: "working",
+                                                               message: "z".repeat(70000), progress: 5 }), /short summary/);
+    const after = await taskStatus(c, task.task_id);
+    assert.equal(after.enhanced_progress.total_findings, before.enhanced_progress.total_findings);
+    assert.equal(after.enhanced_progress.total_progress_entries, before.enhanced_progress.total_progress_entries);
     for (const x of [a, b]) await call(c, "kill_real_agent", { task_id: task.task_id, agent_id: x.agent_id, grace_seconds: 0 });
   }));
 
