@@ -48,7 +48,11 @@ JournalSlice JournalReader::Read(const std::string& path, size_t keep) const {
     // Gone: forget it, so a new file at this path that reuses the inode
     // number is not taken for the old one grown.
     std::lock_guard<std::mutex> guard(state_->mutex);
-    state_->journals.erase(path);
+    auto gone = state_->journals.find(path);
+    if (gone != state_->journals.end()) {
+      state_->bytes -= gone->second.bytes;
+      state_->journals.erase(gone);
+    }
     return {};
   }
 
@@ -109,13 +113,22 @@ JournalSlice JournalReader::Read(const std::string& path, size_t keep) const {
     // A partial tail means the file is not yet "unchanged" at this size:
     // record the consumed size so the next read re-reads only the tail.
 
+    journal.bytes = 0;
+    for (const std::string& line : journal.newest) journal.bytes += line.size();
+
     std::lock_guard<std::mutex> guard(state_->mutex);
-    if (state_->journals.size() >= kMaxJournals) state_->journals.clear();
+    if (state_->journals.size() >= kMaxJournals || state_->bytes >= kMaxRememberedBytes) {
+      state_->journals.clear();
+      state_->bytes = 0;
+    }
     Journal& stored = state_->journals[path];
     // Keep whichever of two concurrent readers saw more of the same file.
     bool stored_is_newer = stored.device == journal.device && stored.inode == journal.inode &&
                            stored.consumed > journal.consumed;
-    if (!stored_is_newer) stored = journal;
+    if (!stored_is_newer) {
+      state_->bytes = state_->bytes - stored.bytes + journal.bytes;
+      stored = journal;
+    }
   }
 
   JournalSlice slice;

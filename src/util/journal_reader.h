@@ -14,8 +14,9 @@
 // grows the file cannot be told from an append; herd only appends.
 //
 // Lines are returned as stored, unparsed. Thread-safe: one reader may serve
-// concurrent MCP calls. Memory: at most kMaxKeep lines per journal, and the
-// memory of at most kMaxJournals journals (more clears what it remembers).
+// concurrent MCP calls. Memory: at most kMaxKeep lines per journal, of at
+// most kMaxJournals journals and kMaxRememberedBytes of lines in all (past
+// either, it forgets everything and reads again).
 #pragma once
 
 #include <sys/types.h>
@@ -40,6 +41,7 @@ class JournalReader {
  public:
   static constexpr size_t kMaxKeep = 10;
   static constexpr size_t kMaxJournals = 8192;
+  static constexpr size_t kMaxRememberedBytes = 64 * 1024 * 1024;
 
   JournalReader();
 
@@ -56,10 +58,12 @@ class JournalReader {
     timespec modified{};
     size_t total = 0;
     std::deque<std::string> newest;  // at most kMaxKeep, oldest first
+    size_t bytes = 0;                // of `newest`
   };
   struct State {
     std::mutex mutex;
     std::unordered_map<std::string, Journal> journals;
+    size_t bytes = 0;  // of every journal's `newest`
   };
 
   std::shared_ptr<State> state_;  // shared by copies
