@@ -50,6 +50,28 @@ bool FitsIn(const json& list, size_t budget) {
   return true;
 }
 
+enum class Keep { kFirst, kLast };
+
+// Drops entries from the other end of `entries` until the rest fits
+// kAgentsListBudget; returns how many were dropped.
+size_t KeepWithinBudget(json* entries, Keep keep) {
+  if (FitsIn(*entries, kAgentsListBudget)) return 0;
+  size_t count = entries->size();
+  size_t used = 2, kept = 0;
+  while (kept < count) {
+    const json& next = (*entries)[keep == Keep::kFirst ? kept : count - 1 - kept];
+    size_t size = next.dump(-1, ' ', false, json::error_handler_t::replace).size() + 1;
+    if (used + size > kAgentsListBudget) break;
+    used += size;
+    ++kept;
+  }
+  json fitted = json::array();
+  size_t begin = keep == Keep::kFirst ? 0 : count - kept;
+  for (size_t i = begin; i < begin + kept; ++i) fitted.push_back(std::move((*entries)[i]));
+  *entries = std::move(fitted);
+  return count - kept;
+}
+
 }  // namespace
 
 json FitAgentsList(json status, const std::string& format) {
@@ -103,23 +125,21 @@ json FitAgentsList(json status, const std::string& format) {
 }
 
 json FitTimeline(json timeline) {
-  json& entries = timeline["timeline"];
-  if (FitsIn(entries, kAgentsListBudget)) return timeline;
-  size_t used = 2, first_kept = entries.size();
-  while (first_kept > 0) {
-    size_t size =
-        entries[first_kept - 1].dump(-1, ' ', false, json::error_handler_t::replace).size() + 1;
-    if (used + size > kAgentsListBudget) break;
-    used += size;
-    --first_kept;
-  }
-  json newest = json::array();
-  for (size_t i = first_kept; i < entries.size(); ++i) newest.push_back(std::move(entries[i]));
-  entries = std::move(newest);
-  timeline["omitted_older_entries"] = first_kept;
+  size_t omitted = KeepWithinBudget(&timeline["timeline"], Keep::kLast);
+  if (omitted == 0) return timeline;
+  timeline["omitted_older_entries"] = omitted;
   timeline["note"] = "the oldest entries are left out so the reply fits MCP clients' output "
                      "limits; each agent's full journal is in its progress and findings files";
   return timeline;
+}
+
+json FitTaskList(json list) {
+  size_t omitted = KeepWithinBudget(&list["tasks"], Keep::kFirst);
+  if (omitted == 0) return list;
+  list["omitted_older_tasks"] = omitted;
+  list["note"] = "the oldest tasks are left out so the reply fits MCP clients' output limits; "
+                 "`herd task list --json` lists every task";
+  return list;
 }
 
 }  // namespace herd::mcp

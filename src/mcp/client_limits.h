@@ -4,8 +4,8 @@
 // Claude Code refuses a tool result over 25,000 tokens
 // (MAX_MCP_OUTPUT_TOKENS, about 100 KB of JSON) and tells the model to use
 // "pagination, filtering, or limit parameters"; other clients have similar
-// limits. The parts of herd's replies that grow with a task (the agent
-// list of a status, the progress timeline) are kept within
+// limits. The parts of herd's replies that grow with use (the agent list of
+// a status, the progress timeline, the list of tasks) are kept within
 // kAgentsListBudget bytes of compact JSON by default, and the reply says
 // what was shortened and how to get the rest. (get_agent_output has its own
 // byte limit, `max_bytes`.)
@@ -35,5 +35,10 @@ nlohmann::json FitAgentsList(nlohmann::json status, const std::string& format);
 // note when any were left out (a resource read has no parameters to ask
 // for less).
 nlohmann::json FitTimeline(nlohmann::json timeline);
+
+// The tasks://list reply ({"tasks": [...newest first]}) with only its newest
+// tasks that fit kAgentsListBudget, plus "omitted_older_tasks" and a note
+// when any were left out.
+nlohmann::json FitTaskList(nlohmann::json list);
 
 }  // namespace herd::mcp

@@ -130,5 +130,22 @@ TEST(FitTimelineTest, KeepsTheNewestEntriesWithinTheBudgetOldestFirst) {
   EXPECT_EQ(FitTimeline(small), small);
 }
 
+TEST(FitTaskListTest, KeepsTheNewestTasksWithinTheBudget) {
+  json tasks = json::array();
+  for (int i = 0; i < 3000; ++i) {  // newest first, as ListTasks orders them
+    tasks.push_back({{"task_id", "TASK-" + std::to_string(3000 - i)},
+                     {"description", "a task described in a few words"}});
+  }
+  json fitted = FitTaskList({{"tasks", tasks}, {"total", 3000}});
+  EXPECT_LE(Bytes(fitted["tasks"]), kAgentsListBudget);
+  ASSERT_FALSE(fitted["tasks"].empty());
+  EXPECT_EQ(fitted["tasks"][0]["task_id"], "TASK-3000");
+  EXPECT_EQ(fitted["tasks"].size() + fitted["omitted_older_tasks"].get<size_t>(), 3000u);
+  EXPECT_EQ(fitted["total"], 3000);
+
+  json few = {{"tasks", json::array({{{"task_id", "TASK-1"}}})}, {"total", 1}};
+  EXPECT_EQ(FitTaskList(few), few);
+}
+
 }  // namespace
 }  // namespace herd::mcp

@@ -609,7 +609,9 @@ json ToolSet::ListResources() const {
   resources.push_back({{"uri", "tasks://list"},
                        {"name", "tasks"},
                        {"title", "All tasks"},
-                       {"description", "every task herd knows, across workspace bases"},
+                       {"description",
+                        "every task herd knows, across workspace bases, newest first (the "
+                        "newest 64 KB of them when there are very many)"},
                        {"mimeType", "application/json"}});
   Result<json> tasks = orchestrator_.ListTasks();
   if (tasks.ok()) {
@@ -645,6 +647,7 @@ Result<json> ToolSet::ReadResource(const std::string& uri) const {
   const std::string task_prefix = "task://";
   if (uri == "tasks://list") {
     content = orchestrator_.ListTasks();
+    if (content.ok()) content = FitTaskList(std::move(*content));
   } else if (uri.rfind(task_prefix, 0) == 0) {
     std::string rest = uri.substr(task_prefix.size());
     size_t slash = rest.find('/');
