@@ -12,6 +12,7 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kSummaryTextLength = 200;
+constexpr size_t kDataPreviewBytes = 4 * 1024;
 
 // The fields of an agent a summary keeps (the others, such as the prompt,
 // process ids and file paths, are in the full entry).
@@ -72,9 +73,36 @@ size_t KeepWithinBudget(json* entries, Keep keep) {
   return count - kept;
 }
 
+// Recent updates and findings may carry up to 64 KB messages and 256 KB of
+// data each: unless "full" was asked for, long ones are shortened (the
+// journals keep them whole).
+void ShortenRecentReports(json& status) {
+  auto progress = status.find("enhanced_progress");
+  if (progress == status.end() || !progress->is_object()) return;
+  for (const char* list : {"recent_updates", "recent_findings"}) {
+    auto entries = progress->find(list);
+    if (entries == progress->end() || !entries->is_array()) continue;
+    for (json& entry : *entries) {
+      auto message = entry.find("message");
+      if (message != entry.end() && message->is_string() &&
+          message->get_ref<const std::string&>().size() > kSummaryTextLength * 5) {
+        *message = Utf8Prefix(message->get_ref<const std::string&>(), kSummaryTextLength * 5) + "...";
+      }
+      auto data = entry.find("data");
+      if (data == entry.end()) continue;
+      size_t bytes = data->dump(-1, ' ', false, json::error_handler_t::replace).size();
+      if (bytes > kDataPreviewBytes) {
+        *data = {{"omitted_bytes", bytes},
+                 {"note", "too large to repeat here; the agent's findings file has it"}};
+      }
+    }
+  }
+}
+
 }  // namespace
 
 json FitAgentsList(json status, const std::string& format) {
+  if (format != "full") ShortenRecentReports(status);
   json& agents = status["agents"];
   json& list = agents["agents_list"];
   if (format == "full" || (format == "auto" && FitsIn(list, kAgentsListBudget))) {

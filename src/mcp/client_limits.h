@@ -28,6 +28,8 @@ inline constexpr size_t kAgentsListBudget = 64 * 1024;
 // agents and the most recently updated kept first. Adds
 // agents.agents_list_format ("full" or "summary"), and for summaries
 // agents.agents_list_note and, if any were left out, agents.agents_omitted.
+// Unless "full", the recent updates' and findings' messages are cut at 1000
+// bytes and finding data over 4 KB is replaced by {"omitted_bytes", "note"}.
 nlohmann::json FitAgentsList(nlohmann::json status, const std::string& format);
 
 // A progress timeline ({"timeline": [...oldest first]}) with only its newest

@@ -113,6 +113,21 @@ TEST(FitAgentsListTest, LongTextsAreCutOnACharacterBoundary) {
   EXPECT_NO_THROW(fitted.dump());  // valid UTF-8 throughout
 }
 
+TEST(FitAgentsListTest, LongRecentReportsAreShortenedUnlessFullIsAsked) {
+  json status = Status(2);
+  status["enhanced_progress"] = {
+      {"recent_updates", json::array({{{"message", std::string(5000, 'm')}}, {{"message", "short"}}})},
+      {"recent_findings", json::array({{{"message", "f"}, {"data", {{"blob", std::string(10000, 'd')}}}},
+                                       {{"message", "g"}, {"data", {{"small", 1}}}}})}};
+  json fitted = FitAgentsList(status, "auto");
+  const json& progress = fitted["enhanced_progress"];
+  EXPECT_EQ(progress["recent_updates"][0]["message"], std::string(1000, 'm') + "...");
+  EXPECT_EQ(progress["recent_updates"][1]["message"], "short");
+  EXPECT_GT(progress["recent_findings"][0]["data"]["omitted_bytes"].get<size_t>(), 10000u);
+  EXPECT_EQ(progress["recent_findings"][1]["data"], json({{"small", 1}}));
+  EXPECT_EQ(FitAgentsList(status, "full")["enhanced_progress"], status["enhanced_progress"]);
+}
+
 TEST(FitTimelineTest, KeepsTheNewestEntriesWithinTheBudgetOldestFirst) {
   json entries = json::array();
   for (int i = 0; i < 5000; ++i) {
