@@ -7,7 +7,9 @@
 // arguments, calls the Orchestrator, and returns the result object with
 // "success": true, or {"success": false, "error": "..."} for a handled
 // failure, which the server sends as a tool result with isError (so a model
-// can correct itself), never as a protocol error. Thread-safe.
+// can correct itself), never as a protocol error. Replies that grow with use
+// are kept within the clients' output limits (mcp/client_limits.h).
+// Thread-safe.
 #pragma once
 
 #include <functional>
