@@ -211,6 +211,21 @@ TEST_F(health_MetricsHistory, ConcurrentFoldsCountEveryFileOnce) {
   EXPECT_THAT(MetricsFiles(), ::testing::IsEmpty());
 }
 
+// A damaged history (and no backup) is reported, never silently reset:
+// readers still count the files, and folding refuses to write over it.
+TEST_F(health_MetricsHistory, DamagedHistoryIsReportedAndNotOverwritten) {
+  WriteOldFiles();
+  WriteFile(Metrics() + "/" + kHistoryFile, "{\"tally\": garbage");
+  json figures = Figures();
+  EXPECT_EQ(figures["all_time"]["transactions"], 901);
+  ASSERT_TRUE(figures.contains("history_error"));
+  Result<FoldResult> folded = Fold();
+  EXPECT_FALSE(folded.ok());
+  EXPECT_EQ(ReadFile(Metrics() + "/" + kHistoryFile), "{\"tally\": garbage");
+  // Nothing was lost: every line is still counted, once.
+  EXPECT_EQ(Figures()["all_time"]["transactions"], 901);
+}
+
 TEST(health_LatencyHistogram, PercentilesAreBucketUpperBoundsWithinFourPointFivePercent) {
   LatencyHistogram histogram;
   for (int i = 1; i <= 1000; ++i) histogram.Add(i * 0.01);  // 0.01 .. 10 ms
