@@ -151,7 +151,13 @@ Result<std::string> ReadPromptFile(const std::string& path) {
 // Prints new bytes of the agent's log as they arrive until it has ended.
 int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
               const std::string& agent_id, uint64_t offset) {
-  Result<json> status = orchestrator.AgentOutput({task_id, agent_id, 0, "", "text", true});
+  // Only the agent's state is wanted from these reads, not its output.
+  OutputRequest state;
+  state.task_id = task_id;
+  state.agent_id = agent_id;
+  state.tail = 0;
+  state.include_metadata = true;
+  Result<json> status = orchestrator.AgentOutput(state);
   if (!status.ok()) return kExitFailed;
   std::string log_path = status->at("metadata").value("log_file", "");
   std::string logs_directory = log_path.substr(0, log_path.rfind('/'));
@@ -170,7 +176,7 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
       }
       std::cout.flush();
     }
-    Result<json> now = orchestrator.AgentOutput({task_id, agent_id, 0, "", "text", false});
+    Result<json> now = orchestrator.AgentOutput(state);
     if (!now.ok() || registry::IsTerminalStatus(now->value("session_status", ""))) break;
     pollfd waiting{inotify, POLLIN, 0};
     if (poll(&waiting, 1, -1) > 0) {
@@ -414,7 +420,9 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   logs->callback([&] {
     action = [&] {
       Orchestrator orchestrator = MakeOrchestrator(options);
-      OutputRequest request{task_id, agent_id};
+      OutputRequest request;
+      request.task_id = task_id;
+      request.agent_id = agent_id;
       if (tail_lines > 0) request.tail = tail_lines;
       // A terminal has no MCP reply limit: print up to 4 MiB of the newest output.
       request.max_bytes = 4 * 1024 * 1024;
