@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <limits>
+#include <set>
 
 #include "health/doctor.h"
 #include "mcp/client_limits.h"
@@ -481,7 +482,8 @@ Result<json> GetRealTaskStatus(const Orchestrator& orchestrator, const Arguments
                                const ProgressReporter&) {
   HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
   HERD_ASSIGN_OR_RETURN(response_format, args.OptionalString("response_format", "auto"));
-  if (response_format != "auto" && response_format != "full" && response_format != "summary") {
+  static const std::set<std::string> kFormats = {"auto", "full", "summary"};
+  if (kFormats.count(response_format) == 0) {
     return Status::InvalidArgument("response_format must be auto, full or summary");
   }
   Result<json> status = orchestrator.TaskStatus(task_id);
