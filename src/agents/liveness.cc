@@ -3,17 +3,9 @@
 #include "agents/process.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
+#include "util/json_fields.h"
 
 namespace herd::agents {
-namespace {
-
-std::string StringOr(const nlohmann::json& object, const char* key, const std::string& fallback) {
-  auto found = object.find(key);
-  return found != object.end() && found->is_string() ? found->get<std::string>() : fallback;
-}
-
-}  // namespace
-
 Liveness ClassifyLiveness(const nlohmann::json& agent, double now_unix_seconds,
                           std::chrono::seconds starting_grace, ProcessWatch* watch) {
   auto is_alive = [watch](const ProcessIdentity& identity) {

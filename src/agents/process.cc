@@ -163,12 +163,6 @@ bool IsAlive(const ProcessIdentity& identity) {
   return fields.start_time == identity.start_time && IsLiveState(fields.state);
 }
 
-pid_t ProcessGroupOf(pid_t pid) {
-  StatFields fields;
-  if (!ReadStat(pid, &fields)) return -1;
-  return fields.group;
-}
-
 std::vector<ProcessIdentity> ProcessGroupMembers(pid_t pgid) {
   std::vector<ProcessIdentity> members;
   if (pgid <= 1) return members;

@@ -45,9 +45,6 @@ ProcessIdentity IdentityOf(pid_t pid);
 // as gone).
 bool IsAlive(const ProcessIdentity& identity);
 
-// The process group of `pid`, or -1.
-pid_t ProcessGroupOf(pid_t pid);
-
 // Every live process whose process group is `pgid`.
 std::vector<ProcessIdentity> ProcessGroupMembers(pid_t pgid);
 

@@ -8,9 +8,6 @@
 #include <cerrno>
 
 namespace herd::agents {
-namespace {
-
-}  // namespace
 
 // Half the descriptor limit at most: the server needs the rest for files,
 // pipes and the agents it starts.

@@ -184,26 +184,12 @@ using testing_util::ReadProcessInfo;
 // `entry_prefix` (e.g. "HERD_TASK_ID=TASK-..."): what an agent and anything
 // it started carry, whatever session or group they moved to.
 inline std::vector<Identity> ProcessesWithEnvironment(const std::string& entry_prefix) {
-  std::vector<Identity> found;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return found;
-  while (dirent* entry = ::readdir(proc)) {
-    char* end = nullptr;
-    long pid = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || pid == ::getpid()) continue;
-    Identity identity = IdentityOf(static_cast<pid_t>(pid));
-    std::string environment = ReadFile("/proc/" + std::to_string(pid) + "/environ");
-    std::istringstream variables(environment);
-    std::string variable;
-    while (std::getline(variables, variable, '\0')) {
-      if (variable.rfind(entry_prefix, 0) == 0) {
-        if (IsRunning(identity)) found.push_back(identity);
-        break;
-      }
+  return testing_util::RunningProcessesWhere([&](pid_t pid) {
+    for (const std::string& variable : testing_util::ProcFields(pid, "environ")) {
+      if (variable.rfind(entry_prefix, 0) == 0) return true;
     }
-  }
-  ::closedir(proc);
-  return found;
+    return false;
+  });
 }
 
 // WaitForExit / KillAndWait with an explicit deadline come from

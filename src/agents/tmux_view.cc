@@ -42,7 +42,8 @@ Result<std::string> OpenTmuxView(const std::string& herd_binary, const std::stri
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return Status::IOError("tmux could not create session " + session +
-                           " (is one with that name already running?)");
+                           " (is one with that name already running? `tmux kill-session -t " +
+                           session + "` ends it)");
   }
   return session;
 }

@@ -522,7 +522,6 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   doctor->add_flag("--dry-run", doctor_options.dry_run, "with --repair: show what would change");
   doctor->callback([&] {
     action = [&] {
-      if (doctor_options.dry_run) doctor_options.repair = true;
       Orchestrator orchestrator = MakeOrchestrator(options);
       Result<json> report =
           health::Diagnose(orchestrator.stores(), orchestrator.workspace(), doctor_options);

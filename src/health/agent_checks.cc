@@ -11,6 +11,7 @@
 #include "registry/global_index.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
+#include "util/json_fields.h"
 
 namespace herd::health {
 namespace {
@@ -19,16 +20,6 @@ using agents::ProcessIdentity;
 using nlohmann::json;
 
 constexpr const char kLostReason[] = "process lost";
-
-std::string StringOr(const json& object, const char* key, const std::string& fallback = "") {
-  auto found = object.find(key);
-  return found != object.end() && found->is_string() ? found->get<std::string>() : fallback;
-}
-
-int IntOr(const json& object, const char* key, int fallback) {
-  auto found = object.find(key);
-  return found != object.end() && found->is_number_integer() ? found->get<int>() : fallback;
-}
 
 ProcessIdentity AgentProcess(const json& agent) { return registry::RecordedAgentProcess(agent); }
 ProcessIdentity SupervisorOf(const json& agent) { return registry::RecordedSupervisor(agent); }
@@ -106,10 +97,10 @@ bool NeedsFinding(agents::Liveness liveness) {
 RepairOutcome MarkLost(const CheckContext& context, const std::vector<SupervisorProcess>& supervisors,
                        const std::string& task_id, const std::string& agent_id) {
   json entry;
-  json task_after;
   std::string resolved;
-  Status status = context.stores->tasks.Update(
-      context.workspace.TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
+  // The index gets the committed version, with its sequence number.
+  Status status = registry::UpdateTaskAndIndex(
+      *context.stores, context.workspace, task_id, [&](json& task) -> Result<store::Decision> {
         json* agent = registry::FindAgent(task, agent_id);
         if (agent == nullptr) {
           resolved = "agent " + agent_id + " is no longer in the registry";
@@ -132,13 +123,10 @@ RepairOutcome MarkLost(const CheckContext& context, const std::vector<Supervisor
         (*agent)["lost_detail"] = detail + " (found by herd doctor)";
         registry::RecomputeCounts(task);
         entry = *agent;
-        task_after = task;
         return store::Decision::kCommit;
       });
   if (!status.ok()) return RepairOutcome::Failed(status);
   if (!resolved.empty()) return RepairOutcome::Unchanged(resolved);
-  Status indexed = registry::UpsertTask(*context.stores, context.workspace, task_after);
-  if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
   // Outside the lock: a lost agent may still have group members around.
   json cleanup = agents::StopAgentProcesses(entry, context.kill_grace);
   std::string action = "marked " + agent_id + " error \"" + kLostReason + "\"";
@@ -192,7 +180,9 @@ RepairOutcome StopOrphan(const CheckContext& context, const std::string& task_id
                        std::to_string(figures.signalled) + " process(es) sent SIGTERM";
   if (figures.sigkilled > 0) action += ", " + std::to_string(figures.sigkilled) + " needed SIGKILL";
   if (!figures.all_exited) {
-    return RepairOutcome::Failed(Status::Timeout(action + ", but some did not exit"));
+    return RepairOutcome::Failed(Status::Timeout(
+        action + ", but some did not exit: run `herd doctor --repair` again once they have, or "
+                 "see them with `ps -o pid,stat,cmd --ppid " + std::to_string(root.pid) + "`"));
   }
   return RepairOutcome{figures.signalled > 0, action, Status()};
 }
@@ -340,19 +330,17 @@ std::vector<Finding> CheckCounts(const CheckContext& context) {
         FindingKind::kCountDrift, task_id,
         "recompute the counts from the agent list in one transaction", [captured, task_id] {
           json task_after;
-          Status status = captured.stores->tasks.Update(
-              captured.workspace.TaskRegistryPath(task_id),
+          Status status = registry::UpdateTaskAndIndex(
+              *captured.stores, captured.workspace, task_id,
               [&](json& task) -> Result<store::Decision> {
                 json before = task;
                 registry::RecomputeCounts(task);
                 if (task == before) return store::Decision::kNoChange;
-                task_after = task;
                 return store::Decision::kCommit;
-              });
+              },
+              &task_after);
           if (!status.ok()) return RepairOutcome::Failed(status);
           if (task_after.is_null()) return RepairOutcome::Unchanged("counts are consistent again");
-          Status indexed = registry::UpsertTask(*captured.stores, captured.workspace, task_after);
-          if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
           return RepairOutcome::Changed(
               "recomputed counts of " + task_id + ": total_spawned " +
               task_after["total_spawned"].dump() + ", active_count " +

@@ -16,6 +16,7 @@
 #include "health/registry_files.h"
 #include "store/json_store.h"
 #include "util/clock.h"
+#include "util/json_fields.h"
 
 namespace herd::health {
 namespace {
@@ -31,11 +32,6 @@ const char* ModeName(Mode mode) {
     case Mode::kDryRun: return "dry_run";
   }
   return "diagnose";
-}
-
-bool IsDirectory(const std::string& path) {
-  struct stat info {};
-  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
 }
 
 struct Totals {
@@ -138,22 +134,17 @@ std::string Number(const json& value) {
   return value.is_null() ? "-" : value.dump();
 }
 
-std::string Text(const json& object, const char* key) {
-  auto found = object.find(key);
-  return found != object.end() && found->is_string() ? found->get<std::string>() : "";
-}
-
 void RenderFindings(const json& findings, std::string* out) {
   for (const json& finding : findings) {
-    std::string head = "    " + Pad(Text(finding, "kind"), 17) + Pad(Text(finding, "severity"), 8);
-    std::string subject = Text(finding, "agent_id");
-    *out += head + (subject.empty() ? "" : subject + ": ") + Text(finding, "detail") + "\n";
+    std::string head = "    " + Pad(StringOr(finding, "kind"), 17) + Pad(StringOr(finding, "severity"), 8);
+    std::string subject = StringOr(finding, "agent_id");
+    *out += head + (subject.empty() ? "" : subject + ": ") + StringOr(finding, "detail") + "\n";
     std::string indent(head.size(), ' ');
-    std::string result = Text(finding, "repair_result");
+    std::string result = StringOr(finding, "repair_result");
     if (result.empty()) {
-      *out += indent + "repair: " + Text(finding, "repair") + "\n";
+      *out += indent + "repair: " + StringOr(finding, "repair") + "\n";
     } else {
-      *out += indent + result + ": " + Text(finding, "repair_action") + "\n";
+      *out += indent + result + ": " + StringOr(finding, "repair_action") + "\n";
     }
   }
 }
@@ -165,7 +156,7 @@ void RenderLockFigures(const json& metrics, std::string* out) {
       {"timeouts", 10}, {"recoveries", 12},   {"failures", 9}};
   std::string header = "    ";
   for (const auto& [name, width] : columns) header += Pad(name, width);
-  *out += "  lock figures (ms; from " + Text(metrics, "directory") + ", " +
+  *out += "  lock figures (ms; from " + StringOr(metrics, "directory") + ", " +
           Number(metrics.value("files", json(0))) + " file(s))\n";
   while (!header.empty() && header.back() == ' ') header.pop_back();
   *out += header + "\n";
@@ -197,7 +188,7 @@ void RenderLockFigures(const json& metrics, std::string* out) {
     *out += "    (since creation includes folded history: its percentiles are within 4.4%)\n";
   }
   if (metrics.contains("history_error")) {
-    *out += "    (history not read: " + Text(metrics, "history_error") + ")\n";
+    *out += "    (history not read: " + StringOr(metrics, "history_error") + ")\n";
   }
 }
 
@@ -219,7 +210,7 @@ Result<json> Diagnose(const registry::RegistryStores& stores, const registry::Wo
   json repairs = json::array();
   Totals totals;
   for (const std::string& base : bases) {
-    if (!IsDirectory(base)) continue;
+    if (!registry::IsDirectory(base)) continue;
     CheckContext context;
     context.stores = &stores;
     context.workspace = registry::Workspace(base);
@@ -245,7 +236,7 @@ Result<json> Diagnose(const registry::RegistryStores& stores, const registry::Wo
 std::string RenderReport(const json& report) {
   std::string out;
   const json summary = report.value("summary", json::object());
-  std::string mode = Text(summary, "mode");
+  std::string mode = StringOr(summary, "mode");
   int findings = summary.value("findings", 0);
   int unresolved = summary.value("unresolved", 0);
   out += "herd doctor";
@@ -263,16 +254,16 @@ std::string RenderReport(const json& report) {
   }
 
   for (const json& workspace : report.value("workspaces", json::array())) {
-    out += "\nworkspace " + Text(workspace, "base") + " (" +
+    out += "\nworkspace " + StringOr(workspace, "base") + " (" +
            Number(workspace.value("tasks_checked", json(0))) + " task(s) checked)\n";
     if (workspace.contains("filesystem_warning")) {
-      out += "  warning: " + Text(workspace, "filesystem_warning") + "\n";
+      out += "  warning: " + StringOr(workspace, "filesystem_warning") + "\n";
     }
     const json tasks = workspace.value("tasks", json::array());
     const json general = workspace.value("workspace_findings", json::array());
     if (tasks.empty() && general.empty()) out += "  no findings\n";
     for (const json& task : tasks) {
-      out += "  " + Text(task, "task_id") + "\n";
+      out += "  " + StringOr(task, "task_id") + "\n";
       RenderFindings(task.value("findings", json::array()), &out);
     }
     if (!general.empty()) {
@@ -291,9 +282,9 @@ std::string RenderReport(const json& report) {
                           : repair.value("dry_run", false)  ? "planned"
                           : repair.value("changed", false)  ? "changed"
                                                             : "unchanged";
-      out += "  " + Pad(state, 10) + Pad(Text(repair, "kind"), 17) + Text(repair, "target") +
-             ": " + Text(repair, "action") + "\n";
-      if (repair.contains("error")) out += "            " + Text(repair, "error") + "\n";
+      out += "  " + Pad(state, 10) + Pad(StringOr(repair, "kind"), 17) + StringOr(repair, "target") +
+             ": " + StringOr(repair, "action") + "\n";
+      if (repair.contains("error")) out += "            " + StringOr(repair, "error") + "\n";
     }
   }
   return out;

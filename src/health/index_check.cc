@@ -5,6 +5,7 @@
 
 #include "health/registry_files.h"
 #include "registry/task_registry.h"
+#include "util/json_fields.h"
 
 namespace herd::health {
 namespace {
@@ -13,11 +14,6 @@ using nlohmann::json;
 
 constexpr size_t kMaxReported = 20;
 constexpr int kRebuildAttempts = 3;
-
-std::string StringOr(const json& object, const char* key) {
-  auto found = object.find(key);
-  return found != object.end() && found->is_string() ? found->get<std::string>() : "";
-}
 
 const json& ObjectOr(const json& document, const char* key) {
   static const json kEmpty = json::object();

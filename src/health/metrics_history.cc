@@ -1,6 +1,5 @@
 #include "health/metrics_history.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include <set>
 
 #include "registry/registry_stores.h"
+#include "registry/workspace.h"
 #include "store/file_system.h"
 #include "util/clock.h"
 
@@ -76,16 +76,8 @@ double UpperBoundOf(int bucket) {
   return kSmallestMs * std::exp2(static_cast<double>(bucket) / kBucketsPerDoubling);
 }
 
-std::string MetricsDirectory(const std::string& base) { return base + "/metrics"; }
-
-std::vector<std::string> ListDirectory(const std::string& directory) {
-  std::vector<std::string> names;
-  if (DIR* listing = opendir(directory.c_str())) {
-    while (dirent* entry = readdir(listing)) names.push_back(entry->d_name);
-    closedir(listing);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
+std::string MetricsDirectory(const std::string& base) {
+  return registry::Workspace(base).MetricsDirectory();
 }
 
 bool EndsWith(const std::string& text, std::string_view suffix) {
@@ -292,7 +284,7 @@ std::vector<std::string> FoldableMetricsFiles(const std::string& base, double no
                                               std::chrono::seconds min_age) {
   std::vector<std::string> foldable;
   std::string directory = MetricsDirectory(base);
-  for (const std::string& name : ListDirectory(directory)) {
+  for (const std::string& name : registry::ListDirectory(directory)) {
     if (!EndsWith(name, ".jsonl")) continue;
     if (name.rfind(kFoldingPrefix, 0) == 0) {
       foldable.push_back(name);
@@ -371,7 +363,13 @@ Result<FoldResult> FoldMetrics(const store::JsonStore& store, const std::string&
     document["folded"] = folded;
     return store::Decision::kCommit;
   });
-  if (!committed.ok()) return committed.WithContext("cannot update " + history_path);
+  if (!committed.ok()) {
+    // The files stay (renamed folding-*): readers still count them, and the
+    // next fold takes them once the history can be written.
+    return committed.WithContext("cannot update " + history_path +
+                                 " (no metrics were lost; fix the cause, then run "
+                                 "`herd doctor --repair` again)");
+  }
 
   // 3. Counted: delete them.
   for (const Taken& file : files) (void)fs->Remove(directory + "/" + file.name);

@@ -1,7 +1,5 @@
 #include "health/metrics_report.h"
 
-#include <dirent.h>
-
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -9,6 +7,7 @@
 
 #include "health/findings.h"
 #include "health/metrics_history.h"
+#include "registry/workspace.h"
 #include "store/file_system.h"
 #include "util/clock.h"
 
@@ -84,7 +83,7 @@ class Figures {
 
 json LockMetrics(const store::JsonStore& history_store, const std::string& workspace_base,
                  double now) {
-  std::string directory = workspace_base + "/metrics";
+  std::string directory = registry::Workspace(workspace_base).MetricsDirectory();
   // History first: a file folded after this read is then still read below.
   Result<MetricsHistory> history = ReadMetricsHistory(history_store, workspace_base);
   MetricsHistory folded_history = history.ok() ? std::move(*history) : MetricsHistory{};
@@ -93,20 +92,16 @@ json LockMetrics(const store::JsonStore& history_store, const std::string& works
   Figures all_time(folded_history.tally);
   long files = 0;
   long unreadable = 0;
-  if (DIR* listing = opendir(directory.c_str())) {
-    while (dirent* entry = readdir(listing)) {
-      std::string name = entry->d_name;
-      if (name.size() <= 6 || name.compare(name.size() - 6, 6, ".jsonl") != 0) continue;
-      if (folded.count(name) != 0) continue;  // already in the history
-      Result<std::string> contents = store::FileSystem::Default()->ReadFile(directory + "/" + name);
-      if (!contents.ok()) continue;
-      ++files;
-      for (const MetricsLine& line : MetricsLinesOf(*contents, &unreadable)) {
-        all_time.Add(line);
-        if (line.t >= now - kHour) last_hour.Add(line);
-      }
+  for (const std::string& name : registry::ListDirectory(directory)) {
+    if (name.size() <= 6 || name.compare(name.size() - 6, 6, ".jsonl") != 0) continue;
+    if (folded.count(name) != 0) continue;  // already in the history
+    Result<std::string> contents = store::FileSystem::Default()->ReadFile(directory + "/" + name);
+    if (!contents.ok()) continue;
+    ++files;
+    for (const MetricsLine& line : MetricsLinesOf(*contents, &unreadable)) {
+      all_time.Add(line);
+      if (line.t >= now - kHour) last_hour.Add(line);
     }
-    closedir(listing);
   }
   json figures = {{"directory", directory},
                   {"files", files},

@@ -1,6 +1,5 @@
 #include "health/registry_files.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,19 +46,6 @@ Inspection Inspect(const std::string& path, const store::Validator& validator) {
   return {FileState::kValid, ""};
 }
 
-std::vector<std::string> ListDirectory(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* directory = opendir(path.c_str());
-  if (directory == nullptr) return names;
-  while (dirent* entry = readdir(directory)) {
-    std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  closedir(directory);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // The writer's pid if `name` is "X.tmp.<pid>" or "X.tmp.<pid>.<hex>".
 std::optional<pid_t> TempFileWriter(const std::string& name) {
   size_t marker = name.rfind(".tmp.");
@@ -99,7 +85,7 @@ bool IsStaleTempFile(const CheckContext& context, const std::string& path, pid_t
 
 void CheckTempAndQuarantinedFiles(const CheckContext& context, const std::string& directory,
                                   const std::string& task_id, std::vector<Finding>* findings) {
-  for (const std::string& name : ListDirectory(directory)) {
+  for (const std::string& name : registry::ListDirectory(directory)) {
     std::string path = directory + "/" + name;
     if (name.find(kQuarantineMarker) != std::string::npos) {
       std::string original = name.substr(0, name.find(kQuarantineMarker));
@@ -157,7 +143,10 @@ RepairOutcome RestoreFromBackup(const store::JsonStore& store, const std::string
 std::string MoveAside(const std::string& path, std::vector<std::string>* moved) {
   std::string target = path + kQuarantineMarker + CompactUtcStamp() + "." + std::to_string(getpid());
   Status renamed = store::FileSystem::Default()->Rename(path, target);
-  if (!renamed.ok()) return renamed.message();
+  if (!renamed.ok()) {
+    return renamed.message() + ": move " + path + " aside by hand, then run `herd doctor " +
+           "--repair` again";
+  }
   moved->push_back(target);
   return "";
 }

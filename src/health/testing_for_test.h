@@ -133,28 +133,14 @@ using test_util::WaitForExit;
 
 // Live `herd supervise` processes whose --workspace is `base`, by command line.
 inline std::vector<Identity> SupervisorsOf(const std::string& base) {
-  std::vector<Identity> found;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return found;
-  while (dirent* entry = ::readdir(proc)) {
-    char* end = nullptr;
-    long pid = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0') continue;
-    std::string raw = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-    std::vector<std::string> argv;
-    std::istringstream parts(raw);
-    std::string part;
-    while (std::getline(parts, part, '\0')) argv.push_back(part);
-    if (argv.size() < 4 || argv[1] != "supervise") continue;
+  return testing_util::RunningProcessesWhere([&](pid_t pid) {
+    std::vector<std::string> argv = testing_util::ProcFields(pid, "cmdline");
+    if (argv.size() < 4 || argv[1] != "supervise") return false;
     for (size_t i = 2; i + 1 < argv.size(); ++i) {
-      if (argv[i] == "--workspace" && argv[i + 1] == base) {
-        Identity identity = IdentityOf(static_cast<pid_t>(pid));
-        if (IsRunning(identity)) found.push_back(identity);
-      }
+      if (argv[i] == "--workspace" && argv[i + 1] == base) return true;
     }
-  }
-  ::closedir(proc);
-  return found;
+    return false;
+  });
 }
 
 // A child process the test started (found on PATH, e.g. `sleep`), killed

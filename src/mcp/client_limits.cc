@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "util/json_fields.h"
 #include "util/utf8.h"
 
 namespace herd::mcp {
@@ -73,6 +74,17 @@ size_t KeepWithinBudget(json* entries, Keep keep) {
   return count - kept;
 }
 
+// `document[key]` kept within the budget from the `keep` end; when entries
+// were left out, says how many under `omitted_key`, and why under "note".
+json FitList(json document, const char* key, Keep keep, const char* omitted_key,
+             const char* note) {
+  size_t omitted = KeepWithinBudget(&document[key], keep);
+  if (omitted == 0) return document;
+  document[omitted_key] = omitted;
+  document["note"] = note;
+  return document;
+}
+
 // Recent updates and findings may carry up to 64 KB messages and 256 KB of
 // data each: unless "full" was asked for, long ones are shortened (the
 // journals keep them whole).
@@ -114,11 +126,7 @@ json FitAgentsList(json status, const std::string& format) {
   // Which to keep if they do not all fit: active first, then newest update.
   std::vector<size_t> order(summaries.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  auto text = [&](size_t i, const char* key) {
-    auto found = summaries[i].find(key);
-    return found != summaries[i].end() && found->is_string() ? found->get<std::string>()
-                                                              : std::string();
-  };
+  auto text = [&](size_t i, const char* key) { return StringOr(summaries[i], key); };
   auto active = [&](size_t i) { return text(i, "liveness") != "ended"; };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     if (active(a) != active(b)) return active(a);
@@ -153,21 +161,15 @@ json FitAgentsList(json status, const std::string& format) {
 }
 
 json FitTimeline(json timeline) {
-  size_t omitted = KeepWithinBudget(&timeline["timeline"], Keep::kLast);
-  if (omitted == 0) return timeline;
-  timeline["omitted_older_entries"] = omitted;
-  timeline["note"] = "the oldest entries are left out so the reply fits MCP clients' output "
-                     "limits; each agent's full journal is in its progress and findings files";
-  return timeline;
+  return FitList(std::move(timeline), "timeline", Keep::kLast, "omitted_older_entries",
+                 "the oldest entries are left out so the reply fits MCP clients' output "
+                 "limits; each agent's full journal is in its progress and findings files");
 }
 
 json FitTaskList(json list) {
-  size_t omitted = KeepWithinBudget(&list["tasks"], Keep::kFirst);
-  if (omitted == 0) return list;
-  list["omitted_older_tasks"] = omitted;
-  list["note"] = "the oldest tasks are left out so the reply fits MCP clients' output limits; "
-                 "`herd task list --json` lists every task";
-  return list;
+  return FitList(std::move(list), "tasks", Keep::kFirst, "omitted_older_tasks",
+                 "the oldest tasks are left out so the reply fits MCP clients' output limits; "
+                 "`herd task list --json` lists every task");
 }
 
 }  // namespace herd::mcp

@@ -1,8 +1,5 @@
 #include "orchestrator/orchestrator.h"
 
-#include <dirent.h>
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <regex>
 #include <string_view>
@@ -34,11 +31,6 @@ constexpr size_t kFilterScanBytes = 16 * 1024 * 1024;
 const char* const kContextArrays[] = {"expected_deliverables", "success_criteria", "constraints",
                                       "relevant_files"};
 const char* const kSeverities[] = {"low", "medium", "high", "critical", "info"};
-
-bool IsDirectory(const std::string& path) {
-  struct stat info {};
-  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
 
 // The "timestamp" value of a journal line, found without parsing it.
 std::string_view TimestampOf(const std::string& line) {
@@ -189,7 +181,7 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
   Workspace workspace = workspace_;
   if (!request.client_cwd.empty()) {
     std::string project = registry::AbsolutePath(request.client_cwd);
-    if (!IsDirectory(project)) {
+    if (!registry::IsDirectory(project)) {
       return Status::InvalidArgument("client_cwd " + project +
                                      " is not a directory: give the project's absolute path");
     }
@@ -236,18 +228,7 @@ Result<json> Orchestrator::ListTasks() const {
   json tasks = json::array();
   for (const std::string& base : registry::KnownWorkspaces(stores_, workspace_.base())) {
     Workspace workspace(base);
-    DIR* directory = opendir(base.c_str());
-    if (directory == nullptr) continue;
-    std::vector<std::string> names;
-    while (dirent* entry = readdir(directory)) {
-      std::string name = entry->d_name;
-      if (name.rfind("TASK-", 0) == 0 || (registry::ValidateTaskId(name).ok() &&
-                                          name != "registry" && IsDirectory(base + "/" + name))) {
-        names.push_back(name);
-      }
-    }
-    closedir(directory);
-    for (const std::string& name : names) {
+    for (const std::string& name : workspace.TaskIds()) {
       Result<store::Snapshot> snapshot = stores_.tasks.Read(workspace.TaskRegistryPath(name));
       if (!snapshot.ok()) continue;
       const json& task = snapshot->document;

@@ -1,6 +1,5 @@
 #include "registry/global_index.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -216,15 +215,13 @@ Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspa
   // Read every task registry first (lock-free), then replace the index in
   // one transaction: never two registry locks at once.
   json rebuilt = {{"tasks", json::object()}, {"agents", json::object()}};
-  DIR* directory = opendir(workspace.base().c_str());
-  if (directory == nullptr) return Status::NotFound("workspace " + workspace.base() + " does not exist");
-  while (dirent* entry = readdir(directory)) {
-    std::string name = entry->d_name;
-    if (name.rfind("TASK-", 0) != 0) continue;
-    Result<store::Snapshot> task = stores.tasks.Read(workspace.TaskRegistryPath(name));
+  if (!IsDirectory(workspace.base())) {
+    return Status::NotFound("workspace " + workspace.base() + " does not exist: check the path");
+  }
+  for (const std::string& task_id : workspace.TaskIds()) {
+    Result<store::Snapshot> task = stores.tasks.Read(workspace.TaskRegistryPath(task_id));
     if (task.ok()) MergeTask(rebuilt, task->document);
   }
-  closedir(directory);
   return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
     index["tasks"] = rebuilt["tasks"];
     index["agents"] = rebuilt["agents"];

@@ -25,7 +25,7 @@ void RecordTransactionMetrics(const std::string& path, const store::TransactionS
                               const Status& status) {
   std::string base = WorkspaceBaseOf(path);
   if (base.empty()) return;
-  std::string directory = base + "/metrics";
+  std::string directory = Workspace(base).MetricsDirectory();
   {
     static std::mutex mutex;
     static std::set<std::string> created;

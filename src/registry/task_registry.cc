@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "util/clock.h"
+#include "util/json_fields.h"
 #include "util/utf8.h"
 
 namespace herd::registry {
@@ -21,18 +22,6 @@ int LimitFromEnvironment(const char* name, int fallback) {
   long value = std::strtol(text, &end, 10);
   if (end == nullptr || *end != '\0' || value < 1 || value > 100000) return fallback;
   return static_cast<int>(value);
-}
-
-int IntOr(const json& object, const char* key, int fallback) {
-  auto found = object.find(key);
-  if (found == object.end() || !found->is_number_integer()) return fallback;
-  return found->get<int>();
-}
-
-std::string StringOr(const json& object, const char* key, const std::string& fallback = "") {
-  auto found = object.find(key);
-  if (found == object.end() || !found->is_string()) return fallback;
-  return found->get<std::string>();
 }
 
 }  // namespace
@@ -68,13 +57,6 @@ std::optional<double> PositiveFromEnvironment(const char* name) {
   double value = std::strtod(text, &end);
   if (end == nullptr || *end != '\0' || !(value > 0)) return std::nullopt;
   return value;
-}
-
-double NumberOr(const json& object, const char* key, double fallback) {
-  if (!object.is_object()) return fallback;
-  auto found = object.find(key);
-  if (found == object.end() || !found->is_number()) return fallback;
-  return found->get<double>();
 }
 
 std::string FormatNumber(double value) {

@@ -1,8 +1,10 @@
 #include "registry/workspace.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -11,14 +13,24 @@
 #include "util/clock.h"
 
 namespace herd::registry {
-namespace {
 
 bool IsDirectory(const std::string& path) {
   struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
 }
 
-}  // namespace
+std::vector<std::string> ListDirectory(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* directory = opendir(path.c_str());
+  if (directory == nullptr) return names;
+  while (dirent* entry = readdir(directory)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  closedir(directory);
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 std::string AbsolutePath(const std::string& path) {
   std::error_code error;
@@ -50,6 +62,8 @@ Workspace Workspace::Resolve(const std::string& explicit_base) {
 Workspace Workspace::ForProject(const std::string& client_cwd) {
   return Workspace(AbsolutePath(client_cwd) + "/.agent-workspace");
 }
+
+std::string Workspace::MetricsDirectory() const { return base_ + "/metrics"; }
 
 std::string Workspace::GlobalRegistryPath() const {
   return base_ + "/registry/GLOBAL_REGISTRY.json";
@@ -84,6 +98,17 @@ std::string Workspace::LaunchPlanPath(const std::string& task_id,
 std::string Workspace::McpConfigPath(const std::string& task_id,
                                      const std::string& agent_id) const {
   return TaskDirectory(task_id) + "/prompts/" + agent_id + "_mcp.json";
+}
+
+std::vector<std::string> Workspace::TaskIds() const {
+  std::vector<std::string> task_ids;
+  for (const std::string& name : ListDirectory(base_)) {
+    if (name.rfind("TASK-", 0) == 0 && ValidateTaskId(name).ok() &&
+        IsDirectory(TaskDirectory(name))) {
+      task_ids.push_back(name);
+    }
+  }
+  return task_ids;
 }
 
 Status Workspace::CreateTaskDirectories(const std::string& task_id) const {

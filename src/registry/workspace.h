@@ -5,6 +5,7 @@
 // created for another project) laid out as the reference orchestrator does:
 //
 //   registry/GLOBAL_REGISTRY.json        index of every task and agent
+//   metrics/<pid>.jsonl, history.json    lock figures of each herd process
 //   <TASK_ID>/AGENT_REGISTRY.json        the task's registry
 //   <TASK_ID>/progress/<agent>_progress.jsonl
 //   <TASK_ID>/findings/<agent>_findings.jsonl
@@ -39,6 +40,8 @@ class Workspace {
 
   const std::string& base() const { return base_; }
   std::string GlobalRegistryPath() const;
+  // Per-process lock figures (registry/metrics.h) and their folded history.
+  std::string MetricsDirectory() const;
   std::string TaskDirectory(const std::string& task_id) const;
   std::string TaskRegistryPath(const std::string& task_id) const;
   std::string ProgressPath(const std::string& task_id, const std::string& agent_id) const;
@@ -51,6 +54,9 @@ class Workspace {
 
   // Creates the base, registry/ and the task's subdirectories.
   Status CreateTaskDirectories(const std::string& task_id) const;
+
+  // Every task directory under the base (named TASK-..., a valid id), sorted.
+  std::vector<std::string> TaskIds() const;
 
  private:
   std::string base_;
@@ -69,6 +75,13 @@ std::vector<std::string> KnownWorkspaces(const RegistryStores& stores, const std
 // Finds the base holding `task_id`: `preferred` first, then every known base.
 Result<Workspace> LocateTask(const RegistryStores& stores, const Workspace& preferred,
                              const std::string& task_id);
+
+// True if `path` is a directory (following symlinks).
+bool IsDirectory(const std::string& path);
+
+// The names in directory `path`, without "." and "..", sorted; none if it
+// cannot be read.
+std::vector<std::string> ListDirectory(const std::string& path);
 
 // Creates `path` and its parents (mkdir -p).
 Status MakeDirectories(const std::string& path);

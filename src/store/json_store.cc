@@ -145,22 +145,38 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
   return backup;
 }
 
+namespace {
+
+// Creates `path` (which must not exist), writes `data` and flushes it; on
+// failure removes what it created.
+Status WriteNewFileDurably(FileSystem* fs, const std::string& path, const std::string& data,
+                           TransactionStats* stats) {
+  Result<int> fd = fs->CreateExclusive(path);
+  if (!fd.ok()) return fd.status();
+  Status status = fs->WriteAll(*fd, data, path);
+  if (status.ok()) {
+    status = fs->SyncData(*fd, path);
+    stats->flushes++;
+  }
+  Status closed = fs->Close(*fd, path);
+  if (status.ok()) status = closed;
+  if (!status.ok()) fs->Remove(path);
+  return status;
+}
+
+}  // namespace
+
 Status JsonStore::Replace(const std::string& path, const json& document, Backup backup,
                           TransactionStats* stats, DeferredWork* deferred) const {
   FileSystem* fs = options_.file_system;
   std::string temp_path = TempPathFor(path);
   std::string data = Serialize(document);
 
-  Result<int> fd = fs->CreateExclusive(temp_path);
-  if (!fd.ok()) return fd.status();
-  Status status = fs->WriteAll(*fd, data, temp_path);
-  if (status.ok()) {
-    status = fs->SyncData(*fd, temp_path);
-    stats->flushes++;
+  Status status = WriteNewFileDurably(fs, temp_path, data, stats);
+  if (!status.ok()) {
+    return status.WithContext("the update was not saved and " + path + " is unchanged");
   }
-  Status closed = fs->Close(*fd, temp_path);
-  if (status.ok()) status = closed;
-  if (status.ok() && backup != Backup::kNone) {
+  if (backup != Backup::kNone) {
     // The current file was validated when it was read: it is the last good
     // copy. Link it under a temporary name and rename that over the backup,
     // so the previous backup stays until the new one exists. After a
@@ -172,22 +188,8 @@ Status JsonStore::Replace(const std::string& path, const json& document, Backup 
     // Holding the old backup open defers freeing its blocks to the close,
     // after the lock is released: replacing it then costs a rename only.
     deferred->old_backup_fd = ::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (backup == Backup::kCurrentFile) {
-      status = fs->Link(path, backup_temp);
-    } else {
-      Result<int> copy = fs->CreateExclusive(backup_temp);
-      status = copy.status();
-      if (copy.ok()) {
-        status = fs->WriteAll(*copy, data, backup_temp);
-        if (status.ok()) {
-          status = fs->SyncData(*copy, backup_temp);
-          stats->flushes++;
-        }
-        Status copy_closed = fs->Close(*copy, backup_temp);
-        if (status.ok()) status = copy_closed;
-        if (!status.ok()) fs->Remove(backup_temp);
-      }
-    }
+    status = backup == Backup::kCurrentFile ? fs->Link(path, backup_temp)
+                                            : WriteNewFileDurably(fs, backup_temp, data, stats);
     if (status.ok()) {
       status = fs->Rename(backup_temp, backup_path);
       if (!status.ok()) fs->Remove(backup_temp);
@@ -204,13 +206,13 @@ Status JsonStore::Replace(const std::string& path, const json& document, Backup 
   return Status::Ok();
 }
 
-Status JsonStore::FinishCommit(const std::string& path, const json& document,
+Status JsonStore::FinishCommit(const std::string& path, json document,
                                TransactionStats* stats, DeferredWork* deferred) const {
   if (deferred->old_backup_fd >= 0) ::close(deferred->old_backup_fd);
   deferred->old_backup_fd = -1;
   if (deferred->sync_directory.empty()) return Status::Ok();
   // The next update in this process usually starts from these very bytes.
-  Remember(path, std::move(deferred->committed_bytes), document, stats->sequence);
+  Remember(path, std::move(deferred->committed_bytes), std::move(document), stats->sequence);
   // After the lock is released: the caller still waits for it, and a later
   // holder's own directory fsync covers this rename too.
   stats->flushes++;
@@ -231,7 +233,7 @@ Status JsonStore::Update(const std::string& path, const Mutation& mutation,
   DeferredWork deferred;
   json committed;
   Status status = UpdateLocked(path, mutation, stats, &deferred, &committed);
-  Status finished = FinishCommit(path, committed, stats, &deferred);
+  Status finished = FinishCommit(path, std::move(committed), stats, &deferred);
   if (status.ok()) status = finished;
   if (options_.observer) options_.observer(path, *stats, status);
   return status;
@@ -294,10 +296,10 @@ std::shared_ptr<const Snapshot> JsonStore::CachedParse(const std::string& path,
   return found->second.second;
 }
 
-void JsonStore::Remember(const std::string& path, std::string bytes, const json& document,
+void JsonStore::Remember(const std::string& path, std::string bytes, json document,
                          uint64_t sequence) const {
   auto snapshot = std::make_shared<Snapshot>();
-  snapshot->document = document;
+  snapshot->document = std::move(document);
   snapshot->sequence = sequence;
   std::lock_guard<std::mutex> guard(cache_->mutex);
   if (cache_->entries.size() >= ReadCache::kMaxEntries) cache_->entries.clear();

@@ -129,11 +129,11 @@ class JsonStore {
   };
   Status UpdateLocked(const std::string& path, const Mutation& mutation, TransactionStats* stats,
                       DeferredWork* deferred, nlohmann::json* committed) const;
-  Status FinishCommit(const std::string& path, const nlohmann::json& document,
+  Status FinishCommit(const std::string& path, nlohmann::json document,
                       TransactionStats* stats, DeferredWork* deferred) const;
   std::shared_ptr<const Snapshot> CachedParse(const std::string& path,
                                               const std::string& bytes) const;
-  void Remember(const std::string& path, std::string bytes, const nlohmann::json& document,
+  void Remember(const std::string& path, std::string bytes, nlohmann::json document,
                 uint64_t sequence) const;
   // Loads and checks `path` under the lock, recovering from the backup
   // when it is damaged or deleted.

@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -180,6 +181,31 @@ inline bool IsRunning(const Identity& identity) {
   std::optional<ProcessInfo> info = ReadProcessInfo(identity.pid);
   return info && info->start_time == identity.start_time && info->state != 'Z' &&
          info->state != 'X';
+}
+
+// The NUL-separated fields of /proc/<pid>/<file> (cmdline, environ); none
+// if the process is gone or not readable.
+inline std::vector<std::string> ProcFields(pid_t pid, const char* file) {
+  std::vector<std::string> fields;
+  std::istringstream raw(ReadFile("/proc/" + std::to_string(pid) + "/" + file));
+  for (std::string field; std::getline(raw, field, '\0');) fields.push_back(field);
+  return fields;
+}
+
+// Every running process but this one for which `matches(pid)` holds.
+inline std::vector<Identity> RunningProcessesWhere(const std::function<bool(pid_t)>& matches) {
+  std::vector<Identity> found;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return found;
+  while (dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid == ::getpid()) continue;
+    Identity identity = IdentityOf(static_cast<pid_t>(pid));
+    if (matches(identity.pid) && IsRunning(identity)) found.push_back(identity);
+  }
+  ::closedir(proc);
+  return found;
 }
 
 // The identity recorded in a registry entry under `pid_key` / `start_key`.

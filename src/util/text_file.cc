@@ -143,11 +143,4 @@ Result<std::vector<std::string>> ReadAllLines(const std::string& path) {
   return lines;
 }
 
-Result<size_t> CountLines(const std::string& path) {
-  bool missing = false;
-  Result<std::string> contents = ReadWhole(path, &missing);
-  if (!contents.ok()) return contents.status();
-  return static_cast<size_t>(std::count(contents->begin(), contents->end(), '\n'));
-}
-
 }  // namespace herd

@@ -31,7 +31,4 @@ Result<Tail> ReadTailLines(const std::string& path, size_t max_lines, size_t max
 // Every line of `path`; a missing file yields no lines.
 Result<std::vector<std::string>> ReadAllLines(const std::string& path);
 
-// Number of lines in `path` (0 if missing).
-Result<size_t> CountLines(const std::string& path);
-
 }  // namespace herd
