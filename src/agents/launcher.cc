@@ -28,24 +28,6 @@ using registry::Workspace;
 
 constexpr int kHandshakeFd = 3;
 
-// Writes `contents` to `path` atomically (temp file + rename).
-Status WriteFileAtomically(const std::string& path, const std::string& contents) {
-  store::FileSystem* fs = store::FileSystem::Default();
-  std::string temp = path + ".tmp." + std::to_string(getpid());
-  Result<int> fd = fs->CreateExclusive(temp);
-  if (!fd.ok()) {
-    fs->Remove(temp);
-    fd = fs->CreateExclusive(temp);
-    if (!fd.ok()) return fd.status();
-  }
-  Status written = fs->WriteAll(*fd, contents, temp);
-  Status closed = fs->Close(*fd, temp);
-  if (written.ok()) written = closed;
-  if (written.ok()) written = fs->Rename(temp, path);
-  if (!written.ok()) fs->Remove(temp);
-  return written;
-}
-
 // Reads the supervisor's one handshake line (until EOF).
 std::string ReadHandshake(int fd) {
   std::string line;
@@ -196,13 +178,15 @@ Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspac
   std::string prompt = plan->supports_mcp ? ComposeAgentPrompt(request.task_id, agent_id,
                                                                request.parent, request.prompt)
                                           : request.prompt;
-  HERD_RETURN_IF_ERROR(WriteFileAtomically(launch.prompt_path, prompt));
+  store::FileSystem* fs = store::FileSystem::Default();
+  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(fs, launch.prompt_path, prompt));
   if (plan->supports_mcp) {
-    HERD_RETURN_IF_ERROR(WriteFileAtomically(
-        launch.mcp_config_path, McpConfigFor(herd_binary, workspace.base()).dump(2) + "\n"));
+    HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(
+        fs, launch.mcp_config_path, McpConfigFor(herd_binary, workspace.base()).dump(2) + "\n"));
   }
-  HERD_RETURN_IF_ERROR(WriteFileAtomically(workspace.LaunchPlanPath(request.task_id, agent_id),
-                                           LaunchPlanToJson(*plan).dump(2) + "\n"));
+  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(fs,
+                                                 workspace.LaunchPlanPath(request.task_id, agent_id),
+                                                 LaunchPlanToJson(*plan).dump(2) + "\n"));
 
   // Check and reserve in one transaction.
   registry::AdmissionRequest admission;

@@ -65,7 +65,7 @@ void RedirectStandardStreams(const std::string& log_path) {
     dup2(null_fd, STDIN_FILENO);
     close(null_fd);
   }
-  int log_fd = open(log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  int log_fd = open(log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (log_fd < 0) log_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
   dup2(log_fd, STDOUT_FILENO);
   dup2(log_fd, STDERR_FILENO);
@@ -104,7 +104,7 @@ struct StartedAgent {
 // what failed. Uses fork+exec (the supervisor is single-threaded) so the
 // child can set its process group and parent-death signal before exec.
 Result<StartedAgent> StartAgent(const LaunchPlan& plan) {
-  int stdin_fd = open(plan.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+  int stdin_fd = open(plan.stdin_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (stdin_fd < 0) return Status::FromErrno("cannot open the prompt file " + plan.stdin_path, errno);
   int output[2];
   int exec_error[2];
@@ -211,7 +211,7 @@ class AgentWatch {
              const LaunchPlan& plan, const StartedAgent& agent)
       : args_(args), workspace_(workspace), stores_(stores), plan_(plan), agent_(agent),
         tracker_(plan.backend) {
-    log_fd_ = open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    log_fd_ = open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     agent_pidfd_ = OpenPidfd(IdentityOf(agent.pid));
     started_ = MonotonicClock::now();
     last_output_ = started_;
@@ -468,6 +468,12 @@ class AgentWatch {
 [[noreturn]] void Supervise(const SupervisorArgs& args) {
   Workspace workspace(args.workspace_base);
   RegistryStores stores;
+  // The deploy checked the layout; a link that appeared since is refused
+  // before anything is written through it.
+  if (Status layout = workspace.CheckLayout(args.task_id); !layout.ok()) {
+    WriteLine(args.handshake_fd, "failed " + layout.message());
+    _exit(1);
+  }
   RedirectStandardStreams(workspace.SupervisorLogPath(args.task_id, args.agent_id));
   spdlog::info("supervisor {} for agent {} of task {}", getpid(), args.agent_id, args.task_id);
 

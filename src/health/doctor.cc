@@ -14,6 +14,7 @@
 #include "health/metrics_report.h"
 #include "health/processes.h"
 #include "health/registry_files.h"
+#include "health/workspace_files.h"
 #include "store/json_store.h"
 #include "util/clock.h"
 #include "util/json_fields.h"
@@ -48,6 +49,7 @@ class WorkspaceDoctor {
   json Run() {
     // One consistent picture first: every check looks before anything is
     // repaired, so a repair report lists what a diagnosis lists.
+    Collect(CheckWorkspaceFiles(context_));
     Collect(CheckRegistryFiles(context_));
     // Processes are scanned before the registries are read (agent_checks.h).
     std::vector<SupervisorProcess> supervisors = agents::FindSupervisors();

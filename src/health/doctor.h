@@ -3,8 +3,10 @@
 // Diagnose looks at every known workspace base (registry::KnownWorkspaces,
 // `preferred` first), or only at the base holding options.task_id, and
 // reports per base and task (checks in registry_files.h, agent_checks.h,
-// index_check.h, metrics_history.h; figures in metrics_report.h):
-//   zombie, orphan, count_drift, index_mismatch, corrupt, quarantined,
+// index_check.h, metrics_history.h, workspace_files.h; figures in
+// metrics_report.h):
+//   workspace_link, open_permissions, zombie, orphan, count_drift,
+//   index_mismatch, corrupt, quarantined,
 //   missing_registry, temp_file, stale_backup, metrics_backlog (whole-base
 //   runs only)
 // plus the lock figures of the base, over the last hour and since creation.

@@ -14,6 +14,8 @@ const char* KindName(FindingKind kind) {
     case FindingKind::kTempFile: return "temp_file";
     case FindingKind::kMetricsBacklog: return "metrics_backlog";
     case FindingKind::kStaleBackup: return "stale_backup";
+    case FindingKind::kWorkspaceLink: return "workspace_link";
+    case FindingKind::kOpenPermissions: return "open_permissions";
   }
   return "unknown";
 }

@@ -1,6 +1,6 @@
 // Findings: what herd doctor found wrong, and the repair that fixes it.
 //
-// A check (registry_files.h, agent_checks.h, index_check.h) looks at one
+// A check (workspace_files.h, registry_files.h, agent_checks.h, index_check.h) looks at one
 // workspace base without changing anything and returns Findings. A finding
 // that doctor can fix carries a Fix: a closure that performs the repair as
 // store transactions (or a staged kill) and re-checks the condition itself
@@ -34,6 +34,8 @@ enum class FindingKind {
   kTempFile,         // a temp file left by a writer that died
   kStaleBackup,      // a backup whose registry is gone and that cannot restore it
   kMetricsBacklog,   // metrics files of exited processes waiting to be folded
+  kWorkspaceLink,    // a symbolic link inside a workspace (herd never follows one)
+  kOpenPermissions,  // workspace files or directories other users can read
 };
 
 // "zombie", "orphan", "count_drift", ...

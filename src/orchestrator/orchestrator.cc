@@ -1,6 +1,7 @@
 #include "orchestrator/orchestrator.h"
 
 #include <algorithm>
+#include <functional>
 #include <regex>
 #include <string_view>
 
@@ -308,6 +309,10 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   for (json& agent : (*task)["agents"]) {
     // The registry entry as the reference returns it, plus liveness.
     std::string agent_id = agent.value("id", "");
+    std::optional<uint64_t> progress_bytes =
+        registry::CommittedJournalBytes(agent, registry::Journal::kProgress);
+    std::optional<uint64_t> findings_bytes =
+        registry::CommittedJournalBytes(agent, registry::Journal::kFindings);
     json entry = std::move(agent);
     agents::Liveness liveness =
         agents::ClassifyLiveness(entry, now, agents::kStartingGrace, processes_.get());
@@ -316,11 +321,11 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
     if (agents::IsLost(liveness)) ++zombies;
     agents_list.push_back(std::move(entry));
     JournalSlice progress = journals_.Read(workspace->ProgressPath(task_id, agent_id),
-                                           kRecentUpdates);
+                                           kRecentUpdates, progress_bytes);
     total_progress += progress.total;
     updates.insert(updates.end(), progress.newest.begin(), progress.newest.end());
     JournalSlice found = journals_.Read(workspace->FindingsPath(task_id, agent_id),
-                                        kRecentFindings);
+                                        kRecentFindings, findings_bytes);
     total_findings += found.total;
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
@@ -485,9 +490,13 @@ json Orchestrator::CoordinationInfo(const Workspace& workspace, const json& task
                       {"progress", agent.value("progress", 0)},
                       {"last_update", agent.value("last_update", "")},
                       {"parent", agent.value("parent", "")}});
-    JournalSlice recent = journals_.Read(workspace.ProgressPath(task_id, agent_id), 5);
+    JournalSlice recent =
+        journals_.Read(workspace.ProgressPath(task_id, agent_id), 5,
+                       registry::CommittedJournalBytes(agent, registry::Journal::kProgress));
     progress.insert(progress.end(), recent.newest.begin(), recent.newest.end());
-    JournalSlice found = journals_.Read(workspace.FindingsPath(task_id, agent_id), 5);
+    JournalSlice found =
+        journals_.Read(workspace.FindingsPath(task_id, agent_id), 5,
+                       registry::CommittedJournalBytes(agent, registry::Journal::kFindings));
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
   return {{"task_status", task.value("status", "")},
@@ -497,6 +506,85 @@ json Orchestrator::CoordinationInfo(const Workspace& workspace, const json& task
           {"recent_findings", Newest(findings, kRecentFindings)}};
 }
 
+namespace {
+
+// What a report (progress or finding) committed.
+struct CommittedReport {
+  json line;        // the journal line, as appended
+  json task_after;  // the task as committed
+  bool status_changed = false;
+  std::string warning;  // set when the commit is visible but not durable
+};
+
+// One transaction for a report and its journal line: `apply` changes the
+// task (or refuses) and returns the line; the line is appended to the
+// agent's journal under the task's lock and the journal's new length is
+// recorded with the change (task_registry.h, Journal). So journal order is
+// commit order, a report killed half-way leaves nothing that counts, and a
+// caller told of an error has nothing recorded: it may retry without the
+// report being applied twice. A commit that failed after the append has the
+// line cut off again, under the lock, at once (a reader never counts it:
+// it stops at the recorded length).
+Result<CommittedReport> CommitReport(const RegistryStores& stores, const Workspace& workspace,
+                                     const std::string& task_id, const std::string& agent_id,
+                                     registry::Journal journal,
+                                     const std::function<Result<json>(json& task)>& apply) {
+  std::string registry_path = workspace.TaskRegistryPath(task_id);
+  std::string journal_path = journal == registry::Journal::kProgress
+                                 ? workspace.ProgressPath(task_id, agent_id)
+                                 : workspace.FindingsPath(task_id, agent_id);
+  CommittedReport report;
+  bool appended = false;
+  store::TransactionStats stats;
+  Status status = stores.tasks.Update(
+      registry_path,
+      [&](json& task) -> Result<store::Decision> {
+        const json* before = registry::FindAgent(task, agent_id);
+        std::string previous = before ? before->value("status", "") : "";
+        Result<json> line = apply(task);
+        if (!line.ok()) return line.status();
+        json* entry = registry::FindAgent(task, agent_id);
+        Result<uint64_t> length = AppendJournalLine(
+            journal_path, registry::CommittedJournalBytes(*entry, journal),
+            line->dump(-1, ' ', false, json::error_handler_t::replace));
+        if (!length.ok()) {
+          return length.status().WithContext("the report was not recorded; nothing changed");
+        }
+        appended = true;
+        registry::RecordJournalBytes(*entry, journal, *length);
+        report.line = std::move(*line);
+        report.status_changed = previous != entry->value("status", "");
+        report.task_after = task;
+        return store::Decision::kCommit;
+      },
+      &stats);
+  if (status.Is(Status::Code::kNotDurable)) {
+    // Renamed into place: recorded, and readers see it. Saying "failed"
+    // would invite a retry that records it twice.
+    report.warning = status.message();
+    spdlog::warn("{}", status.message());
+  } else if (!status.ok()) {
+    if (appended && !stats.committed) {
+      Status cut = stores.tasks.Update(registry_path, [&](json& task) -> Result<store::Decision> {
+        const json* entry = registry::FindAgent(task, agent_id);
+        if (entry == nullptr) return store::Decision::kNoChange;
+        std::optional<uint64_t> committed = registry::CommittedJournalBytes(*entry, journal);
+        if (committed) HERD_RETURN_IF_ERROR(CutJournal(journal_path, *committed));
+        return store::Decision::kNoChange;
+      });
+      if (!cut.ok()) {
+        spdlog::warn("an uncommitted line stays in {} until the agent's next report: {}",
+                     journal_path, cut.ToString());
+      }
+    }
+    return status;
+  }
+  report.task_after[store::kSequenceKey] = stats.sequence;
+  return report;
+}
+
+}  // namespace
+
 Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std::string& agent_id,
                                           const std::string& status, const std::string& message,
                                           int progress) const {
@@ -504,33 +592,20 @@ Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std:
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
   std::string timestamp = NowIso8601();
-  json update;
-  json task_after;
-  bool status_changed = false;
-  store::TransactionStats stats;
-  HERD_RETURN_IF_ERROR(stores_.tasks.Update(
-      workspace->TaskRegistryPath(task_id),
-      [&](json& task) -> Result<store::Decision> {
-        const json* before = registry::FindAgent(task, agent_id);
-        std::string previous = before ? before->value("status", "") : "";
-        Result<json> applied =
-            registry::ApplyProgress(task, agent_id, status, message, progress, timestamp);
-        if (!applied.ok()) return applied.status();
-        update = std::move(*applied);
-        status_changed = previous != status;
-        task_after = task;
-        return store::Decision::kCommit;
-      },
-      &stats));
-  HERD_RETURN_IF_ERROR(AppendLine(workspace->ProgressPath(task_id, agent_id), update.dump()));
+  Result<CommittedReport> report = CommitReport(
+      stores_, *workspace, task_id, agent_id, registry::Journal::kProgress, [&](json& task) {
+        return registry::ApplyProgress(task, agent_id, status, message, progress, timestamp);
+      });
+  if (!report.ok()) return report.status();
   // The index holds statuses, not progress: only a status change touches it.
-  if (status_changed) {
-    task_after[store::kSequenceKey] = stats.sequence;
-    Status indexed = registry::UpsertTask(stores_, *workspace, task_after);
+  if (report->status_changed) {
+    Status indexed = registry::UpsertTask(stores_, *workspace, report->task_after);
     if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
   }
-  return json{{"own_update", update},
-              {"coordination_info", CoordinationInfo(*workspace, task_after, agent_id)}};
+  json result = {{"own_update", report->line},
+                 {"coordination_info", CoordinationInfo(*workspace, report->task_after, agent_id)}};
+  if (!report->warning.empty()) result["warning"] = report->warning;
+  return result;
 }
 
 Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::string& agent_id,
@@ -555,19 +630,22 @@ Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::
         std::to_string(registry::kMaxFindingDataBytes) +
         ": keep the essentials and put the rest in a file (name it in the data)");
   }
-  Result<json> task = ReadTask(*workspace, task_id);
-  if (!task.ok()) return task.status();
-  if (registry::FindAgent(*task, agent_id) == nullptr) {
-    return Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
-                            ": check the Agent ID in your prompt");
-  }
-  json finding = {{"timestamp", NowIso8601()}, {"agent_id", agent_id},
-                  {"finding_type", finding_type}, {"severity", severity},
-                  {"message", message},          {"data", data.is_null() ? json::object() : data}};
-  HERD_RETURN_IF_ERROR(AppendLine(workspace->FindingsPath(task_id, agent_id), finding.dump(
-      -1, ' ', false, json::error_handler_t::replace)));
-  return json{{"own_finding", finding},
-              {"coordination_info", CoordinationInfo(*workspace, *task, agent_id)}};
+  Result<CommittedReport> report = CommitReport(
+      stores_, *workspace, task_id, agent_id, registry::Journal::kFindings,
+      [&](json& task) -> Result<json> {
+        if (registry::FindAgent(task, agent_id) == nullptr) {
+          return Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
+                                  ": check the Agent ID in your prompt");
+        }
+        return json{{"timestamp", NowIso8601()}, {"agent_id", agent_id},
+                    {"finding_type", finding_type}, {"severity", severity},
+                    {"message", message}, {"data", data.is_null() ? json::object() : data}};
+      });
+  if (!report.ok()) return report.status();
+  json result = {{"own_finding", report->line},
+                 {"coordination_info", CoordinationInfo(*workspace, report->task_after, agent_id)}};
+  if (!report->warning.empty()) result["warning"] = report->warning;
+  return result;
 }
 
 Result<json> Orchestrator::UpdateLimits(const std::string& task_id,
@@ -600,14 +678,26 @@ Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {
   std::vector<json> timeline;
   for (const json& agent : (*task)["agents"]) {
     std::string agent_id = agent.value("id", "");
-    for (auto [path, type] : {std::pair{workspace->ProgressPath(task_id, agent_id), "progress"},
-                              std::pair{workspace->FindingsPath(task_id, agent_id), "finding"}}) {
-      Result<std::vector<std::string>> lines = ReadAllLines(path);
+    struct Source {
+      std::string path;
+      const char* type;
+      std::optional<uint64_t> committed_bytes;
+    };
+    for (const Source& source :
+         {Source{workspace->ProgressPath(task_id, agent_id), "progress",
+                 registry::CommittedJournalBytes(agent, registry::Journal::kProgress)},
+          Source{workspace->FindingsPath(task_id, agent_id), "finding",
+                 registry::CommittedJournalBytes(agent, registry::Journal::kFindings)}}) {
+      Result<std::vector<std::string>> lines = ReadAllLines(source.path);
       if (!lines.ok()) continue;
+      uint64_t offset = 0;
       for (const std::string& line : *lines) {
+        offset += line.size() + 1;
+        // Past the recorded length: a transaction that never committed.
+        if (source.committed_bytes && offset > *source.committed_bytes) break;
         json entry = json::parse(line, nullptr, false);
         if (entry.is_discarded()) continue;
-        entry["entry_type"] = type;
+        entry["entry_type"] = source.type;
         timeline.push_back(std::move(entry));
       }
     }

@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
+#include <map>
 #include <mutex>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -27,10 +27,16 @@ void RecordTransactionMetrics(const std::string& path, const store::TransactionS
   if (base.empty()) return;
   std::string directory = Workspace(base).MetricsDirectory();
   {
+    // Whether each directory is usable, decided once per process: created
+    // if missing, never written through a symbolic link.
     static std::mutex mutex;
-    static std::set<std::string> created;
+    static std::map<std::string, bool> usable;
     std::lock_guard<std::mutex> guard(mutex);
-    if (created.insert(directory).second && !MakeDirectories(directory).ok()) return;
+    auto [found, inserted] = usable.try_emplace(directory, false);
+    if (inserted) {
+      found->second = Workspace(base).CheckLayout().ok() && MakeDirectories(directory).ok();
+    }
+    if (!found->second) return;
   }
   const char* outcome = "ok";
   if (status.Is(Status::Code::kTimeout)) outcome = "timeout";

@@ -252,6 +252,10 @@ Result<json> AdmitAgent(json& task, const AdmissionRequest& request) {
       {"model", request.model.empty() ? json(nullptr) : json(request.model)},
       {"cwd", request.cwd},
   };
+  // Its journals start empty: a line that a report killed before its
+  // commit leaves is not counted (Journal).
+  RecordJournalBytes(agent, Journal::kProgress, 0);
+  RecordJournalBytes(agent, Journal::kFindings, 0);
   task["agents"].push_back(agent);
   json& hierarchy = task["agent_hierarchy"];
   if (!hierarchy.is_object()) hierarchy = json::object();
@@ -323,6 +327,22 @@ Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::s
               {"progress", progress},
               {"message", message},
               {"timestamp", timestamp}};
+}
+
+namespace {
+const char* JournalBytesKey(Journal journal) {
+  return journal == Journal::kProgress ? "progress_journal_bytes" : "findings_journal_bytes";
+}
+}  // namespace
+
+std::optional<uint64_t> CommittedJournalBytes(const json& agent, Journal journal) {
+  auto found = agent.find(JournalBytesKey(journal));
+  if (found == agent.end() || !found->is_number_unsigned()) return std::nullopt;
+  return found->get<uint64_t>();
+}
+
+void RecordJournalBytes(json& agent, Journal journal, uint64_t bytes) {
+  agent[JournalBytesKey(journal)] = bytes;
 }
 
 Result<bool> MarkTerminated(json& task, const std::string& agent_id, const std::string& reason,

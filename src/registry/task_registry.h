@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -167,6 +168,20 @@ Status ValidateReportMessage(const std::string& message);
 Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::string& status,
                            const std::string& message, int progress,
                            const std::string& timestamp);
+
+// An agent's two journals (Workspace::ProgressPath and FindingsPath). Each
+// report appends its line under the task's lock and records the journal's
+// new length in the agent's entry in the same transaction, so the journal
+// and the registry agree: what is past the recorded length belongs to a
+// transaction that never committed, and is neither read nor kept
+// (AppendJournalLine, JournalReader in util/).
+enum class Journal { kProgress, kFindings };
+
+// The committed length of the agent's journal as its entry records it, or
+// nullopt for an entry made before herd recorded it (the file as found is
+// then taken as committed).
+std::optional<uint64_t> CommittedJournalBytes(const json& agent, Journal journal);
+void RecordJournalBytes(json& agent, Journal journal, uint64_t bytes);
 
 // Marks an active agent terminated. Returns false (and changes nothing) if
 // it had already ended. `limit`, when given, records which limit stopped

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "registry/ids.h"
+#include "store/file_system.h"
 #include "util/clock.h"
 
 namespace herd::registry {
@@ -17,6 +18,11 @@ namespace herd::registry {
 bool IsDirectory(const std::string& path) {
   struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+bool IsSymbolicLink(const std::string& path) {
+  struct stat info {};
+  return ::lstat(path.c_str(), &info) == 0 && S_ISLNK(info.st_mode);
 }
 
 std::vector<std::string> ListDirectory(const std::string& path) {
@@ -39,11 +45,29 @@ std::string AbsolutePath(const std::string& path) {
   return absolute.lexically_normal().string();
 }
 
+std::string ResolvedPath(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) return AbsolutePath(path);
+  std::string result = resolved;
+  std::free(resolved);
+  return result;
+}
+
 Status MakeDirectories(const std::string& path) {
-  std::error_code error;
-  std::filesystem::create_directories(path, error);
-  if (error && !IsDirectory(path)) {
-    return Status::IOError("cannot create directory " + path + ": " + error.message());
+  if (IsDirectory(path)) return Status::Ok();
+  std::string absolute = AbsolutePath(path);
+  // Parents first; mkdir's mode is masked by the umask, which may only
+  // take bits away from 0700.
+  for (size_t slash = absolute.find('/', 1);; slash = absolute.find('/', slash + 1)) {
+    std::string prefix = absolute.substr(0, slash);
+    if (::mkdir(prefix.c_str(), store::kPrivateDirectoryMode) != 0 && errno != EEXIST) {
+      return Status::FromErrno("cannot create directory " + prefix, errno);
+    }
+    if (slash == std::string::npos) break;
+  }
+  if (!IsDirectory(absolute)) {
+    return Status::IOError("cannot create directory " + absolute +
+                           ": something that is not a directory is in the way");
   }
   return Status::Ok();
 }
@@ -53,14 +77,20 @@ Workspace::Workspace(const std::string& base) : base_(AbsolutePath(base)) {
 }
 
 Workspace Workspace::Resolve(const std::string& explicit_base) {
-  if (!explicit_base.empty()) return Workspace(explicit_base);
+  // A base the user named may be reached through links of the user's own:
+  // resolved here, once, it holds no link that CheckLayout would refuse.
+  if (!explicit_base.empty()) return Workspace(ResolvedPath(explicit_base));
   const char* from_environment = std::getenv("CLAUDE_ORCHESTRATOR_WORKSPACE");
-  if (from_environment != nullptr && *from_environment != '\0') return Workspace(from_environment);
-  return Workspace(".agent-workspace");
+  if (from_environment != nullptr && *from_environment != '\0') {
+    return Workspace(ResolvedPath(from_environment));
+  }
+  // The project's own .agent-workspace is the project's content: a link
+  // there is refused, not resolved.
+  return Workspace(ResolvedPath(".") + "/.agent-workspace");
 }
 
 Workspace Workspace::ForProject(const std::string& client_cwd) {
-  return Workspace(AbsolutePath(client_cwd) + "/.agent-workspace");
+  return Workspace(ResolvedPath(client_cwd) + "/.agent-workspace");
 }
 
 std::string Workspace::MetricsDirectory() const { return base_ + "/metrics"; }
@@ -104,16 +134,57 @@ std::vector<std::string> Workspace::TaskIds() const {
   std::vector<std::string> task_ids;
   for (const std::string& name : ListDirectory(base_)) {
     if (name.rfind("TASK-", 0) == 0 && ValidateTaskId(name).ok() &&
-        IsDirectory(TaskDirectory(name))) {
+        IsDirectory(TaskDirectory(name)) && !IsSymbolicLink(TaskDirectory(name))) {
       task_ids.push_back(name);
     }
   }
   return task_ids;
 }
 
+// The task's subdirectories that herd creates for every task.
+constexpr const char* kTaskSubdirectories[] = {"progress", "findings", "logs", "prompts"};
+
+std::vector<std::string> Workspace::LayoutDirectories(const std::string& task_id) const {
+  std::vector<std::string> directories = {base_, base_ + "/registry", MetricsDirectory()};
+  if (task_id.empty()) return directories;
+  directories.push_back(TaskDirectory(task_id));
+  for (const char* sub : kTaskSubdirectories) directories.push_back(TaskDirectory(task_id) + "/" + sub);
+  directories.push_back(TaskDirectory(task_id) + "/agents");  // per-agent config directories
+  return directories;
+}
+
+Status Workspace::CheckLayout(const std::string& task_id) const {
+  for (const std::string& directory : LayoutDirectories(task_id)) {
+    struct stat info {};
+    if (::lstat(directory.c_str(), &info) != 0) {
+      if (errno == ENOENT) continue;
+      return Status::FromErrno("cannot inspect " + directory, errno);
+    }
+    if (S_ISLNK(info.st_mode)) {
+      char target[4096];
+      ssize_t length = ::readlink(directory.c_str(), target, sizeof target - 1);
+      std::string pointing =
+          length > 0 ? " (pointing to " + std::string(target, static_cast<size_t>(length)) + ")"
+                     : "";
+      return Status::InvalidArgument(
+          directory + " is a symbolic link" + pointing +
+          ". herd never follows links inside a workspace: a repository can ship one to "
+          "redirect herd's writes. Remove the link (rm " + directory +
+          ") or use another workspace (--workspace or CLAUDE_ORCHESTRATOR_WORKSPACE)");
+    }
+    if (!S_ISDIR(info.st_mode)) {
+      return Status::InvalidArgument(directory +
+                                     " is not a directory, and herd keeps a directory there: "
+                                     "move it away or use another workspace");
+    }
+  }
+  return Status::Ok();
+}
+
 Status Workspace::CreateTaskDirectories(const std::string& task_id) const {
+  HERD_RETURN_IF_ERROR(CheckLayout(task_id));
   HERD_RETURN_IF_ERROR(MakeDirectories(base_ + "/registry"));
-  for (const char* sub : {"progress", "findings", "logs", "prompts"}) {
+  for (const char* sub : kTaskSubdirectories) {
     HERD_RETURN_IF_ERROR(MakeDirectories(TaskDirectory(task_id) + "/" + sub));
   }
   return Status::Ok();
@@ -161,7 +232,9 @@ Result<Workspace> LocateTask(const RegistryStores& stores, const Workspace& pref
   for (const std::string& base : KnownWorkspaces(stores, preferred.base())) {
     Workspace workspace(base);
     std::string registry = workspace.TaskRegistryPath(task_id);
-    if (access(registry.c_str(), F_OK) == 0 || access((registry + ".bak").c_str(), F_OK) == 0) {
+    if (access(registry.c_str(), F_OK) == 0 || access((registry + ".bak").c_str(), F_OK) == 0 ||
+        IsSymbolicLink(registry) || IsSymbolicLink(workspace.TaskDirectory(task_id))) {
+      HERD_RETURN_IF_ERROR(workspace.CheckLayout(task_id));
       return workspace;
     }
   }

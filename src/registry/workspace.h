@@ -17,6 +17,20 @@
 // task created for another project directory stays findable from any
 // directory. Paths returned here are absolute. Ids passed in must already
 // be validated (registry/ids.h).
+//
+// Symbolic links: a project can ship `.agent-workspace/` in git, links
+// included, so herd never follows a link it did not create anywhere at or
+// below a base. A base the user named (--workspace, the environment) is
+// resolved once, so it may be reached through links of the user's own;
+// below it, CheckLayout refuses a link or a non-directory wherever herd
+// keeps a directory, and every file is opened with O_NOFOLLOW (store/,
+// util/text_file.h). The checks see the workspace as a repository left it;
+// they do not defend against another process of the same user swapping
+// directories while herd runs (that user can write the files anyway).
+//
+// Permissions: prompts, registries and logs carry secrets. Every directory
+// herd creates is 0700 and every file 0600 (store::kPrivate*Mode), whatever
+// the umask; `herd doctor --repair` tightens workspaces made before.
 #pragma once
 
 #include <string>
@@ -52,10 +66,21 @@ class Workspace {
   std::string LaunchPlanPath(const std::string& task_id, const std::string& agent_id) const;
   std::string McpConfigPath(const std::string& task_id, const std::string& agent_id) const;
 
-  // Creates the base, registry/ and the task's subdirectories.
+  // Creates the base, registry/ and the task's subdirectories (0700), after
+  // CheckLayout.
   Status CreateTaskDirectories(const std::string& task_id) const;
 
-  // Every task directory under the base (named TASK-..., a valid id), sorted.
+  // Refuses (InvalidArgument, naming the path, what it is and what to do) a
+  // symbolic link or a non-directory where herd keeps a directory: the base,
+  // registry/, metrics/ and, for `task_id`, the task directory and its
+  // subdirectories. Missing directories pass: herd creates them.
+  Status CheckLayout(const std::string& task_id = "") const;
+
+  // The directories CheckLayout looks at, outermost first.
+  std::vector<std::string> LayoutDirectories(const std::string& task_id) const;
+
+  // Every task directory under the base (named TASK-..., a valid id, a real
+  // directory and not a link), sorted.
   std::vector<std::string> TaskIds() const;
 
  private:
@@ -79,14 +104,21 @@ Result<Workspace> LocateTask(const RegistryStores& stores, const Workspace& pref
 // True if `path` is a directory (following symlinks).
 bool IsDirectory(const std::string& path);
 
+// True if `path` itself is a symbolic link.
+bool IsSymbolicLink(const std::string& path);
+
 // The names in directory `path`, without "." and "..", sorted; none if it
 // cannot be read.
 std::vector<std::string> ListDirectory(const std::string& path);
 
-// Creates `path` and its parents (mkdir -p).
+// Creates `path` and its missing parents (mkdir -p), each new one 0700.
 Status MakeDirectories(const std::string& path);
 
 // Absolute, normalised form of `path` relative to the current directory.
 std::string AbsolutePath(const std::string& path);
+
+// `path` with every symbolic link resolved (realpath) if it exists, else
+// AbsolutePath(path).
+std::string ResolvedPath(const std::string& path);
 
 }  // namespace herd::registry

@@ -105,7 +105,7 @@ Result<FileLock> FileLock::Acquire(const std::string& lock_path, std::chrono::mi
                                    double* waited_ms) {
   auto start = MonotonicClock::now();
   if (waited_ms) *waited_ms = 0;
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Status::FromErrno("cannot open lock file " + lock_path, errno);
 
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -160,7 +160,7 @@ void FileLock::Release() {
 }
 
 std::string FileLock::ReadHolder(const std::string& lock_path) {
-  int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return "";
   char buffer[512];
   ssize_t got = pread(fd, buffer, sizeof buffer - 1, 0);

@@ -3,7 +3,9 @@
 // The lock is flock(LOCK_EX) on `X.lock`, a file that is created once and
 // never renamed or deleted, so every process locks the same inode no matter
 // how often `X` itself is replaced. The descriptor is O_CLOEXEC: a child
-// spawned while the lock is held never inherits it. The kernel releases the
+// spawned while the lock is held never inherits it, and O_NOFOLLOW: a lock
+// file that is a symbolic link (shipped in a repository, say) is refused,
+// never written through. It is created 0600. The kernel releases the
 // lock when its holder dies, so there are no stale locks to break.
 //
 // Waiting has a deadline but never polls: Acquire blocks in flock() and a

@@ -5,11 +5,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <random>
 
 namespace herd::store {
 
 Result<int> FileSystem::CreateExclusive(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                  kPrivateFileMode);
   if (fd < 0) return Status::FromErrno("cannot create " + path, errno);
   return fd;
 }
@@ -59,7 +62,7 @@ Status FileSystem::Remove(const std::string& path) {
 }
 
 Status FileSystem::SyncDirectory(const std::string& directory) {
-  int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Status::FromErrno("cannot open directory " + directory, errno);
   int result = ::fsync(fd);
   int saved_errno = errno;
@@ -69,7 +72,7 @@ Status FileSystem::SyncDirectory(const std::string& directory) {
 }
 
 Result<std::string> FileSystem::ReadFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound(path + " does not exist");
     return Status::FromErrno("cannot open " + path, errno);
@@ -96,6 +99,33 @@ Result<std::string> FileSystem::ReadFile(const std::string& path) {
 FileSystem* FileSystem::Default() {
   static FileSystem real;
   return &real;
+}
+
+std::string UniqueSuffix() {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  char random[20];
+  std::snprintf(random, sizeof random, "%016llx", static_cast<unsigned long long>(generator()));
+  return std::to_string(getpid()) + "." + random;
+}
+
+std::string TempPathFor(const std::string& path) { return path + ".tmp." + UniqueSuffix(); }
+
+Status ReplaceFileDurably(FileSystem* fs, const std::string& path, std::string_view contents) {
+  std::string temp = TempPathFor(path);
+  Result<int> fd = fs->CreateExclusive(temp);
+  if (!fd.ok()) return fd.status();
+  Status status = fs->WriteAll(*fd, contents, temp);
+  if (status.ok()) status = fs->SyncData(*fd, temp);
+  Status closed = fs->Close(*fd, temp);
+  if (status.ok()) status = closed;
+  if (status.ok()) status = fs->Rename(temp, path);
+  if (!status.ok()) {
+    fs->Remove(temp);
+    return status.WithContext(path + " is unchanged");
+  }
+  size_t slash = path.rfind('/');
+  std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  return fs->SyncDirectory(directory);
 }
 
 }  // namespace herd::store

@@ -5,7 +5,10 @@
 // any single step fail with ENOSPC or EIO, as a real disk would, without
 // mocking anything else (LevelDB's Env plays the same role). Default()
 // returns the real implementation; it is stateless and thread-safe.
-// Every descriptor it opens is O_CLOEXEC.
+// Every descriptor it opens is O_CLOEXEC and O_NOFOLLOW: herd never follows
+// a symbolic link to a file it reads or writes (a repository may ship links
+// inside its workspace), and files it creates are private (kPrivateFileMode,
+// whatever the umask).
 #pragma once
 
 #include <string>
@@ -14,6 +17,11 @@
 #include "util/status.h"
 
 namespace herd::store {
+
+// Modes of everything herd creates: prompts, registries and logs carry
+// secrets, so they are readable by their owner only.
+inline constexpr unsigned kPrivateFileMode = 0600;
+inline constexpr unsigned kPrivateDirectoryMode = 0700;
 
 class FileSystem {
  public:
@@ -39,5 +47,17 @@ class FileSystem {
 
   static FileSystem* Default();
 };
+
+// "<pid>.<16 random hex digits>": unique across processes and calls.
+std::string UniqueSuffix();
+
+// "<path>.tmp.<UniqueSuffix>": a name beside `path` that no other process or
+// call uses.
+std::string TempPathFor(const std::string& path);
+
+// Replaces `path` with `contents` durably: a new temp file beside it is
+// written and fdatasynced, renamed over `path`, and the directory fsynced.
+// On failure `path` is unchanged and no temp file is left.
+Status ReplaceFileDurably(FileSystem* fs, const std::string& path, std::string_view contents);
 
 }  // namespace herd::store

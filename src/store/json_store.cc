@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <mutex>
-#include <random>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -25,16 +24,6 @@ std::string DirectoryOf(const std::string& path) {
   if (slash == 0) return "/";
   return path.substr(0, slash);
 }
-
-// "<pid>.<16 random hex digits>": unique across processes and calls.
-std::string UniqueSuffix() {
-  thread_local std::mt19937_64 generator{std::random_device{}()};
-  char random[20];
-  std::snprintf(random, sizeof random, "%016llx", static_cast<unsigned long long>(generator()));
-  return std::to_string(getpid()) + "." + random;
-}
-
-std::string TempPathFor(const std::string& path) { return path + ".tmp." + UniqueSuffix(); }
 
 std::string Serialize(const json& document) {
   // Replace invalid UTF-8 instead of throwing: agent output ends up here.
@@ -111,6 +100,7 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
   std::string backup_path = path + ".bak";
   Result<std::string> backup_contents = fs->ReadFile(backup_path);
   if (!backup_contents.ok()) {
+    if (!backup_contents.status().Is(Status::Code::kNotFound)) return backup_contents.status();
     if (!contents.ok()) return json::object();  // never created: start empty
     return Status::Corruption(problem + "; there is no backup " + backup_path +
                               " to restore. The file was left in place: inspect it, then move "
@@ -187,7 +177,7 @@ Status JsonStore::Replace(const std::string& path, const json& document, Backup 
     std::string backup_temp = TempPathFor(backup_path);
     // Holding the old backup open defers freeing its blocks to the close,
     // after the lock is released: replacing it then costs a rename only.
-    deferred->old_backup_fd = ::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC);
+    deferred->old_backup_fd = ::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     status = backup == Backup::kCurrentFile ? fs->Link(path, backup_temp)
                                             : WriteNewFileDurably(fs, backup_temp, data, stats);
     if (status.ok()) {

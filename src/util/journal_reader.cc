@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 namespace herd {
 namespace {
@@ -15,14 +16,17 @@ bool SameTime(const timespec& a, const timespec& b) {
   return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
-// Reads [offset, end of file) of `path` into `bytes`; fills `info` from the
-// open descriptor, so the bytes and the identity belong to the same file.
-bool ReadFrom(const std::string& path, off_t offset, std::string* bytes, struct stat* info) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// Reads [offset, min(end of file, limit)) of `path` into `bytes`; fills
+// `info` from the open descriptor, so the bytes and the identity belong to
+// the same file.
+bool ReadFrom(const std::string& path, off_t offset, off_t limit, std::string* bytes,
+              struct stat* info) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return false;
   bool ok = ::fstat(fd, info) == 0;
-  if (ok && info->st_size > offset) {
-    bytes->resize(static_cast<size_t>(info->st_size - offset));
+  off_t end = ok ? std::min(info->st_size, limit) : 0;
+  if (ok && end > offset) {
+    bytes->resize(static_cast<size_t>(end - offset));
     size_t filled = 0;
     while (filled < bytes->size()) {
       ssize_t got = ::pread(fd, bytes->data() + filled, bytes->size() - filled,
@@ -41,10 +45,11 @@ bool ReadFrom(const std::string& path, off_t offset, std::string* bytes, struct 
 
 JournalReader::JournalReader() : state_(std::make_shared<State>()) {}
 
-JournalSlice JournalReader::Read(const std::string& path, size_t keep) const {
+JournalSlice JournalReader::Read(const std::string& path, size_t keep,
+                                 std::optional<uint64_t> committed_bytes) const {
   keep = std::min(keep, kMaxKeep);
   struct stat seen {};
-  if (::stat(path.c_str(), &seen) != 0) {
+  if (::lstat(path.c_str(), &seen) != 0 || !S_ISREG(seen.st_mode)) {
     // Gone: forget it, so a new file at this path that reuses the inode
     // number is not taken for the old one grown.
     std::lock_guard<std::mutex> guard(state_->mutex);
@@ -62,22 +67,30 @@ JournalSlice JournalReader::Read(const std::string& path, size_t keep) const {
     auto found = state_->journals.find(path);
     if (found != state_->journals.end()) journal = found->second;
   }
+  // Lines past the committed length belong to a transaction still under
+  // way (or one that failed): not read. Their append changes the file's
+  // time without changing what is read, so the time is not compared then.
+  off_t limit = std::numeric_limits<off_t>::max();
+  if (committed_bytes && static_cast<uint64_t>(seen.st_size) > *committed_bytes) {
+    limit = static_cast<off_t>(*committed_bytes);
+  }
+  off_t size = std::min(seen.st_size, limit);
+  bool capped = size < seen.st_size;
   bool same_file = journal.device == seen.st_dev && journal.inode == seen.st_ino;
-  bool unchanged = same_file && SameTime(journal.modified, seen.st_mtim) &&
-                   seen.st_size == journal.consumed;
+  bool same_time = capped || SameTime(journal.modified, seen.st_mtim);
+  bool unchanged = same_file && same_time && size == journal.consumed;
   if (!unchanged) {
     // Appended to: read the new bytes. Anything else: start over.
-    bool appended = same_file && seen.st_size >= journal.consumed &&
-                    !(seen.st_size == journal.consumed && !SameTime(journal.modified, seen.st_mtim));
+    bool appended = same_file && size >= journal.consumed && !(size == journal.consumed && !same_time);
     if (!appended) journal = Journal();
     std::string bytes;
     struct stat opened {};
-    if (!ReadFrom(path, journal.consumed, &bytes, &opened)) return {};
+    if (!ReadFrom(path, journal.consumed, limit, &bytes, &opened)) return {};
     if (opened.st_dev != seen.st_dev || opened.st_ino != seen.st_ino) {
       // Replaced between stat and open: read the new file whole.
       journal = Journal();
       bytes.clear();
-      if (!ReadFrom(path, 0, &bytes, &opened)) return {};
+      if (!ReadFrom(path, 0, limit, &bytes, &opened)) return {};
     }
     journal.device = opened.st_dev;
     journal.inode = opened.st_ino;

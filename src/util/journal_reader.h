@@ -1,8 +1,9 @@
 // JournalReader: the line count and newest lines of append-only JSONL
 // journals (agents' progress and findings), read incrementally.
 //
-// Journals only grow: every writer appends whole lines with one write(2)
-// (AppendLine in util/text_file.h). A JournalReader remembers, per path, the
+// Journals only grow: every writer appends whole lines under its task's
+// lock (AppendJournalLine in util/text_file.h); only lines past the
+// committed length that a failed transaction left are ever cut off. A JournalReader remembers, per path, the
 // file's identity (device and inode), how many bytes it has consumed (up to
 // the last newline), how many lines those held and the newest kMaxKeep of
 // them. Reading a journal again costs one stat(2) when nothing was appended,
@@ -22,10 +23,12 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <ctime>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,8 +50,11 @@ class JournalReader {
 
   // The journal at `path`; a missing or unreadable file is an empty slice
   // (journals are optional: an agent that never reported has none).
-  // `keep` is capped at kMaxKeep.
-  JournalSlice Read(const std::string& path, size_t keep) const;
+  // `keep` is capped at kMaxKeep. `committed_bytes`, when known, is the
+  // journal's length as its registry records it (text_file.h
+  // AppendJournalLine): bytes past it are not read.
+  JournalSlice Read(const std::string& path, size_t keep,
+                    std::optional<uint64_t> committed_bytes = std::nullopt) const;
 
  private:
   struct Journal {

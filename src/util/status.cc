@@ -1,11 +1,19 @@
 #include "util/status.h"
 
+#include <cerrno>
 #include <cstring>
 
 namespace herd {
 
 Status Status::FromErrno(const std::string& what, int error_number) {
-  Status status(Code::kIOError, what + ": " + std::strerror(error_number));
+  // herd opens its files with O_NOFOLLOW, so ELOOP means "a symbolic link
+  // was in the way", which strerror words as a loop.
+  std::string reason = error_number == ELOOP
+                           ? "it is a symbolic link, and herd never follows symbolic links "
+                             "inside its workspace (a repository can ship one to redirect "
+                             "herd's writes): remove the link, or use another workspace"
+                           : std::strerror(error_number);
+  Status status(Code::kIOError, what + ": " + reason);
   status.error_number_ = error_number;
   return status;
 }

@@ -25,7 +25,7 @@ class Fd {
 
 Result<std::string> ReadWhole(const std::string& path, bool* missing) {
   *missing = false;
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0) {
     if (errno == ENOENT) {
       *missing = true;
@@ -50,7 +50,7 @@ Result<std::string> ReadWhole(const std::string& path, bool* missing) {
 }  // namespace
 
 Status AppendLine(const std::string& path, const std::string& line) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) return Status::FromErrno("cannot open " + path + " for appending", errno);
   std::string data = line;
   data += '\n';
@@ -65,8 +65,66 @@ Status AppendLine(const std::string& path, const std::string& line) {
   return Status::Ok();
 }
 
+Result<uint64_t> AppendJournalLine(const std::string& path,
+                                   std::optional<uint64_t> committed_bytes,
+                                   const std::string& line) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) return Status::FromErrno("cannot open " + path + " for appending", errno);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return Status::FromErrno("cannot stat " + path, errno);
+  uint64_t start = static_cast<uint64_t>(info.st_size);
+  if (committed_bytes && start > *committed_bytes) {
+    // The line of a transaction that never committed (its writer failed or
+    // was killed between the append and the commit).
+    if (::ftruncate(fd.get(), static_cast<off_t>(*committed_bytes)) != 0) {
+      return Status::FromErrno("cannot cut uncommitted lines off " + path, errno);
+    }
+    start = *committed_bytes;
+  }
+  std::string data = line;
+  data += '\n';
+  size_t done = 0;
+  Status failed;
+  while (done < data.size()) {
+    ssize_t written = ::write(fd.get(), data.data() + done, data.size() - done);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) {
+      failed = Status::FromErrno("cannot append to " + path, written < 0 ? errno : ENOSPC);
+      break;
+    }
+    done += static_cast<size_t>(written);
+  }
+  if (failed.ok() && ::fdatasync(fd.get()) != 0) {
+    failed = Status::FromErrno("cannot flush " + path + " to disk", errno);
+  }
+  if (!failed.ok()) {
+    // Never leave part of a line: the next append would be glued to it.
+    if (::ftruncate(fd.get(), static_cast<off_t>(start)) != 0) {
+      return failed.WithContext("and cutting the partial line off failed too (" +
+                                std::string(std::strerror(errno)) + ")");
+    }
+    return failed;
+  }
+  return start + data.size();
+}
+
+Status CutJournal(const std::string& path, uint64_t committed_bytes) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status::FromErrno("cannot open " + path, errno);
+  }
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return Status::FromErrno("cannot stat " + path, errno);
+  if (static_cast<uint64_t>(info.st_size) <= committed_bytes) return Status::Ok();
+  if (::ftruncate(fd.get(), static_cast<off_t>(committed_bytes)) != 0) {
+    return Status::FromErrno("cannot cut uncommitted lines off " + path, errno);
+  }
+  return Status::Ok();
+}
+
 Result<Tail> ReadTailLines(const std::string& path, size_t max_lines, size_t max_bytes) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0) {
     if (errno == ENOENT) return Status::NotFound(path + " does not exist");
     return Status::FromErrno("cannot open " + path, errno);

@@ -4,10 +4,12 @@
 // AppendLine writes one whole line with a single write(2) on an O_APPEND
 // descriptor, so lines from concurrent processes never interleave.
 // ReadTailLines reads backwards from the end in blocks: its cost is the
-// size of the tail, not of the file.
+// size of the tail, not of the file. None of them follows a symbolic link
+// at `path` (O_NOFOLLOW): the error then says it is a link.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,8 +17,26 @@
 
 namespace herd {
 
-// Appends `line` plus '\n' to `path` (created 0644 if missing).
+// Appends `line` plus '\n' to `path` (created 0600 if missing).
 Status AppendLine(const std::string& path, const std::string& line);
+
+// Appends `line` plus '\n' to a journal whose committed length is
+// `committed_bytes`, for a caller that holds the lock of the document that
+// records that length (the task registry, for agents' journals), so only
+// one appender runs at a time. Anything beyond `committed_bytes` (the line
+// of a transaction that never committed) is cut off first; `nullopt` means
+// "the file as found is committed" (journals made before herd recorded
+// their length). The line is flushed (fdatasync) before this returns, so a
+// length recorded afterwards never points past what the disk holds. A failed
+// write or flush cuts the file back to where it was: either the whole line
+// is there or none of it. Returns the journal's new length.
+Result<uint64_t> AppendJournalLine(const std::string& path,
+                                   std::optional<uint64_t> committed_bytes,
+                                   const std::string& line);
+
+// Cuts the journal at `path` back to `committed_bytes` if it is longer (a
+// missing file is fine). For the same lock holder as AppendJournalLine.
+Status CutJournal(const std::string& path, uint64_t committed_bytes);
 
 struct Tail {
   std::vector<std::string> lines;  // oldest first, without '\n'
