@@ -241,6 +241,76 @@ test("deep nesting: a request nested 200,000 levels deep gets -32600 with its id
     assert.match(task.task_id, /^TASK-/);
   }));
 
+test("get_agent_output filter: backtracking patterns and 100 KB lines answer, long or unsupported patterns get a clear error", T, () =>
+  withRaw(async ({ w, s }) => {
+    await s.initialize();
+    const task = await s.tool("create_real_task", { description: "regular expressions over long lines" });
+    // Lines that make a backtracking engine take exponential time or recurse once per character.
+    const script = `process.stdout.write(["a".repeat(30) + "b", "a".repeat(100000) + "b",
+      "x".repeat(50000) + " error: something failed " + "y".repeat(50000), "filter-output-done"].join("\\n") + "\\n")`;
+    const agent = await deployVia(s, task.task_id, [process.execPath, "-e", script], "printer");
+    await waitForLog(w, task.task_id, agent.agent_id, "filter-output-done");
+    const output = (filter, extra = {}) =>
+      s.callTool("get_agent_output", { task_id: task.task_id, agent_id: agent.agent_id, filter, max_bytes: 4194304, ...extra },
+                 { timeoutMs: 120000 });
+
+    let r = await output(".*error.*");
+    assert.notEqual(r.isError, true, JSON.stringify(r).slice(0, 500));
+    assert.equal(r.structuredContent.lines, 1);
+    assert.match(r.structuredContent.output, /^x+ error: something failed y+\n$/);
+    for (const filter of ["(a+)+$", "^(a|aa)+$", "(x+x+)+z"]) {
+      r = await output(filter);
+      assert.notEqual(r.isError, true, `${filter}: ${JSON.stringify(r).slice(0, 500)}`);
+      assert.equal(r.structuredContent.lines, 0, filter);
+    }
+    r = await output("^(a+)+b$");
+    assert.equal(r.structuredContent.lines, 2);
+
+    r = await output("a".repeat(1001));
+    assert.equal(r.isError, true);
+    assert.match(r.structuredContent.error, /1001 bytes.*limit is 1000.*shorter/);
+    assert.equal((await output("a".repeat(1000))).isError, false, "1000 bytes is within the limit");
+    for (const filter of ["(a)\\1", "(?=a)b", "(?<!x)error"]) {
+      r = await output(filter);
+      assert.equal(r.isError, true, filter);
+      assert.match(r.structuredContent.error, /not a valid RE2 regular expression.*backreferences.*lookaround/, filter);
+    }
+    r = await output("((((a{100}){100}){100}){100})");
+    assert.equal(r.isError, true, "a pattern too large to compile is refused");
+    // Still serving.
+    assert.deepEqual(await s.request("ping", undefined, { id: "after-filters" }), { jsonrpc: "2.0", id: "after-filters", result: {} });
+    const list = await s.request("tools/list", {}, { id: "list-after-filters" });
+    const schema = list.result.tools.find(t => t.name === "get_agent_output").inputSchema.properties.filter;
+    assert.match(schema.description, /RE2/);
+    assert.equal(schema.maxLength, 1000);
+  }));
+
+test("get_agent_output over an agent's line nested 200,000 levels deep: text, jsonl and parsed all answer", T, () =>
+  withRaw(async ({ w, s }) => {
+    await s.initialize();
+    const task = await s.tool("create_real_task", { description: "an agent that prints deeply nested JSON" });
+    const script = `const d = "[".repeat(200000) + "]".repeat(200000);
+      process.stdout.write('{"type":"assistant","message":{"content":' + d + '}}\\n{"type":"system","subtype":"init"}\\ndeep-output-done\\n')`;
+    const agent = await deployVia(s, task.task_id, [process.execPath, "-e", script], "deep");
+    await waitForLog(w, task.task_id, agent.agent_id, "deep-output-done");
+    for (const format of ["text", "jsonl", "parsed"]) {
+      const r = await s.callTool("get_agent_output", { task_id: task.task_id, agent_id: agent.agent_id, format, max_bytes: 4194304 },
+                                 { id: `deep-${format}` });
+      assert.notEqual(r.isError, true, `${format}: ${JSON.stringify(r).slice(0, 500)}`);
+      const output = r.structuredContent.output;
+      assert.equal(r.structuredContent.lines, 3, format);
+      if (format === "jsonl") {
+        assert.equal(typeof output[0], "string", "a line too deep to handle as JSON comes back as its text");
+        assert.equal(output[0].length, 400000 + '{"type":"assistant","message":{"content":}}'.length);
+        assert.deepEqual(output[1], { type: "system", subtype: "init" });
+      } else {
+        assert.ok(output.includes("[".repeat(200000)), format);
+        if (format === "parsed") assert.match(output, /^system: init$/m);
+      }
+    }
+    assert.deepEqual(await s.request("ping", undefined, { id: "after-deep-output" }), { jsonrpc: "2.0", id: "after-deep-output", result: {} });
+  }));
+
 test("batches: accepted under 2025-03-26 (array reply, nothing for notifications)", T, () =>
   withRaw(async ({ w, s }) => {
     await s.initialize("2025-03-26");
