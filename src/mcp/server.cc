@@ -21,6 +21,7 @@
 
 #include "mcp/tools.h"
 #include "orchestrator/orchestrator.h"
+#include "util/json_parse.h"
 
 namespace herd::mcp {
 
@@ -31,6 +32,9 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxLineBytes = 16 * 1024 * 1024;
+// Copying, comparing and serialising JSON recurse once per level, so no
+// message deeper than this is ever built; a tool's own arguments nest 5.
+constexpr int kMaxMessageDepth = 64;
 constexpr int kWorkers = 4;
 
 constexpr int kParseError = -32700;
@@ -153,12 +157,13 @@ class Server {
 
   // Handles one input line (without its newline).
   void HandleLine(const std::string& line) {
-    json message = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (message.is_discarded()) {
-      Send(ErrorResponse(nullptr, kParseError,
-                         "parse error: the line is not valid JSON (or not valid UTF-8)"));
+    JsonParseFailure failure = JsonParseFailure::kNone;
+    Result<json> parsed = ParseJson(line, kMaxMessageDepth, &failure);
+    if (!parsed.ok()) {
+      Send(UnparsedLineResponse(line, failure, parsed.status().message()));
       return;
     }
+    json message = std::move(parsed).value();
     if (message.is_array()) {
       HandleBatch(message);
       return;
@@ -176,6 +181,28 @@ class Server {
   void Finish() { pool_.Drain(); }
 
  private:
+  // The error for a line ParseJson refused. Invalid JSON has no id to
+  // answer with (-32700, id null); a message that is JSON but too deep or
+  // holds an unrepresentable number is answered with its own id, read
+  // without parsing the rest, so its caller is not left waiting.
+  static json UnparsedLineResponse(const std::string& line, JsonParseFailure failure,
+                                   const std::string& problem) {
+    if (failure != JsonParseFailure::kTooDeep && failure != JsonParseFailure::kNumberOutOfRange) {
+      return ErrorResponse(
+          nullptr, kParseError,
+          "parse error: the line is not valid JSON (or not valid UTF-8): " + problem);
+    }
+    json id = FindTopLevelScalar(line, "id").value_or(nullptr);
+    if (!id.is_string() && !id.is_number_integer()) id = nullptr;
+    if (failure == JsonParseFailure::kTooDeep) {
+      return ErrorResponse(
+          id, kInvalidRequest,
+          "invalid request: the message's " + problem + "; send flatter arguments");
+    }
+    return ErrorResponse(id, kInvalidParams,
+                         "invalid params: " + problem + "; send numbers within that range");
+  }
+
   void HandleBatch(const json& batch) {
     if (negotiated_version_ != "2025-03-26") {
       Send(ErrorResponse(nullptr, kInvalidRequest,
@@ -319,7 +346,13 @@ class Server {
       in_flight_[id.dump()] = cancelled;
     }
     pool_.Submit([this, id, name, arguments, progress_token, cancelled] {
-      std::string response = CallTool(id, name, arguments, progress_token, cancelled.get());
+      std::string response;
+      try {
+        response = CallTool(id, name, arguments, progress_token, cancelled.get());
+      } catch (const std::exception& error) {  // an exception here would end the process
+        response = Serialise(
+            ErrorResponse(id, kInternalError, std::string("internal error: ") + error.what()));
+      }
       {
         std::lock_guard<std::mutex> guard(in_flight_mutex_);
         in_flight_.erase(id.dump());
@@ -380,10 +413,14 @@ class Server {
     return line;
   }
 
-  // Writes one message as one line; safe from any thread.
-  void Send(const json& message) {
-    SendLine(message.dump(-1, ' ', false, json::error_handler_t::replace));
+  // Invalid UTF-8 (from agents' output, say) becomes U+FFFD instead of an
+  // exception.
+  static std::string Serialise(const json& message) {
+    return message.dump(-1, ' ', false, json::error_handler_t::replace);
   }
+
+  // Writes one message as one line; safe from any thread.
+  void Send(const json& message) { SendLine(Serialise(message)); }
 
   // Writes a serialised message (no newline inside) as one line.
   void SendLine(std::string line) {

@@ -10,9 +10,11 @@
 // to a private descriptor and points fd 1 at stderr, so a stray write from
 // anywhere in the process cannot corrupt the protocol, and every child is
 // started with its own stdout (agents/). Bad input (invalid JSON or UTF-8,
-// huge lines, out-of-range numbers, unknown methods) gets an error reply
-// and the server keeps serving. On stdin EOF every request already read is
-// answered before exit.
+// huge lines, unknown methods) gets an error reply and the server keeps
+// serving; a message nested deeper than 64 levels, or holding a number
+// beyond a double's range, is refused before any of it is copied, with an
+// error carrying its id when its top level names one. On stdin EOF every
+// request already read is answered before exit.
 #pragma once
 
 #include <string>

@@ -180,7 +180,11 @@ json BuildDefinitions() {
 
   json output_input = agent_ref;
   output_input["tail"] = IntegerProperty("only the last N lines", 0, 1000000);
-  output_input["filter"] = StringProperty("regular expression; only matching lines");
+  output_input["filter"] = StringProperty(
+      "only lines containing a match of this RE2 regular expression (Perl-like syntax without "
+      "backreferences or lookaround; at most " +
+      std::to_string(OutputRequest::kMaxFilterBytes) + " bytes)");
+  output_input["filter"]["maxLength"] = OutputRequest::kMaxFilterBytes;
   output_input["format"] = EnumProperty({"text", "jsonl", "parsed"}, "default text");
   output_input["include_metadata"] = {{"type", "boolean"}, {"description", "add file and exit info"}};
   output_input["max_bytes"] =

@@ -5,6 +5,7 @@
 #include <regex>
 #include <string_view>
 
+#include <re2/re2.h>
 #include <spdlog/spdlog.h>
 
 #include "agents/killer.h"
@@ -15,6 +16,7 @@
 #include "registry/global_index.h"
 #include "registry/ids.h"
 #include "util/clock.h"
+#include "util/json_parse.h"
 #include "util/text_file.h"
 
 namespace herd {
@@ -392,13 +394,34 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   size_t wanted_lines = request.tail.value_or(SIZE_MAX);
   if (request.response_format == "summary") wanted_lines = std::min<size_t>(wanted_lines, 20);
 
-  std::optional<std::regex> filter;
+  // RE2, not std::regex: it matches in time linear in the line with memory
+  // bounded by max_mem, where a backtracking engine can take exponential
+  // time on a pattern like (a+)+$ or overflow the stack on a 100 KB line.
+  constexpr size_t kMaxFilterBytes = OutputRequest::kMaxFilterBytes;
+  constexpr int64_t kFilterMemoryBytes = 8 << 20;
+  std::optional<RE2> filter;
   if (!request.filter.empty()) {
-    try {
-      filter.emplace(request.filter, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error& error) {
+    if (request.filter.size() > kMaxFilterBytes) {
+      return Status::InvalidArgument("filter is " + std::to_string(request.filter.size()) +
+                                     " bytes long; the limit is " +
+                                     std::to_string(kMaxFilterBytes) +
+                                     ": use a shorter pattern (a distinctive word of the "
+                                     "lines you want is usually enough)");
+    }
+    RE2::Options options;
+    options.set_max_mem(kFilterMemoryBytes);
+    options.set_log_errors(false);
+    filter.emplace(request.filter, options);
+    if (!filter->ok()) {
+      std::string why =
+          filter->error_code() == RE2::ErrorPatternTooLarge
+              ? "it needs more than 8 MiB compiled; use a simpler pattern"
+              : filter->error() +
+                    ". RE2 syntax (https://github.com/google/re2/wiki/Syntax) "
+                    "is Perl's without backreferences (\\1) or lookaround ((?=...), (?!...), "
+                    "(?<=...), (?<!...))";
       return Status::InvalidArgument("filter \"" + request.filter +
-                                     "\" is not a valid regular expression: " + error.what());
+                                     "\" is not a valid RE2 regular expression: " + why);
     }
   }
   std::string log_path = workspace->StreamLogPath(request.task_id, request.agent_id);
@@ -412,7 +435,7 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
     file_size = tail->file_size;
     truncated = tail->truncated;
     for (std::string& line : tail->lines) {
-      if (filter && !std::regex_search(line, *filter)) continue;
+      if (filter && !RE2::PartialMatch(line, *filter)) continue;
       lines.push_back(std::move(line));
     }
   } else if (!tail.status().Is(Status::Code::kNotFound)) {
@@ -422,8 +445,13 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
     lines.erase(lines.begin(), lines.end() - static_cast<long>(wanted_lines));
     truncated = true;
   }
+  // Agents print what they like, and an event is copied and serialised
+  // recursively: a line nested deeper than this stays the text it is.
+  constexpr int kMaxEventDepth = 64;
   if (request.format == "parsed") {
-    for (std::string& line : lines) line = ParsedLine(line);
+    for (std::string& line : lines) {
+      if (ParseJson(line, kMaxEventDepth).ok()) line = ParsedLine(line);
+    }
   }
   // Keep the newest lines that fit in max_bytes.
   size_t bytes = 0;
@@ -439,8 +467,8 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   if (request.format == "jsonl") {
     output = json::array();
     for (const std::string& line : lines) {
-      json event = json::parse(line, nullptr, false);
-      output.push_back(event.is_discarded() ? json(line) : event);
+      Result<json> event = ParseJson(line, kMaxEventDepth);
+      output.push_back(event.ok() ? std::move(event).value() : json(line));
     }
   } else {
     std::string text;

@@ -59,7 +59,10 @@ struct OutputRequest {
   std::string task_id;
   std::string agent_id;
   std::optional<size_t> tail;       // last N lines
-  std::string filter;               // ECMAScript regex; only matching lines
+  // Only lines with a match of this RE2 regular expression; a longer
+  // pattern is refused.
+  static constexpr size_t kMaxFilterBytes = 1000;
+  std::string filter;
   std::string format = "text";      // text | jsonl | parsed
   bool include_metadata = false;
   std::optional<size_t> max_bytes;  // default keeps MCP clients under their limits

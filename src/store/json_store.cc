@@ -12,6 +12,7 @@
 
 #include "store/file_lock.h"
 #include "util/clock.h"
+#include "util/json_parse.h"
 
 namespace herd::store {
 namespace {
@@ -70,11 +71,16 @@ JsonStore::JsonStore(StoreOptions options)
     : options_(std::move(options)), cache_(std::make_shared<ReadCache>()) {}
 
 Result<json> JsonStore::Parse(const std::string& path, const std::string& contents) const {
-  json document = json::parse(contents, nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded()) {
+  // Far deeper than anything herd writes (MCP requests stop at 64 levels),
+  // shallow enough that copying and serialising the document cannot
+  // overflow a thread's stack.
+  constexpr int kMaxDocumentDepth = 512;
+  Result<json> parsed = ParseJson(contents, kMaxDocumentDepth);
+  if (!parsed.ok()) {
     return Status::Corruption(path + " is not valid JSON (" + std::to_string(contents.size()) +
-                              " bytes)");
+                              " bytes): " + parsed.status().message());
   }
+  json document = std::move(parsed).value();
   Status valid = options_.validator(document);
   if (!valid.ok()) return valid.WithContext(path);
   return document;

@@ -753,7 +753,9 @@ TEST(LostUpdateHarness, DetectsTheSeedAlgorithmsLostUpdates) {
 
 // --- Corruption and recovery -------------------------------------------------
 
-enum class Damage { kTruncated, kGarbage, kEmpty, kDeleted, kEmptyObject };
+// kDeeplyNested: a hand edit that nests 100,000 levels (valid JSON that
+// would overflow the stack once copied).
+enum class Damage { kTruncated, kGarbage, kEmpty, kDeleted, kEmptyObject, kDeeplyNested };
 
 std::string DamageName(Damage damage) {
   switch (damage) {
@@ -762,6 +764,7 @@ std::string DamageName(Damage damage) {
     case Damage::kEmpty: return "Empty";
     case Damage::kDeleted: return "Deleted";
     case Damage::kEmptyObject: return "EmptyObject";
+    case Damage::kDeeplyNested: return "DeeplyNested";
   }
   return "?";
 }
@@ -781,6 +784,10 @@ void Inflict(Damage damage, const std::string& path) {
     case Damage::kEmpty: WriteBytes(path, ""); break;
     case Damage::kDeleted: std::filesystem::remove(path); break;
     case Damage::kEmptyObject: WriteBytes(path, "{}\n"); break;
+    case Damage::kDeeplyNested:
+      WriteBytes(path, std::string("{\"") + kSequenceKey + "\": 9, \"x\": " +
+                           std::string(100000, '[') + std::string(100000, ']') + "}\n");
+      break;
   }
 }
 
@@ -858,6 +865,17 @@ TEST_P(CorruptionWithoutBackup, UpdateFailsAndLeavesTheFileInPlace) {
   EXPECT_EQ(DirectoryContents(dir_.path()), contents_before) << "never a silent reset";
 }
 
+TEST_F(JsonStoreTest, DeeplyNestedDocumentIsCorruptionThatSaysWhy) {
+  CommitIncrements(1);
+  Inflict(Damage::kDeeplyNested, path_);
+  Result<Snapshot> snapshot = store_.Read(path_);
+  ASSERT_FALSE(snapshot.ok());
+  EXPECT_TRUE(snapshot.status().Is(Status::Code::kCorruption)) << snapshot.status().ToString();
+  EXPECT_NE(snapshot.status().message().find(path_), std::string::npos);
+  EXPECT_NE(snapshot.status().message().find("nested deeper than 512 levels"), std::string::npos)
+      << snapshot.status().message();
+}
+
 TEST_P(CorruptionWithoutBackup, ReadReportsCorruption) {
   CommitIncrements(1);
   Inflict(GetParam(), path_);
@@ -868,12 +886,13 @@ TEST_P(CorruptionWithoutBackup, ReadReportsCorruption) {
 
 INSTANTIATE_TEST_SUITE_P(Damages, Corruption,
                          ::testing::Values(Damage::kTruncated, Damage::kGarbage, Damage::kEmpty,
-                                           Damage::kDeleted, Damage::kEmptyObject),
+                                           Damage::kDeleted, Damage::kEmptyObject,
+                                           Damage::kDeeplyNested),
                          [](const auto& info) { return DamageName(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(Damages, CorruptionWithoutBackup,
                          ::testing::Values(Damage::kTruncated, Damage::kGarbage, Damage::kEmpty,
-                                           Damage::kEmptyObject),
+                                           Damage::kEmptyObject, Damage::kDeeplyNested),
                          [](const auto& info) { return DamageName(info.param); });
 
 // Two losses in a row: the first restoring commit becomes the backup, so

@@ -103,7 +103,7 @@ test("negotiation echoes each supported version", T, async () => {
   }
 });
 
-test("malformed input: -32700 with id null for invalid JSON, invalid UTF-8, out-of-range numbers, huge lines; the server keeps serving", T, () =>
+test("malformed input: -32700 with id null for invalid JSON, invalid UTF-8, huge lines; the server keeps serving", T, () =>
   withRaw(async ({ s }) => {
     await s.initialize();
     const cases = [
@@ -114,8 +114,6 @@ test("malformed input: -32700 with id null for invalid JSON, invalid UTF-8, out-
                                                        Buffer.from([0xc3, 0x28, 0xff, 0xfe]), Buffer.from('"}}')])],
       ["an overlong UTF-8 encoding", Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":"o","method":"ping","params":{"x":"'),
                                                     Buffer.from([0xc0, 0xaf]), Buffer.from('"}}')])],
-      ["a number out of range (1e400)", '{"jsonrpc":"2.0","id":"big","method":"ping","params":{"x":1e400}}'],
-      ["a huge negative exponent number", '{"jsonrpc":"2.0","id":"neg","method":"ping","params":{"x":-1e400}}'],
     ];
     let n = 0;
     for (const [what, line] of cases) {
@@ -152,7 +150,7 @@ test("malformed input: -32700 with id null for invalid JSON, invalid UTF-8, out-
     assert.match(task.task_id, /^TASK-/);
   }));
 
-test("numbers out of range in arguments: isError tool results (progress 1e15), -32700 for 1e400", T, () =>
+test("numbers out of range in arguments: isError tool results (progress 1e15), -32602 with the id for 1e400", T, () =>
   withRaw(async ({ s }) => {
     await s.initialize();
     const task = await s.tool("create_real_task", { description: "numbers out of range" });
@@ -175,10 +173,9 @@ test("numbers out of range in arguments: isError tool results (progress 1e15), -
     reply = s.response("n3");
     send("n3", "99999999999999999999999999999999");
     assert.equal((await reply).result.isError, true);
-    const from = s.messages.length;
+    reply = s.response("n4");
     send("n4", "1e400");
-    await s.request("ping", undefined, { id: "after-n4" });
-    assertError(s.messages[from], -32700, null);
+    assertError(await reply, -32602, "n4");
     for (const tail of [1e300, -5, 1e15]) {
       const r = await s.callTool("get_agent_output", { task_id: task.task_id, agent_id: agent.agent_id, tail });
       assert.equal(r.isError, true, `tail ${tail}`);
@@ -190,6 +187,128 @@ test("numbers out of range in arguments: isError tool results (progress 1e15), -
                                                        status: "working", message: "fine", progress: 100 });
     assert.equal(ok.own_update.progress, 100);
     await s.tool("kill_real_agent", { task_id: task.task_id, agent_id: agent.agent_id, grace_seconds: 0 });
+  }));
+
+test("1e400 in a tool's arguments: -32602 invalid params with that request's id, wherever the id is", T, () =>
+  withRaw(async ({ s }) => {
+    await s.initialize();
+    const got = await sendThenPing(s,
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_agent_output","arguments":{"task_id":"x","tail":1e400}}}', "after-7");
+    assert.equal(got.length, 2, JSON.stringify(got));
+    assertError(got[0], -32602, 7);
+    assert.match(got[0].error.message, /out of the range of a double.*1e400/);
+    // The id after the number, a string id, a negative overflow, an overflow deeper inside.
+    for (const [line, id] of [
+      ['{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x","arguments":{"tail":-1e400}},"id":"late"}', "late"],
+      ['{"jsonrpc":"2.0","id":"s","method":"ping","params":{"x":[1,{"y":1e999}]}}', "s"],
+    ]) {
+      const reply = await sendThenPing(s, line, `after-${id}`);
+      assert.equal(reply.length, 2, JSON.stringify(reply));
+      assertError(reply[0], -32602, id);
+    }
+    // An id that is itself out of range cannot be echoed: id null.
+    const bad = await sendThenPing(s, '{"jsonrpc":"2.0","id":1e400,"method":"ping"}', "after-bad-id");
+    assertError(bad[0], -32602, null);
+    const list = await s.request("tools/list", {}, { id: "list" });
+    assert.equal(list.result.tools.length, 9);
+  }));
+
+test("deep nesting: a request nested 200,000 levels deep gets -32600 with its id and the server keeps serving", T, () =>
+  withRaw(async ({ s }) => {
+    await s.initialize();
+    const depth = 200000;
+    const arrays = "[".repeat(depth) + "]".repeat(depth);
+    const objects = '{"a":'.repeat(depth) + "1" + "}".repeat(depth);
+    const cases = [
+      ["deep-arrays", `{"jsonrpc":"2.0","id":"deep-arrays","method":"tools/call","params":{"name":"create_real_task","arguments":{"description":"d","x":${arrays}}}}`],
+      ["deep-objects", `{"jsonrpc":"2.0","id":"deep-objects","method":"ping","params":${objects}}`],
+      [4711, `{"jsonrpc":"2.0","method":"ping","params":{"p":${arrays}},"id":4711}`],
+      [null, `[${arrays}]`],                         // a batch: no top-level id to answer with
+      [null, "[".repeat(depth)],                     // unterminated as well
+    ];
+    for (const [id, line] of cases) {
+      const got = await sendThenPing(s, line, `after-${id}`);
+      assert.equal(got.length, 2, `${id}: one error, then the ping's reply: ${JSON.stringify(got).slice(0, 500)}`);
+      assertError(got[0], -32600, id);
+      assert.match(got[0].error.message, /deeper than 64 levels/);
+    }
+    // Nesting within the limit is an ordinary request.
+    const shallow = "[".repeat(50) + "]".repeat(50);
+    assert.deepEqual(await s.request("ping", { x: JSON.parse(shallow) }, { id: "shallow" }), { jsonrpc: "2.0", id: "shallow", result: {} });
+    const list = await s.request("tools/list", {}, { id: "list-after-deep" });
+    assert.equal(list.result.tools.length, 9);
+    const task = await s.tool("create_real_task", { description: "created after the deep requests" });
+    assert.match(task.task_id, /^TASK-/);
+  }));
+
+test("get_agent_output filter: backtracking patterns and 100 KB lines answer, long or unsupported patterns get a clear error", T, () =>
+  withRaw(async ({ w, s }) => {
+    await s.initialize();
+    const task = await s.tool("create_real_task", { description: "regular expressions over long lines" });
+    // Lines that make a backtracking engine take exponential time or recurse once per character.
+    const script = `process.stdout.write(["a".repeat(30) + "b", "a".repeat(100000) + "b",
+      "x".repeat(50000) + " error: something failed " + "y".repeat(50000), "filter-output-done"].join("\\n") + "\\n")`;
+    const agent = await deployVia(s, task.task_id, [process.execPath, "-e", script], "printer");
+    await waitForLog(w, task.task_id, agent.agent_id, "filter-output-done");
+    const output = (filter, extra = {}) =>
+      s.callTool("get_agent_output", { task_id: task.task_id, agent_id: agent.agent_id, filter, max_bytes: 4194304, ...extra },
+                 { timeoutMs: 120000 });
+
+    let r = await output(".*error.*");
+    assert.notEqual(r.isError, true, JSON.stringify(r).slice(0, 500));
+    assert.equal(r.structuredContent.lines, 1);
+    assert.match(r.structuredContent.output, /^x+ error: something failed y+\n$/);
+    for (const filter of ["(a+)+$", "^(a|aa)+$", "(x+x+)+z"]) {
+      r = await output(filter);
+      assert.notEqual(r.isError, true, `${filter}: ${JSON.stringify(r).slice(0, 500)}`);
+      assert.equal(r.structuredContent.lines, 0, filter);
+    }
+    r = await output("^(a+)+b$");
+    assert.equal(r.structuredContent.lines, 2);
+
+    r = await output("a".repeat(1001));
+    assert.equal(r.isError, true);
+    assert.match(r.structuredContent.error, /1001 bytes.*limit is 1000.*shorter/);
+    assert.equal((await output("a".repeat(1000))).isError, false, "1000 bytes is within the limit");
+    for (const filter of ["(a)\\1", "(?=a)b", "(?<!x)error"]) {
+      r = await output(filter);
+      assert.equal(r.isError, true, filter);
+      assert.match(r.structuredContent.error, /not a valid RE2 regular expression.*backreferences.*lookaround/, filter);
+    }
+    r = await output("((((a{100}){100}){100}){100})");
+    assert.equal(r.isError, true, "a pattern too large to compile is refused");
+    // Still serving.
+    assert.deepEqual(await s.request("ping", undefined, { id: "after-filters" }), { jsonrpc: "2.0", id: "after-filters", result: {} });
+    const list = await s.request("tools/list", {}, { id: "list-after-filters" });
+    const schema = list.result.tools.find(t => t.name === "get_agent_output").inputSchema.properties.filter;
+    assert.match(schema.description, /RE2/);
+    assert.equal(schema.maxLength, 1000);
+  }));
+
+test("get_agent_output over an agent's line nested 200,000 levels deep: text, jsonl and parsed all answer", T, () =>
+  withRaw(async ({ w, s }) => {
+    await s.initialize();
+    const task = await s.tool("create_real_task", { description: "an agent that prints deeply nested JSON" });
+    const script = `const d = "[".repeat(200000) + "]".repeat(200000);
+      process.stdout.write('{"type":"assistant","message":{"content":' + d + '}}\\n{"type":"system","subtype":"init"}\\ndeep-output-done\\n')`;
+    const agent = await deployVia(s, task.task_id, [process.execPath, "-e", script], "deep");
+    await waitForLog(w, task.task_id, agent.agent_id, "deep-output-done");
+    for (const format of ["text", "jsonl", "parsed"]) {
+      const r = await s.callTool("get_agent_output", { task_id: task.task_id, agent_id: agent.agent_id, format, max_bytes: 4194304 },
+                                 { id: `deep-${format}` });
+      assert.notEqual(r.isError, true, `${format}: ${JSON.stringify(r).slice(0, 500)}`);
+      const output = r.structuredContent.output;
+      assert.equal(r.structuredContent.lines, 3, format);
+      if (format === "jsonl") {
+        assert.equal(typeof output[0], "string", "a line too deep to handle as JSON comes back as its text");
+        assert.equal(output[0].length, 400000 + '{"type":"assistant","message":{"content":}}'.length);
+        assert.deepEqual(output[1], { type: "system", subtype: "init" });
+      } else {
+        assert.ok(output.includes("[".repeat(200000)), format);
+        if (format === "parsed") assert.match(output, /^system: init$/m);
+      }
+    }
+    assert.deepEqual(await s.request("ping", undefined, { id: "after-deep-output" }), { jsonrpc: "2.0", id: "after-deep-output", result: {} });
   }));
 
 test("batches: accepted under 2025-03-26 (array reply, nothing for notifications)", T, () =>
