@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "util/json_parse.h"
 #include "util/text_file.h"
 
 namespace herd::agents {
@@ -20,9 +21,11 @@ long long Number(const json& object, const char* key) {
 json ParseEvent(std::string_view line) {
   size_t start = line.find_first_not_of(" \t\r");
   if (start == std::string_view::npos || line[start] != '{') return nullptr;
-  json event = json::parse(line.substr(start), nullptr, false);
-  if (event.is_discarded() || !event.is_object()) return nullptr;
-  return event;
+  // Agents print what they like: a line nested too deep to copy safely is
+  // not an event.
+  Result<json> event = ParseJson(line.substr(start), kMaxMessageDepth);
+  if (!event.ok() || !event->is_object()) return nullptr;
+  return std::move(event).value();
 }
 
 }  // namespace

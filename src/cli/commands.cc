@@ -19,6 +19,7 @@
 #include "orchestrator/orchestrator.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
+#include "util/json_parse.h"
 #include "util/text_file.h"
 
 namespace herd::cli {
@@ -286,11 +287,13 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
       if (max_cost_usd) create.budget.max_cost_usd = max_cost_usd;
       if (max_tokens) create.budget.max_tokens = max_tokens;
       if (!context_json.empty()) {
-        create.context = json::parse(context_json, nullptr, false);
-        if (create.context.is_discarded() || !create.context.is_object()) {
-          std::cerr << "herd: --context must be a JSON object\n";
+        Result<json> context = ParseJson(context_json, kMaxMessageDepth);
+        if (!context.ok() || !context->is_object()) {
+          std::cerr << "herd: --context must be a JSON object"
+                    << (context.ok() ? "" : ": " + context.status().message()) << "\n";
           return kExitUsage;
         }
+        create.context = std::move(context).value();
       }
       return Report(options, MakeOrchestrator(options).CreateTask(create), [](const json& r) {
         std::string text = "created " + r.value("task_id", "") + " in " +
@@ -470,11 +473,12 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
     action = [&] {
       json data = json::object();
       if (!data_json.empty()) {
-        data = json::parse(data_json, nullptr, false);
-        if (data.is_discarded()) {
-          std::cerr << "herd: --data is not valid JSON\n";
+        Result<json> parsed = ParseJson(data_json, kMaxMessageDepth);
+        if (!parsed.ok()) {
+          std::cerr << "herd: --data is not valid JSON: " << parsed.status().message() << "\n";
           return kExitUsage;
         }
+        data = std::move(parsed).value();
       }
       return Report(options,
                     MakeOrchestrator(options).ReportFinding(task_id, agent_id, finding_type,

@@ -14,6 +14,7 @@
 #include "store/file_lock.h"
 #include "store/file_system.h"
 #include "util/clock.h"
+#include "util/json_parse.h"
 
 namespace herd::health {
 namespace {
@@ -36,12 +37,12 @@ Inspection Inspect(const std::string& path, const store::Validator& validator) {
     if (contents.status().Is(Status::Code::kNotFound)) return {FileState::kMissing, ""};
     return {FileState::kUnreadable, contents.status().message()};
   }
-  json document = json::parse(*contents, nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded()) {
-    return {FileState::kInvalid,
-            "it is not valid JSON (" + std::to_string(contents->size()) + " bytes)"};
+  Result<json> document = ParseJson(*contents, kMaxDocumentDepth);
+  if (!document.ok()) {
+    return {FileState::kInvalid, document.status().message() + " (" +
+                                     std::to_string(contents->size()) + " bytes)"};
   }
-  Status valid = validator(document);
+  Status valid = validator(*document);
   if (!valid.ok()) return {FileState::kInvalid, valid.message()};
   return {FileState::kValid, ""};
 }

@@ -34,7 +34,6 @@ using nlohmann::json;
 constexpr size_t kMaxLineBytes = 16 * 1024 * 1024;
 // Copying, comparing and serialising JSON recurse once per level, so no
 // message deeper than this is ever built; a tool's own arguments nest 5.
-constexpr int kMaxMessageDepth = 64;
 constexpr int kWorkers = 4;
 
 constexpr int kParseError = -32700;

@@ -56,8 +56,8 @@ json Newest(const std::vector<std::string>& lines, size_t keep) {
                     [](const auto& a, const auto& b) { return a.first > b.first; });
   json entries = json::array();
   for (size_t i = 0; i < count; ++i) {
-    json entry = json::parse(lines[stamped[i].second], nullptr, false);
-    if (!entry.is_discarded()) entries.push_back(std::move(entry));
+    Result<json> entry = ParseJson(lines[stamped[i].second], kMaxMessageDepth);
+    if (entry.ok()) entries.push_back(std::move(entry).value());
   }
   return entries;
 }
@@ -102,8 +102,9 @@ Status ValidateContext(const json& context, std::vector<std::string>* warnings) 
 }
 
 std::string ParsedLine(const std::string& line) {
-  json event = json::parse(line, nullptr, false);
-  if (event.is_discarded() || !event.is_object()) return line;
+  Result<json> parsed = ParseJson(line, kMaxMessageDepth);
+  if (!parsed.ok() || !parsed->is_object()) return line;
+  const json& event = *parsed;
   std::string type = event.value("type", "");
   if (type == "assistant" && event.contains("message")) {
     std::string text;
@@ -447,10 +448,9 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   }
   // Agents print what they like, and an event is copied and serialised
   // recursively: a line nested deeper than this stays the text it is.
-  constexpr int kMaxEventDepth = 64;
   if (request.format == "parsed") {
     for (std::string& line : lines) {
-      if (ParseJson(line, kMaxEventDepth).ok()) line = ParsedLine(line);
+      line = ParsedLine(line);
     }
   }
   // Keep the newest lines that fit in max_bytes.
@@ -467,7 +467,7 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   if (request.format == "jsonl") {
     output = json::array();
     for (const std::string& line : lines) {
-      Result<json> event = ParseJson(line, kMaxEventDepth);
+      Result<json> event = ParseJson(line, kMaxMessageDepth);
       output.push_back(event.ok() ? std::move(event).value() : json(line));
     }
   } else {
@@ -723,10 +723,10 @@ Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {
         offset += line.size() + 1;
         // Past the recorded length: a transaction that never committed.
         if (source.committed_bytes && offset > *source.committed_bytes) break;
-        json entry = json::parse(line, nullptr, false);
-        if (entry.is_discarded()) continue;
-        entry["entry_type"] = source.type;
-        timeline.push_back(std::move(entry));
+        Result<json> entry = ParseJson(line, kMaxMessageDepth);
+        if (!entry.ok() || !entry->is_object()) continue;
+        (*entry)["entry_type"] = source.type;
+        timeline.push_back(std::move(entry).value());
       }
     }
   }

@@ -74,7 +74,6 @@ Result<json> JsonStore::Parse(const std::string& path, const std::string& conten
   // Far deeper than anything herd writes (MCP requests stop at 64 levels),
   // shallow enough that copying and serialising the document cannot
   // overflow a thread's stack.
-  constexpr int kMaxDocumentDepth = 512;
   Result<json> parsed = ParseJson(contents, kMaxDocumentDepth);
   if (!parsed.ok()) {
     return Status::Corruption(path + " is not valid JSON (" + std::to_string(contents.size()) +

@@ -25,6 +25,12 @@
 
 namespace herd {
 
+// How deep herd lets JSON nest. Requests, agents' output lines and
+// command-line JSON need far less than 64 levels; registry documents hold
+// agents' data, so they get more room.
+inline constexpr int kMaxMessageDepth = 64;
+inline constexpr int kMaxDocumentDepth = 512;
+
 // Why a text did not parse, for callers that answer each case differently.
 enum class JsonParseFailure {
   kNone,
