@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@ namespace herd::test_util {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 constexpr size_t kDiskBytes = 8 * 1024 * 1024;
 
@@ -31,6 +33,16 @@ class agents_FullDisk : public HerdTest {
     HerdTest::SetUp();
     disk_.emplace(workspace(), kDiskBytes);
     if (!disk_->mounted()) GTEST_SKIP() << disk_->error();
+  }
+
+  // The names in the workspace that look like task directories.
+  std::vector<std::string> TaskDirectories() const {
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(workspace())) {
+      std::string name = entry.path().filename().string();
+      if (name.rfind("TASK-", 0) == 0) found.push_back(name);
+    }
+    return found;
   }
 
   // Destroyed after TearDown, which reads the registries on it to stop
@@ -103,6 +115,22 @@ TEST_F(agents_FullDisk, KillStopsTheAgentWhenTheRegistryCannotBeWritten) {
   EXPECT_EQ(listed.value("status", ""), "terminated") << status.dump(2);
   EXPECT_EQ(listed.value("liveness", ""), "ended") << status.dump(2);
   EXPECT_EQ(status["agents"].value("active", -1), 0) << status.dump(2);
+}
+
+TEST_F(agents_FullDisk, TaskCreateOnAFullDiskFailsAndLeavesNoTaskDirectory) {
+  std::string filler = disk_->Fill();
+
+  CommandResult created = Herd({"task", "create", "a task on a full disk", "--json"});
+
+  EXPECT_EQ(created.exit_code, 1) << created.Describe();
+  EXPECT_FALSE(created.Json().value("success", true)) << created.Describe();
+  EXPECT_THAT(created.err, HasSubstr("No space left on device"));
+  EXPECT_THAT(TaskDirectories(), IsEmpty());
+
+  // Once there is space again, creating works.
+  ASSERT_EQ(::unlink(filler.c_str()), 0);
+  std::string task = CreateTask();
+  EXPECT_EQ(TaskDirectories(), std::vector<std::string>{task});
 }
 
 }  // namespace
