@@ -387,6 +387,24 @@ TEST_F(AgentsTest, KillOfAnEndedAgentChangesNothing) {
   EXPECT_EQ(TaskRegistry(task), before);
 }
 
+// A SIGTERM that herd did not send (a person, a shutdown) stops the agent on
+// request too: its entry reads terminated and names the sender, not error.
+TEST_F(AgentsTest, SigtermToTheSupervisorReadsAsAStopOnRequest) {
+  std::string task = CreateTask();
+  std::string agent = DeployAgent(task, {"sleep", "300"});
+  int pidfd = OpenPidfd(SupervisorOf(AgentEntry(task, agent)));
+  ASSERT_GE(pidfd, 0);
+  ASSERT_EQ(::syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, nullptr, 0), 0);
+  ::close(pidfd);
+
+  json ended = WaitForAgentToEnd(task, agent);
+
+  EXPECT_EQ(ended.value("status", ""), "terminated") << ended.dump(2);
+  EXPECT_THAT(ended.value("termination_reason", ""),
+              HasSubstr("SIGTERM sent to its supervisor by process " + std::to_string(::getpid())));
+  EXPECT_EQ(ended.value("exit_signal", 0), SIGTERM) << ended.dump(2);
+}
+
 TEST_F(AgentsTest, LogsStayReadableAfterKill) {
   std::string task = CreateTask();
   std::string agent = DeployAgent(task, Shell("echo visible-after-kill; exec sleep 300"));

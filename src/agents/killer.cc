@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agents/process.h"
+#include "agents/supervisor.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
 #include "registry/task_registry.h"
@@ -52,6 +53,55 @@ std::vector<ProcessIdentity> AgentProcesses(const json& agent, const ProcessIden
   return processes;
 }
 
+// Errors that mean "the registry cannot be written now", not "the request
+// is wrong": a kill goes ahead despite them.
+bool IsRegistryWriteFailure(const Status& status) {
+  return status.Is(Status::Code::kIOError) || status.Is(Status::Code::kTimeout);
+}
+
+// The agent's entry as last committed, read without the lock, with task_id.
+Result<json> LastCommittedEntry(const registry::RegistryStores& stores,
+                                const registry::Workspace& workspace, const std::string& task_id,
+                                const std::string& agent_id) {
+  Result<store::Snapshot> snapshot = stores.tasks.Read(workspace.TaskRegistryPath(task_id));
+  if (!snapshot.ok()) return snapshot.status();
+  const json* entry = registry::FindAgent(snapshot->document, agent_id);
+  if (entry == nullptr) {
+    return Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
+                            ": run `herd status " + task_id + "` to list its agents");
+  }
+  json agent = *entry;
+  agent["task_id"] = task_id;
+  return agent;
+}
+
+// What a person must know when the agent was stopped but its termination
+// could not be recorded: the error, what the registry says now, who will
+// record the end and what to do.
+std::string UnrecordedKillWarning(const Status& error, const registry::Workspace& workspace,
+                                  const json& agent, const json& cleanup) {
+  std::string task_id = agent.value("task_id", "");
+  std::string agent_id = agent.value("id", "");
+  std::string text = "the registry could not be written (" + error.ToString() +
+                     "), so the termination is not recorded: ";
+  text += cleanup.value("all_exited", false)
+              ? "the agent's processes were stopped, "
+              : "the agent's processes were signalled but some had not exited, ";
+  text += "but " + workspace.TaskRegistryPath(task_id) + " still lists " + agent_id + " as " +
+          agent.value("status", "") + ". Free space on the disk (or fix what the error names). ";
+  if (IsAlive(registry::RecordedSupervisor(agent))) {
+    long long minutes =
+        std::chrono::duration_cast<std::chrono::minutes>(kExitRecordPatience).count();
+    text += "Its supervisor records the end as soon as it can write (it keeps trying for " +
+            std::to_string(minutes) + " minutes); if `herd status " + task_id +
+            "` still lists it as active after that, run `herd doctor --repair`.";
+  } else {
+    text += "Its supervisor is gone, so nothing will record the end: run `herd doctor --repair` "
+            "once the registry can be written.";
+  }
+  return text;
+}
+
 }  // namespace
 
 void RequestStop(const std::vector<json>& agents) {
@@ -62,7 +112,8 @@ void RequestStop(const std::vector<json>& agents) {
     if (supervisor.pid == getpid()) {
       raise(SIGTERM);  // our own agent: the handler forwards and arms the deadline
     } else if (pidfd >= 0) {
-      SignalPidfd(pidfd, SIGTERM);
+      // Marked, so the supervisor knows herd asked even if nothing could be recorded.
+      if (!SignalPidfdWithValue(pidfd, SIGTERM, kStopRequestMark)) SignalPidfd(pidfd, SIGTERM);
     } else if ((pidfd = OpenPidfd(leader)) >= 0) {
       SignalPidfd(pidfd, SIGTERM);
       if (leader.pid > 1) kill(-leader.pid, SIGTERM);
@@ -71,7 +122,7 @@ void RequestStop(const std::vector<json>& agents) {
   }
 }
 
-json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
+json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace, AwaitSupervisor await) {
   ProcessIdentity leader = registry::RecordedAgentProcess(agent);
   ProcessIdentity supervisor = registry::RecordedSupervisor(agent);
   auto start = MonotonicClock::now();
@@ -98,7 +149,9 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace) {
   // The supervisor records the exit and reaps leftovers; wait for it so the
   // caller sees the final state.
   int supervisor_fd = supervisor.pid == getpid() ? -1 : OpenPidfd(supervisor);
-  if (supervisor_fd >= 0) {
+  if (supervisor_fd >= 0 && await == AwaitSupervisor::kNo) {
+    cleanup["supervisor_finished"] = false;
+  } else if (supervisor_fd >= 0) {
     cleanup["supervisor_finished"] =
         WaitForExit({supervisor_fd}, MonotonicClock::now() + kSupervisorFinish);
     close(supervisor_fd);
@@ -125,19 +178,43 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
         agent["task_id"] = task_id;
         return changed ? store::Decision::kCommit : store::Decision::kNoChange;
       });
-  if (!marked.ok()) return marked;
+  // Not durable: committed and visible, so what the mutation saw holds.
+  bool recorded = marked.ok() || marked.Is(Status::Code::kNotDurable);
+  if (!recorded) {
+    if (!IsRegistryWriteFailure(marked)) return marked;
+    // The kill happens all the same, from the last committed version.
+    Result<json> last = LastCommittedEntry(stores, workspace, task_id, agent_id);
+    if (!last.ok()) {
+      return marked.WithContext("nothing was stopped: the last committed version of " +
+                                workspace.TaskRegistryPath(task_id) + " cannot be read either (" +
+                                last.status().message() + "), and the registry cannot be written");
+    }
+    agent = std::move(*last);
+    changed = registry::IsActiveStatus(agent.value("status", ""));
+    // Nothing needed writing for an agent that had already ended.
+    recorded = !changed;
+  }
 
   json result = {{"agent_id", agent_id},
                  {"task_id", task_id},
-                 {"status", agent.value("status", "")},
-                 {"reason", reason}};
+                 {"status", changed ? std::string("terminated") : agent.value("status", "")},
+                 {"reason", reason},
+                 {"registry_recorded", recorded}};
   if (!changed) {
     result["already_ended"] = true;
     result["reason"] = agent.value("termination_reason", agent.value("error", std::string()));
   }
   // Even an agent recorded as ended may have leftovers if its supervisor
-  // was lost; stopping is idempotent.
-  result["cleanup"] = StopAgentProcesses(agent, grace);
+  // was lost; stopping is idempotent. A supervisor that cannot write now
+  // will not finish soon: no point waiting for it.
+  result["cleanup"] =
+      StopAgentProcesses(agent, grace, recorded ? AwaitSupervisor::kYes : AwaitSupervisor::kNo);
+  if (!recorded) {
+    result["warning"] = UnrecordedKillWarning(marked, workspace, agent, result["cleanup"]);
+  } else if (changed && !marked.ok()) {
+    result["warning"] = "the termination is recorded but may not survive a power loss: " +
+                        marked.message();
+  }
   return result;
 }
 

@@ -314,6 +314,17 @@ bool SignalPidfd(int pidfd, int signal) {
   return pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0) == 0;
 }
 
+bool SignalPidfdWithValue(int pidfd, int signal, int value) {
+  if (pidfd < 0) return false;
+  siginfo_t info{};
+  info.si_signo = signal;
+  info.si_code = SI_QUEUE;  // the kernel accepts only negative codes from another process
+  info.si_pid = getpid();
+  info.si_uid = getuid();
+  info.si_value.sival_int = value;
+  return syscall(SYS_pidfd_send_signal, pidfd, signal, &info, 0) == 0;
+}
+
 StopFigures StopProcesses(const ProcessCollector& collect, std::chrono::milliseconds grace) {
   auto deadline = MonotonicClock::now() + grace;
   StopFigures figures;

@@ -96,6 +96,11 @@ bool WaitForExit(const std::vector<int>& pidfds, std::chrono::steady_clock::time
 // Sends `signal` through a pidfd.
 bool SignalPidfd(int pidfd, int signal);
 
+// Sends `signal` through a pidfd with `value` attached, as sigqueue(3) does
+// (si_code SI_QUEUE, si_value.sival_int), so a receiver installed with
+// SA_SIGINFO can tell who asked.
+bool SignalPidfdWithValue(int pidfd, int signal, int value);
+
 struct StopFigures {
   int signalled = 0;  // processes sent SIGTERM
   int sigkilled = 0;  // of which (plus late arrivals) needed SIGKILL

@@ -9,9 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -40,13 +42,25 @@ constexpr auto kLeftoverGrace = std::chrono::seconds(1);
 volatile sig_atomic_t agent_group_for_signals = 0;
 int wake_pipe_read = -1;
 int wake_pipe_write = -1;
+// What stop requests arrived: herd's (marked with kStopRequestMark), and
+// the last other signal and its sender.
+volatile sig_atomic_t stop_requested_by_herd = 0;
+volatile sig_atomic_t stop_signal = 0;
+volatile sig_atomic_t stop_signal_sender = 0;
 
 // SIGTERM/SIGINT/SIGHUP to the supervisor are passed on to the agent's
 // group at once, and wake the supervisor's loop, which then arms the
 // SIGKILL deadline.
-void ForwardSignal(int signal) {
+void ForwardSignal(int signal, siginfo_t* info, void*) {
   int saved_errno = errno;
   if (agent_group_for_signals > 0) kill(-agent_group_for_signals, signal);
+  if (info != nullptr && info->si_code == SI_QUEUE &&
+      info->si_value.sival_int == kStopRequestMark) {
+    stop_requested_by_herd = 1;
+  } else if (info == nullptr || info->si_pid != getpid()) {  // not our own raise()
+    stop_signal = signal;
+    stop_signal_sender = info != nullptr ? info->si_pid : 0;
+  }
   char byte = 1;
   ssize_t ignored = write(wake_pipe_write, &byte, 1);
   (void)ignored;
@@ -195,6 +209,70 @@ void StopLeftovers(pid_t agent_group) {
   }
 }
 
+// A stop that happened, to record as the agent's termination if its entry
+// is still active when the exit is recorded.
+struct StopReason {
+  std::string reason;
+  json limit;  // {limit, limit_value, used} when a limit stopped it
+};
+
+std::string SignalName(int signal_number) {
+  switch (signal_number) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+  }
+  return "signal " + std::to_string(signal_number);
+}
+
+// Errors that mean "the registry cannot be written now" (ENOSPC, EIO, a
+// read-only file system, a lock held too long): worth retrying.
+bool IsRegistryWriteFailure(const Status& status) {
+  return status.Is(Status::Code::kIOError) || status.Is(Status::Code::kTimeout);
+}
+
+// Runs `record` (one registry transaction) until it succeeds or fails for
+// another reason than an unwritable registry. On the first such failure it
+// runs `before_waiting`, then retries with exponential backoff for at most
+// kExitRecordPatience (supervisor.h). Returns the last status.
+Status RecordPatiently(const std::function<Status()>& record,
+                       const std::function<void()>& before_waiting) {
+  Status status = record();
+  if (status.ok() || !IsRegistryWriteFailure(status)) return status;
+  spdlog::error("could not record the agent's exit: {}; retrying for up to {} minutes",
+                status.ToString(), kExitRecordPatience.count());
+  before_waiting();
+  auto give_up_at = MonotonicClock::now() + kExitRecordPatience;
+  std::chrono::milliseconds delay = kFirstExitRecordRetry;
+  int attempts = 1;
+  while (!status.ok() && IsRegistryWriteFailure(status)) {
+    auto now = MonotonicClock::now();
+    if (now >= give_up_at) {
+      spdlog::error(
+          "gave up recording the agent's exit after {} attempts over {} minutes: {}. Its entry "
+          "still reads active; once the registry can be written, `herd doctor --repair` marks it "
+          "error \"process lost\"",
+          attempts, kExitRecordPatience.count(), status.ToString());
+      return status;
+    }
+    // Nothing announces free space: wait for the backoff, or for another
+    // stop request (the wake pipe), which retries at once.
+    auto wait = std::min<MonotonicClock::duration>(delay, give_up_at - now);
+    pollfd wake{wake_pipe_read, POLLIN, 0};
+    int timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+    if (poll(&wake, wake_pipe_read >= 0 ? 1 : 0, timeout_ms) > 0) {
+      char drained[64];
+      while (read(wake_pipe_read, drained, sizeof drained) > 0) {
+      }
+    }
+    delay = std::min<std::chrono::milliseconds>(delay * 2, kLongestExitRecordRetry);
+    status = record();
+    ++attempts;
+  }
+  if (status.ok()) spdlog::info("recorded the agent's exit at attempt {}", attempts);
+  return status;
+}
+
 Status UpdateTask(const RegistryStores& stores, const Workspace& workspace,
                   const std::string& task_id, const std::function<Status(json& task)>& change) {
   return registry::UpdateTaskAndIndex(stores, workspace, task_id,
@@ -247,6 +325,27 @@ class AgentWatch {
 
   const UsageTracker& tracker() const { return tracker_; }
 
+  // Why the agent was asked to stop, if it was: recorded as its termination
+  // when its entry is still active at exit, because the stop's own record
+  // failed (a full disk) or nobody recorded one (a signal from outside herd).
+  std::optional<StopReason> StopToRecord() const {
+    if (timeout_stop_) return timeout_stop_;
+    if (stop_requested_by_herd) {
+      return StopReason{"stopped by herd kill; the reason could not be recorded (the registry "
+                        "could not be written when the kill was asked for)",
+                        nullptr};
+    }
+    if (stop_signal != 0) {
+      std::string sender = stop_signal_sender > 0
+                               ? " by process " + std::to_string(stop_signal_sender)
+                               : std::string();
+      return StopReason{
+          "stopped on request: " + SignalName(stop_signal) + " sent to its supervisor" + sender,
+          nullptr};
+    }
+    return std::nullopt;
+  }
+
   // Commits the running usage; stops every active agent of the task if a
   // budget is now passed.
   void CommitUsage() {
@@ -260,7 +359,13 @@ class AgentWatch {
       }
       return Status::Ok();
     });
-    if (!saved.ok()) spdlog::warn("usage not recorded: {}", saved.ToString());
+    if (!saved.ok() && !saved.Is(Status::Code::kNotDurable)) {
+      // A budget stop is asked for only once its reason is recorded: the
+      // next interval tries again.
+      spdlog::warn("usage not recorded, retrying: {}", saved.ToString());
+      usage_dirty_ = true;
+      return;
+    }
     if (!to_stop.empty()) {
       spdlog::warn("budget passed: stopping {} agent(s)", to_stop.size());
       RequestStop(to_stop);
@@ -376,6 +481,7 @@ class AgentWatch {
                          " is " + std::to_string(limit_seconds) + ")";
     spdlog::warn("{}", reason);
     json figures = {{"limit", limit}, {"limit_value", limit_seconds}, {"used", used_seconds}};
+    timeout_stop_ = StopReason{reason, figures};
     Status marked = UpdateTask(stores_, workspace_, args_.task_id, [&](json& task) {
       Result<bool> changed =
           registry::MarkTerminated(task, args_.agent_id, reason, NowIso8601(), figures);
@@ -460,10 +566,37 @@ class AgentWatch {
   bool usage_dirty_ = false;
   bool stopping_ = false;
   std::optional<MonotonicClock::time_point> kill_deadline_;
+  std::optional<StopReason> timeout_stop_;
   std::string partial_line_;
   bool exited_ = false;
   int wait_status_ = 0;
 };
+
+// Records the agent's end in its task document: a stop that nobody
+// recorded, if the entry is still active (MarkTerminated leaves an ended
+// entry alone); the exit; and a budget the exit's figures may have passed
+// (`to_stop` receives the agents that stops).
+Status RecordEnd(json& task, const std::string& agent_id, const registry::ExitRecord& exit_record,
+                 const std::optional<StopReason>& stop, std::vector<json>* to_stop) {
+  to_stop->clear();
+  if (stop) {
+    Result<bool> marked =
+        registry::MarkTerminated(task, agent_id, stop->reason, exit_record.ended_at, stop->limit);
+    if (!marked.ok()) return marked.status();
+  }
+  HERD_RETURN_IF_ERROR(registry::RecordExit(task, agent_id, exit_record));
+  // A reported cost may push the task past its budget.
+  json exceeded = registry::ExceededBudget(task);
+  if (!exceeded.is_null()) {
+    if (!task.contains("budget_exceeded")) {
+      task["budget_exceeded"] = exceeded;
+      task["budget_exceeded"]["at"] = NowIso8601();
+    }
+    *to_stop = registry::TerminateActiveAgents(
+        task, exceeded, static_cast<int>(kDefaultKillGrace.count()), NowIso8601());
+  }
+  return Status::Ok();
+}
 
 [[noreturn]] void Supervise(const SupervisorArgs& args) {
   Workspace workspace(args.workspace_base);
@@ -535,28 +668,28 @@ class AgentWatch {
   }
   spdlog::info("agent exited: code {} signal {}", exit_record.exit_code.value_or(-1),
                exit_record.exit_signal.value_or(0));
+  std::optional<StopReason> stop = watch.StopToRecord();
   std::vector<json> to_stop;
-  Status saved = UpdateTask(stores, workspace, args.task_id, [&](json& task) {
-    HERD_RETURN_IF_ERROR(registry::RecordExit(task, args.agent_id, exit_record));
-    // A reported cost may push the task past its budget.
-    json exceeded = registry::ExceededBudget(task);
-    if (!exceeded.is_null()) {
-      if (!task.contains("budget_exceeded")) {
-        task["budget_exceeded"] = exceeded;
-        task["budget_exceeded"]["at"] = NowIso8601();
-      }
-      to_stop = registry::TerminateActiveAgents(
-          task, exceeded, static_cast<int>(kDefaultKillGrace.count()), NowIso8601());
-    }
-    return Status::Ok();
-  });
+  auto record = [&] {
+    return UpdateTask(stores, workspace, args.task_id, [&](json& task) {
+      return RecordEnd(task, args.agent_id, exit_record, stop, &to_stop);
+    });
+  };
+  bool leftovers_stopped = false;
+  auto stop_leftovers = [&] {
+    agent_group_for_signals = 0;
+    StopLeftovers(started->pid);
+    leftovers_stopped = true;
+  };
+  // While the exit cannot be recorded nothing of the agent may run on.
+  Status saved = RecordPatiently(record, stop_leftovers);
+  bool exit_recorded = saved.ok() || saved.Is(Status::Code::kNotDurable);
   if (!saved.ok()) spdlog::error("could not record the agent's exit: {}", saved.ToString());
-  if (!to_stop.empty()) RequestStop(to_stop);
+  if (exit_recorded && !to_stop.empty()) RequestStop(to_stop);
 
-  agent_group_for_signals = 0;
-  StopLeftovers(started->pid);
+  if (!leftovers_stopped) stop_leftovers();
   spdlog::info("supervisor done");
-  _exit(saved.ok() ? 0 : 1);
+  _exit(exit_recorded ? 0 : 1);
 }
 
 }  // namespace
@@ -578,9 +711,9 @@ int RunSupervisor(const SupervisorArgs& args) {
     wake_pipe_write = wake[1];
   }
   struct sigaction forward {};
-  forward.sa_handler = ForwardSignal;
+  forward.sa_sigaction = ForwardSignal;
   sigemptyset(&forward.sa_mask);
-  forward.sa_flags = SA_RESTART;
+  forward.sa_flags = SA_RESTART | SA_SIGINFO;
   sigaction(SIGTERM, &forward, nullptr);
   sigaction(SIGINT, &forward, nullptr);
   sigaction(SIGHUP, &forward, nullptr);

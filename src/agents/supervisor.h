@@ -19,11 +19,33 @@
 // signal, the end time and the stream-json result figures; an agent still
 // active becomes completed (exit 0) or error. Then it stops leftover
 // descendants (SIGTERM, a short grace, SIGKILL), reaps them and exits.
+//
+// A stop that could not be recorded when it happened still reads as a stop:
+// if the entry is active when the exit is recorded although a stop was
+// asked for (a timeout whose record failed, herd's marked SIGTERM from a
+// kill that could not write the registry, or any other SIGTERM, SIGINT or
+// SIGHUP), the agent becomes terminated with a reason that says so
+// ("stopped by herd kill; the reason could not be recorded ...").
+//
+// When the exit cannot be recorded because the registry cannot be written
+// (an I/O error such as ENOSPC, or a lock timeout), the supervisor first
+// stops the leftovers, so nothing of the agent runs on unrecorded, then
+// retries with exponential backoff (kFirstExitRecordRetry doubling up to
+// kLongestExitRecordRetry; another stop request retries at once) for
+// kExitRecordPatience. There is no event for "space was freed" to wait
+// for, so it waits in poll() on its wake pipe with the backoff as timeout.
+// Then it gives up, saying so in its log; `herd doctor --repair` marks the
+// entry it leaves active error "process lost".
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace herd::agents {
+
+inline constexpr std::chrono::milliseconds kFirstExitRecordRetry{100};
+inline constexpr std::chrono::seconds kLongestExitRecordRetry{5};
+inline constexpr std::chrono::minutes kExitRecordPatience{10};
 
 struct SupervisorArgs {
   std::string workspace_base;

@@ -91,6 +91,7 @@ inline std::string HerdBinary() {
 
 using testing_util::FileExists;
 using testing_util::ReadFile;
+using testing_util::ScopedTmpfs;
 using testing_util::TempDir;
 using testing_util::WriteFile;
 

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -215,41 +214,13 @@ TEST_F(WorkspaceSafetyTest, DoctorRepairMakesAWorkspaceMadeBeforePrivate) {
 
 // --- Reports and their journals ----------------------------------------------
 
-// A tmpfs of `bytes` mounted on a fresh directory; unmounted (lazily, so a
-// process still holding a file there cannot keep it) on destruction.
-class SmallDisk {
- public:
-  SmallDisk(const std::string& directory, size_t bytes) : path_(directory) {
-    std::filesystem::create_directories(directory);
-    std::string options = "size=" + std::to_string(bytes) + ",mode=0700";
-    mounted_ = mount("tmpfs", directory.c_str(), "tmpfs", 0, options.c_str()) == 0;
-    if (!mounted_) error_ = std::strerror(errno);
-  }
-  ~SmallDisk() {
-    if (mounted_) umount2(path_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
-  // Fills the disk, then frees `leave` bytes: what is left is about that.
-  void FillLeaving(size_t leave) {
-    filler_ = path_ + "/filler";
-    int fd = open(filler_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    std::string block(4096, 'x');
-    while (write(fd, block.data(), block.size()) == static_cast<ssize_t>(block.size())) {
-    }
-    off_t size = lseek(fd, 0, SEEK_END);
-    ASSERT_EQ(ftruncate(fd, std::max<off_t>(0, size - static_cast<off_t>(leave))), 0);
-    close(fd);
-  }
-  void Free() { unlink(filler_.c_str()); }
-
- private:
-  std::string path_;
-  std::string filler_;
-  bool mounted_ = false;
-  std::string error_;
-};
+// Shortens the filler file of a full disk by `bytes`: about that much is free.
+void FreeBytes(const std::string& filler, size_t bytes) {
+  struct stat info {};
+  ASSERT_EQ(stat(filler.c_str(), &info), 0);
+  ASSERT_EQ(truncate(filler.c_str(), std::max<off_t>(0, info.st_size - static_cast<off_t>(bytes))),
+            0);
+}
 
 // The journal's lines up to the length its agent's entry records.
 std::vector<std::string> CommittedLines(const std::string& path, const json& agent,
@@ -263,10 +234,9 @@ std::vector<std::string> CommittedLines(const std::string& path, const json& age
 }
 
 TEST_F(WorkspaceSafetyTest, AReportWhoseJournalLineCannotBeWrittenIsNotRecorded) {
-  if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
   std::string on_disk = root() + "/small";
-  SmallDisk disk(on_disk, 2 * 1024 * 1024);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
+  ScopedTmpfs disk(on_disk, 2 * 1024 * 1024);
+  if (!disk.mounted()) GTEST_SKIP() << disk.error();
   std::string base = on_disk + "/workspace";
   RunOptions here;
   here.environment = {{"CLAUDE_ORCHESTRATOR_WORKSPACE", base}};
@@ -286,7 +256,8 @@ TEST_F(WorkspaceSafetyTest, AReportWhoseJournalLineCannotBeWrittenIsNotRecorded)
            here);
 
   // Room for a registry commit (a few KB) but not for a 60 KB journal line.
-  disk.FillLeaving(32 * 1024);
+  std::string filler = disk.Fill();
+  FreeBytes(filler, 32 * 1024);
   std::string long_message(60 * 1024, 'm');
   CommandResult refused = Herd({"progress", task_id, agent_id, "--status", "working",
                                 "--progress", "20", "--message", long_message, "--json"},
@@ -300,7 +271,7 @@ TEST_F(WorkspaceSafetyTest, AReportWhoseJournalLineCannotBeWrittenIsNotRecorded)
   EXPECT_EQ(contents.back(), '\n') << "a partial line was left";
   EXPECT_EQ(CommittedLines(journal, agent, "progress_journal_bytes").size(), 1u);
 
-  disk.Free();
+  unlink(filler.c_str());
   HerdJson({"progress", task_id, agent_id, "--status", "working", "--progress", "20", "--message",
             long_message},
            here);

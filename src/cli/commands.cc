@@ -502,18 +502,23 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   kill_command->callback([&] {
     action = [&] {
       auto grace = std::chrono::milliseconds(static_cast<long long>(grace_seconds * 1000));
-      return Report(options, MakeOrchestrator(options).Kill(task_id, agent_id, reason, grace),
-                    [](const json& r) {
-                      if (r.value("already_ended", false)) {
-                        return r.value("agent_id", "") + " had already ended (" +
-                               r.value("status", "") + ")\n";
-                      }
-                      const json& cleanup = r["cleanup"];
-                      return "terminated " + r.value("agent_id", "") + ": " +
-                             std::to_string(cleanup.value("signalled", 0)) +
-                             " process(es) sent SIGTERM, " +
-                             std::to_string(cleanup.value("sigkilled", 0)) + " needed SIGKILL\n";
-                    });
+      Result<json> killed = MakeOrchestrator(options).Kill(task_id, agent_id, reason, grace);
+      int code = Report(options, killed, [](const json& r) {
+        if (r.value("already_ended", false)) {
+          return r.value("agent_id", "") + " had already ended (" + r.value("status", "") + ")\n";
+        }
+        const json& cleanup = r["cleanup"];
+        return std::string(r.value("registry_recorded", true) ? "terminated " : "stopped ") +
+               r.value("agent_id", "") + ": " + std::to_string(cleanup.value("signalled", 0)) +
+               " process(es) sent SIGTERM, " + std::to_string(cleanup.value("sigkilled", 0)) +
+               " needed SIGKILL\n";
+      });
+      if (code != kExitOk) return code;
+      // On stderr, with --json too: a script's log should show it.
+      if (killed->contains("warning")) {
+        std::cerr << "herd: warning: " << killed->value("warning", "") << "\n";
+      }
+      return killed->value("registry_recorded", true) ? kExitOk : kExitNotRecorded;
     };
   });
 

@@ -2,9 +2,11 @@
 // terminal (readable tables) or a script (--json on every command).
 //
 // Exit codes: 0 success; 1 refused or failed (the message says why and what
-// to do); 2 usage error. Every command works on the workspace from
-// --workspace, $CLAUDE_ORCHESTRATOR_WORKSPACE, or ./.agent-workspace; tasks
-// created for other project directories are found wherever they are.
+// to do); 2 usage error; 3 done but not recorded (herd kill stopped the
+// agent but could not write the registry: the warning says what to do).
+// Every command works on the workspace from --workspace,
+// $CLAUDE_ORCHESTRATOR_WORKSPACE, or ./.agent-workspace; tasks created for
+// other project directories are found wherever they are.
 #pragma once
 
 #include <functional>
@@ -15,6 +17,7 @@ namespace herd::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitNotRecorded = 3;
 
 // Runs `herd serve` on a workspace base; provided by the MCP layer.
 using ServeFunction = std::function<int(const std::string& workspace_base)>;

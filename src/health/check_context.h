@@ -30,7 +30,8 @@ struct CheckContext {
   // reported "completed"): not orphans yet.
   std::chrono::seconds orphan_grace{30};
   // Temp files younger than this may belong to a writer in another pid
-  // namespace: left alone.
+  // namespace, and a task directory changed this recently may be a `herd
+  // task create` between its mkdir and its first commit: left alone.
   std::chrono::seconds temp_file_min_age{10};
   // SIGTERM to SIGKILL when stopping processes.
   std::chrono::milliseconds kill_grace{5000};

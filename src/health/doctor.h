@@ -6,9 +6,8 @@
 // index_check.h, metrics_history.h, workspace_files.h; figures in
 // metrics_report.h):
 //   workspace_link, open_permissions, zombie, orphan, count_drift,
-//   index_mismatch, corrupt, quarantined,
-//   missing_registry, temp_file, stale_backup, metrics_backlog (whole-base
-//   runs only)
+//   index_mismatch, corrupt, quarantined, missing_registry, incomplete_task,
+//   temp_file, stale_backup, metrics_backlog (whole-base runs only)
 // plus the lock figures of the base, over the last hour and since creation.
 //
 // With repair, every check first looks (so the report lists what a diagnosis
@@ -65,7 +64,8 @@ struct DoctorOptions {
   // How long after an entry ended its processes may still be exiting before
   // they count as orphans (plus the entry's own kill_grace_ms, if any).
   std::chrono::seconds orphan_grace{30};
-  // Temp files younger than this are never touched.
+  // Temp files and incomplete task directories changed more recently than
+  // this are never touched: their writer may be at work.
   std::chrono::seconds temp_file_min_age{10};
   // SIGTERM to SIGKILL when stopping orphans and leftovers.
   std::chrono::milliseconds kill_grace{5000};

@@ -15,6 +15,7 @@
 #include "health/index_check.h"
 #include "health/testing_for_test.h"
 #include "registry/global_index.h"
+#include "registry/ids.h"
 #include "util/clock.h"
 
 namespace herd::health {
@@ -383,6 +384,78 @@ TEST_F(health_Doctor, DeletedGlobalIndexIsRestoredOrRebuilt) {
   ASSERT_TRUE(index.is_object());
   EXPECT_EQ(index["tasks"][task_id]["active_count"], 1);
   ExpectSecondRepairChangesNothing();
+}
+
+// What a `herd task create` that failed half-way (a full disk) leaves: the
+// task's empty subdirectories and the registry's lock file, no registry.
+class health_IncompleteTask : public DoctorTest {
+ protected:
+  std::string MakeIncompleteTask() {
+    CreateTask();  // a complete task beside it, which nothing may touch
+    std::string task_id = registry::NewTaskId();
+    std::string directory = workspace().TaskDirectory(task_id);
+    for (const char* sub : {"progress", "findings", "logs", "prompts"}) {
+      std::filesystem::create_directories(directory + "/" + sub);
+    }
+    WriteFile(TaskPath(task_id) + ".lock", "");
+    return task_id;
+  }
+  // Older than the age under which a creation may still be in progress.
+  void Age(const std::string& task_id) {
+    std::string directory = workspace().TaskDirectory(task_id);
+    for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+      if (entry.is_directory()) Backdate(entry.path().string(), std::chrono::seconds(60));
+    }
+    Backdate(directory, std::chrono::seconds(60));
+  }
+};
+
+TEST_F(health_IncompleteTask, EmptyTaskDirectoryIsReportedAndRemoved) {
+  std::string task_id = MakeIncompleteTask();
+  Age(task_id);
+  std::string directory = workspace().TaskDirectory(task_id);
+
+  json report = Check();
+  std::vector<json> incomplete = FindingsOfKind(report, "incomplete_task");
+  ASSERT_THAT(incomplete, SizeIs(1)) << Kinds(report);
+  EXPECT_EQ(incomplete[0]["task_id"], task_id);
+  EXPECT_EQ(incomplete[0]["severity"], "error");
+  EXPECT_FALSE(report["summary"]["healthy"].get<bool>());
+  EXPECT_TRUE(FileExists(directory));
+
+  json repaired = Repair();
+  incomplete = FindingsOfKind(repaired, "incomplete_task");
+  ASSERT_THAT(incomplete, SizeIs(1)) << Kinds(repaired);
+  EXPECT_EQ(incomplete[0]["repair_result"], "changed") << incomplete[0].dump(2);
+  EXPECT_FALSE(FileExists(directory));
+  EXPECT_TRUE(repaired["summary"]["healthy"].get<bool>()) << repaired.dump(2);
+  ExpectSecondRepairChangesNothing();
+}
+
+TEST_F(health_IncompleteTask, TaskDirectoryHoldingAFileIsReportedAndKept) {
+  std::string task_id = MakeIncompleteTask();
+  std::string notes = workspace().TaskDirectory(task_id) + "/logs/notes.txt";
+  WriteFile(notes, "a person's notes");
+  Age(task_id);
+
+  json repaired = Repair();
+
+  std::vector<json> incomplete = FindingsOfKind(repaired, "incomplete_task");
+  ASSERT_THAT(incomplete, SizeIs(1)) << Kinds(repaired);
+  EXPECT_FALSE(incomplete[0].contains("repair_result")) << incomplete[0].dump(2);
+  EXPECT_THAT(incomplete[0]["detail"].get<std::string>(), HasSubstr("logs/notes.txt"));
+  EXPECT_THAT(incomplete[0]["repair"].get<std::string>(), HasSubstr("none"));
+  EXPECT_EQ(ReadFile(notes), "a person's notes");
+  EXPECT_TRUE(FileExists(TaskPath(task_id) + ".lock"));
+}
+
+TEST_F(health_IncompleteTask, TaskDirectoryBeingCreatedIsLeftAlone) {
+  std::string task_id = MakeIncompleteTask();  // just now: its creation may be running
+
+  json repaired = Repair();
+
+  EXPECT_THAT(FindingsOfKind(repaired, "incomplete_task"), SizeIs(0)) << Kinds(repaired);
+  EXPECT_TRUE(FileExists(workspace().TaskDirectory(task_id) + "/logs"));
 }
 
 TEST_F(health_Doctor, BackupThatCannotRestoreItsDeletedRegistryIsAStaleBackup) {

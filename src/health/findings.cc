@@ -11,6 +11,7 @@ const char* KindName(FindingKind kind) {
     case FindingKind::kCorrupt: return "corrupt";
     case FindingKind::kQuarantined: return "quarantined";
     case FindingKind::kMissingRegistry: return "missing_registry";
+    case FindingKind::kIncompleteTask: return "incomplete_task";
     case FindingKind::kTempFile: return "temp_file";
     case FindingKind::kMetricsBacklog: return "metrics_backlog";
     case FindingKind::kStaleBackup: return "stale_backup";

@@ -30,7 +30,8 @@ enum class FindingKind {
   kIndexMismatch,    // the global index disagrees with the task registries
   kCorrupt,          // a registry file that does not parse or validate
   kQuarantined,      // a corrupt copy the store moved aside
-  kMissingRegistry,  // a registry file that is gone
+  kMissingRegistry,  // a registry file that is gone, with a backup
+  kIncompleteTask,   // a task directory with neither a registry nor a backup
   kTempFile,         // a temp file left by a writer that died
   kStaleBackup,      // a backup whose registry is gone and that cannot restore it
   kMetricsBacklog,   // metrics files of exited processes waiting to be folded

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "registry/global_index.h"
+#include "registry/incomplete_task.h"
 #include "store/file_lock.h"
 #include "store/file_system.h"
 #include "util/clock.h"
@@ -152,6 +153,67 @@ std::string MoveAside(const std::string& path, std::vector<std::string>* moved) 
   return "";
 }
 
+// The newest modification time of a task directory and its subdirectories.
+std::optional<double> NewestChange(const std::string& directory) {
+  std::optional<double> newest = ModifiedAt(directory);
+  for (const char* sub : registry::kTaskSubdirectories) {
+    std::optional<double> modified = ModifiedAt(directory + "/" + sub);
+    if (modified && (!newest || *modified > *newest)) newest = modified;
+  }
+  return newest;
+}
+
+// A task directory with neither a registry nor a backup: a `herd task
+// create` that failed half-way (a full disk), or a task whose registry was
+// deleted. Removed when it holds only herd's empty scaffolding.
+void CheckIncompleteTask(const CheckContext& context, const std::string& task_id,
+                         std::vector<Finding>* findings) {
+  std::string directory = context.workspace.TaskDirectory(task_id);
+  // A creation may be between making the directories and its first commit.
+  std::optional<double> changed = NewestChange(directory);
+  if (!changed || context.now - *changed < static_cast<double>(context.temp_file_min_age.count())) {
+    return;
+  }
+  Finding finding;
+  finding.kind = FindingKind::kIncompleteTask;
+  finding.severity = Severity::kError;
+  finding.task_id = task_id;
+  finding.path = directory;
+  finding.detail = "task directory without a registry or backup (a task creation that failed "
+                   "half-way, e.g. on a full disk, or a registry deleted by hand)";
+  std::vector<std::string> beyond = registry::EntriesBeyondScaffolding(context.workspace, task_id);
+  if (!beyond.empty()) {
+    constexpr size_t kListed = 10;
+    std::string listed;
+    for (size_t i = 0; i < beyond.size() && i < kListed; ++i) {
+      listed += (i == 0 ? "" : ", ") + beyond[i];
+    }
+    if (beyond.size() > kListed) {
+      listed += " and " + std::to_string(beyond.size() - kListed) + " more";
+    }
+    finding.detail += "; it holds what herd did not create: " + listed;
+    finding.no_fix_reason = "herd removes only its own empty directories: move what you need out "
+                            "of " + directory + " and remove it, or run `herd doctor --repair` "
+                            "again once it holds nothing else";
+    findings->push_back(std::move(finding));
+    return;
+  }
+  finding.detail += "; it holds only the empty directories herd creates";
+  const registry::RegistryStores* stores = context.stores;
+  registry::Workspace workspace = context.workspace;
+  finding.fix = std::make_shared<Fix>(
+      FindingKind::kIncompleteTask, directory,
+      "remove " + directory + " (re-checked under the registry's lock: only empty directories and "
+                              "the lock file are removed)",
+      [stores, workspace, task_id, directory] {
+        if (!ModifiedAt(directory)) return RepairOutcome::Unchanged(directory + " is already gone");
+        Status removed = registry::RemoveTaskScaffolding(*stores, workspace, task_id);
+        if (!removed.ok()) return RepairOutcome::Failed(removed);
+        return RepairOutcome::Changed("removed " + directory);
+      });
+  findings->push_back(std::move(finding));
+}
+
 void CheckRegistry(const CheckContext& context, const std::string& path, bool is_global,
                    const std::string& task_id, std::vector<Finding>* findings) {
   const store::JsonStore& store = is_global ? context.stores->global : context.stores->tasks;
@@ -162,17 +224,7 @@ void CheckRegistry(const CheckContext& context, const std::string& path, bool is
   std::string backup_path = path + ".bak";
   if (main.state == FileState::kMissing && backup.state == FileState::kMissing) {
     // The global index may simply not exist yet; the index check covers it.
-    if (is_global) return;
-    Finding finding;
-    finding.kind = FindingKind::kMissingRegistry;
-    finding.severity = Severity::kWarning;
-    finding.task_id = task_id;
-    finding.path = path;
-    finding.detail = "task directory without a registry or backup (a task whose creation never "
-                     "finished, or whose files were deleted)";
-    finding.no_fix_reason = "nothing to restore; remove " + context.workspace.TaskDirectory(task_id) +
-                            " if the task is not needed";
-    findings->push_back(std::move(finding));
+    if (!is_global) CheckIncompleteTask(context, task_id, findings);
     return;
   }
 

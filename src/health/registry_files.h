@@ -11,7 +11,13 @@
 //   A task registry without a valid backup is left for a person: the store
 //   never starts an empty registry over data that existed.
 // - missing_registry: the file is gone but its backup is valid (restored the
-//   same way), or a task directory holds neither (nothing to restore).
+//   same way).
+// - incomplete_task: a task directory with neither a registry nor a backup
+//   (a `herd task create` that failed half-way, or a registry deleted by
+//   hand), unchanged for the temp file age (a creation may be under way).
+//   Removed (registry::RemoveTaskScaffolding, under the registry's lock) when
+//   it holds only the empty directories herd creates; otherwise reported with
+//   what else it holds and left for a person.
 // - stale_backup: the file is gone and its backup is damaged, so it cannot
 //   restore anything (global: moved aside and rebuilt; task: reported).
 // - quarantined: `*.corrupt.*` copies the store moved aside. Never deleted:

@@ -214,11 +214,20 @@ json BuildDefinitions() {
   tools.push_back(Tool(
       "kill_real_agent", "Kill agent",
       "Stop an agent and every process it started (SIGTERM, then SIGKILL after the grace "
-      "period) and mark it terminated. Its logs stay readable.",
+      "period) and mark it terminated. Its logs stay readable. The processes are stopped even "
+      "when the registry cannot be written (a full disk): then registry_recorded is false and "
+      "warning says what to do.",
       ObjectSchema(kill_input, {"task_id", "agent_id"}),
       OutputSchema({{"agent_id", {{"type", "string"}}},
                     {"status", {{"type", "string"}}},
                     {"reason", {{"type", "string"}}},
+                    {"registry_recorded",
+                     {{"type", "boolean"},
+                      {"description", "false when the processes were stopped but the "
+                                      "termination could not be written to the registry"}}},
+                    {"warning",
+                     {{"type", "string"},
+                      {"description", "what went wrong with the record and what to do"}}},
                     {"cleanup", {{"type", "object"}}}}),
       Annotations("Kill agent", false, true, true)));
 

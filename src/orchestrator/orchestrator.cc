@@ -15,6 +15,7 @@
 #include "agents/tmux_view.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
+#include "registry/incomplete_task.h"
 #include "util/clock.h"
 #include "util/json_parse.h"
 #include "util/text_file.h"
@@ -193,17 +194,33 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
     workspace = Workspace::ForProject(project);
   }
   std::string task_id = registry::NewTaskId();
-  HERD_RETURN_IF_ERROR(workspace.CreateTaskDirectories(task_id));
-  store::WarnIfNetworkFilesystem(workspace.base());
   json task;
-  HERD_RETURN_IF_ERROR(registry::UpdateTaskAndIndex(
-      stores_, workspace, task_id,
-      [&](json& document) -> Result<store::Decision> {
-        if (document.contains("task_id")) return Status::Refused("task id collision; retry");
-        document = registry::NewTaskDocument(task_id, spec, workspace.base());
-        return store::Decision::kCommit;
-      },
-      &task));
+  Status made = workspace.CreateTaskDirectories(task_id);
+  if (made.ok()) {
+    store::WarnIfNetworkFilesystem(workspace.base());
+    made = registry::UpdateTaskAndIndex(
+        stores_, workspace, task_id,
+        [&](json& document) -> Result<store::Decision> {
+          if (document.contains("task_id")) return Status::Refused("task id collision; retry");
+          document = registry::NewTaskDocument(task_id, spec, workspace.base());
+          return store::Decision::kCommit;
+        },
+        &task);
+  }
+  // Not durable: committed, the task exists.
+  if (!made.ok() && !made.Is(Status::Code::kNotDurable)) {
+    // Nothing was committed: take back the directories made for it, or they
+    // stay as a task without a registry. Only herd's empty scaffolding goes;
+    // the base and registry/ stay (other tasks share them).
+    Status removed = registry::RemoveTaskScaffolding(stores_, workspace, task_id);
+    if (!removed.ok()) {
+      return made.WithContext("task not created, and " + workspace.TaskDirectory(task_id) +
+                              " is left behind (" + removed.message() +
+                              "; `herd doctor --repair` removes it)");
+    }
+    return made.WithContext("task not created (nothing of it was left behind)");
+  }
+  HERD_RETURN_IF_ERROR(made);
   Status remembered = registry::RememberWorkspace(stores_, workspace.base());
   if (!remembered.ok()) spdlog::warn("workspace not recorded: {}", remembered.ToString());
 

@@ -141,9 +141,6 @@ std::vector<std::string> Workspace::TaskIds() const {
   return task_ids;
 }
 
-// The task's subdirectories that herd creates for every task.
-constexpr const char* kTaskSubdirectories[] = {"progress", "findings", "logs", "prompts"};
-
 std::vector<std::string> Workspace::LayoutDirectories(const std::string& task_id) const {
   std::vector<std::string> directories = {base_, base_ + "/registry", MetricsDirectory()};
   if (task_id.empty()) return directories;

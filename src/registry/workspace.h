@@ -41,6 +41,9 @@
 
 namespace herd::registry {
 
+// The subdirectories every task directory gets (CreateTaskDirectories).
+inline constexpr const char* kTaskSubdirectories[] = {"progress", "findings", "logs", "prompts"};
+
 class Workspace {
  public:
   // `base` is made absolute; it need not exist yet.

@@ -12,13 +12,19 @@
 // - ChildrenOf / DescendantsOf walk /proc/<pid>/task/*/children.
 // - OpenPidfd / WaitForExit / KillAndWait wait through pidfds up to an
 //   explicit deadline (no fixed sleeps); callers choose their own default.
+// - ScopedTmpfs: a real, small filesystem that a test can fill up (ENOSPC
+//   from the kernel, not from an injected fault).
 // Everything is in herd::testing_util; the per-layer helper headers re-export
 // it with using-declarations.
 #pragma once
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -27,6 +33,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -305,5 +312,107 @@ inline int KillAndWait(const std::vector<Identity>& processes,
   WaitForExit(processes, deadline);
   return killed;
 }
+
+// --- A filesystem that fills up -------------------------------------------------
+
+// A tmpfs of `bytes` mounted with mount(2) on `mount_point` (created if
+// missing), unmounted on destruction. The unmount is lazy (MNT_DETACH): a
+// process the test started may still hold a file open there.
+//
+// Mounting needs CAP_SYS_ADMIN. Without it the process moves into a user and
+// mount namespace of its own (unshare(2)), where it may mount a tmpfs; that
+// lasts for the rest of the process, which under ctest runs one test. When
+// neither works, mounted() is false and error() says why: the test skips
+// with it.
+class ScopedTmpfs {
+ public:
+  ScopedTmpfs(const std::string& mount_point, size_t bytes) : path_(mount_point) {
+    created_ = ::mkdir(path_.c_str(), 0755) == 0;
+    std::string options = "size=" + std::to_string(bytes) + ",mode=0755";
+    if (::mount("tmpfs", path_.c_str(), "tmpfs", 0, options.c_str()) == 0) {
+      mounted_ = true;
+      return;
+    }
+    int mount_error = errno;
+    std::string namespace_error = EnterOwnMountNamespace();
+    if (namespace_error.empty() &&
+        ::mount("tmpfs", path_.c_str(), "tmpfs", 0, options.c_str()) == 0) {
+      mounted_ = true;
+      return;
+    }
+    error_ = "cannot mount a tmpfs on " + path_ + " (" + std::strerror(mount_error) +
+             "; run the tests as root) nor in a namespace of its own (" +
+             (namespace_error.empty() ? std::string(std::strerror(errno)) : namespace_error) + ")";
+  }
+  ~ScopedTmpfs() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+    if (created_) ::rmdir(path_.c_str());
+  }
+  ScopedTmpfs(const ScopedTmpfs&) = delete;
+  ScopedTmpfs& operator=(const ScopedTmpfs&) = delete;
+
+  bool mounted() const { return mounted_; }
+  const std::string& error() const { return error_; }
+  const std::string& path() const { return path_; }
+
+  // Writes `path()/name` until the kernel says ENOSPC; returns its path.
+  // Removing that file frees the space again.
+  std::string Fill(const std::string& name = "filler") const {
+    std::string file = path_ + "/" + name;
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot create " + file + ": " + std::strerror(errno));
+    std::string chunk(64 * 1024, 'x');
+    size_t size = chunk.size();
+    for (;;) {
+      ssize_t written = ::write(fd, chunk.data(), size);
+      if (written < 0 && errno == EINTR) continue;
+      if (written < 0 && errno == ENOSPC) {
+        if (size == 1) break;
+        size = std::max<size_t>(1, size / 16);  // fill the last page too
+        continue;
+      }
+      if (written < 0) {
+        int saved = errno;
+        ::close(fd);
+        throw std::runtime_error("cannot fill " + file + ": " + std::strerror(saved));
+      }
+    }
+    ::close(fd);
+    return file;
+  }
+
+ private:
+  // Becomes root of a new user namespace with a private mount namespace;
+  // returns "" or what failed.
+  static std::string EnterOwnMountNamespace() {
+    uid_t uid = ::getuid();
+    gid_t gid = ::getgid();
+    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+      return std::string("unshare: ") + std::strerror(errno);
+    }
+    auto write_file = [](const char* path, const std::string& text) {
+      int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+      bool ok =
+          fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+      if (fd >= 0) ::close(fd);
+      return ok;
+    };
+    write_file("/proc/self/setgroups", "deny");
+    if (!write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1") ||
+        !write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1")) {
+      return "cannot map the user into the new namespace";
+    }
+    // Mounts made here must not propagate anywhere.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      return std::string("cannot make the mounts private: ") + std::strerror(errno);
+    }
+    return "";
+  }
+
+  std::string path_;
+  bool created_ = false;
+  bool mounted_ = false;
+  std::string error_;
+};
 
 }  // namespace herd::testing_util
