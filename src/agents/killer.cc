@@ -53,12 +53,6 @@ std::vector<ProcessIdentity> AgentProcesses(const json& agent, const ProcessIden
   return processes;
 }
 
-// Errors that mean "the registry cannot be written now", not "the request
-// is wrong": a kill goes ahead despite them.
-bool IsRegistryWriteFailure(const Status& status) {
-  return status.Is(Status::Code::kIOError) || status.Is(Status::Code::kTimeout);
-}
-
 // The agent's entry as last committed, read without the lock, with task_id.
 Result<json> LastCommittedEntry(const registry::RegistryStores& stores,
                                 const registry::Workspace& workspace, const std::string& task_id,
@@ -149,10 +143,9 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace, Awai
   // The supervisor records the exit and reaps leftovers; wait for it so the
   // caller sees the final state.
   int supervisor_fd = supervisor.pid == getpid() ? -1 : OpenPidfd(supervisor);
-  if (supervisor_fd >= 0 && await == AwaitSupervisor::kNo) {
-    cleanup["supervisor_finished"] = false;
-  } else if (supervisor_fd >= 0) {
+  if (supervisor_fd >= 0) {
     cleanup["supervisor_finished"] =
+        await == AwaitSupervisor::kYes &&
         WaitForExit({supervisor_fd}, MonotonicClock::now() + kSupervisorFinish);
     close(supervisor_fd);
   }
@@ -181,7 +174,7 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
   // Not durable: committed and visible, so what the mutation saw holds.
   bool recorded = marked.ok() || marked.Is(Status::Code::kNotDurable);
   if (!recorded) {
-    if (!IsRegistryWriteFailure(marked)) return marked;
+    if (!store::IsUnwritable(marked)) return marked;
     // The kill happens all the same, from the last committed version.
     Result<json> last = LastCommittedEntry(stores, workspace, task_id, agent_id);
     if (!last.ok()) {

@@ -225,12 +225,6 @@ std::string SignalName(int signal_number) {
   return "signal " + std::to_string(signal_number);
 }
 
-// Errors that mean "the registry cannot be written now" (ENOSPC, EIO, a
-// read-only file system, a lock held too long): worth retrying.
-bool IsRegistryWriteFailure(const Status& status) {
-  return status.Is(Status::Code::kIOError) || status.Is(Status::Code::kTimeout);
-}
-
 // Runs `record` (one registry transaction) until it succeeds or fails for
 // another reason than an unwritable registry. On the first such failure it
 // runs `before_waiting`, then retries with exponential backoff for at most
@@ -238,14 +232,14 @@ bool IsRegistryWriteFailure(const Status& status) {
 Status RecordPatiently(const std::function<Status()>& record,
                        const std::function<void()>& before_waiting) {
   Status status = record();
-  if (status.ok() || !IsRegistryWriteFailure(status)) return status;
+  if (status.ok() || !store::IsUnwritable(status)) return status;
   spdlog::error("could not record the agent's exit: {}; retrying for up to {} minutes",
                 status.ToString(), kExitRecordPatience.count());
   before_waiting();
   auto give_up_at = MonotonicClock::now() + kExitRecordPatience;
   std::chrono::milliseconds delay = kFirstExitRecordRetry;
   int attempts = 1;
-  while (!status.ok() && IsRegistryWriteFailure(status)) {
+  while (!status.ok() && store::IsUnwritable(status)) {
     auto now = MonotonicClock::now();
     if (now >= give_up_at) {
       spdlog::error(

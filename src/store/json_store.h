@@ -83,6 +83,13 @@ struct StoreOptions {
   TransactionObserver observer;  // optional
 };
 
+// True for the errors of a transaction that mean "the document cannot be
+// written now" (ENOSPC, EIO, a read-only file system, a lock held too long)
+// rather than "the request is wrong": worth acting on anyway, or retrying.
+inline bool IsUnwritable(const Status& status) {
+  return status.Is(Status::Code::kIOError) || status.Is(Status::Code::kTimeout);
+}
+
 // The lock timeout from $HERD_LOCK_TIMEOUT_MS, else 10 s.
 std::chrono::milliseconds LockTimeoutFromEnvironment();
 
