@@ -25,10 +25,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
@@ -40,8 +39,8 @@ extern char** environ;
 
 namespace {
 
-using nlohmann::json;
 using herd::MonotonicClock;
+using nlohmann::json;
 
 struct ServerProcess {
   pid_t pid = -1;
@@ -71,7 +70,8 @@ struct ServerProcess {
 
   void Send(const json& message) {
     std::string line = message.dump() + "\n";
-    if (write(to_server, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::exit(1);
+    if (write(to_server, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+      std::exit(1);
   }
 
   // Reads lines until the response with `id` (skipping notifications).
@@ -173,7 +173,9 @@ std::string BuildLargeTask(const herd::registry::Workspace& workspace, int agent
     std::string path = workspace.ProgressPath(task_id, agent_id);
     std::ofstream file(path);
     for (int line = 0; line < lines / agents; ++line) {
-      file << json{{"timestamp", herd::NowIso8601()}, {"agent_id", agent_id}, {"status", "working"},
+      file << json{{"timestamp", herd::NowIso8601()},
+                   {"agent_id", agent_id},
+                   {"status", "working"},
                    {"message", "step " + std::to_string(line) + " of the benchmark work"},
                    {"progress", line % 100}}
                   .dump()
@@ -275,8 +277,10 @@ int main(int argc, char** argv) {
   bool quick = false, keep = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--quick") quick = true;
-    else if (arg == "--keep") keep = true;  // leave the data for profiling
+    if (arg == "--quick")
+      quick = true;
+    else if (arg == "--keep")
+      keep = true;  // leave the data for profiling
     else {
       std::fprintf(stderr, "usage: herd-bench-mcp [--quick] [--keep]\n");
       return 2;
@@ -313,9 +317,9 @@ int main(int argc, char** argv) {
   // 400 processes (each agent and its supervisor) by pid + start time.
   std::printf("starting 200 agents (sleep) under their supervisors...\n");
   setenv("CLAUDE_ORCHESTRATOR_WORKSPACE", workspace.base().c_str(), 1);
-  std::string live_task = json::parse(RunHerd({"task", "create", "running benchmark task",
-                                               "--max-agents", "200", "--max-concurrent", "200",
-                                               "--json"}))["task_id"];
+  std::string live_task =
+      json::parse(RunHerd({"task", "create", "running benchmark task", "--max-agents", "200",
+                           "--max-concurrent", "200", "--json"}))["task_id"];
   std::vector<std::string> live_agents;
   for (int i = 0; i < 200; ++i) {
     json deployed = json::parse(RunHerd({"deploy", live_task, "--type", "sleeper", "--json",
@@ -349,9 +353,9 @@ int main(int argc, char** argv) {
   for (int i = 1000; i < 1000 + (quick ? 20 : 100); ++i) {
     auto start = MonotonicClock::now();
     MonotonicClock::time_point received;
-    json response = server.Call(i, "get_agent_output",
-                                {{"task_id", task_id}, {"agent_id", agent_id}, {"tail", 100}},
-                                &received);
+    json response =
+        server.Call(i, "get_agent_output",
+                    {{"task_id", task_id}, {"agent_id", agent_id}, {"tail", 100}}, &received);
     tail_ms.push_back(herd::MillisecondsBetween(start, received));
     if (response["result"]["structuredContent"].value("lines", 0) != 100) {
       std::fprintf(stderr, "tail returned the wrong number of lines\n");
@@ -376,12 +380,11 @@ int main(int argc, char** argv) {
   std::printf("\n%-44s %10s %10s %8s\n", "measure", "value", "target", "");
   std::printf("%-44s %8.2f ms %7s ms %8s\n", "start to initialize response (p50)", start_p50, "20",
               verdict(start_p50 < 20));
-  std::printf("%-44s %8.2f ms\n", "start to initialize response (max)",
-              Percentile(start_ms, 1.0));
+  std::printf("%-44s %8.2f ms\n", "start to initialize response (max)", Percentile(start_ms, 1.0));
   std::printf("%-44s %8.1f MB %7s MB %8s\n", "resident memory after initialize",
               static_cast<double>(resident_kb) / 1024.0, "15", verdict(resident_kb < 15 * 1024));
-  std::printf("%-44s %8.2f ms %7s ms %8s\n", "get_real_task_status p50 (200 agents, full)", status_p50,
-              "5", verdict(status_p50 < 5));
+  std::printf("%-44s %8.2f ms %7s ms %8s\n", "get_real_task_status p50 (200 agents, full)",
+              status_p50, "5", verdict(status_p50 < 5));
   std::printf("%-44s %8.2f ms\n", "get_real_task_status p99", status_p99);
   std::printf("%-44s %8zu KB\n", "get_real_task_status reply size", ended.reply_bytes / 1024);
   std::printf("%-44s %8.2f ms   (the benchmark's own nlohmann parse; not in the latency)\n",
@@ -390,18 +393,20 @@ int main(int argc, char** argv) {
               "get_real_task_status p50, default format", Percentile(summarised.latency_ms, 0.5),
               summarised.reply_bytes / 1024,
               summarised.last["agents"].value("agents_list_format", "?").c_str());
-  std::printf("%-44s %8.2f ms %7s ms %8s\n", "get_real_task_status p50 (200 running)",
-              running_p50, "5", verdict(running_p50 < 5));
+  std::printf("%-44s %8.2f ms %7s ms %8s\n", "get_real_task_status p50 (200 running)", running_p50,
+              "5", verdict(running_p50 < 5));
   std::printf("%-44s %8.2f ms\n", "get_real_task_status p99 (200 running)", running_p99);
   std::printf("%-44s %8.2f ms %7s ms %8s\n",
               (std::string("get_agent_output tail=100 p50 (") + std::to_string(log_bytes >> 20) +
-               " MB log)").c_str(),
+               " MB log)")
+                  .c_str(),
               tail_p50, "10", verdict(tail_p50 < 10));
   std::printf("%-44s %8.2f ms\n", "get_agent_output tail=100 p99", tail_p99);
-  std::printf("mcp: start_p50_ms=%.2f rss_mb=%.1f status_p50_ms=%.2f status_p99_ms=%.2f "
-              "running_status_p50_ms=%.2f running_status_p99_ms=%.2f "
-              "tail_p50_ms=%.2f tail_p99_ms=%.2f log_mb=%lld\n",
-              start_p50, static_cast<double>(resident_kb) / 1024.0, status_p50, status_p99,
-              running_p50, running_p99, tail_p50, tail_p99, log_bytes >> 20);
+  std::printf(
+      "mcp: start_p50_ms=%.2f rss_mb=%.1f status_p50_ms=%.2f status_p99_ms=%.2f "
+      "running_status_p50_ms=%.2f running_status_p99_ms=%.2f "
+      "tail_p50_ms=%.2f tail_p99_ms=%.2f log_mb=%lld\n",
+      start_p50, static_cast<double>(resident_kb) / 1024.0, status_p50, status_p99, running_p50,
+      running_p99, tail_p50, tail_p99, log_bytes >> 20);
   return 0;
 }

@@ -3,7 +3,6 @@
 // Entry point. Before anything else it routes logging to stderr: stdout is
 // reserved for command output and, under `herd serve`, MCP messages only.
 #include <signal.h>
-
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 

@@ -489,8 +489,8 @@ TEST_F(AgentsTest, StatusReportsAStartThatNeverHappenedAsLost) {
     entry["status"] = "running";
     entry["phase"] = "starting";
     entry["started_at"] = FormatIso8601(NowUnixSeconds() - 120);
-    for (const char* key : {"pid", "process_start_time", "supervisor_pid",
-                            "supervisor_start_time", "ended_at", "exit_code"}) {
+    for (const char* key : {"pid", "process_start_time", "supervisor_pid", "supervisor_start_time",
+                            "ended_at", "exit_code"}) {
       entry.erase(key);
     }
   }

@@ -38,7 +38,9 @@ const std::vector<std::string>& BackendNames() {
   return names;
 }
 
-bool BackendSupportsMcp(const std::string& backend) { return backend != "command"; }
+bool BackendSupportsMcp(const std::string& backend) {
+  return backend != "command";
+}
 
 std::vector<std::string> SplitWords(const std::string& text) {
   std::vector<std::string> words;
@@ -83,8 +85,9 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
     if (!request.model.empty()) SetFlag(plan.argv, "--model", request.model);
     plan.stream_json = true;
   } else if (backend == "gemini") {
-    plan.argv = {"gemini", "--output-format", "stream-json", "--yolo", "-p",
-                 "Follow the instructions given on standard input."};
+    plan.argv = {"gemini",      "--output-format",
+                 "stream-json", "--yolo",
+                 "-p",          "Follow the instructions given on standard input."};
     if (!request.model.empty()) SetFlag(plan.argv, "-m", request.model);
     plan.stream_json = true;
   } else if (backend == "command") {

@@ -17,10 +17,9 @@
 // CLAUDE_ORCHESTRATOR_WORKSPACE in its environment.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "util/status.h"
 

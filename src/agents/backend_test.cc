@@ -2,11 +2,12 @@
 // read for usage and results, on sample lines written from each tool's
 // documentation (Claude Code stream-json, Codex `exec --json`, cursor-agent
 // stream-json, Gemini CLI stream-json).
-#include <cstdlib>
+#include "agents/backend.h"
 
 #include <gtest/gtest.h>
 
-#include "agents/backend.h"
+#include <cstdlib>
+
 #include "agents/stream_events.h"
 
 namespace herd::agents {
@@ -64,8 +65,11 @@ TEST(BackendTest, ClaudeHonoursClaudeExecutableAndClaudeFlags) {
   unsetenv("CLAUDE_EXECUTABLE");
   unsetenv("CLAUDE_FLAGS");
   ASSERT_TRUE(plan.ok());
-  std::vector<std::string> expected = {"/opt/claude/bin/claude", "-p", "--output-format",
-                                       "stream-json", "--verbose",
+  std::vector<std::string> expected = {"/opt/claude/bin/claude",
+                                       "-p",
+                                       "--output-format",
+                                       "stream-json",
+                                       "--verbose",
                                        "--mcp-config=/ws/TASK-1/prompts/worker-1_mcp.json"};
   EXPECT_EQ(plan->argv, expected);
 }
@@ -75,7 +79,7 @@ TEST(BackendTest, CodexCursorAndGeminiUseTheirHeadlessModes) {
   codex.model = "gpt-5";
   Result<LaunchPlan> codex_plan = PlanLaunch(codex);
   ASSERT_TRUE(codex_plan.ok());
-  std::vector<std::string> codex_argv = {"codex", "exec", "--json", "--skip-git-repo-check",
+  std::vector<std::string> codex_argv = {"codex",   "exec",  "--json", "--skip-git-repo-check",
                                          "--model", "gpt-5", "-"};
   EXPECT_EQ(codex_plan->argv, codex_argv);
 
@@ -187,8 +191,10 @@ TEST(UsageTrackerTest, CursorAgentSharesClaudeStreamJson) {
 TEST(UsageTrackerTest, GeminiReadsTheFinalStats) {
   UsageTracker tracker("gemini");
   EXPECT_FALSE(tracker.Feed(R"({"type":"init","session_id":"abc","model":"gemini-2.5-pro"})"));
-  EXPECT_FALSE(tracker.Feed(R"({"type":"message","role":"assistant","content":"Hi","delta":true})"));
-  EXPECT_FALSE(tracker.Feed(R"({"type":"tool_use","tool_name":"ls","tool_id":"t1","parameters":{}})"));
+  EXPECT_FALSE(
+      tracker.Feed(R"({"type":"message","role":"assistant","content":"Hi","delta":true})"));
+  EXPECT_FALSE(
+      tracker.Feed(R"({"type":"tool_use","tool_name":"ls","tool_id":"t1","parameters":{}})"));
   EXPECT_TRUE(tracker.Feed(
       R"({"type":"result","status":"success","stats":{"total_tokens":250,"input_tokens":200,)"
       R"("output_tokens":50,"duration_ms":1800,"tool_calls":1}})"));
@@ -196,7 +202,8 @@ TEST(UsageTrackerTest, GeminiReadsTheFinalStats) {
   EXPECT_EQ(tracker.Result()["duration_ms"], 1800);
   EXPECT_FALSE(tracker.Result()["is_error"].get<bool>());
   UsageTracker failed("gemini");
-  failed.Feed(R"({"type":"result","status":"error","error":{"type":"FatalAuthenticationError"},"stats":{}})");
+  failed.Feed(
+      R"({"type":"result","status":"error","error":{"type":"FatalAuthenticationError"},"stats":{}})");
   EXPECT_TRUE(failed.Result()["is_error"].get<bool>());
 }
 

@@ -1,12 +1,11 @@
 #include "agents/killer.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <set>
-
-#include <spdlog/spdlog.h>
 
 #include "agents/process.h"
 #include "agents/supervisor.h"
@@ -90,8 +89,9 @@ std::string UnrecordedKillWarning(const Status& error, const registry::Workspace
             std::to_string(minutes) + " minutes); if `herd status " + task_id +
             "` still lists it as active after that, run `herd doctor --repair`.";
   } else {
-    text += "Its supervisor is gone, so nothing will record the end: run `herd doctor --repair` "
-            "once the registry can be written.";
+    text +=
+        "Its supervisor is gone, so nothing will record the end: run `herd doctor --repair` "
+        "once the registry can be written.";
   }
   return text;
 }
@@ -137,8 +137,8 @@ json StopAgentProcesses(const json& agent, std::chrono::milliseconds grace, Awai
                   {"sigkilled", figures.sigkilled},
                   {"all_exited", figures.all_exited},
                   {"supervisor_finished", true},
-                  {"log_file_kept", agent.value("tracked_files", json::object())
-                                        .value("log_file", json(nullptr))}};
+                  {"log_file_kept",
+                   agent.value("tracked_files", json::object()).value("log_file", json(nullptr))}};
 
   // The supervisor records the exit and reaps leftovers; wait for it so the
   // caller sees the final state.
@@ -205,8 +205,8 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
   if (!recorded) {
     result["warning"] = UnrecordedKillWarning(marked, workspace, agent, result["cleanup"]);
   } else if (changed && !marked.ok()) {
-    result["warning"] = "the termination is recorded but may not survive a power loss: " +
-                        marked.message();
+    result["warning"] =
+        "the termination is recorded but may not survive a power loss: " + marked.message();
   }
   return result;
 }

@@ -2,13 +2,12 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "agents/backend.h"
 #include "agents/process.h"
@@ -71,14 +70,14 @@ Result<std::string> StartSupervisor(const Workspace& workspace, const std::strin
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
   std::string binary = HerdBinaryPath();
-  std::vector<std::string> args = {binary,     "supervise", "--workspace", workspace.base(),
-                                   "--task",   task_id,     "--agent",     agent_id};
+  std::vector<std::string> args = {binary,   "supervise", "--workspace", workspace.base(),
+                                   "--task", task_id,     "--agent",     agent_id};
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_t intermediate = 0;
-  int spawned = posix_spawn(&intermediate, binary.c_str(), &actions, &attributes, argv.data(),
-                            environ);
+  int spawned =
+      posix_spawn(&intermediate, binary.c_str(), &actions, &attributes, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   close(write_end);
@@ -96,11 +95,11 @@ Result<std::string> StartSupervisor(const Workspace& workspace, const std::strin
 
 Status ReleaseReservation(const RegistryStores& stores, const Workspace& workspace,
                           const std::string& task_id, const std::string& agent_id) {
-  Status released = stores.tasks.Update(
-      workspace.TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
-        registry::ReleaseAgent(task, agent_id);
-        return store::Decision::kCommit;
-      });
+  Status released = stores.tasks.Update(workspace.TaskRegistryPath(task_id),
+                                        [&](json& task) -> Result<store::Decision> {
+                                          registry::ReleaseAgent(task, agent_id);
+                                          return store::Decision::kCommit;
+                                        });
   Status forgotten = registry::ForgetAgent(stores, workspace, agent_id);
   return released.ok() ? forgotten : released;
 }
@@ -110,9 +109,15 @@ Status ReleaseReservation(const RegistryStores& stores, const Workspace& workspa
 std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,
                                const std::string& parent, const std::string& prompt) {
   return "You are one agent in a herd of coding agents coordinated by herd.\n"
-         "Task ID: " + task_id + "\n"
-         "Agent ID: " + agent_id + "\n"
-         "Parent: " + parent + "\n"
+         "Task ID: " +
+         task_id +
+         "\n"
+         "Agent ID: " +
+         agent_id +
+         "\n"
+         "Parent: " +
+         parent +
+         "\n"
          "\n"
          "Report through the herd MCP server's tools, always passing the Task ID and Agent ID "
          "above:\n"
@@ -167,8 +172,8 @@ Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspac
     // Each agent gets its own ~/.claude.json and sessions, so concurrent
     // agents cannot corrupt a shared one; credentials still arrive through
     // the environment.
-    std::string config_directory = workspace.TaskDirectory(request.task_id) + "/agents/" +
-                                   agent_id + "/claude-config";
+    std::string config_directory =
+        workspace.TaskDirectory(request.task_id) + "/agents/" + agent_id + "/claude-config";
     HERD_RETURN_IF_ERROR(registry::MakeDirectories(config_directory));
     plan->environment.push_back("CLAUDE_CONFIG_DIR=" + config_directory);
   }
@@ -184,9 +189,9 @@ Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspac
     HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(
         fs, launch.mcp_config_path, McpConfigFor(herd_binary, workspace.base()).dump(2) + "\n"));
   }
-  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(fs,
-                                                 workspace.LaunchPlanPath(request.task_id, agent_id),
-                                                 LaunchPlanToJson(*plan).dump(2) + "\n"));
+  HERD_RETURN_IF_ERROR(
+      store::ReplaceFileDurably(fs, workspace.LaunchPlanPath(request.task_id, agent_id),
+                                LaunchPlanToJson(*plan).dump(2) + "\n"));
 
   // Check and reserve in one transaction.
   registry::AdmissionRequest admission;

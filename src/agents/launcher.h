@@ -10,10 +10,9 @@
 // uses up a slot.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"

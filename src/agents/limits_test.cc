@@ -73,9 +73,9 @@ class AgentLimitsTest : public HerdTest {
   void SetUp() override {
     HerdTest::SetUp();
     // Defaults for budgets and timeouts come from these: keep the caller's out.
-    for (const char* name : {"HERD_TASK_MAX_COST_USD", "HERD_TASK_MAX_TOKENS",
-                             "HERD_AGENT_TIMEOUT_SECONDS", "HERD_AGENT_IDLE_TIMEOUT_SECONDS",
-                             "CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY"}) {
+    for (const char* name :
+         {"HERD_TASK_MAX_COST_USD", "HERD_TASK_MAX_TOKENS", "HERD_AGENT_TIMEOUT_SECONDS",
+          "HERD_AGENT_IDLE_TIMEOUT_SECONDS", "CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY"}) {
       env_.Unset(name);
     }
     marks_ = Subdirectory("marks");
@@ -100,10 +100,11 @@ class AgentLimitsTest : public HerdTest {
     RunOptions options;
     options.environment = std::move(environment);
     options.environment.push_back({"CLAUDE_EXECUTABLE", fake});
-    options.environment.push_back({"CLAUDE_FLAGS", "--print --output-format stream-json --verbose"});
+    options.environment.push_back(
+        {"CLAUDE_FLAGS", "--print --output-format stream-json --verbose"});
     options.environment.push_back({"FAKE_MARKS", marks_});
-    std::vector<std::string> args{"deploy", task,     "--type", "coder", "--backend",
-                                  "claude", "--prompt", "do it", "--json"};
+    std::vector<std::string> args{"deploy", task,       "--type", "coder", "--backend",
+                                  "claude", "--prompt", "do it",  "--json"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     CommandResult deploy = Herd(args, options);
     json output = deploy.Json();
@@ -143,8 +144,8 @@ class AgentLimitsTest : public HerdTest {
 
   // The entry of an agent a timeout stopped: terminated, naming the limit
   // (1 s) and ended by `signal`, with nothing of it left running.
-  void ExpectStoppedByTimeout(const json& entry, const std::string& agent,
-                              const std::string& limit, int signal) {
+  void ExpectStoppedByTimeout(const json& entry, const std::string& agent, const std::string& limit,
+                              int signal) {
     EXPECT_EQ(entry.value("status", ""), "terminated");
     ASSERT_TRUE(entry.contains("stopped_by_limit"));
     EXPECT_EQ(entry["stopped_by_limit"].value("limit", ""), limit);
@@ -262,8 +263,7 @@ TEST_F(AgentLimitsTest, TokenBudgetStopsEveryActiveAgentAndRefusesDeploys) {
     double end = Time(entry, "ended_at");
     Report(("[" + entry.value("id", "") + "] stopped (terminated_at) after crossing").c_str(),
            terminated - crossed);
-    Report(("[" + entry.value("id", "") + "] ended after being stopped").c_str(),
-           end - terminated);
+    Report(("[" + entry.value("id", "") + "] ended after being stopped").c_str(), end - terminated);
     Report(("[" + entry.value("id", "") + "] ended after crossing").c_str(), end - crossed);
     // Noticed within one usage commit of the crossing (plus scheduling)...
     EXPECT_LE(terminated - crossed, kUsageCommitSeconds + 0.5);
@@ -293,15 +293,15 @@ TEST_F(AgentLimitsTest, TokenBudgetStopsEveryActiveAgentAndRefusesDeploys) {
 TEST_F(AgentLimitsTest, CostBudgetStopsOtherAgentsWhenAReportedCostPassesIt) {
   std::string task = CreateTask({"--max-cost-usd", "0.10"});
   std::string streaming = WriteScript("fake-claude-streaming", kStreamingClaude);
-  std::string costly = WriteScript(
-      "fake-claude-costly",
-      "#!/bin/sh\n"
-      "cat >/dev/null\n"
-      "echo '{\"type\":\"assistant\",\"message\":{\"id\":\"msg_1\",\"usage\":"
-      "{\"input_tokens\":600,\"output_tokens\":400}}}'\n"
-      "echo '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,"
-      "\"total_cost_usd\":0.25,\"num_turns\":1,\"duration_ms\":42,"
-      "\"usage\":{\"input_tokens\":600,\"output_tokens\":400}}'\n");
+  std::string costly =
+      WriteScript("fake-claude-costly",
+                  "#!/bin/sh\n"
+                  "cat >/dev/null\n"
+                  "echo '{\"type\":\"assistant\",\"message\":{\"id\":\"msg_1\",\"usage\":"
+                  "{\"input_tokens\":600,\"output_tokens\":400}}}'\n"
+                  "echo '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,"
+                  "\"total_cost_usd\":0.25,\"num_turns\":1,\"duration_ms\":42,"
+                  "\"usage\":{\"input_tokens\":600,\"output_tokens\":400}}'\n");
   // B runs for two minutes unless stopped; it is recorded running before A starts.
   std::string b = DeployClaude(task, streaming, Streaming(600, 10, 10, "0.2"));
   for (const Identity& process : ProcessesOf(b)) Track(process);
@@ -326,8 +326,7 @@ TEST_F(AgentLimitsTest, CostBudgetStopsOtherAgentsWhenAReportedCostPassesIt) {
   EXPECT_TRUE(ProcessesOf(b).empty()) << DescribeProcesses(ProcessesOf(b));
 
   json registry = TaskRegistry(task);
-  EXPECT_DOUBLE_EQ(registry["usage_totals"].value("total_cost_usd", 0.0), 0.25)
-      << registry.dump(2);
+  EXPECT_DOUBLE_EQ(registry["usage_totals"].value("total_cost_usd", 0.0), 0.25) << registry.dump(2);
   ASSERT_TRUE(registry.contains("budget_exceeded")) << registry.dump(2);
   EXPECT_EQ(registry["budget_exceeded"].value("limit", ""), "max_cost_usd");
 
@@ -421,15 +420,15 @@ TEST_F(AgentLimitsTest, UsageIsReportedPerAgentAndPerTask) {
       "\"total_cost_usd\":0.0421,\"num_turns\":2,\"duration_ms\":1234,\"usage\":"
       "{\"input_tokens\":300,\"output_tokens\":130,\"cache_read_input_tokens\":10,"
       "\"cache_creation_input_tokens\":5}}'\n");
-  std::string second = WriteScript(
-      "fake-claude-second",
-      "#!/bin/sh\n"
-      "cat >/dev/null\n"
-      "echo '{\"type\":\"assistant\",\"message\":{\"id\":\"msg_b1\",\"usage\":"
-      "{\"input_tokens\":1000,\"output_tokens\":500}}}'\n"
-      "echo '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,"
-      "\"total_cost_usd\":0.1,\"num_turns\":3,\"duration_ms\":999,\"usage\":"
-      "{\"input_tokens\":1000,\"output_tokens\":500}}'\n");
+  std::string second =
+      WriteScript("fake-claude-second",
+                  "#!/bin/sh\n"
+                  "cat >/dev/null\n"
+                  "echo '{\"type\":\"assistant\",\"message\":{\"id\":\"msg_b1\",\"usage\":"
+                  "{\"input_tokens\":1000,\"output_tokens\":500}}}'\n"
+                  "echo '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,"
+                  "\"total_cost_usd\":0.1,\"num_turns\":3,\"duration_ms\":999,\"usage\":"
+                  "{\"input_tokens\":1000,\"output_tokens\":500}}'\n");
 
   std::string a = DeployClaude(task, first, {{"FAKE_GO", go}});
   for (const Identity& process : ProcessesOf(a)) Track(process);
@@ -437,7 +436,8 @@ TEST_F(AgentLimitsTest, UsageIsReportedPerAgentAndPerTask) {
   // While it runs, its running usage reaches the registry (within a commit).
   json running = WaitForJson(TaskRegistryPath(task), [&](const json& registry) {
     json entry = AgentIn(registry, a);
-    return entry.is_object() && entry.value("usage", json::object()).value("total_tokens", 0) == 445;
+    return entry.is_object() &&
+           entry.value("usage", json::object()).value("total_tokens", 0) == 445;
   });
   json running_entry = AgentIn(running, a);
   ASSERT_TRUE(running_entry.is_object()) << running.dump(2);

@@ -14,7 +14,6 @@
 #pragma once
 
 #include <chrono>
-
 #include <nlohmann/json.hpp>
 
 #include "agents/process_watch.h"

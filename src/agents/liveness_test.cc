@@ -3,9 +3,8 @@
 // pid, so gone).
 #include "agents/liveness.h"
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "agents/process.h"
 #include "util/clock.h"
@@ -21,7 +20,9 @@ json Identity(const char* pid_key, const char* start_key, const ProcessIdentity&
   return {{pid_key, identity.pid}, {start_key, identity.start_time}};
 }
 
-ProcessIdentity Live() { return IdentityOf(getpid()); }
+ProcessIdentity Live() {
+  return IdentityOf(getpid());
+}
 ProcessIdentity Gone() {
   ProcessIdentity identity = IdentityOf(getpid());
   identity.start_time += 1;  // the same pid, another process: not this one
@@ -29,7 +30,9 @@ ProcessIdentity Gone() {
 }
 
 json Running(const ProcessIdentity& agent, const ProcessIdentity& supervisor) {
-  json entry = {{"id", "worker-1"}, {"status", "running"}, {"phase", "running"},
+  json entry = {{"id", "worker-1"},
+                {"status", "running"},
+                {"phase", "running"},
                 {"started_at", FormatIso8601(kNow - 5)}};
   entry.update(Identity("pid", "process_start_time", agent));
   entry.update(Identity("supervisor_pid", "supervisor_start_time", supervisor));

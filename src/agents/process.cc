@@ -102,7 +102,9 @@ bool ReadStat(pid_t pid, StatFields* fields) {
   return true;
 }
 
-bool IsLiveState(char state) { return state != 'Z' && state != 'X' && state != 0; }
+bool IsLiveState(char state) {
+  return state != 'Z' && state != 'X' && state != 0;
+}
 
 std::vector<pid_t> ChildrenOf(pid_t pid) {
   std::vector<pid_t> children;
@@ -295,8 +297,8 @@ bool WaitForExit(const std::vector<int>& pidfds, std::chrono::steady_clock::time
   }
   while (!waiting.empty()) {
     // Round up: poll must not return before the deadline.
-    auto remaining = std::chrono::ceil<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto remaining =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     int timeout_ms = static_cast<int>(std::max<long long>(0, remaining.count()));
     int ready = ::poll(waiting.data(), waiting.size(), timeout_ms);
     if (ready < 0 && errno == EINTR) continue;

@@ -2,6 +2,7 @@
 // alive, then ended (exited and reaped, or left as zombies).
 #include "agents/process_watch.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <atomic>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace herd::agents {
 namespace {

@@ -35,7 +35,8 @@ UsageTracker::UsageTracker(std::string backend) : backend_(std::move(backend)) {
 void UsageTracker::AddUsage(const json& usage) {
   input_tokens_ += Number(usage, "input_tokens");
   output_tokens_ += Number(usage, "output_tokens");
-  cache_read_tokens_ += Number(usage, "cache_read_input_tokens") + Number(usage, "cached_input_tokens");
+  cache_read_tokens_ +=
+      Number(usage, "cache_read_input_tokens") + Number(usage, "cached_input_tokens");
   cache_creation_tokens_ += Number(usage, "cache_creation_input_tokens");
   ++messages_;
 }

@@ -17,11 +17,10 @@
 // Lines that are not JSON (a crash trace, plain text) are skipped.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace herd::agents {
 

@@ -1,9 +1,10 @@
 #include "agents/supervisor.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,8 +16,6 @@
 #include <cstring>
 #include <functional>
 #include <optional>
-
-#include <spdlog/spdlog.h>
 
 #include "agents/backend.h"
 #include "agents/killer.h"
@@ -119,7 +118,8 @@ struct StartedAgent {
 // child can set its process group and parent-death signal before exec.
 Result<StartedAgent> StartAgent(const LaunchPlan& plan) {
   int stdin_fd = open(plan.stdin_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (stdin_fd < 0) return Status::FromErrno("cannot open the prompt file " + plan.stdin_path, errno);
+  if (stdin_fd < 0)
+    return Status::FromErrno("cannot open the prompt file " + plan.stdin_path, errno);
   int output[2];
   int exec_error[2];
   if (pipe2(output, O_CLOEXEC) != 0 || pipe2(exec_error, O_CLOEXEC) != 0) {
@@ -175,8 +175,12 @@ Result<StartedAgent> StartAgent(const LaunchPlan& plan) {
   if (got == static_cast<ssize_t>(sizeof report)) {
     waitpid(pid, nullptr, 0);
     close(output[0]);
-    static const char* kSteps[] = {"", "redirect stdin", "redirect stdout", "redirect stderr",
-                                   "enter the working directory", "execute"};
+    static const char* kSteps[] = {"",
+                                   "redirect stdin",
+                                   "redirect stdout",
+                                   "redirect stderr",
+                                   "enter the working directory",
+                                   "execute"};
     std::string what = std::string("cannot ") + kSteps[report[0]];
     if (report[0] == 4) what += " " + plan.cwd;
     if (report[0] == 5) what += " " + plan.argv[0];
@@ -281,9 +285,14 @@ class AgentWatch {
  public:
   AgentWatch(const SupervisorArgs& args, const Workspace& workspace, const RegistryStores& stores,
              const LaunchPlan& plan, const StartedAgent& agent)
-      : args_(args), workspace_(workspace), stores_(stores), plan_(plan), agent_(agent),
+      : args_(args),
+        workspace_(workspace),
+        stores_(stores),
+        plan_(plan),
+        agent_(agent),
         tracker_(plan.backend) {
-    log_fd_ = open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    log_fd_ =
+        open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     agent_pidfd_ = OpenPidfd(IdentityOf(agent.pid));
     started_ = MonotonicClock::now();
     last_output_ = started_;
@@ -325,9 +334,10 @@ class AgentWatch {
   std::optional<StopReason> StopToRecord() const {
     if (timeout_stop_) return timeout_stop_;
     if (stop_requested_by_herd) {
-      return StopReason{"stopped by herd kill; the reason could not be recorded (the registry "
-                        "could not be written when the kill was asked for)",
-                        nullptr};
+      return StopReason{
+          "stopped by herd kill; the reason could not be recorded (the registry "
+          "could not be written when the kill was asked for)",
+          nullptr};
     }
     if (stop_signal != 0) {
       std::string sender = stop_signal_sender > 0
@@ -467,8 +477,7 @@ class AgentWatch {
     if (usage_dirty_ && now >= last_usage_commit_ + kUsageCommitInterval) CommitUsage();
   }
 
-  void StopForTimeout(const char* limit, int limit_seconds, double used_seconds,
-                      const char* what) {
+  void StopForTimeout(const char* limit, int limit_seconds, double used_seconds, const char* what) {
     char used[32];
     std::snprintf(used, sizeof used, "%.1f", used_seconds);
     std::string reason = std::string("stopped by herd: ") + what + " " + used + " s (" + limit +
@@ -611,7 +620,8 @@ Status RecordEnd(json& task, const std::string& agent_id, const registry::ExitRe
   };
 
   store::FileSystem* fs = store::FileSystem::Default();
-  Result<std::string> plan_text = fs->ReadFile(workspace.LaunchPlanPath(args.task_id, args.agent_id));
+  Result<std::string> plan_text =
+      fs->ReadFile(workspace.LaunchPlanPath(args.task_id, args.agent_id));
   if (!plan_text.ok()) fail(plan_text.status());
   Result<LaunchPlan> plan = LaunchPlanFromJson(json::parse(*plan_text, nullptr, false));
   if (!plan.ok()) fail(plan.status());
@@ -648,7 +658,8 @@ Status RecordEnd(json& task, const std::string& agent_id, const registry::ExitRe
   registry::ExitRecord exit_record;
   exit_record.ended_at = NowIso8601();
   if (wait_status != -1 && WIFEXITED(wait_status)) exit_record.exit_code = WEXITSTATUS(wait_status);
-  if (wait_status != -1 && WIFSIGNALED(wait_status)) exit_record.exit_signal = WTERMSIG(wait_status);
+  if (wait_status != -1 && WIFSIGNALED(wait_status))
+    exit_record.exit_signal = WTERMSIG(wait_status);
   if (wait_status == -1) exit_record.error = "the supervisor lost track of the agent process";
   if (plan->stream_json) {
     exit_record.result = watch.tracker().Result();
@@ -656,8 +667,8 @@ Status RecordEnd(json& task, const std::string& agent_id, const registry::ExitRe
     if (exit_record.result.is_object() && exit_record.result.value("is_error", false) &&
         exit_record.error.empty()) {
       std::string detail = exit_record.result.value("error", std::string());
-      exit_record.error = "the agent CLI reported an error" +
-                          (detail.empty() ? std::string() : ": " + detail);
+      exit_record.error =
+          "the agent CLI reported an error" + (detail.empty() ? std::string() : ": " + detail);
     }
   }
   spdlog::info("agent exited: code {} signal {}", exit_record.exit_code.value_or(-1),

@@ -259,8 +259,8 @@ struct CommandResult {
 };
 
 // A running command (`program` found on PATH unless it is a path) with its
-// stdout and stderr captured. Started in the constructor; Wait() collects it. Concurrent instances are independent:
-// every pipe is close-on-exec, so no command inherits another's.
+// stdout and stderr captured. Started in the constructor; Wait() collects it. Concurrent instances
+// are independent: every pipe is close-on-exec, so no command inherits another's.
 class CommandProcess {
  public:
   CommandProcess(const std::string& program, std::vector<std::string> args,

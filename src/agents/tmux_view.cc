@@ -16,10 +16,9 @@ Result<std::string> OpenTmuxView(const std::string& herd_binary, const std::stri
   std::string session = "herd-" + agent_id;
   // Several arguments after the session options are run as an argv by
   // tmux (3.0 and later): no shell string is ever built.
-  std::vector<std::string> args = {"tmux",         "new-session", "-d",      "-s",
-                                   session,        herd_binary,   "--workspace",
-                                   workspace_base, "logs",        task_id,   agent_id,
-                                   "--follow"};
+  std::vector<std::string> args = {"tmux",  "new-session", "-d",          "-s",
+                                   session, herd_binary,   "--workspace", workspace_base,
+                                   "logs",  task_id,       agent_id,      "--follow"};
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -33,9 +32,10 @@ Result<std::string> OpenTmuxView(const std::string& herd_binary, const std::stri
   int spawned = posix_spawnp(&pid, "tmux", &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) {
-    return Status::FromErrno("cannot run tmux for the agent's view (install tmux, or deploy "
-                             "without --tmux)",
-                             spawned);
+    return Status::FromErrno(
+        "cannot run tmux for the agent's view (install tmux, or deploy "
+        "without --tmux)",
+        spawned);
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

@@ -1,10 +1,9 @@
 // `herd deploy --tmux`: a person can attach to a tmux session that follows
 // the agent's output; the session is a view only and closes with the agent.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstdio>
-
-#include <gtest/gtest.h>
 
 #include "agents/testing_util_for_test.h"
 

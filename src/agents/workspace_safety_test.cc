@@ -5,14 +5,13 @@
 // disk is a real small tmpfs.
 #include <fcntl.h>
 #include <ftw.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <random>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "agents/testing_util_for_test.h"
 
@@ -130,8 +129,7 @@ TEST_F(WorkspaceSafetyTest, DoctorReportsLinksAndLeavesThemInPlace) {
         if (finding["kind"] == "workspace_link" && finding["path"] == findings) {
           reported = true;
           EXPECT_EQ(finding["severity"], "error");
-          EXPECT_NE(finding["repair"].get<std::string>().find("rm " + findings),
-                    std::string::npos)
+          EXPECT_NE(finding["repair"].get<std::string>().find("rm " + findings), std::string::npos)
               << finding.dump();
         }
       }
@@ -177,12 +175,13 @@ class ScopedUmask {
 TEST_F(WorkspaceSafetyTest, EverythingHerdWritesIsPrivateUnderTheUsualUmask) {
   ScopedUmask usual(022);
   std::string task_id = CreateTask({"--isolate-config"});
-  std::string agent_id = DeployAgent(
-      task_id, {"sh", "-c", "echo secret output; \"$HERD_BIN\" progress \"$HERD_TASK_ID\" "
+  std::string agent_id =
+      DeployAgent(task_id, {"sh", "-c",
+                            "echo secret output; \"$HERD_BIN\" progress \"$HERD_TASK_ID\" "
                             "\"$HERD_AGENT_ID\" --status working --progress 50 --message m"});
   WaitForAgentToEnd(task_id, agent_id);
-  HerdJson({"finding", task_id, agent_id, "--type", "issue", "--severity", "low", "--message",
-            "f"});
+  HerdJson(
+      {"finding", task_id, agent_id, "--type", "issue", "--severity", "low", "--message", "f"});
   HerdJson({"status", task_id});
 
   EXPECT_EQ(SharedPathsUnder(workspace()), std::vector<std::string>{});
@@ -242,13 +241,12 @@ TEST_F(WorkspaceSafetyTest, AReportWhoseJournalLineCannotBeWrittenIsNotRecorded)
   here.environment = {{"CLAUDE_ORCHESTRATOR_WORKSPACE", base}};
   std::string task_id =
       HerdJson({"task", "create", "on a small disk"}, here).at("task_id").get<std::string>();
-  std::string agent_id =
-      Herd({"deploy", task_id, "--type", "w", "--json", "--backend", "command", "--", "sleep",
-            "600"},
-           here)
-          .Json()
-          .at("agent_id")
-          .get<std::string>();
+  std::string agent_id = Herd({"deploy", task_id, "--type", "w", "--json", "--backend", "command",
+                               "--", "sleep", "600"},
+                              here)
+                             .Json()
+                             .at("agent_id")
+                             .get<std::string>();
   std::string registry = base + "/" + task_id + "/AGENT_REGISTRY.json";
   std::string journal = base + "/" + task_id + "/progress/" + agent_id + "_progress.jsonl";
   HerdJson({"progress", task_id, agent_id, "--status", "working", "--progress", "10", "--message",
@@ -259,8 +257,8 @@ TEST_F(WorkspaceSafetyTest, AReportWhoseJournalLineCannotBeWrittenIsNotRecorded)
   std::string filler = disk.Fill();
   FreeBytes(filler, 32 * 1024);
   std::string long_message(60 * 1024, 'm');
-  CommandResult refused = Herd({"progress", task_id, agent_id, "--status", "working",
-                                "--progress", "20", "--message", long_message, "--json"},
+  CommandResult refused = Herd({"progress", task_id, agent_id, "--status", "working", "--progress",
+                                "20", "--message", long_message, "--json"},
                                here);
 
   EXPECT_EQ(refused.exit_code, 1) << refused.Describe().substr(0, 2000);
@@ -292,7 +290,8 @@ TEST_F(WorkspaceSafetyTest, JournalAndRegistryAgreeWhenReportersAreKilledMidway)
   // journal line.
   for (int round = 0; round < 120; ++round) {
     HerdProcess reporter({"progress", task_id, agent_id, "--status", "working", "--progress",
-                          std::to_string(round % 100), "--message", "round " + std::to_string(round)});
+                          std::to_string(round % 100), "--message",
+                          "round " + std::to_string(round)});
     std::this_thread::sleep_for(std::chrono::microseconds(random() % 6000));
     kill(reporter.pid(), SIGKILL);
     reporter.Wait();

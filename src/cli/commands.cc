@@ -1,16 +1,15 @@
 #include "cli/commands.h"
 
-#include <sys/inotify.h>
 #include <poll.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <sstream>
-
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agents/backend.h"
 #include "agents/supervisor.h"
@@ -88,8 +87,8 @@ std::string RenderAgents(const json& agents_list) {
     table.AddRow({agent.value("id", ""), agent.value("type", ""), agent.value("status", ""),
                   std::to_string(agent.value("progress", 0)) + "%",
                   std::to_string(agent.value("depth", 1)), agent.value("parent", ""),
-                  Text(agent.value("pid", json(nullptr))), agent.value("liveness", ""), exit,
-                  usage, message});
+                  Text(agent.value("pid", json(nullptr))), agent.value("liveness", ""), exit, usage,
+                  message});
   }
   return table.Render(48);
 }
@@ -104,8 +103,7 @@ std::string RenderStatus(const json& status) {
       << " completed, " << agents.value("total_spawned", 0) << " spawned";
   const json& limits = status["limits"];
   out << "  (limits: " << limits.value("max_concurrent", 0) << " concurrent, "
-      << limits.value("max_agents", 0) << " total, depth " << limits.value("max_depth", 0)
-      << ")\n";
+      << limits.value("max_agents", 0) << " total, depth " << limits.value("max_depth", 0) << ")\n";
   if (agents.value("lost", 0) > 0) {
     out << "warning: " << agents["lost"] << " agent(s) marked active have no process left\n";
   }
@@ -239,8 +237,9 @@ int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int 
 }  // namespace
 
 int Run(int argc, char** argv, const ServeFunction& serve) {
-  CLI::App app{"herd: run many headless coding agents at once, within limits, and stop them "
-               "cleanly.\nWorks from a terminal and, through `herd serve`, from MCP clients."};
+  CLI::App app{
+      "herd: run many headless coding agents at once, within limits, and stop them "
+      "cleanly.\nWorks from a terminal and, through `herd serve`, from MCP clients."};
   app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
   app.require_subcommand(1);
   app.fallthrough();  // --json and --workspace work after the subcommand too
@@ -296,8 +295,8 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
         create.context = std::move(context).value();
       }
       return Report(options, MakeOrchestrator(options).CreateTask(create), [](const json& r) {
-        std::string text = "created " + r.value("task_id", "") + " in " +
-                           r.value("workspace", "") + "\n";
+        std::string text =
+            "created " + r.value("task_id", "") + " in " + r.value("workspace", "") + "\n";
         for (const json& warning : r.value("validation_warnings", json::array())) {
           text += "warning: " + warning.get<std::string>() + "\n";
         }
@@ -310,8 +309,10 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   std::optional<long long> new_tokens;
   CLI::App* task_limits = task->add_subcommand("limits", "change a task's limits and budgets");
   task_limits->add_option("task_id", task_id_for_limits, "the task")->required();
-  task_limits->add_option("--max-agents", limits_update.max_agents, "agents in the task's lifetime");
-  task_limits->add_option("--max-concurrent", limits_update.max_concurrent, "active agents at once");
+  task_limits->add_option("--max-agents", limits_update.max_agents,
+                          "agents in the task's lifetime");
+  task_limits->add_option("--max-concurrent", limits_update.max_concurrent,
+                          "active agents at once");
   task_limits->add_option("--max-depth", limits_update.max_depth, "depth of the parent/child tree");
   task_limits->add_option("--max-cost-usd", new_cost, "cost budget in dollars");
   task_limits->add_option("--max-tokens", new_tokens, "token budget");
@@ -319,15 +320,16 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
     action = [&] {
       limits_update.budget.max_cost_usd = new_cost;
       limits_update.budget.max_tokens = new_tokens;
-      return Report(options, MakeOrchestrator(options).UpdateLimits(task_id_for_limits, limits_update),
-                    [](const json& r) {
-                      std::string text = "limits of " + r.value("task_id", "") + ": " +
-                                         r["limits"].dump() + ", budget " + r["budget"].dump() + "\n";
-                      if (!r["budget_exceeded"].is_null()) {
-                        text += "still over budget: " + r["budget_exceeded"].value("message", "") + "\n";
-                      }
-                      return text;
-                    });
+      return Report(
+          options, MakeOrchestrator(options).UpdateLimits(task_id_for_limits, limits_update),
+          [](const json& r) {
+            std::string text = "limits of " + r.value("task_id", "") + ": " + r["limits"].dump() +
+                               ", budget " + r["budget"].dump() + "\n";
+            if (!r["budget_exceeded"].is_null()) {
+              text += "still over budget: " + r["budget_exceeded"].value("message", "") + "\n";
+            }
+            return text;
+          });
     };
   });
   CLI::App* task_list = task->add_subcommand("list", "list every task herd knows");
@@ -354,7 +356,8 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   deploy_command->add_option("--type", deploy.agent_type, "the agent's role, e.g. tester")
       ->required();
   deploy_command->add_option("--parent", deploy.parent, "parent agent id (default orchestrator)");
-  deploy_command->add_option("--backend", deploy.backend, "claude, codex, cursor-agent, gemini or command")
+  deploy_command
+      ->add_option("--backend", deploy.backend, "claude, codex, cursor-agent, gemini or command")
       ->check(CLI::IsMember(agents::BackendNames()));
   deploy_command->add_option("--model", deploy.model, "model for the agent CLI");
   deploy_command->add_flag("--isolate-config", deploy.isolate_config,
@@ -382,8 +385,8 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
       }
       return Report(options, MakeOrchestrator(options).Deploy(deploy), [](const json& r) {
         std::string text = "deployed " + r.value("agent_id", "") + " (pid " + Text(r["pid"]) +
-                           ", depth " + std::to_string(r.value("depth", 1)) + ")\nlog: " +
-                           r.value("log_file", "") + "\n";
+                           ", depth " + std::to_string(r.value("depth", 1)) +
+                           ")\nlog: " + r.value("log_file", "") + "\n";
         if (r["tmux_session"].is_string()) {
           text += "watch: tmux attach -t " + r["tmux_session"].get<std::string>() + "\n";
         }
@@ -397,12 +400,15 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   CLI::App* status_command = app.add_subcommand("status", "show a task's agents and progress");
   status_command->add_option("task_id", task_id, "the task")->required();
   status_command->callback([&] {
-    action = [&] { return Report(options, MakeOrchestrator(options).TaskStatus(task_id), RenderStatus); };
+    action = [&] {
+      return Report(options, MakeOrchestrator(options).TaskStatus(task_id), RenderStatus);
+    };
   });
 
   // herd watch
   int until_active = 0;
-  CLI::App* watch = app.add_subcommand("watch", "show a task's status live until few agents are active");
+  CLI::App* watch =
+      app.add_subcommand("watch", "show a task's status live until few agents are active");
   watch->add_option("task_id", task_id, "the task")->required();
   watch->add_option("--until-active", until_active,
                     "stop once at most this many agents are active (default 0)");
@@ -444,8 +450,11 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   CLI::App* progress = app.add_subcommand("progress", "report an agent's progress");
   progress->add_option("task_id", task_id, "the task")->required();
   progress->add_option("agent_id", agent_id, "the agent")->required();
-  progress->add_option("--status", progress_status, "running, working, blocked, completed, error, "
-                       "terminated or failed")->required();
+  progress
+      ->add_option("--status", progress_status,
+                   "running, working, blocked, completed, error, "
+                   "terminated or failed")
+      ->required();
   progress->add_option("--message", message, "what happened")->required();
   progress->add_option("--progress", progress_value, "percent done, 0-100");
   progress->callback([&] {
@@ -542,7 +551,8 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   });
 
   // herd serve
-  CLI::App* serve_command = app.add_subcommand("serve", "speak MCP over stdio (for Claude Code, "
+  CLI::App* serve_command = app.add_subcommand("serve",
+                                               "speak MCP over stdio (for Claude Code, "
                                                "Cursor, Codex and herd's own agents)");
   serve_command->callback([&] {
     action = [&] { return serve(registry::Workspace::Resolve(options.workspace).base()); };

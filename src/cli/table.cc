@@ -25,9 +25,13 @@ std::string Cut(const std::string& text, size_t max_width) {
 
 }  // namespace
 
-Table::Table(std::vector<std::string> headers) { rows_.push_back(std::move(headers)); }
+Table::Table(std::vector<std::string> headers) {
+  rows_.push_back(std::move(headers));
+}
 
-void Table::AddRow(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+void Table::AddRow(std::vector<std::string> cells) {
+  rows_.push_back(std::move(cells));
+}
 
 std::string Table::Render(size_t max_width) const {
   std::vector<std::vector<std::string>> cells = rows_;

@@ -1,9 +1,9 @@
 #include "health/agent_checks.h"
 
+#include <spdlog/spdlog.h>
+
 #include <map>
 #include <set>
-
-#include <spdlog/spdlog.h>
 
 #include "agents/killer.h"
 #include "agents/liveness.h"
@@ -21,8 +21,12 @@ using nlohmann::json;
 
 constexpr const char kLostReason[] = "process lost";
 
-ProcessIdentity AgentProcess(const json& agent) { return registry::RecordedAgentProcess(agent); }
-ProcessIdentity SupervisorOf(const json& agent) { return registry::RecordedSupervisor(agent); }
+ProcessIdentity AgentProcess(const json& agent) {
+  return registry::RecordedAgentProcess(agent);
+}
+ProcessIdentity SupervisorOf(const json& agent) {
+  return registry::RecordedSupervisor(agent);
+}
 
 // When an ended entry ended, from the first timestamp it carries.
 std::optional<double> EndedAt(const json& agent) {
@@ -68,7 +72,8 @@ agents::Liveness ClassifyActive(const CheckContext& context, const json& agent,
       std::string started_text = StringOr(agent, "started_at", StringOr(agent, "last_update"));
       double age = now - ParseIso8601(started_text).value_or(now);
       *detail = "entry is " + status + " in phase \"starting\" since " + started_text + " (" +
-                std::to_string(static_cast<long long>(age)) + " s) and no supervisor runs for it: " +
+                std::to_string(static_cast<long long>(age)) +
+                " s) and no supervisor runs for it: " +
                 "its start was never recorded, so nothing will record its end";
       break;
     }
@@ -81,8 +86,7 @@ agents::Liveness ClassifyActive(const CheckContext& context, const json& agent,
       *detail = "the supervisor " + std::to_string(supervisor.pid) + " is gone but agent process " +
                 std::to_string(process.pid) + " still runs: its exit will not be recorded";
       break;
-    default:
-      break;
+    default: break;
   }
   return liveness;
 }
@@ -94,7 +98,8 @@ bool NeedsFinding(agents::Liveness liveness) {
 
 // Marks a lost agent "error" / "process lost" if, under the lock, it is
 // still lost; then stops whatever is left of it.
-RepairOutcome MarkLost(const CheckContext& context, const std::vector<SupervisorProcess>& supervisors,
+RepairOutcome MarkLost(const CheckContext& context,
+                       const std::vector<SupervisorProcess>& supervisors,
                        const std::string& task_id, const std::string& agent_id) {
   json entry;
   std::string resolved;
@@ -131,7 +136,8 @@ RepairOutcome MarkLost(const CheckContext& context, const std::vector<Supervisor
   json cleanup = agents::StopAgentProcesses(entry, context.kill_grace);
   std::string action = "marked " + agent_id + " error \"" + kLostReason + "\"";
   int signalled = cleanup.value("signalled", 0);
-  if (signalled > 0) action += " and stopped " + std::to_string(signalled) + " leftover process(es)";
+  if (signalled > 0)
+    action += " and stopped " + std::to_string(signalled) + " leftover process(es)";
   return RepairOutcome::Changed(action);
 }
 
@@ -155,7 +161,8 @@ std::string WhyOrphaned(const CheckContext& context, const json* task, const std
 
 // The registry document of a task, or null if it has none; an error if it
 // exists but cannot be read (then nobody can tell what is orphaned).
-Result<std::optional<json>> ReadTaskDocument(const CheckContext& context, const std::string& task_id) {
+Result<std::optional<json>> ReadTaskDocument(const CheckContext& context,
+                                             const std::string& task_id) {
   Result<store::Snapshot> snapshot =
       context.stores->tasks.Read(context.workspace.TaskRegistryPath(task_id));
   if (snapshot.ok()) return std::optional<json>(std::move(snapshot->document));
@@ -176,13 +183,16 @@ RepairOutcome StopOrphan(const CheckContext& context, const std::string& task_id
   }
   if (!agents::IsAlive(root)) return RepairOutcome::Unchanged(what + " has already exited");
   StopFigures figures = StopProcessTrees({root}, context.kill_grace);
-  std::string action = "stopped " + what + " and everything below it: " +
-                       std::to_string(figures.signalled) + " process(es) sent SIGTERM";
+  std::string action = "stopped " + what +
+                       " and everything below it: " + std::to_string(figures.signalled) +
+                       " process(es) sent SIGTERM";
   if (figures.sigkilled > 0) action += ", " + std::to_string(figures.sigkilled) + " needed SIGKILL";
   if (!figures.all_exited) {
     return RepairOutcome::Failed(Status::Timeout(
-        action + ", but some did not exit: run `herd doctor --repair` again once they have, or "
-                 "see them with `ps -o pid,stat,cmd --ppid " + std::to_string(root.pid) + "`"));
+        action +
+        ", but some did not exit: run `herd doctor --repair` again once they have, or "
+        "see them with `ps -o pid,stat,cmd --ppid " +
+        std::to_string(root.pid) + "`"));
   }
   return RepairOutcome{figures.signalled > 0, action, Status()};
 }
@@ -237,7 +247,8 @@ std::vector<Finding> CheckAgents(const CheckContext& context,
     if (!context.task_id.empty() && supervisor.task_id != context.task_id) continue;
     const json* task = document_of(supervisor.task_id);
     if (unreadable.count(supervisor.task_id)) continue;
-    std::string why = WhyOrphaned(context, task, supervisor.task_id, supervisor.agent_id, context.now);
+    std::string why =
+        WhyOrphaned(context, task, supervisor.task_id, supervisor.agent_id, context.now);
     if (why.empty()) continue;
     findings.push_back(OrphanFinding(context, supervisor.task_id, supervisor.agent_id,
                                      supervisor.identity,
@@ -263,10 +274,9 @@ std::vector<Finding> CheckAgents(const CheckContext& context,
         if (supervisor.pid > 0 && agents::IsAlive(supervisor)) continue;
         std::string why = WhyOrphaned(context, task, task_id, agent_id, context.now);
         if (why.empty()) continue;
-        findings.push_back(OrphanFinding(context, task_id, agent_id, process,
-                                         "agent process " + std::to_string(process.pid) +
-                                             " (its supervisor is gone)",
-                                         why));
+        findings.push_back(OrphanFinding(
+            context, task_id, agent_id, process,
+            "agent process " + std::to_string(process.pid) + " (its supervisor is gone)", why));
         continue;
       }
       std::string detail;
@@ -281,8 +291,10 @@ std::vector<Finding> CheckAgents(const CheckContext& context,
       if (liveness == agents::Liveness::kUnsupervised) {
         finding.severity = Severity::kWarning;
         finding.no_fix_reason = "the agent may still be doing useful work; `herd kill " + task_id +
-                                " " + agent_id + "` stops it, and once it exits a doctor repair "
-                                "marks it \"" + kLostReason + "\"";
+                                " " + agent_id +
+                                "` stops it, and once it exits a doctor repair "
+                                "marks it \"" +
+                                kLostReason + "\"";
       } else {
         finding.severity = Severity::kError;
         CheckContext captured = context;
@@ -341,11 +353,10 @@ std::vector<Finding> CheckCounts(const CheckContext& context) {
               &task_after);
           if (!status.ok()) return RepairOutcome::Failed(status);
           if (task_after.is_null()) return RepairOutcome::Unchanged("counts are consistent again");
-          return RepairOutcome::Changed(
-              "recomputed counts of " + task_id + ": total_spawned " +
-              task_after["total_spawned"].dump() + ", active_count " +
-              task_after["active_count"].dump() + ", completed_count " +
-              task_after["completed_count"].dump());
+          return RepairOutcome::Changed("recomputed counts of " + task_id + ": total_spawned " +
+                                        task_after["total_spawned"].dump() + ", active_count " +
+                                        task_after["active_count"].dump() + ", completed_count " +
+                                        task_after["completed_count"].dump());
         });
     findings.push_back(std::move(finding));
   }

@@ -101,7 +101,8 @@ class WorkspaceDoctor {
   // Runs (or, in a dry run, plans) the finding's repair, once per Fix.
   void Repair(Finding& finding) {
     if (!finding.fix || !ran_.insert(finding.fix.get()).second) return;
-    const RepairOutcome& outcome = mode_ == Mode::kDryRun ? finding.fix->Skip() : finding.fix->Run();
+    const RepairOutcome& outcome =
+        mode_ == Mode::kDryRun ? finding.fix->Skip() : finding.fix->Run();
     json repair = {{"kind", KindName(finding.fix->kind())},
                    {"target", finding.fix->target()},
                    {"action", outcome.action},
@@ -138,7 +139,8 @@ std::string Number(const json& value) {
 
 void RenderFindings(const json& findings, std::string* out) {
   for (const json& finding : findings) {
-    std::string head = "    " + Pad(StringOr(finding, "kind"), 17) + Pad(StringOr(finding, "severity"), 8);
+    std::string head =
+        "    " + Pad(StringOr(finding, "kind"), 17) + Pad(StringOr(finding, "severity"), 8);
     std::string subject = StringOr(finding, "agent_id");
     *out += head + (subject.empty() ? "" : subject + ": ") + StringOr(finding, "detail") + "\n";
     std::string indent(head.size(), ' ');
@@ -162,30 +164,30 @@ void RenderLockFigures(const json& metrics, std::string* out) {
           Number(metrics.value("files", json(0))) + " file(s))\n";
   while (!header.empty() && header.back() == ' ') header.pop_back();
   *out += header + "\n";
-  for (const auto& [key, label] : {std::pair{"last_hour", "last hour"},
-                                   std::pair{"all_time", "since creation"}}) {
+  for (const auto& [key, label] :
+       {std::pair{"last_hour", "last hour"}, std::pair{"all_time", "since creation"}}) {
     const json figures = metrics.value(key, json::object());
     const json wait = figures.value("lock_wait_ms", json::object());
     const json hold = figures.value("hold_ms", json::object());
-    std::vector<std::string> cells = {
-        label,
-        Number(figures.value("transactions", json(0))),
-        Number(wait.value("p50", json(nullptr))),
-        Number(wait.value("p95", json(nullptr))),
-        Number(wait.value("p99", json(nullptr))),
-        Number(wait.value("max", json(nullptr))),
-        Number(hold.value("p50", json(nullptr))),
-        Number(hold.value("p99", json(nullptr))),
-        Number(figures.value("timeouts", json(0))),
-        Number(figures.value("corruption_recoveries", json(0))),
-        Number(figures.value("corruption_failures", json(0)))};
+    std::vector<std::string> cells = {label,
+                                      Number(figures.value("transactions", json(0))),
+                                      Number(wait.value("p50", json(nullptr))),
+                                      Number(wait.value("p95", json(nullptr))),
+                                      Number(wait.value("p99", json(nullptr))),
+                                      Number(wait.value("max", json(nullptr))),
+                                      Number(hold.value("p50", json(nullptr))),
+                                      Number(hold.value("p99", json(nullptr))),
+                                      Number(figures.value("timeouts", json(0))),
+                                      Number(figures.value("corruption_recoveries", json(0))),
+                                      Number(figures.value("corruption_failures", json(0)))};
     std::string row = "    ";
     for (size_t i = 0; i < cells.size(); ++i) row += Pad(cells[i], columns[i].second);
     while (!row.empty() && row.back() == ' ') row.pop_back();
     *out += row + "\n";
   }
   long unreadable = metrics.value("unreadable_lines", 0L);
-  if (unreadable > 0) *out += "    (" + std::to_string(unreadable) + " unreadable line(s) skipped)\n";
+  if (unreadable > 0)
+    *out += "    (" + std::to_string(unreadable) + " unreadable line(s) skipped)\n";
   if (!metrics.value("all_time", json::object()).value("exact_percentiles", true)) {
     *out += "    (since creation includes folded history: its percentiles are within 4.4%)\n";
   }
@@ -224,12 +226,9 @@ Result<json> Diagnose(const registry::RegistryStores& stores, const registry::Wo
     context.kill_grace = options.kill_grace;
     workspaces.push_back(WorkspaceDoctor(context, mode, &repairs, &totals).Run());
   }
-  json summary = {{"mode", ModeName(mode)},
-                  {"workspaces", workspaces.size()},
-                  {"findings", totals.findings},
-                  {"repaired", totals.repaired},
-                  {"unresolved", totals.unresolved},
-                  {"healthy", totals.unresolved == 0}};
+  json summary = {{"mode", ModeName(mode)},          {"workspaces", workspaces.size()},
+                  {"findings", totals.findings},     {"repaired", totals.repaired},
+                  {"unresolved", totals.unresolved}, {"healthy", totals.unresolved == 0}};
   return json{{"workspaces", std::move(workspaces)},
               {"summary", std::move(summary)},
               {"repairs", std::move(repairs)}};
@@ -277,15 +276,16 @@ std::string RenderReport(const json& report) {
 
   const json repairs = report.value("repairs", json::array());
   if (!repairs.empty()) {
-    out += "\n" + std::string(mode == "dry_run" ? "repairs (dry run, nothing changed)"
-                                                : "repairs") + ":\n";
+    out += "\n" +
+           std::string(mode == "dry_run" ? "repairs (dry run, nothing changed)" : "repairs") +
+           ":\n";
     for (const json& repair : repairs) {
-      std::string state = repair.contains("error")          ? "FAILED"
-                          : repair.value("dry_run", false)  ? "planned"
-                          : repair.value("changed", false)  ? "changed"
-                                                            : "unchanged";
-      out += "  " + Pad(state, 10) + Pad(StringOr(repair, "kind"), 17) + StringOr(repair, "target") +
-             ": " + StringOr(repair, "action") + "\n";
+      std::string state = repair.contains("error")         ? "FAILED"
+                          : repair.value("dry_run", false) ? "planned"
+                          : repair.value("changed", false) ? "changed"
+                                                           : "unchanged";
+      out += "  " + Pad(state, 10) + Pad(StringOr(repair, "kind"), 17) +
+             StringOr(repair, "target") + ": " + StringOr(repair, "action") + "\n";
       if (repair.contains("error")) out += "            " + StringOr(repair, "error") + "\n";
     }
   }

@@ -42,9 +42,8 @@
 #pragma once
 
 #include <chrono>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "agents/liveness.h"
 #include "registry/registry_stores.h"

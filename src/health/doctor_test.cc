@@ -3,14 +3,13 @@
 // repair changing nothing.
 #include "health/doctor.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <iostream>
 #include <set>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "health/index_check.h"
 #include "health/testing_for_test.h"
@@ -145,7 +144,8 @@ TEST_F(health_Doctor, SupervisorOfAnAgentMarkedCompletedIsAnOrphanAndIsKilled) {
   Identity agent_process = IdentityFromEntry(agent, "pid", "process_start_time");
   // Another herd process records the agent as completed while it runs on.
   EditTask(task_id, [&](json& task) {
-    ASSERT_TRUE(registry::ApplyProgress(task, agent_id, "completed", "done", 100, NowIso8601()).ok());
+    ASSERT_TRUE(
+        registry::ApplyProgress(task, agent_id, "completed", "done", 100, NowIso8601()).ok());
   });
 
   // Within the default grace an ended agent may still be exiting: not an orphan yet.
@@ -177,9 +177,9 @@ TEST_F(health_Doctor, AgentProcessOutlivingItsEndedEntryWithoutSupervisorIsAnOrp
   gone.Reap();
   AddStartedAgent(task_id, "late-000000-dddddd", agent_process.identity(), gone.identity());
   EditTask(task_id, [&](json& task) {
-    ASSERT_TRUE(registry::MarkTerminated(task, "late-000000-dddddd", "test",
-                                         "2020-01-01T00:00:00.000000Z")
-                    .ok());
+    ASSERT_TRUE(
+        registry::MarkTerminated(task, "late-000000-dddddd", "test", "2020-01-01T00:00:00.000000Z")
+            .ok());
   });
 
   json report = Check();  // ended long ago: past the default grace
@@ -241,9 +241,9 @@ TEST_F(health_Doctor, SupervisorsOfOtherWorkspacesAreNeverOrphans) {
   registry::Workspace elsewhere(other_base);
   Status ended = stores().tasks.Update(
       elsewhere.TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
-        HERD_RETURN_IF_ERROR(registry::ApplyProgress(task, agent["id"], "completed", "done", 100,
-                                                     NowIso8601())
-                                 .status());
+        HERD_RETURN_IF_ERROR(
+            registry::ApplyProgress(task, agent["id"], "completed", "done", 100, NowIso8601())
+                .status());
         return store::Decision::kCommit;
       });
   ASSERT_TRUE(ended.ok()) << ended.ToString();
@@ -295,7 +295,8 @@ TEST_F(health_Doctor, CorruptTaskRegistryIsRestoredAndTheQuarantinedCopyReported
   ASSERT_THAT(FindingsOfKind(report, "corrupt"), SizeIs(1)) << Kinds(report);
   Repair();
   EXPECT_FALSE(json::parse(ReadFile(path), nullptr, false).is_discarded());
-  std::vector<std::string> quarantined = FilesContaining(workspace().TaskDirectory(task_id), ".corrupt.");
+  std::vector<std::string> quarantined =
+      FilesContaining(workspace().TaskDirectory(task_id), ".corrupt.");
   ASSERT_THAT(quarantined, SizeIs(1));
   EXPECT_EQ(ReadFile(quarantined[0]), "{\"task_id\": \"truncat");
 
@@ -543,9 +544,14 @@ TEST_F(health_Doctor, OldMetricsFilesOfExitedProcessesAreFoldedIntoTheHistory) {
   std::string old_file = base() + "/metrics/" + std::to_string(UnusedPid()) + ".jsonl";
   std::string lines;
   for (int i = 1; i <= 50; ++i) {
-    lines += json{{"t", NowUnixSeconds() - 7200}, {"file", "x"}, {"wait_ms", i},
-                  {"hold_ms", 1}, {"flushes", 2}, {"committed", true},
-                  {"recovered", false}, {"outcome", "ok"}}
+    lines += json{{"t", NowUnixSeconds() - 7200},
+                  {"file", "x"},
+                  {"wait_ms", i},
+                  {"hold_ms", 1},
+                  {"flushes", 2},
+                  {"committed", true},
+                  {"recovered", false},
+                  {"outcome", "ok"}}
                  .dump() +
              "\n";
   }
@@ -637,7 +643,8 @@ TEST_F(health_Doctor, DryRunReportsEveryRepairAndChangesNothing) {
   EXPECT_EQ(Agent(task_id, agent["id"])["error"], "process lost");
   EXPECT_EQ(Task(task_id)["active_count"], 0);
   EXPECT_FALSE(FileExists(leftover));
-  EXPECT_FALSE(json::parse(ReadFile(workspace().GlobalRegistryPath()), nullptr, false).is_discarded());
+  EXPECT_FALSE(
+      json::parse(ReadFile(workspace().GlobalRegistryPath()), nullptr, false).is_discarded());
   ExpectSecondRepairChangesNothing();
 }
 
@@ -781,7 +788,9 @@ TEST_F(health_Doctor, ReportRendersFindingsRepairsAndLockFigures) {
 
   std::string diagnosis = RenderReport(Check());
   std::string repair = RenderReport(Repair());
-  std::cout << "---- herd doctor ----\n" << diagnosis << "---- herd doctor --repair ----\n" << repair;
+  std::cout << "---- herd doctor ----\n"
+            << diagnosis << "---- herd doctor --repair ----\n"
+            << repair;
   EXPECT_THAT(diagnosis, HasSubstr("NOT healthy"));
   EXPECT_THAT(diagnosis, HasSubstr(task_id));
   EXPECT_THAT(diagnosis, HasSubstr("zombie"));
@@ -797,8 +806,8 @@ TEST_F(health_Doctor, ReportRendersFindingsRepairsAndLockFigures) {
   ASSERT_TRUE(report["workspaces"].is_array());
   const json& workspace_report = report["workspaces"][0];
   EXPECT_EQ(workspace_report["base"], base_);
-  for (const char* key : {"transactions", "lock_wait_ms", "hold_ms", "timeouts",
-                          "corruption_recoveries"}) {
+  for (const char* key :
+       {"transactions", "lock_wait_ms", "hold_ms", "timeouts", "corruption_recoveries"}) {
     EXPECT_TRUE(workspace_report["lock_metrics"]["all_time"].contains(key)) << key;
     EXPECT_TRUE(workspace_report["lock_metrics"]["last_hour"].contains(key)) << key;
   }

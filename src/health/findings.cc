@@ -36,9 +36,8 @@ const RepairOutcome& Fix::Skip() {
 }
 
 nlohmann::json Finding::ToJson() const {
-  nlohmann::json out = {{"kind", KindName(kind)},
-                        {"severity", SeverityName(severity)},
-                        {"detail", detail}};
+  nlohmann::json out = {
+      {"kind", KindName(kind)}, {"severity", SeverityName(severity)}, {"detail", detail}};
   if (!agent_id.empty()) out["agent_id"] = agent_id;
   if (!path.empty()) out["path"] = path;
   if (!fix) {

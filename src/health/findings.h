@@ -13,11 +13,10 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "util/status.h"
 
@@ -52,16 +51,14 @@ const char* SeverityName(Severity severity);
 // What a repair did.
 struct RepairOutcome {
   bool changed = false;
-  std::string action;  // what it did, or why it changed nothing
-  Status status;       // non-ok if the repair failed
+  std::string action;    // what it did, or why it changed nothing
+  Status status;         // non-ok if the repair failed
   bool dry_run = false;  // not run: the action says what it would do
 
   static RepairOutcome Changed(std::string action) { return {true, std::move(action), Status()}; }
   static RepairOutcome Unchanged(std::string why) { return {false, std::move(why), Status()}; }
   static RepairOutcome Failed(Status status) { return {false, status.message(), status}; }
-  static RepairOutcome DryRun(std::string plan) {
-    return {false, "would " + plan, Status(), true};
-  }
+  static RepairOutcome DryRun(std::string plan) { return {false, "would " + plan, Status(), true}; }
 };
 
 // One repair, possibly shared by several findings; Run() executes it once.

@@ -26,7 +26,8 @@ const json& ObjectOr(const json& document, const char* key) {
 std::vector<std::string> IndexMismatches(const CheckContext& context) {
   std::vector<std::string> mismatches;
   json index;
-  Result<store::Snapshot> read = context.stores->global.Read(context.workspace.GlobalRegistryPath());
+  Result<store::Snapshot> read =
+      context.stores->global.Read(context.workspace.GlobalRegistryPath());
   if (read.ok()) {
     index = std::move(read->document);
   } else if (read.status().Is(Status::Code::kNotFound)) {
@@ -158,11 +159,11 @@ std::vector<Finding> CheckIndex(const CheckContext& context) {
           if (left.empty()) return outcome;
           why = "again: " + left.front();
         }
-        return RepairOutcome{true, outcome.action,
-                             Status::Refused("the index still disagrees after " +
-                                             std::to_string(kRebuildAttempts) +
-                                             " rebuilds (task registries kept changing); run the "
-                                             "repair again")};
+        return RepairOutcome{
+            true, outcome.action,
+            Status::Refused("the index still disagrees after " + std::to_string(kRebuildAttempts) +
+                            " rebuilds (task registries kept changing); run the "
+                            "repair again")};
       });
   std::vector<Finding> findings;
   for (size_t i = 0; i < mismatches.size() && i < kMaxReported; ++i) {
@@ -175,8 +176,8 @@ std::vector<Finding> CheckIndex(const CheckContext& context) {
     findings.push_back(std::move(finding));
   }
   if (mismatches.size() > kMaxReported) {
-    findings.back().detail += " (and " + std::to_string(mismatches.size() - kMaxReported) +
-                              " more disagreements)";
+    findings.back().detail +=
+        " (and " + std::to_string(mismatches.size() - kMaxReported) + " more disagreements)";
   }
   return findings;
 }

@@ -97,7 +97,9 @@ std::optional<pid_t> WriterOf(const std::string& name) {
   return static_cast<pid_t>(pid);
 }
 
-bool HasExited(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+bool HasExited(pid_t pid) {
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
 
 std::string RandomHex() {
   std::random_device device;
@@ -200,10 +202,14 @@ void MetricsTally::Add(const MetricsLine& line) {
   ++transactions;
   committed += line.committed ? 1 : 0;
   recoveries += line.recovered ? 1 : 0;
-  if (line.outcome == "timeout") ++timeouts;
-  else if (line.outcome == "corruption") ++corruption_failures;
-  else if (line.outcome == "not_durable") ++not_durable;
-  else if (line.outcome != "ok") ++errors;
+  if (line.outcome == "timeout")
+    ++timeouts;
+  else if (line.outcome == "corruption")
+    ++corruption_failures;
+  else if (line.outcome == "not_durable")
+    ++not_durable;
+  else if (line.outcome != "ok")
+    ++errors;
   flushes += line.flushes;
   first = transactions == 1 ? line.t : std::min(first, line.t);
   last = std::max(last, line.t);
@@ -400,8 +406,8 @@ std::vector<Finding> CheckMetricsBacklog(const CheckContext& context) {
       "fold them into " + MetricsDirectory(base) + "/" + kHistoryFile +
           " (counts and histograms; the lock figures keep every transaction)",
       [stores, base] {
-        Result<FoldResult> folded = FoldMetrics(stores->metrics, base, NowUnixSeconds(),
-                                                kMetricsFoldAge);
+        Result<FoldResult> folded =
+            FoldMetrics(stores->metrics, base, NowUnixSeconds(), kMetricsFoldAge);
         if (!folded.ok()) return RepairOutcome::Failed(folded.status());
         if (folded->files == 0) return RepairOutcome::Unchanged("nothing left to fold");
         return RepairOutcome::Changed("folded " + std::to_string(folded->files) + " file(s), " +

@@ -3,17 +3,16 @@
 // the last hour and live writers' files left alone.
 #include "health/metrics_history.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <thread>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "health/metrics_report.h"
 #include "health/testing_for_test.h"
@@ -71,7 +70,9 @@ class health_MetricsHistory : public ::testing::Test {
 
   json Figures() { return LockMetrics(stores_.metrics, dir_.path(), now_); }
 
-  Result<FoldResult> Fold() { return FoldMetrics(stores_.metrics, dir_.path(), now_, kMetricsFoldAge); }
+  Result<FoldResult> Fold() {
+    return FoldMetrics(stores_.metrics, dir_.path(), now_, kMetricsFoldAge);
+  }
 
   std::vector<std::string> MetricsFiles() const {
     std::vector<std::string> names;
@@ -90,9 +91,9 @@ class health_MetricsHistory : public ::testing::Test {
 
 // Every count equal, percentiles within the histogram's 4.4% (one bucket).
 void ExpectSameFigures(const json& exact, const json& folded) {
-  for (const char* key : {"transactions", "committed", "timeouts", "corruption_recoveries",
-                          "corruption_failures", "not_durable", "errors", "first", "last",
-                          "flushes_per_transaction"}) {
+  for (const char* key :
+       {"transactions", "committed", "timeouts", "corruption_recoveries", "corruption_failures",
+        "not_durable", "errors", "first", "last", "flushes_per_transaction"}) {
     EXPECT_EQ(folded[key], exact[key]) << key;
   }
   EXPECT_EQ(folded["lock_wait_ms"]["max"], exact["lock_wait_ms"]["max"]);

@@ -18,7 +18,9 @@ using nlohmann::json;
 
 constexpr double kHour = 3600;
 
-double Round(double value) { return std::round(value * 1000.0) / 1000.0; }
+double Round(double value) {
+  return std::round(value * 1000.0) / 1000.0;
+}
 
 // Nearest-rank percentile of sorted values.
 double Percentile(const std::vector<double>& sorted, double fraction) {
@@ -56,9 +58,12 @@ class Figures {
         {"transactions", count},
         {"committed", tally_.committed},
         {"lock_wait_ms",
-         {{"p50", wait(0.50)}, {"p95", wait(0.95)}, {"p99", wait(0.99)},
+         {{"p50", wait(0.50)},
+          {"p95", wait(0.95)},
+          {"p99", wait(0.99)},
           {"max", Round(tally_.wait_ms.max())}}},
-        {"hold_ms", {{"p50", hold(0.50)}, {"p99", hold(0.99)}, {"max", Round(tally_.hold_ms.max())}}},
+        {"hold_ms",
+         {{"p50", hold(0.50)}, {"p99", hold(0.99)}, {"max", Round(tally_.hold_ms.max())}}},
         {"timeouts", tally_.timeouts},
         {"corruption_recoveries", tally_.recoveries},
         {"corruption_failures", tally_.corruption_failures},

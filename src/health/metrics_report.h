@@ -14,9 +14,8 @@
 // parse or lack the figures are counted as unreadable, never fatal.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "store/json_store.h"
 
@@ -32,7 +31,7 @@ namespace herd::health {
 // Files folded into metrics/history.json (health/metrics_history.h, read
 // through `history_store`) count in "all_time", whose percentiles then come
 // from the history's histograms ("exact_percentiles": false).
-nlohmann::json LockMetrics(const store::JsonStore& history_store,
-                           const std::string& workspace_base, double now);
+nlohmann::json LockMetrics(const store::JsonStore& history_store, const std::string& workspace_base,
+                           double now);
 
 }  // namespace herd::health

@@ -18,11 +18,15 @@ using namespace herd::health::testing;
 
 std::string Line(double t, double wait_ms, double hold_ms, const std::string& outcome = "ok",
                  bool recovered = false) {
-  return json{{"t", t},         {"file", "TASK-20260101-000000-00000000/AGENT_REGISTRY.json"},
-              {"wait_ms", wait_ms}, {"hold_ms", hold_ms},
-              {"flushes", 2},   {"committed", outcome == "ok"},
-              {"recovered", recovered}, {"outcome", outcome}}
-             .dump();
+  return json{{"t", t},
+              {"file", "TASK-20260101-000000-00000000/AGENT_REGISTRY.json"},
+              {"wait_ms", wait_ms},
+              {"hold_ms", hold_ms},
+              {"flushes", 2},
+              {"committed", outcome == "ok"},
+              {"recovered", recovered},
+              {"outcome", outcome}}
+      .dump();
 }
 
 TEST(health_LockMetrics, PercentilesOverTheLastHourAndSinceCreation) {
@@ -95,18 +99,22 @@ TEST(health_LockMetrics, CountsRealTransactionsOfEveryProcess) {
   ASSERT_TRUE(workspace.CreateTaskDirectories("TASK-20260101-000000-00000001").ok());
   std::string path = workspace.TaskRegistryPath("TASK-20260101-000000-00000001");
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(stores.tasks.Update(path, [&](json& task) -> Result<store::Decision> {
-      task["task_id"] = "TASK-20260101-000000-00000001";
-      task["agents"] = json::array();
-      task["n"] = i;
-      return store::Decision::kCommit;
-    }).ok());
+    ASSERT_TRUE(stores.tasks
+                    .Update(path,
+                            [&](json& task) -> Result<store::Decision> {
+                              task["task_id"] = "TASK-20260101-000000-00000001";
+                              task["agents"] = json::array();
+                              task["n"] = i;
+                              return store::Decision::kCommit;
+                            })
+                    .ok());
   }
   // A deleted registry: the next transaction recovers it from the backup.
   ASSERT_EQ(::unlink(path.c_str()), 0);
-  ASSERT_TRUE(stores.tasks.Update(path, [](json&) -> Result<store::Decision> {
-    return store::Decision::kNoChange;
-  }).ok());
+  ASSERT_TRUE(
+      stores.tasks
+          .Update(path, [](json&) -> Result<store::Decision> { return store::Decision::kNoChange; })
+          .ok());
   json figures = LockMetrics(stores.metrics, workspace.base(), NowUnixSeconds());
   EXPECT_EQ(figures["last_hour"]["transactions"], 6);
   EXPECT_EQ(figures["last_hour"]["committed"], 6);

@@ -43,8 +43,8 @@ TEST(health_StopProcessTrees, StopsARootAndItsChildren) {
   ASSERT_TRUE(shell.WaitForOutput("ready"));
   std::vector<Identity> children = DescendantsOf(shell.identity().pid);
   ASSERT_EQ(children.size(), 2u);
-  StopFigures figures = StopProcessTrees(
-      {{shell.identity().pid, shell.identity().start_time}}, std::chrono::seconds(10));
+  StopFigures figures = StopProcessTrees({{shell.identity().pid, shell.identity().start_time}},
+                                         std::chrono::seconds(10));
   EXPECT_EQ(figures.signalled, 3);
   EXPECT_EQ(figures.sigkilled, 0);
   EXPECT_TRUE(figures.all_exited);
@@ -58,8 +58,8 @@ TEST(health_StopProcessTrees, EscalatesToSigkillAfterTheGrace) {
   std::vector<Identity> children = DescendantsOf(shell.identity().pid);
   ASSERT_EQ(children.size(), 1u);
   auto start = Clock::now();
-  StopFigures figures = StopProcessTrees(
-      {{shell.identity().pid, shell.identity().start_time}}, std::chrono::milliseconds(200));
+  StopFigures figures = StopProcessTrees({{shell.identity().pid, shell.identity().start_time}},
+                                         std::chrono::milliseconds(200));
   // agents::WaitForExit truncates its poll timeout to whole milliseconds.
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(199));
   EXPECT_EQ(figures.sigkilled, 2);

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-
 #include <nlohmann/json.hpp>
 
 #include "registry/global_index.h"
@@ -40,8 +39,8 @@ Inspection Inspect(const std::string& path, const store::Validator& validator) {
   }
   Result<json> document = ParseJson(*contents, kMaxDocumentDepth);
   if (!document.ok()) {
-    return {FileState::kInvalid, document.status().message() + " (" +
-                                     std::to_string(contents->size()) + " bytes)"};
+    return {FileState::kInvalid,
+            document.status().message() + " (" + std::to_string(contents->size()) + " bytes)"};
   }
   Status valid = validator(*document);
   if (!valid.ok()) return {FileState::kInvalid, valid.message()};
@@ -69,7 +68,9 @@ std::optional<pid_t> TempFileWriter(const std::string& name) {
 
 // Whether some process with this pid exists in our pid namespace. A pid
 // that exists may be the writer: its temp file is left alone.
-bool PidExists(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+bool PidExists(pid_t pid) {
+  return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
 
 // Modification time in Unix seconds, or nullopt if the file is gone.
 std::optional<double> ModifiedAt(const std::string& path) {
@@ -99,8 +100,8 @@ void CheckTempAndQuarantinedFiles(const CheckContext& context, const std::string
       finding.path = path;
       finding.detail = "a damaged version of " + original + " was moved aside (" + stamp +
                        ") when the store restored the file from its backup";
-      finding.no_fix_reason = "kept for inspection at " + path +
-                              "; delete it once you no longer need it";
+      finding.no_fix_reason =
+          "kept for inspection at " + path + "; delete it once you no longer need it";
       findings->push_back(std::move(finding));
       continue;
     }
@@ -143,7 +144,8 @@ RepairOutcome RestoreFromBackup(const store::JsonStore& store, const std::string
 }
 
 std::string MoveAside(const std::string& path, std::vector<std::string>* moved) {
-  std::string target = path + kQuarantineMarker + CompactUtcStamp() + "." + std::to_string(getpid());
+  std::string target =
+      path + kQuarantineMarker + CompactUtcStamp() + "." + std::to_string(getpid());
   Status renamed = store::FileSystem::Default()->Rename(path, target);
   if (!renamed.ok()) {
     return renamed.message() + ": move " + path + " aside by hand, then run `herd doctor " +
@@ -179,8 +181,9 @@ void CheckIncompleteTask(const CheckContext& context, const std::string& task_id
   finding.severity = Severity::kError;
   finding.task_id = task_id;
   finding.path = directory;
-  finding.detail = "task directory without a registry or backup (a task creation that failed "
-                   "half-way, e.g. on a full disk, or a registry deleted by hand)";
+  finding.detail =
+      "task directory without a registry or backup (a task creation that failed "
+      "half-way, e.g. on a full disk, or a registry deleted by hand)";
   std::vector<std::string> beyond = registry::EntriesBeyondScaffolding(context.workspace, task_id);
   if (!beyond.empty()) {
     constexpr size_t kListed = 10;
@@ -192,9 +195,12 @@ void CheckIncompleteTask(const CheckContext& context, const std::string& task_id
       listed += " and " + std::to_string(beyond.size() - kListed) + " more";
     }
     finding.detail += "; it holds what herd did not create: " + listed;
-    finding.no_fix_reason = "herd removes only its own empty directories: move what you need out "
-                            "of " + directory + " and remove it, or run `herd doctor --repair` "
-                            "again once it holds nothing else";
+    finding.no_fix_reason =
+        "herd removes only its own empty directories: move what you need out "
+        "of " +
+        directory +
+        " and remove it, or run `herd doctor --repair` "
+        "again once it holds nothing else";
     findings->push_back(std::move(finding));
     return;
   }
@@ -203,8 +209,9 @@ void CheckIncompleteTask(const CheckContext& context, const std::string& task_id
   registry::Workspace workspace = context.workspace;
   finding.fix = std::make_shared<Fix>(
       FindingKind::kIncompleteTask, directory,
-      "remove " + directory + " (re-checked under the registry's lock: only empty directories and "
-                              "the lock file are removed)",
+      "remove " + directory +
+          " (re-checked under the registry's lock: only empty directories and "
+          "the lock file are removed)",
       [stores, workspace, task_id, directory] {
         if (!ModifiedAt(directory)) return RepairOutcome::Unchanged(directory + " is already gone");
         Status removed = registry::RemoveTaskScaffolding(*stores, workspace, task_id);
@@ -244,8 +251,9 @@ void CheckRegistry(const CheckContext& context, const std::string& path, bool is
     }
   } else {
     finding.kind = FindingKind::kCorrupt;
-    finding.detail = main.state == FileState::kUnreadable ? path + " cannot be read: " + main.problem
-                                                          : path + ": " + main.problem;
+    finding.detail = main.state == FileState::kUnreadable
+                         ? path + " cannot be read: " + main.problem
+                         : path + ": " + main.problem;
     if (backup.state == FileState::kValid) {
       finding.detail += "; its backup " + backup_path + " is intact (one version older)";
     } else if (backup.state == FileState::kMissing) {
@@ -256,8 +264,9 @@ void CheckRegistry(const CheckContext& context, const std::string& path, bool is
   }
 
   if (main.state == FileState::kUnreadable) {
-    finding.no_fix_reason = "check the file's permissions and the disk; herd will not replace a "
-                            "file it cannot read";
+    finding.no_fix_reason =
+        "check the file's permissions and the disk; herd will not replace a "
+        "file it cannot read";
   } else if (is_global) {
     CheckContext captured = context;
     finding.fix = std::make_shared<Fix>(
@@ -269,16 +278,17 @@ void CheckRegistry(const CheckContext& context, const std::string& path, bool is
         });
   } else if (backup.state == FileState::kValid) {
     const store::JsonStore* task_store = &context.stores->tasks;
-    finding.fix = std::make_shared<Fix>(
-        finding.kind, path,
-        "restore " + path + " from " + backup_path +
-            " in a store transaction (a damaged file is moved aside as " + path +
-            ".corrupt.<time>.<pid>)",
-        [task_store, path] { return RestoreFromBackup(*task_store, path); });
+    finding.fix =
+        std::make_shared<Fix>(finding.kind, path,
+                              "restore " + path + " from " + backup_path +
+                                  " in a store transaction (a damaged file is moved aside as " +
+                                  path + ".corrupt.<time>.<pid>)",
+                              [task_store, path] { return RestoreFromBackup(*task_store, path); });
   } else {
-    finding.no_fix_reason = "no intact copy exists and herd never starts an empty registry over "
-                            "data that existed: inspect " + path + " and " + backup_path +
-                            ", repair one by hand, or move both away to drop the task";
+    finding.no_fix_reason =
+        "no intact copy exists and herd never starts an empty registry over "
+        "data that existed: inspect " +
+        path + " and " + backup_path + ", repair one by hand, or move both away to drop the task";
   }
   findings->push_back(std::move(finding));
 }
@@ -313,8 +323,8 @@ RepairOutcome RebuildIndex(const CheckContext& context, const std::string& why) 
     Inspection main = Inspect(path, store.options().validator);
     Inspection backup = Inspect(path + ".bak", store.options().validator);
     if (main.state != FileState::kValid && backup.state != FileState::kValid) {
-      for (const auto& [file, state] : {std::pair{path, main.state},
-                                        std::pair{path + ".bak", backup.state}}) {
+      for (const auto& [file, state] :
+           {std::pair{path, main.state}, std::pair{path + ".bak", backup.state}}) {
         if (state != FileState::kInvalid) continue;
         std::string error = MoveAside(file, &moved);
         if (!error.empty()) return RepairOutcome::Failed(Status::IOError(error));

@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -29,6 +30,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -37,15 +39,12 @@
 #include <utility>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
+#include "agents/testing_util_for_test.h"
 #include "health/check_context.h"
 #include "health/doctor.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
-#include "agents/testing_util_for_test.h"
 #include "util/testing_for_test.h"
 
 extern char** environ;
@@ -88,7 +87,8 @@ inline std::map<std::string, std::string> SnapshotTree(const std::string& root,
     if (!entry.is_regular_file()) continue;
     std::string relative = entry.path().string().substr(root.size());
     bool skipped = false;
-    for (const std::string& part : skip) skipped = skipped || relative.find(part) != std::string::npos;
+    for (const std::string& part : skip)
+      skipped = skipped || relative.find(part) != std::string::npos;
     if (!skipped) files[relative] = ReadFile(entry.path().string());
   }
   return files;
@@ -126,7 +126,9 @@ inline std::vector<pid_t> UnusedPids(size_t count) {
   if (pids.size() < count) throw std::runtime_error("no unused pids found");
   return pids;
 }
-inline pid_t UnusedPid() { return UnusedPids(1)[0]; }
+inline pid_t UnusedPid() {
+  return UnusedPids(1)[0];
+}
 // Both wait up to a deadline through pidfds (default DeadlineIn()).
 using test_util::KillAndWait;
 using test_util::WaitForExit;
@@ -149,8 +151,7 @@ inline std::vector<Identity> SupervisorsOf(const std::string& base) {
 class Child : public test_util::CommandProcess {
  public:
   explicit Child(const std::vector<std::string>& argv)
-      : CommandProcess(argv.at(0), {argv.begin() + 1, argv.end()}),
-        identity_(IdentityOf(pid())) {}
+      : CommandProcess(argv.at(0), {argv.begin() + 1, argv.end()}), identity_(IdentityOf(pid())) {}
 
   const Identity& identity() const { return identity_; }
   // Waits for the exit (through its pidfd, with a deadline) and reaps it.
@@ -261,10 +262,9 @@ class DoctorTest : public ::testing::Test {
 
   // Deploys `--backend command -- argv` with the real binary; returns the
   // agent's registry entry as recorded once it started.
-  json Deploy(const std::string& task_id,
-              const std::vector<std::string>& argv = {"sleep", "300"}) {
-    std::vector<std::string> args = {"--workspace", base_,      "--json",    "deploy", task_id,
-                                     "--type",      "x",        "--backend", "command", "--"};
+  json Deploy(const std::string& task_id, const std::vector<std::string>& argv = {"sleep", "300"}) {
+    std::vector<std::string> args = {"--workspace", base_, "--json",    "deploy",  task_id,
+                                     "--type",      "x",   "--backend", "command", "--"};
     args.insert(args.end(), argv.begin(), argv.end());
     CommandResult result = RunHerd(args);
     EXPECT_EQ(result.exit_code, 0) << result.Describe();
@@ -290,10 +290,11 @@ class DoctorTest : public ::testing::Test {
 
   // Changes the task registry through the store, as another herd process would.
   void EditTask(const std::string& task_id, const std::function<void(json&)>& edit) const {
-    Status status = stores().tasks.Update(TaskPath(task_id), [&](json& task) -> Result<store::Decision> {
-      edit(task);
-      return store::Decision::kCommit;
-    });
+    Status status =
+        stores().tasks.Update(TaskPath(task_id), [&](json& task) -> Result<store::Decision> {
+          edit(task);
+          return store::Decision::kCommit;
+        });
     ASSERT_TRUE(status.ok()) << status.ToString();
   }
 

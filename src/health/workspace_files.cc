@@ -110,8 +110,10 @@ std::vector<Finding> CheckWorkspaceFiles(const CheckContext& context) {
     finding.detail = path + " is a symbolic link to " + target +
                      "; herd never follows links inside a workspace, so operations that meet it "
                      "refuse (a repository can ship one to redirect herd's writes)";
-    finding.no_fix_reason = "herd did not create it, so it leaves it alone: if you did not put it "
-                            "there, remove it (rm " + path + ")";
+    finding.no_fix_reason =
+        "herd did not create it, so it leaves it alone: if you did not put it "
+        "there, remove it (rm " +
+        path + ")";
     findings.push_back(std::move(finding));
   }
   if (!walk.open.empty()) {

@@ -17,10 +17,14 @@ constexpr size_t kDataPreviewBytes = 4 * 1024;
 
 // The fields of an agent a summary keeps (the others, such as the prompt,
 // process ids and file paths, are in the full entry).
-const char* const kSummaryKeys[] = {
-    "id",         "type",       "parent",    "depth",     "status",     "liveness",
-    "progress",   "last_update", "started_at", "ended_at", "exit_code",  "exit_signal",
-    "error",      "termination_reason",      "last_message"};
+const char* const kSummaryKeys[] = {"id",          "type",
+                                    "parent",      "depth",
+                                    "status",      "liveness",
+                                    "progress",    "last_update",
+                                    "started_at",  "ended_at",
+                                    "exit_code",   "exit_signal",
+                                    "error",       "termination_reason",
+                                    "last_message"};
 
 json SummaryOf(const json& agent) {
   json summary = json::object();
@@ -76,8 +80,7 @@ size_t KeepWithinBudget(json* entries, Keep keep) {
 
 // `document[key]` kept within the budget from the `keep` end; when entries
 // were left out, says how many under `omitted_key`, and why under "note".
-json FitList(json document, const char* key, Keep keep, const char* omitted_key,
-             const char* note) {
+json FitList(json document, const char* key, Keep keep, const char* omitted_key, const char* note) {
   size_t omitted = KeepWithinBudget(&document[key], keep);
   if (omitted == 0) return document;
   document[omitted_key] = omitted;
@@ -98,7 +101,8 @@ void ShortenRecentReports(json& status) {
       auto message = entry.find("message");
       if (message != entry.end() && message->is_string() &&
           message->get_ref<const std::string&>().size() > kSummaryTextLength * 5) {
-        *message = Utf8Prefix(message->get_ref<const std::string&>(), kSummaryTextLength * 5) + "...";
+        *message =
+            Utf8Prefix(message->get_ref<const std::string&>(), kSummaryTextLength * 5) + "...";
       }
       auto data = entry.find("data");
       if (data == entry.end()) continue;
@@ -155,7 +159,8 @@ json FitAgentsList(json status, const std::string& format) {
   agents["agents_list_note"] =
       "agents are summarised" + std::string(omitted > 0 ? " (the least recent omitted)" : "") +
       " so the reply fits MCP clients' output limits; response_format \"full\" or "
-      "`herd status " + status.value("task_id", std::string("TASK")) +
+      "`herd status " +
+      status.value("task_id", std::string("TASK")) +
       " --json` gives every field, and get_agent_output one agent's output";
   return status;
 }

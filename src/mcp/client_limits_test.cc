@@ -2,9 +2,9 @@
 // documents built by hand.
 #include "mcp/client_limits.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace herd::mcp {
 namespace {
@@ -28,7 +28,8 @@ json Agent(int n, const std::string& status, const std::string& last_update) {
           {"tracked_files",
            {{"log_file", "/tmp/ws/TASK/logs/" + id + "_stream.jsonl"},
             {"progress_file", "/tmp/ws/TASK/progress/" + id + "_progress.jsonl"}}},
-          {"subtree_usage", {{"total_tokens", 10 * n}, {"total_cost_usd", 0.01 * n}, {"num_turns", 1}}}};
+          {"subtree_usage",
+           {{"total_tokens", 10 * n}, {"total_cost_usd", 0.01 * n}, {"num_turns", 1}}}};
 }
 
 // A status with `count` agents: the first `active` running and updated
@@ -45,7 +46,9 @@ json Status(int count, int active = 0) {
           {"agents", {{"total_spawned", count}, {"agents_list", list}}}};
 }
 
-size_t Bytes(const json& value) { return value.dump().size(); }
+size_t Bytes(const json& value) {
+  return value.dump().size();
+}
 
 TEST(FitAgentsListTest, SmallTaskKeepsFullEntries) {
   json fitted = FitAgentsList(Status(5), "auto");
@@ -87,8 +90,10 @@ TEST(FitAgentsListTest, LargeTaskIsSummarisedWithinTheBudgetActiveAndNewestFirst
     int n = std::stoi(entry["id"].get<std::string>().substr(14)) - 100000;
     EXPECT_GT(n, previous);
     previous = n;
-    if (entry["status"] == "running") ++running;
-    else lowest_ended = std::min(lowest_ended, n);
+    if (entry["status"] == "running")
+      ++running;
+    else
+      lowest_ended = std::min(lowest_ended, n);
   }
   EXPECT_EQ(running, 20);
   EXPECT_EQ(lowest_ended, 1000 - static_cast<int>(kept - 20));
@@ -116,9 +121,11 @@ TEST(FitAgentsListTest, LongTextsAreCutOnACharacterBoundary) {
 TEST(FitAgentsListTest, LongRecentReportsAreShortenedUnlessFullIsAsked) {
   json status = Status(2);
   status["enhanced_progress"] = {
-      {"recent_updates", json::array({{{"message", std::string(5000, 'm')}}, {{"message", "short"}}})},
-      {"recent_findings", json::array({{{"message", "f"}, {"data", {{"blob", std::string(10000, 'd')}}}},
-                                       {{"message", "g"}, {"data", {{"small", 1}}}}})}};
+      {"recent_updates",
+       json::array({{{"message", std::string(5000, 'm')}}, {{"message", "short"}}})},
+      {"recent_findings",
+       json::array({{{"message", "f"}, {"data", {{"blob", std::string(10000, 'd')}}}},
+                    {{"message", "g"}, {"data", {{"small", 1}}}}})}};
   json fitted = FitAgentsList(status, "auto");
   const json& progress = fitted["enhanced_progress"];
   EXPECT_EQ(progress["recent_updates"][0]["message"], std::string(1000, 'm') + "...");

@@ -1,23 +1,22 @@
 #include "mcp/server.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
-#include <cstring>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "mcp/tools.h"
 #include "orchestrator/orchestrator.h"
@@ -266,8 +265,7 @@ class Server {
   }
 
   void HandleNotification(const std::string& method, const json& params) {
-    if (method == "notifications/cancelled" && params.is_object() &&
-        params.contains("requestId")) {
+    if (method == "notifications/cancelled" && params.is_object() && params.contains("requestId")) {
       std::lock_guard<std::mutex> guard(in_flight_mutex_);
       auto found = in_flight_.find(params["requestId"].dump());
       if (found != in_flight_.end()) found->second->store(true);
@@ -280,7 +278,7 @@ class Server {
     if (method == "ping") return ResultResponse(id, json::object());
     if (method == "initialize") return Initialize(id, params);
     static const std::set<std::string> kKnown = {
-        "tools/list", "tools/call", "resources/list", "resources/templates/list",
+        "tools/list",     "tools/call",       "resources/list", "resources/templates/list",
         "resources/read", "logging/setLevel", "prompts/list"};
     if (kKnown.count(method) == 0) {
       return ErrorResponse(id, kMethodNotFound, "method not found: " + method);
@@ -307,18 +305,18 @@ class Server {
       Result<json> content = tools_.ReadResource(uri);
       if (!content.ok()) {
         if (content.status().Is(Status::Code::kNotFound)) {
-          return ErrorResponse(id, kResourceNotFound, "resource not found: " + uri + " (" +
-                                                          content.status().message() + ")",
-                               {{"uri", uri}});
+          return ErrorResponse(
+              id, kResourceNotFound,
+              "resource not found: " + uri + " (" + content.status().message() + ")",
+              {{"uri", uri}});
         }
         return ErrorResponse(id, kInternalError, content.status().message());
       }
       return ResultResponse(id, std::move(*content));
     }
     if (method == "logging/setLevel") {
-      static const std::set<std::string> kLevels = {"debug",    "info",  "notice", "warning",
-                                                    "error",    "critical", "alert",
-                                                    "emergency"};
+      static const std::set<std::string> kLevels = {"debug", "info",     "notice", "warning",
+                                                    "error", "critical", "alert",  "emergency"};
       if (!params.contains("level") || !params["level"].is_string() ||
           kLevels.count(params["level"].get<std::string>()) == 0) {
         return ErrorResponse(id, kInvalidParams,
@@ -391,7 +389,8 @@ class Server {
       if (progress_token.is_null() || (cancelled && cancelled->load())) return;
       Send({{"jsonrpc", "2.0"},
             {"method", "notifications/progress"},
-            {"params", {{"progressToken", progress_token}, {"progress", ++sent}, {"message", message}}}});
+            {"params",
+             {{"progressToken", progress_token}, {"progress", ++sent}, {"message", message}}}});
     };
     progress("running " + name);
     ToolOutcome outcome = tools_.Call(name, arguments, progress);

@@ -64,7 +64,7 @@ json Tool(const std::string& name, const std::string& title, const std::string& 
           {"annotations", std::move(annotations)}};
 }
 
-const std::vector<std::string> kStatuses = {"running", "working", "blocked", "completed",
+const std::vector<std::string> kStatuses = {"running", "working",    "blocked", "completed",
                                             "error",   "terminated", "failed"};
 const std::vector<std::string> kSeverities = {"low", "medium", "high", "critical", "info"};
 const std::vector<std::string> kBackends = {"claude", "codex", "cursor-agent", "gemini", "command"};
@@ -93,7 +93,8 @@ json BuildDefinitions() {
       "deep children may nest.",
       ObjectSchema(
           {{"description", StringProperty("what the agents should achieve")},
-           {"priority", EnumProperty({"P0", "P1", "P2", "P3", "P4"}, "P0 is most urgent; default P2")},
+           {"priority",
+            EnumProperty({"P0", "P1", "P2", "P3", "P4"}, "P0 is most urgent; default P2")},
            {"client_cwd", StringProperty("absolute path of the project the agents work in")},
            {"background_context", StringProperty("background the agents need")},
            {"expected_deliverables", StringList("what should exist when the task is done")},
@@ -103,11 +104,10 @@ json BuildDefinitions() {
            {"conversation_history",
             {{"type", "array"},
              {"description", "relevant earlier conversation"},
-             {"items",
-              ObjectSchema({{"role", {{"type", "string"}}},
-                            {"content", {{"type", "string"}}},
-                            {"timestamp", {{"type", "string"}}}},
-                           {"role", "content"})}}},
+             {"items", ObjectSchema({{"role", {{"type", "string"}}},
+                                     {"content", {{"type", "string"}}},
+                                     {"timestamp", {{"type", "string"}}}},
+                                    {"role", "content"})}}},
            {"max_agents", IntegerProperty("agents in the task's lifetime (default 45)", 1, 100000)},
            {"max_concurrent", IntegerProperty("agents active at once (default 20)", 1, 100000)},
            {"max_depth", IntegerProperty("depth of the parent/child tree (default 5)", 1, 100000)},
@@ -143,9 +143,8 @@ json BuildDefinitions() {
   deploy_input["backend"] = EnumProperty(kBackends, "agent CLI to run; default claude");
   deploy_input["model"] = StringProperty("model name passed to the agent CLI");
   deploy_input["command"] = StringList("for backend \"command\": the program and its arguments");
-  deploy_input["tmux"] = {
-      {"type", "boolean"},
-      {"description", "also open a tmux session following the agent's output"}};
+  deploy_input["tmux"] = {{"type", "boolean"},
+                          {"description", "also open a tmux session following the agent's output"}};
   deploy_input["isolate_config"] = {
       {"type", "boolean"},
       {"description", "give this Claude Code agent its own CLAUDE_CONFIG_DIR"}};
@@ -186,24 +185,25 @@ json BuildDefinitions() {
       std::to_string(OutputRequest::kMaxFilterBytes) + " bytes)");
   output_input["filter"]["maxLength"] = OutputRequest::kMaxFilterBytes;
   output_input["format"] = EnumProperty({"text", "jsonl", "parsed"}, "default text");
-  output_input["include_metadata"] = {{"type", "boolean"}, {"description", "add file and exit info"}};
+  output_input["include_metadata"] = {{"type", "boolean"},
+                                      {"description", "add file and exit info"}};
   output_input["max_bytes"] =
       IntegerProperty("cap on returned bytes (default 49152, max 4194304)", 1, 4194304);
   output_input["aggressive_truncate"] = {{"type", "boolean"},
                                          {"description", "same as response_format compact"}};
   output_input["response_format"] =
       EnumProperty({"full", "summary", "compact"}, "summary: last 20 lines; compact: 8 KB");
-  tools.push_back(Tool(
-      "get_agent_output", "Agent output",
-      "An agent's own output (its stream log), newest lines, capped to stay within client "
-      "limits. Works for running and finished agents.",
-      ObjectSchema(output_input, {"task_id", "agent_id"}),
-      OutputSchema({{"agent_id", {{"type", "string"}}},
-                    {"session_status", {{"type", "string"}}},
-                    {"output", {{"type", {"string", "array"}}}},
-                    {"source", {{"type", "string"}}},
-                    {"truncated", {{"type", "boolean"}}}}),
-      Annotations("Agent output", true, false, true)));
+  tools.push_back(
+      Tool("get_agent_output", "Agent output",
+           "An agent's own output (its stream log), newest lines, capped to stay within client "
+           "limits. Works for running and finished agents.",
+           ObjectSchema(output_input, {"task_id", "agent_id"}),
+           OutputSchema({{"agent_id", {{"type", "string"}}},
+                         {"session_status", {{"type", "string"}}},
+                         {"output", {{"type", {"string", "array"}}}},
+                         {"source", {{"type", "string"}}},
+                         {"truncated", {{"type", "boolean"}}}}),
+           Annotations("Agent output", true, false, true)));
 
   json kill_input = agent_ref;
   kill_input["reason"] = StringProperty("recorded with the termination");
@@ -211,28 +211,30 @@ json BuildDefinitions() {
                                  {"minimum", 0},
                                  {"maximum", 600},
                                  {"description", "SIGTERM to SIGKILL delay (default 5)"}};
-  tools.push_back(Tool(
-      "kill_real_agent", "Kill agent",
-      "Stop an agent and every process it started (SIGTERM, then SIGKILL after the grace "
-      "period) and mark it terminated. Its logs stay readable. The processes are stopped even "
-      "when the registry cannot be written (a full disk): then registry_recorded is false and "
-      "warning says what to do.",
-      ObjectSchema(kill_input, {"task_id", "agent_id"}),
-      OutputSchema({{"agent_id", {{"type", "string"}}},
-                    {"status", {{"type", "string"}}},
-                    {"reason", {{"type", "string"}}},
-                    {"registry_recorded",
-                     {{"type", "boolean"},
-                      {"description", "false when the processes were stopped but the "
-                                      "termination could not be written to the registry"}}},
-                    {"warning",
-                     {{"type", "string"},
-                      {"description", "what went wrong with the record and what to do"}}},
-                    {"cleanup", {{"type", "object"}}}}),
-      Annotations("Kill agent", false, true, true)));
+  tools.push_back(
+      Tool("kill_real_agent", "Kill agent",
+           "Stop an agent and every process it started (SIGTERM, then SIGKILL after the grace "
+           "period) and mark it terminated. Its logs stay readable. The processes are stopped even "
+           "when the registry cannot be written (a full disk): then registry_recorded is false and "
+           "warning says what to do.",
+           ObjectSchema(kill_input, {"task_id", "agent_id"}),
+           OutputSchema({{"agent_id", {{"type", "string"}}},
+                         {"status", {{"type", "string"}}},
+                         {"reason", {{"type", "string"}}},
+                         {"registry_recorded",
+                          {{"type", "boolean"},
+                           {"description",
+                            "false when the processes were stopped but the "
+                            "termination could not be written to the registry"}}},
+                         {"warning",
+                          {{"type", "string"},
+                           {"description", "what went wrong with the record and what to do"}}},
+                         {"cleanup", {{"type", "object"}}}}),
+           Annotations("Kill agent", false, true, true)));
 
   json progress_input = agent_ref;
-  progress_input["status"] = EnumProperty(kStatuses, "your status; completed/error/failed are final");
+  progress_input["status"] =
+      EnumProperty(kStatuses, "your status; completed/error/failed are final");
   progress_input["message"] = StringProperty("what you did or found, one line");
   progress_input["message"]["maxLength"] = registry::kMaxReportMessageBytes;
   progress_input["progress"] = IntegerProperty("percent done", 0, 100);
@@ -374,13 +376,13 @@ class Arguments {
 };
 
 // Unwraps a Result into `target` or returns its error from the handler.
-#define HERD_ASSIGN_OR_RETURN(target, expression)     \
-  auto target##_result = (expression);                \
+#define HERD_ASSIGN_OR_RETURN(target, expression)             \
+  auto target##_result = (expression);                        \
   if (!target##_result.ok()) return target##_result.status(); \
   auto target = std::move(target##_result).value()
 
-using Handler = std::function<Result<json>(const Orchestrator&, const Arguments&,
-                                           const ProgressReporter&)>;
+using Handler =
+    std::function<Result<json>(const Orchestrator&, const Arguments&, const ProgressReporter&)>;
 
 Result<json> CreateRealTask(const Orchestrator& orchestrator, const Arguments& args,
                             const ProgressReporter&) {
@@ -481,7 +483,8 @@ Result<json> SpawnChildAgent(const Orchestrator& orchestrator, const Arguments& 
       std::string parent_backend = agent.value("backend", request.backend);
       if (parent_backend == "command" && args.Find("backend") == nullptr) {
         return Status::InvalidArgument(
-            "parent " + parent + " is a command agent, whose argv a child cannot inherit: give "
+            "parent " + parent +
+            " is a command agent, whose argv a child cannot inherit: give "
             "\"backend\" (and, for backend \"command\", \"command\") for the child");
       }
       request.backend = parent_backend;
@@ -575,14 +578,10 @@ Result<json> GetHealthStatus(const Orchestrator& orchestrator, const Arguments& 
 
 const std::map<std::string, Handler>& Handlers() {
   static const std::map<std::string, Handler> handlers = {
-      {"create_real_task", CreateRealTask},
-      {"deploy_headless_agent", DeployHeadlessAgent},
-      {"get_real_task_status", GetRealTaskStatus},
-      {"get_agent_output", GetAgentOutput},
-      {"kill_real_agent", KillRealAgent},
-      {"update_agent_progress", UpdateAgentProgress},
-      {"report_agent_finding", ReportAgentFinding},
-      {"spawn_child_agent", SpawnChildAgent},
+      {"create_real_task", CreateRealTask},         {"deploy_headless_agent", DeployHeadlessAgent},
+      {"get_real_task_status", GetRealTaskStatus},  {"get_agent_output", GetAgentOutput},
+      {"kill_real_agent", KillRealAgent},           {"update_agent_progress", UpdateAgentProgress},
+      {"report_agent_finding", ReportAgentFinding}, {"spawn_child_agent", SpawnChildAgent},
       {"get_health_status", GetHealthStatus},
   };
   return handlers;
@@ -593,7 +592,9 @@ const std::map<std::string, Handler>& Handlers() {
 ToolSet::ToolSet(const Orchestrator& orchestrator)
     : orchestrator_(orchestrator), definitions_(BuildDefinitions()) {}
 
-bool ToolSet::Has(const std::string& name) const { return Handlers().count(name) > 0; }
+bool ToolSet::Has(const std::string& name) const {
+  return Handlers().count(name) > 0;
+}
 
 ToolOutcome ToolSet::Call(const std::string& name, const json& arguments,
                           const ProgressReporter& progress) const {

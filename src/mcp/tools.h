@@ -13,9 +13,8 @@
 #pragma once
 
 #include <functional>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "orchestrator/orchestrator.h"
 

@@ -1,12 +1,12 @@
 #include "orchestrator/orchestrator.h"
 
+#include <re2/re2.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <functional>
 #include <regex>
 #include <string_view>
-
-#include <re2/re2.h>
-#include <spdlog/spdlog.h>
 
 #include "agents/killer.h"
 #include "agents/liveness.h"
@@ -28,7 +28,7 @@ using registry::Workspace;
 
 constexpr size_t kRecentUpdates = 10;
 constexpr size_t kRecentFindings = 5;
-constexpr size_t kDefaultOutputBytes = 48 * 1024;   // ~12k tokens: under Claude Code's 25k cap
+constexpr size_t kDefaultOutputBytes = 48 * 1024;  // ~12k tokens: under Claude Code's 25k cap
 constexpr size_t kMaxOutputBytes = 4 * 1024 * 1024;
 constexpr size_t kFilterScanBytes = 16 * 1024 * 1024;
 
@@ -287,13 +287,14 @@ Result<json> Orchestrator::Deploy(const agents::DeployRequest& request) const {
                    session.status().message());
     } else {
       tmux_session = *session;
-      Status recorded = stores_.tasks.Update(
-          workspace->TaskRegistryPath(request.task_id), [&](json& task) -> Result<store::Decision> {
-            json* entry = registry::FindAgent(task, agent_id);
-            if (entry == nullptr) return store::Decision::kNoChange;
-            (*entry)["tmux_session"] = *session;
-            return store::Decision::kCommit;
-          });
+      Status recorded = stores_.tasks.Update(workspace->TaskRegistryPath(request.task_id),
+                                             [&](json& task) -> Result<store::Decision> {
+                                               json* entry = registry::FindAgent(task, agent_id);
+                                               if (entry == nullptr)
+                                                 return store::Decision::kNoChange;
+                                               (*entry)["tmux_session"] = *session;
+                                               return store::Decision::kCommit;
+                                             });
       if (!recorded.ok()) spdlog::warn("tmux session not recorded: {}", recorded.ToString());
     }
   }
@@ -340,12 +341,12 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
     entry["subtree_usage"] = std::move(subtree_usage[agent_index++]);
     if (agents::IsLost(liveness)) ++zombies;
     agents_list.push_back(std::move(entry));
-    JournalSlice progress = journals_.Read(workspace->ProgressPath(task_id, agent_id),
-                                           kRecentUpdates, progress_bytes);
+    JournalSlice progress =
+        journals_.Read(workspace->ProgressPath(task_id, agent_id), kRecentUpdates, progress_bytes);
     total_progress += progress.total;
     updates.insert(updates.end(), progress.newest.begin(), progress.newest.end());
-    JournalSlice found = journals_.Read(workspace->FindingsPath(task_id, agent_id),
-                                        kRecentFindings, findings_bytes);
+    JournalSlice found =
+        journals_.Read(workspace->FindingsPath(task_id, agent_id), kRecentFindings, findings_bytes);
     total_findings += found.total;
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
@@ -514,8 +515,7 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
 }
 
 Result<json> Orchestrator::Kill(const std::string& task_id, const std::string& agent_id,
-                                const std::string& reason,
-                                std::chrono::milliseconds grace) const {
+                                const std::string& reason, std::chrono::milliseconds grace) const {
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   return agents::KillAgent(stores_, *workspace, task_id, agent_id, reason, grace);
@@ -589,9 +589,9 @@ Result<CommittedReport> CommitReport(const RegistryStores& stores, const Workspa
         Result<json> line = apply(task);
         if (!line.ok()) return line.status();
         json* entry = registry::FindAgent(task, agent_id);
-        Result<uint64_t> length = AppendJournalLine(
-            journal_path, registry::CommittedJournalBytes(*entry, journal),
-            line->dump(-1, ' ', false, json::error_handler_t::replace));
+        Result<uint64_t> length =
+            AppendJournalLine(journal_path, registry::CommittedJournalBytes(*entry, journal),
+                              line->dump(-1, ' ', false, json::error_handler_t::replace));
         if (!length.ok()) {
           return length.status().WithContext("the report was not recorded; nothing changed");
         }
@@ -660,7 +660,8 @@ Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
-  if (std::find(std::begin(kSeverities), std::end(kSeverities), severity) == std::end(kSeverities)) {
+  if (std::find(std::begin(kSeverities), std::end(kSeverities), severity) ==
+      std::end(kSeverities)) {
     return Status::InvalidArgument("severity \"" + severity +
                                    "\" is not one of low, medium, high, critical, info");
   }
@@ -682,9 +683,10 @@ Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::
           return Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
                                   ": check the Agent ID in your prompt");
         }
-        return json{{"timestamp", NowIso8601()}, {"agent_id", agent_id},
-                    {"finding_type", finding_type}, {"severity", severity},
-                    {"message", message}, {"data", data.is_null() ? json::object() : data}};
+        return json{
+            {"timestamp", NowIso8601()},    {"agent_id", agent_id},
+            {"finding_type", finding_type}, {"severity", severity},
+            {"message", message},           {"data", data.is_null() ? json::object() : data}};
       });
   if (!report.ok()) return report.status();
   json result = {{"own_finding", report->line},

@@ -14,11 +14,10 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agents/launcher.h"
 #include "agents/process_watch.h"
@@ -58,14 +57,14 @@ struct LimitsUpdate {
 struct OutputRequest {
   std::string task_id;
   std::string agent_id;
-  std::optional<size_t> tail;       // last N lines
+  std::optional<size_t> tail;  // last N lines
   // Only lines with a match of this RE2 regular expression; a longer
   // pattern is refused.
   static constexpr size_t kMaxFilterBytes = 1000;
   std::string filter;
-  std::string format = "text";      // text | jsonl | parsed
+  std::string format = "text";  // text | jsonl | parsed
   bool include_metadata = false;
-  std::optional<size_t> max_bytes;  // default keeps MCP clients under their limits
+  std::optional<size_t> max_bytes;       // default keeps MCP clients under their limits
   std::string response_format = "full";  // full | summary | compact
 };
 
@@ -107,7 +106,7 @@ class Orchestrator {
 
   registry::Workspace workspace_;
   registry::RegistryStores stores_;
-  JournalReader journals_;  // progress and findings, read incrementally
+  JournalReader journals_;                           // progress and findings, read incrementally
   std::shared_ptr<agents::ProcessWatch> processes_;  // liveness of running agents
 };
 

@@ -1,12 +1,11 @@
 #include "registry/global_index.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <optional>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "registry/task_registry.h"
 #include "store/file_lock.h"
@@ -63,8 +62,8 @@ bool MergeTask(json& index, const json& task) {
   std::string task_id = task.value("task_id", "");
   json before_task = ObjectAt(index, "tasks").value(task_id, json(nullptr));
   json summary = TaskSummary(task);
-  if (before_task.is_object() && before_task.value("registry_sequence", 0ULL) >
-                                     summary.value("registry_sequence", 0ULL)) {
+  if (before_task.is_object() &&
+      before_task.value("registry_sequence", 0ULL) > summary.value("registry_sequence", 0ULL)) {
     return false;
   }
   bool changed = before_task != summary;
@@ -133,13 +132,15 @@ Status UpdateTaskAndIndex(const RegistryStores& stores, const Workspace& workspa
 }
 
 Status UpsertTask(const RegistryStores& stores, const Workspace& workspace, const json& task) {
-  return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
-    ObjectAt(index, "tasks");
-    ObjectAt(index, "agents");
-    if (!MergeTask(index, task) && index.contains("total_tasks")) return store::Decision::kNoChange;
-    RecomputeTotals(index);
-    return store::Decision::kCommit;
-  });
+  return stores.global.Update(workspace.GlobalRegistryPath(),
+                              [&](json& index) -> Result<store::Decision> {
+                                ObjectAt(index, "tasks");
+                                ObjectAt(index, "agents");
+                                if (!MergeTask(index, task) && index.contains("total_tasks"))
+                                  return store::Decision::kNoChange;
+                                RecomputeTotals(index);
+                                return store::Decision::kCommit;
+                              });
 }
 
 std::string RunningAgentsLockPath() {
@@ -147,26 +148,28 @@ std::string RunningAgentsLockPath() {
   return known.substr(0, known.rfind('/')) + "/running-agents.lock";
 }
 
-Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
-                         const json& task, int cap) {
+Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace, const json& task,
+                         int cap) {
   auto reserve = [&](int elsewhere) {
-    return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
-      ObjectAt(index, "tasks");
-      ObjectAt(index, "agents");
-      RecomputeTotals(index);
-      int here = index["active_agents"].get<int>();
-      if (cap > 0 && here + elsewhere >= cap) {
-        return Status::Refused(
-            "the cap of " + std::to_string(cap) + " running agents on this machine " +
-            "(HERD_MAX_RUNNING_AGENTS) is reached: " + std::to_string(here) +
-            " in this workspace, " + std::to_string(elsewhere) + " in other workspaces; wait " +
-            "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS (`herd doctor " +
-            "--repair` settles agents whose processes are gone)");
-      }
-      MergeTask(index, task);
-      RecomputeTotals(index);
-      return store::Decision::kCommit;
-    });
+    return stores.global.Update(
+        workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
+          ObjectAt(index, "tasks");
+          ObjectAt(index, "agents");
+          RecomputeTotals(index);
+          int here = index["active_agents"].get<int>();
+          if (cap > 0 && here + elsewhere >= cap) {
+            return Status::Refused(
+                "the cap of " + std::to_string(cap) + " running agents on this machine " +
+                "(HERD_MAX_RUNNING_AGENTS) is reached: " + std::to_string(here) +
+                " in this workspace, " + std::to_string(elsewhere) + " in other workspaces; wait " +
+                "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS (`herd "
+                "doctor " +
+                "--repair` settles agents whose processes are gone)");
+          }
+          MergeTask(index, task);
+          RecomputeTotals(index);
+          return store::Decision::kCommit;
+        });
   };
   if (cap <= 0) return reserve(0);
 
@@ -203,12 +206,14 @@ Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspac
 
 Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,
                    const std::string& agent_id) {
-  return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
-    if (ObjectAt(index, "agents").erase(agent_id) == 0) return store::Decision::kNoChange;
-    ObjectAt(index, "tasks");
-    RecomputeTotals(index);
-    return store::Decision::kCommit;
-  });
+  return stores.global.Update(workspace.GlobalRegistryPath(),
+                              [&](json& index) -> Result<store::Decision> {
+                                if (ObjectAt(index, "agents").erase(agent_id) == 0)
+                                  return store::Decision::kNoChange;
+                                ObjectAt(index, "tasks");
+                                RecomputeTotals(index);
+                                return store::Decision::kCommit;
+                              });
 }
 
 Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspace) {
@@ -222,12 +227,13 @@ Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspa
     Result<store::Snapshot> task = stores.tasks.Read(workspace.TaskRegistryPath(task_id));
     if (task.ok()) MergeTask(rebuilt, task->document);
   }
-  return stores.global.Update(workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
-    index["tasks"] = rebuilt["tasks"];
-    index["agents"] = rebuilt["agents"];
-    RecomputeTotals(index);
-    return store::Decision::kCommit;
-  });
+  return stores.global.Update(workspace.GlobalRegistryPath(),
+                              [&](json& index) -> Result<store::Decision> {
+                                index["tasks"] = rebuilt["tasks"];
+                                index["agents"] = rebuilt["agents"];
+                                RecomputeTotals(index);
+                                return store::Decision::kCommit;
+                              });
 }
 
 }  // namespace herd::registry

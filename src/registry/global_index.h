@@ -10,9 +10,8 @@
 // of the machine (ReserveGlobalSlot).
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"

@@ -40,7 +40,8 @@ std::string RandomHex(int digits) {
     // getrandom cannot fail for small requests once the pool is ready; mix
     // in the clock rather than aborting if it ever does.
     uint64_t fallback = static_cast<uint64_t>(NowUnixSeconds() * 1e9);
-    for (size_t i = 0; i < wanted; ++i) bytes[i] = static_cast<unsigned char>(fallback >> (8 * (i % 8)));
+    for (size_t i = 0; i < wanted; ++i)
+      bytes[i] = static_cast<unsigned char>(fallback >> (8 * (i % 8)));
   }
   static const char kHex[] = "0123456789abcdef";
   std::string hex;
@@ -52,7 +53,9 @@ std::string RandomHex(int digits) {
   return hex;
 }
 
-std::string NewTaskId() { return "TASK-" + CompactUtcStamp() + "-" + RandomHex(8); }
+std::string NewTaskId() {
+  return "TASK-" + CompactUtcStamp() + "-" + RandomHex(8);
+}
 
 std::string SafeTypePrefix(const std::string& agent_type) {
   std::string prefix;
@@ -79,9 +82,13 @@ std::string NewAgentId(const std::string& agent_type) {
   return SafeTypePrefix(agent_type) + "-" + clock + "-" + RandomHex(6);
 }
 
-Status ValidateTaskId(const std::string& task_id) { return ValidateId(task_id, "task id"); }
+Status ValidateTaskId(const std::string& task_id) {
+  return ValidateId(task_id, "task id");
+}
 
-Status ValidateAgentId(const std::string& agent_id) { return ValidateId(agent_id, "agent id"); }
+Status ValidateAgentId(const std::string& agent_id) {
+  return ValidateId(agent_id, "agent id");
+}
 
 Status ValidateAgentType(const std::string& agent_type) {
   if (agent_type.empty()) {
@@ -99,8 +106,9 @@ Status ValidateAgentType(const std::string& agent_type) {
     if (std::isalnum(u)) has_alnum = true;
   }
   if (!has_alnum) {
-    return Status::InvalidArgument("agent type \"" + agent_type +
-                                   "\" has no letter or digit: give a short role such as \"tester\"");
+    return Status::InvalidArgument(
+        "agent type \"" + agent_type +
+        "\" has no letter or digit: give a short role such as \"tester\"");
   }
   return Status::Ok();
 }

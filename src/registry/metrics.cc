@@ -4,7 +4,6 @@
 
 #include <map>
 #include <mutex>
-
 #include <nlohmann/json.hpp>
 
 #include "registry/workspace.h"
@@ -39,19 +38,20 @@ void RecordTransactionMetrics(const std::string& path, const store::TransactionS
     if (!found->second) return;
   }
   const char* outcome = "ok";
-  if (status.Is(Status::Code::kTimeout)) outcome = "timeout";
-  else if (status.Is(Status::Code::kCorruption)) outcome = "corruption";
-  else if (status.Is(Status::Code::kNotDurable)) outcome = "not_durable";
-  else if (!status.ok() && stats.committed) outcome = "error";
-  else if (status.Is(Status::Code::kIOError)) outcome = "error";
-  nlohmann::json line = {{"t", NowUnixSeconds()},
-                         {"file", path.substr(base.size() + 1)},
-                         {"wait_ms", stats.lock_wait_ms},
-                         {"hold_ms", stats.hold_ms},
-                         {"flushes", stats.flushes},
-                         {"committed", stats.committed},
-                         {"recovered", stats.recovered},
-                         {"outcome", outcome}};
+  if (status.Is(Status::Code::kTimeout))
+    outcome = "timeout";
+  else if (status.Is(Status::Code::kCorruption))
+    outcome = "corruption";
+  else if (status.Is(Status::Code::kNotDurable))
+    outcome = "not_durable";
+  else if (!status.ok() && stats.committed)
+    outcome = "error";
+  else if (status.Is(Status::Code::kIOError))
+    outcome = "error";
+  nlohmann::json line = {{"t", NowUnixSeconds()},         {"file", path.substr(base.size() + 1)},
+                         {"wait_ms", stats.lock_wait_ms}, {"hold_ms", stats.hold_ms},
+                         {"flushes", stats.flushes},      {"committed", stats.committed},
+                         {"recovered", stats.recovered},  {"outcome", outcome}};
   // Metrics are best effort: a full disk must not fail the transaction.
   (void)AppendLine(directory + "/" + std::to_string(getpid()) + ".jsonl", line.dump());
 }

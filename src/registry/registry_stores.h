@@ -15,10 +15,10 @@ struct RegistryStores {
 
   static store::StoreOptions DefaultOptions();  // lock timeout from the environment
 
-  store::JsonStore tasks;      // <TASK>/AGENT_REGISTRY.json
-  store::JsonStore global;     // registry/GLOBAL_REGISTRY.json
-  store::JsonStore workspaces; // the known-workspaces registry
-  store::JsonStore metrics;    // metrics/history.json (health/metrics_history.h)
+  store::JsonStore tasks;       // <TASK>/AGENT_REGISTRY.json
+  store::JsonStore global;      // registry/GLOBAL_REGISTRY.json
+  store::JsonStore workspaces;  // the known-workspaces registry
+  store::JsonStore metrics;     // metrics/history.json (health/metrics_history.h)
 };
 
 }  // namespace herd::registry

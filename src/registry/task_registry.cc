@@ -214,9 +214,9 @@ Result<json> AdmitAgent(json& task, const AdmissionRequest& request) {
   int max_concurrent = IntOr(task, "max_concurrent", 20);
   int max_agents = IntOr(task, "max_agents", 45);
   if (depth > max_depth) {
-    return Status::Refused("max_depth reached: a child of " + request.parent + " would be at depth " +
-                           std::to_string(depth) + " but task " + task_id + " allows " +
-                           std::to_string(max_depth) +
+    return Status::Refused("max_depth reached: a child of " + request.parent +
+                           " would be at depth " + std::to_string(depth) + " but task " + task_id +
+                           " allows " + std::to_string(max_depth) +
                            "; create the task with a higher --max-depth");
   }
   if (task["active_count"].get<int>() >= max_concurrent) {
@@ -288,15 +288,15 @@ void ReleaseAgent(json& task, const std::string& agent_id) {
 
 Status ValidateReportMessage(const std::string& message) {
   if (message.size() <= kMaxReportMessageBytes) return Status::Ok();
-  return Status::InvalidArgument(
-      "the message is " + std::to_string(message.size()) + " bytes, over the limit of " +
-      std::to_string(kMaxReportMessageBytes) + ": report a short summary and put the details in "
-      "a file (or in a finding's data)");
+  return Status::InvalidArgument("the message is " + std::to_string(message.size()) +
+                                 " bytes, over the limit of " +
+                                 std::to_string(kMaxReportMessageBytes) +
+                                 ": report a short summary and put the details in "
+                                 "a file (or in a finding's data)");
 }
 
 Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::string& status,
-                           const std::string& message, int progress,
-                           const std::string& timestamp) {
+                           const std::string& message, int progress, const std::string& timestamp) {
   HERD_RETURN_IF_ERROR(ValidateAgentStatus(status));
   HERD_RETURN_IF_ERROR(ValidateReportMessage(message));
   if (progress < 0 || progress > 100) {
@@ -468,9 +468,9 @@ UsageFigures FiguresOf(const json& agent) {
                                            NumberOr(usage, "cache_creation_input_tokens", 0));
   // A tracker's own total knows its backend's counting (Codex's cached
   // tokens are part of its input); prefer it when present.
-  figures.total_tokens = static_cast<long long>(NumberOr(
-      usage, "total_tokens",
-      static_cast<double>(figures.input_tokens + figures.output_tokens + cache)));
+  figures.total_tokens = static_cast<long long>(
+      NumberOr(usage, "total_tokens",
+               static_cast<double>(figures.input_tokens + figures.output_tokens + cache)));
   figures.cost = NumberOr(result, "total_cost_usd", 0);
   figures.turns = static_cast<long long>(NumberOr(result, "num_turns", 0));
   return figures;
@@ -478,7 +478,9 @@ UsageFigures FiguresOf(const json& agent) {
 
 }  // namespace
 
-json AgentUsage(const json& agent) { return FiguresOf(agent).ToJson(); }
+json AgentUsage(const json& agent) {
+  return FiguresOf(agent).ToJson();
+}
 
 json SumUsage(const std::vector<const json*>& agents) {
   UsageFigures sum;
@@ -522,8 +524,7 @@ json ExceededBudget(const json& task) {
             {"used", used},
             {"message", std::string(limit) + " budget of task " + task_id + " is used up (" +
                             FormatNumber(used) + " used of " + FormatNumber(limit_value) +
-                            "); raise it with `herd task limits " + task_id + " " + flag +
-                            " N`"}};
+                            "); raise it with `herd task limits " + task_id + " " + flag + " N`"}};
   };
   json over = exceeded("max_tokens", "total_tokens", "--max-tokens");
   if (over.is_null()) over = exceeded("max_cost_usd", "total_cost_usd", "--max-cost-usd");
@@ -567,9 +568,9 @@ std::vector<json> TerminateActiveAgents(json& task, const json& exceeded, int ki
 Status UpdateLimits(json& task, const std::optional<int>& max_agents,
                     const std::optional<int>& max_concurrent, const std::optional<int>& max_depth,
                     const Budget& budget) {
-  for (const auto& [key, value] : {std::pair{"max_agents", max_agents},
-                                   std::pair{"max_concurrent", max_concurrent},
-                                   std::pair{"max_depth", max_depth}}) {
+  for (const auto& [key, value] :
+       {std::pair{"max_agents", max_agents}, std::pair{"max_concurrent", max_concurrent},
+        std::pair{"max_depth", max_depth}}) {
     if (!value) continue;
     if (*value < 1) return Status::InvalidArgument(std::string(key) + " must be at least 1");
     task[key] = *value;
@@ -577,7 +578,8 @@ Status UpdateLimits(json& task, const std::optional<int>& max_agents,
   json& stored = task["budget"];
   if (!stored.is_object()) stored = {{"max_cost_usd", nullptr}, {"max_tokens", nullptr}};
   if (budget.max_cost_usd) {
-    if (!(*budget.max_cost_usd > 0)) return Status::InvalidArgument("max_cost_usd must be positive");
+    if (!(*budget.max_cost_usd > 0))
+      return Status::InvalidArgument("max_cost_usd must be positive");
     stored["max_cost_usd"] = *budget.max_cost_usd;
   }
   if (budget.max_tokens) {

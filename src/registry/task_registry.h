@@ -22,11 +22,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "util/status.h"
 
@@ -55,8 +54,8 @@ struct Limits {
 // Optional per-task budgets: when the task's agents together pass one, herd
 // stops the task's active agents and refuses new deploys until it is raised.
 struct Budget {
-  std::optional<double> max_cost_usd;    // from the agents' reported cost
-  std::optional<long long> max_tokens;   // input + output + cache tokens
+  std::optional<double> max_cost_usd;   // from the agents' reported cost
+  std::optional<long long> max_tokens;  // input + output + cache tokens
   // Defaults from HERD_TASK_MAX_COST_USD and HERD_TASK_MAX_TOKENS.
   static Budget FromEnvironment();
 };
@@ -72,7 +71,7 @@ struct AgentTimeouts {
 struct TaskSpec {
   std::string description;
   std::string priority = "P2";
-  std::string client_cwd;  // the project the agents work in; "" = none
+  std::string client_cwd;         // the project the agents work in; "" = none
   json context = json::object();  // background_context, expected_deliverables, ...
   Limits limits;
   Budget budget;
@@ -166,8 +165,7 @@ Status ValidateReportMessage(const std::string& message);
 // update for the progress journal {agent_id, status, progress, message,
 // timestamp}, with the whole message.
 Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::string& status,
-                           const std::string& message, int progress,
-                           const std::string& timestamp);
+                           const std::string& message, int progress, const std::string& timestamp);
 
 // An agent's two journals (Workspace::ProgressPath and FindingsPath). Each
 // report appends its line under the task's lock and records the journal's
@@ -208,9 +206,9 @@ struct ExitRecord {
   std::optional<int> exit_code;    // set when the agent exited
   std::optional<int> exit_signal;  // set when a signal ended it
   std::string ended_at;
-  std::string error;               // extra reason for an error status
-  json result = nullptr;           // stream-json `result` figures, if any
-  json usage = nullptr;            // final running usage, if tracked
+  std::string error;      // extra reason for an error status
+  json result = nullptr;  // stream-json `result` figures, if any
+  json usage = nullptr;   // final running usage, if tracked
 };
 
 // Records how the agent process ended. An agent that is still active

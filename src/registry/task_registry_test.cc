@@ -139,8 +139,9 @@ TEST(TaskRegistryProgressTest, LongMessagesArePreviewedAndOverlongOnesRefused) {
   ASSERT_TRUE(refused.status().Is(Status::Code::kInvalidArgument));
   EXPECT_NE(refused.status().message().find("short summary"), std::string::npos);
   EXPECT_EQ(task, before) << "a refused report changes nothing";
-  EXPECT_TRUE(ApplyProgress(task, "a-1", "failed", std::string(kMaxReportMessageBytes, 'y'),
-                            10, kNow).ok());
+  EXPECT_TRUE(
+      ApplyProgress(task, "a-1", "failed", std::string(kMaxReportMessageBytes, 'y'), 10, kNow)
+          .ok());
   EXPECT_EQ((*FindAgent(task, "a-1"))["ended_reason"].get<std::string>().size(),
             kMessagePreviewLength + 3);
 }

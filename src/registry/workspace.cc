@@ -93,7 +93,9 @@ Workspace Workspace::ForProject(const std::string& client_cwd) {
   return Workspace(ResolvedPath(client_cwd) + "/.agent-workspace");
 }
 
-std::string Workspace::MetricsDirectory() const { return base_ + "/metrics"; }
+std::string Workspace::MetricsDirectory() const {
+  return base_ + "/metrics";
+}
 
 std::string Workspace::GlobalRegistryPath() const {
   return base_ + "/registry/GLOBAL_REGISTRY.json";
@@ -145,7 +147,8 @@ std::vector<std::string> Workspace::LayoutDirectories(const std::string& task_id
   std::vector<std::string> directories = {base_, base_ + "/registry", MetricsDirectory()};
   if (task_id.empty()) return directories;
   directories.push_back(TaskDirectory(task_id));
-  for (const char* sub : kTaskSubdirectories) directories.push_back(TaskDirectory(task_id) + "/" + sub);
+  for (const char* sub : kTaskSubdirectories)
+    directories.push_back(TaskDirectory(task_id) + "/" + sub);
   directories.push_back(TaskDirectory(task_id) + "/agents");  // per-agent config directories
   return directories;
 }
@@ -166,8 +169,8 @@ Status Workspace::CheckLayout(const std::string& task_id) const {
       return Status::InvalidArgument(
           directory + " is a symbolic link" + pointing +
           ". herd never follows links inside a workspace: a repository can ship one to "
-          "redirect herd's writes. Remove the link (rm " + directory +
-          ") or use another workspace (--workspace or CLAUDE_ORCHESTRATOR_WORKSPACE)");
+          "redirect herd's writes. Remove the link (rm " +
+          directory + ") or use another workspace (--workspace or CLAUDE_ORCHESTRATOR_WORKSPACE)");
     }
     if (!S_ISDIR(info.st_mode)) {
       return Status::InvalidArgument(directory +

@@ -4,6 +4,7 @@
 // not go backwards and the lock must be free at once; a lock-free reader
 // must never see a torn file. The reader check is also run against the
 // seed's in-place writes to prove that it catches torn files.
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
@@ -11,14 +12,12 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "store/file_lock.h"
 #include "store/json_store.h"

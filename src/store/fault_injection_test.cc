@@ -3,15 +3,15 @@
 // between itself and the kernel. A failed transaction must return the
 // error, leave the old file byte-identical and leave no temp file behind; a
 // failed directory fsync after the rename is "not durable", not a failure.
+#include <gtest/gtest.h>
+
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "store/fault_file_system_for_test.h"
 #include "store/json_store.h"

@@ -18,7 +18,9 @@ namespace {
 
 // The timer signal that interrupts a blocked flock(). Real-time signals are
 // not used by anything else in herd.
-int LockTimerSignal() { return SIGRTMIN + 3; }
+int LockTimerSignal() {
+  return SIGRTMIN + 3;
+}
 
 void IgnoreSignal(int) {}
 
@@ -48,8 +50,8 @@ std::string HostName() {
 }
 
 void RecordHolder(int fd) {
-  std::string holder = "pid=" + std::to_string(getpid()) + " host=" + HostName() +
-                       " since=" + NowIso8601() + "\n";
+  std::string holder =
+      "pid=" + std::to_string(getpid()) + " host=" + HostName() + " since=" + NowIso8601() + "\n";
   // Diagnostics only: a failure here must not fail the lock.
   if (pwrite(fd, holder.data(), holder.size(), 0) == static_cast<ssize_t>(holder.size())) {
     (void)ftruncate(fd, static_cast<off_t>(holder.size()));
@@ -149,7 +151,9 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
   return *this;
 }
 
-FileLock::~FileLock() { Release(); }
+FileLock::~FileLock() {
+  Release();
+}
 
 void FileLock::Release() {
   if (fd_ >= 0) {

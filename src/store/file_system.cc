@@ -11,8 +11,8 @@
 namespace herd::store {
 
 Result<int> FileSystem::CreateExclusive(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                  kPrivateFileMode);
+  int fd =
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, kPrivateFileMode);
   if (fd < 0) return Status::FromErrno("cannot create " + path, errno);
   return fd;
 }
@@ -79,7 +79,8 @@ Result<std::string> FileSystem::ReadFile(const std::string& path) {
   }
   std::string contents;
   struct stat info {};
-  if (::fstat(fd, &info) == 0 && info.st_size > 0) contents.reserve(static_cast<size_t>(info.st_size));
+  if (::fstat(fd, &info) == 0 && info.st_size > 0)
+    contents.reserve(static_cast<size_t>(info.st_size));
   char buffer[65536];
   for (;;) {
     ssize_t got = ::read(fd, buffer, sizeof buffer);
@@ -108,7 +109,9 @@ std::string UniqueSuffix() {
   return std::to_string(getpid()) + "." + random;
 }
 
-std::string TempPathFor(const std::string& path) { return path + ".tmp." + UniqueSuffix(); }
+std::string TempPathFor(const std::string& path) {
+  return path + ".tmp." + UniqueSuffix();
+}
 
 Status ReplaceFileDurably(FileSystem* fs, const std::string& path, std::string_view contents) {
   std::string temp = TempPathFor(path);
@@ -124,7 +127,9 @@ Status ReplaceFileDurably(FileSystem* fs, const std::string& path, std::string_v
     return status.WithContext(path + " is unchanged");
   }
   size_t slash = path.rfind('/');
-  std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string directory = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
   return fs->SyncDirectory(directory);
 }
 

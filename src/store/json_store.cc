@@ -1,14 +1,13 @@
 #include "store/json_store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <mutex>
 #include <set>
-
-#include <spdlog/spdlog.h>
 
 #include "store/file_lock.h"
 #include "util/clock.h"
@@ -118,7 +117,8 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
                                 backup.status().message() + "); inspect " + backup_path);
     }
     return Status::Corruption(problem + " and its backup is damaged too (" +
-                              backup.status().message() + "). Both files were left in place: "
+                              backup.status().message() +
+                              "). Both files were left in place: "
                               "inspect them, then move them away to start an empty registry");
   }
 
@@ -201,8 +201,8 @@ Status JsonStore::Replace(const std::string& path, const json& document, Backup 
   return Status::Ok();
 }
 
-Status JsonStore::FinishCommit(const std::string& path, json document,
-                               TransactionStats* stats, DeferredWork* deferred) const {
+Status JsonStore::FinishCommit(const std::string& path, json document, TransactionStats* stats,
+                               DeferredWork* deferred) const {
   if (deferred->old_backup_fd >= 0) ::close(deferred->old_backup_fd);
   deferred->old_backup_fd = -1;
   if (deferred->sync_directory.empty()) return Status::Ok();
@@ -237,9 +237,8 @@ Status JsonStore::Update(const std::string& path, const Mutation& mutation,
 Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation,
                                TransactionStats* stats, DeferredWork* deferred,
                                json* committed) const {
-
-  Result<FileLock> lock = FileLock::Acquire(path + ".lock", options_.lock_timeout,
-                                            &stats->lock_wait_ms);
+  Result<FileLock> lock =
+      FileLock::Acquire(path + ".lock", options_.lock_timeout, &stats->lock_wait_ms);
   if (!lock.ok()) return lock.status();
   auto held_since = MonotonicClock::now();
   struct HoldTimer {
@@ -273,7 +272,7 @@ Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation
   uint64_t next = sequence + (stats->recovered ? 2 : 1);
   document[kSequenceKey] = next;
   Backup backup = stats->recovered ? Backup::kNewVersion
-                 : existed         ? Backup::kCurrentFile
+                  : existed        ? Backup::kCurrentFile
                                    : Backup::kNone;
   Status replaced = Replace(path, document, backup, stats, deferred);
   if (stats->committed) {

@@ -43,9 +43,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "store/file_system.h"
 #include "util/status.h"
@@ -73,8 +72,8 @@ struct TransactionStats;
 // Told about every finished transaction (whatever its outcome), after the
 // lock is released. Must be cheap and must not block: it runs on the
 // caller's thread.
-using TransactionObserver =
-    std::function<void(const std::string& path, const TransactionStats& stats, const Status& status)>;
+using TransactionObserver = std::function<void(
+    const std::string& path, const TransactionStats& stats, const Status& status)>;
 
 struct StoreOptions {
   std::chrono::milliseconds lock_timeout{10000};
@@ -130,14 +129,14 @@ class JsonStore {
  private:
   // Work a commit leaves for after the lock is released.
   struct DeferredWork {
-    std::string sync_directory;  // fsync this directory (the rename's)
+    std::string sync_directory;   // fsync this directory (the rename's)
     std::string committed_bytes;  // what was written, for the read cache
     int old_backup_fd = -1;       // closing it frees the replaced backup
   };
   Status UpdateLocked(const std::string& path, const Mutation& mutation, TransactionStats* stats,
                       DeferredWork* deferred, nlohmann::json* committed) const;
-  Status FinishCommit(const std::string& path, nlohmann::json document,
-                      TransactionStats* stats, DeferredWork* deferred) const;
+  Status FinishCommit(const std::string& path, nlohmann::json document, TransactionStats* stats,
+                      DeferredWork* deferred) const;
   std::shared_ptr<const Snapshot> CachedParse(const std::string& path,
                                               const std::string& bytes) const;
   void Remember(const std::string& path, std::string bytes, nlohmann::json document,

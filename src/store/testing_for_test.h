@@ -1,6 +1,7 @@
 // Helpers shared by the store's tests. Header-only; test code only.
 //
-// - TempDir: a fresh directory under $TMPDIR (or /tmp) (util/testing_for_test.h), removed with everything in it.
+// - TempDir: a fresh directory under $TMPDIR (or /tmp) (util/testing_for_test.h), removed with
+// everything in it.
 // - Gate: a one-shot signal from a parent to the children it forks, so that
 //   they start together without a fixed sleep.
 // - ChildProcess: a forked child that runs a function and _exit()s, reports

@@ -81,7 +81,8 @@ JournalSlice JournalReader::Read(const std::string& path, size_t keep,
   bool unchanged = same_file && same_time && size == journal.consumed;
   if (!unchanged) {
     // Appended to: read the new bytes. Anything else: start over.
-    bool appended = same_file && size >= journal.consumed && !(size == journal.consumed && !same_time);
+    bool appended =
+        same_file && size >= journal.consumed && !(size == journal.consumed && !same_time);
     if (!appended) journal = Journal();
     std::string bytes;
     struct stat opened {};

@@ -3,12 +3,11 @@
 //
 // Journals only grow: every writer appends whole lines under its task's
 // lock (AppendJournalLine in util/text_file.h); only lines past the
-// committed length that a failed transaction left are ever cut off. A JournalReader remembers, per path, the
-// file's identity (device and inode), how many bytes it has consumed (up to
-// the last newline), how many lines those held and the newest kMaxKeep of
-// them. Reading a journal again costs one stat(2) when nothing was appended,
-// and a read of the appended bytes otherwise. A file that shrank, changed
-// without growing, was replaced by another inode or deleted is read from the
+// committed length that a failed transaction left are ever cut off. A JournalReader remembers, per
+// path, the file's identity (device and inode), how many bytes it has consumed (up to the last
+// newline), how many lines those held and the newest kMaxKeep of them. Reading a journal again
+// costs one stat(2) when nothing was appended, and a read of the appended bytes otherwise. A file
+// that shrank, changed without growing, was replaced by another inode or deleted is read from the
 // start. A last line without its newline (a write in progress, or a short
 // write on a full disk) is neither counted nor returned until the newline
 // arrives (it is read again each time until then). An in-place rewrite that

@@ -1,12 +1,12 @@
 #include "util/journal_reader.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "util/testing_for_test.h"
 #include "util/text_file.h"
@@ -17,7 +17,9 @@ namespace {
 using testing_util::TempDir;
 using testing_util::WriteFile;
 
-std::string Line(int n) { return "{\"n\":" + std::to_string(n) + "}"; }
+std::string Line(int n) {
+  return "{\"n\":" + std::to_string(n) + "}";
+}
 
 void AppendLines(const std::string& path, int from, int to) {
   for (int n = from; n < to; ++n) ASSERT_TRUE(AppendLine(path, Line(n)).ok());

@@ -4,9 +4,8 @@
 // files a person may have edited, agents' reports).
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace herd {
 

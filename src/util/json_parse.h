@@ -16,10 +16,9 @@
 // Both functions are pure, never throw and are safe from any thread.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "util/status.h"
 

@@ -1,8 +1,8 @@
 #include "util/json_parse.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace herd {
 namespace {

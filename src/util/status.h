@@ -30,7 +30,9 @@ class Status {
   Status() = default;
 
   static Status Ok() { return Status(); }
-  static Status NotFound(std::string message) { return Status(Code::kNotFound, std::move(message)); }
+  static Status NotFound(std::string message) {
+    return Status(Code::kNotFound, std::move(message));
+  }
   static Status InvalidArgument(std::string message) {
     return Status(Code::kInvalidArgument, std::move(message));
   }
@@ -70,7 +72,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok() && "a Result without a value needs an error");
   }
@@ -94,8 +96,8 @@ class Result {
 }  // namespace herd
 
 // Returns early from the enclosing function when `expr` yields a non-ok Status.
-#define HERD_RETURN_IF_ERROR(expr)           \
-  do {                                       \
-    ::herd::Status herd_status_ = (expr);    \
+#define HERD_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::herd::Status herd_status_ = (expr);        \
     if (!herd_status_.ok()) return herd_status_; \
   } while (0)

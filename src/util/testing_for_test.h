@@ -90,7 +90,9 @@ class TempDir {
   std::string path_;
 };
 
-inline bool FileExists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+inline bool FileExists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary);

@@ -65,8 +65,7 @@ Status AppendLine(const std::string& path, const std::string& line) {
   return Status::Ok();
 }
 
-Result<uint64_t> AppendJournalLine(const std::string& path,
-                                   std::optional<uint64_t> committed_bytes,
+Result<uint64_t> AppendJournalLine(const std::string& path, std::optional<uint64_t> committed_bytes,
                                    const std::string& line) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) return Status::FromErrno("cannot open " + path + " for appending", errno);
@@ -149,8 +148,8 @@ Result<Tail> ReadTailLines(const std::string& path, size_t max_lines, size_t max
     std::string block(want, '\0');
     size_t have = 0;
     while (have < want) {
-      ssize_t got = ::pread(fd.get(), block.data() + have, want - have,
-                            static_cast<off_t>(start + have));
+      ssize_t got =
+          ::pread(fd.get(), block.data() + have, want - have, static_cast<off_t>(start + have));
       if (got < 0 && errno == EINTR) continue;
       if (got < 0) return Status::FromErrno("cannot read " + path, errno);
       if (got == 0) break;

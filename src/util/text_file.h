@@ -30,8 +30,7 @@ Status AppendLine(const std::string& path, const std::string& line);
 // length recorded afterwards never points past what the disk holds. A failed
 // write or flush cuts the file back to where it was: either the whole line
 // is there or none of it. Returns the journal's new length.
-Result<uint64_t> AppendJournalLine(const std::string& path,
-                                   std::optional<uint64_t> committed_bytes,
+Result<uint64_t> AppendJournalLine(const std::string& path, std::optional<uint64_t> committed_bytes,
                                    const std::string& line);
 
 // Cuts the journal at `path` back to `committed_bytes` if it is longer (a
