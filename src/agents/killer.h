@@ -34,7 +34,13 @@
 
 namespace herd::agents {
 
+// The grace between SIGTERM and SIGKILL: its default and its largest value,
+// for every surface (MCP schema and checks, CLI option and help).
 inline constexpr std::chrono::milliseconds kDefaultKillGrace{5000};
+inline constexpr double kMaxKillGraceSeconds = 600;
+inline std::chrono::milliseconds KillGraceFromSeconds(double seconds) {
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
 
 // The value RequestStop attaches to its SIGTERM (SignalPidfdWithValue), so
 // a supervisor can tell herd's stop request from a signal sent by anyone else.

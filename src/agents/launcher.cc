@@ -125,7 +125,9 @@ std::string ComposeAgentPrompt(const std::string& task_id, const std::string& ag
          "working, blocked, completed or error; progress 0-100. Its reply lists the other "
          "agents' status, recent progress and findings.\n"
          "- report_agent_finding(task_id, agent_id, finding_type, severity, message, data): "
-         "severity is low, medium, high or critical.\n"
+         "severity is one of " +
+         registry::FindingSeveritiesText() +
+         ".\n"
          "- spawn_child_agent(task_id, parent_agent_id, child_agent_type, child_prompt): give "
          "your Agent ID as parent_agent_id.\n"
          "When you are done, call update_agent_progress with status \"completed\" and progress "

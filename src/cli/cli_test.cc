@@ -86,6 +86,8 @@ TEST_F(CliTest, InvalidOptionValueIsUsageError) {
   ExpectExit(2, {"deploy", task, "--type", "t", "--backend", "claude", "--", "true"});
   ExpectExit(2, {"task", "create", "desc", "--max-concurrent", "many"});
   ExpectExit(2, {"kill", task, "a-1", "--grace", "-1"});
+  // The same range as kill_real_agent's grace_seconds (agents/killer.h).
+  ExpectExit(2, {"kill", task, "a-1", "--grace", "601"});
   ExpectExit(2, {"task", "create", "desc", "--context", "[1,2]"});
 }
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "agents/backend.h"
+#include "agents/killer.h"
 #include "agents/supervisor.h"
 #include "cli/table.h"
 #include "health/doctor.h"
@@ -475,7 +476,7 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
   finding->add_option("task_id", task_id, "the task")->required();
   finding->add_option("agent_id", agent_id, "the agent")->required();
   finding->add_option("--type", finding_type, "issue, insight, recommendation, ...")->required();
-  finding->add_option("--severity", severity, "low, medium, high, critical or info")->required();
+  finding->add_option("--severity", severity, registry::FindingSeveritiesText())->required();
   finding->add_option("--message", message, "the finding")->required();
   finding->add_option("--data", data_json, "extra JSON data");
   finding->callback([&] {
@@ -501,16 +502,19 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
 
   // herd kill
   std::string reason = "Manual termination";
-  double grace_seconds = 5.0;
+  double grace_seconds = static_cast<double>(agents::kDefaultKillGrace.count()) / 1000;
   CLI::App* kill_command = app.add_subcommand("kill", "stop an agent and everything it started");
   kill_command->add_option("task_id", task_id, "the task")->required();
   kill_command->add_option("agent_id", agent_id, "the agent")->required();
   kill_command->add_option("--reason", reason, "recorded with the termination");
-  kill_command->add_option("--grace", grace_seconds, "seconds between SIGTERM and SIGKILL (5)")
-      ->check(CLI::Range(0.0, 3600.0));
+  kill_command
+      ->add_option("--grace", grace_seconds,
+                   "seconds between SIGTERM and SIGKILL (" +
+                       std::to_string(agents::kDefaultKillGrace.count() / 1000) + ")")
+      ->check(CLI::Range(0.0, agents::kMaxKillGraceSeconds));
   kill_command->callback([&] {
     action = [&] {
-      auto grace = std::chrono::milliseconds(static_cast<long long>(grace_seconds * 1000));
+      auto grace = agents::KillGraceFromSeconds(grace_seconds);
       Result<json> killed = MakeOrchestrator(options).Kill(task_id, agent_id, reason, grace);
       int code = Report(options, killed, [](const json& r) {
         if (r.value("already_ended", false)) {

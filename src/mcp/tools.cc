@@ -4,6 +4,8 @@
 #include <limits>
 #include <set>
 
+#include "agents/backend.h"
+#include "agents/killer.h"
 #include "health/doctor.h"
 #include "mcp/client_limits.h"
 #include "registry/task_registry.h"
@@ -66,8 +68,6 @@ json Tool(const std::string& name, const std::string& title, const std::string& 
 
 const std::vector<std::string> kStatuses = {"running", "working",    "blocked", "completed",
                                             "error",   "terminated", "failed"};
-const std::vector<std::string> kSeverities = {"low", "medium", "high", "critical", "info"};
-const std::vector<std::string> kBackends = {"claude", "codex", "cursor-agent", "gemini", "command"};
 
 json BuildDefinitions() {
   json ids = {{"task_id", StringProperty("the task id, e.g. TASK-20261127-034936-1a2b3c4d")}};
@@ -140,7 +140,8 @@ json BuildDefinitions() {
   deploy_input["agent_type"] = StringProperty("the agent's role, e.g. investigator or tester");
   deploy_input["prompt"] = StringProperty("the agent's instructions (any length)");
   deploy_input["parent"] = StringProperty("parent agent id; default \"orchestrator\"");
-  deploy_input["backend"] = EnumProperty(kBackends, "agent CLI to run; default claude");
+  deploy_input["backend"] =
+      EnumProperty(agents::BackendNames(), "agent CLI to run; default claude");
   deploy_input["model"] = StringProperty("model name passed to the agent CLI");
   deploy_input["command"] = StringList("for backend \"command\": the program and its arguments");
   deploy_input["tmux"] = {{"type", "boolean"},
@@ -207,10 +208,12 @@ json BuildDefinitions() {
 
   json kill_input = agent_ref;
   kill_input["reason"] = StringProperty("recorded with the termination");
-  kill_input["grace_seconds"] = {{"type", "number"},
-                                 {"minimum", 0},
-                                 {"maximum", 600},
-                                 {"description", "SIGTERM to SIGKILL delay (default 5)"}};
+  kill_input["grace_seconds"] = {
+      {"type", "number"},
+      {"minimum", 0},
+      {"maximum", agents::kMaxKillGraceSeconds},
+      {"description", "SIGTERM to SIGKILL delay in seconds (default " +
+                          std::to_string(agents::kDefaultKillGrace.count() / 1000) + ")"}};
   tools.push_back(
       Tool("kill_real_agent", "Kill agent",
            "Stop an agent and every process it started (SIGTERM, then SIGKILL after the grace "
@@ -248,7 +251,7 @@ json BuildDefinitions() {
 
   json finding_input = agent_ref;
   finding_input["finding_type"] = StringProperty("e.g. issue, insight, recommendation, solution");
-  finding_input["severity"] = EnumProperty(kSeverities, "how important");
+  finding_input["severity"] = EnumProperty(registry::FindingSeverities(), "how important");
   finding_input["message"] = StringProperty("the finding");
   finding_input["message"]["maxLength"] = registry::kMaxReportMessageBytes;
   finding_input["data"] = {{"type", "object"}, {"description", "structured details"}};
@@ -263,7 +266,7 @@ json BuildDefinitions() {
   spawn_input["parent_agent_id"] = StringProperty("your own agent id");
   spawn_input["child_agent_type"] = StringProperty("the child's role");
   spawn_input["child_prompt"] = StringProperty("the child's instructions");
-  spawn_input["backend"] = EnumProperty(kBackends, "default: the parent's backend");
+  spawn_input["backend"] = EnumProperty(agents::BackendNames(), "default: the parent's backend");
   spawn_input["model"] = StringProperty("default: the parent's model");
   tools.push_back(Tool(
       "spawn_child_agent", "Spawn child agent",
@@ -535,10 +538,12 @@ Result<json> KillRealAgent(const Orchestrator& orchestrator, const Arguments& ar
   HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
   HERD_ASSIGN_OR_RETURN(agent_id, args.RequiredString("agent_id"));
   HERD_ASSIGN_OR_RETURN(reason, args.OptionalString("reason", "Manual termination"));
-  HERD_ASSIGN_OR_RETURN(grace, args.OptionalNumber("grace_seconds", 0, 600));
+  HERD_ASSIGN_OR_RETURN(grace,
+                        args.OptionalNumber("grace_seconds", 0, agents::kMaxKillGraceSeconds));
   progress("stopping " + agent_id);
-  auto grace_ms = std::chrono::milliseconds(static_cast<long long>(grace.value_or(5.0) * 1000));
-  return orchestrator.Kill(task_id, agent_id, reason, grace_ms);
+  return orchestrator.Kill(
+      task_id, agent_id, reason,
+      grace ? agents::KillGraceFromSeconds(*grace) : agents::kDefaultKillGrace);
 }
 
 Result<json> UpdateAgentProgress(const Orchestrator& orchestrator, const Arguments& args,

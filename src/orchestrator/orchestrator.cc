@@ -34,7 +34,6 @@ constexpr size_t kFilterScanBytes = 16 * 1024 * 1024;
 
 const char* const kContextArrays[] = {"expected_deliverables", "success_criteria", "constraints",
                                       "relevant_files"};
-const char* const kSeverities[] = {"low", "medium", "high", "critical", "info"};
 
 // The "timestamp" value of a journal line, found without parsing it.
 std::string_view TimestampOf(const std::string& line) {
@@ -660,11 +659,7 @@ Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
-  if (std::find(std::begin(kSeverities), std::end(kSeverities), severity) ==
-      std::end(kSeverities)) {
-    return Status::InvalidArgument("severity \"" + severity +
-                                   "\" is not one of low, medium, high, critical, info");
-  }
+  HERD_RETURN_IF_ERROR(registry::ValidateFindingSeverity(severity));
   if (finding_type.empty()) {
     return Status::InvalidArgument("finding_type is empty: e.g. issue, insight, recommendation");
   }

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/killer.h"
 #include "agents/launcher.h"
 #include "agents/process_watch.h"
 #include "registry/registry_stores.h"
@@ -85,7 +86,7 @@ class Orchestrator {
   Result<json> AgentOutput(const OutputRequest& request) const;
   Result<json> Kill(const std::string& task_id, const std::string& agent_id,
                     const std::string& reason,
-                    std::chrono::milliseconds grace = std::chrono::milliseconds(5000)) const;
+                    std::chrono::milliseconds grace = agents::kDefaultKillGrace) const;
   Result<json> ReportProgress(const std::string& task_id, const std::string& agent_id,
                               const std::string& status, const std::string& message,
                               int progress) const;

@@ -1,5 +1,6 @@
 #include "registry/task_registry.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <unordered_map>
@@ -334,6 +335,26 @@ const char* JournalBytesKey(Journal journal) {
   return journal == Journal::kProgress ? "progress_journal_bytes" : "findings_journal_bytes";
 }
 }  // namespace
+
+const std::vector<std::string>& FindingSeverities() {
+  static const std::vector<std::string> severities = {"low", "medium", "high", "critical", "info"};
+  return severities;
+}
+
+std::string FindingSeveritiesText() {
+  std::string text;
+  for (const std::string& severity : FindingSeverities()) {
+    text += (text.empty() ? "" : ", ") + severity;
+  }
+  return text;
+}
+
+Status ValidateFindingSeverity(const std::string& severity) {
+  const std::vector<std::string>& all = FindingSeverities();
+  if (std::find(all.begin(), all.end(), severity) != all.end()) return Status::Ok();
+  return Status::InvalidArgument("severity \"" + severity + "\" is not one of " +
+                                 FindingSeveritiesText());
+}
 
 std::optional<uint64_t> CommittedJournalBytes(const json& agent, Journal journal) {
   auto found = agent.find(JournalBytesKey(journal));

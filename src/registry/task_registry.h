@@ -155,6 +155,13 @@ inline constexpr size_t kMaxReportMessageBytes = 64 * 1024;
 inline constexpr size_t kMaxFindingDataBytes = 256 * 1024;
 inline constexpr size_t kMessagePreviewLength = 1000;  // kept in the registry entry
 
+// The severities a finding may have, most important last but "info".
+const std::vector<std::string>& FindingSeverities();
+// "low, medium, high, critical, info" (for help texts and errors).
+std::string FindingSeveritiesText();
+// InvalidArgument, listing them, unless `severity` is one of them.
+Status ValidateFindingSeverity(const std::string& severity);
+
 // InvalidArgument, saying what to do, if a reported message is too long.
 Status ValidateReportMessage(const std::string& message);
 
