@@ -9,13 +9,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <set>
 
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
 #include "store/file_system.h"
 #include "util/clock.h"
+#include "util/random.h"
 
 namespace herd::health {
 namespace {
@@ -99,13 +99,6 @@ std::optional<pid_t> WriterOf(const std::string& name) {
 
 bool HasExited(pid_t pid) {
   return ::kill(pid, 0) != 0 && errno == ESRCH;
-}
-
-std::string RandomHex() {
-  std::random_device device;
-  char text[17];
-  std::snprintf(text, sizeof text, "%08x%08x", device(), device());
-  return text;
 }
 
 bool Exists(const std::string& path) {
@@ -319,7 +312,7 @@ Result<FoldResult> FoldMetrics(const store::JsonStore& store, const std::string&
       continue;
     }
     std::string folding = std::string(kFoldingPrefix) + name.substr(0, name.size() - 6) + "-" +
-                          RandomHex() + ".jsonl";
+                          RandomHex(16) + ".jsonl";
     Status renamed = fs->Rename(directory + "/" + name, directory + "/" + folding);
     if (renamed.ok()) taken.push_back(folding);  // else another fold took it
   }

@@ -1,11 +1,10 @@
 #include "registry/ids.h"
 
-#include <sys/random.h>
-
 #include <cctype>
 #include <ctime>
 
 #include "util/clock.h"
+#include "util/random.h"
 
 namespace herd::registry {
 namespace {
@@ -32,26 +31,6 @@ Status ValidateId(const std::string& id, const char* what) {
 }
 
 }  // namespace
-
-std::string RandomHex(int digits) {
-  unsigned char bytes[32] = {};
-  size_t wanted = static_cast<size_t>((digits + 1) / 2);
-  if (getrandom(bytes, wanted, 0) != static_cast<ssize_t>(wanted)) {
-    // getrandom cannot fail for small requests once the pool is ready; mix
-    // in the clock rather than aborting if it ever does.
-    uint64_t fallback = static_cast<uint64_t>(NowUnixSeconds() * 1e9);
-    for (size_t i = 0; i < wanted; ++i)
-      bytes[i] = static_cast<unsigned char>(fallback >> (8 * (i % 8)));
-  }
-  static const char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (size_t i = 0; i < wanted; ++i) {
-    hex += kHex[bytes[i] >> 4];
-    hex += kHex[bytes[i] & 15];
-  }
-  hex.resize(static_cast<size_t>(digits));
-  return hex;
-}
 
 std::string NewTaskId() {
   return "TASK-" + CompactUtcStamp() + "-" + RandomHex(8);

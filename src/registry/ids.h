@@ -28,7 +28,4 @@ Status ValidateAgentId(const std::string& agent_id);
 // Refuses empty types, control characters, and types with no letter or digit.
 Status ValidateAgentType(const std::string& agent_type);
 
-// Eight random hex digits from the kernel's generator.
-std::string RandomHex(int digits);
-
 }  // namespace herd::registry

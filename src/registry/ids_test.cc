@@ -100,13 +100,5 @@ TEST(RegistryIdsAgentTypeTest, FreeTextTypesAreAccepted) {
   }
 }
 
-TEST(RegistryIdsRandomHexTest, ProducesTheRequestedNumberOfHexDigits) {
-  for (int digits : {1, 6, 8, 15, 32}) {
-    std::string hex = RandomHex(digits);
-    EXPECT_EQ(hex.size(), static_cast<size_t>(digits));
-    EXPECT_EQ(hex.find_first_not_of("0123456789abcdef"), std::string::npos) << hex;
-  }
-}
-
 }  // namespace
 }  // namespace herd::registry

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <random>
+
+#include "util/random.h"
 
 namespace herd::store {
 
@@ -103,10 +103,7 @@ FileSystem* FileSystem::Default() {
 }
 
 std::string UniqueSuffix() {
-  thread_local std::mt19937_64 generator{std::random_device{}()};
-  char random[20];
-  std::snprintf(random, sizeof random, "%016llx", static_cast<unsigned long long>(generator()));
-  return std::to_string(getpid()) + "." + random;
+  return std::to_string(getpid()) + "." + RandomHex(16);
 }
 
 std::string TempPathFor(const std::string& path) {
