@@ -88,8 +88,10 @@ TEST_F(agents_FullDisk, KillStopsTheAgentWhenTheRegistryCannotBeWritten) {
   EXPECT_TRUE(IsRunning(supervisor)) << "the supervisor gave up at once";
   // Doctor leaves the entry to the supervisor that is still trying to record it.
   CommandResult doctor = Herd({"doctor", "--json"});
-  ASSERT_TRUE(doctor.Json().is_object()) << doctor.Describe();
-  for (const json& base : doctor.Json()["workspaces"]) {
+  // Json() returns a temporary: hold it, or the loop walks freed memory.
+  json report = doctor.Json();
+  ASSERT_TRUE(report.is_object()) << doctor.Describe();
+  for (const json& base : report["workspaces"]) {
     for (const json& listed : base["tasks"]) {
       for (const json& finding : listed["findings"]) {
         EXPECT_NE(finding.value("agent_id", ""), agent) << finding.dump(2);
