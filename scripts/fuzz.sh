@@ -21,6 +21,10 @@ CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_
 ninja -C build-fuzz fuzz
 
 mkdir -p build-fuzz/artifacts
+# The targets' workspaces (fuzz/fuzz_support.h) go here, one per run.
+rm -rf build-fuzz/tmp
+mkdir -p build-fuzz/tmp
+export TMPDIR="$PWD/build-fuzz/tmp"
 status=0
 for target in "${targets[@]}"; do
   echo "== fuzzing $target for ${seconds}s =="
