@@ -207,6 +207,20 @@ TEST(UsageTrackerTest, GeminiReadsTheFinalStats) {
   EXPECT_TRUE(failed.Result()["is_error"].get<bool>());
 }
 
+// Found by fuzz/stream_events_fuzz.cc: a field of an unexpected type threw
+// out of Feed, in the supervisor.
+TEST(UsageTrackerTest, FieldsOfTheWrongTypeCountAsAbsent) {
+  for (const char* backend : {"claude", "cursor-agent", "codex", "gemini"}) {
+    UsageTracker tracker(backend);
+    EXPECT_FALSE(tracker.Feed(R"({"type":true})"));
+    tracker.Feed(R"({"type":"result","is_error":{"input_tokens":-5},"status":7,"stats":[]})");
+    tracker.Feed(R"({"type":"assistant","message":{"id":3,"usage":{"input_tokens":1e300}}})");
+    tracker.Feed(R"({"type":"turn.completed","usage":{"input_tokens":-1e300,"output_tokens":2}})");
+    tracker.Feed(R"({"type":"turn.failed","message":[],"error":{"message":false}})");
+    EXPECT_GE(tracker.TotalTokens(), 0) << backend;
+  }
+}
+
 TEST(UsageTrackerTest, ExtractResultEventFindsTheLastOne) {
   std::vector<std::string> lines = {
       R"({"type":"system","subtype":"init"})",

@@ -11,11 +11,32 @@ using nlohmann::json;
 
 namespace {
 
+// Agents print what they like, so every field is read by type: a field of
+// another type counts as absent instead of throwing in the supervisor.
 long long Number(const json& object, const char* key) {
   if (!object.is_object()) return 0;
   auto found = object.find(key);
   if (found == object.end() || !found->is_number()) return 0;
+  if (found->is_number_float()) {
+    // Converting a double beyond long long's range is undefined.
+    double value = found->get<double>();
+    if (!(value > -9.2e18 && value < 9.2e18)) return 0;
+    return static_cast<long long>(value);
+  }
+  if (found->is_number_unsigned() && found->get<unsigned long long>() > (1ULL << 62)) return 0;
   return found->get<long long>();
+}
+
+std::string String(const json& object, const char* key, const std::string& fallback = "") {
+  if (!object.is_object()) return fallback;
+  auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : fallback;
+}
+
+bool Bool(const json& object, const char* key) {
+  if (!object.is_object()) return false;
+  auto found = object.find(key);
+  return found != object.end() && found->is_boolean() && found->get<bool>();
 }
 
 json ParseEvent(std::string_view line) {
@@ -44,16 +65,16 @@ void UsageTracker::AddUsage(const json& usage) {
 bool UsageTracker::Feed(std::string_view line) {
   json event = ParseEvent(line);
   if (event.is_null()) return false;
-  std::string type = event.value("type", "");
+  std::string type = String(event, "type");
   if (backend_ == "codex") {
     if (type == "turn.completed" && event.contains("usage")) {
       AddUsage(event["usage"]);
       return true;
     }
     if (type == "turn.failed" || type == "error") {
-      std::string message = event.value("message", "");
+      std::string message = String(event, "message");
       if (event.contains("error") && event["error"].is_object()) {
-        message = event["error"].value("message", message);
+        message = String(event["error"], "message", message);
       }
       result_ = {{"is_error", true}, {"subtype", type}, {"error", message}, {"usage", Usage()}};
       return true;
@@ -62,12 +83,12 @@ bool UsageTracker::Feed(std::string_view line) {
   }
   if (backend_ == "gemini") {
     if (type != "result") return false;
-    json stats = event.value("stats", json::object());
+    json stats = event.contains("stats") ? event["stats"] : json::object();
     input_tokens_ = Number(stats, "input_tokens");
     output_tokens_ = Number(stats, "output_tokens");
     messages_ = 1;
-    result_ = {{"is_error", event.value("status", "success") != "success"},
-               {"subtype", event.value("status", "")},
+    result_ = {{"is_error", String(event, "status", "success") != "success"},
+               {"subtype", String(event, "status")},
                {"duration_ms", Number(stats, "duration_ms")},
                {"num_turns", Number(stats, "tool_calls") + 1},
                {"usage", Usage()}};
@@ -78,7 +99,7 @@ bool UsageTracker::Feed(std::string_view line) {
   if (type == "assistant" && event.contains("message") && event["message"].is_object()) {
     const json& message = event["message"];
     if (!message.contains("usage")) return false;
-    std::string id = message.value("id", "");
+    std::string id = String(message, "id");
     if (!id.empty()) {
       if (std::find(seen_message_ids_.begin(), seen_message_ids_.end(), id) !=
           seen_message_ids_.end()) {
@@ -95,7 +116,7 @@ bool UsageTracker::Feed(std::string_view line) {
                             "usage", "is_error", "subtype", "session_id"}) {
       if (event.contains(key)) result_[key] = event[key];
     }
-    if (event.value("is_error", false) && event.contains("result") && event["result"].is_string()) {
+    if (Bool(event, "is_error") && event.contains("result") && event["result"].is_string()) {
       result_["error"] = event["result"].get<std::string>().substr(0, 500);
     }
     return true;
