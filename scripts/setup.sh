@@ -9,8 +9,6 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format nodejs npm tmux jq procps
-  # the fuzz targets (scripts/fuzz.sh): clang with libFuzzer and its sanitizers
-  clang libclang-rt-14-dev
 )
 
 missing=()
