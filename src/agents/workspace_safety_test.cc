@@ -32,7 +32,24 @@ class WorkspaceSafetyTest : public HerdTest {
   std::string ProjectTaskDirectory(const std::string& task_id) const {
     return ProjectWorkspace() + "/" + task_id;
   }
+
+  // Replaces the task's subdirectory `name` with a link to a fresh empty
+  // directory outside the workspace, as a repository could ship it.
+  // Returns the link's path; `outside` receives the target.
+  std::string LinkSubdirectoryOutside(const std::string& task_id, const std::string& name,
+                                      std::string* outside) {
+    *outside = Subdirectory("outside");
+    std::string link = ProjectTaskDirectory(task_id) + "/" + name;
+    std::filesystem::remove_all(link);
+    if (symlink(outside->c_str(), link.c_str()) != 0) throw std::runtime_error("symlink failed");
+    return link;
+  }
 };
+
+bool IsLink(const std::string& path) {
+  struct stat info {};
+  return lstat(path.c_str(), &info) == 0 && S_ISLNK(info.st_mode);
+}
 
 // --- Symbolic links --------------------------------------------------------
 
@@ -81,10 +98,8 @@ TEST_F(WorkspaceSafetyTest, AProjectWorkspaceThatIsALinkIsRefused) {
 
 TEST_F(WorkspaceSafetyTest, ALinkedTaskSubdirectoryIsRefusedByEveryOperation) {
   std::string task_id = CreateProjectTask();
-  std::string outside = Subdirectory("outside");
-  std::string logs = ProjectTaskDirectory(task_id) + "/logs";
-  std::filesystem::remove_all(logs);
-  ASSERT_EQ(symlink(outside.c_str(), logs.c_str()), 0);
+  std::string outside;
+  std::string logs = LinkSubdirectoryOutside(task_id, "logs", &outside);
 
   CommandResult deployed = Herd(DeployArgs(task_id, "worker", {"echo", "hello"}));
   EXPECT_EQ(deployed.exit_code, 1) << deployed.Describe();
@@ -108,17 +123,13 @@ TEST_F(WorkspaceSafetyTest, ALinkedRegistryFileIsNeverReadOrReplaced) {
   EXPECT_EQ(deployed.exit_code, 1) << deployed.Describe();
   EXPECT_NE(deployed.out.find("symbolic link"), std::string::npos) << deployed.Describe();
   EXPECT_EQ(ReadFile(elsewhere), before);
-  struct stat info {};
-  ASSERT_EQ(lstat(registry.c_str(), &info), 0);
-  EXPECT_TRUE(S_ISLNK(info.st_mode)) << "herd replaced a link it did not create";
+  EXPECT_TRUE(IsLink(registry)) << "herd replaced a link it did not create";
 }
 
 TEST_F(WorkspaceSafetyTest, DoctorReportsLinksAndLeavesThemInPlace) {
   std::string task_id = CreateProjectTask();
-  std::string outside = Subdirectory("outside");
-  std::string findings = ProjectTaskDirectory(task_id) + "/findings";
-  std::filesystem::remove_all(findings);
-  ASSERT_EQ(symlink(outside.c_str(), findings.c_str()), 0);
+  std::string outside;
+  std::string findings = LinkSubdirectoryOutside(task_id, "findings", &outside);
 
   json report = Herd({"doctor", "--repair", "--json"}).Json();
 
@@ -137,9 +148,7 @@ TEST_F(WorkspaceSafetyTest, DoctorReportsLinksAndLeavesThemInPlace) {
   }
   EXPECT_TRUE(reported) << report.dump(2);
   EXPECT_FALSE(report["summary"]["healthy"].get<bool>());
-  struct stat info {};
-  ASSERT_EQ(lstat(findings.c_str(), &info), 0);
-  EXPECT_TRUE(S_ISLNK(info.st_mode)) << "doctor removed a link herd did not create";
+  EXPECT_TRUE(IsLink(findings)) << "doctor removed a link herd did not create";
 }
 
 // --- Permissions -------------------------------------------------------------
