@@ -31,6 +31,7 @@
 
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
+#include "registry/task_store.h"
 #include "registry/workspace.h"
 #include "util/clock.h"
 #include "util/text_file.h"
@@ -146,9 +147,10 @@ std::string BuildLargeTask(const herd::registry::Workspace& workspace, int agent
   spec.description = "benchmark task";
   spec.limits.max_agents = agents + 1;
   spec.limits.max_concurrent = agents + 1;
-  herd::Status created = stores.tasks.Update(
-      workspace.TaskRegistryPath(task_id), [&](json& task) -> herd::Result<herd::store::Decision> {
-        task = herd::registry::NewTaskDocument(task_id, spec, workspace.base());
+  herd::Status created = herd::registry::UpdateTaskRecord(
+      stores.tasks, workspace.TaskRegistryPath(task_id),
+      [&](herd::registry::TaskRecord& task) -> herd::Result<herd::store::Decision> {
+        task = herd::registry::NewTask(task_id, spec, workspace.base());
         for (int i = 0; i < agents; ++i) {
           herd::registry::AdmissionRequest request;
           request.agent_id = "worker-000000-" + std::to_string(100000 + i);

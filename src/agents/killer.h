@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "registry/records.h"
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
 #include "util/status.h"
@@ -61,18 +62,19 @@ Result<nlohmann::json> KillAgent(const registry::RegistryStores& stores,
 // once and SIGKILL once the entry's kill_grace_ms has passed, even if the
 // caller has exited. An agent whose supervisor is gone gets SIGTERM
 // directly. Returns at once.
-void RequestStop(const std::vector<nlohmann::json>& agents);
+void RequestStop(const std::vector<registry::AgentRecord>& agents);
 
 // Whether StopAgentProcesses waits (a few seconds at most) for the
 // supervisor to record the exit and finish.
 enum class AwaitSupervisor { kYes, kNo };
 
-// Signals every process of an agent described by its registry entry:
+// Signals every process of agent `agent` of task `task_id`:
 // SIGTERM, wait up to `grace`, SIGKILL (StopProcesses). The supervisor itself
 // is only asked (RequestStop): it records the exit. Returns cleanup figures
 // {signalled, sigkilled, all_exited, supervisor_finished, log_file_kept,
 // elapsed_ms}. Used by KillAgent and by herd doctor.
-nlohmann::json StopAgentProcesses(const nlohmann::json& agent, std::chrono::milliseconds grace,
+nlohmann::json StopAgentProcesses(const std::string& task_id, const registry::AgentRecord& agent,
+                                  std::chrono::milliseconds grace,
                                   AwaitSupervisor await = AwaitSupervisor::kYes);
 
 }  // namespace herd::agents

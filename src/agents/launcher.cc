@@ -13,6 +13,7 @@
 #include "agents/process.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
+#include "registry/json_registry.h"
 #include "registry/task_registry.h"
 #include "store/file_system.h"
 
@@ -93,17 +94,6 @@ Result<std::string> StartSupervisor(const Workspace& workspace, const std::strin
   return line;
 }
 
-Status ReleaseReservation(const RegistryStores& stores, const Workspace& workspace,
-                          const std::string& task_id, const std::string& agent_id) {
-  Status released = stores.tasks.Update(workspace.TaskRegistryPath(task_id),
-                                        [&](json& task) -> Result<store::Decision> {
-                                          registry::ReleaseAgent(task, agent_id);
-                                          return store::Decision::kCommit;
-                                        });
-  Status forgotten = registry::ForgetAgent(stores, workspace, agent_id);
-  return released.ok() ? forgotten : released;
-}
-
 }  // namespace
 
 std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,
@@ -137,17 +127,18 @@ std::string ComposeAgentPrompt(const std::string& task_id, const std::string& ag
          prompt + "\n";
 }
 
-Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspace,
-                         const DeployRequest& request) {
+Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Workspace& workspace,
+                                          const DeployRequest& request) {
   HERD_RETURN_IF_ERROR(registry::ValidateTaskId(request.task_id));
   HERD_RETURN_IF_ERROR(registry::ValidateAgentType(request.agent_type));
   if (request.parent != registry::kOrchestratorParent) {
     HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.parent));
   }
-  Result<store::Snapshot> task = stores.tasks.Read(workspace.TaskRegistryPath(request.task_id));
-  if (!task.ok()) return task.status();
-  std::string cwd = task->document.value("client_cwd", json(nullptr)).is_string()
-                        ? task->document["client_cwd"].get<std::string>()
+  registry::JsonRegistry registry(stores, workspace);
+  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot, registry.ReadTask(request.task_id));
+  const registry::TaskRecord& task = snapshot.task;
+  std::string cwd = !task.client_cwd.empty()
+                        ? task.client_cwd
                         : workspace.base().substr(0, workspace.base().rfind('/'));
   if (cwd.empty()) cwd = "/";
 
@@ -167,9 +158,9 @@ Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspac
   if (!plan.ok()) return plan.status();
   plan->cwd = cwd;
   plan->log_path = workspace.StreamLogPath(request.task_id, agent_id);
-  plan->timeout_seconds = task->document.value("agent_timeout_seconds", 0);
-  plan->idle_timeout_seconds = task->document.value("agent_idle_timeout_seconds", 0);
-  bool isolate = request.isolate_config || task->document.value("isolate_agent_config", false);
+  plan->timeout_seconds = task.timeouts.wall_clock_seconds;
+  plan->idle_timeout_seconds = task.timeouts.idle_seconds;
+  bool isolate = request.isolate_config || task.isolate_agent_config;
   if (isolate && request.backend == "claude") {
     // Each agent gets its own ~/.claude.json and sessions, so concurrent
     // agents cannot corrupt a shared one; credentials still arrive through
@@ -204,34 +195,13 @@ Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspac
   admission.backend = request.backend;
   admission.model = request.model;
   admission.cwd = cwd;
-  admission.tracked_files = {
-      {"prompt_file", launch.prompt_path},
-      {"log_file", plan->log_path},
-      {"progress_file", workspace.ProgressPath(request.task_id, agent_id)},
-      {"findings_file", workspace.FindingsPath(request.task_id, agent_id)},
-  };
-  json entry;
-  json task_after;
-  store::TransactionStats stats;
-  Status admitted = stores.tasks.Update(
-      workspace.TaskRegistryPath(request.task_id),
-      [&](json& document) -> Result<store::Decision> {
-        Result<json> agent = registry::AdmitAgent(document, admission);
-        if (!agent.ok()) return agent.status();
-        entry = std::move(*agent);
-        task_after = document;
-        return store::Decision::kCommit;
-      },
-      &stats);
-  if (!admitted.ok()) return admitted;
-  task_after[store::kSequenceKey] = stats.sequence;  // as committed
-  Status slot = registry::ReserveGlobalSlot(stores, workspace, task_after,
-                                            registry::GlobalRunningCapFromEnvironment());
-  if (!slot.ok()) {
-    Status released = ReleaseReservation(stores, workspace, request.task_id, agent_id);
-    if (!released.ok()) spdlog::error("could not release {}: {}", agent_id, released.ToString());
-    return slot;
-  }
+  admission.tracked_files.prompt_file = launch.prompt_path;
+  admission.tracked_files.log_file = plan->log_path;
+  admission.tracked_files.progress_file = workspace.ProgressPath(request.task_id, agent_id);
+  admission.tracked_files.findings_file = workspace.FindingsPath(request.task_id, agent_id);
+  HERD_ASSIGN_OR_RETURN(
+      registry::AgentRecord entry,
+      registry.Admit(request.task_id, admission, registry::GlobalRunningCapFromEnvironment()));
 
   // Act outside the lock.
   Result<std::string> handshake = StartSupervisor(workspace, request.task_id, agent_id);
@@ -245,14 +215,14 @@ Result<json> DeployAgent(const RegistryStores& stores, const Workspace& workspac
                         workspace.SupervisorLogPath(request.task_id, agent_id) + ")";
   }
   if (!failure.empty()) {
-    Status released = ReleaseReservation(stores, workspace, request.task_id, agent_id);
+    Status released = registry.Release(request.task_id, agent_id);
     if (!released.ok()) spdlog::error("could not release {}: {}", agent_id, released.ToString());
     return Status::IOError("agent " + agent_id + " did not start: " + failure);
   }
 
-  Result<store::Snapshot> after = stores.tasks.Read(workspace.TaskRegistryPath(request.task_id));
+  Result<registry::TaskSnapshot> after = registry.ReadTask(request.task_id);
   if (after.ok()) {
-    if (const json* recorded = registry::FindAgent(after->document, agent_id)) return *recorded;
+    if (const registry::AgentRecord* recorded = after->task.FindAgent(agent_id)) return *recorded;
   }
   return entry;
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "registry/records.h"
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
 #include "util/status.h"
@@ -38,9 +39,9 @@ struct DeployRequest {
 
 // Deploys and returns the agent's registry entry as recorded at start
 // (with pid). `workspace` must hold the task.
-Result<nlohmann::json> DeployAgent(const registry::RegistryStores& stores,
-                                   const registry::Workspace& workspace,
-                                   const DeployRequest& request);
+Result<registry::AgentRecord> DeployAgent(const registry::RegistryStores& stores,
+                                          const registry::Workspace& workspace,
+                                          const DeployRequest& request);
 
 // The prompt an MCP-capable agent receives: its ids on lines of their own
 // and the exact herd tools to call, then the caller's prompt.

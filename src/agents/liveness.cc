@@ -3,21 +3,20 @@
 #include "agents/process.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
-#include "util/json_fields.h"
 
 namespace herd::agents {
-Liveness ClassifyLiveness(const nlohmann::json& agent, double now_unix_seconds,
+Liveness ClassifyLiveness(const registry::AgentRecord& agent, double now_unix_seconds,
                           std::chrono::seconds starting_grace, ProcessWatch* watch) {
   auto is_alive = [watch](const ProcessIdentity& identity) {
     return watch != nullptr ? watch->IsAlive(identity) : IsAlive(identity);
   };
-  if (!registry::IsActiveStatus(StringOr(agent, "status", ""))) return Liveness::kEnded;
-  ProcessIdentity process = registry::RecordedAgentProcess(agent);
-  ProcessIdentity supervisor = registry::RecordedSupervisor(agent);
+  if (!registry::IsActiveStatus(agent.status)) return Liveness::kEnded;
+  const ProcessIdentity& process = agent.process;
+  const ProcessIdentity& supervisor = agent.supervisor;
   bool supervisor_alive = supervisor.pid > 0 && is_alive(supervisor);
-  if (StringOr(agent, "phase", "") == "starting" || process.pid <= 0) {
+  if (agent.phase == "starting" || process.pid <= 0) {
     if (supervisor_alive) return Liveness::kStarting;
-    std::string started_at = StringOr(agent, "started_at", StringOr(agent, "last_update", ""));
+    const std::string& started_at = agent.started_at.empty() ? agent.last_update : agent.started_at;
     std::optional<double> started = ParseIso8601(started_at);
     // An entry without a readable start time is given the benefit of the doubt.
     if (!started || now_unix_seconds - *started < static_cast<double>(starting_grace.count())) {

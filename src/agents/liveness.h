@@ -14,9 +14,9 @@
 #pragma once
 
 #include <chrono>
-#include <nlohmann/json.hpp>
 
 #include "agents/process_watch.h"
+#include "registry/records.h"
 
 namespace herd::agents {
 
@@ -36,7 +36,7 @@ constexpr std::chrono::seconds kStartingGrace{60};
 // Classifies `agent` (a registry entry) at `now_unix_seconds`. With a
 // `watch`, processes are checked through its pidfds (cheap when asked
 // again); without, through /proc.
-Liveness ClassifyLiveness(const nlohmann::json& agent, double now_unix_seconds,
+Liveness ClassifyLiveness(const registry::AgentRecord& agent, double now_unix_seconds,
                           std::chrono::seconds starting_grace = kStartingGrace,
                           ProcessWatch* watch = nullptr);
 

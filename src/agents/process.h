@@ -24,12 +24,10 @@
 #include <string>
 #include <vector>
 
-#include "registry/task_registry.h"
+#include "util/process_identity.h"
 #include "util/status.h"
 
 namespace herd::agents {
-
-using registry::ProcessIdentity;
 
 // The path of the running herd binary (/proc/self/exe), or "herd" if it
 // cannot be read.

@@ -21,7 +21,7 @@
 #include "agents/killer.h"
 #include "agents/process.h"
 #include "agents/stream_events.h"
-#include "registry/global_index.h"
+#include "registry/json_registry.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
@@ -215,10 +215,7 @@ void StopLeftovers(pid_t agent_group) {
 
 // A stop that happened, to record as the agent's termination if its entry
 // is still active when the exit is recorded.
-struct StopReason {
-  std::string reason;
-  json limit;  // {limit, limit_value, used} when a limit stopped it
-};
+using StopReason = registry::Termination;
 
 std::string SignalName(int signal_number) {
   switch (signal_number) {
@@ -271,23 +268,13 @@ Status RecordPatiently(const std::function<Status()>& record,
   return status;
 }
 
-Status UpdateTask(const RegistryStores& stores, const Workspace& workspace,
-                  const std::string& task_id, const std::function<Status(json& task)>& change) {
-  return registry::UpdateTaskAndIndex(stores, workspace, task_id,
-                                      [&](json& task) -> Result<store::Decision> {
-                                        HERD_RETURN_IF_ERROR(change(task));
-                                        return store::Decision::kCommit;
-                                      });
-}
-
 // Everything the supervisor watches while its agent runs.
 class AgentWatch {
  public:
   AgentWatch(const SupervisorArgs& args, const Workspace& workspace, const RegistryStores& stores,
              const LaunchPlan& plan, const StartedAgent& agent)
       : args_(args),
-        workspace_(workspace),
-        stores_(stores),
+        registry_(stores, workspace),
         plan_(plan),
         agent_(agent),
         tracker_(plan.backend) {
@@ -337,7 +324,7 @@ class AgentWatch {
       return StopReason{
           "stopped by herd kill; the reason could not be recorded (the registry "
           "could not be written when the kill was asked for)",
-          nullptr};
+          std::nullopt};
     }
     if (stop_signal != 0) {
       std::string sender = stop_signal_sender > 0
@@ -345,7 +332,7 @@ class AgentWatch {
                                : std::string();
       return StopReason{
           "stopped on request: " + SignalName(stop_signal) + " sent to its supervisor" + sender,
-          nullptr};
+          std::nullopt};
     }
     return std::nullopt;
   }
@@ -355,24 +342,18 @@ class AgentWatch {
   void CommitUsage() {
     last_usage_commit_ = MonotonicClock::now();
     usage_dirty_ = false;
-    std::vector<json> to_stop;
-    Status saved = UpdateTask(stores_, workspace_, args_.task_id, [&](json& task) {
-      json exceeded = registry::RecordUsage(task, args_.agent_id, tracker_.Usage());
-      if (!exceeded.is_null()) {
-        to_stop = registry::TerminateActiveAgents(task, exceeded, KillGraceMs(), NowIso8601());
-      }
-      return Status::Ok();
-    });
-    if (!saved.ok() && !saved.Is(Status::Code::kNotDurable)) {
+    Result<registry::EndOutcome> saved =
+        registry_.RecordUsage(args_.task_id, args_.agent_id, tracker_.Usage(), KillGraceMs());
+    if (!saved.ok()) {
       // A budget stop is asked for only once its reason is recorded: the
       // next interval tries again.
-      spdlog::warn("usage not recorded, retrying: {}", saved.ToString());
+      spdlog::warn("usage not recorded, retrying: {}", saved.status().ToString());
       usage_dirty_ = true;
       return;
     }
-    if (!to_stop.empty()) {
-      spdlog::warn("budget passed: stopping {} agent(s)", to_stop.size());
-      RequestStop(to_stop);
+    if (!saved->to_stop.empty()) {
+      spdlog::warn("budget passed: stopping {} agent(s)", saved->to_stop.size());
+      RequestStop(saved->to_stop);
     }
   }
 
@@ -483,17 +464,16 @@ class AgentWatch {
     std::string reason = std::string("stopped by herd: ") + what + " " + used + " s (" + limit +
                          " is " + std::to_string(limit_seconds) + ")";
     spdlog::warn("{}", reason);
-    json figures = {{"limit", limit}, {"limit_value", limit_seconds}, {"used", used_seconds}};
-    timeout_stop_ = StopReason{reason, figures};
-    Status marked = UpdateTask(stores_, workspace_, args_.task_id, [&](json& task) {
-      Result<bool> changed =
-          registry::MarkTerminated(task, args_.agent_id, reason, NowIso8601(), figures);
-      if (changed.ok() && *changed) {
-        (*registry::FindAgent(task, args_.agent_id))["kill_grace_ms"] = KillGraceMs();
-      }
-      return changed.status();
-    });
-    if (!marked.ok()) spdlog::error("could not record the timeout: {}", marked.ToString());
+    registry::LimitHit figures;
+    figures.limit = limit;
+    figures.limit_value = limit_seconds;
+    figures.used = used_seconds;
+    timeout_stop_ = StopReason{reason, figures, KillGraceMs()};
+    Result<registry::TerminationOutcome> marked =
+        registry_.Terminate(args_.task_id, args_.agent_id, *timeout_stop_);
+    if (!marked.ok()) {
+      spdlog::error("could not record the timeout: {}", marked.status().ToString());
+    }
     BeginStop(std::chrono::milliseconds(KillGraceMs()));
   }
 
@@ -504,10 +484,10 @@ class AgentWatch {
     while (read(wake_pipe_read, drained, sizeof drained) > 0) {
     }
     int grace_ms = KillGraceMs();
-    Result<store::Snapshot> task = stores_.tasks.Read(workspace_.TaskRegistryPath(args_.task_id));
+    Result<registry::TaskSnapshot> task = registry_.ReadTask(args_.task_id);
     if (task.ok()) {
-      if (const json* entry = registry::FindAgent(task->document, args_.agent_id)) {
-        grace_ms = entry->value("kill_grace_ms", grace_ms);
+      if (const registry::AgentRecord* entry = task->task.FindAgent(args_.agent_id)) {
+        grace_ms = entry->kill_grace_ms.value_or(grace_ms);
       }
     }
     spdlog::info("stop requested: SIGTERM sent, SIGKILL in {} ms", grace_ms);
@@ -556,8 +536,7 @@ class AgentWatch {
   static constexpr size_t kMaxTrackedLine = 4 * 1024 * 1024;
 
   const SupervisorArgs& args_;
-  const Workspace& workspace_;
-  const RegistryStores& stores_;
+  registry::JsonRegistry registry_;
   const LaunchPlan& plan_;
   StartedAgent agent_;
   UsageTracker tracker_;
@@ -574,32 +553,6 @@ class AgentWatch {
   bool exited_ = false;
   int wait_status_ = 0;
 };
-
-// Records the agent's end in its task document: a stop that nobody
-// recorded, if the entry is still active (MarkTerminated leaves an ended
-// entry alone); the exit; and a budget the exit's figures may have passed
-// (`to_stop` receives the agents that stops).
-Status RecordEnd(json& task, const std::string& agent_id, const registry::ExitRecord& exit_record,
-                 const std::optional<StopReason>& stop, std::vector<json>* to_stop) {
-  to_stop->clear();
-  if (stop) {
-    Result<bool> marked =
-        registry::MarkTerminated(task, agent_id, stop->reason, exit_record.ended_at, stop->limit);
-    if (!marked.ok()) return marked.status();
-  }
-  HERD_RETURN_IF_ERROR(registry::RecordExit(task, agent_id, exit_record));
-  // A reported cost may push the task past its budget.
-  json exceeded = registry::ExceededBudget(task);
-  if (!exceeded.is_null()) {
-    if (!task.contains("budget_exceeded")) {
-      task["budget_exceeded"] = exceeded;
-      task["budget_exceeded"]["at"] = NowIso8601();
-    }
-    *to_stop = registry::TerminateActiveAgents(
-        task, exceeded, static_cast<int>(kDefaultKillGrace.count()), NowIso8601());
-  }
-  return Status::Ok();
-}
 
 [[noreturn]] void Supervise(const SupervisorArgs& args) {
   Workspace workspace(args.workspace_base);
@@ -632,18 +585,16 @@ Status RecordEnd(json& task, const std::string& agent_id, const registry::ExitRe
 
   ProcessIdentity agent = IdentityOf(started->pid);
   ProcessIdentity supervisor = IdentityOf(getpid());
-  bool killed_while_starting = false;
-  Status recorded = UpdateTask(stores, workspace, args.task_id, [&](json& task) {
-    HERD_RETURN_IF_ERROR(registry::RecordStart(task, args.agent_id, agent, supervisor));
-    const json* entry = registry::FindAgent(task, args.agent_id);
-    killed_while_starting = registry::IsTerminalStatus(entry->value("status", ""));
-    return Status::Ok();
-  });
+  registry::JsonRegistry registry(stores, workspace);
+  Result<registry::AgentRecord> recorded =
+      registry.RecordStart(args.task_id, args.agent_id, agent, supervisor);
   if (!recorded.ok()) {
     kill(-started->pid, SIGKILL);
     waitpid(started->pid, nullptr, 0);
-    fail(recorded.WithContext("the agent started but could not be recorded, so it was stopped"));
+    fail(recorded.status().WithContext(
+        "the agent started but could not be recorded, so it was stopped"));
   }
+  bool killed_while_starting = registry::IsTerminalStatus(recorded->status);
   WriteLine(args.handshake_fd,
             "started " + std::to_string(agent.pid) + " " + std::to_string(agent.start_time));
   close(args.handshake_fd);
@@ -674,11 +625,16 @@ Status RecordEnd(json& task, const std::string& agent_id, const registry::ExitRe
   spdlog::info("agent exited: code {} signal {}", exit_record.exit_code.value_or(-1),
                exit_record.exit_signal.value_or(0));
   std::optional<StopReason> stop = watch.StopToRecord();
-  std::vector<json> to_stop;
-  auto record = [&] {
-    return UpdateTask(stores, workspace, args.task_id, [&](json& task) {
-      return RecordEnd(task, args.agent_id, exit_record, stop, &to_stop);
-    });
+  // The stop that nobody recorded, if the entry is still active; the exit;
+  // and a budget the exit's figures may have passed.
+  std::vector<registry::AgentRecord> to_stop;
+  auto record = [&]() -> Status {
+    Result<registry::EndOutcome> ended =
+        registry.RecordEnd(args.task_id, args.agent_id, exit_record, stop,
+                           static_cast<int>(kDefaultKillGrace.count()));
+    if (!ended.ok()) return ended.status();
+    to_stop = ended->to_stop;
+    return Status::Ok();
   };
   bool leftovers_stopped = false;
   auto stop_leftovers = [&] {
@@ -688,7 +644,7 @@ Status RecordEnd(json& task, const std::string& agent_id, const registry::ExitRe
   };
   // While the exit cannot be recorded nothing of the agent may run on.
   Status saved = RecordPatiently(record, stop_leftovers);
-  bool exit_recorded = saved.ok() || saved.Is(Status::Code::kNotDurable);
+  bool exit_recorded = saved.ok();
   if (!saved.ok()) spdlog::error("could not record the agent's exit: {}", saved.ToString());
   if (exit_recorded && !to_stop.empty()) RequestStop(to_stop);
 

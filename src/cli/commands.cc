@@ -78,11 +78,11 @@ std::string RenderAgents(const json& agents_list) {
     if (message.empty()) message = agent.value("last_message", "");
     // Own tokens (and cost once reported); the subtree's figures are in --json.
     std::string usage = "-";
-    const json own = registry::AgentUsage(agent);
-    if (own.value("total_tokens", 0LL) > 0 || own.value("total_cost_usd", 0.0) > 0) {
+    Result<registry::AgentRecord> record = registry::DecodeAgent(agent, "the status reply");
+    registry::Usage own = record.ok() ? registry::AgentUsage(*record) : registry::Usage{};
+    if (own.total_tokens > 0 || own.total_cost_usd > 0) {
       char text[64];
-      std::snprintf(text, sizeof text, "%lld tok $%.4f", own.value("total_tokens", 0LL),
-                    own.value("total_cost_usd", 0.0));
+      std::snprintf(text, sizeof text, "%lld tok $%.4f", own.total_tokens, own.total_cost_usd);
       usage = text;
     }
     table.AddRow({agent.value("id", ""), agent.value("type", ""), agent.value("status", ""),

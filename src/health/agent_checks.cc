@@ -8,7 +8,7 @@
 #include "agents/killer.h"
 #include "agents/liveness.h"
 #include "agents/process.h"
-#include "registry/global_index.h"
+#include "registry/json_registry.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
 #include "util/json_fields.h"
@@ -16,22 +16,19 @@
 namespace herd::health {
 namespace {
 
-using agents::ProcessIdentity;
 using nlohmann::json;
-
-constexpr const char kLostReason[] = "process lost";
-
-ProcessIdentity AgentProcess(const json& agent) {
-  return registry::RecordedAgentProcess(agent);
-}
-ProcessIdentity SupervisorOf(const json& agent) {
-  return registry::RecordedSupervisor(agent);
-}
+using registry::AgentRecord;
+using registry::kLostReason;
+using registry::TaskRecord;
 
 // When an ended entry ended, from the first timestamp it carries.
-std::optional<double> EndedAt(const json& agent) {
-  for (const char* key : {"ended_at", "terminated_at", "completed_at", "last_update"}) {
-    if (std::optional<double> at = ParseIso8601(StringOr(agent, key))) return at;
+std::optional<double> EndedAt(const AgentRecord& agent) {
+  for (const std::string* text :
+       {agent.exit ? &agent.exit->ended_at : nullptr,
+        agent.terminated_at ? &*agent.terminated_at : nullptr,
+        agent.completed_at ? &*agent.completed_at : nullptr, &agent.last_update}) {
+    if (text == nullptr) continue;
+    if (std::optional<double> at = ParseIso8601(*text)) return at;
   }
   return std::nullopt;
 }
@@ -55,21 +52,22 @@ std::vector<ProcessIdentity> LiveSupervisorsOf(const std::vector<SupervisorProce
 // too: one that has not recorded itself yet is still starting the agent.
 // Evaluated once when checking and again inside the repair transaction.
 // Returns kEnded, kStarting, kAlive or kExiting when there is nothing to report.
-agents::Liveness ClassifyActive(const CheckContext& context, const json& agent,
+agents::Liveness ClassifyActive(const CheckContext& context, const AgentRecord& agent,
                                 const std::vector<SupervisorProcess>& supervisors,
                                 const std::string& task_id, double now, std::string* detail) {
-  std::string agent_id = StringOr(agent, "id");
-  std::string status = StringOr(agent, "status");
+  const std::string& agent_id = agent.id;
+  const std::string& status = agent.status;
   if (registry::IsActiveStatus(status) &&
       !LiveSupervisorsOf(supervisors, context.workspace.base(), task_id, agent_id).empty()) {
     return agents::Liveness::kAlive;
   }
   agents::Liveness liveness = agents::ClassifyLiveness(agent, now, context.starting_grace);
-  ProcessIdentity process = AgentProcess(agent);
-  ProcessIdentity supervisor = SupervisorOf(agent);
+  const ProcessIdentity& process = agent.process;
+  const ProcessIdentity& supervisor = agent.supervisor;
   switch (liveness) {
     case agents::Liveness::kStartLost: {
-      std::string started_text = StringOr(agent, "started_at", StringOr(agent, "last_update"));
+      const std::string& started_text =
+          agent.started_at.empty() ? agent.last_update : agent.started_at;
       double age = now - ParseIso8601(started_text).value_or(now);
       *detail = "entry is " + status + " in phase \"starting\" since " + started_text + " (" +
                 std::to_string(static_cast<long long>(age)) +
@@ -101,39 +99,19 @@ bool NeedsFinding(agents::Liveness liveness) {
 RepairOutcome MarkLost(const CheckContext& context,
                        const std::vector<SupervisorProcess>& supervisors,
                        const std::string& task_id, const std::string& agent_id) {
-  json entry;
-  std::string resolved;
-  // The index gets the committed version, with its sequence number.
-  Status status = registry::UpdateTaskAndIndex(
-      *context.stores, context.workspace, task_id, [&](json& task) -> Result<store::Decision> {
-        json* agent = registry::FindAgent(task, agent_id);
-        if (agent == nullptr) {
-          resolved = "agent " + agent_id + " is no longer in the registry";
-          return store::Decision::kNoChange;
-        }
-        std::string detail;
-        agents::Liveness liveness =
-            ClassifyActive(context, *agent, supervisors, task_id, NowUnixSeconds(), &detail);
-        if (!agents::IsLost(liveness)) {
-          resolved = "agent " + agent_id + " is " + StringOr(*agent, "status") +
-                     " and no longer lost (recorded meanwhile)";
-          return store::Decision::kNoChange;
-        }
-        std::string now = NowIso8601();
-        (*agent)["status"] = "error";
-        (*agent)["error"] = kLostReason;
-        (*agent)["ended_at"] = now;
-        (*agent)["last_update"] = now;
-        (*agent)["phase"] = "lost";
-        (*agent)["lost_detail"] = detail + " (found by herd doctor)";
-        registry::RecomputeCounts(task);
-        entry = *agent;
-        return store::Decision::kCommit;
-      });
-  if (!status.ok()) return RepairOutcome::Failed(status);
-  if (!resolved.empty()) return RepairOutcome::Unchanged(resolved);
+  Result<registry::Registry::LostOutcome> outcome =
+      registry::JsonRegistry(*context.stores, context.workspace)
+          .MarkLost(task_id, agent_id, [&](const AgentRecord& agent) -> std::optional<std::string> {
+            std::string detail;
+            agents::Liveness liveness =
+                ClassifyActive(context, agent, supervisors, task_id, NowUnixSeconds(), &detail);
+            if (!agents::IsLost(liveness)) return std::nullopt;
+            return detail;
+          });
+  if (!outcome.ok()) return RepairOutcome::Failed(outcome.status());
+  if (!outcome->marked) return RepairOutcome::Unchanged(outcome->left_alone);
   // Outside the lock: a lost agent may still have group members around.
-  json cleanup = agents::StopAgentProcesses(entry, context.kill_grace);
+  json cleanup = agents::StopAgentProcesses(task_id, *outcome->marked, context.kill_grace);
   std::string action = "marked " + agent_id + " error \"" + kLostReason + "\"";
   int signalled = cleanup.value("signalled", 0);
   if (signalled > 0)
@@ -144,29 +122,29 @@ RepairOutcome MarkLost(const CheckContext& context,
 // Finds the orphan candidates: why a supervisor (or agent process) for
 // `agent_id` of `task_id` should not be running, or "" if it should.
 // `task` is the task document, or null if no registry (nor backup) exists.
-std::string WhyOrphaned(const CheckContext& context, const json* task, const std::string& task_id,
-                        const std::string& agent_id, double now) {
+std::string WhyOrphaned(const CheckContext& context, const TaskRecord* task,
+                        const std::string& task_id, const std::string& agent_id, double now) {
   if (task == nullptr) return "task " + task_id + " has no registry in this workspace";
-  const json* agent = registry::FindAgent(*task, agent_id);
+  const AgentRecord* agent = task->FindAgent(agent_id);
   if (agent == nullptr) return "task " + task_id + "'s registry does not list agent " + agent_id;
-  std::string status = StringOr(*agent, "status");
+  const std::string& status = agent->status;
   if (registry::IsActiveStatus(status)) return "";
   std::optional<double> ended = EndedAt(*agent);
-  double grace = static_cast<double>(context.orphan_grace.count()) +
-                 IntOr(*agent, "kill_grace_ms", 0) / 1000.0;
+  double grace =
+      static_cast<double>(context.orphan_grace.count()) + agent->kill_grace_ms.value_or(0) / 1000.0;
   if (ended && now - *ended < grace) return "";  // still on its way out
   std::string since = ended ? " since " + FormatIso8601(*ended) : "";
   return "agent " + agent_id + " is " + status + since;
 }
 
-// The registry document of a task, or null if it has none; an error if it
-// exists but cannot be read (then nobody can tell what is orphaned).
-Result<std::optional<json>> ReadTaskDocument(const CheckContext& context,
-                                             const std::string& task_id) {
-  Result<store::Snapshot> snapshot =
-      context.stores->tasks.Read(context.workspace.TaskRegistryPath(task_id));
-  if (snapshot.ok()) return std::optional<json>(std::move(snapshot->document));
-  if (snapshot.status().Is(Status::Code::kNotFound)) return std::optional<json>();
+// The registry of a task, or none if it has none; an error if it exists
+// but cannot be read (then nobody can tell what is orphaned).
+Result<std::optional<TaskRecord>> ReadTaskDocument(const CheckContext& context,
+                                                   const std::string& task_id) {
+  Result<registry::TaskSnapshot> snapshot =
+      registry::JsonRegistry(*context.stores, context.workspace).ReadTask(task_id);
+  if (snapshot.ok()) return std::optional<TaskRecord>(std::move(snapshot->task));
+  if (snapshot.status().Is(Status::Code::kNotFound)) return std::optional<TaskRecord>();
   return snapshot.status();
 }
 
@@ -175,9 +153,9 @@ Result<std::optional<json>> ReadTaskDocument(const CheckContext& context,
 RepairOutcome StopOrphan(const CheckContext& context, const std::string& task_id,
                          const std::string& agent_id, const ProcessIdentity& root,
                          const std::string& what) {
-  Result<std::optional<json>> task = ReadTaskDocument(context, task_id);
+  Result<std::optional<TaskRecord>> task = ReadTaskDocument(context, task_id);
   if (!task.ok()) return RepairOutcome::Failed(task.status());
-  const json* document = task->has_value() ? &**task : nullptr;
+  const TaskRecord* document = task->has_value() ? &**task : nullptr;
   if (WhyOrphaned(context, document, task_id, agent_id, NowUnixSeconds()).empty()) {
     return RepairOutcome::Unchanged("agent " + agent_id + " is listed as active again; left alone");
   }
@@ -226,11 +204,11 @@ std::vector<Finding> CheckAgents(const CheckContext& context,
   std::vector<Finding> findings;
   const std::string& base = context.workspace.base();
   // Documents read after the process scan (see the header).
-  std::map<std::string, std::optional<json>> documents;
+  std::map<std::string, std::optional<TaskRecord>> documents;
   std::set<std::string> unreadable;
-  auto document_of = [&](const std::string& task_id) -> const json* {
+  auto document_of = [&](const std::string& task_id) -> const TaskRecord* {
     if (!documents.count(task_id) && !unreadable.count(task_id)) {
-      Result<std::optional<json>> read = ReadTaskDocument(context, task_id);
+      Result<std::optional<TaskRecord>> read = ReadTaskDocument(context, task_id);
       if (read.ok()) {
         documents[task_id] = std::move(*read);
       } else {
@@ -245,7 +223,7 @@ std::vector<Finding> CheckAgents(const CheckContext& context,
   for (const SupervisorProcess& supervisor : supervisors) {
     if (supervisor.workspace_base != base) continue;
     if (!context.task_id.empty() && supervisor.task_id != context.task_id) continue;
-    const json* task = document_of(supervisor.task_id);
+    const TaskRecord* task = document_of(supervisor.task_id);
     if (unreadable.count(supervisor.task_id)) continue;
     std::string why =
         WhyOrphaned(context, task, supervisor.task_id, supervisor.agent_id, context.now);
@@ -256,21 +234,19 @@ std::vector<Finding> CheckAgents(const CheckContext& context,
   }
 
   for (const std::string& task_id : TaskIdsOf(context)) {
-    const json* task = document_of(task_id);
+    const TaskRecord* task = document_of(task_id);
     if (task == nullptr) continue;
-    const json& agents = (*task)["agents"];
-    for (const json& agent : agents) {
-      std::string agent_id = StringOr(agent, "id");
-      std::string status = StringOr(agent, "status");
-      if (registry::IsTerminalStatus(status)) {
+    for (const AgentRecord& agent : task->agents) {
+      const std::string& agent_id = agent.id;
+      if (registry::IsTerminalStatus(agent.status)) {
         // A recorded agent process that outlived its ended entry and has no
         // supervisor left (one with a supervisor was found above).
-        ProcessIdentity process = AgentProcess(agent);
+        const ProcessIdentity& process = agent.process;
         if (process.pid <= 0 || !agents::IsAlive(process) ||
             !LiveSupervisorsOf(supervisors, base, task_id, agent_id).empty()) {
           continue;
         }
-        ProcessIdentity supervisor = SupervisorOf(agent);
+        const ProcessIdentity& supervisor = agent.supervisor;
         if (supervisor.pid > 0 && agents::IsAlive(supervisor)) continue;
         std::string why = WhyOrphaned(context, task, task_id, agent_id, context.now);
         if (why.empty()) continue;
@@ -313,50 +289,30 @@ std::vector<Finding> CheckAgents(const CheckContext& context,
 }
 
 std::vector<Finding> CheckCounts(const CheckContext& context) {
-  static const char* const kCountKeys[] = {"total_spawned", "active_count", "completed_count"};
   std::vector<Finding> findings;
   for (const std::string& task_id : TaskIdsOf(context)) {
-    Result<store::Snapshot> snapshot =
-        context.stores->tasks.Read(context.workspace.TaskRegistryPath(task_id));
-    if (!snapshot.ok()) continue;  // the file checks report it
-    const json& stored = snapshot->document;
-    json derived = stored;
-    registry::RecomputeCounts(derived);
-    std::string differences;
-    for (const char* key : kCountKeys) {
-      json value = stored.value(key, json(nullptr));
-      if (value != derived[key]) {
-        differences += std::string(differences.empty() ? "" : ", ") + key + " is " + value.dump() +
-                       " but the agent list gives " + derived[key].dump();
-      }
-    }
-    if (differences.empty()) continue;
+    std::string path = context.workspace.TaskRegistryPath(task_id);
+    Result<std::string> drift = registry::StoredCountDrift(context.stores->tasks, path);
+    if (!drift.ok() || drift->empty()) continue;  // the file checks report a damaged file
     Finding finding;
     finding.kind = FindingKind::kCountDrift;
     finding.severity = Severity::kError;
     finding.task_id = task_id;
-    finding.path = context.workspace.TaskRegistryPath(task_id);
-    finding.detail = "stored counts differ from the agent list: " + differences;
+    finding.path = path;
+    finding.detail = "stored counts differ from the agent list: " + *drift;
     CheckContext captured = context;
     finding.fix = std::make_shared<Fix>(
         FindingKind::kCountDrift, task_id,
         "recompute the counts from the agent list in one transaction", [captured, task_id] {
-          json task_after;
-          Status status = registry::UpdateTaskAndIndex(
-              *captured.stores, captured.workspace, task_id,
-              [&](json& task) -> Result<store::Decision> {
-                json before = task;
-                registry::RecomputeCounts(task);
-                if (task == before) return store::Decision::kNoChange;
-                return store::Decision::kCommit;
-              },
-              &task_after);
-          if (!status.ok()) return RepairOutcome::Failed(status);
-          if (task_after.is_null()) return RepairOutcome::Unchanged("counts are consistent again");
+          Result<std::optional<registry::TaskSnapshot>> repaired =
+              registry::JsonRegistry(*captured.stores, captured.workspace).RepairCounts(task_id);
+          if (!repaired.ok()) return RepairOutcome::Failed(repaired.status());
+          if (!*repaired) return RepairOutcome::Unchanged("counts are consistent again");
+          const TaskRecord& task = (*repaired)->task;
           return RepairOutcome::Changed("recomputed counts of " + task_id + ": total_spawned " +
-                                        task_after["total_spawned"].dump() + ", active_count " +
-                                        task_after["active_count"].dump() + ", completed_count " +
-                                        task_after["completed_count"].dump());
+                                        std::to_string(task.total_spawned) + ", active_count " +
+                                        std::to_string(task.active_count) + ", completed_count " +
+                                        std::to_string(task.completed_count));
         });
     findings.push_back(std::move(finding));
   }

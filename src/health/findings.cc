@@ -17,6 +17,7 @@ const char* KindName(FindingKind kind) {
     case FindingKind::kStaleBackup: return "stale_backup";
     case FindingKind::kWorkspaceLink: return "workspace_link";
     case FindingKind::kOpenPermissions: return "open_permissions";
+    case FindingKind::kDamagedField: return "damaged_field";
   }
   return "unknown";
 }

@@ -36,6 +36,7 @@ enum class FindingKind {
   kMetricsBacklog,   // metrics files of exited processes waiting to be folded
   kWorkspaceLink,    // a symbolic link inside a workspace (herd never follows one)
   kOpenPermissions,  // workspace files or directories other users can read
+  kDamagedField,     // a registry that parses but holds a field of the wrong type
 };
 
 // "zombie", "orphan", "count_drift", ...

@@ -2,8 +2,6 @@
 
 namespace herd::health {
 
-using agents::ProcessIdentity;
-
 StopFigures StopProcessTrees(const std::vector<ProcessIdentity>& roots,
                              std::chrono::milliseconds grace) {
   return agents::StopProcesses(

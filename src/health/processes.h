@@ -25,7 +25,7 @@ using agents::SupervisorProcess;
 // `grace`, then SIGKILL whatever is left (including descendants that
 // appeared meanwhile) and wait again. Roots that are no longer alive are
 // skipped; the calling process is never signalled.
-StopFigures StopProcessTrees(const std::vector<agents::ProcessIdentity>& roots,
+StopFigures StopProcessTrees(const std::vector<ProcessIdentity>& roots,
                              std::chrono::milliseconds grace);
 
 }  // namespace herd::health

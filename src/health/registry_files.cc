@@ -11,6 +11,7 @@
 
 #include "registry/global_index.h"
 #include "registry/incomplete_task.h"
+#include "registry/json_registry.h"
 #include "store/file_lock.h"
 #include "store/file_system.h"
 #include "util/clock.h"
@@ -221,12 +222,36 @@ void CheckIncompleteTask(const CheckContext& context, const std::string& task_id
   findings->push_back(std::move(finding));
 }
 
+// A task registry that parses and validates, but whose fields do not all
+// decode (a hand edit: "max_agents": "45"). Every operation on the task
+// refuses it with the same message; herd never overwrites what a person
+// may have meant, so the repair is theirs.
+void CheckFields(const CheckContext& context, const std::string& task_id, const std::string& path,
+                 std::vector<Finding>* findings) {
+  Result<registry::TaskSnapshot> task =
+      registry::JsonRegistry(*context.stores, context.workspace).ReadTask(task_id);
+  if (task.ok() || !task.status().Is(Status::Code::kCorruption)) return;
+  Finding finding;
+  finding.kind = FindingKind::kDamagedField;
+  finding.severity = Severity::kError;
+  finding.task_id = task_id;
+  finding.path = path;
+  finding.detail = task.status().message();
+  finding.no_fix_reason = "every operation on task " + task_id +
+                          " refuses the registry until the field is correct: edit " + path +
+                          " by hand (or copy " + path + ".bak over it if that version is right)";
+  findings->push_back(std::move(finding));
+}
+
 void CheckRegistry(const CheckContext& context, const std::string& path, bool is_global,
                    const std::string& task_id, std::vector<Finding>* findings) {
   const store::JsonStore& store = is_global ? context.stores->global : context.stores->tasks;
   const store::Validator& validator = store.options().validator;
   Inspection main = Inspect(path, validator);
-  if (main.state == FileState::kValid) return;
+  if (main.state == FileState::kValid) {
+    if (!is_global) CheckFields(context, task_id, path, findings);
+    return;
+  }
   Inspection backup = Inspect(path + ".bak", validator);
   std::string backup_path = path + ".bak";
   if (main.state == FileState::kMissing && backup.state == FileState::kMissing) {

@@ -42,6 +42,7 @@
 #include "agents/testing_util_for_test.h"
 #include "health/check_context.h"
 #include "health/doctor.h"
+#include "registry/json_rules_for_test.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"

@@ -378,21 +378,15 @@ class Arguments {
   const json& arguments_;
 };
 
-// Unwraps a Result into `target` or returns its error from the handler.
-#define HERD_ASSIGN_OR_RETURN(target, expression)             \
-  auto target##_result = (expression);                        \
-  if (!target##_result.ok()) return target##_result.status(); \
-  auto target = std::move(target##_result).value()
-
 using Handler =
     std::function<Result<json>(const Orchestrator&, const Arguments&, const ProgressReporter&)>;
 
 Result<json> CreateRealTask(const Orchestrator& orchestrator, const Arguments& args,
                             const ProgressReporter&) {
   CreateTaskRequest request;
-  HERD_ASSIGN_OR_RETURN(description, args.RequiredString("description"));
-  HERD_ASSIGN_OR_RETURN(priority, args.OptionalString("priority", "P2"));
-  HERD_ASSIGN_OR_RETURN(client_cwd, args.OptionalString("client_cwd", ""));
+  HERD_ASSIGN_OR_RETURN(auto description, args.RequiredString("description"));
+  HERD_ASSIGN_OR_RETURN(auto priority, args.OptionalString("priority", "P2"));
+  HERD_ASSIGN_OR_RETURN(auto client_cwd, args.OptionalString("client_cwd", ""));
   request.description = description;
   request.priority = priority;
   request.client_cwd = client_cwd;
@@ -401,17 +395,17 @@ Result<json> CreateRealTask(const Orchestrator& orchestrator, const Arguments& a
     const json* value = args.Find(key);
     if (value != nullptr && !value->is_null()) request.context[key] = *value;
   }
-  HERD_ASSIGN_OR_RETURN(max_agents, args.OptionalInteger("max_agents", 1, 100000));
-  HERD_ASSIGN_OR_RETURN(max_concurrent, args.OptionalInteger("max_concurrent", 1, 100000));
-  HERD_ASSIGN_OR_RETURN(max_depth, args.OptionalInteger("max_depth", 1, 100000));
+  HERD_ASSIGN_OR_RETURN(auto max_agents, args.OptionalInteger("max_agents", 1, 100000));
+  HERD_ASSIGN_OR_RETURN(auto max_concurrent, args.OptionalInteger("max_concurrent", 1, 100000));
+  HERD_ASSIGN_OR_RETURN(auto max_depth, args.OptionalInteger("max_depth", 1, 100000));
   if (max_agents) request.max_agents = static_cast<int>(*max_agents);
   if (max_concurrent) request.max_concurrent = static_cast<int>(*max_concurrent);
   if (max_depth) request.max_depth = static_cast<int>(*max_depth);
-  HERD_ASSIGN_OR_RETURN(max_cost, args.OptionalNumber("max_cost_usd", 1e-9, 1e9));
-  HERD_ASSIGN_OR_RETURN(max_tokens, args.OptionalInteger("max_tokens", 1, 1LL << 50));
-  HERD_ASSIGN_OR_RETURN(timeout, args.OptionalInteger("agent_timeout_seconds", 0, 604800));
-  HERD_ASSIGN_OR_RETURN(idle, args.OptionalInteger("agent_idle_timeout_seconds", 0, 604800));
-  HERD_ASSIGN_OR_RETURN(isolate, args.OptionalBool("isolate_agent_config", false));
+  HERD_ASSIGN_OR_RETURN(auto max_cost, args.OptionalNumber("max_cost_usd", 1e-9, 1e9));
+  HERD_ASSIGN_OR_RETURN(auto max_tokens, args.OptionalInteger("max_tokens", 1, 1LL << 50));
+  HERD_ASSIGN_OR_RETURN(auto timeout, args.OptionalInteger("agent_timeout_seconds", 0, 604800));
+  HERD_ASSIGN_OR_RETURN(auto idle, args.OptionalInteger("agent_idle_timeout_seconds", 0, 604800));
+  HERD_ASSIGN_OR_RETURN(auto isolate, args.OptionalBool("isolate_agent_config", false));
   if (max_cost) request.budget.max_cost_usd = *max_cost;
   if (max_tokens) request.budget.max_tokens = *max_tokens;
   if (timeout) request.timeouts.wall_clock_seconds = static_cast<int>(*timeout);
@@ -427,12 +421,12 @@ std::string DefaultBackend() {
 
 Result<json> Deploy(const Orchestrator& orchestrator, agents::DeployRequest request,
                     const Arguments& args, const ProgressReporter& progress) {
-  HERD_ASSIGN_OR_RETURN(backend, args.OptionalString("backend", request.backend));
-  HERD_ASSIGN_OR_RETURN(model, args.OptionalString("model", request.model));
+  HERD_ASSIGN_OR_RETURN(auto backend, args.OptionalString("backend", request.backend));
+  HERD_ASSIGN_OR_RETURN(auto model, args.OptionalString("model", request.model));
   request.backend = backend;
   request.model = model;
-  HERD_ASSIGN_OR_RETURN(isolate, args.OptionalBool("isolate_config", false));
-  HERD_ASSIGN_OR_RETURN(tmux, args.OptionalBool("tmux", false));
+  HERD_ASSIGN_OR_RETURN(auto isolate, args.OptionalBool("isolate_config", false));
+  HERD_ASSIGN_OR_RETURN(auto tmux, args.OptionalBool("tmux", false));
   request.isolate_config = isolate;
   request.tmux = tmux;
   if (const json* command = args.Find("command"); command != nullptr && !command->is_null()) {
@@ -453,10 +447,10 @@ Result<json> Deploy(const Orchestrator& orchestrator, agents::DeployRequest requ
 Result<json> DeployHeadlessAgent(const Orchestrator& orchestrator, const Arguments& args,
                                  const ProgressReporter& progress) {
   agents::DeployRequest request;
-  HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
-  HERD_ASSIGN_OR_RETURN(agent_type, args.RequiredString("agent_type"));
-  HERD_ASSIGN_OR_RETURN(prompt, args.RequiredString("prompt"));
-  HERD_ASSIGN_OR_RETURN(parent, args.OptionalString("parent", registry::kOrchestratorParent));
+  HERD_ASSIGN_OR_RETURN(auto task_id, args.RequiredString("task_id"));
+  HERD_ASSIGN_OR_RETURN(auto agent_type, args.RequiredString("agent_type"));
+  HERD_ASSIGN_OR_RETURN(auto prompt, args.RequiredString("prompt"));
+  HERD_ASSIGN_OR_RETURN(auto parent, args.OptionalString("parent", registry::kOrchestratorParent));
   request.task_id = task_id;
   request.agent_type = agent_type;
   request.prompt = prompt;
@@ -468,10 +462,10 @@ Result<json> DeployHeadlessAgent(const Orchestrator& orchestrator, const Argumen
 Result<json> SpawnChildAgent(const Orchestrator& orchestrator, const Arguments& args,
                              const ProgressReporter& progress) {
   agents::DeployRequest request;
-  HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
-  HERD_ASSIGN_OR_RETURN(parent, args.RequiredString("parent_agent_id"));
-  HERD_ASSIGN_OR_RETURN(agent_type, args.RequiredString("child_agent_type"));
-  HERD_ASSIGN_OR_RETURN(prompt, args.RequiredString("child_prompt"));
+  HERD_ASSIGN_OR_RETURN(auto task_id, args.RequiredString("task_id"));
+  HERD_ASSIGN_OR_RETURN(auto parent, args.RequiredString("parent_agent_id"));
+  HERD_ASSIGN_OR_RETURN(auto agent_type, args.RequiredString("child_agent_type"));
+  HERD_ASSIGN_OR_RETURN(auto prompt, args.RequiredString("child_prompt"));
   request.task_id = task_id;
   request.parent = parent;
   request.agent_type = agent_type;
@@ -499,8 +493,8 @@ Result<json> SpawnChildAgent(const Orchestrator& orchestrator, const Arguments& 
 
 Result<json> GetRealTaskStatus(const Orchestrator& orchestrator, const Arguments& args,
                                const ProgressReporter&) {
-  HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
-  HERD_ASSIGN_OR_RETURN(response_format, args.OptionalString("response_format", "auto"));
+  HERD_ASSIGN_OR_RETURN(auto task_id, args.RequiredString("task_id"));
+  HERD_ASSIGN_OR_RETURN(auto response_format, args.OptionalString("response_format", "auto"));
   static const std::set<std::string> kFormats = {"auto", "full", "summary"};
   if (kFormats.count(response_format) == 0) {
     return Status::InvalidArgument("response_format must be auto, full or summary");
@@ -513,15 +507,15 @@ Result<json> GetRealTaskStatus(const Orchestrator& orchestrator, const Arguments
 Result<json> GetAgentOutput(const Orchestrator& orchestrator, const Arguments& args,
                             const ProgressReporter&) {
   OutputRequest request;
-  HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
-  HERD_ASSIGN_OR_RETURN(agent_id, args.RequiredString("agent_id"));
-  HERD_ASSIGN_OR_RETURN(tail, args.OptionalInteger("tail", 0, 1000000));
-  HERD_ASSIGN_OR_RETURN(filter, args.OptionalString("filter", ""));
-  HERD_ASSIGN_OR_RETURN(format, args.OptionalString("format", "text"));
-  HERD_ASSIGN_OR_RETURN(metadata, args.OptionalBool("include_metadata", false));
-  HERD_ASSIGN_OR_RETURN(max_bytes, args.OptionalInteger("max_bytes", 1, 4194304));
-  HERD_ASSIGN_OR_RETURN(aggressive, args.OptionalBool("aggressive_truncate", false));
-  HERD_ASSIGN_OR_RETURN(response_format, args.OptionalString("response_format", "full"));
+  HERD_ASSIGN_OR_RETURN(auto task_id, args.RequiredString("task_id"));
+  HERD_ASSIGN_OR_RETURN(auto agent_id, args.RequiredString("agent_id"));
+  HERD_ASSIGN_OR_RETURN(auto tail, args.OptionalInteger("tail", 0, 1000000));
+  HERD_ASSIGN_OR_RETURN(auto filter, args.OptionalString("filter", ""));
+  HERD_ASSIGN_OR_RETURN(auto format, args.OptionalString("format", "text"));
+  HERD_ASSIGN_OR_RETURN(auto metadata, args.OptionalBool("include_metadata", false));
+  HERD_ASSIGN_OR_RETURN(auto max_bytes, args.OptionalInteger("max_bytes", 1, 4194304));
+  HERD_ASSIGN_OR_RETURN(auto aggressive, args.OptionalBool("aggressive_truncate", false));
+  HERD_ASSIGN_OR_RETURN(auto response_format, args.OptionalString("response_format", "full"));
   request.task_id = task_id;
   request.agent_id = agent_id;
   if (tail) request.tail = static_cast<size_t>(*tail);
@@ -535,10 +529,10 @@ Result<json> GetAgentOutput(const Orchestrator& orchestrator, const Arguments& a
 
 Result<json> KillRealAgent(const Orchestrator& orchestrator, const Arguments& args,
                            const ProgressReporter& progress) {
-  HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
-  HERD_ASSIGN_OR_RETURN(agent_id, args.RequiredString("agent_id"));
-  HERD_ASSIGN_OR_RETURN(reason, args.OptionalString("reason", "Manual termination"));
-  HERD_ASSIGN_OR_RETURN(grace,
+  HERD_ASSIGN_OR_RETURN(auto task_id, args.RequiredString("task_id"));
+  HERD_ASSIGN_OR_RETURN(auto agent_id, args.RequiredString("agent_id"));
+  HERD_ASSIGN_OR_RETURN(auto reason, args.OptionalString("reason", "Manual termination"));
+  HERD_ASSIGN_OR_RETURN(auto grace,
                         args.OptionalNumber("grace_seconds", 0, agents::kMaxKillGraceSeconds));
   progress("stopping " + agent_id);
   return orchestrator.Kill(
@@ -548,22 +542,22 @@ Result<json> KillRealAgent(const Orchestrator& orchestrator, const Arguments& ar
 
 Result<json> UpdateAgentProgress(const Orchestrator& orchestrator, const Arguments& args,
                                  const ProgressReporter&) {
-  HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
-  HERD_ASSIGN_OR_RETURN(agent_id, args.RequiredString("agent_id"));
-  HERD_ASSIGN_OR_RETURN(status, args.RequiredString("status"));
-  HERD_ASSIGN_OR_RETURN(message, args.RequiredString("message"));
-  HERD_ASSIGN_OR_RETURN(progress, args.OptionalInteger("progress", 0, 100));
+  HERD_ASSIGN_OR_RETURN(auto task_id, args.RequiredString("task_id"));
+  HERD_ASSIGN_OR_RETURN(auto agent_id, args.RequiredString("agent_id"));
+  HERD_ASSIGN_OR_RETURN(auto status, args.RequiredString("status"));
+  HERD_ASSIGN_OR_RETURN(auto message, args.RequiredString("message"));
+  HERD_ASSIGN_OR_RETURN(auto progress, args.OptionalInteger("progress", 0, 100));
   return orchestrator.ReportProgress(task_id, agent_id, status, message,
                                      static_cast<int>(progress.value_or(0)));
 }
 
 Result<json> ReportAgentFinding(const Orchestrator& orchestrator, const Arguments& args,
                                 const ProgressReporter&) {
-  HERD_ASSIGN_OR_RETURN(task_id, args.RequiredString("task_id"));
-  HERD_ASSIGN_OR_RETURN(agent_id, args.RequiredString("agent_id"));
-  HERD_ASSIGN_OR_RETURN(finding_type, args.RequiredString("finding_type"));
-  HERD_ASSIGN_OR_RETURN(severity, args.RequiredString("severity"));
-  HERD_ASSIGN_OR_RETURN(message, args.RequiredString("message"));
+  HERD_ASSIGN_OR_RETURN(auto task_id, args.RequiredString("task_id"));
+  HERD_ASSIGN_OR_RETURN(auto agent_id, args.RequiredString("agent_id"));
+  HERD_ASSIGN_OR_RETURN(auto finding_type, args.RequiredString("finding_type"));
+  HERD_ASSIGN_OR_RETURN(auto severity, args.RequiredString("severity"));
+  HERD_ASSIGN_OR_RETURN(auto message, args.RequiredString("message"));
   json data = json::object();
   if (const json* given = args.Find("data"); given != nullptr && !given->is_null()) {
     if (!given->is_object()) return Status::InvalidArgument("argument \"data\" must be an object");
@@ -574,7 +568,7 @@ Result<json> ReportAgentFinding(const Orchestrator& orchestrator, const Argument
 
 Result<json> GetHealthStatus(const Orchestrator& orchestrator, const Arguments& args,
                              const ProgressReporter& progress) {
-  HERD_ASSIGN_OR_RETURN(task_id, args.OptionalString("task_id", ""));
+  HERD_ASSIGN_OR_RETURN(auto task_id, args.OptionalString("task_id", ""));
   health::DoctorOptions options;
   options.task_id = task_id;
   progress("checking registries, processes and lock figures");

@@ -16,7 +16,9 @@
 #include "registry/global_index.h"
 #include "registry/ids.h"
 #include "registry/incomplete_task.h"
+#include "registry/json_registry.h"
 #include "util/clock.h"
+#include "util/json_fields.h"
 #include "util/json_parse.h"
 #include "util/text_file.h"
 
@@ -101,6 +103,16 @@ Status ValidateContext(const json& context, std::vector<std::string>* warnings) 
   return Status::Ok();
 }
 
+// The timestamp of a journal line; "" (sorted first) for a damaged one.
+std::string JournalTimestamp(registry::Journal journal, const json& line) {
+  if (journal == registry::Journal::kProgress) {
+    Result<registry::ProgressUpdate> update = registry::DecodeProgressUpdate(line, "journal");
+    return update.ok() ? update->timestamp : "";
+  }
+  Result<registry::Finding> finding = registry::DecodeFinding(line, "journal");
+  return finding.ok() ? finding->timestamp : "";
+}
+
 std::string ParsedLine(const std::string& line) {
   Result<json> parsed = ParseJson(line, kMaxMessageDepth);
   if (!parsed.ok() || !parsed->is_object()) return line;
@@ -136,10 +148,8 @@ Result<Workspace> Orchestrator::Locate(const std::string& task_id) const {
   return registry::LocateTask(stores_, workspace_, task_id);
 }
 
-Result<json> Orchestrator::ReadTask(const Workspace& workspace, const std::string& task_id) const {
-  Result<store::Snapshot> snapshot = stores_.tasks.Read(workspace.TaskRegistryPath(task_id));
-  if (!snapshot.ok()) return snapshot.status();
-  return std::move(snapshot->document);
+registry::JsonRegistry Orchestrator::RegistryOf(const Workspace& workspace) const {
+  return registry::JsonRegistry(stores_, workspace);
 }
 
 Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
@@ -193,21 +203,13 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
     workspace = Workspace::ForProject(project);
   }
   std::string task_id = registry::NewTaskId();
-  json task;
   Status made = workspace.CreateTaskDirectories(task_id);
   if (made.ok()) {
     store::WarnIfNetworkFilesystem(workspace.base());
-    made = registry::UpdateTaskAndIndex(
-        stores_, workspace, task_id,
-        [&](json& document) -> Result<store::Decision> {
-          if (document.contains("task_id")) return Status::Refused("task id collision; retry");
-          document = registry::NewTaskDocument(task_id, spec, workspace.base());
-          return store::Decision::kCommit;
-        },
-        &task);
+    Result<registry::TaskSnapshot> created = RegistryOf(workspace).CreateTask(task_id, spec);
+    if (!created.ok()) made = created.status();
   }
-  // Not durable: committed, the task exists.
-  if (!made.ok() && !made.Is(Status::Code::kNotDurable)) {
+  if (!made.ok()) {
     // Nothing was committed: take back the directories made for it, or they
     // stay as a task without a registry. Only herd's empty scaffolding goes;
     // the base and registry/ stay (other tasks share them).
@@ -219,7 +221,6 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
     }
     return made.WithContext("task not created (nothing of it was left behind)");
   }
-  HERD_RETURN_IF_ERROR(made);
   Status remembered = registry::RememberWorkspace(stores_, workspace.base());
   if (!remembered.ok()) spdlog::warn("workspace not recorded: {}", remembered.ToString());
 
@@ -235,7 +236,7 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
                   {{"max_agents", spec.limits.max_agents},
                    {"max_concurrent", spec.limits.max_concurrent},
                    {"max_depth", spec.limits.max_depth}}},
-                 {"budget", task["budget"]},
+                 {"budget", registry::EncodeBudget(spec.budget)},
                  {"agent_timeout_seconds", spec.timeouts.wall_clock_seconds},
                  {"agent_idle_timeout_seconds", spec.timeouts.idle_seconds},
                  {"isolate_agent_config", spec.isolate_agent_config}};
@@ -249,23 +250,30 @@ Result<json> Orchestrator::ListTasks() const {
   for (const std::string& base : registry::KnownWorkspaces(stores_, workspace_.base())) {
     Workspace workspace(base);
     for (const std::string& name : workspace.TaskIds()) {
-      Result<store::Snapshot> snapshot = stores_.tasks.Read(workspace.TaskRegistryPath(name));
-      if (!snapshot.ok()) continue;
-      const json& task = snapshot->document;
-      tasks.push_back({{"task_id", task.value("task_id", name)},
-                       {"description", task.value("task_description", "")},
-                       {"status", task.value("status", "")},
-                       {"priority", task.value("priority", "")},
-                       {"created_at", task.value("created_at", "")},
+      Result<registry::TaskSnapshot> snapshot = RegistryOf(workspace).ReadTask(name);
+      if (!snapshot.ok()) {
+        // Listed all the same, with the reason, so a damaged task is seen.
+        tasks.push_back({{"task_id", name},
+                         {"workspace_base", base},
+                         {"created_at", ""},
+                         {"error", snapshot.status().message()}});
+        continue;
+      }
+      const registry::TaskRecord& task = snapshot->task;
+      tasks.push_back({{"task_id", task.task_id.empty() ? name : task.task_id},
+                       {"description", task.description},
+                       {"status", task.status},
+                       {"priority", task.priority},
+                       {"created_at", task.created_at},
                        {"workspace_base", base},
-                       {"client_cwd", task.value("client_cwd", json(nullptr))},
-                       {"total_spawned", task.value("total_spawned", 0)},
-                       {"active_count", task.value("active_count", 0)},
-                       {"completed_count", task.value("completed_count", 0)}});
+                       {"client_cwd", NullIfEmpty(task.client_cwd)},
+                       {"total_spawned", task.total_spawned},
+                       {"active_count", task.active_count},
+                       {"completed_count", task.completed_count}});
     }
   }
   std::sort(tasks.begin(), tasks.end(), [](const json& a, const json& b) {
-    return a.value("created_at", "") > b.value("created_at", "");
+    return a["created_at"].get<std::string>() > b["created_at"].get<std::string>();
   });
   return json{{"tasks", tasks}, {"total", tasks.size()}};
 }
@@ -273,11 +281,11 @@ Result<json> Orchestrator::ListTasks() const {
 Result<json> Orchestrator::Deploy(const agents::DeployRequest& request) const {
   Result<Workspace> workspace = Locate(request.task_id);
   if (!workspace.ok()) return workspace.status();
-  Result<json> agent = agents::DeployAgent(stores_, *workspace, request);
-  if (!agent.ok()) return agent.status();
+  HERD_ASSIGN_OR_RETURN(registry::AgentRecord agent,
+                        agents::DeployAgent(stores_, *workspace, request));
   json tmux_session = nullptr;
   if (request.tmux) {
-    std::string agent_id = agent->value("id", "");
+    const std::string& agent_id = agent.id;
     Result<std::string> session = agents::OpenTmuxView(agents::HerdBinaryPath(), workspace->base(),
                                                        request.task_id, agent_id);
     if (!session.ok()) {
@@ -286,58 +294,52 @@ Result<json> Orchestrator::Deploy(const agents::DeployRequest& request) const {
                    session.status().message());
     } else {
       tmux_session = *session;
-      Status recorded = stores_.tasks.Update(workspace->TaskRegistryPath(request.task_id),
-                                             [&](json& task) -> Result<store::Decision> {
-                                               json* entry = registry::FindAgent(task, agent_id);
-                                               if (entry == nullptr)
-                                                 return store::Decision::kNoChange;
-                                               (*entry)["tmux_session"] = *session;
-                                               return store::Decision::kCommit;
-                                             });
+      Status recorded =
+          RegistryOf(*workspace).RecordTmuxSession(request.task_id, agent_id, *session);
       if (!recorded.ok()) spdlog::warn("tmux session not recorded: {}", recorded.ToString());
     }
   }
   return json{{"tmux_session", tmux_session},
-              {"agent_id", agent->value("id", "")},
-              {"type", agent->value("type", "")},
-              {"parent", agent->value("parent", "")},
-              {"depth", agent->value("depth", 1)},
+              {"agent_id", agent.id},
+              {"type", agent.type},
+              {"parent", agent.parent},
+              {"depth", agent.depth},
               {"task_id", request.task_id},
               {"status", "deployed"},
-              {"agent_status", agent->value("status", "")},
-              {"backend", agent->value("backend", "")},
-              {"model", agent->value("model", json(nullptr))},
-              {"pid", agent->value("pid", json(nullptr))},
+              {"agent_status", agent.status},
+              {"backend", agent.backend},
+              {"model", NullIfEmpty(agent.model)},
+              {"pid", agent.process.recorded() ? json(agent.process.pid) : json(nullptr)},
               {"workspace", workspace->TaskDirectory(request.task_id)},
-              {"cwd", agent->value("cwd", "")},
-              {"log_file", workspace->StreamLogPath(request.task_id, agent->value("id", ""))}};
+              {"cwd", agent.cwd},
+              {"log_file", workspace->StreamLogPath(request.task_id, agent.id)}};
 }
 
 Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
-  Result<json> task = ReadTask(*workspace, task_id);
-  if (!task.ok()) return task.status();
+  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot, RegistryOf(*workspace).ReadTask(task_id));
+  const registry::TaskRecord& task = snapshot.task;
 
   json agents_list = json::array();
   std::vector<std::string> updates, findings;
   size_t total_progress = 0, total_findings = 0;
-  std::vector<json> subtree_usage = registry::SubtreeUsage(*task);
+  std::vector<registry::Usage> subtree_usage = registry::SubtreeUsage(task);
   size_t agent_index = 0;
   int zombies = 0;
   const double now = NowUnixSeconds();
-  for (json& agent : (*task)["agents"]) {
+  for (const registry::AgentRecord& agent : task.agents) {
     // The registry entry as the reference returns it, plus liveness.
-    std::string agent_id = agent.value("id", "");
+    const std::string& agent_id = agent.id;
     std::optional<uint64_t> progress_bytes =
         registry::CommittedJournalBytes(agent, registry::Journal::kProgress);
     std::optional<uint64_t> findings_bytes =
         registry::CommittedJournalBytes(agent, registry::Journal::kFindings);
-    json entry = std::move(agent);
+    json entry = registry::EncodeAgent(agent);
     agents::Liveness liveness =
-        agents::ClassifyLiveness(entry, now, agents::kStartingGrace, processes_.get());
+        agents::ClassifyLiveness(agent, now, agents::kStartingGrace, processes_.get());
     entry["liveness"] = agents::LivenessName(liveness);
-    entry["subtree_usage"] = std::move(subtree_usage[agent_index++]);
+    entry["subtree_usage"] = subtree_usage[agent_index++].ToJson();
     if (agents::IsLost(liveness)) ++zombies;
     agents_list.push_back(std::move(entry));
     JournalSlice progress =
@@ -349,41 +351,38 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
     total_findings += found.total;
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
-  const json& document = *task;
   // Built key by key so the large parts are moved, not copied.
   json agents = json::object();
-  agents["total_spawned"] = document.value("total_spawned", 0);
-  agents["active"] = document.value("active_count", 0);
-  agents["completed"] = document.value("completed_count", 0);
+  agents["total_spawned"] = task.total_spawned;
+  agents["active"] = task.active_count;
+  agents["completed"] = task.completed_count;
   agents["lost"] = zombies;
-  std::vector<const json*> listed;
-  for (const json& agent : agents_list) listed.push_back(&agent);
-  json usage = registry::SumUsage(listed);
   agents["agents_list"] = std::move(agents_list);
   json progress = json::object();
   progress["recent_updates"] = Newest(updates, kRecentUpdates);
   progress["recent_findings"] = Newest(findings, kRecentFindings);
   progress["total_progress_entries"] = total_progress;
   progress["total_findings"] = total_findings;
-  json status = {{"task_id", task_id},
-                 {"description", document.value("task_description", "")},
-                 {"status", document.value("status", "")},
-                 {"priority", document.value("priority", "")},
-                 {"created_at", document.value("created_at", "")},
-                 {"workspace", workspace->TaskDirectory(task_id)},
-                 {"client_cwd", document.value("client_cwd", json(nullptr))},
-                 {"hierarchy", document.value("agent_hierarchy", json::object())},
-                 {"spiral_status", document.value("spiral_checks", json::object())},
-                 {"limits",
-                  {{"max_agents", document.value("max_agents", 0)},
-                   {"max_concurrent", document.value("max_concurrent", 0)},
-                   {"max_depth", document.value("max_depth", 0)}}},
-                 {"usage", std::move(usage)},
-                 {"budget", document.value("budget", json::object())},
-                 {"budget_exceeded", document.value("budget_exceeded", json(nullptr))},
-                 {"agent_timeout_seconds", document.value("agent_timeout_seconds", 0)},
-                 {"agent_idle_timeout_seconds", document.value("agent_idle_timeout_seconds", 0)},
-                 {"registry_sequence", document.value(store::kSequenceKey, 0ULL)}};
+  json hierarchy = json::object();
+  for (const auto& [parent, children] : task.hierarchy) hierarchy[parent] = children;
+  json status = {
+      {"task_id", task_id},
+      {"description", task.description},
+      {"status", task.status},
+      {"priority", task.priority},
+      {"created_at", task.created_at},
+      {"workspace", workspace->TaskDirectory(task_id)},
+      {"client_cwd", NullIfEmpty(task.client_cwd)},
+      {"hierarchy", std::move(hierarchy)},
+      {"spiral_status", task.spiral_checks.is_null() ? json::object() : task.spiral_checks},
+      {"limits", registry::EncodeLimits(task.limits)},
+      {"usage", task.usage_totals.ToJson()},
+      {"budget", registry::EncodeBudget(task.budget)},
+      {"budget_exceeded",
+       task.budget_exceeded ? registry::EncodeLimitHit(*task.budget_exceeded) : json(nullptr)},
+      {"agent_timeout_seconds", task.timeouts.wall_clock_seconds},
+      {"agent_idle_timeout_seconds", task.timeouts.idle_seconds},
+      {"registry_sequence", snapshot.sequence}};
   status["agents"] = std::move(agents);
   status["enhanced_progress"] = std::move(progress);
   return status;
@@ -400,9 +399,9 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
       request.response_format != "compact") {
     return Status::InvalidArgument("response_format must be full, summary or compact");
   }
-  Result<json> task = ReadTask(*workspace, request.task_id);
-  if (!task.ok()) return task.status();
-  const json* agent = registry::FindAgent(*task, request.agent_id);
+  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot,
+                        RegistryOf(*workspace).ReadTask(request.task_id));
+  const registry::AgentRecord* agent = snapshot.task.FindAgent(request.agent_id);
   if (agent == nullptr) {
     return Status::NotFound("agent " + request.agent_id + " is not part of task " +
                             request.task_id + ": run `herd status " + request.task_id + "`");
@@ -494,21 +493,26 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   }
   json result = {{"agent_id", request.agent_id},
                  {"task_id", request.task_id},
-                 {"session_status", agent->value("status", "")},
+                 {"session_status", agent->status},
                  {"output", output},
                  {"source", tail.ok() ? "stream_log" : "none"},
                  {"lines", lines.size()},
                  {"truncated", truncated}};
   if (request.include_metadata) {
-    result["metadata"] = {{"log_file", log_path},
-                          {"file_size", file_size},
-                          {"status", agent->value("status", "")},
-                          {"pid", agent->value("pid", json(nullptr))},
-                          {"exit_code", agent->value("exit_code", json(nullptr))},
-                          {"exit_signal", agent->value("exit_signal", json(nullptr))},
-                          {"ended_at", agent->value("ended_at", json(nullptr))},
-                          {"result", agent->value("result", json(nullptr))},
-                          {"max_bytes", max_bytes}};
+    const std::optional<registry::ExitInfo>& exit = agent->exit;
+    auto optional_int = [](const std::optional<int>& value) {
+      return value ? json(*value) : json(nullptr);
+    };
+    result["metadata"] = {
+        {"log_file", log_path},
+        {"file_size", file_size},
+        {"status", agent->status},
+        {"pid", agent->process.recorded() ? json(agent->process.pid) : json(nullptr)},
+        {"exit_code", exit ? optional_int(exit->exit_code) : json(nullptr)},
+        {"exit_signal", exit ? optional_int(exit->exit_signal) : json(nullptr)},
+        {"ended_at", exit ? NullIfEmpty(exit->ended_at) : json(nullptr)},
+        {"result", agent->result},
+        {"max_bytes", max_bytes}};
   }
   return result;
 }
@@ -520,20 +524,20 @@ Result<json> Orchestrator::Kill(const std::string& task_id, const std::string& a
   return agents::KillAgent(stores_, *workspace, task_id, agent_id, reason, grace);
 }
 
-json Orchestrator::CoordinationInfo(const Workspace& workspace, const json& task,
+json Orchestrator::CoordinationInfo(const Workspace& workspace, const registry::TaskRecord& task,
                                     const std::string& for_agent) const {
-  std::string task_id = task.value("task_id", "");
+  const std::string& task_id = task.task_id;
   json others = json::array();
   std::vector<std::string> progress, findings;
-  for (const json& agent : task["agents"]) {
-    std::string agent_id = agent.value("id", "");
+  for (const registry::AgentRecord& agent : task.agents) {
+    const std::string& agent_id = agent.id;
     if (agent_id == for_agent) continue;
     others.push_back({{"agent_id", agent_id},
-                      {"type", agent.value("type", "")},
-                      {"status", agent.value("status", "")},
-                      {"progress", agent.value("progress", 0)},
-                      {"last_update", agent.value("last_update", "")},
-                      {"parent", agent.value("parent", "")}});
+                      {"type", agent.type},
+                      {"status", agent.status},
+                      {"progress", agent.progress},
+                      {"last_update", agent.last_update},
+                      {"parent", agent.parent}});
     JournalSlice recent =
         journals_.Read(workspace.ProgressPath(task_id, agent_id), 5,
                        registry::CommittedJournalBytes(agent, registry::Journal::kProgress));
@@ -543,91 +547,12 @@ json Orchestrator::CoordinationInfo(const Workspace& workspace, const json& task
                        registry::CommittedJournalBytes(agent, registry::Journal::kFindings));
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
-  return {{"task_status", task.value("status", "")},
-          {"active_count", task.value("active_count", 0)},
+  return {{"task_status", task.status},
+          {"active_count", task.active_count},
           {"agents", others},
           {"recent_progress", Newest(progress, kRecentUpdates)},
           {"recent_findings", Newest(findings, kRecentFindings)}};
 }
-
-namespace {
-
-// What a report (progress or finding) committed.
-struct CommittedReport {
-  json line;        // the journal line, as appended
-  json task_after;  // the task as committed
-  bool status_changed = false;
-  std::string warning;  // set when the commit is visible but not durable
-};
-
-// One transaction for a report and its journal line: `apply` changes the
-// task (or refuses) and returns the line; the line is appended to the
-// agent's journal under the task's lock and the journal's new length is
-// recorded with the change (task_registry.h, Journal). So journal order is
-// commit order, a report killed half-way leaves nothing that counts, and a
-// caller told of an error has nothing recorded: it may retry without the
-// report being applied twice. A commit that failed after the append has the
-// line cut off again, under the lock, at once (a reader never counts it:
-// it stops at the recorded length).
-Result<CommittedReport> CommitReport(const RegistryStores& stores, const Workspace& workspace,
-                                     const std::string& task_id, const std::string& agent_id,
-                                     registry::Journal journal,
-                                     const std::function<Result<json>(json& task)>& apply) {
-  std::string registry_path = workspace.TaskRegistryPath(task_id);
-  std::string journal_path = journal == registry::Journal::kProgress
-                                 ? workspace.ProgressPath(task_id, agent_id)
-                                 : workspace.FindingsPath(task_id, agent_id);
-  CommittedReport report;
-  bool appended = false;
-  store::TransactionStats stats;
-  Status status = stores.tasks.Update(
-      registry_path,
-      [&](json& task) -> Result<store::Decision> {
-        const json* before = registry::FindAgent(task, agent_id);
-        std::string previous = before ? before->value("status", "") : "";
-        Result<json> line = apply(task);
-        if (!line.ok()) return line.status();
-        json* entry = registry::FindAgent(task, agent_id);
-        Result<uint64_t> length =
-            AppendJournalLine(journal_path, registry::CommittedJournalBytes(*entry, journal),
-                              line->dump(-1, ' ', false, json::error_handler_t::replace));
-        if (!length.ok()) {
-          return length.status().WithContext("the report was not recorded; nothing changed");
-        }
-        appended = true;
-        registry::RecordJournalBytes(*entry, journal, *length);
-        report.line = std::move(*line);
-        report.status_changed = previous != entry->value("status", "");
-        report.task_after = task;
-        return store::Decision::kCommit;
-      },
-      &stats);
-  if (status.Is(Status::Code::kNotDurable)) {
-    // Renamed into place: recorded, and readers see it. Saying "failed"
-    // would invite a retry that records it twice.
-    report.warning = status.message();
-    spdlog::warn("{}", status.message());
-  } else if (!status.ok()) {
-    if (appended && !stats.committed) {
-      Status cut = stores.tasks.Update(registry_path, [&](json& task) -> Result<store::Decision> {
-        const json* entry = registry::FindAgent(task, agent_id);
-        if (entry == nullptr) return store::Decision::kNoChange;
-        std::optional<uint64_t> committed = registry::CommittedJournalBytes(*entry, journal);
-        if (committed) HERD_RETURN_IF_ERROR(CutJournal(journal_path, *committed));
-        return store::Decision::kNoChange;
-      });
-      if (!cut.ok()) {
-        spdlog::warn("an uncommitted line stays in {} until the agent's next report: {}",
-                     journal_path, cut.ToString());
-      }
-    }
-    return status;
-  }
-  report.task_after[store::kSequenceKey] = stats.sequence;
-  return report;
-}
-
-}  // namespace
 
 Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std::string& agent_id,
                                           const std::string& status, const std::string& message,
@@ -635,20 +560,13 @@ Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std:
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
-  std::string timestamp = NowIso8601();
-  Result<CommittedReport> report = CommitReport(
-      stores_, *workspace, task_id, agent_id, registry::Journal::kProgress, [&](json& task) {
-        return registry::ApplyProgress(task, agent_id, status, message, progress, timestamp);
-      });
-  if (!report.ok()) return report.status();
-  // The index holds statuses, not progress: only a status change touches it.
-  if (report->status_changed) {
-    Status indexed = registry::UpsertTask(stores_, *workspace, report->task_after);
-    if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
-  }
-  json result = {{"own_update", report->line},
-                 {"coordination_info", CoordinationInfo(*workspace, report->task_after, agent_id)}};
-  if (!report->warning.empty()) result["warning"] = report->warning;
+  HERD_ASSIGN_OR_RETURN(
+      registry::ReportOutcome report,
+      RegistryOf(*workspace).ReportProgress(task_id, agent_id, status, message, progress));
+  json result = {
+      {"own_update", report.line},
+      {"coordination_info", CoordinationInfo(*workspace, report.task_after.task, agent_id)}};
+  if (!report.warning.empty()) result["warning"] = report.warning;
   return result;
 }
 
@@ -659,34 +577,13 @@ Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
-  HERD_RETURN_IF_ERROR(registry::ValidateFindingSeverity(severity));
-  if (finding_type.empty()) {
-    return Status::InvalidArgument("finding_type is empty: e.g. issue, insight, recommendation");
-  }
-  HERD_RETURN_IF_ERROR(registry::ValidateReportMessage(message));
-  size_t data_bytes = data.dump(-1, ' ', false, json::error_handler_t::replace).size();
-  if (data_bytes > registry::kMaxFindingDataBytes) {
-    return Status::InvalidArgument(
-        "data is " + std::to_string(data_bytes) + " bytes, over the limit of " +
-        std::to_string(registry::kMaxFindingDataBytes) +
-        ": keep the essentials and put the rest in a file (name it in the data)");
-  }
-  Result<CommittedReport> report = CommitReport(
-      stores_, *workspace, task_id, agent_id, registry::Journal::kFindings,
-      [&](json& task) -> Result<json> {
-        if (registry::FindAgent(task, agent_id) == nullptr) {
-          return Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
-                                  ": check the Agent ID in your prompt");
-        }
-        return json{
-            {"timestamp", NowIso8601()},    {"agent_id", agent_id},
-            {"finding_type", finding_type}, {"severity", severity},
-            {"message", message},           {"data", data.is_null() ? json::object() : data}};
-      });
-  if (!report.ok()) return report.status();
-  json result = {{"own_finding", report->line},
-                 {"coordination_info", CoordinationInfo(*workspace, report->task_after, agent_id)}};
-  if (!report->warning.empty()) result["warning"] = report->warning;
+  registry::FindingReport finding{finding_type, severity, message, data};
+  HERD_ASSIGN_OR_RETURN(registry::ReportOutcome report,
+                        RegistryOf(*workspace).ReportFinding(task_id, agent_id, finding));
+  json result = {
+      {"own_finding", report.line},
+      {"coordination_info", CoordinationInfo(*workspace, report.task_after.task, agent_id)}};
+  if (!report.warning.empty()) result["warning"] = report.warning;
   return result;
 }
 
@@ -694,41 +591,39 @@ Result<json> Orchestrator::UpdateLimits(const std::string& task_id,
                                         const LimitsUpdate& update) const {
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
-  json task_after;
-  HERD_RETURN_IF_ERROR(stores_.tasks.Update(
-      workspace->TaskRegistryPath(task_id), [&](json& task) -> Result<store::Decision> {
-        HERD_RETURN_IF_ERROR(registry::UpdateLimits(task, update.max_agents, update.max_concurrent,
-                                                    update.max_depth, update.budget));
-        task_after = task;
-        return store::Decision::kCommit;
-      }));
-  return json{{"task_id", task_id},
-              {"limits",
-               {{"max_agents", task_after.value("max_agents", 0)},
-                {"max_concurrent", task_after.value("max_concurrent", 0)},
-                {"max_depth", task_after.value("max_depth", 0)}}},
-              {"budget", task_after.value("budget", json::object())},
-              {"usage", task_after.value("usage_totals", json::object())},
-              {"budget_exceeded", task_after.value("budget_exceeded", json(nullptr))}};
+  registry::LimitsChange change{update.max_agents, update.max_concurrent, update.max_depth,
+                                update.budget};
+  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot after,
+                        RegistryOf(*workspace).ChangeLimits(task_id, change));
+  const registry::TaskRecord& task = after.task;
+  return json{
+      {"task_id", task_id},
+      {"limits", registry::EncodeLimits(task.limits)},
+      {"budget", registry::EncodeBudget(task.budget)},
+      {"usage", task.usage_totals.ToJson()},
+      {"budget_exceeded",
+       task.budget_exceeded ? registry::EncodeLimitHit(*task.budget_exceeded) : json(nullptr)}};
 }
 
 Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
-  Result<json> task = ReadTask(*workspace, task_id);
-  if (!task.ok()) return task.status();
-  std::vector<json> timeline;
-  for (const json& agent : (*task)["agents"]) {
-    std::string agent_id = agent.value("id", "");
+  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot, RegistryOf(*workspace).ReadTask(task_id));
+  std::vector<std::pair<std::string, json>> timeline;  // by timestamp
+  for (const registry::AgentRecord& agent : snapshot.task.agents) {
+    const std::string& agent_id = agent.id;
     struct Source {
       std::string path;
       const char* type;
+      registry::Journal kind;
       std::optional<uint64_t> committed_bytes;
     };
     for (const Source& source :
          {Source{workspace->ProgressPath(task_id, agent_id), "progress",
+                 registry::Journal::kProgress,
                  registry::CommittedJournalBytes(agent, registry::Journal::kProgress)},
           Source{workspace->FindingsPath(task_id, agent_id), "finding",
+                 registry::Journal::kFindings,
                  registry::CommittedJournalBytes(agent, registry::Journal::kFindings)}}) {
       Result<std::vector<std::string>> lines = ReadAllLines(source.path);
       if (!lines.ok()) continue;
@@ -739,15 +634,17 @@ Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {
         if (source.committed_bytes && offset > *source.committed_bytes) break;
         Result<json> entry = ParseJson(line, kMaxMessageDepth);
         if (!entry.ok() || !entry->is_object()) continue;
+        std::string timestamp = JournalTimestamp(source.kind, *entry);
         (*entry)["entry_type"] = source.type;
-        timeline.push_back(std::move(entry).value());
+        timeline.emplace_back(std::move(timestamp), std::move(entry).value());
       }
     }
   }
-  std::stable_sort(timeline.begin(), timeline.end(), [](const json& a, const json& b) {
-    return a.value("timestamp", "") < b.value("timestamp", "");
-  });
-  return json{{"task_id", task_id}, {"timeline", timeline}, {"total_entries", timeline.size()}};
+  std::stable_sort(timeline.begin(), timeline.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  json entries = json::array();
+  for (auto& [timestamp, entry] : timeline) entries.push_back(std::move(entry));
+  return json{{"task_id", task_id}, {"timeline", entries}, {"total_entries", timeline.size()}};
 }
 
 }  // namespace herd

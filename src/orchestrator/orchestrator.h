@@ -22,6 +22,7 @@
 #include "agents/killer.h"
 #include "agents/launcher.h"
 #include "agents/process_watch.h"
+#include "registry/json_registry.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
@@ -100,9 +101,10 @@ class Orchestrator {
 
  private:
   Result<registry::Workspace> Locate(const std::string& task_id) const;
-  Result<json> ReadTask(const registry::Workspace& workspace, const std::string& task_id) const;
+  // The registry of the tasks in `workspace`.
+  registry::JsonRegistry RegistryOf(const registry::Workspace& workspace) const;
   // Other agents' status, recent progress and findings, for agents' reports.
-  json CoordinationInfo(const registry::Workspace& workspace, const json& task,
+  json CoordinationInfo(const registry::Workspace& workspace, const registry::TaskRecord& task,
                         const std::string& for_agent) const;
 
   registry::Workspace workspace_;

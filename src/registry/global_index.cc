@@ -4,12 +4,15 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "registry/task_registry.h"
 #include "store/file_lock.h"
 #include "util/clock.h"
+#include "util/json_fields.h"
 
 namespace herd::registry {
 namespace {
@@ -33,35 +36,36 @@ void RecomputeTotals(json& index) {
   index["updated_at"] = NowIso8601();
 }
 
-json TaskSummary(const json& task) {
-  return {{"description", task.value("task_description", "")},
-          {"created_at", task.value("created_at", "")},
-          {"workspace", task.value("workspace", "")},
-          {"client_cwd", task.value("client_cwd", json(nullptr))},
-          {"status", task.value("status", "")},
-          {"priority", task.value("priority", "P2")},
-          {"total_spawned", task.value("total_spawned", 0)},
-          {"active_count", task.value("active_count", 0)},
-          {"registry_sequence", task.value(store::kSequenceKey, 0ULL)}};
+json TaskSummary(const TaskSnapshot& snapshot) {
+  const TaskRecord& task = snapshot.task;
+  return {{"description", task.description},
+          {"created_at", task.created_at},
+          {"workspace", task.workspace},
+          {"client_cwd", task.client_cwd.empty() ? json(nullptr) : json(task.client_cwd)},
+          {"status", task.status},
+          {"priority", task.priority},
+          {"total_spawned", task.total_spawned},
+          {"active_count", task.active_count},
+          {"registry_sequence", snapshot.sequence}};
 }
 
-json AgentSummary(const std::string& task_id, const json& agent) {
+json AgentSummary(const std::string& task_id, const AgentRecord& agent) {
   return {{"task_id", task_id},
-          {"type", agent.value("type", "")},
-          {"parent", agent.value("parent", kOrchestratorParent)},
-          {"depth", agent.value("depth", 1)},
-          {"status", agent.value("status", "")},
-          {"started_at", agent.value("started_at", "")},
-          {"last_update", agent.value("last_update", "")}};
+          {"type", agent.type},
+          {"parent", agent.parent},
+          {"depth", agent.depth},
+          {"status", agent.status},
+          {"started_at", agent.started_at},
+          {"last_update", agent.last_update}};
 }
 
 // Writes the summaries into `index`; returns whether anything changed. A
 // summary older than the one indexed (a slower writer's) is ignored, so the
 // index never goes backwards.
-bool MergeTask(json& index, const json& task) {
-  std::string task_id = task.value("task_id", "");
+bool MergeTask(json& index, const TaskSnapshot& snapshot) {
+  const std::string& task_id = snapshot.task.task_id;
   json before_task = ObjectAt(index, "tasks").value(task_id, json(nullptr));
-  json summary = TaskSummary(task);
+  json summary = TaskSummary(snapshot);
   if (before_task.is_object() &&
       before_task.value("registry_sequence", 0ULL) > summary.value("registry_sequence", 0ULL)) {
     return false;
@@ -69,8 +73,8 @@ bool MergeTask(json& index, const json& task) {
   bool changed = before_task != summary;
   if (changed) index["tasks"][task_id] = summary;
   json& agents = ObjectAt(index, "agents");
-  for (const json& agent : task["agents"]) {
-    std::string agent_id = agent.value("id", "");
+  for (const AgentRecord& agent : snapshot.task.agents) {
+    const std::string& agent_id = agent.id;
     json agent_summary = AgentSummary(task_id, agent);
     if (agents.value(agent_id, json(nullptr)) != agent_summary) {
       agents[agent_id] = agent_summary;
@@ -78,6 +82,12 @@ bool MergeTask(json& index, const json& task) {
     }
   }
   return changed;
+}
+
+const json& ObjectOr(const json& document, const char* key) {
+  static const json kEmpty = json::object();
+  auto found = document.find(key);
+  return found != document.end() && found->is_object() ? *found : kEmpty;
 }
 
 // A directory as the file system knows it, whatever path names it.
@@ -111,27 +121,21 @@ int GlobalRunningCapFromEnvironment() {
 }
 
 Status UpdateTaskAndIndex(const RegistryStores& stores, const Workspace& workspace,
-                          const std::string& task_id, const store::Mutation& mutation,
-                          json* committed) {
-  json captured;
+                          const std::string& task_id, const TaskMutation& mutation,
+                          TaskSnapshot* committed) {
+  TaskSnapshot captured;
   store::TransactionStats stats;
-  Status status = stores.tasks.Update(
-      workspace.TaskRegistryPath(task_id),
-      [&](json& task) -> Result<store::Decision> {
-        Result<store::Decision> decision = mutation(task);
-        if (decision.ok()) captured = task;
-        return decision;
-      },
-      &stats);
+  Status status = UpdateTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id), mutation,
+                                   &captured, &stats);
   if (!stats.committed) return status;
-  captured[store::kSequenceKey] = stats.sequence;
   Status indexed = UpsertTask(stores, workspace, captured);
   if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
   if (committed != nullptr) *committed = std::move(captured);
   return status;
 }
 
-Status UpsertTask(const RegistryStores& stores, const Workspace& workspace, const json& task) {
+Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
+                  const TaskSnapshot& task) {
   return stores.global.Update(workspace.GlobalRegistryPath(),
                               [&](json& index) -> Result<store::Decision> {
                                 ObjectAt(index, "tasks");
@@ -148,8 +152,8 @@ std::string RunningAgentsLockPath() {
   return known.substr(0, known.rfind('/')) + "/running-agents.lock";
 }
 
-Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace, const json& task,
-                         int cap) {
+Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
+                         const TaskSnapshot& task, int cap) {
   auto reserve = [&](int elsewhere) {
     return stores.global.Update(
         workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
@@ -224,8 +228,8 @@ Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspa
     return Status::NotFound("workspace " + workspace.base() + " does not exist: check the path");
   }
   for (const std::string& task_id : workspace.TaskIds()) {
-    Result<store::Snapshot> task = stores.tasks.Read(workspace.TaskRegistryPath(task_id));
-    if (task.ok()) MergeTask(rebuilt, task->document);
+    Result<TaskSnapshot> task = ReadTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id));
+    if (task.ok()) MergeTask(rebuilt, *task);
   }
   return stores.global.Update(workspace.GlobalRegistryPath(),
                               [&](json& index) -> Result<store::Decision> {
@@ -234,6 +238,110 @@ Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspa
                                 RecomputeTotals(index);
                                 return store::Decision::kCommit;
                               });
+}
+
+std::vector<std::string> IndexMismatches(const RegistryStores& stores, const Workspace& workspace,
+                                         const std::vector<std::string>& task_ids,
+                                         const std::string& scope_task_id) {
+  std::vector<std::string> mismatches;
+  json index;
+  Result<store::Snapshot> read = stores.global.Read(workspace.GlobalRegistryPath());
+  if (read.ok()) {
+    index = std::move(read->document);
+  } else if (read.status().Is(Status::Code::kNotFound)) {
+    index = {{"tasks", json::object()}, {"agents", json::object()}};
+  } else {
+    return mismatches;
+  }
+  const json& indexed_tasks = ObjectOr(index, "tasks");
+  const json& indexed_agents = ObjectOr(index, "agents");
+
+  std::map<std::string, TaskRecord> tasks;
+  std::set<std::string> unreadable;
+  for (const std::string& task_id : task_ids) {
+    Result<TaskSnapshot> task = ReadTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id));
+    if (task.ok()) {
+      tasks[task_id] = std::move(task->task);
+    } else if (!task.status().Is(Status::Code::kNotFound)) {
+      unreadable.insert(task_id);  // the file checks report it; the index keeps its entry
+    }
+  }
+
+  for (const auto& [task_id, task] : tasks) {
+    auto entry = indexed_tasks.find(task_id);
+    if (entry == indexed_tasks.end() || !entry->is_object()) {
+      mismatches.push_back("task " + task_id + " is missing from the index");
+    } else {
+      for (const auto& [key, in_task] :
+           {std::pair<const char*, json>{"status", task.status},
+            std::pair<const char*, json>{"total_spawned", task.total_spawned},
+            std::pair<const char*, json>{"active_count", task.active_count}}) {
+        json in_index = entry->value(key, json(nullptr));
+        if (in_index != in_task) {
+          mismatches.push_back("task " + task_id + ": the index has " + key + " " +
+                               in_index.dump() + ", the task registry " + in_task.dump());
+        }
+      }
+    }
+    for (const AgentRecord& agent : task.agents) {
+      const std::string& agent_id = agent.id;
+      auto indexed = indexed_agents.find(agent_id);
+      if (indexed == indexed_agents.end() || !indexed->is_object()) {
+        mismatches.push_back("agent " + agent_id + " of task " + task_id +
+                             " is missing from the index");
+        continue;
+      }
+      if (StringOr(*indexed, "task_id") != task_id) {
+        mismatches.push_back("agent " + agent_id + ": the index puts it in task " +
+                             StringOr(*indexed, "task_id") + ", the registry of " + task_id +
+                             " lists it");
+      }
+      if (StringOr(*indexed, "status") != agent.status) {
+        mismatches.push_back("agent " + agent_id + ": the index has status \"" +
+                             StringOr(*indexed, "status") + "\", task " + task_id + " has \"" +
+                             agent.status + "\"");
+      }
+    }
+  }
+
+  auto in_scope = [&](const std::string& task_id) {
+    return scope_task_id.empty() || task_id == scope_task_id;
+  };
+  for (const auto& [task_id, entry] : indexed_tasks.items()) {
+    if (in_scope(task_id) && !tasks.count(task_id) && !unreadable.count(task_id)) {
+      mismatches.push_back("the index lists task " + task_id +
+                           ", which has no registry in this workspace");
+    }
+  }
+  int active = 0;
+  for (const auto& [agent_id, entry] : indexed_agents.items()) {
+    std::string task_id = entry.is_object() ? StringOr(entry, "task_id") : "";
+    if (entry.is_object() && IsActiveStatus(StringOr(entry, "status"))) ++active;
+    if (!in_scope(task_id) || unreadable.count(task_id)) continue;
+    auto task = tasks.find(task_id);
+    if (task == tasks.end()) {
+      mismatches.push_back("the index lists agent " + agent_id + " of task " +
+                           (task_id.empty() ? "(none)" : task_id) + ", which does not exist");
+    } else if (task->second.FindAgent(agent_id) == nullptr) {
+      mismatches.push_back("the index lists agent " + agent_id + " under task " + task_id +
+                           ", whose registry does not");
+    }
+  }
+  if (scope_task_id.empty()) {
+    std::pair<const char*, size_t> totals[] = {{"total_tasks", indexed_tasks.size()},
+                                               {"total_agents_spawned", indexed_agents.size()},
+                                               {"active_agents", static_cast<size_t>(active)}};
+    for (const auto& [key, expected] : totals) {
+      json stored = index.value(key, json(nullptr));
+      // An index that was never written has no totals yet.
+      if (stored.is_null() && indexed_tasks.empty()) continue;
+      if (stored != json(expected)) {
+        mismatches.push_back(std::string("the index's ") + key + " is " + stored.dump() +
+                             " but its own entries give " + std::to_string(expected));
+      }
+    }
+  }
+  return mismatches;
 }
 
 }  // namespace herd::registry

@@ -12,8 +12,10 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "registry/registry_stores.h"
+#include "registry/task_store.h"
 #include "registry/workspace.h"
 
 namespace herd::registry {
@@ -25,14 +27,14 @@ Status ValidateGlobalDocument(const nlohmann::json& document);
 // committed, upserts the committed version (with its sequence number) into
 // the global index in a second one. `committed` receives that version.
 Status UpdateTaskAndIndex(const RegistryStores& stores, const Workspace& workspace,
-                          const std::string& task_id, const store::Mutation& mutation,
-                          nlohmann::json* committed = nullptr);
+                          const std::string& task_id, const TaskMutation& mutation,
+                          TaskSnapshot* committed = nullptr);
 
-// Upserts the task's summary and all its agents from a task registry
-// document as committed (its herd_sequence orders upserts: an older one
-// never replaces a newer one).
+// Upserts the task's summary and all its agents from a task registry as
+// committed (its sequence orders upserts: an older one never replaces a
+// newer one).
 Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
-                  const nlohmann::json& task);
+                  const TaskSnapshot& task);
 
 // Indexes `task` (which holds the newly admitted agent) if fewer than `cap`
 // agents are active in every known workspace of this user on this machine
@@ -40,7 +42,7 @@ Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
 // RunningAgentsLockPath(), so the cap cannot be raced across workspaces. A
 // cap of 0 means no cap: the task is only indexed.
 Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
-                         const nlohmann::json& task, int cap);
+                         const TaskSnapshot& task, int cap);
 
 // The machine-wide (per-user) lock of capped reservations, beside the
 // known-workspaces registry.
@@ -52,6 +54,16 @@ Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,
 
 // Recreates the index from every task registry under the base.
 Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspace);
+
+// The disagreements between the index and the registries of `task_ids`,
+// one line each (scoped to `scope_task_id` when set): a task or agent
+// missing, a status or count that differs, an entry of a task or agent that
+// does not exist, totals that do not add up. Empty when they agree or the
+// index cannot be read. Lock-free reads: another process may be between
+// its task and index transactions, so callers look twice.
+std::vector<std::string> IndexMismatches(const RegistryStores& stores, const Workspace& workspace,
+                                         const std::vector<std::string>& task_ids,
+                                         const std::string& scope_task_id);
 
 // $HERD_MAX_RUNNING_AGENTS, or 0 (no cap).
 int GlobalRunningCapFromEnvironment();

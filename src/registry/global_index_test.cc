@@ -14,6 +14,7 @@
 
 #include "agents/testing_util_for_test.h"
 #include "registry/ids.h"
+#include "registry/json_rules_for_test.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
 

@@ -99,34 +99,24 @@ Limits Limits::FromEnvironment() {
   return limits;
 }
 
-json NewTaskDocument(const std::string& task_id, const TaskSpec& spec,
-                     const std::string& workspace_base) {
-  json task = {
-      {"task_id", task_id},
-      {"task_description", spec.description},
-      {"created_at", NowIso8601()},
-      {"workspace", workspace_base + "/" + task_id},
-      {"workspace_base", workspace_base},
-      {"client_cwd", spec.client_cwd.empty() ? json(nullptr) : json(spec.client_cwd)},
-      {"status", "INITIALIZED"},
-      {"priority", spec.priority},
-      {"agents", json::array()},
-      {"agent_hierarchy", {{kOrchestratorParent, json::array()}}},
-      {"max_agents", spec.limits.max_agents},
-      {"max_concurrent", spec.limits.max_concurrent},
-      {"max_depth", spec.limits.max_depth},
-      {"total_spawned", 0},
-      {"active_count", 0},
-      {"completed_count", 0},
-      {"spiral_checks", {{"enabled", true}, {"last_check", nullptr}, {"violations", 0}}},
-  };
-  if (!spec.context.empty()) task["task_context"] = spec.context;
-  task["budget"] = {
-      {"max_cost_usd", spec.budget.max_cost_usd ? json(*spec.budget.max_cost_usd) : json(nullptr)},
-      {"max_tokens", spec.budget.max_tokens ? json(*spec.budget.max_tokens) : json(nullptr)}};
-  task["agent_timeout_seconds"] = spec.timeouts.wall_clock_seconds;
-  task["agent_idle_timeout_seconds"] = spec.timeouts.idle_seconds;
-  task["isolate_agent_config"] = spec.isolate_agent_config;
+TaskRecord NewTask(const std::string& task_id, const TaskSpec& spec,
+                   const std::string& workspace_base) {
+  TaskRecord task;
+  task.task_id = task_id;
+  task.description = spec.description;
+  task.created_at = NowIso8601();
+  task.workspace = workspace_base + "/" + task_id;
+  task.workspace_base = workspace_base;
+  task.client_cwd = spec.client_cwd;
+  task.priority = spec.priority;
+  task.hierarchy[kOrchestratorParent] = {};
+  task.limits = spec.limits;
+  task.budget = spec.budget;
+  task.timeouts = spec.timeouts;
+  task.isolate_agent_config = spec.isolate_agent_config;
+  if (!spec.context.empty()) task.context = spec.context;
+  // The reference orchestrator's loop detector; herd keeps its fields.
+  task.spiral_checks = {{"enabled", true}, {"last_check", nullptr}, {"violations", 0}};
   RecomputeCounts(task);
   return task;
 }
@@ -142,147 +132,129 @@ Status ValidateTaskDocument(const json& document) {
     return Status::Corruption("the registry has no agents list");
   }
   for (const json& agent : *agents) {
-    if (!agent.is_object() || !agent.contains("id") || !agent["id"].is_string()) {
+    auto id = agent.is_object() ? agent.find("id") : agent.end();
+    if (!agent.is_object() || id == agent.end() || !id->is_string()) {
       return Status::Corruption("the registry has an agent entry without an id");
     }
   }
   return Status::Ok();
 }
 
-void RecomputeCounts(json& task) {
+void RecomputeCounts(TaskRecord& task) {
   int active = 0;
   int completed = 0;
-  const json& agents = task["agents"];
-  for (const json& agent : agents) {
-    std::string status = StringOr(agent, "status");
-    if (IsActiveStatus(status)) ++active;
-    if (status == "completed") ++completed;
+  Usage totals;
+  for (const AgentRecord& agent : task.agents) {
+    if (IsActiveStatus(agent.status)) ++active;
+    if (agent.status == "completed") ++completed;
+    totals.Add(AgentUsage(agent));
   }
-  task["total_spawned"] = static_cast<int>(agents.size());
-  task["active_count"] = active;
-  task["completed_count"] = completed;
-  std::vector<const json*> all;
-  for (const json& agent : agents) all.push_back(&agent);
-  task["usage_totals"] = SumUsage(all);
-  if (agents.empty()) {
-    task["status"] = "INITIALIZED";
+  task.total_spawned = static_cast<int>(task.agents.size());
+  task.active_count = active;
+  task.completed_count = completed;
+  task.usage_totals = totals;
+  if (task.agents.empty()) {
+    task.status = "INITIALIZED";
   } else {
-    task["status"] = active > 0 ? "ACTIVE" : "COMPLETED";
+    task.status = active > 0 ? "ACTIVE" : "COMPLETED";
   }
 }
 
-json* FindAgent(json& task, const std::string& agent_id) {
-  auto agents = task.find("agents");
-  if (agents == task.end() || !agents->is_array()) return nullptr;
-  for (json& agent : *agents) {
-    if (agent.is_object() && StringOr(agent, "id") == agent_id) return &agent;
-  }
-  return nullptr;
+int AgentDepth(const TaskRecord& task, const std::string& agent_id) {
+  const AgentRecord* agent = task.FindAgent(agent_id);
+  return agent == nullptr ? 0 : agent->depth;
 }
 
-const json* FindAgent(const json& task, const std::string& agent_id) {
-  return FindAgent(const_cast<json&>(task), agent_id);
+namespace {
+
+// The depth a new child of `parent` would have, or why it may not start.
+Result<int> ChildDepth(const TaskRecord& task, const std::string& parent_id) {
+  if (parent_id == kOrchestratorParent) return 1;
+  const AgentRecord* parent = task.FindAgent(parent_id);
+  if (parent == nullptr) {
+    return Status::Refused("parent agent " + parent_id + " is not part of task " + task.task_id +
+                           ": use an agent id from `herd status " + task.task_id + "`");
+  }
+  if (!IsActiveStatus(parent->status)) {
+    return Status::Refused("parent agent " + parent_id + " has already ended (" + parent->status +
+                           "); only an active agent can start children");
+  }
+  return parent->depth + 1;
 }
 
-int AgentDepth(const json& task, const std::string& agent_id) {
-  const json* agent = FindAgent(task, agent_id);
-  return agent == nullptr ? 0 : IntOr(*agent, "depth", 1);
-}
-
-Result<json> AdmitAgent(json& task, const AdmissionRequest& request) {
-  const std::string task_id = StringOr(task, "task_id");
-  int depth = 1;
-  if (request.parent != kOrchestratorParent) {
-    const json* parent = FindAgent(task, request.parent);
-    if (parent == nullptr) {
-      return Status::Refused("parent agent " + request.parent + " is not part of task " + task_id +
-                             ": use an agent id from `herd status " + task_id + "`");
-    }
-    std::string parent_status = StringOr(*parent, "status");
-    if (!IsActiveStatus(parent_status)) {
-      return Status::Refused("parent agent " + request.parent + " has already ended (" +
-                             parent_status + "); only an active agent can start children");
-    }
-    depth = IntOr(*parent, "depth", 1) + 1;
+Status CheckLimits(const TaskRecord& task, const AdmissionRequest& request, int depth) {
+  if (std::optional<LimitHit> exceeded = ExceededBudget(task)) {
+    return Status::Refused(exceeded->message);
   }
-
-  RecomputeCounts(task);
-  json exceeded = ExceededBudget(task);
-  if (!exceeded.is_null()) {
-    return Status::Refused(exceeded.value("message", std::string("a budget is used up")));
-  }
-  int max_depth = IntOr(task, "max_depth", 5);
-  int max_concurrent = IntOr(task, "max_concurrent", 20);
-  int max_agents = IntOr(task, "max_agents", 45);
-  if (depth > max_depth) {
+  const Limits& limits = task.limits;
+  if (depth > limits.max_depth) {
     return Status::Refused("max_depth reached: a child of " + request.parent +
-                           " would be at depth " + std::to_string(depth) + " but task " + task_id +
-                           " allows " + std::to_string(max_depth) +
+                           " would be at depth " + std::to_string(depth) + " but task " +
+                           task.task_id + " allows " + std::to_string(limits.max_depth) +
                            "; create the task with a higher --max-depth");
   }
-  if (task["active_count"].get<int>() >= max_concurrent) {
-    return Status::Refused("max_concurrent reached: task " + task_id + " already has " +
-                           std::to_string(max_concurrent) +
+  if (task.active_count >= limits.max_concurrent) {
+    return Status::Refused("max_concurrent reached: task " + task.task_id + " already has " +
+                           std::to_string(limits.max_concurrent) +
                            " active agents; wait for one to finish or kill one, or create the "
                            "task with a higher --max-concurrent");
   }
-  if (task["total_spawned"].get<int>() >= max_agents) {
-    return Status::Refused("max_agents reached: task " + task_id + " has started " +
-                           std::to_string(max_agents) +
+  if (task.total_spawned >= limits.max_agents) {
+    return Status::Refused("max_agents reached: task " + task.task_id + " has started " +
+                           std::to_string(limits.max_agents) +
                            " agents in its lifetime; create a new task or one with a higher "
                            "--max-agents");
   }
-  if (FindAgent(task, request.agent_id) != nullptr) {
+  if (task.FindAgent(request.agent_id) != nullptr) {
     return Status::Refused("agent id " + request.agent_id + " is already taken; deploy again");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<AgentRecord> AdmitAgent(TaskRecord& task, const AdmissionRequest& request) {
+  HERD_ASSIGN_OR_RETURN(int depth, ChildDepth(task, request.parent));
+  RecomputeCounts(task);
+  HERD_RETURN_IF_ERROR(CheckLimits(task, request, depth));
 
   std::string now = NowIso8601();
-  json agent = {
-      {"id", request.agent_id},
-      {"type", request.type},
-      {"parent", request.parent},
-      {"depth", depth},
-      {"status", "running"},
-      {"phase", "starting"},
-      {"started_at", now},
-      {"last_update", now},
-      {"progress", 0},
-      {"prompt", Utf8Prefix(request.prompt, kPromptPreviewLength)},
-      {"tracked_files", request.tracked_files},
-      {"backend", request.backend},
-      {"model", request.model.empty() ? json(nullptr) : json(request.model)},
-      {"cwd", request.cwd},
-  };
+  AgentRecord agent;
+  agent.id = request.agent_id;
+  agent.type = request.type;
+  agent.parent = request.parent;
+  agent.depth = depth;
+  agent.status = "running";
+  agent.phase = "starting";
+  agent.started_at = now;
+  agent.last_update = now;
+  agent.progress = 0;
+  agent.prompt = Utf8Prefix(request.prompt, kPromptPreviewLength);
+  agent.tracked_files = request.tracked_files;
+  agent.backend = request.backend;
+  agent.model = request.model;
+  agent.cwd = request.cwd;
   // Its journals start empty: a line that a report killed before its
   // commit leaves is not counted (Journal).
   RecordJournalBytes(agent, Journal::kProgress, 0);
   RecordJournalBytes(agent, Journal::kFindings, 0);
-  task["agents"].push_back(agent);
-  json& hierarchy = task["agent_hierarchy"];
-  if (!hierarchy.is_object()) hierarchy = json::object();
-  if (!hierarchy[request.parent].is_array()) hierarchy[request.parent] = json::array();
-  hierarchy[request.parent].push_back(request.agent_id);
+  task.agents.push_back(agent);
+  task.hierarchy[request.parent].push_back(request.agent_id);
   RecomputeCounts(task);
   return agent;
 }
 
-void ReleaseAgent(json& task, const std::string& agent_id) {
-  json& agents = task["agents"];
-  for (auto it = agents.begin(); it != agents.end(); ++it) {
-    if (StringOr(*it, "id") == agent_id) {
-      std::string parent = StringOr(*it, "parent", kOrchestratorParent);
-      agents.erase(it);
-      json& siblings = task["agent_hierarchy"][parent];
-      if (siblings.is_array()) {
-        for (auto sibling = siblings.begin(); sibling != siblings.end(); ++sibling) {
-          if (*sibling == agent_id) {
-            siblings.erase(sibling);
-            break;
-          }
-        }
-      }
-      break;
+void ReleaseAgent(TaskRecord& task, const std::string& agent_id) {
+  for (auto it = task.agents.begin(); it != task.agents.end(); ++it) {
+    if (it->id != agent_id) continue;
+    auto siblings = task.hierarchy.find(it->parent);
+    if (siblings != task.hierarchy.end()) {
+      std::vector<std::string>& ids = siblings->second;
+      auto found = std::find(ids.begin(), ids.end(), agent_id);
+      if (found != ids.end()) ids.erase(found);
     }
+    task.agents.erase(it);
+    break;
   }
   RecomputeCounts(task);
 }
@@ -296,45 +268,35 @@ Status ValidateReportMessage(const std::string& message) {
                                  "a file (or in a finding's data)");
 }
 
-Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::string& status,
-                           const std::string& message, int progress, const std::string& timestamp) {
+Result<ProgressUpdate> ApplyProgress(TaskRecord& task, const std::string& agent_id,
+                                     const std::string& status, const std::string& message,
+                                     int progress, const std::string& timestamp) {
   HERD_RETURN_IF_ERROR(ValidateAgentStatus(status));
   HERD_RETURN_IF_ERROR(ValidateReportMessage(message));
   if (progress < 0 || progress > 100) {
     return Status::InvalidArgument("progress " + std::to_string(progress) +
                                    " is outside 0-100: report a percentage");
   }
-  json* agent = FindAgent(task, agent_id);
+  AgentRecord* agent = task.FindAgent(agent_id);
   if (agent == nullptr) {
-    return Status::NotFound("agent " + agent_id + " is not part of task " +
-                            StringOr(task, "task_id") + ": check the Agent ID in your prompt");
+    return Status::NotFound("agent " + agent_id + " is not part of task " + task.task_id +
+                            ": check the Agent ID in your prompt");
   }
-  std::string current = StringOr(*agent, "status");
-  if (IsTerminalStatus(current)) {
-    return Status::Refused("agent " + agent_id + " has already ended (" + current +
+  if (IsTerminalStatus(agent->status)) {
+    return Status::Refused("agent " + agent_id + " has already ended (" + agent->status +
                            "); a final status cannot change");
   }
-  (*agent)["status"] = status;
-  (*agent)["progress"] = progress;
-  (*agent)["last_update"] = timestamp;
+  agent->status = status;
+  agent->progress = progress;
+  agent->last_update = timestamp;
   std::string preview = Utf8Prefix(message, kMessagePreviewLength);
   if (preview.size() < message.size()) preview += "...";
-  (*agent)["last_message"] = preview;
-  if (status == "completed") (*agent)["completed_at"] = timestamp;
-  if (IsTerminalStatus(status) && status != "completed") (*agent)["ended_reason"] = preview;
+  agent->last_message = preview;
+  if (status == "completed") agent->completed_at = timestamp;
+  if (IsTerminalStatus(status) && status != "completed") agent->ended_reason = preview;
   RecomputeCounts(task);
-  return json{{"agent_id", agent_id},
-              {"status", status},
-              {"progress", progress},
-              {"message", message},
-              {"timestamp", timestamp}};
+  return ProgressUpdate{agent_id, status, progress, message, timestamp};
 }
-
-namespace {
-const char* JournalBytesKey(Journal journal) {
-  return journal == Journal::kProgress ? "progress_journal_bytes" : "findings_journal_bytes";
-}
-}  // namespace
 
 const std::vector<std::string>& FindingSeverities() {
   static const std::vector<std::string> severities = {"low", "medium", "high", "critical", "info"};
@@ -356,133 +318,125 @@ Status ValidateFindingSeverity(const std::string& severity) {
                                  FindingSeveritiesText());
 }
 
-std::optional<uint64_t> CommittedJournalBytes(const json& agent, Journal journal) {
-  auto found = agent.find(JournalBytesKey(journal));
-  if (found == agent.end() || !found->is_number_unsigned()) return std::nullopt;
-  return found->get<uint64_t>();
-}
-
-void RecordJournalBytes(json& agent, Journal journal, uint64_t bytes) {
-  agent[JournalBytesKey(journal)] = bytes;
-}
-
-Result<bool> MarkTerminated(json& task, const std::string& agent_id, const std::string& reason,
-                            const std::string& timestamp, const json& limit) {
-  json* agent = FindAgent(task, agent_id);
-  if (agent == nullptr) {
-    return Status::NotFound("agent " + agent_id + " is not part of task " +
-                            StringOr(task, "task_id") + ": run `herd status " +
-                            StringOr(task, "task_id") + "` to list its agents");
+Result<Finding> ApplyFinding(const TaskRecord& task, const std::string& agent_id,
+                             const FindingReport& report, const std::string& timestamp) {
+  HERD_RETURN_IF_ERROR(ValidateFindingSeverity(report.severity));
+  if (report.finding_type.empty()) {
+    return Status::InvalidArgument("finding_type is empty: e.g. issue, insight, recommendation");
   }
-  if (IsTerminalStatus(StringOr(*agent, "status"))) return false;
-  (*agent)["status"] = "terminated";
-  (*agent)["terminated_at"] = timestamp;
-  (*agent)["termination_reason"] = reason;
-  (*agent)["last_update"] = timestamp;
-  if (!limit.is_null()) (*agent)["stopped_by_limit"] = limit;
-  RecomputeCounts(task);
-  return true;
+  HERD_RETURN_IF_ERROR(ValidateReportMessage(report.message));
+  size_t data_bytes = report.data.dump(-1, ' ', false, json::error_handler_t::replace).size();
+  if (data_bytes > kMaxFindingDataBytes) {
+    return Status::InvalidArgument(
+        "data is " + std::to_string(data_bytes) + " bytes, over the limit of " +
+        std::to_string(kMaxFindingDataBytes) +
+        ": keep the essentials and put the rest in a file (name it in the data)");
+  }
+  if (task.FindAgent(agent_id) == nullptr) {
+    return Status::NotFound("agent " + agent_id + " is not part of task " + task.task_id +
+                            ": check the Agent ID in your prompt");
+  }
+  Finding finding;
+  finding.agent_id = agent_id;
+  finding.finding_type = report.finding_type;
+  finding.severity = report.severity;
+  finding.message = report.message;
+  finding.data = report.data.is_null() ? json::object() : report.data;
+  finding.timestamp = timestamp;
+  return finding;
+}
+
+std::optional<uint64_t> CommittedJournalBytes(const AgentRecord& agent, Journal journal) {
+  return journal == Journal::kProgress ? agent.progress_journal_bytes
+                                       : agent.findings_journal_bytes;
+}
+
+void RecordJournalBytes(AgentRecord& agent, Journal journal, uint64_t bytes) {
+  (journal == Journal::kProgress ? agent.progress_journal_bytes : agent.findings_journal_bytes) =
+      bytes;
 }
 
 namespace {
 
-ProcessIdentity IdentityFromEntry(const json& agent, const char* pid_key, const char* start_key) {
-  ProcessIdentity identity;
-  auto pid = agent.find(pid_key);
-  if (pid != agent.end() && pid->is_number_integer()) identity.pid = pid->get<int>();
-  auto start = agent.find(start_key);
-  if (start != agent.end() && start->is_number_unsigned()) {
-    identity.start_time = start->get<unsigned long long>();
+void Terminate(AgentRecord& agent, const std::string& reason, const std::string& timestamp,
+               const std::optional<LimitHit>& limit) {
+  agent.status = "terminated";
+  agent.terminated_at = timestamp;
+  agent.termination_reason = reason;
+  agent.last_update = timestamp;
+  if (limit) {
+    LimitHit stored = *limit;
+    stored.message.clear();  // the reason says it
+    stored.at.clear();
+    agent.stopped_by_limit = stored;
   }
-  return identity;
 }
 
 }  // namespace
 
-ProcessIdentity RecordedAgentProcess(const json& agent) {
-  return IdentityFromEntry(agent, "pid", "process_start_time");
+Result<bool> MarkTerminated(TaskRecord& task, const std::string& agent_id,
+                            const std::string& reason, const std::string& timestamp,
+                            const std::optional<LimitHit>& limit) {
+  AgentRecord* agent = task.FindAgent(agent_id);
+  if (agent == nullptr) {
+    return Status::NotFound("agent " + agent_id + " is not part of task " + task.task_id +
+                            ": run `herd status " + task.task_id + "` to list its agents");
+  }
+  if (IsTerminalStatus(agent->status)) return false;
+  Terminate(*agent, reason, timestamp, limit);
+  RecomputeCounts(task);
+  return true;
 }
 
-ProcessIdentity RecordedSupervisor(const json& agent) {
-  return IdentityFromEntry(agent, "supervisor_pid", "supervisor_start_time");
-}
-
-Status RecordStart(json& task, const std::string& agent_id, const ProcessIdentity& agent_process,
-                   const ProcessIdentity& supervisor) {
-  json* agent = FindAgent(task, agent_id);
+Status RecordStart(TaskRecord& task, const std::string& agent_id,
+                   const ProcessIdentity& agent_process, const ProcessIdentity& supervisor) {
+  AgentRecord* agent = task.FindAgent(agent_id);
   if (agent == nullptr) return Status::NotFound("agent " + agent_id + " vanished from its task");
-  (*agent)["pid"] = agent_process.pid;
-  (*agent)["pgid"] = agent_process.pid;
-  (*agent)["process_start_time"] = agent_process.start_time;
-  (*agent)["supervisor_pid"] = supervisor.pid;
-  (*agent)["supervisor_start_time"] = supervisor.start_time;
-  (*agent)["phase"] = "running";
-  (*agent)["last_update"] = NowIso8601();
+  agent->process = agent_process;
+  agent->supervisor = supervisor;
+  agent->phase = "running";
+  agent->last_update = NowIso8601();
   return Status::Ok();
 }
 
-Status RecordExit(json& task, const std::string& agent_id, const ExitRecord& exit) {
-  json* agent = FindAgent(task, agent_id);
+namespace {
+
+std::string ErrorReason(const ExitRecord& exit) {
+  if (!exit.error.empty()) return exit.error;
+  if (exit.exit_signal) return "killed by signal " + std::to_string(*exit.exit_signal);
+  if (exit.exit_code) return "exited with status " + std::to_string(*exit.exit_code);
+  return "";
+}
+
+}  // namespace
+
+Status RecordExit(TaskRecord& task, const std::string& agent_id, const ExitRecord& exit) {
+  AgentRecord* agent = task.FindAgent(agent_id);
   if (agent == nullptr) return Status::NotFound("agent " + agent_id + " vanished from its task");
-  (*agent)["exit_code"] = exit.exit_code ? json(*exit.exit_code) : json(nullptr);
-  (*agent)["exit_signal"] = exit.exit_signal ? json(*exit.exit_signal) : json(nullptr);
-  (*agent)["ended_at"] = exit.ended_at;
-  (*agent)["phase"] = "exited";
-  if (!exit.result.is_null()) (*agent)["result"] = exit.result;
-  if (!exit.usage.is_null()) (*agent)["usage"] = exit.usage;
-  std::string status = StringOr(*agent, "status");
-  if (IsActiveStatus(status)) {
+  agent->exit = ExitInfo{exit.exit_code, exit.exit_signal, exit.ended_at};
+  agent->phase = "exited";
+  if (!exit.result.is_null()) agent->result = exit.result;
+  if (!exit.usage.is_null()) agent->usage = exit.usage;
+  if (IsActiveStatus(agent->status)) {
     bool success = exit.exit_code && *exit.exit_code == 0 && exit.error.empty();
-    (*agent)["status"] = success ? "completed" : "error";
-    (*agent)["last_update"] = exit.ended_at;
+    agent->status = success ? "completed" : "error";
+    agent->last_update = exit.ended_at;
     if (success) {
-      (*agent)["completed_at"] = exit.ended_at;
-      (*agent)["progress"] = 100;
+      agent->completed_at = exit.ended_at;
+      agent->progress = 100;
     } else {
-      std::string reason = exit.error;
-      if (reason.empty() && exit.exit_signal) {
-        reason = "killed by signal " + std::to_string(*exit.exit_signal);
-      } else if (reason.empty() && exit.exit_code) {
-        reason = "exited with status " + std::to_string(*exit.exit_code);
-      }
-      (*agent)["error"] = reason;
+      agent->error = ErrorReason(exit);
     }
   }
   RecomputeCounts(task);
   return Status::Ok();
 }
 
-namespace {
-
-// Usage figures as plain numbers: summing many agents must not build JSON.
-struct UsageFigures {
-  double cost = 0;
-  long long total_tokens = 0, input_tokens = 0, output_tokens = 0, turns = 0;
-
-  void Add(const UsageFigures& other) {
-    cost += other.cost;
-    total_tokens += other.total_tokens;
-    input_tokens += other.input_tokens;
-    output_tokens += other.output_tokens;
-    turns += other.turns;
-  }
-  json ToJson() const {
-    return {{"total_cost_usd", cost},
-            {"total_tokens", total_tokens},
-            {"input_tokens", input_tokens},
-            {"output_tokens", output_tokens},
-            {"num_turns", turns}};
-  }
-};
-
-UsageFigures FiguresOf(const json& agent) {
-  static const json kNone = nullptr;
-  auto result_it = agent.find("result");
-  const json& result = result_it != agent.end() ? *result_it : kNone;
-  auto running_it = agent.find("usage");
-  const json& running = running_it != agent.end() ? *running_it : kNone;
-  const json& usage = result.is_object() && result.contains("usage") ? result["usage"] : running;
-  UsageFigures figures;
+Usage AgentUsage(const AgentRecord& agent) {
+  const json& result = agent.result;
+  const json& usage =
+      result.is_object() && result.contains("usage") ? result["usage"] : agent.usage;
+  Usage figures;
   figures.input_tokens = static_cast<long long>(NumberOr(usage, "input_tokens", 0));
   figures.output_tokens = static_cast<long long>(NumberOr(usage, "output_tokens", 0));
   long long cache = static_cast<long long>(NumberOr(usage, "cache_read_input_tokens", 0) +
@@ -492,123 +446,106 @@ UsageFigures FiguresOf(const json& agent) {
   figures.total_tokens = static_cast<long long>(
       NumberOr(usage, "total_tokens",
                static_cast<double>(figures.input_tokens + figures.output_tokens + cache)));
-  figures.cost = NumberOr(result, "total_cost_usd", 0);
-  figures.turns = static_cast<long long>(NumberOr(result, "num_turns", 0));
+  figures.total_cost_usd = NumberOr(result, "total_cost_usd", 0);
+  figures.num_turns = static_cast<long long>(NumberOr(result, "num_turns", 0));
   return figures;
 }
 
-}  // namespace
-
-json AgentUsage(const json& agent) {
-  return FiguresOf(agent).ToJson();
-}
-
-json SumUsage(const std::vector<const json*>& agents) {
-  UsageFigures sum;
-  for (const json* agent : agents) sum.Add(FiguresOf(*agent));
-  return sum.ToJson();
-}
-
-std::vector<json> SubtreeUsage(const json& task) {
-  static const json kNoAgents = json::array();
-  const json& agents = task.contains("agents") ? task["agents"] : kNoAgents;
-  size_t count = agents.size();
-  std::vector<UsageFigures> subtree(count);
+std::vector<Usage> SubtreeUsage(const TaskRecord& task) {
+  size_t count = task.agents.size();
+  std::vector<Usage> subtree(count);
   std::unordered_map<std::string, size_t> index_of;
   for (size_t i = 0; i < count; ++i) {
-    subtree[i] = FiguresOf(agents[i]);
-    index_of.emplace(StringOr(agents[i], "id"), i);
+    subtree[i] = AgentUsage(task.agents[i]);
+    index_of.emplace(task.agents[i].id, i);
   }
   // Parents are admitted before their children, so adding each agent's
   // subtree to its parent from the newest agent backwards sums every
   // subtree bottom-up in one pass.
   for (size_t i = count; i-- > 0;) {
-    auto parent = index_of.find(StringOr(agents[i], "parent", kOrchestratorParent));
+    auto parent = index_of.find(task.agents[i].parent);
     if (parent != index_of.end() && parent->second < i) subtree[parent->second].Add(subtree[i]);
   }
-  std::vector<json> result;
-  result.reserve(count);
-  for (const UsageFigures& figures : subtree) result.push_back(figures.ToJson());
-  return result;
+  return subtree;
 }
 
-json ExceededBudget(const json& task) {
-  const json budget = task.value("budget", json::object());
-  const json totals = task.value("usage_totals", json::object());
-  std::string task_id = StringOr(task, "task_id");
-  auto exceeded = [&](const char* limit, const char* used_key, const char* flag) -> json {
-    double limit_value = NumberOr(budget, limit, -1);
-    double used = NumberOr(totals, used_key, 0);
-    if (limit_value < 0 || used < limit_value) return nullptr;
-    return {{"limit", limit},
-            {"limit_value", limit_value},
-            {"used", used},
-            {"message", std::string(limit) + " budget of task " + task_id + " is used up (" +
-                            FormatNumber(used) + " used of " + FormatNumber(limit_value) +
-                            "); raise it with `herd task limits " + task_id + " " + flag + " N`"}};
+std::optional<LimitHit> ExceededBudget(const TaskRecord& task) {
+  auto exceeded = [&](const char* limit, std::optional<double> limit_value, double used,
+                      const char* flag) -> std::optional<LimitHit> {
+    if (!limit_value || used < *limit_value) return std::nullopt;
+    LimitHit hit;
+    hit.limit = limit;
+    hit.limit_value = *limit_value;
+    hit.used = used;
+    hit.message = std::string(limit) + " budget of task " + task.task_id + " is used up (" +
+                  FormatNumber(used) + " used of " + FormatNumber(*limit_value) +
+                  "); raise it with `herd task limits " + task.task_id + " " + flag + " N`";
+    return hit;
   };
-  json over = exceeded("max_tokens", "total_tokens", "--max-tokens");
-  if (over.is_null()) over = exceeded("max_cost_usd", "total_cost_usd", "--max-cost-usd");
-  return over;
-}
-
-json RecordUsage(json& task, const std::string& agent_id, const json& usage) {
-  json* agent = FindAgent(task, agent_id);
-  if (agent == nullptr) return nullptr;
-  (*agent)["usage"] = usage;
-  RecomputeCounts(task);
-  json over = ExceededBudget(task);
-  if (!over.is_null() && !task.contains("budget_exceeded")) {
-    json mark = over;
-    mark["at"] = NowIso8601();
-    task["budget_exceeded"] = mark;
+  std::optional<double> max_tokens;
+  if (task.budget.max_tokens) max_tokens = static_cast<double>(*task.budget.max_tokens);
+  std::optional<LimitHit> over =
+      exceeded("max_tokens", max_tokens, static_cast<double>(task.usage_totals.total_tokens),
+               "--max-tokens");
+  if (!over) {
+    over = exceeded("max_cost_usd", task.budget.max_cost_usd, task.usage_totals.total_cost_usd,
+                    "--max-cost-usd");
   }
   return over;
 }
 
-std::vector<json> TerminateActiveAgents(json& task, const json& exceeded, int kill_grace_ms,
-                                        const std::string& timestamp) {
-  std::vector<json> marked;
-  json limit = exceeded;
-  limit.erase("message");
-  std::string reason = "stopped by herd: " + exceeded.value("message", std::string("a limit"));
-  for (json& agent : task["agents"]) {
-    if (!IsActiveStatus(StringOr(agent, "status"))) continue;
-    agent["status"] = "terminated";
-    agent["terminated_at"] = timestamp;
-    agent["termination_reason"] = reason;
-    agent["last_update"] = timestamp;
-    agent["stopped_by_limit"] = limit;
-    agent["kill_grace_ms"] = kill_grace_ms;
+std::optional<LimitHit> RecordUsage(TaskRecord& task, const std::string& agent_id,
+                                    const json& usage) {
+  AgentRecord* agent = task.FindAgent(agent_id);
+  if (agent == nullptr) return std::nullopt;
+  agent->usage = usage;
+  RecomputeCounts(task);
+  std::optional<LimitHit> over = ExceededBudget(task);
+  if (over && !task.budget_exceeded) {
+    LimitHit mark = *over;
+    mark.at = NowIso8601();
+    task.budget_exceeded = mark;
+  }
+  return over;
+}
+
+std::vector<AgentRecord> TerminateActiveAgents(TaskRecord& task, const LimitHit& exceeded,
+                                               int kill_grace_ms, const std::string& timestamp) {
+  std::vector<AgentRecord> marked;
+  std::string reason =
+      "stopped by herd: " + (exceeded.message.empty() ? "a limit" : exceeded.message);
+  for (AgentRecord& agent : task.agents) {
+    if (!IsActiveStatus(agent.status)) continue;
+    Terminate(agent, reason, timestamp, exceeded);
+    agent.kill_grace_ms = kill_grace_ms;
     marked.push_back(agent);
   }
   RecomputeCounts(task);
   return marked;
 }
 
-Status UpdateLimits(json& task, const std::optional<int>& max_agents,
+Status UpdateLimits(TaskRecord& task, const std::optional<int>& max_agents,
                     const std::optional<int>& max_concurrent, const std::optional<int>& max_depth,
                     const Budget& budget) {
   for (const auto& [key, value] :
        {std::pair{"max_agents", max_agents}, std::pair{"max_concurrent", max_concurrent},
         std::pair{"max_depth", max_depth}}) {
-    if (!value) continue;
-    if (*value < 1) return Status::InvalidArgument(std::string(key) + " must be at least 1");
-    task[key] = *value;
+    if (value && *value < 1)
+      return Status::InvalidArgument(std::string(key) + " must be at least 1");
   }
-  json& stored = task["budget"];
-  if (!stored.is_object()) stored = {{"max_cost_usd", nullptr}, {"max_tokens", nullptr}};
-  if (budget.max_cost_usd) {
-    if (!(*budget.max_cost_usd > 0))
-      return Status::InvalidArgument("max_cost_usd must be positive");
-    stored["max_cost_usd"] = *budget.max_cost_usd;
+  if (budget.max_cost_usd && !(*budget.max_cost_usd > 0)) {
+    return Status::InvalidArgument("max_cost_usd must be positive");
   }
-  if (budget.max_tokens) {
-    if (*budget.max_tokens < 1) return Status::InvalidArgument("max_tokens must be positive");
-    stored["max_tokens"] = *budget.max_tokens;
+  if (budget.max_tokens && *budget.max_tokens < 1) {
+    return Status::InvalidArgument("max_tokens must be positive");
   }
+  if (max_agents) task.limits.max_agents = *max_agents;
+  if (max_concurrent) task.limits.max_concurrent = *max_concurrent;
+  if (max_depth) task.limits.max_depth = *max_depth;
+  if (budget.max_cost_usd) task.budget.max_cost_usd = budget.max_cost_usd;
+  if (budget.max_tokens) task.budget.max_tokens = budget.max_tokens;
   RecomputeCounts(task);
-  if (ExceededBudget(task).is_null()) task.erase("budget_exceeded");
+  if (!ExceededBudget(task)) task.budget_exceeded.reset();
   return Status::Ok();
 }
 

@@ -1,6 +1,7 @@
 // The task registry document (AGENT_REGISTRY.json) and its rules.
 //
-// These are pure functions on the JSON document: they never touch files.
+// These are pure functions on the typed task (registry/records.h): they
+// never touch files.
 // Callers apply them inside one store transaction (store/json_store.h), so
 // every check and the change it guards happen under one lock hold. The
 // document keeps the reference orchestrator's keys (task_id, agents[],
@@ -27,46 +28,15 @@
 #include <string>
 #include <vector>
 
+#include "registry/records.h"
 #include "util/status.h"
 
 namespace herd::registry {
-
-using nlohmann::json;
-
-// The parent name of agents deployed directly by the orchestrator.
-inline constexpr const char kOrchestratorParent[] = "orchestrator";
 
 bool IsActiveStatus(const std::string& status);
 bool IsTerminalStatus(const std::string& status);
 // Accepts the seven statuses above; the error lists them.
 Status ValidateAgentStatus(const std::string& status);
-
-// Per-task limits, copied into the task when it is created.
-struct Limits {
-  int max_agents = 45;
-  int max_concurrent = 20;
-  int max_depth = 5;
-  // Defaults overridden by CLAUDE_ORCHESTRATOR_MAX_AGENTS, _MAX_CONCURRENT,
-  // _MAX_DEPTH (as the reference orchestrator).
-  static Limits FromEnvironment();
-};
-
-// Optional per-task budgets: when the task's agents together pass one, herd
-// stops the task's active agents and refuses new deploys until it is raised.
-struct Budget {
-  std::optional<double> max_cost_usd;   // from the agents' reported cost
-  std::optional<long long> max_tokens;  // input + output + cache tokens
-  // Defaults from HERD_TASK_MAX_COST_USD and HERD_TASK_MAX_TOKENS.
-  static Budget FromEnvironment();
-};
-
-// Per-agent time limits applied to every agent of the task (0 = none).
-struct AgentTimeouts {
-  int wall_clock_seconds = 0;  // total run time
-  int idle_seconds = 0;        // time without any output
-  // Defaults from HERD_AGENT_TIMEOUT_SECONDS and HERD_AGENT_IDLE_TIMEOUT_SECONDS.
-  static AgentTimeouts FromEnvironment();
-};
 
 struct TaskSpec {
   std::string description;
@@ -80,54 +50,49 @@ struct TaskSpec {
   bool isolate_agent_config = false;
 };
 
-// A fresh registry document for `task_id`.
-json NewTaskDocument(const std::string& task_id, const TaskSpec& spec,
-                     const std::string& workspace_base);
+// A fresh task `task_id` in `workspace_base`.
+TaskRecord NewTask(const std::string& task_id, const TaskSpec& spec,
+                   const std::string& workspace_base);
 
 // The store validator for task registries: an object with a string
-// task_id and an agents array.
+// task_id and an agents array of objects with string ids. Field types are
+// checked when the document is decoded (DecodeTask), so a hand-edited
+// field is reported, not replaced by the backup.
 Status ValidateTaskDocument(const json& document);
 
 // Recomputes total_spawned, active_count, completed_count, usage_totals
 // and the task status from the agent list.
-void RecomputeCounts(json& task);
+void RecomputeCounts(TaskRecord& task);
 
 // An agent's usage: its final result's figures where it has one, else its
-// running usage: {total_cost_usd, total_tokens, input_tokens, output_tokens,
-// num_turns}.
-json AgentUsage(const json& agent);
-
-// The sum of AgentUsage over `agents`.
-json SumUsage(const std::vector<const json*>& agents);
+// running usage.
+Usage AgentUsage(const AgentRecord& agent);
 
 // The usage of every agent's subtree (the agent and all its descendants),
-// in the order of task["agents"].
-std::vector<json> SubtreeUsage(const json& task);
+// in the order of task.agents.
+std::vector<Usage> SubtreeUsage(const TaskRecord& task);
 
-// Which budget the task's usage has passed, as {limit, limit_value, used,
-// message}, or null. The message says how to raise the limit.
-json ExceededBudget(const json& task);
+// Which budget the task's usage has passed (message saying how to raise
+// it), if any.
+std::optional<LimitHit> ExceededBudget(const TaskRecord& task);
 
 // Records an agent's running usage ({input_tokens, output_tokens, ...,
 // total_tokens}) and, if a budget is now passed, marks the task with
-// budget_exceeded. Returns the exceeded budget (as ExceededBudget) or null.
-json RecordUsage(json& task, const std::string& agent_id, const json& usage);
+// budget_exceeded. Returns the exceeded budget, if any.
+std::optional<LimitHit> RecordUsage(TaskRecord& task, const std::string& agent_id,
+                                    const json& usage);
 
-// Marks every active agent terminated because `exceeded` (as returned by
-// ExceededBudget) was passed, recording the limit and figures and the kill
-// grace their supervisors will apply. Returns the entries it marked.
-std::vector<json> TerminateActiveAgents(json& task, const json& exceeded, int kill_grace_ms,
-                                        const std::string& timestamp);
+// Marks every active agent terminated because `exceeded` was passed,
+// recording the limit and figures and the kill grace their supervisors will
+// apply. Returns the entries it marked.
+std::vector<AgentRecord> TerminateActiveAgents(TaskRecord& task, const LimitHit& exceeded,
+                                               int kill_grace_ms, const std::string& timestamp);
 
 // Replaces the task's limits and budgets with the given ones (those set),
 // clearing budget_exceeded when the usage is back under every budget.
-Status UpdateLimits(json& task, const std::optional<int>& max_agents,
+Status UpdateLimits(TaskRecord& task, const std::optional<int>& max_agents,
                     const std::optional<int>& max_concurrent, const std::optional<int>& max_depth,
                     const Budget& budget);
-
-// The agent entry with `agent_id`, or nullptr.
-json* FindAgent(json& task, const std::string& agent_id);
-const json* FindAgent(const json& task, const std::string& agent_id);
 
 struct AdmissionRequest {
   std::string agent_id;
@@ -137,16 +102,16 @@ struct AdmissionRequest {
   std::string backend;
   std::string model;
   std::string cwd;
-  json tracked_files = json::object();
+  TrackedFiles tracked_files;
 };
 
 // Checks every limit and rule and, if all pass, appends the agent entry
 // (status "running", phase "starting") and returns a copy of it. A refusal
 // is Status::Refused naming the limit and what to do.
-Result<json> AdmitAgent(json& task, const AdmissionRequest& request);
+Result<AgentRecord> AdmitAgent(TaskRecord& task, const AdmissionRequest& request);
 
 // Removes an agent that was admitted but never started, releasing its slot.
-void ReleaseAgent(json& task, const std::string& agent_id);
+void ReleaseAgent(TaskRecord& task, const std::string& agent_id);
 
 // What agents may report. Models sometimes paste whole files into a
 // message; the registry, rewritten by every transaction, must not grow with
@@ -169,10 +134,24 @@ Status ValidateReportMessage(const std::string& message);
 // out-of-range progress, messages over kMaxReportMessageBytes, unknown
 // agents and reports to terminal agents. The entry keeps the first
 // kMessagePreviewLength bytes of the message (last_message). Returns the
-// update for the progress journal {agent_id, status, progress, message,
-// timestamp}, with the whole message.
-Result<json> ApplyProgress(json& task, const std::string& agent_id, const std::string& status,
-                           const std::string& message, int progress, const std::string& timestamp);
+// line for the progress journal, with the whole message.
+Result<ProgressUpdate> ApplyProgress(TaskRecord& task, const std::string& agent_id,
+                                     const std::string& status, const std::string& message,
+                                     int progress, const std::string& timestamp);
+
+// A finding as an agent reports it.
+struct FindingReport {
+  std::string finding_type;
+  std::string severity;
+  std::string message;
+  json data = json::object();
+};
+
+// Checks a finding (severity, type, message and data sizes) and that the
+// agent belongs to the task; returns the line for its findings journal.
+// Findings may come from agents that have ended (a last word).
+Result<Finding> ApplyFinding(const TaskRecord& task, const std::string& agent_id,
+                             const FindingReport& report, const std::string& timestamp);
 
 // An agent's two journals (Workspace::ProgressPath and FindingsPath). Each
 // report appends its line under the task's lock and records the journal's
@@ -185,28 +164,18 @@ enum class Journal { kProgress, kFindings };
 // The committed length of the agent's journal as its entry records it, or
 // nullopt for an entry made before herd recorded it (the file as found is
 // then taken as committed).
-std::optional<uint64_t> CommittedJournalBytes(const json& agent, Journal journal);
-void RecordJournalBytes(json& agent, Journal journal, uint64_t bytes);
+std::optional<uint64_t> CommittedJournalBytes(const AgentRecord& agent, Journal journal);
+void RecordJournalBytes(AgentRecord& agent, Journal journal, uint64_t bytes);
 
 // Marks an active agent terminated. Returns false (and changes nothing) if
 // it had already ended. `limit`, when given, records which limit stopped
-// it and the figures ({limit, limit_value, used}).
-Result<bool> MarkTerminated(json& task, const std::string& agent_id, const std::string& reason,
-                            const std::string& timestamp, const json& limit = nullptr);
-
-// What the supervisor learnt about a started agent.
-struct ProcessIdentity {
-  int pid = 0;
-  unsigned long long start_time = 0;  // field 22 of /proc/<pid>/stat
-};
-
-// The agent's process and its supervisor as recorded in its entry (pid 0
-// when not recorded).
-ProcessIdentity RecordedAgentProcess(const json& agent);
-ProcessIdentity RecordedSupervisor(const json& agent);
+// it and the figures.
+Result<bool> MarkTerminated(TaskRecord& task, const std::string& agent_id,
+                            const std::string& reason, const std::string& timestamp,
+                            const std::optional<LimitHit>& limit = std::nullopt);
 
 // Records the started agent process and its supervisor.
-Status RecordStart(json& task, const std::string& agent_id, const ProcessIdentity& agent,
+Status RecordStart(TaskRecord& task, const std::string& agent_id, const ProcessIdentity& agent,
                    const ProcessIdentity& supervisor);
 
 struct ExitRecord {
@@ -221,9 +190,9 @@ struct ExitRecord {
 // Records how the agent process ended. An agent that is still active
 // becomes completed (exit 0) or error (anything else); an agent that had
 // already ended (killed, or reported its own terminal status) keeps it.
-Status RecordExit(json& task, const std::string& agent_id, const ExitRecord& exit);
+Status RecordExit(TaskRecord& task, const std::string& agent_id, const ExitRecord& exit);
 
 // Depth of `agent_id` (1 for a direct child of the orchestrator), 0 if unknown.
-int AgentDepth(const json& task, const std::string& agent_id);
+int AgentDepth(const TaskRecord& task, const std::string& agent_id);
 
 }  // namespace herd::registry

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "registry/json_rules_for_test.h"
+
 namespace herd::registry {
 namespace {
 

@@ -20,4 +20,8 @@ double NumberOr(const nlohmann::json& object, const char* key, double fallback) 
   return found != object.end() && found->is_number() ? found->get<double>() : fallback;
 }
 
+nlohmann::json NullIfEmpty(const std::string& text) {
+  return text.empty() ? nlohmann::json(nullptr) : nlohmann::json(text);
+}
+
 }  // namespace herd

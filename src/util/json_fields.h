@@ -14,4 +14,7 @@ std::string StringOr(const nlohmann::json& object, const char* key,
 int IntOr(const nlohmann::json& object, const char* key, int fallback);
 double NumberOr(const nlohmann::json& object, const char* key, double fallback);
 
+// `text`, or null when it is empty (optional strings in herd's documents).
+nlohmann::json NullIfEmpty(const std::string& text);
+
 }  // namespace herd

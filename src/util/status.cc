@@ -1,9 +1,17 @@
 #include "util/status.h"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace herd {
+
+void AbortOnErrorAccess(const Status& status) {
+  std::fprintf(stderr, "herd: bug: the value of a failed Result was read: %s\n",
+               status.ToString().c_str());
+  std::abort();
+}
 
 Status Status::FromErrno(const std::string& what, int error_number) {
   // herd opens its files with O_NOFOLLOW, so ELOOP means "a symbolic link

@@ -69,6 +69,10 @@ class Status {
   int error_number_ = 0;
 };
 
+// Prints `status` and aborts: a Result's value was read although it holds
+// an error.
+[[noreturn]] void AbortOnErrorAccess(const Status& status);
+
 template <typename T>
 class Result {
  public:
@@ -80,15 +84,22 @@ class Result {
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
 
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
-  T* operator->() { return &*value_; }
-  const T* operator->() const { return &*value_; }
-  T& operator*() & { return *value_; }
-  const T& operator*() const& { return *value_; }
+  // Reading the value of an error is a bug in the caller, never a state to
+  // run on: it aborts with the error's text instead of undefined behaviour.
+  T& value() & { return Checked(); }
+  const T& value() const& { return Checked(); }
+  T&& value() && { return std::move(Checked()); }
+  T* operator->() { return &Checked(); }
+  const T* operator->() const { return &Checked(); }
+  T& operator*() & { return Checked(); }
+  const T& operator*() const& { return Checked(); }
 
  private:
+  T& Checked() const {
+    if (!value_.has_value()) AbortOnErrorAccess(status_);
+    return const_cast<T&>(*value_);
+  }
+
   std::optional<T> value_;
   Status status_;
 };
@@ -101,3 +112,14 @@ class Result {
     ::herd::Status herd_status_ = (expr);        \
     if (!herd_status_.ok()) return herd_status_; \
   } while (0)
+
+// Declares `declaration` from a Result, or returns its error from the
+// enclosing function: HERD_ASSIGN_OR_RETURN(TaskRecord task, Load(path));
+#define HERD_ASSIGN_OR_RETURN(declaration, expression) \
+  HERD_ASSIGN_OR_RETURN_IMPL(HERD_CONCAT(herd_result_, __LINE__), declaration, expression)
+#define HERD_ASSIGN_OR_RETURN_IMPL(result, declaration, expression) \
+  auto result = (expression);                                       \
+  if (!result.ok()) return result.status();                         \
+  declaration = std::move(result).value()
+#define HERD_CONCAT(a, b) HERD_CONCAT_IMPL(a, b)
+#define HERD_CONCAT_IMPL(a, b) a##b

@@ -1,0 +1,328 @@
+#include "registry/json_registry.h"
+
+#include <spdlog/spdlog.h>
+
+#include "registry/global_index.h"
+#include "util/clock.h"
+#include "util/text_file.h"
+
+namespace herd::registry {
+
+using store::Decision;
+
+Result<TaskSnapshot> JsonRegistry::ReadTask(const std::string& task_id) const {
+  return ReadTaskRecord(stores_.tasks, workspace_.TaskRegistryPath(task_id));
+}
+
+Status JsonRegistry::Change(const std::string& task_id,
+                            const std::function<Status(TaskRecord&)>& change,
+                            TaskSnapshot* committed) const {
+  return UpdateTaskAndIndex(
+      stores_, workspace_, task_id,
+      [&](TaskRecord& task) -> Result<Decision> {
+        HERD_RETURN_IF_ERROR(change(task));
+        return Decision::kCommit;
+      },
+      committed);
+}
+
+Result<TaskSnapshot> JsonRegistry::CreateTask(const std::string& task_id,
+                                              const TaskSpec& spec) const {
+  TaskSnapshot created;
+  Status status = UpdateTaskAndIndex(
+      stores_, workspace_, task_id,
+      [&](TaskRecord& task) -> Result<Decision> {
+        if (!task.task_id.empty()) return Status::Refused("task id collision; retry");
+        task = NewTask(task_id, spec, workspace_.base());
+        return Decision::kCommit;
+      },
+      &created);
+  // Not durable: committed, the task exists.
+  if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
+  return created;
+}
+
+Result<AgentRecord> JsonRegistry::Admit(const std::string& task_id, const AdmissionRequest& request,
+                                        int global_cap) const {
+  AgentRecord admitted;
+  TaskSnapshot after;
+  HERD_RETURN_IF_ERROR(UpdateTaskRecord(
+      stores_.tasks, workspace_.TaskRegistryPath(task_id),
+      [&](TaskRecord& task) -> Result<Decision> {
+        HERD_ASSIGN_OR_RETURN(admitted, AdmitAgent(task, request));
+        return Decision::kCommit;
+      },
+      &after));
+  Status slot = ReserveGlobalSlot(stores_, workspace_, after, global_cap);
+  if (!slot.ok()) {
+    Status released = Release(task_id, request.agent_id);
+    if (!released.ok()) {
+      spdlog::error("could not release {}: {}", request.agent_id, released.ToString());
+    }
+    return slot;
+  }
+  return admitted;
+}
+
+Status JsonRegistry::Release(const std::string& task_id, const std::string& agent_id) const {
+  Status released = UpdateTaskRecord(stores_.tasks, workspace_.TaskRegistryPath(task_id),
+                                     [&](TaskRecord& task) -> Result<Decision> {
+                                       ReleaseAgent(task, agent_id);
+                                       return Decision::kCommit;
+                                     });
+  Status forgotten = ForgetAgent(stores_, workspace_, agent_id);
+  return released.ok() ? forgotten : released;
+}
+
+Result<AgentRecord> JsonRegistry::RecordStart(const std::string& task_id,
+                                              const std::string& agent_id,
+                                              const ProcessIdentity& agent,
+                                              const ProcessIdentity& supervisor) const {
+  AgentRecord entry;
+  HERD_RETURN_IF_ERROR(Change(task_id, [&](TaskRecord& task) {
+    HERD_RETURN_IF_ERROR(registry::RecordStart(task, agent_id, agent, supervisor));
+    entry = *task.FindAgent(agent_id);
+    return Status::Ok();
+  }));
+  return entry;
+}
+
+namespace {
+
+// Marks the task's budget as passed, once, and every active agent
+// terminated because of it.
+std::vector<AgentRecord> StopForBudget(TaskRecord& task, const LimitHit& exceeded,
+                                       int kill_grace_ms) {
+  if (!task.budget_exceeded) {
+    task.budget_exceeded = exceeded;
+    task.budget_exceeded->at = NowIso8601();
+  }
+  return TerminateActiveAgents(task, exceeded, kill_grace_ms, NowIso8601());
+}
+
+}  // namespace
+
+Result<EndOutcome> JsonRegistry::RecordEnd(const std::string& task_id, const std::string& agent_id,
+                                           const ExitRecord& exit,
+                                           const std::optional<Termination>& stop,
+                                           int kill_grace_ms) const {
+  EndOutcome outcome;
+  Status status = Change(task_id, [&](TaskRecord& task) {
+    outcome.to_stop.clear();
+    if (stop) {
+      Result<bool> marked =
+          MarkTerminated(task, agent_id, stop->reason, exit.ended_at, stop->limit);
+      if (!marked.ok()) return marked.status();
+    }
+    HERD_RETURN_IF_ERROR(RecordExit(task, agent_id, exit));
+    // A reported cost may push the task past its budget.
+    if (std::optional<LimitHit> exceeded = ExceededBudget(task)) {
+      outcome.to_stop = StopForBudget(task, *exceeded, kill_grace_ms);
+    }
+    return Status::Ok();
+  });
+  if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
+  return outcome;
+}
+
+Result<TerminationOutcome> JsonRegistry::Terminate(const std::string& task_id,
+                                                   const std::string& agent_id,
+                                                   const Termination& termination) const {
+  TerminationOutcome outcome;
+  Status status =
+      UpdateTaskAndIndex(stores_, workspace_, task_id, [&](TaskRecord& task) -> Result<Decision> {
+        HERD_ASSIGN_OR_RETURN(outcome.changed, MarkTerminated(task, agent_id, termination.reason,
+                                                              NowIso8601(), termination.limit));
+        AgentRecord* entry = task.FindAgent(agent_id);
+        if (outcome.changed && termination.kill_grace_ms) {
+          entry->kill_grace_ms = *termination.kill_grace_ms;
+        }
+        outcome.agent = *entry;
+        return outcome.changed ? Decision::kCommit : Decision::kNoChange;
+      });
+  if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
+  if (!status.ok()) outcome.warning = status.message();
+  return outcome;
+}
+
+Result<EndOutcome> JsonRegistry::RecordUsage(const std::string& task_id,
+                                             const std::string& agent_id, const json& usage,
+                                             int kill_grace_ms) const {
+  EndOutcome outcome;
+  Status status = Change(task_id, [&](TaskRecord& task) {
+    outcome.to_stop.clear();
+    if (std::optional<LimitHit> exceeded = registry::RecordUsage(task, agent_id, usage)) {
+      outcome.to_stop = TerminateActiveAgents(task, *exceeded, kill_grace_ms, NowIso8601());
+    }
+    return Status::Ok();
+  });
+  if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
+  return outcome;
+}
+
+// One transaction for a report and its journal line: `apply` changes the
+// task (or refuses) and returns the line; the line is appended to the
+// agent's journal under the task's lock and the journal's new length is
+// recorded with the change (task_registry.h, Journal). So journal order is
+// commit order, a report killed half-way leaves nothing that counts, and a
+// caller told of an error has nothing recorded: it may retry without the
+// report being applied twice. A commit that failed after the append has the
+// line cut off again, under the lock, at once (a reader never counts it:
+// it stops at the recorded length).
+Result<ReportOutcome> JsonRegistry::CommitReport(const std::string& task_id,
+                                                 const std::string& agent_id, Journal journal,
+                                                 const ReportChange& apply) const {
+  std::string registry_path = workspace_.TaskRegistryPath(task_id);
+  std::string journal_path = journal == Journal::kProgress
+                                 ? workspace_.ProgressPath(task_id, agent_id)
+                                 : workspace_.FindingsPath(task_id, agent_id);
+  ReportOutcome report;
+  bool appended = false;
+  store::TransactionStats stats;
+  Status status = UpdateTaskRecord(
+      stores_.tasks, registry_path,
+      [&](TaskRecord& task) -> Result<Decision> {
+        const AgentRecord* before = task.FindAgent(agent_id);
+        std::string previous = before ? before->status : "";
+        HERD_ASSIGN_OR_RETURN(json line, apply(task));
+        AgentRecord* entry = task.FindAgent(agent_id);
+        Result<uint64_t> length =
+            AppendJournalLine(journal_path, CommittedJournalBytes(*entry, journal),
+                              line.dump(-1, ' ', false, json::error_handler_t::replace));
+        if (!length.ok()) {
+          return length.status().WithContext("the report was not recorded; nothing changed");
+        }
+        appended = true;
+        RecordJournalBytes(*entry, journal, *length);
+        report.line = std::move(line);
+        report.status_changed = previous != entry->status;
+        return Decision::kCommit;
+      },
+      &report.task_after, &stats);
+  if (status.Is(Status::Code::kNotDurable)) {
+    // Renamed into place: recorded, and readers see it. Saying "failed"
+    // would invite a retry that records it twice.
+    report.warning = status.message();
+    spdlog::warn("{}", status.message());
+  } else if (!status.ok()) {
+    if (appended && !stats.committed) {
+      Status cut =
+          UpdateTaskRecord(stores_.tasks, registry_path, [&](TaskRecord& task) -> Result<Decision> {
+            const AgentRecord* entry = task.FindAgent(agent_id);
+            if (entry == nullptr) return Decision::kNoChange;
+            std::optional<uint64_t> committed = CommittedJournalBytes(*entry, journal);
+            if (committed) HERD_RETURN_IF_ERROR(CutJournal(journal_path, *committed));
+            return Decision::kNoChange;
+          });
+      if (!cut.ok()) {
+        spdlog::warn("an uncommitted line stays in {} until the agent's next report: {}",
+                     journal_path, cut.ToString());
+      }
+    }
+    return status;
+  }
+  // The index holds statuses, not progress: only a status change touches it.
+  if (report.status_changed) {
+    Status indexed = UpsertTask(stores_, workspace_, report.task_after);
+    if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+  }
+  return report;
+}
+
+Result<ReportOutcome> JsonRegistry::ReportProgress(const std::string& task_id,
+                                                   const std::string& agent_id,
+                                                   const std::string& status,
+                                                   const std::string& message, int progress) const {
+  std::string timestamp = NowIso8601();
+  return CommitReport(task_id, agent_id, Journal::kProgress, [&](TaskRecord& task) -> Result<json> {
+    HERD_ASSIGN_OR_RETURN(ProgressUpdate update,
+                          ApplyProgress(task, agent_id, status, message, progress, timestamp));
+    return EncodeProgressUpdate(update);
+  });
+}
+
+Result<ReportOutcome> JsonRegistry::ReportFinding(const std::string& task_id,
+                                                  const std::string& agent_id,
+                                                  const FindingReport& finding) const {
+  std::string timestamp = NowIso8601();
+  return CommitReport(task_id, agent_id, Journal::kFindings, [&](TaskRecord& task) -> Result<json> {
+    HERD_ASSIGN_OR_RETURN(Finding line, ApplyFinding(task, agent_id, finding, timestamp));
+    return EncodeFinding(line);
+  });
+}
+
+Result<TaskSnapshot> JsonRegistry::ChangeLimits(const std::string& task_id,
+                                                const LimitsChange& change) const {
+  TaskSnapshot after;
+  HERD_RETURN_IF_ERROR(UpdateTaskRecord(
+      stores_.tasks, workspace_.TaskRegistryPath(task_id),
+      [&](TaskRecord& task) -> Result<Decision> {
+        HERD_RETURN_IF_ERROR(UpdateLimits(task, change.max_agents, change.max_concurrent,
+                                          change.max_depth, change.budget));
+        return Decision::kCommit;
+      },
+      &after));
+  return after;
+}
+
+Status JsonRegistry::RecordTmuxSession(const std::string& task_id, const std::string& agent_id,
+                                       const std::string& session) const {
+  return UpdateTaskRecord(stores_.tasks, workspace_.TaskRegistryPath(task_id),
+                          [&](TaskRecord& task) -> Result<Decision> {
+                            AgentRecord* entry = task.FindAgent(agent_id);
+                            if (entry == nullptr) return Decision::kNoChange;
+                            entry->tmux_session = session;
+                            return Decision::kCommit;
+                          });
+}
+
+Result<Registry::LostOutcome> JsonRegistry::MarkLost(const std::string& task_id,
+                                                     const std::string& agent_id,
+                                                     const LostCheck& still_lost) const {
+  LostOutcome outcome;
+  // The index gets the committed version, with its sequence number.
+  Status status =
+      UpdateTaskAndIndex(stores_, workspace_, task_id, [&](TaskRecord& task) -> Result<Decision> {
+        AgentRecord* agent = task.FindAgent(agent_id);
+        if (agent == nullptr) {
+          outcome.left_alone = "agent " + agent_id + " is no longer in the registry";
+          return Decision::kNoChange;
+        }
+        std::optional<std::string> detail = still_lost(*agent);
+        if (!detail) {
+          outcome.left_alone = "agent " + agent_id + " is " + agent->status +
+                               " and no longer lost (recorded meanwhile)";
+          return Decision::kNoChange;
+        }
+        std::string now = NowIso8601();
+        agent->status = "error";
+        agent->error = kLostReason;
+        ExitInfo exit = agent->exit.value_or(ExitInfo{});
+        exit.ended_at = now;
+        agent->exit = exit;
+        agent->last_update = now;
+        agent->phase = "lost";
+        agent->lost_detail = *detail + " (found by herd doctor)";
+        outcome.marked = *agent;
+        return Decision::kCommit;
+      });
+  if (!status.ok()) return status;
+  return outcome;
+}
+
+Result<std::optional<TaskSnapshot>> JsonRegistry::RepairCounts(const std::string& task_id) const {
+  TaskSnapshot committed;
+  HERD_ASSIGN_OR_RETURN(
+      bool rewritten,
+      RewriteDerivedCounts(stores_.tasks, workspace_.TaskRegistryPath(task_id), &committed));
+  if (!rewritten) return std::optional<TaskSnapshot>();
+  Status indexed = UpsertTask(stores_, workspace_, committed);
+  if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+  return std::optional<TaskSnapshot>(std::move(committed));
+}
+
+Status JsonRegistry::RebuildIndex() const {
+  return RebuildGlobalIndex(stores_, workspace_);
+}
+
+}  // namespace herd::registry

@@ -1,0 +1,167 @@
+// Registry: every transaction herd performs on its registry, by name.
+//
+// This is the one interface through which the layers above change the
+// registry. Each operation is one transaction of the storage engine (for
+// the JSON workspace, one store transaction on the task's
+// AGENT_REGISTRY.json, followed by its own upsert into the global index:
+// registry/json_registry.h). The guarantees every engine gives, stated and
+// checked by the conformance suite (registry/registry_conformance_test.cc):
+//
+// - No lost update: concurrent operations from any number of threads and
+//   processes are serialised per task; every committed change is visible to
+//   every later read.
+// - Admission cannot be raced: Admit checks max_concurrent, max_agents,
+//   max_depth, the parent's existence and liveness, the budgets and the
+//   machine-wide running cap and reserves the slot in the same transaction;
+//   N concurrent admissions against a limit of K admit exactly K.
+// - Terminal states stay terminal: an agent that is completed, error,
+//   terminated or failed never becomes active again, and its final status is
+//   kept by every later operation (a late exit record keeps "terminated").
+// - Counts are derived: total_spawned, active_count, completed_count, the
+//   usage totals and the task status always equal what the agent list says.
+// - The sequence never goes backwards: every commit's sequence is greater
+//   than every earlier one's for that task.
+// - A refused or failed operation changes nothing. Errors are Status values:
+//   NotFound (no such task or agent), Refused (a limit or rule, saying which
+//   and what to do), InvalidArgument, Corruption (a damaged registry, naming
+//   the file, entry and field), IOError/Timeout (cannot write now:
+//   store::IsUnwritable), NotDurable (committed and visible, but may not
+//   survive a power loss: the operation's result is still filled in).
+//
+// Thread-safe: one instance may be used from many threads at once.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "registry/records.h"
+#include "registry/task_registry.h"
+#include "registry/task_store.h"
+#include "util/status.h"
+
+namespace herd::registry {
+
+// What a report (progress or finding) committed.
+struct ReportOutcome {
+  json line;                // the journal line, as appended
+  TaskSnapshot task_after;  // the task as committed
+  bool status_changed = false;
+  std::string warning;  // set when the commit is visible but not durable
+};
+
+// A termination to record: why, and which limit if one stopped the agent.
+struct Termination {
+  std::string reason;
+  std::optional<LimitHit> limit;
+  std::optional<int> kill_grace_ms;  // the grace its supervisor is to apply
+};
+
+struct TerminationOutcome {
+  bool changed = false;  // false: the agent had already ended
+  AgentRecord agent;     // the entry after the operation
+  std::string warning;   // set when the commit is visible but not durable
+};
+
+// What recording an agent's end committed.
+struct EndOutcome {
+  // Agents an exceeded budget now stops (marked terminated): the caller asks
+  // their supervisors to stop them, outside the transaction.
+  std::vector<AgentRecord> to_stop;
+};
+
+// New values for a task's limits; unset ones stay as they are.
+struct LimitsChange {
+  std::optional<int> max_agents;
+  std::optional<int> max_concurrent;
+  std::optional<int> max_depth;
+  Budget budget;  // only what is given
+};
+
+class Registry {
+ public:
+  virtual ~Registry() = default;
+
+  // The latest committed version of the task; never writes.
+  virtual Result<TaskSnapshot> ReadTask(const std::string& task_id) const = 0;
+
+  // Creates task `task_id` (Refused if the id exists) and indexes it.
+  virtual Result<TaskSnapshot> CreateTask(const std::string& task_id,
+                                          const TaskSpec& spec) const = 0;
+
+  // Admits an agent (task_registry.h AdmitAgent) and reserves its slot under
+  // the machine-wide running cap (`global_cap`, 0 = none); a refusal by the
+  // cap releases the admission again. Returns the entry as admitted.
+  virtual Result<AgentRecord> Admit(const std::string& task_id, const AdmissionRequest& request,
+                                    int global_cap) const = 0;
+
+  // Removes an agent that was admitted but never started.
+  virtual Status Release(const std::string& task_id, const std::string& agent_id) const = 0;
+
+  // Records the started agent process and its supervisor; returns the
+  // entry after (its status says whether it was killed while starting).
+  virtual Result<AgentRecord> RecordStart(const std::string& task_id, const std::string& agent_id,
+                                          const ProcessIdentity& agent,
+                                          const ProcessIdentity& supervisor) const = 0;
+
+  // Records the agent's end: `stop`, if given and the agent is still
+  // active, as its termination; then its exit (task_registry.h RecordExit);
+  // then any budget its figures passed (the agents that stops get
+  // `kill_grace_ms`).
+  virtual Result<EndOutcome> RecordEnd(const std::string& task_id, const std::string& agent_id,
+                                       const ExitRecord& exit,
+                                       const std::optional<Termination>& stop,
+                                       int kill_grace_ms) const = 0;
+
+  // Marks an active agent terminated (a kill, a timeout).
+  virtual Result<TerminationOutcome> Terminate(const std::string& task_id,
+                                               const std::string& agent_id,
+                                               const Termination& termination) const = 0;
+
+  // Records an agent's running usage; if a budget is now passed, marks the
+  // task and every active agent (returned) terminated, with `kill_grace_ms`.
+  virtual Result<EndOutcome> RecordUsage(const std::string& task_id, const std::string& agent_id,
+                                         const json& usage, int kill_grace_ms) const = 0;
+
+  // Applies a progress report (task_registry.h ApplyProgress) and appends
+  // its journal line, in one transaction.
+  virtual Result<ReportOutcome> ReportProgress(const std::string& task_id,
+                                               const std::string& agent_id,
+                                               const std::string& status,
+                                               const std::string& message, int progress) const = 0;
+
+  // Records a finding of an agent of the task and appends its journal line,
+  // in one transaction.
+  virtual Result<ReportOutcome> ReportFinding(const std::string& task_id,
+                                              const std::string& agent_id,
+                                              const FindingReport& finding) const = 0;
+
+  // Changes the task's limits and budgets (task_registry.h UpdateLimits).
+  virtual Result<TaskSnapshot> ChangeLimits(const std::string& task_id,
+                                            const LimitsChange& change) const = 0;
+
+  // Records the tmux session that shows an agent's output.
+  virtual Status RecordTmuxSession(const std::string& task_id, const std::string& agent_id,
+                                   const std::string& session) const = 0;
+
+  // Doctor's repair of an agent whose processes are gone: if `still_lost`
+  // (evaluated under the transaction, on the current entry) returns a
+  // detail, marks the agent error "process lost" and returns the entry
+  // after; otherwise returns why it was left alone (as Unchanged text in
+  // `left_alone`) and no entry.
+  struct LostOutcome {
+    std::optional<AgentRecord> marked;
+    std::string left_alone;
+  };
+  using LostCheck = std::function<std::optional<std::string>(const AgentRecord& agent)>;
+  virtual Result<LostOutcome> MarkLost(const std::string& task_id, const std::string& agent_id,
+                                       const LostCheck& still_lost) const = 0;
+
+  // Doctor's repair of the index: recreates it from the task registries.
+  virtual Status RebuildIndex() const = 0;
+};
+
+// The reason doctor records on a lost agent.
+inline constexpr const char kLostReason[] = "process lost";
+
+}  // namespace herd::registry
