@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "registry/file_names.h"
 #include "registry/task_registry.h"
 #include "store/file_lock.h"
 #include "util/clock.h"
@@ -145,7 +146,7 @@ Status UpsertTask(const RegistryStores& stores, const Workspace& workspace, cons
 
 std::string RunningAgentsLockPath() {
   std::string known = KnownWorkspacesPath();
-  return known.substr(0, known.rfind('/')) + "/running-agents.lock";
+  return known.substr(0, known.rfind('/')) + "/" + kRunningAgentsLockFile;
 }
 
 Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace, const json& task,
