@@ -166,7 +166,7 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
     // agents cannot corrupt a shared one; credentials still arrive through
     // the environment.
     std::string config_directory =
-        workspace.TaskDirectory(request.task_id) + "/agents/" + agent_id + "/claude-config";
+        workspace.AgentConfigDirectory(request.task_id, agent_id) + "/claude-config";
     HERD_RETURN_IF_ERROR(registry::MakeDirectories(config_directory));
     plan->environment.push_back("CLAUDE_CONFIG_DIR=" + config_directory);
   }

@@ -11,11 +11,11 @@
 #include <cstring>
 #include <set>
 
+#include "registry/file_names.h"
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
 #include "store/file_system.h"
 #include "util/clock.h"
-#include "util/random.h"
 
 namespace herd::health {
 namespace {
@@ -80,21 +80,8 @@ std::string MetricsDirectory(const std::string& base) {
   return registry::Workspace(base).MetricsDirectory();
 }
 
-bool EndsWith(const std::string& text, std::string_view suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The writer of "<pid>.jsonl", or nullopt for any other name.
-std::optional<pid_t> WriterOf(const std::string& name) {
-  if (!EndsWith(name, ".jsonl")) return std::nullopt;
-  std::string digits = name.substr(0, name.size() - 6);
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  long pid = std::strtol(digits.c_str(), nullptr, 10);
-  if (pid <= 0 || pid > 1 << 22) return std::nullopt;
-  return static_cast<pid_t>(pid);
+std::string HistoryPath(const std::string& base) {
+  return MetricsDirectory(base) + "/" + registry::kMetricsHistoryFile;
 }
 
 bool HasExited(pid_t pid) {
@@ -265,8 +252,7 @@ MetricsTally MetricsTally::FromJson(const json& value) {
 
 Result<MetricsHistory> ReadMetricsHistory(const store::JsonStore& store, const std::string& base) {
   MetricsHistory history;
-  Result<store::Snapshot> snapshot =
-      store.Read(MetricsDirectory(base) + "/" + std::string(kHistoryFile));
+  Result<store::Snapshot> snapshot = store.Read(HistoryPath(base));
   if (!snapshot.ok()) {
     if (snapshot.status().Is(Status::Code::kNotFound)) return history;
     return snapshot.status();
@@ -284,13 +270,13 @@ std::vector<std::string> FoldableMetricsFiles(const std::string& base, double no
   std::vector<std::string> foldable;
   std::string directory = MetricsDirectory(base);
   for (const std::string& name : registry::ListDirectory(directory)) {
-    if (!EndsWith(name, ".jsonl")) continue;
-    if (name.rfind(kFoldingPrefix, 0) == 0) {
+    std::optional<registry::ParsedMetricsFile> parsed = registry::ParseMetricsFileName(name);
+    if (!parsed || parsed->file == registry::MetricsFile::kHistory) continue;
+    if (parsed->file == registry::MetricsFile::kFoldingLines) {
       foldable.push_back(name);
       continue;
     }
-    std::optional<pid_t> writer = WriterOf(name);
-    if (!writer || !HasExited(*writer)) continue;
+    if (!HasExited(parsed->writer)) continue;
     struct stat info {};
     if (::stat((directory + "/" + name).c_str(), &info) != 0) continue;
     double modified = static_cast<double>(info.st_mtim.tv_sec) + info.st_mtim.tv_nsec / 1e9;
@@ -307,12 +293,12 @@ Result<FoldResult> FoldMetrics(const store::JsonStore& store, const std::string&
   // 1. Take each file out of its writer's name.
   std::vector<std::string> taken;
   for (const std::string& name : FoldableMetricsFiles(base, now, min_age)) {
-    if (name.rfind(kFoldingPrefix, 0) == 0) {
+    std::optional<registry::ParsedMetricsFile> parsed = registry::ParseMetricsFileName(name);
+    if (parsed && parsed->file == registry::MetricsFile::kFoldingLines) {
       taken.push_back(name);
       continue;
     }
-    std::string folding = std::string(kFoldingPrefix) + name.substr(0, name.size() - 6) + "-" +
-                          RandomHex(16) + ".jsonl";
+    std::string folding = registry::FoldingMetricsFileName(name);
     Status renamed = fs->Rename(directory + "/" + name, directory + "/" + folding);
     if (renamed.ok()) taken.push_back(folding);  // else another fold took it
   }
@@ -338,7 +324,7 @@ Result<FoldResult> FoldMetrics(const store::JsonStore& store, const std::string&
     files.push_back(std::move(file));
   }
   FoldResult result;
-  std::string history_path = directory + "/" + std::string(kHistoryFile);
+  std::string history_path = HistoryPath(base);
   Status committed = store.Update(history_path, [&](json& document) -> Result<store::Decision> {
     result = FoldResult{};
     MetricsTally tally = MetricsTally::FromJson(document.value("tally", json::object()));
@@ -396,7 +382,7 @@ std::vector<Finding> CheckMetricsBacklog(const CheckContext& context) {
   const registry::RegistryStores* stores = context.stores;
   finding.fix = std::make_shared<Fix>(
       FindingKind::kMetricsBacklog, finding.path,
-      "fold them into " + MetricsDirectory(base) + "/" + kHistoryFile +
+      "fold them into " + HistoryPath(base) +
           " (counts and histograms; the lock figures keep every transaction)",
       [stores, base] {
         Result<FoldResult> folded =
@@ -406,7 +392,7 @@ std::vector<Finding> CheckMetricsBacklog(const CheckContext& context) {
         return RepairOutcome::Changed("folded " + std::to_string(folded->files) + " file(s), " +
                                       std::to_string(folded->lines) + " transaction(s), " +
                                       std::to_string(folded->bytes / 1024) + " KiB into " +
-                                      kHistoryFile);
+                                      registry::kMetricsHistoryFile);
       });
   return {finding};
 }

@@ -99,9 +99,6 @@ struct MetricsTally {
 // in `unreadable`.
 std::vector<MetricsLine> MetricsLinesOf(std::string_view contents, long* unreadable);
 
-inline constexpr char kHistoryFile[] = "history.json";
-inline constexpr char kFoldingPrefix[] = "folding-";
-
 // What history.json holds now: its tally and the names of folded files
 // (readers skip those). An absent history is empty.
 struct MetricsHistory {

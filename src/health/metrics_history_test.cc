@@ -117,7 +117,7 @@ TEST_F(health_MetricsHistory, FoldKeepsEveryFigureAndRemovesTheFiles) {
   EXPECT_EQ(folded->files, 3);
   EXPECT_EQ(folded->lines, 901);
   EXPECT_THAT(MetricsFiles(), ::testing::IsEmpty());
-  EXPECT_TRUE(FileExists(Metrics() + "/" + kHistoryFile));
+  EXPECT_TRUE(FileExists(Metrics() + "/history.json"));
 
   json after = Figures();
   EXPECT_FALSE(after["all_time"]["exact_percentiles"].get<bool>());
@@ -160,7 +160,7 @@ TEST_F(health_MetricsHistory, FoldingAgainAddsNothing) {
 TEST_F(health_MetricsHistory, FileLeftByACrashBeforeTheTransactionIsCountedOnce) {
   std::string lines;
   for (int i = 0; i < 10; ++i) lines += Line(now_ - 9000, 1, 1) + "\n";
-  WriteMetrics(std::string(kFoldingPrefix) + "123-deadbeef.jsonl", lines);
+  WriteMetrics("folding-123-deadbeef.jsonl", lines);
   EXPECT_EQ(Figures()["all_time"]["transactions"], 10);
   ASSERT_EQ(Fold()->files, 1);
   EXPECT_EQ(Figures()["all_time"]["transactions"], 10);
@@ -173,7 +173,7 @@ TEST_F(health_MetricsHistory, FileLeftByACrashBeforeTheTransactionIsCountedOnce)
 TEST_F(health_MetricsHistory, FileLeftByACrashAfterTheTransactionIsNotCountedAgain) {
   std::string lines;
   for (int i = 0; i < 10; ++i) lines += Line(now_ - 9000, 1, 1) + "\n";
-  std::string name = std::string(kFoldingPrefix) + "123-deadbeef.jsonl";
+  std::string name = "folding-123-deadbeef.jsonl";
   WriteMetrics(name, lines);
   ASSERT_EQ(Fold()->files, 1);
   WriteMetrics(name, lines);  // as if the delete had not happened
@@ -216,13 +216,13 @@ TEST_F(health_MetricsHistory, ConcurrentFoldsCountEveryFileOnce) {
 // readers still count the files, and folding refuses to write over it.
 TEST_F(health_MetricsHistory, DamagedHistoryIsReportedAndNotOverwritten) {
   WriteOldFiles();
-  WriteFile(Metrics() + "/" + kHistoryFile, "{\"tally\": garbage");
+  WriteFile(Metrics() + "/history.json", "{\"tally\": garbage");
   json figures = Figures();
   EXPECT_EQ(figures["all_time"]["transactions"], 901);
   ASSERT_TRUE(figures.contains("history_error"));
   Result<FoldResult> folded = Fold();
   EXPECT_FALSE(folded.ok());
-  EXPECT_EQ(ReadFile(Metrics() + "/" + kHistoryFile), "{\"tally\": garbage");
+  EXPECT_EQ(ReadFile(Metrics() + "/history.json"), "{\"tally\": garbage");
   // Nothing was lost: every line is still counted, once.
   EXPECT_EQ(Figures()["all_time"]["transactions"], 901);
 }

@@ -7,6 +7,7 @@
 
 #include "health/findings.h"
 #include "health/metrics_history.h"
+#include "registry/file_names.h"
 #include "registry/workspace.h"
 #include "store/file_system.h"
 #include "util/clock.h"
@@ -98,7 +99,7 @@ json LockMetrics(const store::JsonStore& history_store, const std::string& works
   long files = 0;
   long unreadable = 0;
   for (const std::string& name : registry::ListDirectory(directory)) {
-    if (name.size() <= 6 || name.compare(name.size() - 6, 6, ".jsonl") != 0) continue;
+    if (!registry::IsMetricsLinesFileName(name)) continue;
     if (folded.count(name) != 0) continue;  // already in the history
     Result<std::string> contents = store::FileSystem::Default()->ReadFile(directory + "/" + name);
     if (!contents.ok()) continue;

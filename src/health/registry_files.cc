@@ -13,6 +13,7 @@
 #include "registry/incomplete_task.h"
 #include "registry/json_registry.h"
 #include "store/file_lock.h"
+#include "store/file_names.h"
 #include "store/file_system.h"
 #include "util/clock.h"
 #include "util/json_parse.h"
@@ -21,8 +22,6 @@ namespace herd::health {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char kQuarantineMarker[] = ".corrupt.";
 
 enum class FileState { kMissing, kValid, kInvalid, kUnreadable };
 
@@ -46,25 +45,6 @@ Inspection Inspect(const std::string& path, const store::Validator& validator) {
   Status valid = validator(*document);
   if (!valid.ok()) return {FileState::kInvalid, valid.message()};
   return {FileState::kValid, ""};
-}
-
-// The writer's pid if `name` is "X.tmp.<pid>" or "X.tmp.<pid>.<hex>".
-std::optional<pid_t> TempFileWriter(const std::string& name) {
-  size_t marker = name.rfind(".tmp.");
-  if (marker == std::string::npos || marker == 0) return std::nullopt;
-  std::string rest = name.substr(marker + 5);
-  size_t dot = rest.find('.');
-  std::string pid_text = rest.substr(0, dot);
-  std::string random = dot == std::string::npos ? "" : rest.substr(dot + 1);
-  if (pid_text.empty() || pid_text.size() > 9 ||
-      pid_text.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  if (dot != std::string::npos &&
-      (random.empty() || random.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)) {
-    return std::nullopt;
-  }
-  return static_cast<pid_t>(std::strtol(pid_text.c_str(), nullptr, 10));
 }
 
 // Whether some process with this pid exists in our pid namespace. A pid
@@ -91,9 +71,11 @@ void CheckTempAndQuarantinedFiles(const CheckContext& context, const std::string
                                   const std::string& task_id, std::vector<Finding>* findings) {
   for (const std::string& name : registry::ListDirectory(directory)) {
     std::string path = directory + "/" + name;
-    if (name.find(kQuarantineMarker) != std::string::npos) {
-      std::string original = name.substr(0, name.find(kQuarantineMarker));
-      std::string stamp = name.substr(name.find(kQuarantineMarker) + sizeof kQuarantineMarker - 1);
+    std::optional<store::SidecarName> sidecar = store::ParseSidecarName(name);
+    if (!sidecar) continue;
+    if (sidecar->type == store::SidecarType::kQuarantine) {
+      const std::string& original = sidecar->document;
+      const std::string& stamp = sidecar->detail;
       Finding finding;
       finding.kind = FindingKind::kQuarantined;
       finding.severity = Severity::kWarning;
@@ -106,18 +88,18 @@ void CheckTempAndQuarantinedFiles(const CheckContext& context, const std::string
       findings->push_back(std::move(finding));
       continue;
     }
-    std::optional<pid_t> writer = TempFileWriter(name);
-    if (!writer || !IsStaleTempFile(context, path, *writer, context.now)) continue;
+    if (sidecar->type != store::SidecarType::kTemp) continue;
+    pid_t writer_pid = sidecar->writer;
+    if (!IsStaleTempFile(context, path, writer_pid, context.now)) continue;
     Finding finding;
     finding.kind = FindingKind::kTempFile;
     finding.severity = Severity::kWarning;
     finding.task_id = task_id;
     finding.path = path;
-    finding.detail = "temp file left by process " + std::to_string(*writer) +
+    finding.detail = "temp file left by process " + std::to_string(writer_pid) +
                      ", which is no longer running (a write that never finished; the file it "
                      "was meant to replace is intact)";
     CheckContext captured = context;
-    pid_t writer_pid = *writer;
     finding.fix = std::make_shared<Fix>(
         FindingKind::kTempFile, path, "remove " + path, [captured, path, writer_pid] {
           // Re-check: the name could have been reused by a live writer since.
@@ -145,8 +127,7 @@ RepairOutcome RestoreFromBackup(const store::JsonStore& store, const std::string
 }
 
 std::string MoveAside(const std::string& path, std::vector<std::string>* moved) {
-  std::string target =
-      path + kQuarantineMarker + CompactUtcStamp() + "." + std::to_string(getpid());
+  std::string target = store::QuarantineFileName(path, std::to_string(getpid()));
   Status renamed = store::FileSystem::Default()->Rename(path, target);
   if (!renamed.ok()) {
     return renamed.message() + ": move " + path + " aside by hand, then run `herd doctor " +
@@ -239,7 +220,8 @@ void CheckFields(const CheckContext& context, const std::string& task_id, const 
   finding.detail = task.status().message();
   finding.no_fix_reason = "every operation on task " + task_id +
                           " refuses the registry until the field is correct: edit " + path +
-                          " by hand (or copy " + path + ".bak over it if that version is right)";
+                          " by hand (or copy " + store::BackupFileName(path) +
+                          " over it if that version is right)";
   findings->push_back(std::move(finding));
 }
 
@@ -252,8 +234,8 @@ void CheckRegistry(const CheckContext& context, const std::string& path, bool is
     if (!is_global) CheckFields(context, task_id, path, findings);
     return;
   }
-  Inspection backup = Inspect(path + ".bak", validator);
-  std::string backup_path = path + ".bak";
+  std::string backup_path = store::BackupFileName(path);
+  Inspection backup = Inspect(backup_path, validator);
   if (main.state == FileState::kMissing && backup.state == FileState::kMissing) {
     // The global index may simply not exist yet; the index check covers it.
     if (!is_global) CheckIncompleteTask(context, task_id, findings);
@@ -307,7 +289,7 @@ void CheckRegistry(const CheckContext& context, const std::string& path, bool is
         std::make_shared<Fix>(finding.kind, path,
                               "restore " + path + " from " + backup_path +
                                   " in a store transaction (a damaged file is moved aside as " +
-                                  path + ".corrupt.<time>.<pid>)",
+                                  path + store::kQuarantineMarker + "<time>.<pid>)",
                               [task_store, path] { return RestoreFromBackup(*task_store, path); });
   } else {
     finding.no_fix_reason =
@@ -322,7 +304,7 @@ void CheckRegistry(const CheckContext& context, const std::string& path, bool is
 
 std::vector<Finding> CheckRegistryFiles(const CheckContext& context) {
   std::vector<Finding> findings;
-  std::string index_directory = context.workspace.base() + "/registry";
+  std::string index_directory = context.workspace.IndexDirectory();
   CheckTempAndQuarantinedFiles(context, index_directory, "", &findings);
   CheckRegistry(context, context.workspace.GlobalRegistryPath(), /*is_global=*/true, "", &findings);
   for (const std::string& task_id : TaskIdsOf(context)) {
@@ -343,13 +325,14 @@ RepairOutcome RebuildIndex(const CheckContext& context, const std::string& why) 
     // Under the index's own lock (and no other): a damaged file the store
     // cannot recover from by itself is moved aside, never deleted.
     Result<store::FileLock> lock =
-        store::FileLock::Acquire(path + ".lock", store.options().lock_timeout);
+        store::FileLock::Acquire(store::LockFileName(path), store.options().lock_timeout);
     if (!lock.ok()) return RepairOutcome::Failed(lock.status());
     Inspection main = Inspect(path, store.options().validator);
-    Inspection backup = Inspect(path + ".bak", store.options().validator);
+    std::string backup_path = store::BackupFileName(path);
+    Inspection backup = Inspect(backup_path, store.options().validator);
     if (main.state != FileState::kValid && backup.state != FileState::kValid) {
       for (const auto& [file, state] :
-           {std::pair{path, main.state}, std::pair{path + ".bak", backup.state}}) {
+           {std::pair{path, main.state}, std::pair{backup_path, backup.state}}) {
         if (state != FileState::kInvalid) continue;
         std::string error = MoveAside(file, &moved);
         if (!error.empty()) return RepairOutcome::Failed(Status::IOError(error));

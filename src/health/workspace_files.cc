@@ -88,7 +88,7 @@ std::vector<Finding> CheckWorkspaceFiles(const CheckContext& context) {
   WalkResult walk;
   CheckBaseItself(workspace.base(), &walk);
   if (!registry::IsSymbolicLink(workspace.base())) {
-    Walk(workspace.base() + "/registry", &walk);
+    Walk(workspace.IndexDirectory(), &walk);
     Walk(workspace.MetricsDirectory(), &walk);
     for (const std::string& name : registry::ListDirectory(workspace.base())) {
       if (name.rfind("TASK-", 0) != 0) continue;

@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include "registry/file_names.h"
 #include "registry/task_registry.h"
 #include "store/file_lock.h"
 #include "util/clock.h"
@@ -149,7 +150,7 @@ Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
 
 std::string RunningAgentsLockPath() {
   std::string known = KnownWorkspacesPath();
-  return known.substr(0, known.rfind('/')) + "/running-agents.lock";
+  return known.substr(0, known.rfind('/')) + "/" + kRunningAgentsLockFile;
 }
 
 Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,

@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "store/file_lock.h"
+#include "store/file_names.h"
 
 namespace herd::registry {
 namespace {
@@ -30,7 +31,7 @@ bool IsTaskSubdirectory(const std::string& name) {
 }
 
 std::string LockFileName(const Workspace& workspace, const std::string& task_id) {
-  std::string path = workspace.TaskRegistryPath(task_id) + ".lock";
+  std::string path = store::LockFileName(workspace.TaskRegistryPath(task_id));
   return path.substr(path.rfind('/') + 1);
 }
 
@@ -70,10 +71,10 @@ Status RemoveTaskScaffolding(const RegistryStores& stores, const Workspace& work
                              const std::string& task_id) {
   std::string directory = workspace.TaskDirectory(task_id);
   std::string registry = workspace.TaskRegistryPath(task_id);
-  std::string lock_path = registry + ".lock";
+  std::string lock_path = store::LockFileName(registry);
   if (TypeOf(directory) == EntryType::kMissing) return Status::Ok();
   auto check = [&]() -> Status {
-    for (const std::string& path : {registry, registry + ".bak"}) {
+    for (const std::string& path : {registry, store::BackupFileName(registry)}) {
       if (TypeOf(path) != EntryType::kMissing) {
         return Status::Refused(directory + " has a registry (" + path + "); left as it is");
       }

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "registry/file_names.h"
 #include "registry/workspace.h"
 #include "util/clock.h"
 #include "util/text_file.h"
@@ -53,7 +54,7 @@ void RecordTransactionMetrics(const std::string& path, const store::TransactionS
                          {"flushes", stats.flushes},      {"committed", stats.committed},
                          {"recovered", stats.recovered},  {"outcome", outcome}};
   // Metrics are best effort: a full disk must not fail the transaction.
-  (void)AppendLine(directory + "/" + std::to_string(getpid()) + ".jsonl", line.dump());
+  (void)AppendLine(directory + "/" + ProcessMetricsFileName(getpid()), line.dump());
 }
 
 }  // namespace herd::registry

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "registry/ids.h"
+#include "store/file_names.h"
 #include "store/file_system.h"
 #include "util/clock.h"
 
@@ -86,50 +87,66 @@ Workspace Workspace::Resolve(const std::string& explicit_base) {
   }
   // The project's own .agent-workspace is the project's content: a link
   // there is refused, not resolved.
-  return Workspace(ResolvedPath(".") + "/.agent-workspace");
+  return Workspace(ResolvedPath(".") + "/" + kDefaultWorkspaceDirectory);
 }
 
 Workspace Workspace::ForProject(const std::string& client_cwd) {
-  return Workspace(ResolvedPath(client_cwd) + "/.agent-workspace");
+  return Workspace(ResolvedPath(client_cwd) + "/" + kDefaultWorkspaceDirectory);
 }
 
 std::string Workspace::MetricsDirectory() const {
-  return base_ + "/metrics";
+  return base_ + "/" + kMetricsDirectory;
 }
-
+std::string Workspace::IndexDirectory() const {
+  return base_ + "/" + kIndexDirectory;
+}
 std::string Workspace::GlobalRegistryPath() const {
-  return base_ + "/registry/GLOBAL_REGISTRY.json";
+  return IndexDirectory() + "/" + kGlobalRegistryFile;
 }
 std::string Workspace::TaskDirectory(const std::string& task_id) const {
   return base_ + "/" + task_id;
 }
 std::string Workspace::TaskRegistryPath(const std::string& task_id) const {
-  return TaskDirectory(task_id) + "/AGENT_REGISTRY.json";
+  return TaskDirectory(task_id) + "/" + kTaskRegistryFile;
 }
+
+namespace {
+
+std::string AgentFilePath(const Workspace& workspace, const std::string& task_id,
+                          const std::string& agent_id, AgentFile file) {
+  return workspace.TaskDirectory(task_id) + "/" + AgentFileName(agent_id, file);
+}
+
+}  // namespace
+
 std::string Workspace::ProgressPath(const std::string& task_id, const std::string& agent_id) const {
-  return TaskDirectory(task_id) + "/progress/" + agent_id + "_progress.jsonl";
+  return AgentFilePath(*this, task_id, agent_id, AgentFile::kProgressJournal);
 }
 std::string Workspace::FindingsPath(const std::string& task_id, const std::string& agent_id) const {
-  return TaskDirectory(task_id) + "/findings/" + agent_id + "_findings.jsonl";
+  return AgentFilePath(*this, task_id, agent_id, AgentFile::kFindingsJournal);
 }
 std::string Workspace::StreamLogPath(const std::string& task_id,
                                      const std::string& agent_id) const {
-  return TaskDirectory(task_id) + "/logs/" + agent_id + "_stream.jsonl";
+  return AgentFilePath(*this, task_id, agent_id, AgentFile::kStreamLog);
 }
 std::string Workspace::SupervisorLogPath(const std::string& task_id,
                                          const std::string& agent_id) const {
-  return TaskDirectory(task_id) + "/logs/" + agent_id + "_supervisor.log";
+  return AgentFilePath(*this, task_id, agent_id, AgentFile::kSupervisorLog);
 }
 std::string Workspace::PromptPath(const std::string& task_id, const std::string& agent_id) const {
-  return TaskDirectory(task_id) + "/prompts/" + agent_id + ".txt";
+  return AgentFilePath(*this, task_id, agent_id, AgentFile::kPrompt);
 }
 std::string Workspace::LaunchPlanPath(const std::string& task_id,
                                       const std::string& agent_id) const {
-  return TaskDirectory(task_id) + "/prompts/" + agent_id + "_launch.json";
+  return AgentFilePath(*this, task_id, agent_id, AgentFile::kLaunchPlan);
 }
 std::string Workspace::McpConfigPath(const std::string& task_id,
                                      const std::string& agent_id) const {
-  return TaskDirectory(task_id) + "/prompts/" + agent_id + "_mcp.json";
+  return AgentFilePath(*this, task_id, agent_id, AgentFile::kMcpConfig);
+}
+std::string Workspace::AgentConfigDirectory(const std::string& task_id,
+                                            const std::string& agent_id) const {
+  return TaskDirectory(task_id) + "/" + kAgentConfigsDirectory + "/" + agent_id;
 }
 
 std::vector<std::string> Workspace::TaskIds() const {
@@ -144,12 +161,12 @@ std::vector<std::string> Workspace::TaskIds() const {
 }
 
 std::vector<std::string> Workspace::LayoutDirectories(const std::string& task_id) const {
-  std::vector<std::string> directories = {base_, base_ + "/registry", MetricsDirectory()};
+  std::vector<std::string> directories = {base_, IndexDirectory(), MetricsDirectory()};
   if (task_id.empty()) return directories;
   directories.push_back(TaskDirectory(task_id));
   for (const char* sub : kTaskSubdirectories)
     directories.push_back(TaskDirectory(task_id) + "/" + sub);
-  directories.push_back(TaskDirectory(task_id) + "/agents");  // per-agent config directories
+  directories.push_back(TaskDirectory(task_id) + "/" + kAgentConfigsDirectory);
   return directories;
 }
 
@@ -183,7 +200,7 @@ Status Workspace::CheckLayout(const std::string& task_id) const {
 
 Status Workspace::CreateTaskDirectories(const std::string& task_id) const {
   HERD_RETURN_IF_ERROR(CheckLayout(task_id));
-  HERD_RETURN_IF_ERROR(MakeDirectories(base_ + "/registry"));
+  HERD_RETURN_IF_ERROR(MakeDirectories(IndexDirectory()));
   for (const char* sub : kTaskSubdirectories) {
     HERD_RETURN_IF_ERROR(MakeDirectories(TaskDirectory(task_id) + "/" + sub));
   }
@@ -199,7 +216,7 @@ std::string KnownWorkspacesPath() {
     const char* home = std::getenv("HOME");
     directory = std::string(home != nullptr && *home ? home : "/tmp") + "/.local/state/herd";
   }
-  return directory + "/workspaces.json";
+  return directory + "/" + kKnownWorkspacesFile;
 }
 
 Status RememberWorkspace(const RegistryStores& stores, const std::string& base) {
@@ -232,8 +249,9 @@ Result<Workspace> LocateTask(const RegistryStores& stores, const Workspace& pref
   for (const std::string& base : KnownWorkspaces(stores, preferred.base())) {
     Workspace workspace(base);
     std::string registry = workspace.TaskRegistryPath(task_id);
-    if (access(registry.c_str(), F_OK) == 0 || access((registry + ".bak").c_str(), F_OK) == 0 ||
-        IsSymbolicLink(registry) || IsSymbolicLink(workspace.TaskDirectory(task_id))) {
+    if (access(registry.c_str(), F_OK) == 0 ||
+        access(store::BackupFileName(registry).c_str(), F_OK) == 0 || IsSymbolicLink(registry) ||
+        IsSymbolicLink(workspace.TaskDirectory(task_id))) {
       HERD_RETURN_IF_ERROR(workspace.CheckLayout(task_id));
       return workspace;
     }

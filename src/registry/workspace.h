@@ -2,15 +2,14 @@
 //
 // A workspace base is a directory (default ./.agent-workspace, or
 // $CLAUDE_ORCHESTRATOR_WORKSPACE, or <client_cwd>/.agent-workspace for a task
-// created for another project) laid out as the reference orchestrator does:
+// created for another project) laid out as the reference orchestrator does;
+// registry/file_names.h names every file in it:
 //
 //   registry/GLOBAL_REGISTRY.json        index of every task and agent
 //   metrics/<pid>.jsonl, history.json    lock figures of each herd process
 //   <TASK_ID>/AGENT_REGISTRY.json        the task's registry
-//   <TASK_ID>/progress/<agent>_progress.jsonl
-//   <TASK_ID>/findings/<agent>_findings.jsonl
-//   <TASK_ID>/logs/<agent>_stream.jsonl  the agent's own output
-//   <TASK_ID>/prompts/<agent>.txt        the prompt given to the agent
+//   <TASK_ID>/progress/, findings/       each agent's journals
+//   <TASK_ID>/logs/, prompts/            each agent's output, prompt and launch files
 //
 // Every base herd has used is recorded in a small registry of its own
 // ($XDG_STATE_HOME/herd/workspaces.json, default ~/.local/state/herd), so a
@@ -36,13 +35,11 @@
 #include <string>
 #include <vector>
 
+#include "registry/file_names.h"
 #include "registry/registry_stores.h"
 #include "util/status.h"
 
 namespace herd::registry {
-
-// The subdirectories every task directory gets (CreateTaskDirectories).
-inline constexpr const char* kTaskSubdirectories[] = {"progress", "findings", "logs", "prompts"};
 
 class Workspace {
  public:
@@ -56,6 +53,8 @@ class Workspace {
   static Workspace ForProject(const std::string& client_cwd);
 
   const std::string& base() const { return base_; }
+  // registry/, which holds the global index.
+  std::string IndexDirectory() const;
   std::string GlobalRegistryPath() const;
   // Per-process lock figures (registry/metrics.h) and their folded history.
   std::string MetricsDirectory() const;
@@ -68,6 +67,8 @@ class Workspace {
   std::string PromptPath(const std::string& task_id, const std::string& agent_id) const;
   std::string LaunchPlanPath(const std::string& task_id, const std::string& agent_id) const;
   std::string McpConfigPath(const std::string& task_id, const std::string& agent_id) const;
+  // agents/<agent>/: the agent's own configuration, when it is isolated.
+  std::string AgentConfigDirectory(const std::string& task_id, const std::string& agent_id) const;
 
   // Creates the base, registry/ and the task's subdirectories (0700), after
   // CheckLayout.

@@ -6,7 +6,7 @@
 
 #include <cerrno>
 
-#include "util/random.h"
+#include "store/file_names.h"
 
 namespace herd::store {
 
@@ -102,16 +102,8 @@ FileSystem* FileSystem::Default() {
   return &real;
 }
 
-std::string UniqueSuffix() {
-  return std::to_string(getpid()) + "." + RandomHex(16);
-}
-
-std::string TempPathFor(const std::string& path) {
-  return path + ".tmp." + UniqueSuffix();
-}
-
 Status ReplaceFileDurably(FileSystem* fs, const std::string& path, std::string_view contents) {
-  std::string temp = TempPathFor(path);
+  std::string temp = TempFileName(path);
   Result<int> fd = fs->CreateExclusive(temp);
   if (!fd.ok()) return fd.status();
   Status status = fs->WriteAll(*fd, contents, temp);

@@ -48,16 +48,9 @@ class FileSystem {
   static FileSystem* Default();
 };
 
-// "<pid>.<16 random hex digits>": unique across processes and calls.
-std::string UniqueSuffix();
-
-// "<path>.tmp.<UniqueSuffix>": a name beside `path` that no other process or
-// call uses.
-std::string TempPathFor(const std::string& path);
-
-// Replaces `path` with `contents` durably: a new temp file beside it is
-// written and fdatasynced, renamed over `path`, and the directory fsynced.
-// On failure `path` is unchanged and no temp file is left.
+// Replaces `path` with `contents` durably: a new temp file beside it
+// (store/file_names.h TempFileName) is written and fdatasynced, renamed over `path`, and the
+// directory fsynced. On failure `path` is unchanged and no temp file is left.
 Status ReplaceFileDurably(FileSystem* fs, const std::string& path, std::string_view contents);
 
 }  // namespace herd::store

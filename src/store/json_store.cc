@@ -10,6 +10,7 @@
 #include <set>
 
 #include "store/file_lock.h"
+#include "store/file_names.h"
 #include "util/clock.h"
 #include "util/json_parse.h"
 
@@ -101,7 +102,7 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
     return contents.status();
   }
 
-  std::string backup_path = path + ".bak";
+  std::string backup_path = BackupFileName(path);
   Result<std::string> backup_contents = fs->ReadFile(backup_path);
   if (!backup_contents.ok()) {
     if (!backup_contents.status().Is(Status::Code::kNotFound)) return backup_contents.status();
@@ -126,7 +127,7 @@ Result<json> JsonStore::LoadForUpdate(const std::string& path, TransactionStats*
   if (contents.ok()) {
     // Time, pid and a random part: a second recovery never replaces the first
     // quarantined file.
-    std::string quarantine = path + ".corrupt." + CompactUtcStamp() + "." + UniqueSuffix();
+    std::string quarantine = QuarantineFileName(path, UniqueSuffix());
     HERD_RETURN_IF_ERROR(fs->Rename(path, quarantine));
     recovery = problem + "; moved it to " + quarantine + " and restored sequence " +
                std::to_string(SequenceOf(*backup)) + " from " + backup_path;
@@ -164,7 +165,7 @@ Status WriteNewFileDurably(FileSystem* fs, const std::string& path, const std::s
 Status JsonStore::Replace(const std::string& path, const json& document, Backup backup,
                           TransactionStats* stats, DeferredWork* deferred) const {
   FileSystem* fs = options_.file_system;
-  std::string temp_path = TempPathFor(path);
+  std::string temp_path = TempFileName(path);
   std::string data = Serialize(document);
 
   Status status = WriteNewFileDurably(fs, temp_path, data, stats);
@@ -178,8 +179,8 @@ Status JsonStore::Replace(const std::string& path, const json& document, Backup 
     // recovery the new version becomes the backup, as a copy of its own:
     // a link would share the inode that `path` keeps, and damage written
     // into `path` in place would reach the backup too.
-    std::string backup_path = path + ".bak";
-    std::string backup_temp = TempPathFor(backup_path);
+    std::string backup_path = BackupFileName(path);
+    std::string backup_temp = TempFileName(backup_path);
     // Holding the old backup open defers freeing its blocks to the close,
     // after the lock is released: replacing it then costs a rename only.
     deferred->old_backup_fd = ::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -238,7 +239,7 @@ Status JsonStore::UpdateLocked(const std::string& path, const Mutation& mutation
                                TransactionStats* stats, DeferredWork* deferred,
                                json* committed) const {
   Result<FileLock> lock =
-      FileLock::Acquire(path + ".lock", options_.lock_timeout, &stats->lock_wait_ms);
+      FileLock::Acquire(LockFileName(path), options_.lock_timeout, &stats->lock_wait_ms);
   if (!lock.ok()) return lock.status();
   auto held_since = MonotonicClock::now();
   struct HoldTimer {
@@ -329,15 +330,16 @@ Result<Snapshot> JsonStore::ReadUncached(const std::string& path,
     return contents.status();
   }
 
-  Result<std::string> backup_contents = fs->ReadFile(path + ".bak");
+  std::string backup_path = BackupFileName(path);
+  Result<std::string> backup_contents = fs->ReadFile(backup_path);
   if (!backup_contents.ok()) {
     if (problem.ok()) return Status::NotFound(path + " does not exist");
     return problem;
   }
-  Result<json> backup = Parse(path + ".bak", *backup_contents);
+  Result<json> backup = Parse(backup_path, *backup_contents);
   if (!backup.ok()) return problem.ok() ? backup.status() : problem;
-  spdlog::warn("{}; reading its backup {}.bak instead (the next update repairs it)",
-               problem.ok() ? path + " is missing" : problem.message(), path);
+  spdlog::warn("{}; reading its backup {} instead (the next update repairs it)",
+               problem.ok() ? path + " is missing" : problem.message(), backup_path);
   Snapshot snapshot;
   snapshot.sequence = SequenceOf(*backup);
   snapshot.document = std::move(*backup);

@@ -6,7 +6,8 @@
 //   and, if the mutation asks for it, durably replaces the file, all under
 //   one lock hold. Concurrent updates from any number of threads and
 //   processes are serialised; none is lost.
-// - A replace writes `path.tmp.<pid>.<random>` in the same directory,
+// - A replace writes `path.tmp.<pid>.<random>` in the same directory (every
+//   name beside `path` is made in store/file_names.h),
 //   fdatasyncs it, keeps the previous version as `path.bak` (a hard link),
 //   renames the temp file over `path` and, once the lock is released but
 //   before Update returns, fsyncs the directory (a later holder's fsync of
@@ -23,7 +24,7 @@
 //   backup (a copy, not a link), so a second loss restores it and skips
 //   past it too: a number that readers saw never names two documents.
 // - A document that does not parse or fails the validator is moved aside as
-//   `path.corrupt.<UTC time>` and the transaction starts from `path.bak`,
+//   `path.corrupt.<UTC time>.<pid>.<random>` and the transaction starts from `path.bak`,
 //   reporting the recovery in its stats and in the log. If no valid backup
 //   exists the transaction fails with Status::Corruption and leaves the
 //   file where it is: the store never silently starts an empty registry

@@ -1,0 +1,401 @@
+// `herd serve`'s JSON-RPC handling through ServeOn: lines in, lines out,
+// on descriptors (memfds), one session per call. The handshake, listing,
+// every protocol error (-32700 parse, -32600 invalid request, -32601
+// unknown method, -32602 invalid params, -32002 unknown resource), the
+// depth limit, notifications that get no reply, tool failures that are tool
+// results rather than protocol errors, and resources. One test runs the real
+// binary to check that its stdout carries JSON-RPC lines only, even while an
+// agent it deployed prints.
+#include "mcp/server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "agents/testing_util_for_test.h"
+#include "orchestrator/orchestrator.h"
+#include "util/json_parse.h"
+
+namespace herd::test_util {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The bytes of a memfd holding `text`, rewound for reading.
+int MemfdWith(const std::string& text) {
+  int fd = memfd_create("herd-server-test", MFD_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("memfd_create failed");
+  size_t written = 0;
+  while (written < text.size()) {
+    ssize_t result = write(fd, text.data() + written, text.size() - written);
+    if (result <= 0) throw std::runtime_error("cannot write the memfd");
+    written += static_cast<size_t>(result);
+  }
+  lseek(fd, 0, SEEK_SET);
+  return fd;
+}
+
+std::string ReadAll(int fd) {
+  lseek(fd, 0, SEEK_SET);
+  std::string text;
+  char buffer[65536];
+  for (ssize_t got; (got = read(fd, buffer, sizeof buffer)) > 0;) {
+    text.append(buffer, static_cast<size_t>(got));
+  }
+  return text;
+}
+
+json Request(const json& id, const std::string& method, const json& params = json::object()) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}};
+}
+
+json Notification(const std::string& method, const json& params = json::object()) {
+  return {{"jsonrpc", "2.0"}, {"method", method}, {"params", params}};
+}
+
+json Initialize(const json& id = 0, const std::string& version = "2025-06-18") {
+  return Request(id, "initialize",
+                 {{"protocolVersion", version},
+                  {"capabilities", json::object()},
+                  {"clientInfo", {{"name", "server_test"}, {"version", "1"}}}});
+}
+
+json CallTool(const json& id, const std::string& name, const json& arguments) {
+  return Request(id, "tools/call", {{"name", name}, {"arguments", arguments}});
+}
+
+// Every output line must be one JSON-RPC 2.0 message.
+std::vector<json> ParseReplies(const std::string& output) {
+  std::vector<json> replies;
+  size_t begin = 0;
+  for (size_t end = output.find('\n'); end != std::string::npos;
+       begin = end + 1, end = output.find('\n', begin)) {
+    std::string line = output.substr(begin, end - begin);
+    json message = json::parse(line, nullptr, false);
+    EXPECT_FALSE(message.is_discarded()) << "not JSON: " << line;
+    if (message.is_discarded()) continue;
+    EXPECT_EQ(message.value("jsonrpc", ""), "2.0") << line;
+    replies.push_back(std::move(message));
+  }
+  EXPECT_EQ(begin, output.size()) << "output does not end with a whole line: " << output;
+  return replies;
+}
+
+class ServerTest : public HerdTest {
+ protected:
+  // One session: `lines` as the client's input, then EOF. Returns the
+  // replies in the order written.
+  std::vector<json> Session(const std::vector<std::string>& lines) {
+    std::string input;
+    for (const std::string& line : lines) input += line + "\n";
+    int input_fd = MemfdWith(input);
+    int output_fd = MemfdWith("");
+    EXPECT_EQ(mcp::ServeOn(workspace(), input_fd, output_fd), 0);
+    std::string output = ReadAll(output_fd);
+    close(input_fd);
+    close(output_fd);
+    return ParseReplies(output);
+  }
+
+  std::vector<json> Session(const std::vector<json>& messages) {
+    std::vector<std::string> lines;
+    for (const json& message : messages) lines.push_back(message.dump());
+    return Session(lines);
+  }
+
+  // The reply with `id` (tool calls are answered by workers, so replies
+  // need not come in request order).
+  static json ReplyTo(const std::vector<json>& replies, const json& id) {
+    for (const json& reply : replies) {
+      if (reply.contains("id") && reply["id"] == id && !reply.contains("method")) return reply;
+    }
+    ADD_FAILURE() << "no reply to id " << id.dump();
+    return json::object();
+  }
+
+  static int ErrorCode(const json& reply) {
+    EXPECT_TRUE(reply.contains("error")) << reply.dump();
+    return reply.contains("error") ? reply["error"].value("code", 0) : 0;
+  }
+
+  // A task made in-process, for the resources.
+  std::string MakeTask() {
+    Orchestrator orchestrator{registry::Workspace(workspace()), registry::RegistryStores()};
+    CreateTaskRequest request;
+    request.description = "a task made by a server test";
+    Result<json> task = orchestrator.CreateTask(request);
+    EXPECT_TRUE(task.ok()) << task.status().ToString();
+    return task.ok() ? task->value("task_id", "") : "";
+  }
+};
+
+TEST_F(ServerTest, InitializeNegotiatesTheProtocolVersion) {
+  std::vector<json> replies = Session(std::vector<json>{Initialize(1, "2025-06-18")});
+  ASSERT_EQ(replies.size(), 1u);
+  const json& result = replies[0]["result"];
+  EXPECT_EQ(replies[0]["id"], 1);
+  EXPECT_EQ(result.value("protocolVersion", ""), "2025-06-18");
+  EXPECT_EQ(result["serverInfo"].value("name", ""), "herd");
+  EXPECT_TRUE(result["capabilities"].contains("tools")) << result.dump(2);
+  EXPECT_TRUE(result["capabilities"].contains("resources")) << result.dump(2);
+  EXPECT_THAT(result.value("instructions", ""), HasSubstr("create_real_task"));
+
+  // An unknown version gets the newest; a second initialize is refused.
+  replies = Session(std::vector<json>{Initialize(1, "1999-01-01"), Initialize(2)});
+  EXPECT_EQ(ReplyTo(replies, 1)["result"].value("protocolVersion", ""), mcp::kProtocolVersions[0]);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 2)), -32600);
+  // initialize needs its version.
+  replies = Session(std::vector<json>{Request(3, "initialize")});
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 3)), -32602);
+}
+
+TEST_F(ServerTest, RequestsBeforeInitializeAreRefusedButPingIsAnswered) {
+  std::vector<json> replies =
+      Session(std::vector<json>{Request(1, "tools/list"), Request(2, "ping")});
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 1)), -32600);
+  EXPECT_THAT(ReplyTo(replies, 1)["error"].value("message", ""), HasSubstr("initialize"));
+  EXPECT_EQ(ReplyTo(replies, 2)["result"], json::object());
+}
+
+TEST_F(ServerTest, ToolsListNamesEveryToolWithItsSchemas) {
+  std::vector<json> replies = Session(std::vector<json>{Initialize(), Request(1, "tools/list")});
+  json tools = ReplyTo(replies, 1)["result"]["tools"];
+  std::set<std::string> names;
+  for (const json& tool : tools) {
+    names.insert(tool.value("name", ""));
+    EXPECT_TRUE(tool.contains("inputSchema")) << tool.dump();
+    EXPECT_TRUE(tool.contains("outputSchema")) << tool.dump();
+  }
+  EXPECT_EQ(names, (std::set<std::string>{
+                       "create_real_task", "deploy_headless_agent", "get_real_task_status",
+                       "get_agent_output", "kill_real_agent", "update_agent_progress",
+                       "report_agent_finding", "spawn_child_agent", "get_health_status"}));
+  // herd returns everything at once: a cursor is refused.
+  replies = Session(std::vector<json>{Initialize(), Request(2, "tools/list", {{"cursor", "x"}})});
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 2)), -32602);
+}
+
+TEST_F(ServerTest, UnknownMethodIsMethodNotFound) {
+  std::vector<json> replies =
+      Session(std::vector<json>{Initialize(), Request("abc", "no/such/method")});
+  json reply = ReplyTo(replies, "abc");
+  EXPECT_EQ(ErrorCode(reply), -32601);
+  EXPECT_THAT(reply["error"].value("message", ""), HasSubstr("no/such/method"));
+}
+
+TEST_F(ServerTest, MalformedJsonIsAParseErrorAndServingGoesOn) {
+  std::vector<json> replies = Session(
+      std::vector<std::string>{"{not json", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"",
+                               "\"\xff\xfe\"", Request(9, "ping").dump()});
+  ASSERT_EQ(replies.size(), 4u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(ErrorCode(replies[i]), -32700) << replies[i].dump();
+    EXPECT_TRUE(replies[i]["id"].is_null()) << replies[i].dump();
+  }
+  EXPECT_EQ(ReplyTo(replies, 9)["result"], json::object());
+}
+
+TEST_F(ServerTest, InvalidRequestsAreRefused) {
+  std::vector<json> replies = Session(std::vector<std::string>{
+      Initialize().dump(),
+      R"({"jsonrpc":"1.0","id":1,"method":"ping"})",
+      R"({"id":2,"method":"ping"})",
+      R"({"jsonrpc":"2.0","id":3,"method":42})",
+      R"({"jsonrpc":"2.0","id":{"an":"object"},"method":"ping"})",
+      R"(42)",
+      R"({"jsonrpc":"2.0","id":6,"method":"tools/list","params":[1]})",
+  });
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 1)), -32600);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 2)), -32600);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 3)), -32600);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 6)), -32602);
+  int null_id_invalid = 0;
+  for (const json& reply : replies) {
+    if (reply["id"].is_null() && ErrorCode(reply) == -32600) ++null_id_invalid;
+  }
+  EXPECT_EQ(null_id_invalid, 2);  // the object id and the bare number
+  EXPECT_EQ(replies.size(), 7u);
+}
+
+TEST_F(ServerTest, ARequestNestedTooDeepIsRefusedWithItsId) {
+  std::string deep(kMaxMessageDepth, '[');
+  deep += std::string(kMaxMessageDepth, ']');
+  // Inside params.arguments.background_context: 4 levels more than `deep`.
+  std::string line =
+      R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"create_real_task",)"
+      R"("arguments":{"description":"too deep","background_context":)" +
+      deep + "}}}";
+  std::string shallow(kMaxMessageDepth - 3, '[');
+  shallow += std::string(kMaxMessageDepth - 3, ']');
+  std::string fits = R"({"jsonrpc":"2.0","id":8,"method":"ping","params":{"x":)" + shallow + "}}";
+
+  std::vector<json> replies = Session(std::vector<std::string>{Initialize().dump(), line, fits});
+
+  json refused = ReplyTo(replies, 7);
+  EXPECT_EQ(ErrorCode(refused), -32600);
+  EXPECT_THAT(refused["error"].value("message", ""), HasSubstr("flatter"));
+  EXPECT_EQ(ReplyTo(replies, 8)["result"], json::object());
+  EXPECT_FALSE(std::filesystem::exists(workspace())) << "the refused call created a task";
+}
+
+TEST_F(ServerTest, NotificationsGetNoReply) {
+  std::vector<json> replies = Session(std::vector<json>{
+      Initialize(),
+      Notification("notifications/initialized"),
+      Notification("notifications/cancelled", {{"requestId", 99}}),
+      Notification("notifications/no-such-thing"),
+      Notification("tools/list"),
+      Request(1, "ping"),
+  });
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0]["id"], 0);
+  EXPECT_EQ(replies[1]["id"], 1);
+}
+
+TEST_F(ServerTest, ToolFailuresAreToolResultsNotProtocolErrors) {
+  std::vector<json> replies = Session(std::vector<json>{
+      Initialize(),
+      CallTool(1, "create_real_task", json::object()),
+      CallTool(2, "get_real_task_status", {{"task_id", 42}}),
+      CallTool(3, "no_such_tool", json::object()),
+      Request(4, "tools/call", {{"arguments", json::object()}}),
+  });
+  for (int id : {1, 2}) {
+    json reply = ReplyTo(replies, id);
+    ASSERT_TRUE(reply.contains("result")) << reply.dump();
+    json result = reply["result"];
+    EXPECT_TRUE(result.value("isError", false)) << reply.dump();
+    EXPECT_EQ(result["structuredContent"].value("success", true), false);
+    EXPECT_FALSE(result["structuredContent"].value("error", "").empty());
+    // The text copy says the same.
+    EXPECT_EQ(json::parse(result["content"][0].value("text", "")), result["structuredContent"]);
+  }
+  EXPECT_THAT(ReplyTo(replies, 1)["result"]["structuredContent"].value("error", ""),
+              HasSubstr("\"description\""));
+  // A tool that does not exist, or no tool name, is the request's error.
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 3)), -32602);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 4)), -32602);
+}
+
+TEST_F(ServerTest, ToolCallsSucceedWithStructuredContentAndProgress) {
+  std::vector<json> replies = Session(std::vector<json>{
+      Initialize(),
+      Request(1, "tools/call",
+              {{"name", "create_real_task"},
+               {"arguments", {{"description", "made through the server"}}},
+               {"_meta", {{"progressToken", "token-1"}}}}),
+  });
+  json reply = ReplyTo(replies, 1);
+  const json& result = reply["result"];
+  EXPECT_FALSE(result.value("isError", true)) << reply.dump();
+  EXPECT_TRUE(result["structuredContent"].value("success", false));
+  EXPECT_THAT(result["structuredContent"].value("task_id", ""), ::testing::StartsWith("TASK-"));
+  bool progress_seen = false;
+  for (const json& message : replies) {
+    if (message.value("method", "") == "notifications/progress") {
+      EXPECT_EQ(message["params"].value("progressToken", ""), "token-1");
+      progress_seen = true;
+    }
+  }
+  EXPECT_TRUE(progress_seen);
+}
+
+TEST_F(ServerTest, ResourcesListAndRead) {
+  std::string task = MakeTask();
+  std::vector<json> replies = Session(std::vector<json>{
+      Initialize(),
+      Request(1, "resources/list"),
+      Request(2, "resources/templates/list"),
+      Request(3, "resources/read", {{"uri", "tasks://list"}}),
+      Request(4, "resources/read", {{"uri", "task://" + task + "/status"}}),
+      Request(5, "resources/read", {{"uri", "task://" + task + "/progress-timeline"}}),
+      Request(6, "resources/read", {{"uri", "task://TASK-20260101-000000-00000000/status"}}),
+      Request(7, "resources/read", {{"uri", "nothing://here"}}),
+      Request(8, "resources/read"),
+  });
+
+  std::set<std::string> uris;
+  json resources = ReplyTo(replies, 1)["result"]["resources"];
+  for (const json& resource : resources) {
+    uris.insert(resource.value("uri", ""));
+  }
+  EXPECT_EQ(uris, (std::set<std::string>{"tasks://list", "task://" + task + "/status"}));
+  EXPECT_EQ(ReplyTo(replies, 2)["result"]["resourceTemplates"].size(), 2u);
+
+  auto contents = [&](int id) {
+    json content = ReplyTo(replies, id)["result"]["contents"][0];
+    EXPECT_EQ(content.value("mimeType", ""), "application/json");
+    return json::parse(content.value("text", "null"));
+  };
+  EXPECT_EQ(contents(3)["tasks"][0].value("task_id", ""), task);
+  EXPECT_EQ(contents(4).value("task_id", ""), task);
+  EXPECT_EQ(contents(5)["timeline"], json::array());
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 6)), -32002);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 7)), -32002);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 8)), -32602);
+}
+
+TEST_F(ServerTest, EveryRequestReadBeforeEofIsAnswered) {
+  std::vector<json> messages{Initialize()};
+  for (int id = 1; id <= 20; ++id) {
+    messages.push_back(CallTool(id, "get_health_status", json::object()));
+  }
+  std::vector<json> replies = Session(messages);
+  for (int id = 1; id <= 20; ++id) {
+    EXPECT_TRUE(ReplyTo(replies, id)["result"]["structuredContent"].value("success", false)) << id;
+  }
+}
+
+TEST_F(ServerTest, ALastLineWithoutItsNewlineIsAnswered) {
+  std::string input = Initialize().dump() + "\r\n" + Request(1, "ping").dump();
+  int input_fd = MemfdWith(input);
+  int output_fd = MemfdWith("");
+  mcp::ServeOn(workspace(), input_fd, output_fd);
+  std::vector<json> replies = ParseReplies(ReadAll(output_fd));
+  close(input_fd);
+  close(output_fd);
+  EXPECT_EQ(ReplyTo(replies, 1)["result"], json::object());
+}
+
+// The real `herd serve`: its stdout carries JSON-RPC lines only, even while
+// an agent it started writes to its own stdout and stderr.
+TEST_F(ServerTest, StdoutOfHerdServeCarriesOnlyJsonRpcLines) {
+  std::string task = CreateTask();
+  std::vector<std::string> lines = {
+      Initialize().dump(),
+      Notification("notifications/initialized").dump(),
+      CallTool(
+          1, "deploy_headless_agent",
+          {{"task_id", task},
+           {"agent_type", "printer"},
+           {"prompt", "print"},
+           {"backend", "command"},
+           {"command", {"sh", "-c", "echo agent-stdout-marker; echo agent-stderr-marker >&2"}}})
+          .dump(),
+      CallTool(2, "get_health_status", json::object()).dump(),
+      "{not json",
+  };
+  std::vector<std::string> args = {"-c", "printf '%s\\n' \"$@\" | \"$0\" serve", HerdBinary()};
+  args.insert(args.end(), lines.begin(), lines.end());
+
+  CommandResult served = CommandProcess("sh", args).Wait();
+
+  ASSERT_EQ(served.exit_code, 0) << served.Describe();
+  std::vector<json> replies = ParseReplies(served.out);
+  EXPECT_EQ(replies.size(), 4u) << served.out;
+  EXPECT_FALSE(ReplyTo(replies, 1)["result"].value("isError", true)) << served.out;
+  EXPECT_THAT(served.out, ::testing::Not(HasSubstr("marker")));
+  std::string agent = ReplyTo(replies, 1)["result"]["structuredContent"].value("agent_id", "");
+  WaitForAgentToEnd(task, agent);
+  EXPECT_THAT(ReadFile(LogPath(task, agent)), HasSubstr("agent-stdout-marker"));
+}
+
+}  // namespace
+}  // namespace herd::test_util
