@@ -133,6 +133,12 @@ json UsageTracker::Usage() const {
           {"messages", messages_}};
 }
 
+std::optional<std::string> UsageTracker::ReportedFailure() const {
+  if (!result_.is_object() || !Bool(result_, "is_error")) return std::nullopt;
+  auto error = result_.find("error");
+  return error != result_.end() && error->is_string() ? error->get<std::string>() : "";
+}
+
 long long UsageTracker::TotalTokens() const {
   // Codex's cached_input_tokens are part of its input_tokens; Anthropic's
   // cache reads and writes are counted apart from input_tokens.

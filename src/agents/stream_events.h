@@ -18,6 +18,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,9 @@ class UsageTracker {
   // duration_ms, usage, is_error, subtype, error?}.
   const nlohmann::json& Result() const { return result_; }
   long long TotalTokens() const;
+  // When the agent CLI's result says it failed: why ("" if it gave no
+  // detail); nullopt when it did not fail or gave no result.
+  std::optional<std::string> ReportedFailure() const;
 
  private:
   void AddUsage(const nlohmann::json& usage);

@@ -615,11 +615,10 @@ class AgentWatch {
   if (plan->stream_json) {
     exit_record.result = watch.tracker().Result();
     exit_record.usage = watch.tracker().Usage();
-    if (exit_record.result.is_object() && exit_record.result.value("is_error", false) &&
-        exit_record.error.empty()) {
-      std::string detail = exit_record.result.value("error", std::string());
+    std::optional<std::string> failure = watch.tracker().ReportedFailure();
+    if (failure && exit_record.error.empty()) {
       exit_record.error =
-          "the agent CLI reported an error" + (detail.empty() ? std::string() : ": " + detail);
+          "the agent CLI reported an error" + (failure->empty() ? std::string() : ": " + *failure);
     }
   }
   spdlog::info("agent exited: code {} signal {}", exit_record.exit_code.value_or(-1),

@@ -246,35 +246,34 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
 }
 
 Result<json> Orchestrator::ListTasks() const {
-  json tasks = json::array();
+  std::vector<std::pair<std::string, json>> listed;  // (created_at, summary)
   for (const std::string& base : registry::KnownWorkspaces(stores_, workspace_.base())) {
     Workspace workspace(base);
     for (const std::string& name : workspace.TaskIds()) {
       Result<registry::TaskSnapshot> snapshot = RegistryOf(workspace).ReadTask(name);
-      if (!snapshot.ok()) {
-        // Listed all the same, with the reason, so a damaged task is seen.
-        tasks.push_back({{"task_id", name},
-                         {"workspace_base", base},
-                         {"created_at", ""},
-                         {"error", snapshot.status().message()}});
-        continue;
-      }
-      const registry::TaskRecord& task = snapshot->task;
-      tasks.push_back({{"task_id", task.task_id.empty() ? name : task.task_id},
-                       {"description", task.description},
-                       {"status", task.status},
-                       {"priority", task.priority},
-                       {"created_at", task.created_at},
-                       {"workspace_base", base},
-                       {"client_cwd", NullIfEmpty(task.client_cwd)},
-                       {"total_spawned", task.total_spawned},
-                       {"active_count", task.active_count},
-                       {"completed_count", task.completed_count}});
+      // A damaged registry is listed with the reason, not hidden; one that
+      // cannot be read at all (an incomplete task) is doctor's to report.
+      if (!snapshot.ok() && !snapshot.status().Is(Status::Code::kCorruption)) continue;
+      registry::TaskRecord task;
+      if (snapshot.ok()) task = std::move(snapshot->task);
+      json summary = {{"task_id", task.task_id.empty() ? name : task.task_id},
+                      {"description", task.description},
+                      {"status", task.status},
+                      {"priority", task.priority},
+                      {"created_at", task.created_at},
+                      {"workspace_base", base},
+                      {"client_cwd", NullIfEmpty(task.client_cwd)},
+                      {"total_spawned", task.total_spawned},
+                      {"active_count", task.active_count},
+                      {"completed_count", task.completed_count}};
+      if (!snapshot.ok()) summary["error"] = snapshot.status().message();
+      listed.emplace_back(task.created_at, std::move(summary));
     }
   }
-  std::sort(tasks.begin(), tasks.end(), [](const json& a, const json& b) {
-    return a["created_at"].get<std::string>() > b["created_at"].get<std::string>();
-  });
+  std::stable_sort(listed.begin(), listed.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  json tasks = json::array();
+  for (auto& [created_at, summary] : listed) tasks.push_back(std::move(summary));
   return json{{"tasks", tasks}, {"total", tasks.size()}};
 }
 
