@@ -84,7 +84,8 @@ std::string HelpText(const ParameterSpec& parameter);
 // argument is absent. The Get overloads copy a present value into `*field`
 // and leave it alone otherwise, so the request struct's initializer stays
 // the default. Asking for a name the list does not declare, or as the wrong
-// type, is a programming error: std::logic_error.
+// type, is a programming error: std::logic_error. It keeps a pointer to
+// the list, which must outlive it (the request tables are static).
 class CheckedArguments {
  public:
   CheckedArguments(const ParameterList& parameters, json values)
