@@ -81,14 +81,12 @@ TEST_F(CliTest, MissingRequiredArgumentIsUsageError) {
 
 TEST_F(CliTest, InvalidOptionValueIsUsageError) {
   std::string task = CreateTask();
-  ExpectExit(2, {"deploy", task, "--type", "t", "--backend", "nope"});
   ExpectExit(2, {"deploy", task, "--type", "t", "--prompt", "p", "--prompt-file", "/dev/null"});
   ExpectExit(2, {"deploy", task, "--type", "t", "--backend", "claude", "--", "true"});
   ExpectExit(2, {"task", "create", "desc", "--max-concurrent", "many"});
-  ExpectExit(2, {"kill", task, "a-1", "--grace", "-1"});
-  // The same range as kill_real_agent's grace_seconds (agents/killer.h).
-  ExpectExit(2, {"kill", task, "a-1", "--grace", "601"});
+  ExpectExit(2, {"kill", task, "a-1", "--grace", "soon"});
   ExpectExit(2, {"task", "create", "desc", "--context", "[1,2]"});
+  ExpectExit(2, {"task", "create", "desc", "--context", R"({"priority": "P0"})"});
 }
 
 TEST_F(CliTest, RefusedOrFailedRequestExitsOneAndSaysWhy) {
@@ -98,10 +96,27 @@ TEST_F(CliTest, RefusedOrFailedRequestExitsOneAndSaysWhy) {
   EXPECT_THAT(unknown.err, HasSubstr("herd task list"));
   ExpectExit(1, {"task", "create", "desc", "--priority", "P9"});
   ExpectExit(1, {"task", "create", "desc", "--max-concurrent", "0"});
+  ExpectExit(1, {"task", "create", "desc", "--context", R"({"constraints": "one"})"});
+  std::string task = CreateTask();
+  // Values the request's parameters refuse: the checks and words MCP calls get.
+  ExpectExit(1, {"deploy", task, "--type", "t", "--backend", "nope"});
+  ExpectExit(1, {"kill", task, "a-1", "--grace", "-1"});
+  // The same range as kill_real_agent's grace_seconds (agents/killer.h).
+  ExpectExit(1, {"kill", task, "a-1", "--grace", "601"});
   ExpectExit(1, {"task", "create", "   "});
   ExpectExit(1, {"task", "create", "desc", "--cwd", root() + "/not-a-directory"});
-  std::string task = CreateTask();
   ExpectExit(1, {"kill", task, "ghost-000000-abcdef"});
+}
+
+TEST_F(CliTest, RefusedValueSaysWhatIsAllowed) {
+  CommandResult priority = Herd({"task", "create", "desc", "--priority", "P9"});
+  EXPECT_THAT(priority.err, HasSubstr("--priority must be one of P0, P1, P2, P3, P4, not \"P9\""));
+  CommandResult grace = Herd({"kill", "TASK-20260101-000000-00000000", "a-1", "--grace", "601"});
+  EXPECT_THAT(grace.err, HasSubstr("--grace must be a number in 0-600, not 601"));
+  CommandResult limit = Herd({"task", "create", "desc", "--max-agents", "0", "--json"});
+  EXPECT_EQ(limit.exit_code, 1) << limit.Describe();
+  EXPECT_EQ(limit.Json().value("success", true), false) << limit.out;
+  EXPECT_THAT(limit.Json().value("error", ""), HasSubstr("--max-agents"));
 }
 
 TEST_F(CliTest, SuccessExitsZero) {
@@ -250,6 +265,8 @@ TEST_F(CliTest, FindingWithUnknownSeverityOrBadDataIsRejected) {
              {"finding", task_, agent_, "--type", "issue", "--severity", "dire", "--message", "m"});
   ExpectExit(2, {"finding", task_, agent_, "--type", "issue", "--severity", "low", "--message", "m",
                  "--data", "{not json"});
+  ExpectExit(1, {"finding", task_, agent_, "--type", "issue", "--severity", "low", "--message", "m",
+                 "--data", "[1]"});
   EXPECT_FALSE(FileExists(FindingsPath()));
 }
 

@@ -5,18 +5,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <list>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "agents/backend.h"
-#include "agents/killer.h"
 #include "agents/supervisor.h"
 #include "cli/table.h"
 #include "health/doctor.h"
 #include "orchestrator/orchestrator.h"
+#include "orchestrator/requests.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
 #include "util/json_parse.h"
@@ -235,346 +236,436 @@ int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int 
   return kExitOk;
 }
 
+// ---- options from request parameters --------------------------------------------
+
+// One request parameter bound to a CLI11 option; what CLI11 parsed stays
+// here until ToArguments turns it into JSON.
+struct BoundOption {
+  const ParameterSpec* parameter = nullptr;
+  CLI::Option* option = nullptr;
+  std::string text;  // kString, and kObject / kObjectList as JSON text
+  long long integer = 0;
+  double number = 0;
+  bool flag = false;
+  std::vector<std::string> list;
+};
+
+// Adds an option (or positional) for each parameter the command line
+// spells, typed so CLI11 refuses "many" for an integer, with HelpText.
+void AddParameterOptions(CLI::App* command, const ParameterList& parameters,
+                         std::list<BoundOption>* bound) {
+  for (const ParameterSpec& parameter : parameters) {
+    if (parameter.cli == nullptr) continue;
+    BoundOption& binding = bound->emplace_back();
+    binding.parameter = &parameter;
+    std::string help = HelpText(parameter);
+    switch (parameter.type) {
+      case ParameterType::kInteger:
+        binding.option = command->add_option(parameter.cli, binding.integer, help);
+        break;
+      case ParameterType::kNumber:
+        binding.option = command->add_option(parameter.cli, binding.number, help);
+        break;
+      case ParameterType::kBoolean:
+        binding.option = command->add_flag(parameter.cli, binding.flag, help);
+        break;
+      case ParameterType::kStringList:
+        binding.option = command->add_option(parameter.cli, binding.list, help);
+        break;
+      case ParameterType::kString:
+      case ParameterType::kObject:
+      case ParameterType::kObjectList:
+        binding.option = command->add_option(parameter.cli, binding.text, help);
+        break;
+    }
+    if (parameter.required) binding.option->required();
+  }
+}
+
+// The options given, as the argument object an MCP client would send.
+Status ToArguments(const std::list<BoundOption>& bound, json* arguments) {
+  for (const BoundOption& binding : bound) {
+    if (binding.option->count() == 0) continue;
+    const ParameterSpec& parameter = *binding.parameter;
+    json& value = (*arguments)[parameter.name];
+    switch (parameter.type) {
+      case ParameterType::kString: value = binding.text; break;
+      case ParameterType::kInteger: value = binding.integer; break;
+      case ParameterType::kNumber: value = binding.number; break;
+      case ParameterType::kBoolean: value = binding.flag; break;
+      case ParameterType::kStringList: value = binding.list; break;
+      case ParameterType::kObject:
+      case ParameterType::kObjectList: {
+        Result<json> parsed = ParseJson(binding.text, kMaxMessageDepth);
+        if (!parsed.ok()) {
+          return Status::InvalidArgument(std::string(parameter.cli) +
+                                         " is not valid JSON: " + parsed.status().message());
+        }
+        value = std::move(parsed).value();
+        break;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// ---- commands ---------------------------------------------------------------------
+
+// What one invocation gave: the global options, the request's options as
+// JSON arguments, and the options only the command line has.
+struct Invocation {
+  GlobalOptions global;
+  json arguments = json::object();
+  ServeFunction serve;
+  std::string prompt_file;   // deploy
+  std::string context_json;  // task create
+  bool follow = false;       // logs
+  int until_active = 0;      // watch
+  bool repair = false;       // doctor
+  bool dry_run = false;      // doctor
+  agents::SupervisorArgs supervisor;
+};
+
+// Arguments the request refuses (a value out of range or not among the
+// allowed ones): refused, in the words an MCP client gets.
+int Refuse(const Invocation& invocation, const Status& status) {
+  return Report(invocation.global, status, nullptr);
+}
+
+// A command line that cannot make a request (JSON that does not parse, a
+// prompt file that cannot be read...).
+int UsageError(const Invocation& invocation, const Status& status) {
+  if (invocation.global.json_output) {
+    std::cout << json{{"success", false}, {"error", status.message()}}.dump(2) << "\n";
+  }
+  std::cerr << "herd: " << status.message() << "\n";
+  return kExitUsage;
+}
+
+Orchestrator MakeOrchestrator(const Invocation& invocation) {
+  return MakeOrchestrator(invocation.global);
+}
+
+// --context: the task context's keys, merged into the arguments.
+Status MergeContext(const std::string& text, json* arguments) {
+  Result<json> context = ParseJson(text, kMaxMessageDepth);
+  if (!context.ok() || !context->is_object()) {
+    return Status::InvalidArgument("--context must be a JSON object" +
+                                   (context.ok() ? "" : ": " + context.status().message()));
+  }
+  const std::vector<const char*>& keys = CreateTaskRequest::ContextKeys();
+  for (const auto& [key, value] : context->items()) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+      std::string known;
+      for (const char* name : keys) known += (known.empty() ? "" : ", ") + std::string(name);
+      return Status::InvalidArgument("--context has \"" + key + "\", which is not one of " + known);
+    }
+    (*arguments)[key] = value;
+  }
+  return Status::Ok();
+}
+
+void TaskCreateOptions(CLI::App* command, Invocation* invocation) {
+  command->add_option("--context", invocation->context_json,
+                      "JSON object with background_context, expected_deliverables, "
+                      "success_criteria, constraints, relevant_files, conversation_history");
+}
+
+std::string RenderCreated(const json& r) {
+  std::string text = "created " + r.value("task_id", "") + " in " + r.value("workspace", "") + "\n";
+  for (const json& warning : r.value("validation_warnings", json::array())) {
+    text += "warning: " + warning.get<std::string>() + "\n";
+  }
+  return text;
+}
+
+int TaskCreate(Invocation& invocation) {
+  if (!invocation.context_json.empty()) {
+    Status merged = MergeContext(invocation.context_json, &invocation.arguments);
+    if (!merged.ok()) return UsageError(invocation, merged);
+  }
+  Result<CreateTaskRequest> request =
+      CreateTaskRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  return Report(invocation.global, MakeOrchestrator(invocation).CreateTask(*request),
+                RenderCreated);
+}
+
+std::string RenderLimits(const json& r) {
+  std::string text = "limits of " + r.value("task_id", "") + ": " + r["limits"].dump() +
+                     ", budget " + r["budget"].dump() + "\n";
+  if (!r["budget_exceeded"].is_null()) {
+    text += "still over budget: " + r["budget_exceeded"].value("message", "") + "\n";
+  }
+  return text;
+}
+
+int TaskLimits(Invocation& invocation) {
+  Result<LimitsUpdate> update =
+      LimitsUpdate::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!update.ok()) return Refuse(invocation, update.status());
+  return Report(invocation.global, MakeOrchestrator(invocation).UpdateLimits(*update),
+                RenderLimits);
+}
+
+std::string RenderTaskList(const json& r) {
+  Table table({"TASK", "STATUS", "ACTIVE", "SPAWNED", "CREATED", "DESCRIPTION"});
+  for (const json& t : r["tasks"]) {
+    table.AddRow({t.value("task_id", ""), t.value("status", ""),
+                  std::to_string(t.value("active_count", 0)),
+                  std::to_string(t.value("total_spawned", 0)), t.value("created_at", ""),
+                  t.value("description", "")});
+  }
+  return table.Render();
+}
+
+int TaskList(Invocation& invocation) {
+  return Report(invocation.global, MakeOrchestrator(invocation).ListTasks(), RenderTaskList);
+}
+
+void DeployOptions(CLI::App* command, Invocation* invocation) {
+  // Not required here: --prompt-file may give the prompt, and a command
+  // agent may need none (it then gets an empty one).
+  CLI::Option* prompt = command->get_option("--prompt");
+  prompt->required(false);
+  command->add_option("--prompt-file", invocation->prompt_file, "read the prompt from a file")
+      ->excludes(prompt);
+}
+
+std::string RenderDeployed(const json& r) {
+  std::string text = "deployed " + r.value("agent_id", "") + " (pid " + Text(r["pid"]) +
+                     ", depth " + std::to_string(r.value("depth", 1)) +
+                     ")\nlog: " + r.value("log_file", "") + "\n";
+  if (r["tmux_session"].is_string()) {
+    text += "watch: tmux attach -t " + r["tmux_session"].get<std::string>() + "\n";
+  }
+  return text;
+}
+
+int Deploy(Invocation& invocation) {
+  if (!invocation.prompt_file.empty()) {
+    Result<std::string> text = ReadPromptFile(invocation.prompt_file);
+    if (!text.ok()) return UsageError(invocation, text.status());
+    invocation.arguments["prompt"] = *text;
+  }
+  if (!invocation.arguments.contains("prompt")) invocation.arguments["prompt"] = "";
+  Result<DeployAgentRequest> request =
+      DeployAgentRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  if (request->backend != "command" && !request->command_argv.empty()) {
+    return UsageError(invocation,
+                      Status::InvalidArgument("an argv after -- is only for --backend command"));
+  }
+  return Report(invocation.global, MakeOrchestrator(invocation).Deploy(*request), RenderDeployed);
+}
+
+int TaskStatus(Invocation& invocation) {
+  Result<StatusRequest> request =
+      StatusRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  return Report(invocation.global, MakeOrchestrator(invocation).TaskStatus(request->task_id),
+                RenderStatus);
+}
+
+void WatchOptions(CLI::App* command, Invocation* invocation) {
+  command->add_option("--until-active", invocation->until_active,
+                      "stop once at most this many agents are active (default 0)");
+}
+
+int Watch(Invocation& invocation) {
+  Result<StatusRequest> request =
+      StatusRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  return WatchTask(MakeOrchestrator(invocation), request->task_id, invocation.until_active,
+                   invocation.global.json_output);
+}
+
+void LogsOptions(CLI::App* command, Invocation* invocation) {
+  command->add_flag("--follow,-f", invocation->follow,
+                    "keep printing new output until the agent ends");
+}
+
+int Logs(Invocation& invocation) {
+  json& arguments = invocation.arguments;
+  if (arguments.value("tail", 0) == 0) arguments.erase("tail");  // --tail 0: every line
+  // A terminal has no MCP reply limit: print up to 4 MiB of the newest output.
+  arguments["max_bytes"] = OutputRequest::kLargestMaxBytes;
+  arguments["include_metadata"] = true;
+  Result<OutputRequest> request =
+      OutputRequest::FromArguments(arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  Orchestrator orchestrator = MakeOrchestrator(invocation);
+  Result<json> output = orchestrator.AgentOutput(*request);
+  int code = Report(invocation.global, output, [](const json& r) { return Text(r["output"]); });
+  if (code != kExitOk || !invocation.follow || invocation.global.json_output) return code;
+  return FollowLog(orchestrator, request->task_id, request->agent_id,
+                   output->at("metadata").value("file_size", 0ULL));
+}
+
+std::string RenderProgress(const json& r) {
+  const json& update = r["own_update"];
+  return "recorded " + update.value("status", "") + " " +
+         std::to_string(update.value("progress", 0)) + "% for " + update.value("agent_id", "") +
+         "\n";
+}
+
+int Progress(Invocation& invocation) {
+  Result<ProgressReport> report =
+      ProgressReport::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!report.ok()) return Refuse(invocation, report.status());
+  return Report(invocation.global, MakeOrchestrator(invocation).ReportProgress(*report),
+                RenderProgress);
+}
+
+std::string RenderFinding(const json& r) {
+  return "recorded finding from " + r["own_finding"].value("agent_id", "") + "\n";
+}
+
+int Finding(Invocation& invocation) {
+  Result<FindingReport> report =
+      FindingReport::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!report.ok()) return Refuse(invocation, report.status());
+  return Report(invocation.global, MakeOrchestrator(invocation).ReportFinding(*report),
+                RenderFinding);
+}
+
+std::string RenderKilled(const json& r) {
+  if (r.value("already_ended", false)) {
+    return r.value("agent_id", "") + " had already ended (" + r.value("status", "") + ")\n";
+  }
+  const json& cleanup = r["cleanup"];
+  return std::string(r.value("registry_recorded", true) ? "terminated " : "stopped ") +
+         r.value("agent_id", "") + ": " + std::to_string(cleanup.value("signalled", 0)) +
+         " process(es) sent SIGTERM, " + std::to_string(cleanup.value("sigkilled", 0)) +
+         " needed SIGKILL\n";
+}
+
+int Kill(Invocation& invocation) {
+  Result<KillRequest> request =
+      KillRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  Result<json> killed = MakeOrchestrator(invocation).Kill(*request);
+  int code = Report(invocation.global, killed, RenderKilled);
+  if (code != kExitOk) return code;
+  // On stderr, with --json too: a script's log should show it.
+  if (killed->contains("warning")) {
+    std::cerr << "herd: warning: " << killed->value("warning", "") << "\n";
+  }
+  return killed->value("registry_recorded", true) ? kExitOk : kExitNotRecorded;
+}
+
+void DoctorOptions(CLI::App* command, Invocation* invocation) {
+  command->add_flag("--repair", invocation->repair, "fix what is found");
+  command->add_flag("--dry-run", invocation->dry_run, "with --repair: show what would change");
+}
+
+int Doctor(Invocation& invocation) {
+  Result<HealthRequest> request =
+      HealthRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  health::DoctorOptions options;
+  options.task_id = request->task_id;
+  options.repair = invocation.repair;
+  options.dry_run = invocation.dry_run;
+  Orchestrator orchestrator = MakeOrchestrator(invocation);
+  Result<json> report = health::Diagnose(orchestrator.stores(), orchestrator.workspace(), options);
+  int code = Report(invocation.global, report, health::RenderReport);
+  // Like any check: exit 1 while something is left to fix.
+  if (code == kExitOk && !report->at("summary").value("healthy", true)) code = kExitFailed;
+  return code;
+}
+
+int Serve(Invocation& invocation) {
+  return invocation.serve(registry::Workspace::Resolve(invocation.global.workspace).base());
+}
+
+void SuperviseOptions(CLI::App* command, Invocation* invocation) {
+  command->add_option("--task", invocation->supervisor.task_id)->required();
+  command->add_option("--agent", invocation->supervisor.agent_id)->required();
+}
+
+int Supervise(Invocation& invocation) {
+  invocation.supervisor.workspace_base =
+      registry::Workspace::Resolve(invocation.global.workspace).base();
+  return agents::RunSupervisor(invocation.supervisor);
+}
+
+struct Command {
+  const char* path;                      // the words that select it, e.g. "task create"
+  const char* help;                      // "": hidden (internal)
+  const ParameterList& (*parameters)();  // options from a request, or nullptr
+  void (*add_options)(CLI::App* command, Invocation* invocation);  // command-line only ones
+  int (*run)(Invocation& invocation);  // nullptr: a group of subcommands
+};
+
+// In --help order; a group comes before its subcommands.
+const Command kCommands[] = {
+    {"task", "create and list tasks", nullptr, nullptr, nullptr},
+    {"task create", "create a task for agents to work on", CreateTaskRequest::Parameters,
+     TaskCreateOptions, TaskCreate},
+    {"task limits", "change a task's limits and budgets", LimitsUpdate::Parameters, nullptr,
+     TaskLimits},
+    {"task list", "list every task herd knows", nullptr, nullptr, TaskList},
+    {"deploy", "start an agent on a task", DeployAgentRequest::Parameters, DeployOptions, Deploy},
+    {"status", "show a task's agents and progress", StatusRequest::Parameters, nullptr, TaskStatus},
+    {"watch", "show a task's status live until few agents are active", StatusRequest::Parameters,
+     WatchOptions, Watch},
+    {"logs", "print an agent's output", OutputRequest::Parameters, LogsOptions, Logs},
+    {"progress", "report an agent's progress", ProgressReport::Parameters, nullptr, Progress},
+    {"finding", "report something an agent found", FindingReport::Parameters, nullptr, Finding},
+    {"kill", "stop an agent and everything it started", KillRequest::Parameters, nullptr, Kill},
+    {"doctor", "find zombie entries, orphans, drift and damaged files, and repair them",
+     HealthRequest::Parameters, DoctorOptions, Doctor},
+    {"serve", "speak MCP over stdio (for Claude Code, Cursor, Codex and herd's own agents)",
+     nullptr, nullptr, Serve},
+    {"supervise", "", nullptr, SuperviseOptions, Supervise},  // started by deploy
+};
+constexpr size_t kCommandCount = sizeof kCommands / sizeof kCommands[0];
+
+void AddGlobalOptions(CLI::App* app, GlobalOptions* options) {
+  app->set_version_flag("--version", std::string("herd ") + HERD_VERSION);
+  app->require_subcommand(1);
+  app->fallthrough();  // --json and --workspace work after the subcommand too
+  app->add_option("--workspace", options->workspace,
+                  "workspace base directory (default $CLAUDE_ORCHESTRATOR_WORKSPACE or "
+                  "./.agent-workspace)")
+      ->envname("CLAUDE_ORCHESTRATOR_WORKSPACE");
+  app->add_flag("--json", options->json_output, "print machine-readable JSON");
+}
+
+// Adds every command of kCommands to `app`; apps[i] is kCommands[i]'s.
+void AddCommands(CLI::App* app, Invocation* invocation, CLI::App* apps[],
+                 std::list<BoundOption> bound[]) {
+  for (size_t i = 0; i < kCommandCount; ++i) {
+    const Command& command = kCommands[i];
+    std::string path = command.path;
+    size_t space = path.rfind(' ');
+    CLI::App* parent = app;
+    for (size_t j = 0; j < i && space != std::string::npos; ++j) {
+      if (path.compare(0, space, kCommands[j].path) == 0) parent = apps[j];
+    }
+    apps[i] = parent->add_subcommand(path.substr(space + 1), command.help);
+    if (*command.help == '\0') apps[i]->group("");
+    if (command.run == nullptr) apps[i]->require_subcommand(1);
+    if (command.parameters != nullptr) {
+      AddParameterOptions(apps[i], command.parameters(), &bound[i]);
+    }
+    if (command.add_options != nullptr) command.add_options(apps[i], invocation);
+  }
+}
+
 }  // namespace
 
 int Run(int argc, char** argv, const ServeFunction& serve) {
   CLI::App app{
       "herd: run many headless coding agents at once, within limits, and stop them "
       "cleanly.\nWorks from a terminal and, through `herd serve`, from MCP clients."};
-  app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
-  app.require_subcommand(1);
-  app.fallthrough();  // --json and --workspace work after the subcommand too
-  GlobalOptions options;
-  app.add_option("--workspace", options.workspace,
-                 "workspace base directory (default $CLAUDE_ORCHESTRATOR_WORKSPACE or "
-                 "./.agent-workspace)")
-      ->envname("CLAUDE_ORCHESTRATOR_WORKSPACE");
-  app.add_flag("--json", options.json_output, "print machine-readable JSON");
-  std::function<int()> action;
-
-  // herd task create / list
-  CLI::App* task = app.add_subcommand("task", "create and list tasks");
-  task->require_subcommand(1);
-  CreateTaskRequest create;
-  std::string context_json;
-  std::string task_id_for_limits;
-  CLI::App* task_create = task->add_subcommand("create", "create a task for agents to work on");
-  task_create->add_option("description", create.description, "what the agents should achieve")
-      ->required();
-  task_create->add_option("--priority", create.priority, "P0 (urgent) to P4; default P2");
-  task_create->add_option("--cwd", create.client_cwd,
-                          "the project directory agents work in (its own .agent-workspace)");
-  task_create->add_option("--max-concurrent", create.max_concurrent, "active agents at once");
-  task_create->add_option("--max-agents", create.max_agents, "agents in the task's lifetime");
-  task_create->add_option("--max-depth", create.max_depth, "depth of the parent/child tree");
-  std::optional<double> max_cost_usd;
-  std::optional<long long> max_tokens;
-  task_create->add_option("--max-cost-usd", max_cost_usd,
-                          "stop the task's agents once their reported cost passes this");
-  task_create->add_option("--max-tokens", max_tokens,
-                          "stop the task's agents once their tokens together pass this");
-  task_create->add_option("--agent-timeout", create.timeouts.wall_clock_seconds,
-                          "stop an agent after this many seconds (0 = never)");
-  task_create->add_option("--agent-idle-timeout", create.timeouts.idle_seconds,
-                          "stop an agent that prints nothing for this many seconds (0 = never)");
-  task_create->add_flag("--isolate-config", create.isolate_agent_config,
-                        "give each Claude Code agent its own CLAUDE_CONFIG_DIR");
-  task_create->add_option("--context", context_json,
-                          "JSON object with background_context, expected_deliverables, "
-                          "success_criteria, constraints, relevant_files");
-  task_create->callback([&] {
-    action = [&] {
-      if (max_cost_usd) create.budget.max_cost_usd = max_cost_usd;
-      if (max_tokens) create.budget.max_tokens = max_tokens;
-      if (!context_json.empty()) {
-        Result<json> context = ParseJson(context_json, kMaxMessageDepth);
-        if (!context.ok() || !context->is_object()) {
-          std::cerr << "herd: --context must be a JSON object"
-                    << (context.ok() ? "" : ": " + context.status().message()) << "\n";
-          return kExitUsage;
-        }
-        create.context = std::move(context).value();
-      }
-      return Report(options, MakeOrchestrator(options).CreateTask(create), [](const json& r) {
-        std::string text =
-            "created " + r.value("task_id", "") + " in " + r.value("workspace", "") + "\n";
-        for (const json& warning : r.value("validation_warnings", json::array())) {
-          text += "warning: " + warning.get<std::string>() + "\n";
-        }
-        return text;
-      });
-    };
-  });
-  LimitsUpdate limits_update;
-  std::optional<double> new_cost;
-  std::optional<long long> new_tokens;
-  CLI::App* task_limits = task->add_subcommand("limits", "change a task's limits and budgets");
-  task_limits->add_option("task_id", task_id_for_limits, "the task")->required();
-  task_limits->add_option("--max-agents", limits_update.max_agents,
-                          "agents in the task's lifetime");
-  task_limits->add_option("--max-concurrent", limits_update.max_concurrent,
-                          "active agents at once");
-  task_limits->add_option("--max-depth", limits_update.max_depth, "depth of the parent/child tree");
-  task_limits->add_option("--max-cost-usd", new_cost, "cost budget in dollars");
-  task_limits->add_option("--max-tokens", new_tokens, "token budget");
-  task_limits->callback([&] {
-    action = [&] {
-      limits_update.budget.max_cost_usd = new_cost;
-      limits_update.budget.max_tokens = new_tokens;
-      return Report(
-          options, MakeOrchestrator(options).UpdateLimits(task_id_for_limits, limits_update),
-          [](const json& r) {
-            std::string text = "limits of " + r.value("task_id", "") + ": " + r["limits"].dump() +
-                               ", budget " + r["budget"].dump() + "\n";
-            if (!r["budget_exceeded"].is_null()) {
-              text += "still over budget: " + r["budget_exceeded"].value("message", "") + "\n";
-            }
-            return text;
-          });
-    };
-  });
-  CLI::App* task_list = task->add_subcommand("list", "list every task herd knows");
-  task_list->callback([&] {
-    action = [&] {
-      return Report(options, MakeOrchestrator(options).ListTasks(), [](const json& r) {
-        Table table({"TASK", "STATUS", "ACTIVE", "SPAWNED", "CREATED", "DESCRIPTION"});
-        for (const json& t : r["tasks"]) {
-          table.AddRow({t.value("task_id", ""), t.value("status", ""),
-                        std::to_string(t.value("active_count", 0)),
-                        std::to_string(t.value("total_spawned", 0)), t.value("created_at", ""),
-                        t.value("description", "")});
-        }
-        return table.Render();
-      });
-    };
-  });
-
-  // herd deploy
-  agents::DeployRequest deploy;
-  std::string prompt_file;
-  CLI::App* deploy_command = app.add_subcommand("deploy", "start an agent on a task");
-  deploy_command->add_option("task_id", deploy.task_id, "the task")->required();
-  deploy_command->add_option("--type", deploy.agent_type, "the agent's role, e.g. tester")
-      ->required();
-  deploy_command->add_option("--parent", deploy.parent, "parent agent id (default orchestrator)");
-  deploy_command
-      ->add_option("--backend", deploy.backend, "claude, codex, cursor-agent, gemini or command")
-      ->check(CLI::IsMember(agents::BackendNames()));
-  deploy_command->add_option("--model", deploy.model, "model for the agent CLI");
-  deploy_command->add_flag("--isolate-config", deploy.isolate_config,
-                           "give this Claude Code agent its own CLAUDE_CONFIG_DIR");
-  deploy_command->add_flag("--tmux", deploy.tmux,
-                           "also open a tmux session following the agent's output, to attach to");
-  auto* prompt_option = deploy_command->add_option("--prompt", deploy.prompt, "the prompt text");
-  deploy_command->add_option("--prompt-file", prompt_file, "read the prompt from a file")
-      ->excludes(prompt_option);
-  deploy_command->add_option("argv", deploy.command_argv,
-                             "with --backend command: the agent's program and arguments, after --");
-  deploy_command->callback([&] {
-    action = [&] {
-      if (!prompt_file.empty()) {
-        Result<std::string> text = ReadPromptFile(prompt_file);
-        if (!text.ok()) {
-          std::cerr << "herd: " << text.status().message() << "\n";
-          return kExitUsage;
-        }
-        deploy.prompt = *text;
-      }
-      if (deploy.backend != "command" && !deploy.command_argv.empty()) {
-        std::cerr << "herd: an argv after -- is only for --backend command\n";
-        return kExitUsage;
-      }
-      return Report(options, MakeOrchestrator(options).Deploy(deploy), [](const json& r) {
-        std::string text = "deployed " + r.value("agent_id", "") + " (pid " + Text(r["pid"]) +
-                           ", depth " + std::to_string(r.value("depth", 1)) +
-                           ")\nlog: " + r.value("log_file", "") + "\n";
-        if (r["tmux_session"].is_string()) {
-          text += "watch: tmux attach -t " + r["tmux_session"].get<std::string>() + "\n";
-        }
-        return text;
-      });
-    };
-  });
-
-  // herd status
-  std::string task_id, agent_id;
-  CLI::App* status_command = app.add_subcommand("status", "show a task's agents and progress");
-  status_command->add_option("task_id", task_id, "the task")->required();
-  status_command->callback([&] {
-    action = [&] {
-      return Report(options, MakeOrchestrator(options).TaskStatus(task_id), RenderStatus);
-    };
-  });
-
-  // herd watch
-  int until_active = 0;
-  CLI::App* watch =
-      app.add_subcommand("watch", "show a task's status live until few agents are active");
-  watch->add_option("task_id", task_id, "the task")->required();
-  watch->add_option("--until-active", until_active,
-                    "stop once at most this many agents are active (default 0)");
-  watch->callback([&] {
-    action = [&] {
-      return WatchTask(MakeOrchestrator(options), task_id, until_active, options.json_output);
-    };
-  });
-
-  // herd logs
-  size_t tail_lines = 0;
-  bool follow = false;
-  CLI::App* logs = app.add_subcommand("logs", "print an agent's output");
-  logs->add_option("task_id", task_id, "the task")->required();
-  logs->add_option("agent_id", agent_id, "the agent")->required();
-  logs->add_option("--tail", tail_lines, "only the last N lines");
-  logs->add_flag("--follow,-f", follow, "keep printing new output until the agent ends");
-  logs->callback([&] {
-    action = [&] {
-      Orchestrator orchestrator = MakeOrchestrator(options);
-      OutputRequest request;
-      request.task_id = task_id;
-      request.agent_id = agent_id;
-      if (tail_lines > 0) request.tail = tail_lines;
-      // A terminal has no MCP reply limit: print up to 4 MiB of the newest output.
-      request.max_bytes = 4 * 1024 * 1024;
-      request.include_metadata = true;
-      Result<json> output = orchestrator.AgentOutput(request);
-      int code = Report(options, output, [](const json& r) { return Text(r["output"]); });
-      if (code != kExitOk || !follow || options.json_output) return code;
-      return FollowLog(orchestrator, task_id, agent_id,
-                       output->at("metadata").value("file_size", 0ULL));
-    };
-  });
-
-  // herd progress / finding
-  std::string progress_status, message;
-  int progress_value = 0;
-  CLI::App* progress = app.add_subcommand("progress", "report an agent's progress");
-  progress->add_option("task_id", task_id, "the task")->required();
-  progress->add_option("agent_id", agent_id, "the agent")->required();
-  progress
-      ->add_option("--status", progress_status,
-                   "running, working, blocked, completed, error, "
-                   "terminated or failed")
-      ->required();
-  progress->add_option("--message", message, "what happened")->required();
-  progress->add_option("--progress", progress_value, "percent done, 0-100");
-  progress->callback([&] {
-    action = [&] {
-      return Report(options,
-                    MakeOrchestrator(options).ReportProgress(task_id, agent_id, progress_status,
-                                                             message, progress_value),
-                    [](const json& r) {
-                      const json& update = r["own_update"];
-                      return "recorded " + update.value("status", "") + " " +
-                             std::to_string(update.value("progress", 0)) + "% for " +
-                             update.value("agent_id", "") + "\n";
-                    });
-    };
-  });
-  std::string finding_type, severity, data_json;
-  CLI::App* finding = app.add_subcommand("finding", "report something an agent found");
-  finding->add_option("task_id", task_id, "the task")->required();
-  finding->add_option("agent_id", agent_id, "the agent")->required();
-  finding->add_option("--type", finding_type, "issue, insight, recommendation, ...")->required();
-  finding->add_option("--severity", severity, registry::FindingSeveritiesText())->required();
-  finding->add_option("--message", message, "the finding")->required();
-  finding->add_option("--data", data_json, "extra JSON data");
-  finding->callback([&] {
-    action = [&] {
-      json data = json::object();
-      if (!data_json.empty()) {
-        Result<json> parsed = ParseJson(data_json, kMaxMessageDepth);
-        if (!parsed.ok()) {
-          std::cerr << "herd: --data is not valid JSON: " << parsed.status().message() << "\n";
-          return kExitUsage;
-        }
-        data = std::move(parsed).value();
-      }
-      return Report(options,
-                    MakeOrchestrator(options).ReportFinding(task_id, agent_id, finding_type,
-                                                            severity, message, data),
-                    [](const json& r) {
-                      return "recorded finding from " + r["own_finding"].value("agent_id", "") +
-                             "\n";
-                    });
-    };
-  });
-
-  // herd kill
-  std::string reason = "Manual termination";
-  double grace_seconds = static_cast<double>(agents::kDefaultKillGrace.count()) / 1000;
-  CLI::App* kill_command = app.add_subcommand("kill", "stop an agent and everything it started");
-  kill_command->add_option("task_id", task_id, "the task")->required();
-  kill_command->add_option("agent_id", agent_id, "the agent")->required();
-  kill_command->add_option("--reason", reason, "recorded with the termination");
-  kill_command
-      ->add_option("--grace", grace_seconds,
-                   "seconds between SIGTERM and SIGKILL (" +
-                       std::to_string(agents::kDefaultKillGrace.count() / 1000) + ")")
-      ->check(CLI::Range(0.0, agents::kMaxKillGraceSeconds));
-  kill_command->callback([&] {
-    action = [&] {
-      auto grace = agents::KillGraceFromSeconds(grace_seconds);
-      Result<json> killed = MakeOrchestrator(options).Kill(task_id, agent_id, reason, grace);
-      int code = Report(options, killed, [](const json& r) {
-        if (r.value("already_ended", false)) {
-          return r.value("agent_id", "") + " had already ended (" + r.value("status", "") + ")\n";
-        }
-        const json& cleanup = r["cleanup"];
-        return std::string(r.value("registry_recorded", true) ? "terminated " : "stopped ") +
-               r.value("agent_id", "") + ": " + std::to_string(cleanup.value("signalled", 0)) +
-               " process(es) sent SIGTERM, " + std::to_string(cleanup.value("sigkilled", 0)) +
-               " needed SIGKILL\n";
-      });
-      if (code != kExitOk) return code;
-      // On stderr, with --json too: a script's log should show it.
-      if (killed->contains("warning")) {
-        std::cerr << "herd: warning: " << killed->value("warning", "") << "\n";
-      }
-      return killed->value("registry_recorded", true) ? kExitOk : kExitNotRecorded;
-    };
-  });
-
-  // herd doctor
-  health::DoctorOptions doctor_options;
-  CLI::App* doctor = app.add_subcommand(
-      "doctor", "find zombie entries, orphans, drift and damaged files, and repair them");
-  doctor->add_option("task_id", doctor_options.task_id, "check only this task");
-  doctor->add_flag("--repair", doctor_options.repair, "fix what is found");
-  doctor->add_flag("--dry-run", doctor_options.dry_run, "with --repair: show what would change");
-  doctor->callback([&] {
-    action = [&] {
-      Orchestrator orchestrator = MakeOrchestrator(options);
-      Result<json> report =
-          health::Diagnose(orchestrator.stores(), orchestrator.workspace(), doctor_options);
-      int code = Report(options, report, health::RenderReport);
-      // Like any check: exit 1 while something is left to fix.
-      if (code == kExitOk && !report->at("summary").value("healthy", true)) code = kExitFailed;
-      return code;
-    };
-  });
-
-  // herd serve
-  CLI::App* serve_command = app.add_subcommand("serve",
-                                               "speak MCP over stdio (for Claude Code, "
-                                               "Cursor, Codex and herd's own agents)");
-  serve_command->callback([&] {
-    action = [&] { return serve(registry::Workspace::Resolve(options.workspace).base()); };
-  });
-
-  // herd supervise (internal)
-  agents::SupervisorArgs supervisor;
-  CLI::App* supervise = app.add_subcommand("supervise", "");  // hidden: started by deploy
-  supervise->group("");
-  supervise->add_option("--task", supervisor.task_id)->required();
-  supervise->add_option("--agent", supervisor.agent_id)->required();
-  supervise->callback([&] {
-    action = [&] {
-      supervisor.workspace_base = registry::Workspace::Resolve(options.workspace).base();
-      return agents::RunSupervisor(supervisor);
-    };
-  });
-
+  Invocation invocation;
+  invocation.serve = serve;
+  AddGlobalOptions(&app, &invocation.global);
+  CLI::App* apps[kCommandCount] = {};
+  std::list<BoundOption> bound[kCommandCount];
+  AddCommands(&app, &invocation, apps, bound);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {
@@ -587,7 +678,13 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
     app.exit(error);
     return kExitUsage;
   }
-  return action ? action() : kExitUsage;
+  for (size_t i = 0; i < kCommandCount; ++i) {
+    if (kCommands[i].run == nullptr || !apps[i]->parsed()) continue;
+    Status given = ToArguments(bound[i], &invocation.arguments);
+    if (!given.ok()) return UsageError(invocation, given);
+    return kCommands[i].run(invocation);
+  }
+  return kExitUsage;
 }
 
 }  // namespace herd::cli

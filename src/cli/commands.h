@@ -1,9 +1,18 @@
 // The herd command line: argument parsing and output for a person at a
 // terminal (readable tables) or a script (--json on every command).
 //
-// Exit codes: 0 success; 1 refused or failed (the message says why and what
-// to do); 2 usage error; 3 done but not recorded (herd kill stopped the
-// agent but could not write the registry: the warning says what to do).
+// The commands are one table (kCommands in commands.cc): each command's
+// options come from its request's parameters (orchestrator/requests.h), and
+// the parsed options become the JSON arguments an MCP client would send,
+// checked by the same code, so the CLI and the MCP tools agree on every
+// type, range, allowed value and default.
+//
+// Exit codes: 0 success; 1 refused or failed, including a value outside its
+// range or allowed values (the message says why and what to do); 2 usage
+// error (an unknown command or option, a missing argument, a value of the
+// wrong type, JSON that does not parse); 3 done but not recorded (herd kill
+// stopped the agent but could not write the registry: the warning says what
+// to do).
 // Every command works on the workspace from --workspace,
 // $CLAUDE_ORCHESTRATOR_WORKSPACE, or ./.agent-workspace; tasks created for
 // other project directories are found wherever they are.

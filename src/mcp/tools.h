@@ -3,11 +3,14 @@
 // The tools keep the reference orchestrator's names, parameters and result
 // keys (create_real_task, deploy_headless_agent, get_real_task_status,
 // get_agent_output, kill_real_agent, update_agent_progress,
-// report_agent_finding, spawn_child_agent). Each handler validates its
-// arguments, calls the Orchestrator, and returns the result object with
-// "success": true, or {"success": false, "error": "..."} for a handled
-// failure, which the server sends as a tool result with isError (so a model
-// can correct itself), never as a protocol error. Replies that grow with use
+// report_agent_finding, spawn_child_agent). They are one table (kTools in
+// tools.cc): name, title, description, hints, the request whose parameters
+// (orchestrator/requests.h) make the inputSchema and check the arguments,
+// the output schema, and a short handler that fills the request, calls the
+// Orchestrator, and returns the result object with "success": true, or
+// {"success": false, "error": "..."} for a handled failure, which the
+// server sends as a tool result with isError (so a model can correct
+// itself), never as a protocol error. Replies that grow with use
 // are kept within the clients' output limits (mcp/client_limits.h).
 // Thread-safe.
 #pragma once

@@ -30,8 +30,8 @@ using registry::Workspace;
 
 constexpr size_t kRecentUpdates = 10;
 constexpr size_t kRecentFindings = 5;
-constexpr size_t kDefaultOutputBytes = 48 * 1024;  // ~12k tokens: under Claude Code's 25k cap
-constexpr size_t kMaxOutputBytes = 4 * 1024 * 1024;
+constexpr size_t kDefaultOutputBytes = OutputRequest::kDefaultMaxBytes;
+constexpr size_t kMaxOutputBytes = OutputRequest::kLargestMaxBytes;
 constexpr size_t kFilterScanBytes = 16 * 1024 * 1024;
 
 const char* const kContextArrays[] = {"expected_deliverables", "success_criteria", "constraints",

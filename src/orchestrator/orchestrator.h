@@ -7,6 +7,9 @@
 // says what to do. Every registry change is a store transaction; reads
 // (TaskStatus, ListTasks, AgentOutput, ProgressTimeline) never write.
 //
+// Requests and their parameters are in orchestrator/requests.h; the
+// overloads taking a request struct are what the surfaces call.
+//
 // Thread-safe: its only state is caches (the stores' parsed documents, the
 // journal reader's tails, the process watch's pidfds), each thread-safe and
 // shared by copies, so one instance may serve concurrent MCP calls.
@@ -22,6 +25,7 @@
 #include "agents/killer.h"
 #include "agents/launcher.h"
 #include "agents/process_watch.h"
+#include "orchestrator/requests.h"
 #include "registry/json_registry.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
@@ -32,43 +36,6 @@
 namespace herd {
 
 using nlohmann::json;
-
-struct CreateTaskRequest {
-  std::string description;
-  std::string priority = "P2";
-  std::string client_cwd;
-  // background_context, expected_deliverables, success_criteria,
-  // constraints, relevant_files, conversation_history (reference names).
-  json context = json::object();
-  std::optional<int> max_agents;
-  std::optional<int> max_concurrent;
-  std::optional<int> max_depth;
-  registry::Budget budget = registry::Budget::FromEnvironment();
-  registry::AgentTimeouts timeouts = registry::AgentTimeouts::FromEnvironment();
-  bool isolate_agent_config = false;
-};
-
-// New values for a task's limits; unset ones stay as they are.
-struct LimitsUpdate {
-  std::optional<int> max_agents;
-  std::optional<int> max_concurrent;
-  std::optional<int> max_depth;
-  registry::Budget budget;  // not from the environment: only what is given
-};
-
-struct OutputRequest {
-  std::string task_id;
-  std::string agent_id;
-  std::optional<size_t> tail;  // last N lines
-  // Only lines with a match of this RE2 regular expression; a longer
-  // pattern is refused.
-  static constexpr size_t kMaxFilterBytes = 1000;
-  std::string filter;
-  std::string format = "text";  // text | jsonl | parsed
-  bool include_metadata = false;
-  std::optional<size_t> max_bytes;       // default keeps MCP clients under their limits
-  std::string response_format = "full";  // full | summary | compact
-};
 
 class Orchestrator {
  public:
@@ -88,14 +55,28 @@ class Orchestrator {
   Result<json> Kill(const std::string& task_id, const std::string& agent_id,
                     const std::string& reason,
                     std::chrono::milliseconds grace = agents::kDefaultKillGrace) const;
+  Result<json> Kill(const KillRequest& request) const {
+    return Kill(request.task_id, request.agent_id, request.reason, request.grace);
+  }
   Result<json> ReportProgress(const std::string& task_id, const std::string& agent_id,
                               const std::string& status, const std::string& message,
                               int progress) const;
+  Result<json> ReportProgress(const ProgressReport& report) const {
+    return ReportProgress(report.task_id, report.agent_id, report.status, report.message,
+                          report.progress);
+  }
   Result<json> ReportFinding(const std::string& task_id, const std::string& agent_id,
                              const std::string& finding_type, const std::string& severity,
                              const std::string& message, const json& data) const;
+  Result<json> ReportFinding(const FindingReport& report) const {
+    return ReportFinding(report.task_id, report.agent_id, report.finding_type, report.severity,
+                         report.message, report.data);
+  }
   // Raises (or lowers) a task's limits and budgets in one transaction.
   Result<json> UpdateLimits(const std::string& task_id, const LimitsUpdate& update) const;
+  Result<json> UpdateLimits(const LimitsUpdate& update) const {
+    return UpdateLimits(update.task_id, update);
+  }
   // Progress and findings merged, oldest first, each tagged entry_type.
   Result<json> ProgressTimeline(const std::string& task_id) const;
 
