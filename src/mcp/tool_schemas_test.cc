@@ -2,14 +2,13 @@
 // is its request's, and an MCP call and the CLI refuse the same arguments
 // with the same words (only the argument's spelling differs), because both
 // go through the request's FromArguments.
-#include "mcp/tools.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <map>
 
 #include "agents/testing_util_for_test.h"
+#include "mcp/tools.h"
 #include "orchestrator/requests.h"
 
 namespace herd::test_util {
