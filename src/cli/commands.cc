@@ -65,79 +65,93 @@ int Report(const GlobalOptions& options, const Result<json>& result,
   return kExitOk;
 }
 
-std::string RenderAgents(const json& agents_list) {
+// Prints a typed result: its reply JSON with --json, else `render`ed text.
+template <typename Value>
+int ReportValue(const GlobalOptions& options, const Result<Value>& result,
+                std::string (*render)(const Value&)) {
+  if (!result.ok()) return Report(options, result.status(), nullptr);
+  if (options.json_output) {
+    return Report(options, result->ToJson(), [](const json&) { return std::string(); });
+  }
+  std::cout << render(*result);
+  std::cout.flush();
+  return kExitOk;
+}
+
+std::string ExitText(const registry::AgentRecord& agent) {
+  if (!agent.exit) return "-";
+  if (agent.exit->exit_code) return "code " + std::to_string(*agent.exit->exit_code);
+  if (agent.exit->exit_signal) return "signal " + std::to_string(*agent.exit->exit_signal);
+  return "-";
+}
+
+std::string RenderAgents(const TaskStatusReport& report) {
   Table table({"AGENT", "TYPE", "STATUS", "PROGRESS", "DEPTH", "PARENT", "PID", "LIVENESS", "EXIT",
                "USAGE", "LAST MESSAGE"});
-  for (const json& agent : agents_list) {
-    std::string exit = "-";
-    if (agent.value("exit_code", json(nullptr)).is_number()) {
-      exit = "code " + Text(agent["exit_code"]);
-    } else if (agent.value("exit_signal", json(nullptr)).is_number()) {
-      exit = "signal " + Text(agent["exit_signal"]);
-    }
-    std::string message = agent.value("termination_reason", agent.value("error", ""));
-    if (message.empty()) message = agent.value("last_message", "");
+  const std::vector<registry::AgentRecord>& agents = report.task().agents;
+  for (size_t i = 0; i < agents.size(); ++i) {
+    const registry::AgentRecord& agent = agents[i];
+    std::string message =
+        agent.termination_reason.value_or(agent.error.value_or(agent.last_message.value_or("")));
     // Own tokens (and cost once reported); the subtree's figures are in --json.
     std::string usage = "-";
-    Result<registry::AgentRecord> record = registry::DecodeAgent(agent, "the status reply");
-    registry::Usage own = record.ok() ? registry::AgentUsage(*record) : registry::Usage{};
+    registry::Usage own = registry::AgentUsage(agent);
     if (own.total_tokens > 0 || own.total_cost_usd > 0) {
       char text[64];
       std::snprintf(text, sizeof text, "%lld tok $%.4f", own.total_tokens, own.total_cost_usd);
       usage = text;
     }
-    table.AddRow({agent.value("id", ""), agent.value("type", ""), agent.value("status", ""),
-                  std::to_string(agent.value("progress", 0)) + "%",
-                  std::to_string(agent.value("depth", 1)), agent.value("parent", ""),
-                  Text(agent.value("pid", json(nullptr))), agent.value("liveness", ""), exit, usage,
-                  message});
+    table.AddRow({agent.id, agent.type, agent.status, std::to_string(agent.progress) + "%",
+                  std::to_string(agent.depth), agent.parent,
+                  agent.process.recorded() ? std::to_string(agent.process.pid) : "-",
+                  agents::LivenessName(report.liveness[i]), ExitText(agent), usage, message});
   }
   return table.Render(48);
 }
 
-std::string RenderStatus(const json& status) {
+std::string RenderUsage(const registry::Usage& usage) {
+  if (usage.total_cost_usd <= 0 && usage.total_tokens <= 0) return "";
+  char cost[32];
+  std::snprintf(cost, sizeof cost, "%.4f", usage.total_cost_usd);
+  return "usage: $" + std::string(cost) + ", " + std::to_string(usage.num_turns) + " turns, " +
+         std::to_string(usage.input_tokens) + " input + " + std::to_string(usage.output_tokens) +
+         " output tokens (" + std::to_string(usage.total_tokens) + " with cache)\n";
+}
+
+std::string RenderReports(const TaskStatusReport& report) {
   std::ostringstream out;
-  const json& agents = status["agents"];
-  out << status.value("task_id", "") << "  " << status.value("status", "") << "  "
-      << status.value("description", "") << "\n";
-  out << "workspace " << status.value("workspace", "") << "\n";
-  out << "agents: " << agents.value("active", 0) << " active, " << agents.value("completed", 0)
-      << " completed, " << agents.value("total_spawned", 0) << " spawned";
-  const json& limits = status["limits"];
-  out << "  (limits: " << limits.value("max_concurrent", 0) << " concurrent, "
-      << limits.value("max_agents", 0) << " total, depth " << limits.value("max_depth", 0) << ")\n";
-  if (agents.value("lost", 0) > 0) {
-    out << "warning: " << agents["lost"] << " agent(s) marked active have no process left\n";
-  }
-  const json& usage = status["usage"];
-  if (usage.value("total_cost_usd", 0.0) > 0 || usage.value("total_tokens", 0) > 0) {
-    char cost[32];
-    std::snprintf(cost, sizeof cost, "%.4f", usage.value("total_cost_usd", 0.0));
-    out << "usage: $" << cost << ", " << usage.value("num_turns", 0) << " turns, "
-        << usage.value("input_tokens", 0) << " input + " << usage.value("output_tokens", 0)
-        << " output tokens (" << usage.value("total_tokens", 0) << " with cache)\n";
-  }
-  if (!status.value("budget_exceeded", json(nullptr)).is_null()) {
-    out << "budget exceeded: " << status["budget_exceeded"].value("message", "") << "\n";
-  }
-  out << "\n" << RenderAgents(agents["agents_list"]);
-  const json& progress = status["enhanced_progress"];
-  if (!progress["recent_updates"].empty()) {
-    out << "\nrecent progress (" << progress.value("total_progress_entries", 0) << " in all):\n";
-    for (const json& update : progress["recent_updates"]) {
-      out << "  " << update.value("timestamp", "") << "  " << update.value("agent_id", "") << "  "
-          << update.value("status", "") << " " << update.value("progress", 0) << "%  "
-          << update.value("message", "") << "\n";
+  if (!report.recent_updates.empty()) {
+    out << "\nrecent progress (" << report.total_progress_entries << " in all):\n";
+    for (const registry::ProgressUpdate& update : report.recent_updates) {
+      out << "  " << update.timestamp << "  " << update.agent_id << "  " << update.status << " "
+          << update.progress << "%  " << update.message << "\n";
     }
   }
-  if (!progress["recent_findings"].empty()) {
-    out << "\nrecent findings (" << progress.value("total_findings", 0) << " in all):\n";
-    for (const json& finding : progress["recent_findings"]) {
-      out << "  " << finding.value("timestamp", "") << "  " << finding.value("agent_id", "")
-          << "  [" << finding.value("severity", "") << "] " << finding.value("finding_type", "")
-          << ": " << finding.value("message", "") << "\n";
+  if (!report.recent_findings.empty()) {
+    out << "\nrecent findings (" << report.total_findings << " in all):\n";
+    for (const registry::Finding& finding : report.recent_findings) {
+      out << "  " << finding.timestamp << "  " << finding.agent_id << "  [" << finding.severity
+          << "] " << finding.finding_type << ": " << finding.message << "\n";
     }
   }
+  return out.str();
+}
+
+std::string RenderStatus(const TaskStatusReport& report) {
+  const registry::TaskRecord& task = report.task();
+  std::ostringstream out;
+  out << task.task_id << "  " << task.status << "  " << task.description << "\n";
+  out << "workspace " << report.workspace << "\n";
+  out << "agents: " << task.active_count << " active, " << task.completed_count << " completed, "
+      << task.total_spawned << " spawned";
+  out << "  (limits: " << task.limits.max_concurrent << " concurrent, " << task.limits.max_agents
+      << " total, depth " << task.limits.max_depth << ")\n";
+  if (report.lost > 0) {
+    out << "warning: " << report.lost << " agent(s) marked active have no process left\n";
+  }
+  out << RenderUsage(task.usage_totals);
+  if (task.budget_exceeded) out << "budget exceeded: " << task.budget_exceeded->message << "\n";
+  out << "\n" << RenderAgents(report) << RenderReports(report);
   return out.str();
 }
 
@@ -194,12 +208,12 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
 // at most `until_active` agents are active. Blocks on inotify, never polls.
 int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int until_active,
               bool json_output) {
-  Result<json> first = orchestrator.TaskStatus(task_id);
+  Result<TaskStatusReport> first = orchestrator.StatusReport(task_id);
   if (!first.ok()) {
     std::cerr << "herd: " << first.status().message() << "\n";
     return kExitFailed;
   }
-  std::string task_directory = first->value("workspace", "");
+  std::string task_directory = first->workspace;
   int inotify = inotify_init1(IN_CLOEXEC);
   inotify_add_watch(inotify, task_directory.c_str(), IN_MOVED_TO);
   for (const char* sub : {"/progress", "/findings"}) {
@@ -208,12 +222,12 @@ int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int 
   bool terminal = isatty(STDOUT_FILENO) && !json_output;
   std::string last_shown;
   for (;;) {
-    Result<json> status = orchestrator.TaskStatus(task_id);
+    Result<TaskStatusReport> status = orchestrator.StatusReport(task_id);
     if (!status.ok()) break;
     // A terminal gets the full view redrawn; a log gets the agents table.
-    std::string shown = json_output ? status->dump()
+    std::string shown = json_output ? status->ToJson().dump()
                         : terminal  ? RenderStatus(*status)
-                                    : RenderAgents((*status)["agents"]["agents_list"]);
+                                    : RenderAgents(*status);
     if (shown != last_shown) {
       if (terminal) std::cout << "\x1b[H\x1b[2J";
       if (!terminal && !json_output) std::cout << "---- " << NowIso8601() << "\n";
@@ -221,7 +235,7 @@ int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int 
       std::cout.flush();
       last_shown = shown;
     }
-    if ((*status)["agents"].value("active", 0) <= until_active) break;
+    if (status->task().active_count <= until_active) break;
     // Wait for a change; the timeout only refreshes liveness of silent agents.
     pollfd waiting{inotify, POLLIN, 0};
     if (poll(&waiting, 1, 5000) > 0) {
@@ -408,19 +422,25 @@ int TaskLimits(Invocation& invocation) {
                 RenderLimits);
 }
 
-std::string RenderTaskList(const json& r) {
+std::string RenderTaskList(const std::vector<TaskListing>& listings) {
   Table table({"TASK", "STATUS", "ACTIVE", "SPAWNED", "CREATED", "DESCRIPTION"});
-  for (const json& t : r["tasks"]) {
-    table.AddRow({t.value("task_id", ""), t.value("status", ""),
-                  std::to_string(t.value("active_count", 0)),
-                  std::to_string(t.value("total_spawned", 0)), t.value("created_at", ""),
-                  t.value("description", "")});
+  for (const TaskListing& listing : listings) {
+    const registry::TaskRecord& task = listing.task;
+    bool damaged = !listing.error.empty();
+    table.AddRow({task.task_id, damaged ? "DAMAGED" : task.status,
+                  std::to_string(task.active_count), std::to_string(task.total_spawned),
+                  task.created_at, damaged ? listing.error : task.description});
   }
   return table.Render();
 }
 
 int TaskList(Invocation& invocation) {
-  return Report(invocation.global, MakeOrchestrator(invocation).ListTasks(), RenderTaskList);
+  Orchestrator orchestrator = MakeOrchestrator(invocation);
+  if (invocation.global.json_output) {
+    return Report(invocation.global, orchestrator.ListTasks(), nullptr);
+  }
+  std::cout << RenderTaskList(orchestrator.TaskListings());
+  return kExitOk;
 }
 
 void DeployOptions(CLI::App* command, Invocation* invocation) {
@@ -463,8 +483,8 @@ int TaskStatus(Invocation& invocation) {
   Result<StatusRequest> request =
       StatusRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
   if (!request.ok()) return Refuse(invocation, request.status());
-  return Report(invocation.global, MakeOrchestrator(invocation).TaskStatus(request->task_id),
-                RenderStatus);
+  return ReportValue(invocation.global, MakeOrchestrator(invocation).StatusReport(request->task_id),
+                     RenderStatus);
 }
 
 void WatchOptions(CLI::App* command, Invocation* invocation) {

@@ -137,11 +137,11 @@ Result<json> DeployHeadlessAgent(const Orchestrator& orchestrator, const json& a
 // A child runs on its parent's backend and model unless the caller names
 // them; a command parent's argv is not inherited.
 Status InheritFromParent(const Orchestrator& orchestrator, SpawnRequest* request) {
-  Result<json> status = orchestrator.TaskStatus(request->task_id);
+  Result<TaskStatusReport> status = orchestrator.StatusReport(request->task_id);
   if (!status.ok()) return Status::Ok();  // the deploy says what is wrong with the task
-  for (const json& agent : (*status)["agents"]["agents_list"]) {
-    if (agent.value("id", "") != request->parent) continue;
-    std::string parent_backend = agent.value("backend", request->backend);
+  if (const registry::AgentRecord* parent = status->task().FindAgent(request->parent)) {
+    const std::string& parent_backend =
+        parent->backend.empty() ? request->backend : parent->backend;
     if (!request->backend_given) {
       if (parent_backend == "command") {
         return Status::InvalidArgument(
@@ -151,9 +151,7 @@ Status InheritFromParent(const Orchestrator& orchestrator, SpawnRequest* request
       }
       request->backend = parent_backend;
     }
-    if (!request->model_given && agent.value("model", json(nullptr)).is_string()) {
-      request->model = agent["model"];
-    }
+    if (!request->model_given && !parent->model.empty()) request->model = parent->model;
   }
   return Status::Ok();
 }
@@ -386,17 +384,14 @@ json ToolSet::ListResources() const {
                         "every task herd knows, across workspace bases, newest first (the "
                         "newest 64 KB of them when there are very many)"},
                        {"mimeType", "application/json"}});
-  Result<json> tasks = orchestrator_.ListTasks();
-  if (tasks.ok()) {
-    size_t listed = 0;
-    for (const json& task : (*tasks)["tasks"]) {
-      if (++listed > 50) break;  // the newest; the rest are reachable by template
-      std::string task_id = task.value("task_id", "");
-      resources.push_back({{"uri", "task://" + task_id + "/status"},
-                           {"name", task_id + " status"},
-                           {"description", task.value("description", "")},
-                           {"mimeType", "application/json"}});
-    }
+  size_t listed = 0;
+  for (const TaskListing& listing : orchestrator_.TaskListings()) {
+    if (++listed > 50) break;  // the newest; the rest are reachable by template
+    const std::string& task_id = listing.task.task_id;
+    resources.push_back({{"uri", "task://" + task_id + "/status"},
+                         {"name", task_id + " status"},
+                         {"description", listing.task.description},
+                         {"mimeType", "application/json"}});
   }
   return {{"resources", resources}};
 }

@@ -245,8 +245,8 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
   return result;
 }
 
-Result<json> Orchestrator::ListTasks() const {
-  std::vector<std::pair<std::string, json>> listed;  // (created_at, summary)
+std::vector<TaskListing> Orchestrator::TaskListings() const {
+  std::vector<TaskListing> listings;
   for (const std::string& base : registry::KnownWorkspaces(stores_, workspace_.base())) {
     Workspace workspace(base);
     for (const std::string& name : workspace.TaskIds()) {
@@ -254,26 +254,41 @@ Result<json> Orchestrator::ListTasks() const {
       // A damaged registry is listed with the reason, not hidden; one that
       // cannot be read at all (an incomplete task) is doctor's to report.
       if (!snapshot.ok() && !snapshot.status().Is(Status::Code::kCorruption)) continue;
-      registry::TaskRecord task;
-      if (snapshot.ok()) task = std::move(snapshot->task);
-      json summary = {{"task_id", task.task_id.empty() ? name : task.task_id},
-                      {"description", task.description},
-                      {"status", task.status},
-                      {"priority", task.priority},
-                      {"created_at", task.created_at},
-                      {"workspace_base", base},
-                      {"client_cwd", NullIfEmpty(task.client_cwd)},
-                      {"total_spawned", task.total_spawned},
-                      {"active_count", task.active_count},
-                      {"completed_count", task.completed_count}};
-      if (!snapshot.ok()) summary["error"] = snapshot.status().message();
-      listed.emplace_back(task.created_at, std::move(summary));
+      TaskListing listing;
+      listing.workspace_base = base;
+      if (snapshot.ok()) {
+        listing.task = std::move(snapshot->task);
+      } else {
+        listing.task.task_id = name;
+        listing.error = snapshot.status().message();
+      }
+      listings.push_back(std::move(listing));
     }
   }
-  std::stable_sort(listed.begin(), listed.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::stable_sort(listings.begin(), listings.end(), [](const auto& a, const auto& b) {
+    return a.task.created_at > b.task.created_at;
+  });
+  return listings;
+}
+
+json TaskListing::ToJson() const {
+  json summary = {{"task_id", task.task_id},
+                  {"description", task.description},
+                  {"status", task.status},
+                  {"priority", task.priority},
+                  {"created_at", task.created_at},
+                  {"workspace_base", workspace_base},
+                  {"client_cwd", NullIfEmpty(task.client_cwd)},
+                  {"total_spawned", task.total_spawned},
+                  {"active_count", task.active_count},
+                  {"completed_count", task.completed_count}};
+  if (!error.empty()) summary["error"] = error;
+  return summary;
+}
+
+Result<json> Orchestrator::ListTasks() const {
   json tasks = json::array();
-  for (auto& [created_at, summary] : listed) tasks.push_back(std::move(summary));
+  for (const TaskListing& listing : TaskListings()) tasks.push_back(listing.ToJson());
   return json{{"tasks", tasks}, {"total", tasks.size()}};
 }
 
@@ -314,63 +329,87 @@ Result<json> Orchestrator::Deploy(const agents::DeployRequest& request) const {
               {"log_file", workspace->StreamLogPath(request.task_id, agent.id)}};
 }
 
-Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
-  Result<Workspace> workspace = Locate(task_id);
-  if (!workspace.ok()) return workspace.status();
-  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot, RegistryOf(*workspace).ReadTask(task_id));
-  const registry::TaskRecord& task = snapshot.task;
+namespace {
 
-  json agents_list = json::array();
+// The newest `keep` journal lines across agents, newest first, decoded; a
+// damaged line is left out.
+template <typename Record>
+std::vector<Record> NewestRecords(const std::vector<std::string>& lines, size_t keep,
+                                  Result<Record> (*decode)(const json&, const std::string&)) {
+  std::vector<Record> records;
+  for (const json& line : Newest(lines, keep)) {
+    Result<Record> record = decode(line, "journal");
+    if (record.ok()) records.push_back(std::move(record).value());
+  }
+  return records;
+}
+
+}  // namespace
+
+Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
+  TaskStatusReport report;
+  HERD_ASSIGN_OR_RETURN(report.snapshot, RegistryOf(workspace).ReadTask(task_id));
+  report.workspace = workspace.TaskDirectory(task_id);
+  report.subtree_usage = registry::SubtreeUsage(report.task());
   std::vector<std::string> updates, findings;
-  size_t total_progress = 0, total_findings = 0;
-  std::vector<registry::Usage> subtree_usage = registry::SubtreeUsage(task);
-  size_t agent_index = 0;
-  int zombies = 0;
   const double now = NowUnixSeconds();
-  for (const registry::AgentRecord& agent : task.agents) {
-    // The registry entry as the reference returns it, plus liveness.
-    const std::string& agent_id = agent.id;
-    std::optional<uint64_t> progress_bytes =
-        registry::CommittedJournalBytes(agent, registry::Journal::kProgress);
-    std::optional<uint64_t> findings_bytes =
-        registry::CommittedJournalBytes(agent, registry::Journal::kFindings);
-    json entry = registry::EncodeAgent(agent);
+  for (const registry::AgentRecord& agent : report.task().agents) {
     agents::Liveness liveness =
         agents::ClassifyLiveness(agent, now, agents::kStartingGrace, processes_.get());
-    entry["liveness"] = agents::LivenessName(liveness);
-    entry["subtree_usage"] = subtree_usage[agent_index++].ToJson();
-    if (agents::IsLost(liveness)) ++zombies;
-    agents_list.push_back(std::move(entry));
+    report.liveness.push_back(liveness);
+    if (agents::IsLost(liveness)) ++report.lost;
     JournalSlice progress =
-        journals_.Read(workspace->ProgressPath(task_id, agent_id), kRecentUpdates, progress_bytes);
-    total_progress += progress.total;
+        journals_.Read(workspace.ProgressPath(task_id, agent.id), kRecentUpdates,
+                       registry::CommittedJournalBytes(agent, registry::Journal::kProgress));
+    report.total_progress_entries += progress.total;
     updates.insert(updates.end(), progress.newest.begin(), progress.newest.end());
     JournalSlice found =
-        journals_.Read(workspace->FindingsPath(task_id, agent_id), kRecentFindings, findings_bytes);
-    total_findings += found.total;
+        journals_.Read(workspace.FindingsPath(task_id, agent.id), kRecentFindings,
+                       registry::CommittedJournalBytes(agent, registry::Journal::kFindings));
+    report.total_findings += found.total;
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
+  report.recent_updates = NewestRecords(updates, kRecentUpdates, &registry::DecodeProgressUpdate);
+  report.recent_findings = NewestRecords(findings, kRecentFindings, &registry::DecodeFinding);
+  return report;
+}
+
+json TaskStatusReport::ToJson() const {
+  const registry::TaskRecord& task = snapshot.task;
   // Built key by key so the large parts are moved, not copied.
-  json agents = json::object();
-  agents["total_spawned"] = task.total_spawned;
-  agents["active"] = task.active_count;
-  agents["completed"] = task.completed_count;
-  agents["lost"] = zombies;
+  json agents_list = json::array();
+  for (size_t i = 0; i < task.agents.size(); ++i) {
+    // The registry entry as the reference returns it, plus liveness.
+    json entry = registry::EncodeAgent(task.agents[i]);
+    entry["liveness"] = agents::LivenessName(liveness[i]);
+    entry["subtree_usage"] = subtree_usage[i].ToJson();
+    agents_list.push_back(std::move(entry));
+  }
+  json agents = {{"total_spawned", task.total_spawned},
+                 {"active", task.active_count},
+                 {"completed", task.completed_count},
+                 {"lost", lost}};
   agents["agents_list"] = std::move(agents_list);
-  json progress = json::object();
-  progress["recent_updates"] = Newest(updates, kRecentUpdates);
-  progress["recent_findings"] = Newest(findings, kRecentFindings);
-  progress["total_progress_entries"] = total_progress;
-  progress["total_findings"] = total_findings;
+  json progress = {{"recent_updates", json::array()},
+                   {"recent_findings", json::array()},
+                   {"total_progress_entries", total_progress_entries},
+                   {"total_findings", total_findings}};
+  for (const registry::ProgressUpdate& update : recent_updates) {
+    progress["recent_updates"].push_back(registry::EncodeProgressUpdate(update));
+  }
+  for (const registry::Finding& finding : recent_findings) {
+    progress["recent_findings"].push_back(registry::EncodeFinding(finding));
+  }
   json hierarchy = json::object();
   for (const auto& [parent, children] : task.hierarchy) hierarchy[parent] = children;
   json status = {
-      {"task_id", task_id},
+      {"task_id", task.task_id},
       {"description", task.description},
       {"status", task.status},
       {"priority", task.priority},
       {"created_at", task.created_at},
-      {"workspace", workspace->TaskDirectory(task_id)},
+      {"workspace", workspace},
       {"client_cwd", NullIfEmpty(task.client_cwd)},
       {"hierarchy", std::move(hierarchy)},
       {"spiral_status", task.spiral_checks.is_null() ? json::object() : task.spiral_checks},
@@ -385,6 +424,11 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   status["agents"] = std::move(agents);
   status["enhanced_progress"] = std::move(progress);
   return status;
+}
+
+Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
+  HERD_ASSIGN_OR_RETURN(TaskStatusReport report, StatusReport(task_id));
+  return report.ToJson();
 }
 
 Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
@@ -516,11 +560,10 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   return result;
 }
 
-Result<json> Orchestrator::Kill(const std::string& task_id, const std::string& agent_id,
-                                const std::string& reason, std::chrono::milliseconds grace) const {
-  Result<Workspace> workspace = Locate(task_id);
-  if (!workspace.ok()) return workspace.status();
-  return agents::KillAgent(stores_, *workspace, task_id, agent_id, reason, grace);
+Result<json> Orchestrator::Kill(const KillRequest& request) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
+  return agents::KillAgent(stores_, workspace, request.task_id, request.agent_id, request.reason,
+                           request.grace);
 }
 
 json Orchestrator::CoordinationInfo(const Workspace& workspace, const registry::TaskRecord& task,
@@ -553,15 +596,16 @@ json Orchestrator::CoordinationInfo(const Workspace& workspace, const registry::
           {"recent_findings", Newest(findings, kRecentFindings)}};
 }
 
-Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std::string& agent_id,
-                                          const std::string& status, const std::string& message,
-                                          int progress) const {
+Result<json> Orchestrator::ReportProgress(const ProgressReport& request) const {
+  const std::string& task_id = request.task_id;
+  const std::string& agent_id = request.agent_id;
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
   HERD_ASSIGN_OR_RETURN(
       registry::ReportOutcome report,
-      RegistryOf(*workspace).ReportProgress(task_id, agent_id, status, message, progress));
+      RegistryOf(*workspace)
+          .ReportProgress(task_id, agent_id, request.status, request.message, request.progress));
   json result = {
       {"own_update", report.line},
       {"coordination_info", CoordinationInfo(*workspace, report.task_after.task, agent_id)}};
@@ -569,14 +613,14 @@ Result<json> Orchestrator::ReportProgress(const std::string& task_id, const std:
   return result;
 }
 
-Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::string& agent_id,
-                                         const std::string& finding_type,
-                                         const std::string& severity, const std::string& message,
-                                         const json& data) const {
+Result<json> Orchestrator::ReportFinding(const FindingReport& request) const {
+  const std::string& task_id = request.task_id;
+  const std::string& agent_id = request.agent_id;
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
-  registry::FindingReport finding{finding_type, severity, message, data};
+  registry::FindingReport finding{request.finding_type, request.severity, request.message,
+                                  request.data};
   HERD_ASSIGN_OR_RETURN(registry::ReportOutcome report,
                         RegistryOf(*workspace).ReportFinding(task_id, agent_id, finding));
   json result = {
@@ -586,8 +630,8 @@ Result<json> Orchestrator::ReportFinding(const std::string& task_id, const std::
   return result;
 }
 
-Result<json> Orchestrator::UpdateLimits(const std::string& task_id,
-                                        const LimitsUpdate& update) const {
+Result<json> Orchestrator::UpdateLimits(const LimitsUpdate& update) const {
+  const std::string& task_id = update.task_id;
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   registry::LimitsChange change{update.max_agents, update.max_concurrent, update.max_depth,

@@ -24,6 +24,7 @@
 
 #include "agents/killer.h"
 #include "agents/launcher.h"
+#include "agents/liveness.h"
 #include "agents/process_watch.h"
 #include "orchestrator/requests.h"
 #include "registry/json_registry.h"
@@ -37,6 +38,34 @@ namespace herd {
 
 using nlohmann::json;
 
+// A task's status: the registry's view plus what herd sees of its
+// processes and journals, in the task's agent order.
+struct TaskStatusReport {
+  registry::TaskSnapshot snapshot;
+  std::string workspace;                                 // the task directory
+  std::vector<agents::Liveness> liveness;                // per agent
+  std::vector<registry::Usage> subtree_usage;            // per agent: it and its descendants
+  int lost = 0;                                          // active entries whose processes are gone
+  std::vector<registry::ProgressUpdate> recent_updates;  // newest first
+  std::vector<registry::Finding> recent_findings;        // newest first
+  size_t total_progress_entries = 0;
+  size_t total_findings = 0;
+
+  const registry::TaskRecord& task() const { return snapshot.task; }
+  // The reference orchestrator's get_real_task_status result.
+  json ToJson() const;
+};
+
+// A task as `herd task list` shows it. A registry that does not decode is
+// listed with the reason (`error`) and its id only.
+struct TaskListing {
+  registry::TaskRecord task;
+  std::string workspace_base;
+  std::string error;
+
+  json ToJson() const;
+};
+
 class Orchestrator {
  public:
   // `workspace` is where new tasks go (unless they name a client_cwd) and
@@ -47,36 +76,21 @@ class Orchestrator {
   const registry::RegistryStores& stores() const { return stores_; }
 
   Result<json> CreateTask(const CreateTaskRequest& request) const;
-  // Every task in every known workspace base, newest first.
+  // Every task in every known workspace base, newest first; ListTasks is
+  // its reply ({tasks, total}).
+  std::vector<TaskListing> TaskListings() const;
   Result<json> ListTasks() const;
   Result<json> Deploy(const agents::DeployRequest& request) const;
+  // The task, its agents' liveness and its recent reports, typed
+  // (TaskStatus is this as the reference's reply).
+  Result<TaskStatusReport> StatusReport(const std::string& task_id) const;
   Result<json> TaskStatus(const std::string& task_id) const;
   Result<json> AgentOutput(const OutputRequest& request) const;
-  Result<json> Kill(const std::string& task_id, const std::string& agent_id,
-                    const std::string& reason,
-                    std::chrono::milliseconds grace = agents::kDefaultKillGrace) const;
-  Result<json> Kill(const KillRequest& request) const {
-    return Kill(request.task_id, request.agent_id, request.reason, request.grace);
-  }
-  Result<json> ReportProgress(const std::string& task_id, const std::string& agent_id,
-                              const std::string& status, const std::string& message,
-                              int progress) const;
-  Result<json> ReportProgress(const ProgressReport& report) const {
-    return ReportProgress(report.task_id, report.agent_id, report.status, report.message,
-                          report.progress);
-  }
-  Result<json> ReportFinding(const std::string& task_id, const std::string& agent_id,
-                             const std::string& finding_type, const std::string& severity,
-                             const std::string& message, const json& data) const;
-  Result<json> ReportFinding(const FindingReport& report) const {
-    return ReportFinding(report.task_id, report.agent_id, report.finding_type, report.severity,
-                         report.message, report.data);
-  }
+  Result<json> Kill(const KillRequest& request) const;
+  Result<json> ReportProgress(const ProgressReport& report) const;
+  Result<json> ReportFinding(const FindingReport& report) const;
   // Raises (or lowers) a task's limits and budgets in one transaction.
-  Result<json> UpdateLimits(const std::string& task_id, const LimitsUpdate& update) const;
-  Result<json> UpdateLimits(const LimitsUpdate& update) const {
-    return UpdateLimits(update.task_id, update);
-  }
+  Result<json> UpdateLimits(const LimitsUpdate& update) const;
   // Progress and findings merged, oldest first, each tagged entry_type.
   Result<json> ProgressTimeline(const std::string& task_id) const;
 

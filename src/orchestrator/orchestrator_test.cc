@@ -518,7 +518,7 @@ TEST_F(OrchestratorTest, KillStopsTheAgentAndItsChildren) {
   ASSERT_TRUE(IsRunning(AgentProcessOf(entry)));
 
   json killed =
-      Value(orchestrator().Kill(task, agent, "the test is over", std::chrono::seconds(5)));
+      Value(orchestrator().Kill({task, agent, "the test is over", std::chrono::seconds(5)}));
 
   EXPECT_EQ(killed.value("status", ""), "terminated") << killed.dump(2);
   EXPECT_EQ(killed.value("reason", ""), "the test is over");
@@ -537,7 +537,7 @@ TEST_F(OrchestratorTest, KillOfAnEndedAgentChangesNothing) {
   std::string agent = FinishedAgent(task, "");
   json before = TaskRegistry(task);
 
-  json killed = Value(orchestrator().Kill(task, agent, "too late"));
+  json killed = Value(orchestrator().Kill({task, agent, "too late"}));
 
   EXPECT_TRUE(killed.value("already_ended", false)) << killed.dump(2);
   EXPECT_EQ(killed.value("status", ""), "completed");
@@ -546,7 +546,7 @@ TEST_F(OrchestratorTest, KillOfAnEndedAgentChangesNothing) {
 
 TEST_F(OrchestratorTest, KillOfAnUnknownAgentIsNotFound) {
   std::string task = NewTask();
-  Result<json> killed = orchestrator().Kill(task, "nobody-000000-abcdef", "why not");
+  Result<json> killed = orchestrator().Kill({task, "nobody-000000-abcdef", "why not"});
   ASSERT_FALSE(killed.ok());
   EXPECT_TRUE(killed.status().Is(herd::Status::Code::kNotFound)) << killed.status().ToString();
 }
@@ -558,16 +558,16 @@ TEST_F(OrchestratorTest, ReportProgressRefusesBadReportsAndRecordsNothing) {
   std::string agent = StartAgent(task, {"sleep", "60"});
   json before = TaskRegistry(task);
 
-  ExpectInvalid(orchestrator().ReportProgress(task, agent, "done", "finished", 100), "done");
-  ExpectInvalid(orchestrator().ReportProgress(task, agent, "working", "too far", 101), "0-100");
-  ExpectInvalid(orchestrator().ReportProgress(task, agent, "working", "backwards", -1), "0-100");
+  ExpectInvalid(orchestrator().ReportProgress({task, agent, "done", "finished", 100}), "done");
+  ExpectInvalid(orchestrator().ReportProgress({task, agent, "working", "too far", 101}), "0-100");
+  ExpectInvalid(orchestrator().ReportProgress({task, agent, "working", "backwards", -1}), "0-100");
   ExpectInvalid(
-      orchestrator().ReportProgress(task, agent, "working",
-                                    std::string(registry::kMaxReportMessageBytes + 1, 'm'), 50),
+      orchestrator().ReportProgress(
+          {task, agent, "working", std::string(registry::kMaxReportMessageBytes + 1, 'm'), 50}),
       "message");
-  ExpectInvalid(orchestrator().ReportProgress(task, "../x", "working", "hi", 1), "agent id");
+  ExpectInvalid(orchestrator().ReportProgress({task, "../x", "working", "hi", 1}), "agent id");
   Result<json> stranger =
-      orchestrator().ReportProgress(task, "nobody-000000-abcdef", "working", "hi", 1);
+      orchestrator().ReportProgress({task, "nobody-000000-abcdef", "working", "hi", 1});
   ASSERT_FALSE(stranger.ok());
   EXPECT_TRUE(stranger.status().Is(herd::Status::Code::kNotFound)) << stranger.status().ToString();
 
@@ -580,8 +580,8 @@ TEST_F(OrchestratorTest, ReportProgressAppendsTheJournalAndTellsOfTheOtherAgents
   std::string first = StartAgent(task, {"sleep", "60"}, "first");
   std::string second = StartAgent(task, {"sleep", "60"}, "second");
 
-  json reported = Value(orchestrator().ReportProgress(task, first, "working", "halfway", 50));
-  json answered = Value(orchestrator().ReportProgress(task, second, "blocked", "waiting", 10));
+  json reported = Value(orchestrator().ReportProgress({task, first, "working", "halfway", 50}));
+  json answered = Value(orchestrator().ReportProgress({task, second, "blocked", "waiting", 10}));
 
   const json& own = reported["own_update"];
   EXPECT_EQ(own.value("agent_id", ""), first);
@@ -610,7 +610,7 @@ TEST_F(OrchestratorTest, AnEndedAgentRefusesProgressButStillTakesFindings) {
   std::string task = NewTask();
   std::string agent = FinishedAgent(task, "");
 
-  Result<json> progress = orchestrator().ReportProgress(task, agent, "working", "again", 10);
+  Result<json> progress = orchestrator().ReportProgress({task, agent, "working", "again", 10});
 
   ASSERT_FALSE(progress.ok());
   EXPECT_TRUE(progress.status().Is(herd::Status::Code::kRefused)) << progress.status().ToString();
@@ -619,7 +619,7 @@ TEST_F(OrchestratorTest, AnEndedAgentRefusesProgressButStillTakesFindings) {
   EXPECT_THAT(ReadLines(ProgressJournal(task, agent)), ::testing::IsEmpty());
   // An agent that reported "completed" may still be finishing: its last
   // findings are kept.
-  Value(orchestrator().ReportFinding(task, agent, "insight", "info", "a last word", nullptr));
+  Value(orchestrator().ReportFinding({task, agent, "insight", "info", "a last word", nullptr}));
   EXPECT_EQ(ReadLines(FindingsJournal(task, agent)).size(), 1u);
 }
 
@@ -628,19 +628,24 @@ TEST_F(OrchestratorTest, ReportFindingRefusesBadFindingsAndRecordsNothing) {
   std::string agent = StartAgent(task, {"sleep", "60"});
   json before = TaskRegistry(task);
 
-  ExpectInvalid(orchestrator().ReportFinding(task, agent, "issue", "urgent", "m", nullptr),
+  ExpectInvalid(orchestrator().ReportFinding({task, agent, "issue", "urgent", "m", nullptr}),
                 "severity");
-  ExpectInvalid(orchestrator().ReportFinding(task, agent, "", "low", "m", nullptr), "finding_type");
+  ExpectInvalid(orchestrator().ReportFinding({task, agent, "", "low", "m", nullptr}),
+                "finding_type");
+  ExpectInvalid(orchestrator().ReportFinding(
+                    {task, agent, "issue", "low",
+                     std::string(registry::kMaxReportMessageBytes + 1, 'm'), nullptr}),
+                "message");
   ExpectInvalid(
-      orchestrator().ReportFinding(task, agent, "issue", "low",
-                                   std::string(registry::kMaxReportMessageBytes + 1, 'm'), nullptr),
-      "message");
-  ExpectInvalid(
-      orchestrator().ReportFinding(task, agent, "issue", "low", "m",
-                                   {{"blob", std::string(registry::kMaxFindingDataBytes, 'd')}}),
+      orchestrator().ReportFinding({task,
+                                    agent,
+                                    "issue",
+                                    "low",
+                                    "m",
+                                    {{"blob", std::string(registry::kMaxFindingDataBytes, 'd')}}}),
       "data");
   Result<json> stranger =
-      orchestrator().ReportFinding(task, "nobody-000000-abcdef", "issue", "low", "m", nullptr);
+      orchestrator().ReportFinding({task, "nobody-000000-abcdef", "issue", "low", "m", nullptr});
   ASSERT_FALSE(stranger.ok());
   EXPECT_TRUE(stranger.status().Is(herd::Status::Code::kNotFound)) << stranger.status().ToString();
 
@@ -652,8 +657,8 @@ TEST_F(OrchestratorTest, ReportFindingAppendsTheJournalWithItsData) {
   std::string task = NewTask();
   std::string agent = StartAgent(task, {"sleep", "60"});
 
-  json reported = Value(orchestrator().ReportFinding(task, agent, "issue", "high", "a bug",
-                                                     {{"file", "src/x.cc"}, {"line", 7}}));
+  json reported = Value(orchestrator().ReportFinding(
+      {task, agent, "issue", "high", "a bug", {{"file", "src/x.cc"}, {"line", 7}}}));
 
   const json& own = reported["own_finding"];
   EXPECT_EQ(own.value("agent_id", ""), agent);
@@ -678,9 +683,10 @@ TEST_F(OrchestratorTest, UpdateLimitsAdmitsAgentsThatWereRefused) {
   ASSERT_FALSE(orchestrator().Deploy(CommandAgent(task, {"sleep", "60"})).ok());
 
   LimitsUpdate update;
+  update.task_id = task;
   update.max_agents = 2;
   update.budget.max_cost_usd = 5;
-  json updated = Value(orchestrator().UpdateLimits(task, update));
+  json updated = Value(orchestrator().UpdateLimits(update));
 
   EXPECT_EQ(updated["limits"].value("max_agents", 0), 2) << updated.dump(2);
   EXPECT_EQ(updated["limits"].value("max_depth", 0), TaskRegistry(task).value("max_depth", -1));
@@ -694,9 +700,10 @@ TEST_F(OrchestratorTest, UpdateLimitsRefusesLimitsBelowOne) {
   std::string task = NewTask();
   json before = TaskRegistry(task);
   LimitsUpdate update;
+  update.task_id = task;
   update.max_concurrent = 0;
 
-  Result<json> refused = orchestrator().UpdateLimits(task, update);
+  Result<json> refused = orchestrator().UpdateLimits(update);
 
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(), HasSubstr("max_concurrent"));
@@ -709,10 +716,10 @@ TEST_F(OrchestratorTest, ProgressTimelineMergesReportsOldestFirst) {
   std::string task = NewTask();
   std::string first = StartAgent(task, {"sleep", "60"}, "first");
   std::string second = StartAgent(task, {"sleep", "60"}, "second");
-  Value(orchestrator().ReportProgress(task, first, "working", "one", 10));
-  Value(orchestrator().ReportFinding(task, second, "insight", "low", "two", nullptr));
-  Value(orchestrator().ReportProgress(task, second, "working", "three", 20));
-  Value(orchestrator().ReportProgress(task, first, "working", "four", 30));
+  Value(orchestrator().ReportProgress({task, first, "working", "one", 10}));
+  Value(orchestrator().ReportFinding({task, second, "insight", "low", "two", nullptr}));
+  Value(orchestrator().ReportProgress({task, second, "working", "three", 20}));
+  Value(orchestrator().ReportProgress({task, first, "working", "four", 30}));
   // A line past the journal's committed length belongs to no transaction.
   ASSERT_TRUE(AppendLine(ProgressJournal(task, first),
                          R"({"timestamp":"2999-01-01T00:00:00Z","message":"never committed"})")
