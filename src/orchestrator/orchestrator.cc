@@ -152,8 +152,14 @@ registry::JsonRegistry Orchestrator::RegistryOf(const Workspace& workspace) cons
   return registry::JsonRegistry(stores_, workspace);
 }
 
-Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
-  std::string description = request.description;
+namespace {
+
+// The task a request describes, checked: limits from the environment unless
+// given, the description, priority, context, budgets and timeouts.
+// `warnings` receives what is allowed but unwise.
+Result<registry::TaskSpec> SpecFor(const CreateTaskRequest& request,
+                                   std::vector<std::string>* warnings) {
+  const std::string& description = request.description;
   if (description.find_first_not_of(" \t\r\n") == std::string::npos) {
     return Status::InvalidArgument("description is empty: say what the agents should achieve");
   }
@@ -161,9 +167,8 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
   if (!std::regex_match(request.priority, kPriority)) {
     return Status::InvalidArgument("priority \"" + request.priority + "\" is not one of P0-P4");
   }
-  std::vector<std::string> warnings;
-  if (description.size() < 10) warnings.push_back("description is very short");
-  HERD_RETURN_IF_ERROR(ValidateContext(request.context, &warnings));
+  if (description.size() < 10) warnings->push_back("description is very short");
+  HERD_RETURN_IF_ERROR(ValidateContext(request.context, warnings));
   registry::TaskSpec spec;
   spec.description = description;
   spec.priority = request.priority;
@@ -181,17 +186,43 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
   if (spec.timeouts.wall_clock_seconds < 0 || spec.timeouts.idle_seconds < 0) {
     return Status::InvalidArgument("agent timeouts must be 0 (none) or a number of seconds");
   }
-  auto apply_limit = [](const std::optional<int>& given, int* limit, const char* name) -> Status {
-    if (!given) return Status::Ok();
+  for (const auto& [given, limit, name] :
+       {std::tuple{request.max_agents, &spec.limits.max_agents, "max_agents"},
+        std::tuple{request.max_concurrent, &spec.limits.max_concurrent, "max_concurrent"},
+        std::tuple{request.max_depth, &spec.limits.max_depth, "max_depth"}}) {
+    if (!given) continue;
     if (*given < 1) return Status::InvalidArgument(std::string(name) + " must be at least 1");
     *limit = *given;
-    return Status::Ok();
-  };
-  HERD_RETURN_IF_ERROR(apply_limit(request.max_agents, &spec.limits.max_agents, "max_agents"));
-  HERD_RETURN_IF_ERROR(
-      apply_limit(request.max_concurrent, &spec.limits.max_concurrent, "max_concurrent"));
-  HERD_RETURN_IF_ERROR(apply_limit(request.max_depth, &spec.limits.max_depth, "max_depth"));
+  }
+  return spec;
+}
 
+// The create_real_task result.
+json CreatedReply(const std::string& task_id, const registry::TaskSpec& spec,
+                  const Workspace& workspace, const std::vector<std::string>& warnings) {
+  json result = {{"task_id", task_id},
+                 {"description", spec.description},
+                 {"priority", spec.priority},
+                 {"workspace", workspace.TaskDirectory(task_id)},
+                 {"workspace_base", workspace.base()},
+                 {"client_cwd", NullIfEmpty(spec.client_cwd)},
+                 {"status", "INITIALIZED"},
+                 {"has_enhanced_context", !spec.context.empty()},
+                 {"limits", registry::EncodeLimits(spec.limits)},
+                 {"budget", registry::EncodeBudget(spec.budget)},
+                 {"agent_timeout_seconds", spec.timeouts.wall_clock_seconds},
+                 {"agent_idle_timeout_seconds", spec.timeouts.idle_seconds},
+                 {"isolate_agent_config", spec.isolate_agent_config}};
+  for (const auto& [key, value] : spec.context.items()) result[key] = value;
+  if (!warnings.empty()) result["validation_warnings"] = warnings;
+  return result;
+}
+
+}  // namespace
+
+Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
+  std::vector<std::string> warnings;
+  HERD_ASSIGN_OR_RETURN(registry::TaskSpec spec, SpecFor(request, &warnings));
   Workspace workspace = workspace_;
   if (!request.client_cwd.empty()) {
     std::string project = registry::AbsolutePath(request.client_cwd);
@@ -223,26 +254,7 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
   }
   Status remembered = registry::RememberWorkspace(stores_, workspace.base());
   if (!remembered.ok()) spdlog::warn("workspace not recorded: {}", remembered.ToString());
-
-  json result = {{"task_id", task_id},
-                 {"description", description},
-                 {"priority", spec.priority},
-                 {"workspace", workspace.TaskDirectory(task_id)},
-                 {"workspace_base", workspace.base()},
-                 {"client_cwd", spec.client_cwd.empty() ? json(nullptr) : json(spec.client_cwd)},
-                 {"status", "INITIALIZED"},
-                 {"has_enhanced_context", !request.context.empty()},
-                 {"limits",
-                  {{"max_agents", spec.limits.max_agents},
-                   {"max_concurrent", spec.limits.max_concurrent},
-                   {"max_depth", spec.limits.max_depth}}},
-                 {"budget", registry::EncodeBudget(spec.budget)},
-                 {"agent_timeout_seconds", spec.timeouts.wall_clock_seconds},
-                 {"agent_idle_timeout_seconds", spec.timeouts.idle_seconds},
-                 {"isolate_agent_config", spec.isolate_agent_config}};
-  for (const auto& [key, value] : request.context.items()) result[key] = value;
-  if (!warnings.empty()) result["validation_warnings"] = warnings;
-  return result;
+  return CreatedReply(task_id, spec, workspace, warnings);
 }
 
 std::vector<TaskListing> Orchestrator::TaskListings() const {
@@ -431,6 +443,60 @@ Result<json> Orchestrator::TaskStatus(const std::string& task_id) const {
   return report.ToJson();
 }
 
+namespace {
+
+// The compiled `pattern`, or null for none.
+// RE2, not std::regex: it matches in time linear in the line with memory
+// bounded by max_mem, where a backtracking engine can take exponential
+// time on a pattern like (a+)+$ or overflow the stack on a 100 KB line.
+Result<std::unique_ptr<RE2>> CompileFilter(const std::string& pattern) {
+  constexpr size_t kMaxFilterBytes = OutputRequest::kMaxFilterBytes;
+  constexpr int64_t kFilterMemoryBytes = 8 << 20;
+  if (pattern.empty()) return std::unique_ptr<RE2>();
+  if (pattern.size() > kMaxFilterBytes) {
+    return Status::InvalidArgument("filter is " + std::to_string(pattern.size()) +
+                                   " bytes long; the limit is " + std::to_string(kMaxFilterBytes) +
+                                   ": use a shorter pattern (a distinctive word of the "
+                                   "lines you want is usually enough)");
+  }
+  RE2::Options options;
+  options.set_max_mem(kFilterMemoryBytes);
+  options.set_log_errors(false);
+  auto filter = std::make_unique<RE2>(pattern, options);
+  if (!filter->ok()) {
+    std::string why =
+        filter->error_code() == RE2::ErrorPatternTooLarge
+            ? "it needs more than 8 MiB compiled; use a simpler pattern"
+            : filter->error() +
+                  ". RE2 syntax (https://github.com/google/re2/wiki/Syntax) "
+                  "is Perl's without backreferences (\\1) or lookaround ((?=...), (?!...), "
+                  "(?<=...), (?<!...))";
+    return Status::InvalidArgument("filter \"" + pattern +
+                                   "\" is not a valid RE2 regular expression: " + why);
+  }
+  return filter;
+}
+
+// What get_agent_output adds with include_metadata.
+json OutputMetadata(const registry::AgentRecord& agent, const std::string& log_path,
+                    uint64_t file_size, size_t max_bytes) {
+  const std::optional<registry::ExitInfo>& exit = agent.exit;
+  auto optional_int = [](const std::optional<int>& value) {
+    return value ? json(*value) : json(nullptr);
+  };
+  return {{"log_file", log_path},
+          {"file_size", file_size},
+          {"status", agent.status},
+          {"pid", agent.process.recorded() ? json(agent.process.pid) : json(nullptr)},
+          {"exit_code", exit ? optional_int(exit->exit_code) : json(nullptr)},
+          {"exit_signal", exit ? optional_int(exit->exit_signal) : json(nullptr)},
+          {"ended_at", exit ? NullIfEmpty(exit->ended_at) : json(nullptr)},
+          {"result", agent.result},
+          {"max_bytes", max_bytes}};
+}
+
+}  // namespace
+
 Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   Result<Workspace> workspace = Locate(request.task_id);
   if (!workspace.ok()) return workspace.status();
@@ -454,36 +520,7 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   size_t wanted_lines = request.tail.value_or(SIZE_MAX);
   if (request.response_format == "summary") wanted_lines = std::min<size_t>(wanted_lines, 20);
 
-  // RE2, not std::regex: it matches in time linear in the line with memory
-  // bounded by max_mem, where a backtracking engine can take exponential
-  // time on a pattern like (a+)+$ or overflow the stack on a 100 KB line.
-  constexpr size_t kMaxFilterBytes = OutputRequest::kMaxFilterBytes;
-  constexpr int64_t kFilterMemoryBytes = 8 << 20;
-  std::optional<RE2> filter;
-  if (!request.filter.empty()) {
-    if (request.filter.size() > kMaxFilterBytes) {
-      return Status::InvalidArgument("filter is " + std::to_string(request.filter.size()) +
-                                     " bytes long; the limit is " +
-                                     std::to_string(kMaxFilterBytes) +
-                                     ": use a shorter pattern (a distinctive word of the "
-                                     "lines you want is usually enough)");
-    }
-    RE2::Options options;
-    options.set_max_mem(kFilterMemoryBytes);
-    options.set_log_errors(false);
-    filter.emplace(request.filter, options);
-    if (!filter->ok()) {
-      std::string why =
-          filter->error_code() == RE2::ErrorPatternTooLarge
-              ? "it needs more than 8 MiB compiled; use a simpler pattern"
-              : filter->error() +
-                    ". RE2 syntax (https://github.com/google/re2/wiki/Syntax) "
-                    "is Perl's without backreferences (\\1) or lookaround ((?=...), (?!...), "
-                    "(?<=...), (?<!...))";
-      return Status::InvalidArgument("filter \"" + request.filter +
-                                     "\" is not a valid RE2 regular expression: " + why);
-    }
-  }
+  HERD_ASSIGN_OR_RETURN(std::unique_ptr<RE2> filter, CompileFilter(request.filter));
   std::string log_path = workspace->StreamLogPath(request.task_id, request.agent_id);
   size_t scan_lines = filter ? SIZE_MAX : wanted_lines;
   size_t scan_bytes = filter ? kFilterScanBytes : max_bytes;
@@ -542,20 +579,7 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
                  {"lines", lines.size()},
                  {"truncated", truncated}};
   if (request.include_metadata) {
-    const std::optional<registry::ExitInfo>& exit = agent->exit;
-    auto optional_int = [](const std::optional<int>& value) {
-      return value ? json(*value) : json(nullptr);
-    };
-    result["metadata"] = {
-        {"log_file", log_path},
-        {"file_size", file_size},
-        {"status", agent->status},
-        {"pid", agent->process.recorded() ? json(agent->process.pid) : json(nullptr)},
-        {"exit_code", exit ? optional_int(exit->exit_code) : json(nullptr)},
-        {"exit_signal", exit ? optional_int(exit->exit_signal) : json(nullptr)},
-        {"ended_at", exit ? NullIfEmpty(exit->ended_at) : json(nullptr)},
-        {"result", agent->result},
-        {"max_bytes", max_bytes}};
+    result["metadata"] = OutputMetadata(*agent, log_path, file_size, max_bytes);
   }
   return result;
 }

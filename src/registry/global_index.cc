@@ -74,12 +74,25 @@ bool MergeTask(json& index, const TaskSnapshot& snapshot) {
   bool changed = before_task != summary;
   if (changed) index["tasks"][task_id] = summary;
   json& agents = ObjectAt(index, "agents");
+  std::set<std::string> listed;
   for (const AgentRecord& agent : snapshot.task.agents) {
     const std::string& agent_id = agent.id;
+    listed.insert(agent_id);
     json agent_summary = AgentSummary(task_id, agent);
     if (agents.value(agent_id, json(nullptr)) != agent_summary) {
       agents[agent_id] = agent_summary;
       changed = true;
+    }
+  }
+  // An agent the task no longer lists (an admission released after a failed
+  // start or a refusal by the cap) leaves the index with this version, so
+  // an older version merged later cannot bring it back as running.
+  for (auto it = agents.begin(); it != agents.end();) {
+    if (it->is_object() && StringOr(*it, "task_id") == task_id && !listed.count(it.key())) {
+      it = agents.erase(it);
+      changed = true;
+    } else {
+      ++it;
     }
   }
   return changed;
@@ -207,18 +220,6 @@ Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspac
     }
   }
   return reserve(elsewhere);
-}
-
-Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,
-                   const std::string& agent_id) {
-  return stores.global.Update(workspace.GlobalRegistryPath(),
-                              [&](json& index) -> Result<store::Decision> {
-                                if (ObjectAt(index, "agents").erase(agent_id) == 0)
-                                  return store::Decision::kNoChange;
-                                ObjectAt(index, "tasks");
-                                RecomputeTotals(index);
-                                return store::Decision::kCommit;
-                              });
 }
 
 Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspace) {

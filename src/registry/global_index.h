@@ -48,10 +48,6 @@ Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspac
 // known-workspaces registry.
 std::string RunningAgentsLockPath();
 
-// Removes an agent whose start failed.
-Status ForgetAgent(const RegistryStores& stores, const Workspace& workspace,
-                   const std::string& agent_id);
-
 // Recreates the index from every task registry under the base.
 Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspace);
 

@@ -203,17 +203,29 @@ TEST_F(RegistryGlobalIndexTest, RunningCapRefusesOnceReached) {
   EXPECT_EQ(Index().document["active_agents"], 3);
 }
 
-TEST_F(RegistryGlobalIndexTest, ForgetRemovesAnAgentOnce) {
-  json task = CreateTask(workspace_, {"a-1", "a-2"});
+// A released admission (a failed start, a refusal by the running cap)
+// leaves the index with the task's next version; a deploy still holding an
+// older version of the task (admitted before the release, reserving after
+// it) must not bring it back as running, or the cap refuses deploys for an
+// agent that does not exist.
+TEST_F(RegistryGlobalIndexTest, AReleasedAgentLeavesTheIndexAndAnOlderVersionCannotBringItBack) {
+  json task = CreateTask(workspace_, {"a-1", "a-2", "a-3"});
   ASSERT_TRUE(UpsertTask(stores_, workspace_, task).ok());
+  json older = task;  // what the deploy of a-3 committed and still holds
 
-  ASSERT_TRUE(ForgetAgent(stores_, workspace_, "a-2").ok());
-  uint64_t sequence = Index().sequence;
-  ASSERT_TRUE(ForgetAgent(stores_, workspace_, "a-2").ok());
-
+  ReleaseAgent(task, "a-2");
+  Commit(workspace_, task);
+  ASSERT_TRUE(UpsertTask(stores_, workspace_, task).ok());
   EXPECT_FALSE(Index().document["agents"].contains("a-2"));
-  EXPECT_EQ(Index().document["active_agents"], 1);
-  EXPECT_EQ(Index().sequence, sequence);
+  EXPECT_EQ(Index().document["active_agents"], 2);
+  uint64_t sequence = Index().sequence;
+
+  ASSERT_TRUE(UpsertTask(stores_, workspace_, older).ok());
+  ASSERT_TRUE(ReserveGlobalSlot(stores_, workspace_, older, 5).ok());
+  EXPECT_FALSE(Index().document["agents"].contains("a-2"));
+  EXPECT_EQ(Index().document["active_agents"], 2);
+  EXPECT_EQ(Index().document["agents"].size(), 2u);
+  EXPECT_GE(Index().sequence, sequence);
 }
 
 TEST_F(RegistryGlobalIndexTest, CapFromEnvironmentDefaultsToNone) {

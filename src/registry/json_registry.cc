@@ -65,13 +65,13 @@ Result<AgentRecord> JsonRegistry::Admit(const std::string& task_id, const Admiss
 }
 
 Status JsonRegistry::Release(const std::string& task_id, const std::string& agent_id) const {
-  Status released = UpdateTaskRecord(stores_.tasks, workspace_.TaskRegistryPath(task_id),
-                                     [&](TaskRecord& task) -> Result<Decision> {
-                                       ReleaseAgent(task, agent_id);
-                                       return Decision::kCommit;
-                                     });
-  Status forgotten = ForgetAgent(stores_, workspace_, agent_id);
-  return released.ok() ? forgotten : released;
+  // The index follows the committed version (UpdateTaskAndIndex): the agent
+  // leaves it, and an older version of the task cannot bring it back.
+  return UpdateTaskAndIndex(stores_, workspace_, task_id,
+                            [&](TaskRecord& task) -> Result<Decision> {
+                              ReleaseAgent(task, agent_id);
+                              return Decision::kCommit;
+                            });
 }
 
 Result<AgentRecord> JsonRegistry::RecordStart(const std::string& task_id,
