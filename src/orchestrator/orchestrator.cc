@@ -477,6 +477,35 @@ Result<std::unique_ptr<RE2>> CompileFilter(const std::string& pattern) {
   return filter;
 }
 
+// Keeps the newest `lines` that fit in `max_bytes` (newline included);
+// returns whether any were dropped.
+bool KeepNewestThatFit(std::vector<std::string>* lines, size_t max_bytes) {
+  size_t bytes = 0;
+  size_t keep_from = lines->size();
+  while (keep_from > 0 && bytes + (*lines)[keep_from - 1].size() + 1 <= max_bytes) {
+    bytes += (*lines)[keep_from - 1].size() + 1;
+    --keep_from;
+  }
+  lines->erase(lines->begin(), lines->begin() + static_cast<long>(keep_from));
+  return keep_from > 0;
+}
+
+// The lines as get_agent_output returns them: one text (text, parsed) or
+// a list of events, a line that is not JSON kept as its text (jsonl).
+json FormatOutput(const std::vector<std::string>& lines, const std::string& format) {
+  if (format != "jsonl") {
+    std::string text;
+    for (const std::string& line : lines) text += line + "\n";
+    return text;
+  }
+  json output = json::array();
+  for (const std::string& line : lines) {
+    Result<json> event = ParseJson(line, kMaxMessageDepth);
+    output.push_back(event.ok() ? std::move(event).value() : json(line));
+  }
+  return output;
+}
+
 // What get_agent_output adds with include_metadata.
 json OutputMetadata(const registry::AgentRecord& agent, const std::string& log_path,
                     uint64_t file_size, size_t max_bytes) {
@@ -549,32 +578,11 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
       line = ParsedLine(line);
     }
   }
-  // Keep the newest lines that fit in max_bytes.
-  size_t bytes = 0;
-  size_t keep_from = lines.size();
-  while (keep_from > 0 && bytes + lines[keep_from - 1].size() + 1 <= max_bytes) {
-    bytes += lines[keep_from - 1].size() + 1;
-    --keep_from;
-  }
-  if (keep_from > 0) truncated = true;
-  lines.erase(lines.begin(), lines.begin() + static_cast<long>(keep_from));
-
-  json output;
-  if (request.format == "jsonl") {
-    output = json::array();
-    for (const std::string& line : lines) {
-      Result<json> event = ParseJson(line, kMaxMessageDepth);
-      output.push_back(event.ok() ? std::move(event).value() : json(line));
-    }
-  } else {
-    std::string text;
-    for (const std::string& line : lines) text += line + "\n";
-    output = text;
-  }
+  if (KeepNewestThatFit(&lines, max_bytes)) truncated = true;
   json result = {{"agent_id", request.agent_id},
                  {"task_id", request.task_id},
                  {"session_status", agent->status},
-                 {"output", output},
+                 {"output", FormatOutput(lines, request.format)},
                  {"source", tail.ok() ? "stream_log" : "none"},
                  {"lines", lines.size()},
                  {"truncated", truncated}};
