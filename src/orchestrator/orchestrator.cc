@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <regex>
 #include <string_view>
 
 #include "agents/killer.h"
@@ -36,6 +35,10 @@ constexpr size_t kFilterScanBytes = 16 * 1024 * 1024;
 
 const char* const kContextArrays[] = {"expected_deliverables", "success_criteria", "constraints",
                                       "relevant_files"};
+
+bool IsOneOf(const std::string& value, const std::vector<std::string>& values) {
+  return std::find(values.begin(), values.end(), value) != values.end();
+}
 
 // The "timestamp" value of a journal line, found without parsing it.
 std::string_view TimestampOf(const std::string& line) {
@@ -163,8 +166,7 @@ Result<registry::TaskSpec> SpecFor(const CreateTaskRequest& request,
   if (description.find_first_not_of(" \t\r\n") == std::string::npos) {
     return Status::InvalidArgument("description is empty: say what the agents should achieve");
   }
-  static const std::regex kPriority("P[0-4]");
-  if (!std::regex_match(request.priority, kPriority)) {
+  if (!IsOneOf(request.priority, CreateTaskRequest::Priorities())) {
     return Status::InvalidArgument("priority \"" + request.priority + "\" is not one of P0-P4");
   }
   if (description.size() < 10) warnings->push_back("description is very short");
@@ -530,11 +532,10 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   Result<Workspace> workspace = Locate(request.task_id);
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.agent_id));
-  if (request.format != "text" && request.format != "jsonl" && request.format != "parsed") {
+  if (!IsOneOf(request.format, OutputRequest::Formats())) {
     return Status::InvalidArgument("format must be text, jsonl or parsed");
   }
-  if (request.response_format != "full" && request.response_format != "summary" &&
-      request.response_format != "compact") {
+  if (!IsOneOf(request.response_format, OutputRequest::ResponseFormats())) {
     return Status::InvalidArgument("response_format must be full, summary or compact");
   }
   HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot,

@@ -111,13 +111,6 @@ ParameterSpec ReportMessage(const char* description) {
           .cli = "--message"};
 }
 
-// The statuses registry::ValidateAgentStatus accepts, active ones first.
-const std::vector<std::string>& AgentStatuses() {
-  static const std::vector<std::string> statuses = {"running", "working",    "blocked", "completed",
-                                                    "error",   "terminated", "failed"};
-  return statuses;
-}
-
 ParameterList Concatenate(std::vector<ParameterList> lists) {
   ParameterList all;
   for (ParameterList& list : lists) all.insert(all.end(), list.begin(), list.end());
@@ -125,6 +118,21 @@ ParameterList Concatenate(std::vector<ParameterList> lists) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& CreateTaskRequest::Priorities() {
+  static const std::vector<std::string> priorities = {"P0", "P1", "P2", "P3", "P4"};
+  return priorities;
+}
+
+const std::vector<std::string>& OutputRequest::Formats() {
+  static const std::vector<std::string> formats = {"text", "jsonl", "parsed"};
+  return formats;
+}
+
+const std::vector<std::string>& OutputRequest::ResponseFormats() {
+  static const std::vector<std::string> formats = {"full", "summary", "compact"};
+  return formats;
+}
 
 // ---- create_real_task ---------------------------------------------------------
 
@@ -147,7 +155,7 @@ const ParameterList& CreateTaskRequest::Parameters() {
        .type = Type::kString,
        .description = "P0 is most urgent",
        .default_value = CreateTaskRequest().priority,
-       .values = {"P0", "P1", "P2", "P3", "P4"},
+       .values = CreateTaskRequest::Priorities(),
        .cli = "--priority"},
       {.name = "client_cwd",
        .type = Type::kString,
@@ -268,7 +276,7 @@ const ParameterList& OutputRequest::Parameters() {
        .type = Type::kString,
        .description = "how the lines are returned",
        .default_value = OutputRequest().format,
-       .values = {"text", "jsonl", "parsed"}},
+       .values = OutputRequest::Formats()},
       {.name = "include_metadata", .type = Type::kBoolean, .description = "add file and exit info"},
       {.name = "max_bytes",
        .type = Type::kInteger,
@@ -283,7 +291,7 @@ const ParameterList& OutputRequest::Parameters() {
        .type = Type::kString,
        .description = "summary: last 20 lines; compact: 8 KB",
        .default_value = OutputRequest().response_format,
-       .values = {"full", "summary", "compact"}},
+       .values = OutputRequest::ResponseFormats()},
   };
   return parameters;
 }
@@ -465,7 +473,7 @@ const ParameterList& ProgressReport::Parameters() {
        .type = Type::kString,
        .description = "your status; completed, error and failed are final",
        .required = true,
-       .values = AgentStatuses(),
+       .values = registry::AgentStatuses(),
        .cli = "--status"},
       ReportMessage("what you did or found, one line"),
       {.name = "progress",

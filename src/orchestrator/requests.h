@@ -41,7 +41,8 @@ inline constexpr int kMaxTailLines = 1000000;              // get_agent_output's
 // create_real_task; herd task create.
 struct CreateTaskRequest {
   std::string description;
-  std::string priority = "P2";
+  std::string priority = "P2";                          // one of Priorities()
+  static const std::vector<std::string>& Priorities();  // P0 (most urgent) to P4
   std::string client_cwd;
   // background_context, expected_deliverables, success_criteria,
   // constraints, relevant_files, conversation_history (reference names).
@@ -75,6 +76,8 @@ struct LimitsUpdate {
 
 // get_agent_output; herd logs.
 struct OutputRequest {
+  static const std::vector<std::string>& Formats();          // text, jsonl, parsed
+  static const std::vector<std::string>& ResponseFormats();  // full, summary, compact
   std::string task_id;
   std::string agent_id;
   std::optional<size_t> tail;  // last N lines

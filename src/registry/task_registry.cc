@@ -27,6 +27,15 @@ int LimitFromEnvironment(const char* name, int fallback) {
 
 }  // namespace
 
+const std::vector<std::string>& AgentStatuses() {
+  static const std::vector<std::string> statuses = [] {
+    std::vector<std::string> all(std::begin(kActiveStatuses), std::end(kActiveStatuses));
+    all.insert(all.end(), std::begin(kTerminalStatuses), std::end(kTerminalStatuses));
+    return all;
+  }();
+  return statuses;
+}
+
 bool IsActiveStatus(const std::string& status) {
   for (const char* active : kActiveStatuses) {
     if (status == active) return true;

@@ -33,6 +33,8 @@
 
 namespace herd::registry {
 
+// The seven agent statuses, active ones first.
+const std::vector<std::string>& AgentStatuses();
 bool IsActiveStatus(const std::string& status);
 bool IsTerminalStatus(const std::string& status);
 // Accepts the seven statuses above; the error lists them.
