@@ -323,6 +323,28 @@ TEST_F(health_Doctor, CorruptTaskRegistryWithoutBackupIsReportedAndLeftInPlace) 
   EXPECT_EQ(ReadFile(path), "not json");
 }
 
+// A hand edit that leaves the file valid JSON but a field of the wrong
+// type: every operation refuses the task with the same message, and doctor
+// reports it without touching the file (the person's edit is theirs to fix).
+TEST_F(health_Doctor, AFieldOfTheWrongTypeIsReportedAndTheFileLeftAsItIs) {
+  std::string task_id = CreateTask();
+  std::string path = TaskPath(task_id);
+  json document = json::parse(ReadFile(path));
+  document["max_agents"] = "45";
+  WriteFile(path, document.dump());
+  std::string edited = ReadFile(path);
+
+  json report = Repair();
+  std::vector<json> damaged = FindingsOfKind(report, "damaged_field");
+  ASSERT_THAT(damaged, SizeIs(1)) << Kinds(report);
+  EXPECT_EQ(damaged[0]["task_id"], task_id);
+  EXPECT_THAT(damaged[0]["detail"].get<std::string>(),
+              AllOf(HasSubstr(path), HasSubstr("\"max_agents\""), HasSubstr("a string")));
+  EXPECT_THAT(damaged[0]["repair"].get<std::string>(), HasSubstr("none"));
+  EXPECT_FALSE(report["summary"]["healthy"].get<bool>());
+  EXPECT_EQ(ReadFile(path), edited);
+}
+
 TEST_F(health_Doctor, GarbledGlobalIndexIsRebuilt) {
   std::string task_id = CreateTask();
   json agent = Deploy(task_id);
