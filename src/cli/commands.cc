@@ -405,21 +405,24 @@ int TaskCreate(Invocation& invocation) {
                 RenderCreated);
 }
 
-std::string RenderLimits(const json& r) {
-  std::string text = "limits of " + r.value("task_id", "") + ": " + r["limits"].dump() +
-                     ", budget " + r["budget"].dump() + "\n";
-  if (!r["budget_exceeded"].is_null()) {
-    text += "still over budget: " + r["budget_exceeded"].value("message", "") + "\n";
-  }
-  return text;
-}
-
 int TaskLimits(Invocation& invocation) {
   Result<LimitsUpdate> update =
       LimitsUpdate::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
   if (!update.ok()) return Refuse(invocation, update.status());
-  return Report(invocation.global, MakeOrchestrator(invocation).UpdateLimits(*update),
-                RenderLimits);
+  Result<registry::TaskSnapshot> changed = MakeOrchestrator(invocation).ChangeLimits(*update);
+  if (!changed.ok() || invocation.global.json_output) {
+    return Report(invocation.global,
+                  changed.ok() ? Result<json>(Orchestrator::LimitsReply(changed->task))
+                               : Result<json>(changed.status()),
+                  nullptr);
+  }
+  const registry::TaskRecord& task = changed->task;
+  std::cout << "limits of " << task.task_id << ": " << registry::EncodeLimits(task.limits).dump()
+            << ", budget " << registry::EncodeBudget(task.budget).dump() << "\n";
+  if (task.budget_exceeded) {
+    std::cout << "still over budget: " << task.budget_exceeded->message << "\n";
+  }
+  return kExitOk;
 }
 
 std::string RenderTaskList(const std::vector<TaskListing>& listings) {
@@ -452,12 +455,14 @@ void DeployOptions(CLI::App* command, Invocation* invocation) {
       ->excludes(prompt);
 }
 
-std::string RenderDeployed(const json& r) {
-  std::string text = "deployed " + r.value("agent_id", "") + " (pid " + Text(r["pid"]) +
-                     ", depth " + std::to_string(r.value("depth", 1)) +
-                     ")\nlog: " + r.value("log_file", "") + "\n";
-  if (r["tmux_session"].is_string()) {
-    text += "watch: tmux attach -t " + r["tmux_session"].get<std::string>() + "\n";
+std::string RenderDeployed(const DeployedAgent& deployed) {
+  const registry::AgentRecord& agent = deployed.agent;
+  std::string text = "deployed " + agent.id + " (pid " +
+                     (agent.process.recorded() ? std::to_string(agent.process.pid) : "-") +
+                     ", depth " + std::to_string(agent.depth) + ")\nlog: " + deployed.log_file +
+                     "\n";
+  if (!deployed.tmux_session.empty()) {
+    text += "watch: tmux attach -t " + deployed.tmux_session + "\n";
   }
   return text;
 }
@@ -476,7 +481,8 @@ int Deploy(Invocation& invocation) {
     return UsageError(invocation,
                       Status::InvalidArgument("an argv after -- is only for --backend command"));
   }
-  return Report(invocation.global, MakeOrchestrator(invocation).Deploy(*request), RenderDeployed);
+  return ReportValue(invocation.global, MakeOrchestrator(invocation).StartAgent(*request),
+                     RenderDeployed);
 }
 
 int TaskStatus(Invocation& invocation) {
@@ -522,23 +528,16 @@ int Logs(Invocation& invocation) {
                    output->at("metadata").value("file_size", 0ULL));
 }
 
-std::string RenderProgress(const json& r) {
-  const json& update = r["own_update"];
-  return "recorded " + update.value("status", "") + " " +
-         std::to_string(update.value("progress", 0)) + "% for " + update.value("agent_id", "") +
-         "\n";
-}
-
 int Progress(Invocation& invocation) {
   Result<ProgressReport> report =
       ProgressReport::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
   if (!report.ok()) return Refuse(invocation, report.status());
+  // What was recorded is what was asked: the reply adds the other agents'.
   return Report(invocation.global, MakeOrchestrator(invocation).ReportProgress(*report),
-                RenderProgress);
-}
-
-std::string RenderFinding(const json& r) {
-  return "recorded finding from " + r["own_finding"].value("agent_id", "") + "\n";
+                [&](const json&) {
+                  return "recorded " + report->status + " " + std::to_string(report->progress) +
+                         "% for " + report->agent_id + "\n";
+                });
 }
 
 int Finding(Invocation& invocation) {
@@ -546,7 +545,7 @@ int Finding(Invocation& invocation) {
       FindingReport::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
   if (!report.ok()) return Refuse(invocation, report.status());
   return Report(invocation.global, MakeOrchestrator(invocation).ReportFinding(*report),
-                RenderFinding);
+                [&](const json&) { return "recorded finding from " + report->agent_id + "\n"; });
 }
 
 std::string RenderKilled(const json& r) {

@@ -306,41 +306,51 @@ Result<json> Orchestrator::ListTasks() const {
   return json{{"tasks", tasks}, {"total", tasks.size()}};
 }
 
-Result<json> Orchestrator::Deploy(const agents::DeployRequest& request) const {
-  Result<Workspace> workspace = Locate(request.task_id);
-  if (!workspace.ok()) return workspace.status();
-  HERD_ASSIGN_OR_RETURN(registry::AgentRecord agent,
-                        agents::DeployAgent(stores_, *workspace, request));
-  json tmux_session = nullptr;
+Result<DeployedAgent> Orchestrator::StartAgent(const agents::DeployRequest& request) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
+  DeployedAgent deployed;
+  HERD_ASSIGN_OR_RETURN(deployed.agent, agents::DeployAgent(stores_, workspace, request));
+  deployed.task_id = request.task_id;
+  deployed.workspace = workspace.TaskDirectory(request.task_id);
+  deployed.log_file = workspace.StreamLogPath(request.task_id, deployed.agent.id);
   if (request.tmux) {
-    const std::string& agent_id = agent.id;
-    Result<std::string> session = agents::OpenTmuxView(agents::HerdBinaryPath(), workspace->base(),
-                                                       request.task_id, agent_id);
+    const std::string& agent_id = deployed.agent.id;
+    Result<std::string> session =
+        agents::OpenTmuxView(agents::HerdBinaryPath(), workspace.base(), request.task_id, agent_id);
     if (!session.ok()) {
       // The agent runs regardless; only the view is missing.
       spdlog::warn("agent {} runs, but without a tmux view: {}", agent_id,
                    session.status().message());
     } else {
-      tmux_session = *session;
+      deployed.tmux_session = *session;
       Status recorded =
-          RegistryOf(*workspace).RecordTmuxSession(request.task_id, agent_id, *session);
+          RegistryOf(workspace).RecordTmuxSession(request.task_id, agent_id, *session);
       if (!recorded.ok()) spdlog::warn("tmux session not recorded: {}", recorded.ToString());
     }
   }
-  return json{{"tmux_session", tmux_session},
+  return deployed;
+}
+
+json DeployedAgent::ToJson() const {
+  return json{{"tmux_session", NullIfEmpty(tmux_session)},
               {"agent_id", agent.id},
               {"type", agent.type},
               {"parent", agent.parent},
               {"depth", agent.depth},
-              {"task_id", request.task_id},
+              {"task_id", task_id},
               {"status", "deployed"},
               {"agent_status", agent.status},
               {"backend", agent.backend},
               {"model", NullIfEmpty(agent.model)},
               {"pid", agent.process.recorded() ? json(agent.process.pid) : json(nullptr)},
-              {"workspace", workspace->TaskDirectory(request.task_id)},
+              {"workspace", workspace},
               {"cwd", agent.cwd},
-              {"log_file", workspace->StreamLogPath(request.task_id, agent.id)}};
+              {"log_file", log_file}};
+}
+
+Result<json> Orchestrator::Deploy(const agents::DeployRequest& request) const {
+  HERD_ASSIGN_OR_RETURN(DeployedAgent deployed, StartAgent(request));
+  return deployed.ToJson();
 }
 
 namespace {
@@ -663,17 +673,21 @@ Result<json> Orchestrator::ReportFinding(const FindingReport& request) const {
   return result;
 }
 
-Result<json> Orchestrator::UpdateLimits(const LimitsUpdate& update) const {
-  const std::string& task_id = update.task_id;
-  Result<Workspace> workspace = Locate(task_id);
-  if (!workspace.ok()) return workspace.status();
+Result<registry::TaskSnapshot> Orchestrator::ChangeLimits(const LimitsUpdate& update) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(update.task_id));
   registry::LimitsChange change{update.max_agents, update.max_concurrent, update.max_depth,
                                 update.budget};
-  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot after,
-                        RegistryOf(*workspace).ChangeLimits(task_id, change));
-  const registry::TaskRecord& task = after.task;
+  return RegistryOf(workspace).ChangeLimits(update.task_id, change);
+}
+
+Result<json> Orchestrator::UpdateLimits(const LimitsUpdate& update) const {
+  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot after, ChangeLimits(update));
+  return LimitsReply(after.task);
+}
+
+json Orchestrator::LimitsReply(const registry::TaskRecord& task) {
   return json{
-      {"task_id", task_id},
+      {"task_id", task.task_id},
       {"limits", registry::EncodeLimits(task.limits)},
       {"budget", registry::EncodeBudget(task.budget)},
       {"usage", task.usage_totals.ToJson()},

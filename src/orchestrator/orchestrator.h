@@ -56,6 +56,18 @@ struct TaskStatusReport {
   json ToJson() const;
 };
 
+// An agent just started: its entry as recorded at start, and where to
+// find it.
+struct DeployedAgent {
+  registry::AgentRecord agent;
+  std::string task_id;
+  std::string workspace;     // the task directory
+  std::string log_file;      // the agent's own output
+  std::string tmux_session;  // "" unless asked for and opened
+
+  json ToJson() const;
+};
+
 // A task as `herd task list` shows it. A registry that does not decode is
 // listed with the reason (`error`) and its id only.
 struct TaskListing {
@@ -80,6 +92,8 @@ class Orchestrator {
   // its reply ({tasks, total}).
   std::vector<TaskListing> TaskListings() const;
   Result<json> ListTasks() const;
+  // Starts an agent; Deploy is its reply (deploy_headless_agent's result).
+  Result<DeployedAgent> StartAgent(const agents::DeployRequest& request) const;
   Result<json> Deploy(const agents::DeployRequest& request) const;
   // The task, its agents' liveness and its recent reports, typed
   // (TaskStatus is this as the reference's reply).
@@ -90,7 +104,11 @@ class Orchestrator {
   Result<json> ReportProgress(const ProgressReport& report) const;
   Result<json> ReportFinding(const FindingReport& report) const;
   // Raises (or lowers) a task's limits and budgets in one transaction.
+  // UpdateLimits is ChangeLimits' reply ({task_id, limits, budget, usage,
+  // budget_exceeded}, LimitsReply).
+  Result<registry::TaskSnapshot> ChangeLimits(const LimitsUpdate& update) const;
   Result<json> UpdateLimits(const LimitsUpdate& update) const;
+  static json LimitsReply(const registry::TaskRecord& task);
   // Progress and findings merged, oldest first, each tagged entry_type.
   Result<json> ProgressTimeline(const std::string& task_id) const;
 
