@@ -94,6 +94,111 @@ Result<std::string> StartSupervisor(const Workspace& workspace, const std::strin
   return line;
 }
 
+Status ValidateDeployRequest(const DeployRequest& request) {
+  HERD_RETURN_IF_ERROR(registry::ValidateTaskId(request.task_id));
+  HERD_RETURN_IF_ERROR(registry::ValidateAgentType(request.agent_type));
+  if (request.parent != registry::kOrchestratorParent) {
+    HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.parent));
+  }
+  return Status::Ok();
+}
+
+// The task's client directory, or else the directory holding the workspace.
+std::string AgentWorkingDirectory(const registry::TaskRecord& task, const Workspace& workspace) {
+  std::string cwd = !task.client_cwd.empty()
+                        ? task.client_cwd
+                        : workspace.base().substr(0, workspace.base().rfind('/'));
+  if (cwd.empty()) cwd = "/";
+  return cwd;
+}
+
+LaunchRequest LaunchRequestFor(const DeployRequest& request, const Workspace& workspace,
+                               const std::string& agent_id) {
+  LaunchRequest launch;
+  launch.backend = request.backend;
+  launch.model = request.model;
+  launch.command_argv = request.command_argv;
+  launch.task_id = request.task_id;
+  launch.agent_id = agent_id;
+  launch.workspace_base = workspace.base();
+  launch.prompt_path = workspace.PromptPath(request.task_id, agent_id);
+  launch.mcp_config_path = workspace.McpConfigPath(request.task_id, agent_id);
+  launch.herd_binary = HerdBinaryPath();
+  return launch;
+}
+
+// The backend's plan, completed with what the task decides: directory,
+// log, timeouts and, when asked for, a config directory of the agent's own.
+Result<LaunchPlan> PlanAgentLaunch(const LaunchRequest& launch, const DeployRequest& request,
+                                   const registry::TaskRecord& task, const Workspace& workspace,
+                                   const std::string& cwd) {
+  HERD_ASSIGN_OR_RETURN(LaunchPlan plan, PlanLaunch(launch));
+  plan.cwd = cwd;
+  plan.log_path = workspace.StreamLogPath(request.task_id, launch.agent_id);
+  plan.timeout_seconds = task.timeouts.wall_clock_seconds;
+  plan.idle_timeout_seconds = task.timeouts.idle_seconds;
+  bool isolate = request.isolate_config || task.isolate_agent_config;
+  if (isolate && request.backend == "claude") {
+    // Each agent gets its own ~/.claude.json and sessions, so concurrent
+    // agents cannot corrupt a shared one; credentials still arrive through
+    // the environment.
+    std::string config_directory =
+        workspace.AgentConfigDirectory(request.task_id, launch.agent_id) + "/claude-config";
+    HERD_RETURN_IF_ERROR(registry::MakeDirectories(config_directory));
+    plan.environment.push_back("CLAUDE_CONFIG_DIR=" + config_directory);
+  }
+  return plan;
+}
+
+// Writes the prompt, the MCP config (if the backend speaks MCP) and the
+// launch plan the supervisor reads.
+Status WriteAgentFiles(const DeployRequest& request, const Workspace& workspace,
+                       const LaunchRequest& launch, const LaunchPlan& plan) {
+  HERD_RETURN_IF_ERROR(workspace.CreateTaskDirectories(request.task_id));
+  std::string prompt = plan.supports_mcp ? ComposeAgentPrompt(request.task_id, launch.agent_id,
+                                                              request.parent, request.prompt)
+                                         : request.prompt;
+  store::FileSystem* fs = store::FileSystem::Default();
+  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(fs, launch.prompt_path, prompt));
+  if (plan.supports_mcp) {
+    HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(
+        fs, launch.mcp_config_path,
+        McpConfigFor(launch.herd_binary, workspace.base()).dump(2) + "\n"));
+  }
+  return store::ReplaceFileDurably(fs, workspace.LaunchPlanPath(request.task_id, launch.agent_id),
+                                   LaunchPlanToJson(plan).dump(2) + "\n");
+}
+
+// What the task registry checks and records when it admits the agent.
+registry::AdmissionRequest AdmissionFor(const DeployRequest& request, const Workspace& workspace,
+                                        const LaunchRequest& launch, const LaunchPlan& plan) {
+  const std::string& agent_id = launch.agent_id;
+  registry::AdmissionRequest admission;
+  admission.agent_id = agent_id;
+  admission.type = request.agent_type;
+  admission.parent = request.parent;
+  admission.prompt = request.prompt;
+  admission.backend = request.backend;
+  admission.model = request.model;
+  admission.cwd = plan.cwd;
+  admission.tracked_files.prompt_file = launch.prompt_path;
+  admission.tracked_files.log_file = plan.log_path;
+  admission.tracked_files.progress_file = workspace.ProgressPath(request.task_id, agent_id);
+  admission.tracked_files.findings_file = workspace.FindingsPath(request.task_id, agent_id);
+  return admission;
+}
+
+// Why the supervisor did not start the agent, from its handshake; "" if
+// it did.
+std::string StartFailure(const Result<std::string>& handshake, const Workspace& workspace,
+                         const std::string& task_id, const std::string& agent_id) {
+  if (!handshake.ok()) return handshake.status().message();
+  if (handshake->rfind("started ", 0) == 0) return "";
+  if (handshake->rfind("failed ", 0) == 0) return handshake->substr(7);
+  return "the supervisor exited before starting the agent (see " +
+         workspace.SupervisorLogPath(task_id, agent_id) + ")";
+}
+
 }  // namespace
 
 std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,
@@ -129,91 +234,28 @@ std::string ComposeAgentPrompt(const std::string& task_id, const std::string& ag
 
 Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Workspace& workspace,
                                           const DeployRequest& request) {
-  HERD_RETURN_IF_ERROR(registry::ValidateTaskId(request.task_id));
-  HERD_RETURN_IF_ERROR(registry::ValidateAgentType(request.agent_type));
-  if (request.parent != registry::kOrchestratorParent) {
-    HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.parent));
-  }
+  HERD_RETURN_IF_ERROR(ValidateDeployRequest(request));
   registry::JsonRegistry registry(stores, workspace);
   HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot, registry.ReadTask(request.task_id));
   const registry::TaskRecord& task = snapshot.task;
-  std::string cwd = !task.client_cwd.empty()
-                        ? task.client_cwd
-                        : workspace.base().substr(0, workspace.base().rfind('/'));
-  if (cwd.empty()) cwd = "/";
+  std::string cwd = AgentWorkingDirectory(task, workspace);
 
   std::string agent_id = registry::NewAgentId(request.agent_type);
-  std::string herd_binary = HerdBinaryPath();
-  LaunchRequest launch;
-  launch.backend = request.backend;
-  launch.model = request.model;
-  launch.command_argv = request.command_argv;
-  launch.task_id = request.task_id;
-  launch.agent_id = agent_id;
-  launch.workspace_base = workspace.base();
-  launch.prompt_path = workspace.PromptPath(request.task_id, agent_id);
-  launch.mcp_config_path = workspace.McpConfigPath(request.task_id, agent_id);
-  launch.herd_binary = herd_binary;
-  Result<LaunchPlan> plan = PlanLaunch(launch);
-  if (!plan.ok()) return plan.status();
-  plan->cwd = cwd;
-  plan->log_path = workspace.StreamLogPath(request.task_id, agent_id);
-  plan->timeout_seconds = task.timeouts.wall_clock_seconds;
-  plan->idle_timeout_seconds = task.timeouts.idle_seconds;
-  bool isolate = request.isolate_config || task.isolate_agent_config;
-  if (isolate && request.backend == "claude") {
-    // Each agent gets its own ~/.claude.json and sessions, so concurrent
-    // agents cannot corrupt a shared one; credentials still arrive through
-    // the environment.
-    std::string config_directory =
-        workspace.AgentConfigDirectory(request.task_id, agent_id) + "/claude-config";
-    HERD_RETURN_IF_ERROR(registry::MakeDirectories(config_directory));
-    plan->environment.push_back("CLAUDE_CONFIG_DIR=" + config_directory);
-  }
+  LaunchRequest launch = LaunchRequestFor(request, workspace, agent_id);
+  HERD_ASSIGN_OR_RETURN(LaunchPlan plan, PlanAgentLaunch(launch, request, task, workspace, cwd));
 
   // Files first, outside any lock.
-  HERD_RETURN_IF_ERROR(workspace.CreateTaskDirectories(request.task_id));
-  std::string prompt = plan->supports_mcp ? ComposeAgentPrompt(request.task_id, agent_id,
-                                                               request.parent, request.prompt)
-                                          : request.prompt;
-  store::FileSystem* fs = store::FileSystem::Default();
-  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(fs, launch.prompt_path, prompt));
-  if (plan->supports_mcp) {
-    HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(
-        fs, launch.mcp_config_path, McpConfigFor(herd_binary, workspace.base()).dump(2) + "\n"));
-  }
-  HERD_RETURN_IF_ERROR(
-      store::ReplaceFileDurably(fs, workspace.LaunchPlanPath(request.task_id, agent_id),
-                                LaunchPlanToJson(*plan).dump(2) + "\n"));
+  HERD_RETURN_IF_ERROR(WriteAgentFiles(request, workspace, launch, plan));
 
   // Check and reserve in one transaction.
-  registry::AdmissionRequest admission;
-  admission.agent_id = agent_id;
-  admission.type = request.agent_type;
-  admission.parent = request.parent;
-  admission.prompt = request.prompt;
-  admission.backend = request.backend;
-  admission.model = request.model;
-  admission.cwd = cwd;
-  admission.tracked_files.prompt_file = launch.prompt_path;
-  admission.tracked_files.log_file = plan->log_path;
-  admission.tracked_files.progress_file = workspace.ProgressPath(request.task_id, agent_id);
-  admission.tracked_files.findings_file = workspace.FindingsPath(request.task_id, agent_id);
   HERD_ASSIGN_OR_RETURN(
       registry::AgentRecord entry,
-      registry.Admit(request.task_id, admission, registry::GlobalRunningCapFromEnvironment()));
+      registry.Admit(request.task_id, AdmissionFor(request, workspace, launch, plan),
+                     registry::GlobalRunningCapFromEnvironment()));
 
   // Act outside the lock.
-  Result<std::string> handshake = StartSupervisor(workspace, request.task_id, agent_id);
-  std::string failure;
-  if (!handshake.ok()) {
-    failure = handshake.status().message();
-  } else if (handshake->rfind("started ", 0) != 0) {
-    failure = handshake->rfind("failed ", 0) == 0
-                  ? handshake->substr(7)
-                  : "the supervisor exited before starting the agent (see " +
-                        workspace.SupervisorLogPath(request.task_id, agent_id) + ")";
-  }
+  std::string failure = StartFailure(StartSupervisor(workspace, request.task_id, agent_id),
+                                     workspace, request.task_id, agent_id);
   if (!failure.empty()) {
     Status released = registry.Release(request.task_id, agent_id);
     if (!released.ok()) spdlog::error("could not release {}: {}", agent_id, released.ToString());

@@ -324,7 +324,7 @@ class AgentWatch {
       return StopReason{
           "stopped by herd kill; the reason could not be recorded (the registry "
           "could not be written when the kill was asked for)",
-          std::nullopt};
+          std::nullopt, std::nullopt};
     }
     if (stop_signal != 0) {
       std::string sender = stop_signal_sender > 0
@@ -332,7 +332,7 @@ class AgentWatch {
                                : std::string();
       return StopReason{
           "stopped on request: " + SignalName(stop_signal) + " sent to its supervisor" + sender,
-          std::nullopt};
+          std::nullopt, std::nullopt};
     }
     return std::nullopt;
   }
@@ -554,45 +554,39 @@ class AgentWatch {
   int wait_status_ = 0;
 };
 
-[[noreturn]] void Supervise(const SupervisorArgs& args) {
-  Workspace workspace(args.workspace_base);
-  RegistryStores stores;
-  // The deploy checked the layout; a link that appeared since is refused
-  // before anything is written through it.
-  if (Status layout = workspace.CheckLayout(args.task_id); !layout.ok()) {
-    WriteLine(args.handshake_fd, "failed " + layout.message());
-    _exit(1);
-  }
-  RedirectStandardStreams(workspace.SupervisorLogPath(args.task_id, args.agent_id));
-  spdlog::info("supervisor {} for agent {} of task {}", getpid(), args.agent_id, args.task_id);
+// Tells the deployer on the handshake pipe why the start failed, and exits.
+[[noreturn]] void FailStart(int handshake_fd, const Status& status) {
+  spdlog::error("{}", status.ToString());
+  WriteLine(handshake_fd, "failed " + status.message());
+  _exit(1);
+}
 
-  auto fail = [&](const Status& status) {
-    spdlog::error("{}", status.ToString());
-    WriteLine(args.handshake_fd, "failed " + status.message());
-    _exit(1);
-  };
-
+// The launch plan the deployer wrote; exits through FailStart without one.
+LaunchPlan ReadLaunchPlanOrFail(const SupervisorArgs& args, const Workspace& workspace) {
   store::FileSystem* fs = store::FileSystem::Default();
   Result<std::string> plan_text =
       fs->ReadFile(workspace.LaunchPlanPath(args.task_id, args.agent_id));
-  if (!plan_text.ok()) fail(plan_text.status());
+  if (!plan_text.ok()) FailStart(args.handshake_fd, plan_text.status());
   Result<LaunchPlan> plan = LaunchPlanFromJson(json::parse(*plan_text, nullptr, false));
-  if (!plan.ok()) fail(plan.status());
+  if (!plan.ok()) FailStart(args.handshake_fd, plan.status());
+  return std::move(plan).value();
+}
 
-  Result<StartedAgent> started = StartAgent(*plan);
-  if (!started.ok()) fail(started.status());
-  agent_group_for_signals = started->pid;
-
-  ProcessIdentity agent = IdentityOf(started->pid);
+// Records the started agent's pid, then answers the deployer's handshake
+// and closes it. An agent that cannot be recorded is stopped at once (and
+// the start fails); one killed while it was starting is asked to stop.
+void ConfirmStart(const SupervisorArgs& args, const registry::JsonRegistry& registry,
+                  const StartedAgent& started) {
+  ProcessIdentity agent = IdentityOf(started.pid);
   ProcessIdentity supervisor = IdentityOf(getpid());
-  registry::JsonRegistry registry(stores, workspace);
   Result<registry::AgentRecord> recorded =
       registry.RecordStart(args.task_id, args.agent_id, agent, supervisor);
   if (!recorded.ok()) {
-    kill(-started->pid, SIGKILL);
-    waitpid(started->pid, nullptr, 0);
-    fail(recorded.status().WithContext(
-        "the agent started but could not be recorded, so it was stopped"));
+    kill(-started.pid, SIGKILL);
+    waitpid(started.pid, nullptr, 0);
+    FailStart(args.handshake_fd,
+              recorded.status().WithContext(
+                  "the agent started but could not be recorded, so it was stopped"));
   }
   bool killed_while_starting = registry::IsTerminalStatus(recorded->status);
   WriteLine(args.handshake_fd,
@@ -602,30 +596,37 @@ class AgentWatch {
     spdlog::info("agent was terminated while starting; stopping it");
     raise(SIGTERM);
   }
+}
 
-  AgentWatch watch(args, workspace, stores, *plan, *started);
-  int wait_status = watch.Run();
-
+// How the agent ended, from its wait status (-1: lost) and, for a
+// stream-json backend, what its output reported.
+registry::ExitRecord ExitRecordOf(int wait_status, const LaunchPlan& plan,
+                                  const UsageTracker& tracker) {
   registry::ExitRecord exit_record;
   exit_record.ended_at = NowIso8601();
   if (wait_status != -1 && WIFEXITED(wait_status)) exit_record.exit_code = WEXITSTATUS(wait_status);
   if (wait_status != -1 && WIFSIGNALED(wait_status))
     exit_record.exit_signal = WTERMSIG(wait_status);
   if (wait_status == -1) exit_record.error = "the supervisor lost track of the agent process";
-  if (plan->stream_json) {
-    exit_record.result = watch.tracker().Result();
-    exit_record.usage = watch.tracker().Usage();
-    std::optional<std::string> failure = watch.tracker().ReportedFailure();
+  if (plan.stream_json) {
+    exit_record.result = tracker.Result();
+    exit_record.usage = tracker.Usage();
+    std::optional<std::string> failure = tracker.ReportedFailure();
     if (failure && exit_record.error.empty()) {
       exit_record.error =
           "the agent CLI reported an error" + (failure->empty() ? std::string() : ": " + *failure);
     }
   }
-  spdlog::info("agent exited: code {} signal {}", exit_record.exit_code.value_or(-1),
-               exit_record.exit_signal.value_or(0));
-  std::optional<StopReason> stop = watch.StopToRecord();
-  // The stop that nobody recorded, if the entry is still active; the exit;
-  // and a budget the exit's figures may have passed.
+  return exit_record;
+}
+
+// Records the stop that nobody recorded (if the entry is still active),
+// the exit, and asks to stop the agents whose budget the exit's figures
+// passed; stops the agent's leftovers, before waiting for the registry if
+// it cannot be written. Returns whether the exit was recorded.
+bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::JsonRegistry& registry,
+                                const registry::ExitRecord& exit_record,
+                                const std::optional<StopReason>& stop, pid_t agent_group) {
   std::vector<registry::AgentRecord> to_stop;
   auto record = [&]() -> Status {
     Result<registry::EndOutcome> ended =
@@ -638,7 +639,7 @@ class AgentWatch {
   bool leftovers_stopped = false;
   auto stop_leftovers = [&] {
     agent_group_for_signals = 0;
-    StopLeftovers(started->pid);
+    StopLeftovers(agent_group);
     leftovers_stopped = true;
   };
   // While the exit cannot be recorded nothing of the agent may run on.
@@ -648,6 +649,35 @@ class AgentWatch {
   if (exit_recorded && !to_stop.empty()) RequestStop(to_stop);
 
   if (!leftovers_stopped) stop_leftovers();
+  return exit_recorded;
+}
+
+[[noreturn]] void Supervise(const SupervisorArgs& args) {
+  Workspace workspace(args.workspace_base);
+  RegistryStores stores;
+  // The deploy checked the layout; a link that appeared since is refused
+  // before anything is written through it.
+  if (Status layout = workspace.CheckLayout(args.task_id); !layout.ok()) {
+    WriteLine(args.handshake_fd, "failed " + layout.message());
+    _exit(1);
+  }
+  RedirectStandardStreams(workspace.SupervisorLogPath(args.task_id, args.agent_id));
+  spdlog::info("supervisor {} for agent {} of task {}", getpid(), args.agent_id, args.task_id);
+
+  LaunchPlan plan = ReadLaunchPlanOrFail(args, workspace);
+  Result<StartedAgent> started = StartAgent(plan);
+  if (!started.ok()) FailStart(args.handshake_fd, started.status());
+  agent_group_for_signals = started->pid;
+  registry::JsonRegistry registry(stores, workspace);
+  ConfirmStart(args, registry, *started);
+
+  AgentWatch watch(args, workspace, stores, plan, *started);
+  int wait_status = watch.Run();
+  registry::ExitRecord exit_record = ExitRecordOf(wait_status, plan, watch.tracker());
+  spdlog::info("agent exited: code {} signal {}", exit_record.exit_code.value_or(-1),
+               exit_record.exit_signal.value_or(0));
+  bool exit_recorded =
+      RecordExitAndStopLeftovers(args, registry, exit_record, watch.StopToRecord(), started->pid);
   spdlog::info("supervisor done");
   _exit(exit_recorded ? 0 : 1);
 }

@@ -197,93 +197,138 @@ Finding OrphanFinding(const CheckContext& context, const std::string& task_id,
   return finding;
 }
 
+// The task registries read so far, each read once, after the process scan
+// (see the header). A registry that cannot be read is left to the file
+// checks, which report it.
+class TaskDocuments {
+ public:
+  explicit TaskDocuments(const CheckContext& context) : context_(context) {}
+
+  // The task's document, or null if it has none or cannot be read.
+  const TaskRecord* Find(const std::string& task_id) {
+    if (!documents_.count(task_id) && !unreadable_.count(task_id)) {
+      Result<std::optional<TaskRecord>> read = ReadTaskDocument(context_, task_id);
+      if (read.ok()) {
+        documents_[task_id] = std::move(*read);
+      } else {
+        unreadable_.insert(task_id);
+      }
+    }
+    auto found = documents_.find(task_id);
+    return found == documents_.end() || !found->second ? nullptr : &*found->second;
+  }
+
+  bool Unreadable(const std::string& task_id) const { return unreadable_.count(task_id) > 0; }
+
+ private:
+  const CheckContext& context_;
+  std::map<std::string, std::optional<TaskRecord>> documents_;
+  std::set<std::string> unreadable_;
+};
+
+// Supervisors whose agent is not active.
+void FindOrphanedSupervisors(const CheckContext& context,
+                             const std::vector<SupervisorProcess>& supervisors,
+                             TaskDocuments& documents, std::vector<Finding>* findings) {
+  for (const SupervisorProcess& supervisor : supervisors) {
+    if (supervisor.workspace_base != context.workspace.base()) continue;
+    if (!context.task_id.empty() && supervisor.task_id != context.task_id) continue;
+    const TaskRecord* task = documents.Find(supervisor.task_id);
+    if (documents.Unreadable(supervisor.task_id)) continue;
+    std::string why =
+        WhyOrphaned(context, task, supervisor.task_id, supervisor.agent_id, context.now);
+    if (why.empty()) continue;
+    findings->push_back(
+        OrphanFinding(context, supervisor.task_id, supervisor.agent_id, supervisor.identity,
+                      "supervisor " + std::to_string(supervisor.identity.pid), why));
+  }
+}
+
+// A recorded agent process that outlived its ended entry and has no
+// supervisor left (FindOrphanedSupervisors reports one whose supervisor
+// lives).
+std::optional<Finding> OrphanedAgentProcess(const CheckContext& context,
+                                            const std::vector<SupervisorProcess>& supervisors,
+                                            const std::string& task_id, const TaskRecord& task,
+                                            const AgentRecord& agent) {
+  const ProcessIdentity& process = agent.process;
+  if (process.pid <= 0 || !agents::IsAlive(process) ||
+      !LiveSupervisorsOf(supervisors, context.workspace.base(), task_id, agent.id).empty()) {
+    return std::nullopt;
+  }
+  const ProcessIdentity& supervisor = agent.supervisor;
+  if (supervisor.pid > 0 && agents::IsAlive(supervisor)) return std::nullopt;
+  std::string why = WhyOrphaned(context, &task, task_id, agent.id, context.now);
+  if (why.empty()) return std::nullopt;
+  return OrphanFinding(context, task_id, agent.id, process,
+                       "agent process " + std::to_string(process.pid) + " (its supervisor is gone)",
+                       why);
+}
+
+// The finding for an active entry ClassifyActive found lost or
+// unsupervised: a lost one is marked by the fix, an unsupervised one is
+// left alone.
+Finding ZombieFinding(const CheckContext& context,
+                      const std::vector<SupervisorProcess>& supervisors, const std::string& task_id,
+                      const std::string& agent_id, agents::Liveness liveness,
+                      const std::string& detail) {
+  Finding finding;
+  finding.kind = FindingKind::kZombie;
+  finding.task_id = task_id;
+  finding.agent_id = agent_id;
+  finding.detail = detail;
+  if (liveness == agents::Liveness::kUnsupervised) {
+    finding.severity = Severity::kWarning;
+    finding.no_fix_reason = "the agent may still be doing useful work; `herd kill " + task_id +
+                            " " + agent_id +
+                            "` stops it, and once it exits a doctor repair "
+                            "marks it \"" +
+                            kLostReason + "\"";
+    return finding;
+  }
+  finding.severity = Severity::kError;
+  CheckContext captured = context;
+  finding.fix = std::make_shared<Fix>(
+      FindingKind::kZombie, task_id + "/" + agent_id,
+      "mark " + agent_id + " status \"error\", error \"" + kLostReason +
+          "\" (re-checked under the registry lock), then stop any leftover process",
+      [captured, supervisors, task_id, agent_id] {
+        return MarkLost(captured, supervisors, task_id, agent_id);
+      });
+  return finding;
+}
+
+// Ended entries whose agent process runs on, and active entries whose
+// processes are gone, of one task.
+void FindTaskProblems(const CheckContext& context,
+                      const std::vector<SupervisorProcess>& supervisors, const std::string& task_id,
+                      const TaskRecord& task, std::vector<Finding>* findings) {
+  for (const AgentRecord& agent : task.agents) {
+    if (registry::IsTerminalStatus(agent.status)) {
+      std::optional<Finding> orphan =
+          OrphanedAgentProcess(context, supervisors, task_id, task, agent);
+      if (orphan) findings->push_back(std::move(*orphan));
+      continue;
+    }
+    std::string detail;
+    agents::Liveness liveness =
+        ClassifyActive(context, agent, supervisors, task_id, context.now, &detail);
+    if (!NeedsFinding(liveness)) continue;
+    findings->push_back(ZombieFinding(context, supervisors, task_id, agent.id, liveness, detail));
+  }
+}
+
 }  // namespace
 
 std::vector<Finding> CheckAgents(const CheckContext& context,
                                  const std::vector<SupervisorProcess>& supervisors) {
   std::vector<Finding> findings;
-  const std::string& base = context.workspace.base();
-  // Documents read after the process scan (see the header).
-  std::map<std::string, std::optional<TaskRecord>> documents;
-  std::set<std::string> unreadable;
-  auto document_of = [&](const std::string& task_id) -> const TaskRecord* {
-    if (!documents.count(task_id) && !unreadable.count(task_id)) {
-      Result<std::optional<TaskRecord>> read = ReadTaskDocument(context, task_id);
-      if (read.ok()) {
-        documents[task_id] = std::move(*read);
-      } else {
-        unreadable.insert(task_id);  // reported by the file checks
-      }
-    }
-    auto found = documents.find(task_id);
-    return found == documents.end() || !found->second ? nullptr : &*found->second;
-  };
-
-  // Supervisors whose agent is not active.
-  for (const SupervisorProcess& supervisor : supervisors) {
-    if (supervisor.workspace_base != base) continue;
-    if (!context.task_id.empty() && supervisor.task_id != context.task_id) continue;
-    const TaskRecord* task = document_of(supervisor.task_id);
-    if (unreadable.count(supervisor.task_id)) continue;
-    std::string why =
-        WhyOrphaned(context, task, supervisor.task_id, supervisor.agent_id, context.now);
-    if (why.empty()) continue;
-    findings.push_back(OrphanFinding(context, supervisor.task_id, supervisor.agent_id,
-                                     supervisor.identity,
-                                     "supervisor " + std::to_string(supervisor.identity.pid), why));
-  }
-
+  TaskDocuments documents(context);
+  FindOrphanedSupervisors(context, supervisors, documents, &findings);
   for (const std::string& task_id : TaskIdsOf(context)) {
-    const TaskRecord* task = document_of(task_id);
+    const TaskRecord* task = documents.Find(task_id);
     if (task == nullptr) continue;
-    for (const AgentRecord& agent : task->agents) {
-      const std::string& agent_id = agent.id;
-      if (registry::IsTerminalStatus(agent.status)) {
-        // A recorded agent process that outlived its ended entry and has no
-        // supervisor left (one with a supervisor was found above).
-        const ProcessIdentity& process = agent.process;
-        if (process.pid <= 0 || !agents::IsAlive(process) ||
-            !LiveSupervisorsOf(supervisors, base, task_id, agent_id).empty()) {
-          continue;
-        }
-        const ProcessIdentity& supervisor = agent.supervisor;
-        if (supervisor.pid > 0 && agents::IsAlive(supervisor)) continue;
-        std::string why = WhyOrphaned(context, task, task_id, agent_id, context.now);
-        if (why.empty()) continue;
-        findings.push_back(OrphanFinding(
-            context, task_id, agent_id, process,
-            "agent process " + std::to_string(process.pid) + " (its supervisor is gone)", why));
-        continue;
-      }
-      std::string detail;
-      agents::Liveness liveness =
-          ClassifyActive(context, agent, supervisors, task_id, context.now, &detail);
-      if (!NeedsFinding(liveness)) continue;
-      Finding finding;
-      finding.kind = FindingKind::kZombie;
-      finding.task_id = task_id;
-      finding.agent_id = agent_id;
-      finding.detail = detail;
-      if (liveness == agents::Liveness::kUnsupervised) {
-        finding.severity = Severity::kWarning;
-        finding.no_fix_reason = "the agent may still be doing useful work; `herd kill " + task_id +
-                                " " + agent_id +
-                                "` stops it, and once it exits a doctor repair "
-                                "marks it \"" +
-                                kLostReason + "\"";
-      } else {
-        finding.severity = Severity::kError;
-        CheckContext captured = context;
-        finding.fix = std::make_shared<Fix>(
-            FindingKind::kZombie, task_id + "/" + agent_id,
-            "mark " + agent_id + " status \"error\", error \"" + kLostReason +
-                "\" (re-checked under the registry lock), then stop any leftover process",
-            [captured, supervisors, task_id, agent_id] {
-              return MarkLost(captured, supervisors, task_id, agent_id);
-            });
-      }
-      findings.push_back(std::move(finding));
-    }
+    FindTaskProblems(context, supervisors, task_id, *task, &findings);
   }
   return findings;
 }

@@ -289,43 +289,57 @@ class Server {
     }
     if (method == "tools/list" || method == "resources/list" ||
         method == "resources/templates/list" || method == "prompts/list") {
-      if (params.contains("cursor")) {
-        return ErrorResponse(id, kInvalidParams, "invalid cursor: herd returns every item at once");
-      }
-      if (method == "tools/list") return ResultResponse(id, {{"tools", tools_.Definitions()}});
-      if (method == "resources/list") return ResultResponse(id, tools_.ListResources());
-      if (method == "prompts/list") return ResultResponse(id, {{"prompts", json::array()}});
-      return ResultResponse(id, tools_.ListResourceTemplates());
+      return ListItems(id, method, params);
     }
-    if (method == "resources/read") {
-      if (!params.contains("uri") || !params["uri"].is_string()) {
-        return ErrorResponse(id, kInvalidParams, "resources/read needs a string \"uri\"");
-      }
-      std::string uri = params["uri"];
-      Result<json> content = tools_.ReadResource(uri);
-      if (!content.ok()) {
-        if (content.status().Is(Status::Code::kNotFound)) {
-          return ErrorResponse(
-              id, kResourceNotFound,
-              "resource not found: " + uri + " (" + content.status().message() + ")",
-              {{"uri", uri}});
-        }
-        return ErrorResponse(id, kInternalError, content.status().message());
-      }
-      return ResultResponse(id, std::move(*content));
+    if (method == "resources/read") return ReadResourceRequest(id, params);
+    if (method == "logging/setLevel") return SetLoggingLevel(id, params);
+    return CallToolRequest(id, params, in_batch);
+  }
+
+  // tools/list, resources/list, resources/templates/list or prompts/list:
+  // every item in one page.
+  json ListItems(const json& id, const std::string& method, const json& params) {
+    if (params.contains("cursor")) {
+      return ErrorResponse(id, kInvalidParams, "invalid cursor: herd returns every item at once");
     }
-    if (method == "logging/setLevel") {
-      static const std::set<std::string> kLevels = {"debug", "info",     "notice", "warning",
-                                                    "error", "critical", "alert",  "emergency"};
-      if (!params.contains("level") || !params["level"].is_string() ||
-          kLevels.count(params["level"].get<std::string>()) == 0) {
-        return ErrorResponse(id, kInvalidParams,
-                             "logging/setLevel needs \"level\": one of debug, info, notice, "
-                             "warning, error, critical, alert, emergency");
-      }
-      return ResultResponse(id, json::object());
+    if (method == "tools/list") return ResultResponse(id, {{"tools", tools_.Definitions()}});
+    if (method == "resources/list") return ResultResponse(id, tools_.ListResources());
+    if (method == "prompts/list") return ResultResponse(id, {{"prompts", json::array()}});
+    return ResultResponse(id, tools_.ListResourceTemplates());
+  }
+
+  json ReadResourceRequest(const json& id, const json& params) {
+    if (!params.contains("uri") || !params["uri"].is_string()) {
+      return ErrorResponse(id, kInvalidParams, "resources/read needs a string \"uri\"");
     }
-    // tools/call
+    std::string uri = params["uri"];
+    Result<json> content = tools_.ReadResource(uri);
+    if (!content.ok()) {
+      if (content.status().Is(Status::Code::kNotFound)) {
+        return ErrorResponse(id, kResourceNotFound,
+                             "resource not found: " + uri + " (" + content.status().message() + ")",
+                             {{"uri", uri}});
+      }
+      return ErrorResponse(id, kInternalError, content.status().message());
+    }
+    return ResultResponse(id, std::move(*content));
+  }
+
+  // Accepts any level MCP defines; herd's own log level stays as it is.
+  static json SetLoggingLevel(const json& id, const json& params) {
+    static const std::set<std::string> kLevels = {"debug", "info",     "notice", "warning",
+                                                  "error", "critical", "alert",  "emergency"};
+    if (!params.contains("level") || !params["level"].is_string() ||
+        kLevels.count(params["level"].get<std::string>()) == 0) {
+      return ErrorResponse(id, kInvalidParams,
+                           "logging/setLevel needs \"level\": one of debug, info, notice, "
+                           "warning, error, critical, alert, emergency");
+    }
+    return ResultResponse(id, json::object());
+  }
+
+  // tools/call: answered now inside a batch, else later by a worker.
+  std::optional<json> CallToolRequest(const json& id, const json& params, bool in_batch) {
     if (!params.contains("name") || !params["name"].is_string()) {
       return ErrorResponse(id, kInvalidParams, "tools/call needs a string \"name\"");
     }
@@ -337,6 +351,14 @@ class Server {
       progress_token = params["_meta"].value("progressToken", json(nullptr));
     }
     if (in_batch) return json::parse(CallTool(id, name, arguments, progress_token, nullptr));
+    SubmitToolCall(id, name, arguments, progress_token);
+    return std::nullopt;
+  }
+
+  // Runs the call on a worker, which answers it unless it was cancelled
+  // meanwhile (notifications/cancelled).
+  void SubmitToolCall(const json& id, const std::string& name, const json& arguments,
+                      const json& progress_token) {
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     {
       std::lock_guard<std::mutex> guard(in_flight_mutex_);
@@ -356,7 +378,6 @@ class Server {
       }
       if (!cancelled->load()) SendLine(std::move(response));
     });
-    return std::nullopt;
   }
 
   json Initialize(const json& id, const json& params) {

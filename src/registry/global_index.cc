@@ -113,6 +113,135 @@ std::optional<FileIdentity> IdentityOfPath(const std::string& path) {
   return FileIdentity{info.st_dev, info.st_ino};
 }
 
+// The index to compare with the task registries: an empty one if it was
+// never written, none if it cannot be read (the file checks report it).
+std::optional<json> ReadIndexToCompare(const RegistryStores& stores, const Workspace& workspace) {
+  Result<store::Snapshot> read = stores.global.Read(workspace.GlobalRegistryPath());
+  if (read.ok()) return std::move(read->document);
+  if (read.status().Is(Status::Code::kNotFound)) {
+    return json{{"tasks", json::object()}, {"agents", json::object()}};
+  }
+  return std::nullopt;
+}
+
+// The task registries that could be read, and the ids of those that exist
+// but could not.
+struct TaskRegistries {
+  std::map<std::string, TaskRecord> tasks;
+  std::set<std::string> unreadable;
+};
+
+TaskRegistries ReadTaskRegistries(const RegistryStores& stores, const Workspace& workspace,
+                                  const std::vector<std::string>& task_ids) {
+  TaskRegistries registries;
+  for (const std::string& task_id : task_ids) {
+    Result<TaskSnapshot> task = ReadTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id));
+    if (task.ok()) {
+      registries.tasks[task_id] = std::move(task->task);
+    } else if (!task.status().Is(Status::Code::kNotFound)) {
+      // The file checks report it; the index keeps its entry.
+      registries.unreadable.insert(task_id);
+    }
+  }
+  return registries;
+}
+
+// The task's own index entry against its registry.
+void CompareTaskEntry(const std::string& task_id, const TaskRecord& task, const json& indexed_tasks,
+                      std::vector<std::string>* mismatches) {
+  auto entry = indexed_tasks.find(task_id);
+  if (entry == indexed_tasks.end() || !entry->is_object()) {
+    mismatches->push_back("task " + task_id + " is missing from the index");
+    return;
+  }
+  for (const auto& [key, in_task] :
+       {std::pair<const char*, json>{"status", task.status},
+        std::pair<const char*, json>{"total_spawned", task.total_spawned},
+        std::pair<const char*, json>{"active_count", task.active_count}}) {
+    json in_index = entry->value(key, json(nullptr));
+    if (in_index != in_task) {
+      mismatches->push_back("task " + task_id + ": the index has " + key + " " + in_index.dump() +
+                            ", the task registry " + in_task.dump());
+    }
+  }
+}
+
+// The index entries of the agents the task's registry lists.
+void CompareAgentEntries(const std::string& task_id, const TaskRecord& task,
+                         const json& indexed_agents, std::vector<std::string>* mismatches) {
+  for (const AgentRecord& agent : task.agents) {
+    const std::string& agent_id = agent.id;
+    auto indexed = indexed_agents.find(agent_id);
+    if (indexed == indexed_agents.end() || !indexed->is_object()) {
+      mismatches->push_back("agent " + agent_id + " of task " + task_id +
+                            " is missing from the index");
+      continue;
+    }
+    if (StringOr(*indexed, "task_id") != task_id) {
+      mismatches->push_back("agent " + agent_id + ": the index puts it in task " +
+                            StringOr(*indexed, "task_id") + ", the registry of " + task_id +
+                            " lists it");
+    }
+    if (StringOr(*indexed, "status") != agent.status) {
+      mismatches->push_back("agent " + agent_id + ": the index has status \"" +
+                            StringOr(*indexed, "status") + "\", task " + task_id + " has \"" +
+                            agent.status + "\"");
+    }
+  }
+}
+
+// Index entries, in scope, of tasks without a registry and of agents their
+// task's registry does not list. Entries of unreadable tasks are left alone.
+void FindEntriesWithoutRegistry(const TaskRegistries& registries, const json& indexed_tasks,
+                                const json& indexed_agents, const std::string& scope_task_id,
+                                std::vector<std::string>* mismatches) {
+  auto in_scope = [&](const std::string& task_id) {
+    return scope_task_id.empty() || task_id == scope_task_id;
+  };
+  const std::map<std::string, TaskRecord>& tasks = registries.tasks;
+  const std::set<std::string>& unreadable = registries.unreadable;
+  for (const auto& [task_id, entry] : indexed_tasks.items()) {
+    if (in_scope(task_id) && !tasks.count(task_id) && !unreadable.count(task_id)) {
+      mismatches->push_back("the index lists task " + task_id +
+                            ", which has no registry in this workspace");
+    }
+  }
+  for (const auto& [agent_id, entry] : indexed_agents.items()) {
+    std::string task_id = entry.is_object() ? StringOr(entry, "task_id") : "";
+    if (!in_scope(task_id) || unreadable.count(task_id)) continue;
+    auto task = tasks.find(task_id);
+    if (task == tasks.end()) {
+      mismatches->push_back("the index lists agent " + agent_id + " of task " +
+                            (task_id.empty() ? "(none)" : task_id) + ", which does not exist");
+    } else if (task->second.FindAgent(agent_id) == nullptr) {
+      mismatches->push_back("the index lists agent " + agent_id + " under task " + task_id +
+                            ", whose registry does not");
+    }
+  }
+}
+
+// The index's stored totals against its own entries.
+void CompareTotals(const json& index, std::vector<std::string>* mismatches) {
+  const json& indexed_tasks = ObjectOr(index, "tasks");
+  const json& indexed_agents = ObjectOr(index, "agents");
+  size_t active = 0;
+  for (const auto& [agent_id, entry] : indexed_agents.items()) {
+    if (entry.is_object() && IsActiveStatus(StringOr(entry, "status"))) ++active;
+  }
+  std::pair<const char*, size_t> totals[] = {{"total_tasks", indexed_tasks.size()},
+                                             {"total_agents_spawned", indexed_agents.size()},
+                                             {"active_agents", active}};
+  for (const auto& [key, expected] : totals) {
+    json stored = index.value(key, json(nullptr));
+    // An index that was never written has no totals yet.
+    if (stored.is_null() && indexed_tasks.empty()) continue;
+    if (stored != json(expected)) {
+      mismatches->push_back(std::string("the index's ") + key + " is " + stored.dump() +
+                            " but its own entries give " + std::to_string(expected));
+    }
+  }
+}
+
 }  // namespace
 
 Status ValidateGlobalDocument(const json& document) {
@@ -246,103 +375,17 @@ std::vector<std::string> IndexMismatches(const RegistryStores& stores, const Wor
                                          const std::vector<std::string>& task_ids,
                                          const std::string& scope_task_id) {
   std::vector<std::string> mismatches;
-  json index;
-  Result<store::Snapshot> read = stores.global.Read(workspace.GlobalRegistryPath());
-  if (read.ok()) {
-    index = std::move(read->document);
-  } else if (read.status().Is(Status::Code::kNotFound)) {
-    index = {{"tasks", json::object()}, {"agents", json::object()}};
-  } else {
-    return mismatches;
+  std::optional<json> index = ReadIndexToCompare(stores, workspace);
+  if (!index) return mismatches;
+  const json& indexed_tasks = ObjectOr(*index, "tasks");
+  const json& indexed_agents = ObjectOr(*index, "agents");
+  TaskRegistries registries = ReadTaskRegistries(stores, workspace, task_ids);
+  for (const auto& [task_id, task] : registries.tasks) {
+    CompareTaskEntry(task_id, task, indexed_tasks, &mismatches);
+    CompareAgentEntries(task_id, task, indexed_agents, &mismatches);
   }
-  const json& indexed_tasks = ObjectOr(index, "tasks");
-  const json& indexed_agents = ObjectOr(index, "agents");
-
-  std::map<std::string, TaskRecord> tasks;
-  std::set<std::string> unreadable;
-  for (const std::string& task_id : task_ids) {
-    Result<TaskSnapshot> task = ReadTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id));
-    if (task.ok()) {
-      tasks[task_id] = std::move(task->task);
-    } else if (!task.status().Is(Status::Code::kNotFound)) {
-      unreadable.insert(task_id);  // the file checks report it; the index keeps its entry
-    }
-  }
-
-  for (const auto& [task_id, task] : tasks) {
-    auto entry = indexed_tasks.find(task_id);
-    if (entry == indexed_tasks.end() || !entry->is_object()) {
-      mismatches.push_back("task " + task_id + " is missing from the index");
-    } else {
-      for (const auto& [key, in_task] :
-           {std::pair<const char*, json>{"status", task.status},
-            std::pair<const char*, json>{"total_spawned", task.total_spawned},
-            std::pair<const char*, json>{"active_count", task.active_count}}) {
-        json in_index = entry->value(key, json(nullptr));
-        if (in_index != in_task) {
-          mismatches.push_back("task " + task_id + ": the index has " + key + " " +
-                               in_index.dump() + ", the task registry " + in_task.dump());
-        }
-      }
-    }
-    for (const AgentRecord& agent : task.agents) {
-      const std::string& agent_id = agent.id;
-      auto indexed = indexed_agents.find(agent_id);
-      if (indexed == indexed_agents.end() || !indexed->is_object()) {
-        mismatches.push_back("agent " + agent_id + " of task " + task_id +
-                             " is missing from the index");
-        continue;
-      }
-      if (StringOr(*indexed, "task_id") != task_id) {
-        mismatches.push_back("agent " + agent_id + ": the index puts it in task " +
-                             StringOr(*indexed, "task_id") + ", the registry of " + task_id +
-                             " lists it");
-      }
-      if (StringOr(*indexed, "status") != agent.status) {
-        mismatches.push_back("agent " + agent_id + ": the index has status \"" +
-                             StringOr(*indexed, "status") + "\", task " + task_id + " has \"" +
-                             agent.status + "\"");
-      }
-    }
-  }
-
-  auto in_scope = [&](const std::string& task_id) {
-    return scope_task_id.empty() || task_id == scope_task_id;
-  };
-  for (const auto& [task_id, entry] : indexed_tasks.items()) {
-    if (in_scope(task_id) && !tasks.count(task_id) && !unreadable.count(task_id)) {
-      mismatches.push_back("the index lists task " + task_id +
-                           ", which has no registry in this workspace");
-    }
-  }
-  int active = 0;
-  for (const auto& [agent_id, entry] : indexed_agents.items()) {
-    std::string task_id = entry.is_object() ? StringOr(entry, "task_id") : "";
-    if (entry.is_object() && IsActiveStatus(StringOr(entry, "status"))) ++active;
-    if (!in_scope(task_id) || unreadable.count(task_id)) continue;
-    auto task = tasks.find(task_id);
-    if (task == tasks.end()) {
-      mismatches.push_back("the index lists agent " + agent_id + " of task " +
-                           (task_id.empty() ? "(none)" : task_id) + ", which does not exist");
-    } else if (task->second.FindAgent(agent_id) == nullptr) {
-      mismatches.push_back("the index lists agent " + agent_id + " under task " + task_id +
-                           ", whose registry does not");
-    }
-  }
-  if (scope_task_id.empty()) {
-    std::pair<const char*, size_t> totals[] = {{"total_tasks", indexed_tasks.size()},
-                                               {"total_agents_spawned", indexed_agents.size()},
-                                               {"active_agents", static_cast<size_t>(active)}};
-    for (const auto& [key, expected] : totals) {
-      json stored = index.value(key, json(nullptr));
-      // An index that was never written has no totals yet.
-      if (stored.is_null() && indexed_tasks.empty()) continue;
-      if (stored != json(expected)) {
-        mismatches.push_back(std::string("the index's ") + key + " is " + stored.dump() +
-                             " but its own entries give " + std::to_string(expected));
-      }
-    }
-  }
+  FindEntriesWithoutRegistry(registries, indexed_tasks, indexed_agents, scope_task_id, &mismatches);
+  if (scope_task_id.empty()) CompareTotals(*index, &mismatches);
   return mismatches;
 }
 

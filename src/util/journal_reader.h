@@ -56,20 +56,8 @@ class JournalReader {
                     std::optional<uint64_t> committed_bytes = std::nullopt) const;
 
  private:
-  struct Journal {
-    dev_t device = 0;
-    ino_t inode = 0;
-    off_t consumed = 0;  // bytes up to and including the last newline
-    timespec modified{};
-    size_t total = 0;
-    std::deque<std::string> newest;  // at most kMaxKeep, oldest first
-    size_t bytes = 0;                // of `newest`
-  };
-  struct State {
-    std::mutex mutex;
-    std::unordered_map<std::string, Journal> journals;
-    size_t bytes = 0;  // of every journal's `newest`
-  };
+  // What the reader remembers of each journal (journal_reader.cc).
+  struct State;
 
   std::shared_ptr<State> state_;  // shared by copies
 };
