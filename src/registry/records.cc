@@ -1,8 +1,8 @@
 #include "registry/records.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
-#include <set>
 
 #include "util/json_fields.h"
 
@@ -92,7 +92,7 @@ class FieldReader {
   }
   // Consumes `key`; its value unless missing or null.
   const json* Take(const char* key) {
-    consumed_.insert(key);
+    consumed_.push_back(key);
     return Peek(key);
   }
   void Fail(const std::string& message) {
@@ -109,7 +109,9 @@ class FieldReader {
   json Unknown() const {
     json rest = json::object();
     for (auto it = object_.begin(); it != object_.end(); ++it) {
-      if (consumed_.count(it.key()) == 0) rest[it.key()] = it.value();
+      bool known = std::any_of(consumed_.begin(), consumed_.end(),
+                               [&](const char* key) { return it.key() == key; });
+      if (!known) rest[it.key()] = it.value();
     }
     return rest;
   }
@@ -119,7 +121,8 @@ class FieldReader {
  private:
   const json& object_;
   std::string where_;
-  std::set<std::string> consumed_;
+  // The keys read: literals, a few dozen at most, so a list beats a set.
+  std::vector<const char*> consumed_;
   Status error_;
 };
 
