@@ -31,6 +31,7 @@
 // Thread-safe: one instance may be used from many threads at once.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
