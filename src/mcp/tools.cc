@@ -137,9 +137,10 @@ Result<json> DeployHeadlessAgent(const Orchestrator& orchestrator, const json& a
 // A child runs on its parent's backend and model unless the caller names
 // them; a command parent's argv is not inherited.
 Status InheritFromParent(const Orchestrator& orchestrator, SpawnRequest* request) {
-  Result<TaskStatusReport> status = orchestrator.StatusReport(request->task_id);
-  if (!status.ok()) return Status::Ok();  // the deploy says what is wrong with the task
-  if (const registry::AgentRecord* parent = status->task().FindAgent(request->parent)) {
+  // The entry only: no journals read, no processes checked.
+  Result<registry::TaskSnapshot> task = orchestrator.ReadTask(request->task_id);
+  if (!task.ok()) return Status::Ok();  // the deploy says what is wrong with the task
+  if (const registry::AgentRecord* parent = task->task.FindAgent(request->parent)) {
     const std::string& parent_backend =
         parent->backend.empty() ? request->backend : parent->backend;
     if (!request->backend_given) {

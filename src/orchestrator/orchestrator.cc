@@ -370,6 +370,11 @@ std::vector<Record> NewestRecords(const std::vector<std::string>& lines, size_t 
 
 }  // namespace
 
+Result<registry::TaskSnapshot> Orchestrator::ReadTask(const std::string& task_id) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
+  return RegistryOf(workspace).ReadTask(task_id);
+}
+
 Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
   TaskStatusReport report;
@@ -425,8 +430,6 @@ json TaskStatusReport::ToJson() const {
   for (const registry::Finding& finding : recent_findings) {
     progress["recent_findings"].push_back(registry::EncodeFinding(finding));
   }
-  json hierarchy = json::object();
-  for (const auto& [parent, children] : task.hierarchy) hierarchy[parent] = children;
   json status = {
       {"task_id", task.task_id},
       {"description", task.description},
@@ -435,13 +438,12 @@ json TaskStatusReport::ToJson() const {
       {"created_at", task.created_at},
       {"workspace", workspace},
       {"client_cwd", NullIfEmpty(task.client_cwd)},
-      {"hierarchy", std::move(hierarchy)},
+      {"hierarchy", registry::EncodeHierarchy(task)},
       {"spiral_status", task.spiral_checks.is_null() ? json::object() : task.spiral_checks},
       {"limits", registry::EncodeLimits(task.limits)},
       {"usage", task.usage_totals.ToJson()},
       {"budget", registry::EncodeBudget(task.budget)},
-      {"budget_exceeded",
-       task.budget_exceeded ? registry::EncodeLimitHit(*task.budget_exceeded) : json(nullptr)},
+      {"budget_exceeded", registry::EncodeLimitHitOrNull(task.budget_exceeded)},
       {"agent_timeout_seconds", task.timeouts.wall_clock_seconds},
       {"agent_idle_timeout_seconds", task.timeouts.idle_seconds},
       {"registry_sequence", snapshot.sequence}};
@@ -543,10 +545,11 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.agent_id));
   if (!IsOneOf(request.format, OutputRequest::Formats())) {
-    return Status::InvalidArgument("format must be text, jsonl or parsed");
+    return Status::InvalidArgument("format must be " + Alternatives(OutputRequest::Formats()));
   }
   if (!IsOneOf(request.response_format, OutputRequest::ResponseFormats())) {
-    return Status::InvalidArgument("response_format must be full, summary or compact");
+    return Status::InvalidArgument("response_format must be " +
+                                   Alternatives(OutputRequest::ResponseFormats()));
   }
   HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot,
                         RegistryOf(*workspace).ReadTask(request.task_id));
@@ -686,13 +689,11 @@ Result<json> Orchestrator::UpdateLimits(const LimitsUpdate& update) const {
 }
 
 json Orchestrator::LimitsReply(const registry::TaskRecord& task) {
-  return json{
-      {"task_id", task.task_id},
-      {"limits", registry::EncodeLimits(task.limits)},
-      {"budget", registry::EncodeBudget(task.budget)},
-      {"usage", task.usage_totals.ToJson()},
-      {"budget_exceeded",
-       task.budget_exceeded ? registry::EncodeLimitHit(*task.budget_exceeded) : json(nullptr)}};
+  return json{{"task_id", task.task_id},
+              {"limits", registry::EncodeLimits(task.limits)},
+              {"budget", registry::EncodeBudget(task.budget)},
+              {"usage", task.usage_totals.ToJson()},
+              {"budget_exceeded", registry::EncodeLimitHitOrNull(task.budget_exceeded)}};
 }
 
 Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {

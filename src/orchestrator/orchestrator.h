@@ -95,6 +95,8 @@ class Orchestrator {
   // Starts an agent; Deploy is its reply (deploy_headless_agent's result).
   Result<DeployedAgent> StartAgent(const agents::DeployRequest& request) const;
   Result<json> Deploy(const agents::DeployRequest& request) const;
+  // The task as last committed: no journals, no process checks.
+  Result<registry::TaskSnapshot> ReadTask(const std::string& task_id) const;
   // The task, its agents' liveness and its recent reports, typed
   // (TaskStatus is this as the reference's reply).
   Result<TaskStatusReport> StatusReport(const std::string& task_id) const;

@@ -25,16 +25,6 @@ std::string FormatValue(const json& value) {
   return value.dump();
 }
 
-// "a, b or c"
-std::string Alternatives(const std::vector<std::string>& values, const char* last_separator) {
-  std::string text;
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) text += i + 1 == values.size() ? last_separator : ", ";
-    text += values[i];
-  }
-  return text;
-}
-
 std::string Join(const std::vector<std::string>& parts, const char* separator) {
   std::string text;
   for (const std::string& part : parts) text += (text.empty() ? "" : separator) + part;
@@ -198,6 +188,15 @@ const char* SchemaType(ParameterType type) {
 }
 
 }  // namespace
+
+std::string Alternatives(const std::vector<std::string>& values, const char* last_separator) {
+  std::string text;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) text += i + 1 == values.size() ? last_separator : ", ";
+    text += values[i];
+  }
+  return text;
+}
 
 json PropertySchema(const ParameterSpec& parameter) {
   // What the schema's keywords say in words too: models read descriptions.

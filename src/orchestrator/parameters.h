@@ -126,4 +126,9 @@ class CheckedArguments {
 Result<CheckedArguments> CheckArguments(const ParameterList& parameters, const json& arguments,
                                         ArgumentNames names = ArgumentNames::kJson);
 
+// "a, b or c" (with `last_separator` " or "), for texts that list what is
+// allowed.
+std::string Alternatives(const std::vector<std::string>& values,
+                         const char* last_separator = " or ");
+
 }  // namespace herd

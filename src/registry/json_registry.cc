@@ -87,28 +87,12 @@ Result<AgentRecord> JsonRegistry::RecordStart(const std::string& task_id,
   return entry;
 }
 
-namespace {
-
-// Marks the task's budget as passed, once, and every active agent
-// terminated because of it.
-std::vector<AgentRecord> StopForBudget(TaskRecord& task, const LimitHit& exceeded,
-                                       int kill_grace_ms) {
-  if (!task.budget_exceeded) {
-    task.budget_exceeded = exceeded;
-    task.budget_exceeded->at = NowIso8601();
-  }
-  return TerminateActiveAgents(task, exceeded, kill_grace_ms, NowIso8601());
-}
-
-}  // namespace
-
 Result<EndOutcome> JsonRegistry::RecordEnd(const std::string& task_id, const std::string& agent_id,
                                            const ExitRecord& exit,
                                            const std::optional<Termination>& stop,
                                            int kill_grace_ms) const {
   EndOutcome outcome;
   Status status = Change(task_id, [&](TaskRecord& task) {
-    outcome.to_stop.clear();
     if (stop) {
       Result<bool> marked =
           MarkTerminated(task, agent_id, stop->reason, exit.ended_at, stop->limit);
@@ -116,9 +100,7 @@ Result<EndOutcome> JsonRegistry::RecordEnd(const std::string& task_id, const std
     }
     HERD_RETURN_IF_ERROR(RecordExit(task, agent_id, exit));
     // A reported cost may push the task past its budget.
-    if (std::optional<LimitHit> exceeded = ExceededBudget(task)) {
-      outcome.to_stop = StopForBudget(task, *exceeded, kill_grace_ms);
-    }
+    outcome.to_stop = StopIfOverBudget(task, kill_grace_ms, NowIso8601());
     return Status::Ok();
   });
   if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
@@ -150,10 +132,8 @@ Result<EndOutcome> JsonRegistry::RecordUsage(const std::string& task_id,
                                              int kill_grace_ms) const {
   EndOutcome outcome;
   Status status = Change(task_id, [&](TaskRecord& task) {
-    outcome.to_stop.clear();
-    if (std::optional<LimitHit> exceeded = registry::RecordUsage(task, agent_id, usage)) {
-      outcome.to_stop = TerminateActiveAgents(task, *exceeded, kill_grace_ms, NowIso8601());
-    }
+    HERD_RETURN_IF_ERROR(registry::RecordUsage(task, agent_id, usage));
+    outcome.to_stop = StopIfOverBudget(task, kill_grace_ms, NowIso8601());
     return Status::Ok();
   });
   if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;

@@ -61,13 +61,10 @@ class FieldReader {
   }
   template <typename T>
   void OptionalInteger(const char* key, std::optional<T>* target, long double minimum = 0) {
-    if (Peek(key) == nullptr) {
-      Take(key);
-      return;
-    }
+    bool given = Peek(key) != nullptr;
     T value{};
     Integer(key, &value, minimum);
-    if (error_.ok()) *target = value;
+    if (given && error_.ok()) *target = value;
   }
   void OptionalNumber(const char* key, std::optional<double>* target) {
     if (const json* value = Take(key)) {
@@ -238,6 +235,16 @@ json EncodeLimitHit(const LimitHit& hit) {
   if (!hit.message.empty()) object["message"] = hit.message;
   if (!hit.at.empty()) object["at"] = hit.at;
   return object;
+}
+
+json EncodeLimitHitOrNull(const std::optional<LimitHit>& hit) {
+  return hit ? EncodeLimitHit(*hit) : json(nullptr);
+}
+
+json EncodeHierarchy(const TaskRecord& task) {
+  json hierarchy = json::object();
+  for (const auto& [parent, children] : task.hierarchy) hierarchy[parent] = children;
+  return hierarchy;
 }
 
 json EncodeLimits(const Limits& limits) {
@@ -457,9 +464,7 @@ json EncodeTask(const TaskRecord& task) {
   json agents = json::array();
   for (const AgentRecord& agent : task.agents) agents.push_back(EncodeAgent(agent));
   document["agents"] = std::move(agents);
-  json hierarchy = json::object();
-  for (const auto& [parent, children] : task.hierarchy) hierarchy[parent] = children;
-  document["agent_hierarchy"] = std::move(hierarchy);
+  document["agent_hierarchy"] = EncodeHierarchy(task);
   document["status"] = task.status;
   document["total_spawned"] = task.total_spawned;
   document["active_count"] = task.active_count;

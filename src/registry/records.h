@@ -209,6 +209,10 @@ json EncodeAgent(const AgentRecord& agent);
 
 // {limit, limit_value, used}, and message and at when set.
 json EncodeLimitHit(const LimitHit& hit);
+// The hit, or null when there is none (as replies show budget_exceeded).
+json EncodeLimitHitOrNull(const std::optional<LimitHit>& hit);
+// agent_hierarchy: {parent: [child ids]}.
+json EncodeHierarchy(const TaskRecord& task);
 // {max_agents, max_concurrent, max_depth}.
 json EncodeLimits(const Limits& limits);
 // {max_cost_usd, max_tokens}, null where unset.

@@ -503,29 +503,27 @@ std::optional<LimitHit> ExceededBudget(const TaskRecord& task) {
   return over;
 }
 
-std::optional<LimitHit> RecordUsage(TaskRecord& task, const std::string& agent_id,
-                                    const json& usage) {
+Status RecordUsage(TaskRecord& task, const std::string& agent_id, const json& usage) {
   AgentRecord* agent = task.FindAgent(agent_id);
-  if (agent == nullptr) return std::nullopt;
+  if (agent == nullptr) return Status::NotFound("agent " + agent_id + " vanished from its task");
   agent->usage = usage;
   RecomputeCounts(task);
-  std::optional<LimitHit> over = ExceededBudget(task);
-  if (over && !task.budget_exceeded) {
-    LimitHit mark = *over;
-    mark.at = NowIso8601();
-    task.budget_exceeded = mark;
-  }
-  return over;
+  return Status::Ok();
 }
 
-std::vector<AgentRecord> TerminateActiveAgents(TaskRecord& task, const LimitHit& exceeded,
-                                               int kill_grace_ms, const std::string& timestamp) {
+std::vector<AgentRecord> StopIfOverBudget(TaskRecord& task, int kill_grace_ms,
+                                          const std::string& timestamp) {
+  std::optional<LimitHit> exceeded = ExceededBudget(task);
+  if (!exceeded) return {};
+  if (!task.budget_exceeded) {
+    task.budget_exceeded = *exceeded;
+    task.budget_exceeded->at = timestamp;
+  }
   std::vector<AgentRecord> marked;
-  std::string reason =
-      "stopped by herd: " + (exceeded.message.empty() ? "a limit" : exceeded.message);
+  std::string reason = "stopped by herd: " + exceeded->message;
   for (AgentRecord& agent : task.agents) {
     if (!IsActiveStatus(agent.status)) continue;
-    Terminate(agent, reason, timestamp, exceeded);
+    Terminate(agent, reason, timestamp, *exceeded);
     agent.kill_grace_ms = kill_grace_ms;
     marked.push_back(agent);
   }

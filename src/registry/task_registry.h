@@ -79,16 +79,15 @@ std::vector<Usage> SubtreeUsage(const TaskRecord& task);
 std::optional<LimitHit> ExceededBudget(const TaskRecord& task);
 
 // Records an agent's running usage ({input_tokens, output_tokens, ...,
-// total_tokens}) and, if a budget is now passed, marks the task with
-// budget_exceeded. Returns the exceeded budget, if any.
-std::optional<LimitHit> RecordUsage(TaskRecord& task, const std::string& agent_id,
-                                    const json& usage);
+// total_tokens}). NotFound for an unknown agent.
+Status RecordUsage(TaskRecord& task, const std::string& agent_id, const json& usage);
 
-// Marks every active agent terminated because `exceeded` was passed,
-// recording the limit and figures and the kill grace their supervisors will
-// apply. Returns the entries it marked.
-std::vector<AgentRecord> TerminateActiveAgents(TaskRecord& task, const LimitHit& exceeded,
-                                               int kill_grace_ms, const std::string& timestamp);
+// If the task's usage has passed a budget: marks the task budget_exceeded
+// (once, with the time) and every active agent terminated, recording the
+// limit, the figures and the kill grace their supervisors will apply.
+// Returns the entries it marked (none when no budget is passed).
+std::vector<AgentRecord> StopIfOverBudget(TaskRecord& task, int kill_grace_ms,
+                                          const std::string& timestamp);
 
 // Replaces the task's limits and budgets with the given ones (those set),
 // clearing budget_exceeded when the usage is back under every budget.
