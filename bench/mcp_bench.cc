@@ -13,6 +13,9 @@
 // A call's latency runs from writing the request to reading the reply's
 // last byte; the benchmark's own parse of the reply is reported beside it.
 //
+// `--binary PATH` measures another herd build (a baseline) with the same
+// data and the same client: run it once per build, one after the other.
+//
 // Targets (issue 4): start < 20 ms, < 15 MB resident, status p50 < 5 ms,
 // 1 GB tail < 10 ms. The last line is a machine-readable summary.
 #include <fcntl.h>
@@ -43,6 +46,9 @@ namespace {
 using herd::MonotonicClock;
 using nlohmann::json;
 
+// The herd binary measured: this build's unless --binary names another.
+std::string herd_binary = HERD_BINARY;
+
 struct ServerProcess {
   pid_t pid = -1;
   int to_server = -1;
@@ -57,11 +63,13 @@ struct ServerProcess {
     posix_spawn_file_actions_adddup2(&actions, input[0], 0);
     posix_spawn_file_actions_adddup2(&actions, output[1], 1);
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    std::vector<std::string> args = {HERD_BINARY, "serve", "--workspace", workspace};
+    std::vector<std::string> args = {herd_binary, "serve", "--workspace", workspace};
     std::vector<char*> argv;
     for (auto& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
-    if (posix_spawn(&pid, HERD_BINARY, &actions, nullptr, argv.data(), environ) != 0) std::exit(1);
+    if (posix_spawn(&pid, herd_binary.c_str(), &actions, nullptr, argv.data(), environ) != 0) {
+      std::exit(1);
+    }
     posix_spawn_file_actions_destroy(&actions);
     close(input[0]);
     close(output[1]);
@@ -215,13 +223,15 @@ std::string RunHerd(const std::vector<std::string>& args) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, output[1], 1);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  std::vector<std::string> argv_strings = {HERD_BINARY};
+  std::vector<std::string> argv_strings = {herd_binary};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& arg : argv_strings) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_t pid;
-  if (posix_spawn(&pid, HERD_BINARY, &actions, nullptr, argv.data(), environ) != 0) std::exit(1);
+  if (posix_spawn(&pid, herd_binary.c_str(), &actions, nullptr, argv.data(), environ) != 0) {
+    std::exit(1);
+  }
   posix_spawn_file_actions_destroy(&actions);
   close(output[1]);
   std::string text;
@@ -283,8 +293,10 @@ int main(int argc, char** argv) {
       quick = true;
     else if (arg == "--keep")
       keep = true;  // leave the data for profiling
+    else if (arg == "--binary" && i + 1 < argc)
+      herd_binary = argv[++i];
     else {
-      std::fprintf(stderr, "usage: herd-bench-mcp [--quick] [--keep]\n");
+      std::fprintf(stderr, "usage: herd-bench-mcp [--quick] [--keep] [--binary HERD]\n");
       return 2;
     }
   }
@@ -379,7 +391,8 @@ int main(int argc, char** argv) {
   double running_p99 = Percentile(running.latency_ms, 0.99);
   double tail_p50 = Percentile(tail_ms, 0.5), tail_p99 = Percentile(tail_ms, 0.99);
   auto verdict = [](bool pass) { return pass ? "PASS" : "FAIL"; };
-  std::printf("\n%-44s %10s %10s %8s\n", "measure", "value", "target", "");
+  std::printf("\nherd measured: %s\n", herd_binary.c_str());
+  std::printf("%-44s %10s %10s %8s\n", "measure", "value", "target", "");
   std::printf("%-44s %8.2f ms %7s ms %8s\n", "start to initialize response (p50)", start_p50, "20",
               verdict(start_p50 < 20));
   std::printf("%-44s %8.2f ms\n", "start to initialize response (max)", Percentile(start_ms, 1.0));

@@ -57,9 +57,9 @@ std::vector<ProcessIdentity> AgentProcesses(const std::string& task_id, const Ag
 Result<AgentRecord> LastCommittedEntry(const registry::RegistryStores& stores,
                                        const registry::Workspace& workspace,
                                        const std::string& task_id, const std::string& agent_id) {
-  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot,
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot,
                         registry::JsonRegistry(stores, workspace).ReadTask(task_id));
-  const AgentRecord* entry = snapshot.task.FindAgent(agent_id);
+  const AgentRecord* entry = snapshot->task.FindAgent(agent_id);
   if (entry == nullptr) {
     return Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
                             ": run `herd status " + task_id + "` to list its agents");

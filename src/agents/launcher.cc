@@ -236,8 +236,8 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
                                           const DeployRequest& request) {
   HERD_RETURN_IF_ERROR(ValidateDeployRequest(request));
   registry::JsonRegistry registry(stores, workspace);
-  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot, registry.ReadTask(request.task_id));
-  const registry::TaskRecord& task = snapshot.task;
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(request.task_id));
+  const registry::TaskRecord& task = snapshot->task;
   std::string cwd = AgentWorkingDirectory(task, workspace);
 
   std::string agent_id = registry::NewAgentId(request.agent_type);
@@ -262,9 +262,10 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
     return Status::IOError("agent " + agent_id + " did not start: " + failure);
   }
 
-  Result<registry::TaskSnapshot> after = registry.ReadTask(request.task_id);
+  Result<registry::SharedTask> after = registry.ReadTask(request.task_id);
   if (after.ok()) {
-    if (const registry::AgentRecord* recorded = after->task.FindAgent(agent_id)) return *recorded;
+    if (const registry::AgentRecord* recorded = (*after)->task.FindAgent(agent_id))
+      return *recorded;
   }
   return entry;
 }

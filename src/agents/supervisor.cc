@@ -484,9 +484,9 @@ class AgentWatch {
     while (read(wake_pipe_read, drained, sizeof drained) > 0) {
     }
     int grace_ms = KillGraceMs();
-    Result<registry::TaskSnapshot> task = registry_.ReadTask(args_.task_id);
+    Result<registry::SharedTask> task = registry_.ReadTask(args_.task_id);
     if (task.ok()) {
-      if (const registry::AgentRecord* entry = task->task.FindAgent(args_.agent_id)) {
+      if (const registry::AgentRecord* entry = (*task)->task.FindAgent(args_.agent_id)) {
         grace_ms = entry->kill_grace_ms.value_or(grace_ms);
       }
     }

@@ -141,9 +141,9 @@ std::string WhyOrphaned(const CheckContext& context, const TaskRecord* task,
 // but cannot be read (then nobody can tell what is orphaned).
 Result<std::optional<TaskRecord>> ReadTaskDocument(const CheckContext& context,
                                                    const std::string& task_id) {
-  Result<registry::TaskSnapshot> snapshot =
+  Result<registry::SharedTask> snapshot =
       registry::JsonRegistry(*context.stores, context.workspace).ReadTask(task_id);
-  if (snapshot.ok()) return std::optional<TaskRecord>(std::move(snapshot->task));
+  if (snapshot.ok()) return std::optional<TaskRecord>((*snapshot)->task);
   if (snapshot.status().Is(Status::Code::kNotFound)) return std::optional<TaskRecord>();
   return snapshot.status();
 }

@@ -209,7 +209,7 @@ void CheckIncompleteTask(const CheckContext& context, const std::string& task_id
 // may have meant, so the repair is theirs.
 void CheckFields(const CheckContext& context, const std::string& task_id, const std::string& path,
                  std::vector<Finding>* findings) {
-  Result<registry::TaskSnapshot> task =
+  Result<registry::SharedTask> task =
       registry::JsonRegistry(*context.stores, context.workspace).ReadTask(task_id);
   if (task.ok() || !task.status().Is(Status::Code::kCorruption)) return;
   Finding finding;

@@ -138,9 +138,9 @@ Result<json> DeployHeadlessAgent(const Orchestrator& orchestrator, const json& a
 // them; a command parent's argv is not inherited.
 Status InheritFromParent(const Orchestrator& orchestrator, SpawnRequest* request) {
   // The entry only: no journals read, no processes checked.
-  Result<registry::TaskSnapshot> task = orchestrator.ReadTask(request->task_id);
+  Result<registry::SharedTask> task = orchestrator.ReadTask(request->task_id);
   if (!task.ok()) return Status::Ok();  // the deploy says what is wrong with the task
-  if (const registry::AgentRecord* parent = task->task.FindAgent(request->parent)) {
+  if (const registry::AgentRecord* parent = (*task)->task.FindAgent(request->parent)) {
     const std::string& parent_backend =
         parent->backend.empty() ? request->backend : parent->backend;
     if (!request->backend_given) {

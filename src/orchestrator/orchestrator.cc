@@ -264,14 +264,14 @@ std::vector<TaskListing> Orchestrator::TaskListings() const {
   for (const std::string& base : registry::KnownWorkspaces(stores_, workspace_.base())) {
     Workspace workspace(base);
     for (const std::string& name : workspace.TaskIds()) {
-      Result<registry::TaskSnapshot> snapshot = RegistryOf(workspace).ReadTask(name);
+      Result<registry::SharedTask> snapshot = RegistryOf(workspace).ReadTask(name);
       // A damaged registry is listed with the reason, not hidden; one that
       // cannot be read at all (an incomplete task) is doctor's to report.
       if (!snapshot.ok() && !snapshot.status().Is(Status::Code::kCorruption)) continue;
       TaskListing listing;
       listing.workspace_base = base;
       if (snapshot.ok()) {
-        listing.task = std::move(snapshot->task);
+        listing.task = (*snapshot)->task;
       } else {
         listing.task.task_id = name;
         listing.error = snapshot.status().message();
@@ -370,7 +370,7 @@ std::vector<Record> NewestRecords(const std::vector<std::string>& lines, size_t 
 
 }  // namespace
 
-Result<registry::TaskSnapshot> Orchestrator::ReadTask(const std::string& task_id) const {
+Result<registry::SharedTask> Orchestrator::ReadTask(const std::string& task_id) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
   return RegistryOf(workspace).ReadTask(task_id);
 }
@@ -405,7 +405,7 @@ Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) 
 }
 
 json TaskStatusReport::ToJson() const {
-  const registry::TaskRecord& task = snapshot.task;
+  const registry::TaskRecord& task = snapshot->task;
   // Built key by key so the large parts are moved, not copied.
   json agents_list = json::array();
   for (size_t i = 0; i < task.agents.size(); ++i) {
@@ -446,7 +446,7 @@ json TaskStatusReport::ToJson() const {
       {"budget_exceeded", registry::EncodeLimitHitOrNull(task.budget_exceeded)},
       {"agent_timeout_seconds", task.timeouts.wall_clock_seconds},
       {"agent_idle_timeout_seconds", task.timeouts.idle_seconds},
-      {"registry_sequence", snapshot.sequence}};
+      {"registry_sequence", snapshot->sequence}};
   status["agents"] = std::move(agents);
   status["enhanced_progress"] = std::move(progress);
   return status;
@@ -551,9 +551,9 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
     return Status::InvalidArgument("response_format must be " +
                                    Alternatives(OutputRequest::ResponseFormats()));
   }
-  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot,
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot,
                         RegistryOf(*workspace).ReadTask(request.task_id));
-  const registry::AgentRecord* agent = snapshot.task.FindAgent(request.agent_id);
+  const registry::AgentRecord* agent = snapshot->task.FindAgent(request.agent_id);
   if (agent == nullptr) {
     return Status::NotFound("agent " + request.agent_id + " is not part of task " +
                             request.task_id + ": run `herd status " + request.task_id + "`");
@@ -699,9 +699,9 @@ json Orchestrator::LimitsReply(const registry::TaskRecord& task) {
 Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
-  HERD_ASSIGN_OR_RETURN(registry::TaskSnapshot snapshot, RegistryOf(*workspace).ReadTask(task_id));
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, RegistryOf(*workspace).ReadTask(task_id));
   std::vector<std::pair<std::string, json>> timeline;  // by timestamp
-  for (const registry::AgentRecord& agent : snapshot.task.agents) {
+  for (const registry::AgentRecord& agent : snapshot->task.agents) {
     const std::string& agent_id = agent.id;
     struct Source {
       std::string path;

@@ -41,7 +41,7 @@ using nlohmann::json;
 // A task's status: the registry's view plus what herd sees of its
 // processes and journals, in the task's agent order.
 struct TaskStatusReport {
-  registry::TaskSnapshot snapshot;
+  registry::SharedTask snapshot;
   std::string workspace;                                 // the task directory
   std::vector<agents::Liveness> liveness;                // per agent
   std::vector<registry::Usage> subtree_usage;            // per agent: it and its descendants
@@ -51,7 +51,7 @@ struct TaskStatusReport {
   size_t total_progress_entries = 0;
   size_t total_findings = 0;
 
-  const registry::TaskRecord& task() const { return snapshot.task; }
+  const registry::TaskRecord& task() const { return snapshot->task; }
   // The reference orchestrator's get_real_task_status result.
   json ToJson() const;
 };
@@ -96,7 +96,7 @@ class Orchestrator {
   Result<DeployedAgent> StartAgent(const agents::DeployRequest& request) const;
   Result<json> Deploy(const agents::DeployRequest& request) const;
   // The task as last committed: no journals, no process checks.
-  Result<registry::TaskSnapshot> ReadTask(const std::string& task_id) const;
+  Result<registry::SharedTask> ReadTask(const std::string& task_id) const;
   // The task, its agents' liveness and its recent reports, typed
   // (TaskStatus is this as the reference's reply).
   Result<TaskStatusReport> StatusReport(const std::string& task_id) const;

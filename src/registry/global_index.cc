@@ -135,9 +135,9 @@ TaskRegistries ReadTaskRegistries(const RegistryStores& stores, const Workspace&
                                   const std::vector<std::string>& task_ids) {
   TaskRegistries registries;
   for (const std::string& task_id : task_ids) {
-    Result<TaskSnapshot> task = ReadTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id));
+    Result<SharedTask> task = ReadTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id));
     if (task.ok()) {
-      registries.tasks[task_id] = std::move(task->task);
+      registries.tasks[task_id] = (*task)->task;
     } else if (!task.status().Is(Status::Code::kNotFound)) {
       // The file checks report it; the index keeps its entry.
       registries.unreadable.insert(task_id);
@@ -359,8 +359,8 @@ Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspa
     return Status::NotFound("workspace " + workspace.base() + " does not exist: check the path");
   }
   for (const std::string& task_id : workspace.TaskIds()) {
-    Result<TaskSnapshot> task = ReadTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id));
-    if (task.ok()) MergeTask(rebuilt, *task);
+    Result<SharedTask> task = ReadTaskRecord(stores.tasks, workspace.TaskRegistryPath(task_id));
+    if (task.ok()) MergeTask(rebuilt, **task);
   }
   return stores.global.Update(workspace.GlobalRegistryPath(),
                               [&](json& index) -> Result<store::Decision> {

@@ -10,7 +10,7 @@ namespace herd::registry {
 
 using store::Decision;
 
-Result<TaskSnapshot> JsonRegistry::ReadTask(const std::string& task_id) const {
+Result<SharedTask> JsonRegistry::ReadTask(const std::string& task_id) const {
   return ReadTaskRecord(stores_.tasks, workspace_.TaskRegistryPath(task_id));
 }
 

@@ -24,7 +24,7 @@ class JsonRegistry : public Registry {
 
   const Workspace& workspace() const { return workspace_; }
 
-  Result<TaskSnapshot> ReadTask(const std::string& task_id) const override;
+  Result<SharedTask> ReadTask(const std::string& task_id) const override;
   Result<TaskSnapshot> CreateTask(const std::string& task_id, const TaskSpec& spec) const override;
   Result<AgentRecord> Admit(const std::string& task_id, const AdmissionRequest& request,
                             int global_cap) const override;

@@ -209,11 +209,15 @@ void Usage::Add(const Usage& other) {
 }
 
 json Usage::ToJson() const {
-  return {{"total_cost_usd", total_cost_usd},
-          {"total_tokens", total_tokens},
-          {"input_tokens", input_tokens},
-          {"output_tokens", output_tokens},
-          {"num_turns", num_turns}};
+  // Key by key: an initializer list copies every value twice, and a status
+  // reply encodes two of these per agent.
+  json object = json::object();
+  object["total_cost_usd"] = total_cost_usd;
+  object["total_tokens"] = total_tokens;
+  object["input_tokens"] = input_tokens;
+  object["output_tokens"] = output_tokens;
+  object["num_turns"] = num_turns;
+  return object;
 }
 
 AgentRecord* TaskRecord::FindAgent(const std::string& agent_id) {

@@ -83,8 +83,9 @@ class Registry {
  public:
   virtual ~Registry() = default;
 
-  // The latest committed version of the task; never writes.
-  virtual Result<TaskSnapshot> ReadTask(const std::string& task_id) const = 0;
+  // The latest committed version of the task, shared with every reader
+  // of that version; never writes.
+  virtual Result<SharedTask> ReadTask(const std::string& task_id) const = 0;
 
   // Creates task `task_id` (Refused if the id exists) and indexes it.
   virtual Result<TaskSnapshot> CreateTask(const std::string& task_id,

@@ -112,15 +112,15 @@ class RegistryConformanceTest : public ::testing::TestWithParam<EngineFactory> {
   }
 
   TaskRecord Read(const std::string& task_id) {
-    Result<TaskSnapshot> snapshot = registry_->ReadTask(task_id);
+    Result<SharedTask> snapshot = registry_->ReadTask(task_id);
     EXPECT_TRUE(snapshot.ok()) << snapshot.status().ToString();
-    return snapshot.ok() ? snapshot->task : TaskRecord{};
+    return snapshot.ok() ? (*snapshot)->task : TaskRecord{};
   }
 
   uint64_t Sequence(const std::string& task_id) {
-    Result<TaskSnapshot> snapshot = registry_->ReadTask(task_id);
+    Result<SharedTask> snapshot = registry_->ReadTask(task_id);
     EXPECT_TRUE(snapshot.ok());
-    return snapshot.ok() ? snapshot->sequence : 0;
+    return snapshot.ok() ? (*snapshot)->sequence : 0;
   }
 
   static ExitRecord Exited(int code) {
@@ -388,10 +388,10 @@ TEST_P(RegistryConformanceTest, TheSequenceNeverGoesBackwardsForAnyReader) {
     std::unique_ptr<Registry> connection = engine_->Open();
     uint64_t last = 0;
     while (!done) {
-      Result<TaskSnapshot> snapshot = connection->ReadTask(task_id);
+      Result<SharedTask> snapshot = connection->ReadTask(task_id);
       if (!snapshot.ok()) continue;
-      if (snapshot->sequence < last) ++backwards;
-      last = snapshot->sequence;
+      if ((*snapshot)->sequence < last) ++backwards;
+      last = (*snapshot)->sequence;
       ++reads;
     }
   });

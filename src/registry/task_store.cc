@@ -1,14 +1,61 @@
 #include "registry/task_store.h"
 
+#include <map>
+#include <mutex>
+
 #include "registry/task_registry.h"
 
 namespace herd::registry {
 
-Result<TaskSnapshot> ReadTaskRecord(const store::JsonStore& tasks, const std::string& path) {
-  HERD_ASSIGN_OR_RETURN(store::Snapshot snapshot, tasks.Read(path));
-  HERD_ASSIGN_OR_RETURN(TaskRecord task, DecodeTask(snapshot.document, path));
+namespace {
+
+// The decoded form of the store's cached parses. The store hands out the
+// same parse object for the same bytes (JsonStore::ReadShared), so a read
+// whose parse is the one decoded last time decodes nothing: any change to
+// the file, a commit or a hand edit, is a new parse. Entries hold their
+// parse, so an address is never reused while it is a key.
+class DecodedTasks {
+ public:
+  SharedTask Find(const std::string& path, const store::Snapshot* parse) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    auto found = entries_.find(path);
+    if (found == entries_.end() || found->second.parse.get() != parse) return nullptr;
+    return found->second.decoded;
+  }
+
+  void Remember(const std::string& path, std::shared_ptr<const store::Snapshot> parse,
+                SharedTask decoded) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (entries_.size() >= kMaxEntries) entries_.clear();
+    entries_[path] = {std::move(parse), std::move(decoded)};
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 64;  // as many as the store caches
+  struct Entry {
+    std::shared_ptr<const store::Snapshot> parse;
+    SharedTask decoded;
+  };
+  std::mutex mutex_;
+  std::map<std::string, Entry> entries_;
+};
+
+DecodedTasks& Decoded() {
+  static DecodedTasks* decoded = new DecodedTasks;  // never destroyed: used by exiting threads
+  return *decoded;
+}
+
+}  // namespace
+
+Result<SharedTask> ReadTaskRecord(const store::JsonStore& tasks, const std::string& path) {
+  HERD_ASSIGN_OR_RETURN(std::shared_ptr<const store::Snapshot> parse, tasks.ReadShared(path));
+  if (SharedTask cached = Decoded().Find(path, parse.get())) return cached;
+  HERD_ASSIGN_OR_RETURN(TaskRecord task, DecodeTask(parse->document, path));
   RecomputeCounts(task);
-  return TaskSnapshot{std::move(task), snapshot.sequence, snapshot.from_backup};
+  auto decoded =
+      std::make_shared<const TaskSnapshot>(std::move(task), parse->sequence, parse->from_backup);
+  if (!parse->from_backup) Decoded().Remember(path, std::move(parse), decoded);
+  return decoded;
 }
 
 Status UpdateTaskRecord(const store::JsonStore& tasks, const std::string& path,

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "registry/records.h"
@@ -26,12 +27,17 @@ struct TaskSnapshot {
   bool from_backup = false;  // the file was missing or damaged
 };
 
+// A committed version as readers share it: immutable, never copied.
+using SharedTask = std::shared_ptr<const TaskSnapshot>;
+
 // Changes `task` in place; an error aborts the transaction, writing nothing.
 // Counts are recomputed before a commit whatever the mutation did.
 using TaskMutation = std::function<Result<store::Decision>(TaskRecord& task)>;
 
-// The latest committed version of the task registry at `path`.
-Result<TaskSnapshot> ReadTaskRecord(const store::JsonStore& tasks, const std::string& path);
+// The latest committed version of the task registry at `path`. A file
+// whose bytes are unchanged since the last read is neither parsed nor
+// decoded again: every such read shares the one decoded version.
+Result<SharedTask> ReadTaskRecord(const store::JsonStore& tasks, const std::string& path);
 
 // One transaction on the task registry at `path`. The mutation of a task
 // not yet created receives an empty record (task_id ""). When it commits,

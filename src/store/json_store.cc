@@ -208,7 +208,10 @@ Status JsonStore::FinishCommit(const std::string& path, json document, Transacti
   deferred->old_backup_fd = -1;
   if (deferred->sync_directory.empty()) return Status::Ok();
   // The next update in this process usually starts from these very bytes.
-  Remember(path, std::move(deferred->committed_bytes), std::move(document), stats->sequence);
+  auto committed = std::make_shared<Snapshot>();
+  committed->document = std::move(document);
+  committed->sequence = stats->sequence;
+  Remember(path, std::move(deferred->committed_bytes), std::move(committed));
   // After the lock is released: the caller still waits for it, and a later
   // holder's own directory fsync covers this rename too.
   stats->flushes++;
@@ -291,25 +294,26 @@ std::shared_ptr<const Snapshot> JsonStore::CachedParse(const std::string& path,
   return found->second.second;
 }
 
-void JsonStore::Remember(const std::string& path, std::string bytes, json document,
-                         uint64_t sequence) const {
-  auto snapshot = std::make_shared<Snapshot>();
-  snapshot->document = std::move(document);
-  snapshot->sequence = sequence;
+void JsonStore::Remember(const std::string& path, std::string bytes,
+                         std::shared_ptr<const Snapshot> snapshot) const {
   std::lock_guard<std::mutex> guard(cache_->mutex);
   if (cache_->entries.size() >= ReadCache::kMaxEntries) cache_->entries.clear();
   cache_->entries[path] = {std::move(bytes), std::move(snapshot)};
 }
 
 Result<Snapshot> JsonStore::Read(const std::string& path) const {
+  HERD_ASSIGN_OR_RETURN(std::shared_ptr<const Snapshot> snapshot, ReadShared(path));
+  return *snapshot;
+}
+
+Result<std::shared_ptr<const Snapshot>> JsonStore::ReadShared(const std::string& path) const {
   Result<std::string> contents = options_.file_system->ReadFile(path);
   if (contents.ok()) {
-    if (std::shared_ptr<const Snapshot> cached = CachedParse(path, *contents)) return *cached;
+    if (std::shared_ptr<const Snapshot> cached = CachedParse(path, *contents)) return cached;
   }
-  Result<Snapshot> snapshot = ReadUncached(path, contents);
-  if (snapshot.ok() && !snapshot->from_backup) {
-    Remember(path, std::move(*contents), snapshot->document, snapshot->sequence);
-  }
+  HERD_ASSIGN_OR_RETURN(Snapshot uncached, ReadUncached(path, contents));
+  auto snapshot = std::make_shared<const Snapshot>(std::move(uncached));
+  if (!snapshot->from_backup) Remember(path, std::move(*contents), snapshot);
   return snapshot;
 }
 

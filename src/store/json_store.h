@@ -33,8 +33,10 @@
 // - Read(path) takes no lock: rename is atomic, so it always sees one whole
 //   committed version. It never writes; if `path` is damaged it returns the
 //   backup and says so. The last parse of each path is cached with the
-//   exact bytes it came from: a read whose bytes are unchanged costs a read,
-//   a compare and a copy, not a parse.
+//   exact bytes it came from: a read whose bytes are unchanged costs a read
+//   and a compare, not a parse. ReadShared returns that cached parse itself
+//   (the same object for the same bytes, so callers may key their own
+//   derived values on its address); Read returns a copy.
 // - Never fork, exec or sleep inside a mutation: the lock is held.
 #pragma once
 
@@ -124,6 +126,7 @@ class JsonStore {
   // The latest committed version, without locking. Status::NotFound if the
   // document was never created.
   Result<Snapshot> Read(const std::string& path) const;
+  Result<std::shared_ptr<const Snapshot>> ReadShared(const std::string& path) const;
 
   const StoreOptions& options() const { return options_; }
 
@@ -140,8 +143,8 @@ class JsonStore {
                       DeferredWork* deferred) const;
   std::shared_ptr<const Snapshot> CachedParse(const std::string& path,
                                               const std::string& bytes) const;
-  void Remember(const std::string& path, std::string bytes, nlohmann::json document,
-                uint64_t sequence) const;
+  void Remember(const std::string& path, std::string bytes,
+                std::shared_ptr<const Snapshot> snapshot) const;
   // Loads and checks `path` under the lock, recovering from the backup
   // when it is damaged or deleted.
   Result<nlohmann::json> LoadForUpdate(const std::string& path, TransactionStats* stats) const;

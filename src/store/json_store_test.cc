@@ -324,6 +324,26 @@ TEST_F(JsonStoreTest, SnapshotsAreIndependentCopies) {
   EXPECT_FALSE(second->document.contains("scribbled"));
 }
 
+TEST_F(JsonStoreTest, ReadSharedGivesOneParseForTheSameBytesAndANewOneForNewBytes) {
+  CommitIncrements(1);
+  Result<std::shared_ptr<const Snapshot>> first = store_.ReadShared(path_);
+  Result<std::shared_ptr<const Snapshot>> again = store_.ReadShared(path_);
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_EQ(first->get(), again->get()) << "unchanged bytes are parsed once";
+
+  // A hand edit that keeps the sequence is still a new parse.
+  std::string bytes = ReadBytes(path_);
+  size_t digit = bytes.find("\"counter\": 1") + std::string("\"counter\": ").size();
+  bytes[digit] = '5';
+  std::ofstream(path_, std::ios::binary | std::ios::trunc) << bytes;
+  Result<std::shared_ptr<const Snapshot>> edited = store_.ReadShared(path_);
+  ASSERT_TRUE(edited.ok());
+  EXPECT_NE(edited->get(), first->get());
+  EXPECT_EQ((*edited)->document["counter"], 5);
+  EXPECT_EQ((*edited)->sequence, (*first)->sequence);
+  EXPECT_EQ((*first)->document["counter"], 1) << "a shared parse never changes";
+}
+
 TEST_F(JsonStoreTest, NoChangeDecisionWritesNothing) {
   CommitIncrements(2);
   auto contents_before = DirectoryContents(dir_.path());
