@@ -421,6 +421,7 @@ Result<TaskRecord> DecodeTask(const json& document, const std::string& source) {
   reader.String("priority", &task.priority);
   reader.Object("task_context", &task.context);
   reader.Bool("isolate_agent_config", &task.isolate_agent_config);
+  reader.String("notify_command", &task.notify_command);
   reader.Any("spiral_checks", &task.spiral_checks);
   ReadLimitsAndBudget(reader, &task);
   ReadHierarchy(reader, &task);
@@ -465,6 +466,7 @@ json EncodeTask(const TaskRecord& task) {
   document["agent_timeout_seconds"] = task.timeouts.wall_clock_seconds;
   document["agent_idle_timeout_seconds"] = task.timeouts.idle_seconds;
   document["isolate_agent_config"] = task.isolate_agent_config;
+  if (!task.notify_command.empty()) document["notify_command"] = task.notify_command;
   json agents = json::array();
   for (const AgentRecord& agent : task.agents) agents.push_back(EncodeAgent(agent));
   document["agents"] = std::move(agents);

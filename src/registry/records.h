@@ -160,6 +160,9 @@ struct TaskRecord {
   Budget budget;
   AgentTimeouts timeouts;
   bool isolate_agent_config = false;
+  // The shell command run on each agent's end (agents/notify_hook.h); ""
+  // = HERD_NOTIFY_COMMAND, if set. Stored only when set.
+  std::string notify_command;
   std::optional<LimitHit> budget_exceeded;
   // The reference orchestrator's loop detector state, shown as it is.
   json spiral_checks = nullptr;

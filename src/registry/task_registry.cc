@@ -123,6 +123,7 @@ TaskRecord NewTask(const std::string& task_id, const TaskSpec& spec,
   task.budget = spec.budget;
   task.timeouts = spec.timeouts;
   task.isolate_agent_config = spec.isolate_agent_config;
+  task.notify_command = spec.notify_command;
   if (!spec.context.empty()) task.context = spec.context;
   // The reference orchestrator's loop detector; herd keeps its fields.
   task.spiral_checks = {{"enabled", true}, {"last_check", nullptr}, {"violations", 0}};

@@ -50,6 +50,8 @@ struct TaskSpec {
   AgentTimeouts timeouts;
   // Give each Claude Code agent its own CLAUDE_CONFIG_DIR.
   bool isolate_agent_config = false;
+  // Run on each agent's end instead of HERD_NOTIFY_COMMAND ("" = that).
+  std::string notify_command;
 };
 
 // A fresh task `task_id` in `workspace_base`.

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "registry/task_registry.h"
+#include "registry/transitions.h"
 
 namespace herd::registry {
 
@@ -64,25 +65,29 @@ Status UpdateTaskRecord(const store::JsonStore& tasks, const std::string& path,
   store::TransactionStats own_stats;
   if (stats == nullptr) stats = &own_stats;
   TaskRecord written;
+  std::vector<AgentTransition> transitions;
   Status status = tasks.Update(
       path,
       [&](nlohmann::json& document) -> Result<store::Decision> {
+        transitions.clear();  // from an attempt that did not commit
         Result<TaskRecord> decoded =
             document.empty() ? Result<TaskRecord>(TaskRecord{}) : DecodeTask(document, path);
         if (!decoded.ok()) return decoded.status();
         TaskRecord task = std::move(decoded).value();
         RecomputeCounts(task);
+        StatusesBefore before = StatusesOf(task);
         HERD_ASSIGN_OR_RETURN(store::Decision decision, mutation(task));
         if (decision == store::Decision::kNoChange) return decision;
         RecomputeCounts(task);
         document = EncodeTask(task);
+        transitions = TransitionsBetween(before, task);
         if (committed != nullptr) written = std::move(task);
         return decision;
       },
       stats);
-  if (committed != nullptr && stats->committed) {
-    *committed = TaskSnapshot{std::move(written), stats->sequence, false};
-  }
+  if (!stats->committed) return status;
+  if (committed != nullptr) *committed = TaskSnapshot{std::move(written), stats->sequence, false};
+  ObserveTransitions(transitions);  // the lock is released: tell of what committed
   return status;
 }
 
