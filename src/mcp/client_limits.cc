@@ -170,21 +170,21 @@ json FitWaitReply(json reply) {
   if (FitsIn(agents, kAgentsListBudget)) return reply;
   // Still-active agents first: they are what the caller waits for.
   json ordered = json::array();
-  for (bool ended : {false, true}) {
-    for (json& agent : agents) {
-      if (agent.value("ended", true) != ended) continue;
-      agent.erase("final_result");
-      for (const char* key : {"last_message", "reason"}) {
-        auto text = agent.find(key);
-        if (text == agent.end() || !text->is_string() ||
-            text->get_ref<const std::string&>().size() <= kSummaryTextLength) {
-          continue;
-        }
-        *text = Utf8Prefix(text->get_ref<const std::string&>(), kSummaryTextLength) + "...";
+  json ended = json::array();
+  for (json& agent : agents) {
+    if (!agent.is_object()) continue;
+    agent.erase("final_result");
+    for (const char* key : {"last_message", "reason"}) {
+      auto text = agent.find(key);
+      if (text == agent.end() || !text->is_string() ||
+          text->get_ref<const std::string&>().size() <= kSummaryTextLength) {
+        continue;
       }
-      ordered.push_back(std::move(agent));
+      *text = Utf8Prefix(text->get_ref<const std::string&>(), kSummaryTextLength) + "...";
     }
+    (agent.value("ended", true) ? ended : ordered).push_back(std::move(agent));
   }
+  for (json& agent : ended) ordered.push_back(std::move(agent));
   size_t omitted = KeepWithinBudget(&ordered, Keep::kFirst);
   agents = std::move(ordered);
   if (omitted > 0) reply["agents_omitted"] = omitted;
