@@ -9,6 +9,19 @@
 //             summaries at that size), and on a task with 200 running agents
 //             (real `sleep` processes under their supervisors)
 //   tail      tools/call get_agent_output tail=100 on a 1 GB log (p50/p99)
+//   wait      tools/call wait_for_agents on 3 agents (sleep 0.2, 0.4, 0.6 s),
+//             30 runs: from the last agent's exit to the reply's last byte
+//             (p50/p99), the exit taken two ways: the exit its supervisor
+//             recorded (ended_at), and the agent's own last act (it prints
+//             the time, then exits)
+//   calls     a 5-agent task (agents of 2, 4, 6, 8 and 10 s) followed by two
+//             orchestrators at once, each through its own `herd serve`: one
+//             calls wait_for_agents until it reports the condition met, the
+//             other get_real_task_status every 5 s until no agent is active;
+//             the calls each needed, and what polling would cost for the
+//             measured run time T (ceil(T / 5 s) calls; waiting ceil(T / 50 s))
+//
+// --wait runs only the last two.
 //
 // A call's latency runs from writing the request to reading the reply's
 // last byte; the benchmark's own parse of the reply is reported beside it.
@@ -17,7 +30,8 @@
 // data and the same client: run it once per build, one after the other.
 //
 // Targets (issue 4): start < 20 ms, < 15 MB resident, status p50 < 5 ms,
-// 1 GB tail < 10 ms. The last line is a machine-readable summary.
+// 1 GB tail < 10 ms, exit to wait reply < 100 ms. The last two lines are
+// machine-readable summaries.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -25,11 +39,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "registry/registry_stores.h"
@@ -283,10 +299,163 @@ StatusFigures MeasureStatus(const std::string& workspace, const std::string& tas
   return figures;
 }
 
+// A tool call's result, or the benchmark exits with the reply.
+json Structured(const json& reply) {
+  const json* result = reply.contains("result") ? &reply["result"] : nullptr;
+  if (result == nullptr || !result->contains("structuredContent") ||
+      result->value("isError", false)) {
+    std::fprintf(stderr, "unexpected reply: %s\n", reply.dump().substr(0, 2000).c_str());
+    std::exit(1);
+  }
+  return (*result)["structuredContent"];
+}
+
+// Deploys a command agent through `server`; returns its id.
+std::string DeployCommand(ServerProcess& server, int id, const std::string& task_id,
+                          const std::vector<std::string>& command) {
+  json reply = server.Call(id, "deploy_headless_agent",
+                           {{"task_id", task_id},
+                            {"agent_type", "bench"},
+                            {"prompt", "p"},
+                            {"backend", "command"},
+                            {"command", command}});
+  if (reply["result"].value("isError", true)) {
+    std::fprintf(stderr, "deploy failed: %s\n", reply.dump().c_str());
+    std::exit(1);
+  }
+  return reply["result"]["structuredContent"]["agent_id"];
+}
+
+std::string NewTask(ServerProcess& server, int id, const std::string& description) {
+  return Structured(server.Call(id, "create_real_task", {{"description", description}}))["task_id"];
+}
+
+struct WaitFigures {
+  std::vector<double> from_recorded_exit_ms;  // ended_at -> reply
+  std::vector<double> from_last_output_ms;    // the agent's printed time -> reply
+};
+
+// The agent's last stdout line: the time it printed just before exiting.
+double PrintedTime(const herd::registry::Workspace& workspace, const std::string& task_id,
+                   const std::string& agent_id) {
+  std::ifstream log(workspace.StreamLogPath(task_id, agent_id));
+  std::string line, last;
+  while (std::getline(log, line)) {
+    if (!line.empty()) last = line;
+  }
+  return std::strtod(last.c_str(), nullptr);
+}
+
+// `runs` waits for 3 agents each, on one server.
+WaitFigures MeasureWait(const herd::registry::Workspace& workspace, int runs) {
+  ServerProcess server;
+  server.Start(workspace.base());
+  server.Send(InitializeRequest());
+  server.Receive(0);
+  WaitFigures figures;
+  int id = 1;
+  for (int run = 0; run < runs; ++run) {
+    std::string task_id = NewTask(server, id++, "wait benchmark");
+    std::vector<std::string> agents;
+    for (const char* seconds : {"0.2", "0.4", "0.6"}) {
+      agents.push_back(DeployCommand(
+          server, id++, task_id, {"sh", "-c", std::string("sleep ") + seconds + "; date +%s.%N"}));
+    }
+    MonotonicClock::time_point received;
+    json reply = server.Call(id++, "wait_for_agents", {{"task_id", task_id}, {"agent_ids", agents}},
+                             &received);
+    double reply_wall = herd::NowUnixSeconds() - herd::MillisecondsSince(received) / 1000;
+    json result = Structured(reply);
+    if (!result.value("condition_met", false)) {
+      std::fprintf(stderr, "wait failed: %s\n", reply.dump().c_str());
+      std::exit(1);
+    }
+    double recorded = 0, printed = 0;
+    for (const json& agent : result["agents"]) {
+      recorded = std::max(recorded, herd::ParseIso8601(agent.value("ended_at", "")).value_or(0));
+      printed = std::max(printed, PrintedTime(workspace, task_id, agent["agent_id"]));
+    }
+    figures.from_recorded_exit_ms.push_back((reply_wall - recorded) * 1000);
+    figures.from_last_output_ms.push_back((reply_wall - printed) * 1000);
+  }
+  server.Stop();
+  return figures;
+}
+
+struct CallCounts {
+  int wait_calls = 0;
+  int poll_calls = 0;
+  double run_seconds = 0;  // first deploy -> last recorded exit
+};
+
+// One orchestrator waits, the other polls every 5 s, on the same 5 agents.
+CallCounts CompareCalls(const herd::registry::Workspace& workspace) {
+  ServerProcess waiter, poller;
+  for (ServerProcess* server : {&waiter, &poller}) {
+    server->Start(workspace.base());
+    server->Send(InitializeRequest());
+    server->Receive(0);
+  }
+  std::string task_id = NewTask(waiter, 1, "five agents, waited for and polled");
+  double deployed_at = herd::NowUnixSeconds();
+  for (int i = 0; i < 5; ++i) {
+    DeployCommand(waiter, 2 + i, task_id, {"sleep", std::to_string(2 * (i + 1))});
+  }
+  CallCounts counts;
+  std::thread polling([&] {
+    for (int id = 100;; ++id) {
+      auto asked = MonotonicClock::now();
+      ++counts.poll_calls;
+      json status = Structured(poller.Call(id, "get_real_task_status", {{"task_id", task_id}}));
+      if (status["agents"].value("active", 1) == 0) return;
+      // What an orchestrating model that polls does between calls.
+      std::this_thread::sleep_until(asked + std::chrono::seconds(5));
+    }
+  });
+  json result = json::object();
+  for (int id = 10; !result.value("condition_met", false); ++id) {
+    ++counts.wait_calls;
+    result = Structured(waiter.Call(id, "wait_for_agents", {{"task_id", task_id}}));
+  }
+  polling.join();
+  double last_exit = 0;
+  for (const json& agent : result["agents"]) {
+    last_exit = std::max(last_exit, herd::ParseIso8601(agent.value("ended_at", "")).value_or(0));
+  }
+  counts.run_seconds = last_exit - deployed_at;
+  waiter.Stop();
+  poller.Stop();
+  return counts;
+}
+
+void PrintWaitFigures(const WaitFigures& wait, const CallCounts& calls) {
+  double recorded_p50 = Percentile(wait.from_recorded_exit_ms, 0.5);
+  double recorded_p99 = Percentile(wait.from_recorded_exit_ms, 0.99);
+  double printed_p50 = Percentile(wait.from_last_output_ms, 0.5);
+  double printed_p99 = Percentile(wait.from_last_output_ms, 0.99);
+  std::printf("%-44s %8.2f ms %7s ms %8s\n", "last exit (recorded) -> wait reply, p50",
+              recorded_p50, "100", recorded_p50 < 100 ? "PASS" : "FAIL");
+  std::printf("%-44s %8.2f ms\n", "last exit (recorded) -> wait reply, p99", recorded_p99);
+  std::printf("%-44s %8.2f ms\n", "agent's last act -> wait reply, p50", printed_p50);
+  std::printf("%-44s %8.2f ms   (%zu runs)\n", "agent's last act -> wait reply, p99", printed_p99,
+              wait.from_recorded_exit_ms.size());
+  auto polls_for = [](double seconds) { return static_cast<int>(std::ceil(seconds / 5)); };
+  std::printf("%-44s %8d      (polling every 5 s: %d; run time T = %.1f s)\n",
+              "status calls for 5 agents with wait", calls.wait_calls, calls.poll_calls,
+              calls.run_seconds);
+  std::printf("%-44s %8s      (ceil(T/5 s): 10 min -> %d, 30 min -> %d; wait: ceil(T/50 s))\n",
+              "  polling would need for longer tasks", "", polls_for(600), polls_for(1800));
+  std::printf(
+      "wait: exit_to_reply_p50_ms=%.2f exit_to_reply_p99_ms=%.2f last_act_to_reply_p50_ms=%.2f "
+      "last_act_to_reply_p99_ms=%.2f wait_calls=%d poll_calls=%d run_seconds=%.1f\n",
+      recorded_p50, recorded_p99, printed_p50, printed_p99, calls.wait_calls, calls.poll_calls,
+      calls.run_seconds);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, keep = false;
+  bool quick = false, keep = false, wait_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--quick")
@@ -295,8 +464,10 @@ int main(int argc, char** argv) {
       keep = true;  // leave the data for profiling
     else if (arg == "--binary" && i + 1 < argc)
       herd_binary = argv[++i];
+    else if (arg == "--wait")
+      wait_only = true;
     else {
-      std::fprintf(stderr, "usage: herd-bench-mcp [--quick] [--keep] [--binary HERD]\n");
+      std::fprintf(stderr, "usage: herd-bench-mcp [--quick] [--keep] [--wait] [--binary HERD]\n");
       return 2;
     }
   }
@@ -304,6 +475,19 @@ int main(int argc, char** argv) {
   std::string directory = mkdtemp(directory_template);
   setenv("XDG_STATE_HOME", (directory + "/state").c_str(), 1);
   herd::registry::Workspace workspace(directory + "/workspace");
+  // Agents' supervisors find the workspace here.
+  setenv("CLAUDE_ORCHESTRATOR_WORKSPACE", workspace.base().c_str(), 1);
+  std::string cleanup = "rm -rf '" + directory + "'";
+
+  std::printf("waiting for agents through wait_for_agents...\n");
+  WaitFigures wait = MeasureWait(workspace, quick ? 5 : 30);
+  std::printf("one orchestrator waits, one polls every 5 s, on a 5-agent task...\n");
+  CallCounts calls = CompareCalls(workspace);
+  if (wait_only) {
+    PrintWaitFigures(wait, calls);
+    if (!keep && std::system(cleanup.c_str()) != 0) std::fprintf(stderr, "could not clean up\n");
+    return 0;
+  }
 
   // Start-up and memory.
   std::vector<double> start_ms;
@@ -330,7 +514,6 @@ int main(int argc, char** argv) {
   // The same on a task whose 200 agents are running: every status checks
   // 400 processes (each agent and its supervisor) by pid + start time.
   std::printf("starting 200 agents (sleep) under their supervisors...\n");
-  setenv("CLAUDE_ORCHESTRATOR_WORKSPACE", workspace.base().c_str(), 1);
   std::string live_task =
       json::parse(RunHerd({"task", "create", "running benchmark task", "--max-agents", "200",
                            "--max-concurrent", "200", "--json"}))["task_id"];
@@ -377,7 +560,6 @@ int main(int argc, char** argv) {
     }
   }
   server.Stop();
-  std::string cleanup = "rm -rf '" + directory + "'";
   if (keep) {
     std::printf("data kept in %s\n", directory.c_str());
   } else if (std::system(cleanup.c_str()) != 0) {
@@ -417,6 +599,7 @@ int main(int argc, char** argv) {
                   .c_str(),
               tail_p50, "10", verdict(tail_p50 < 10));
   std::printf("%-44s %8.2f ms\n", "get_agent_output tail=100 p99", tail_p99);
+  PrintWaitFigures(wait, calls);
   std::printf(
       "mcp: start_p50_ms=%.2f rss_mb=%.1f status_p50_ms=%.2f status_p99_ms=%.2f "
       "running_status_p50_ms=%.2f running_status_p99_ms=%.2f "

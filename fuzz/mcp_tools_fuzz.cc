@@ -7,7 +7,8 @@
 // task and its ended agent "fuzz-agent"; "TASK-FUZZ" in an input names the
 // task, so the seeds reach past the task lookup. Deploys never name it (any
 // task id they give does not exist), so nothing is ever started, and a
-// `client_cwd` is replaced by a directory of the fuzzer's own.
+// `client_cwd` is replaced by a directory of the fuzzer's own. Calls get a
+// stop signal already stopped, so a wait_for_agents returns at once.
 #include <sys/stat.h>
 
 #include <cstddef>
@@ -53,6 +54,10 @@ struct Fixture {
           return herd::store::Decision::kCommit;
         });
     if (!added.ok()) std::abort();
+    herd::Result<std::shared_ptr<herd::StopSignal>> made = herd::StopSignal::Create();
+    if (!made.ok()) std::abort();
+    stopped = std::move(made).value();
+    stopped->Stop();
   }
 
   std::string workspace;
@@ -60,6 +65,7 @@ struct Fixture {
   herd::Orchestrator orchestrator;
   herd::mcp::ToolSet tools;
   std::string task_id;
+  std::shared_ptr<herd::StopSignal> stopped;
 };
 
 }  // namespace
@@ -83,7 +89,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       arguments["client_cwd"] = fixture->project;
     }
   }
-  herd::mcp::ToolOutcome outcome = fixture->tools.Call(name, arguments, [](const std::string&) {});
+  herd::mcp::CallContext context;
+  context.stop = fixture->stopped.get();
+  herd::mcp::ToolOutcome outcome = fixture->tools.Call(name, arguments, context);
   (void)outcome.structured.dump(-1, ' ', false, json::error_handler_t::replace);
   return 0;
 }

@@ -434,5 +434,58 @@ TEST_F(CliTest, TaskForAProjectIsOnlyFoundThroughTheKnownWorkspaces) {
   EXPECT_TRUE(FileExists(state() + "/herd/workspaces.json"));
 }
 
+// --- herd wait -------------------------------------------------------------------------
+
+TEST_F(CliTest, WaitExitsZeroOnceTheAgentsHaveEnded) {
+  task_ = CreateTask();
+  std::string quick = DeployAgent(task_, {"sleep", "0.3"});
+  std::string failing = DeployAgent(task_, {"sh", "-c", "exit 5"});
+
+  CommandResult waited = Herd({"wait", task_, quick, failing, "--json"});
+
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  json reply = waited.Json();
+  EXPECT_EQ(reply["success"], true);
+  EXPECT_EQ(reply["condition_met"], true);
+  EXPECT_EQ(reply["still_active"], json::array());
+  ASSERT_EQ(reply["agents"].size(), 2u);
+  for (const json& agent : reply["agents"]) {
+    bool is_quick = agent["agent_id"] == quick;
+    EXPECT_EQ(agent["status"], is_quick ? "completed" : "error") << agent.dump();
+    EXPECT_EQ(agent["exit_code"], is_quick ? 0 : 5) << agent.dump();
+  }
+}
+
+TEST_F(CliTest, WaitTimesOutWithExitFourNamingWhoIsStillActive) {
+  StartAgent();  // sleep 300
+
+  CommandResult waited = Herd({"wait", task_, "--timeout", "0.2"});
+
+  EXPECT_EQ(waited.exit_code, 4) << waited.Describe();
+  EXPECT_THAT(waited.out, HasSubstr("timed out after"));
+  EXPECT_THAT(waited.out, HasSubstr("1 still active: " + agent_));
+  EXPECT_THAT(waited.out, HasSubstr("AGENT"));  // the table
+}
+
+TEST_F(CliTest, WaitAnyReturnsWhenOneHasEnded) {
+  StartAgent();  // sleep 300
+  std::string quick = DeployAgent(task_, {"true"});
+
+  CommandResult waited = Herd({"wait", task_, agent_, quick, "--any", "--json"});
+
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  EXPECT_EQ(waited.Json()["mode"], "any");
+  EXPECT_EQ(waited.Json()["still_active"], json::array({agent_}));
+}
+
+TEST_F(CliTest, WaitRefusesUnknownAgentsAndBothModes) {
+  StartAgent();
+  CommandResult unknown = Herd({"wait", task_, "nobody-000000-abcdef"});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.Describe();
+  EXPECT_THAT(unknown.err, HasSubstr("nobody-000000-abcdef is not part of task"));
+  ExpectExit(2, {"wait", task_, "--any", "--all"});
+  ExpectExit(1, {"wait", task_, "--timeout", "100000"});  // over the maximum, a day
+}
+
 }  // namespace
 }  // namespace herd::test_util

@@ -1,7 +1,5 @@
 #include "cli/commands.h"
 
-#include <poll.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +18,7 @@
 #include "orchestrator/requests.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
+#include "util/directory_watch.h"
 #include "util/json_parse.h"
 #include "util/text_file.h"
 
@@ -85,26 +84,30 @@ std::string ExitText(const registry::AgentRecord& agent) {
   return "-";
 }
 
+// Own tokens (and cost once reported); the subtree's figures are in --json.
+std::string OwnUsageText(const registry::AgentRecord& agent) {
+  registry::Usage own = registry::AgentUsage(agent);
+  if (own.total_tokens <= 0 && own.total_cost_usd <= 0) return "-";
+  char text[64];
+  std::snprintf(text, sizeof text, "%lld tok $%.4f", own.total_tokens, own.total_cost_usd);
+  return text;
+}
+
+std::string LastMessage(const registry::AgentRecord& agent) {
+  return agent.termination_reason.value_or(agent.error.value_or(agent.last_message.value_or("")));
+}
+
 std::string RenderAgents(const TaskStatusReport& report) {
   Table table({"AGENT", "TYPE", "STATUS", "PROGRESS", "DEPTH", "PARENT", "PID", "LIVENESS", "EXIT",
                "USAGE", "LAST MESSAGE"});
   const std::vector<registry::AgentRecord>& agents = report.task().agents;
   for (size_t i = 0; i < agents.size(); ++i) {
     const registry::AgentRecord& agent = agents[i];
-    std::string message =
-        agent.termination_reason.value_or(agent.error.value_or(agent.last_message.value_or("")));
-    // Own tokens (and cost once reported); the subtree's figures are in --json.
-    std::string usage = "-";
-    registry::Usage own = registry::AgentUsage(agent);
-    if (own.total_tokens > 0 || own.total_cost_usd > 0) {
-      char text[64];
-      std::snprintf(text, sizeof text, "%lld tok $%.4f", own.total_tokens, own.total_cost_usd);
-      usage = text;
-    }
     table.AddRow({agent.id, agent.type, agent.status, std::to_string(agent.progress) + "%",
                   std::to_string(agent.depth), agent.parent,
                   agent.process.recorded() ? std::to_string(agent.process.pid) : "-",
-                  agents::LivenessName(report.liveness[i]), ExitText(agent), usage, message});
+                  agents::LivenessName(report.liveness[i]), ExitText(agent), OwnUsageText(agent),
+                  LastMessage(agent)});
   }
   return table.Render(48);
 }
@@ -177,9 +180,14 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
   std::string log_path = status->at("metadata").value("log_file", "");
   std::string logs_directory = log_path.substr(0, log_path.rfind('/'));
   std::string task_directory = logs_directory.substr(0, logs_directory.rfind('/'));
-  int inotify = inotify_init1(IN_CLOEXEC);
-  inotify_add_watch(inotify, logs_directory.c_str(), IN_MODIFY | IN_CREATE);
-  inotify_add_watch(inotify, task_directory.c_str(), IN_MOVED_TO);
+  Result<DirectoryWatch> watch = DirectoryWatch::Open();
+  Status watched =
+      watch.ok() ? watch->Add(logs_directory, WatchFor::kGrowingFiles) : watch.status();
+  if (watched.ok()) watched = watch->Add(task_directory, WatchFor::kReplacedFiles);
+  if (!watched.ok()) {
+    std::cerr << "herd: cannot follow the log: " << watched.message() << "\n";
+    return kExitFailed;
+  }
   for (;;) {
     std::ifstream file(log_path, std::ios::binary);
     if (file) {
@@ -193,14 +201,12 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
     }
     Result<json> now = orchestrator.AgentOutput(state);
     if (!now.ok() || registry::IsTerminalStatus(now->value("session_status", ""))) break;
-    pollfd waiting{inotify, POLLIN, 0};
-    if (poll(&waiting, 1, -1) > 0) {
-      char events[4096];
-      ssize_t ignored = read(inotify, events, sizeof events);
-      (void)ignored;
+    Result<Wake> woken = watch->WaitUntil(MonotonicClock::time_point::max());
+    if (!woken.ok()) {
+      std::cerr << "herd: " << woken.status().message() << "\n";
+      return kExitFailed;
     }
   }
-  close(inotify);
   return kExitOk;
 }
 
@@ -214,10 +220,15 @@ int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int 
     return kExitFailed;
   }
   std::string task_directory = first->workspace;
-  int inotify = inotify_init1(IN_CLOEXEC);
-  inotify_add_watch(inotify, task_directory.c_str(), IN_MOVED_TO);
+  Result<DirectoryWatch> watch = DirectoryWatch::Open();
+  Status watched =
+      watch.ok() ? watch->Add(task_directory, WatchFor::kReplacedFiles) : watch.status();
   for (const char* sub : {"/progress", "/findings"}) {
-    inotify_add_watch(inotify, (task_directory + sub).c_str(), IN_MODIFY | IN_CREATE);
+    if (watched.ok()) watched = watch->Add(task_directory + sub, WatchFor::kGrowingFiles);
+  }
+  if (!watched.ok()) {
+    std::cerr << "herd: cannot watch the task: " << watched.message() << "\n";
+    return kExitFailed;
   }
   bool terminal = isatty(STDOUT_FILENO) && !json_output;
   std::string last_shown;
@@ -237,16 +248,17 @@ int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int 
     }
     if (status->task().active_count <= until_active) break;
     // Wait for a change; the timeout only refreshes liveness of silent agents.
-    pollfd waiting{inotify, POLLIN, 0};
-    if (poll(&waiting, 1, 5000) > 0) {
-      char events[8192];
-      ssize_t ignored = read(inotify, events, sizeof events);
-      (void)ignored;
-      // Let a burst of changes settle into one redraw.
-      while (poll(&waiting, 1, 200) > 0) ignored = read(inotify, events, sizeof events);
+    using std::chrono::milliseconds;
+    Result<Wake> woken = watch->WaitUntil(MonotonicClock::now() + milliseconds(5000));
+    // Let a burst of changes settle into one redraw.
+    while (woken.ok() && *woken == Wake::kChanged) {
+      woken = watch->WaitUntil(MonotonicClock::now() + milliseconds(200));
+    }
+    if (!woken.ok()) {
+      std::cerr << "herd: " << woken.status().message() << "\n";
+      return kExitFailed;
     }
   }
-  close(inotify);
   return kExitOk;
 }
 
@@ -335,6 +347,8 @@ struct Invocation {
   std::string context_json;  // task create
   bool follow = false;       // logs
   int until_active = 0;      // watch
+  bool wait_any = false;     // wait --any
+  bool wait_all = false;     // wait --all
   bool repair = false;       // doctor
   bool dry_run = false;      // doctor
   agents::SupervisorArgs supervisor;
@@ -506,6 +520,34 @@ int Watch(Invocation& invocation) {
                    invocation.global.json_output);
 }
 
+void WaitOptions(CLI::App* command, Invocation* invocation) {
+  CLI::Option* any =
+      command->add_flag("--any", invocation->wait_any, "return once any of the agents has ended");
+  command->add_flag("--all", invocation->wait_all, "return once all of them have ended (default)")
+      ->excludes(any);
+}
+
+std::string RenderWait(const WaitReport& report) {
+  Table table({"AGENT", "TYPE", "STATUS", "EXIT", "FINDINGS", "USAGE", "LAST MESSAGE"});
+  for (const WaitedAgent& waited : report.agents) {
+    const registry::AgentRecord& agent = waited.agent;
+    table.AddRow({agent.id, agent.type, agent.status, ExitText(agent),
+                  std::to_string(waited.findings), OwnUsageText(agent), LastMessage(agent)});
+  }
+  return report.Summary() + "\n" + (report.agents.empty() ? "" : "\n" + table.Render(48));
+}
+
+int Wait(Invocation& invocation) {
+  if (invocation.wait_any) invocation.arguments["mode"] = "any";
+  Result<WaitRequest> request =
+      WaitRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  Result<WaitReport> report = MakeOrchestrator(invocation).WaitForAgents(*request);
+  int code = ReportValue(invocation.global, report, RenderWait);
+  if (code != kExitOk) return code;
+  return report->outcome == WaitReport::Outcome::kConditionMet ? kExitOk : kExitTimedOut;
+}
+
 void LogsOptions(CLI::App* command, Invocation* invocation) {
   command->add_flag("--follow,-f", invocation->follow,
                     "keep printing new output until the agent ends");
@@ -629,6 +671,9 @@ const Command kCommands[] = {
     {"status", "show a task's agents and progress", StatusRequest::Parameters, nullptr, TaskStatus},
     {"watch", "show a task's status live until few agents are active", StatusRequest::Parameters,
      WatchOptions, Watch},
+    {"wait",
+     "wait until a task's agents (or those named) have ended, or --timeout; exit 4 on timeout",
+     WaitRequest::Parameters, WaitOptions, Wait},
     {"logs", "print an agent's output", OutputRequest::Parameters, LogsOptions, Logs},
     {"progress", "report an agent's progress", ProgressReport::Parameters, nullptr, Progress},
     {"finding", "report something an agent found", FindingReport::Parameters, nullptr, Finding},

@@ -12,7 +12,8 @@
 // error (an unknown command or option, a missing argument, a value of the
 // wrong type, JSON that does not parse); 3 done but not recorded (herd kill
 // stopped the agent but could not write the registry: the warning says what
-// to do).
+// to do); 4 timed out (herd wait returned at its --timeout with agents still
+// active: run it again to keep waiting).
 // Every command works on the workspace from --workspace,
 // $CLAUDE_ORCHESTRATOR_WORKSPACE, or ./.agent-workspace; tasks created for
 // other project directories are found wherever they are.
@@ -27,6 +28,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitNotRecorded = 3;
+inline constexpr int kExitTimedOut = 4;
 
 // Runs `herd serve` on a workspace base; provided by the MCP layer.
 using ServeFunction = std::function<int(const std::string& workspace_base)>;

@@ -165,6 +165,38 @@ json FitAgentsList(json status, const std::string& format) {
   return status;
 }
 
+json FitWaitReply(json reply) {
+  json& agents = reply["agents"];
+  if (FitsIn(agents, kAgentsListBudget)) return reply;
+  // Still-active agents first: they are what the caller waits for.
+  json ordered = json::array();
+  json ended = json::array();
+  for (json& agent : agents) {
+    if (!agent.is_object()) continue;
+    agent.erase("final_result");
+    for (const char* key : {"last_message", "reason"}) {
+      auto text = agent.find(key);
+      if (text == agent.end() || !text->is_string() ||
+          text->get_ref<const std::string&>().size() <= kSummaryTextLength) {
+        continue;
+      }
+      *text = Utf8Prefix(text->get_ref<const std::string&>(), kSummaryTextLength) + "...";
+    }
+    (agent.value("ended", true) ? ended : ordered).push_back(std::move(agent));
+  }
+  for (json& agent : ended) ordered.push_back(std::move(agent));
+  size_t omitted = KeepWithinBudget(&ordered, Keep::kFirst);
+  agents = std::move(ordered);
+  if (omitted > 0) reply["agents_omitted"] = omitted;
+  reply["agents_note"] =
+      "final results are left out and long texts cut" +
+      std::string(omitted > 0 ? ", and " + std::to_string(omitted) + " ended agents omitted,"
+                              : "") +
+      " so the reply fits MCP clients' output limits; get_real_task_status and get_agent_output "
+      "give the rest";
+  return reply;
+}
+
 json FitTimeline(json timeline) {
   return FitList(std::move(timeline), "timeline", Keep::kLast, "omitted_older_entries",
                  "the oldest entries are left out so the reply fits MCP clients' output "

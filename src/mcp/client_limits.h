@@ -37,6 +37,12 @@ nlohmann::json FitAgentsList(nlohmann::json status, const std::string& format);
 // for less).
 nlohmann::json FitTimeline(nlohmann::json timeline);
 
+// A wait_for_agents reply with its agents fitted into kAgentsListBudget:
+// while they do not fit, final results are dropped and texts cut at 200
+// characters; then agents are left out, still-active ones kept first,
+// with agents_omitted and agents_note saying so.
+nlohmann::json FitWaitReply(nlohmann::json reply);
+
 // The tasks://list reply ({"tasks": [...newest first]}) with only its newest
 // tasks that fit kAgentsListBudget, plus "omitted_older_tasks" and a note
 // when any were left out.

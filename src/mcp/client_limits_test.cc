@@ -169,5 +169,40 @@ TEST(FitTaskListTest, KeepsTheNewestTasksWithinTheBudget) {
   EXPECT_EQ(FitTaskList(few), few);
 }
 
+// A wait_for_agents reply with `agents` entries, every fifth still active.
+json WaitReply(int agents, size_t result_bytes) {
+  json list = json::array();
+  for (int i = 0; i < agents; ++i) {
+    bool ended = i % 5 != 0;
+    list.push_back({{"agent_id", "worker-000000-" + std::to_string(100000 + i)},
+                    {"status", ended ? "completed" : "running"},
+                    {"ended", ended},
+                    {"last_message", std::string(900, 'm')},
+                    {"final_result", ended ? json(std::string(result_bytes, 'r')) : json(nullptr)},
+                    {"findings", 1}});
+  }
+  return {{"task_id", "TASK-X"}, {"condition_met", false}, {"agents", list}};
+}
+
+TEST(FitWaitReplyTest, SmallReplyIsLeftWhole) {
+  json reply = WaitReply(5, 1000);
+  EXPECT_EQ(FitWaitReply(reply), reply);
+}
+
+TEST(FitWaitReplyTest, LargeReplyFitsWithTheStillActiveFirst) {
+  json fitted = FitWaitReply(WaitReply(400, 1000));
+  const json& agents = fitted["agents"];
+  EXPECT_LE(agents.dump().size(), kAgentsListBudget);
+  ASSERT_GE(agents.size(), 80u) << "the 80 still-active ones all fit";
+  for (size_t i = 0; i < 80; ++i) EXPECT_EQ(agents[i]["ended"], false) << i;
+  EXPECT_EQ(fitted.value("agents_omitted", 0u) + agents.size(), 400u);
+  EXPECT_GT(fitted.value("agents_omitted", 0u), 0u);
+  for (const json& agent : agents) {
+    EXPECT_FALSE(agent.contains("final_result"));
+    EXPECT_LE(agent["last_message"].get<std::string>().size(), 203u);
+  }
+  EXPECT_NE(fitted.value("agents_note", "").find("ended agents omitted"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace herd::mcp

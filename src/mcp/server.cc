@@ -15,12 +15,14 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "mcp/tools.h"
 #include "orchestrator/orchestrator.h"
 #include "util/json_parse.h"
+#include "util/stop_signal.h"
 
 namespace herd::mcp {
 
@@ -34,6 +36,8 @@ constexpr size_t kMaxLineBytes = 16 * 1024 * 1024;
 // Copying, comparing and serialising JSON recurse once per level, so no
 // message deeper than this is ever built; a tool's own arguments nest 5.
 constexpr int kWorkers = 4;
+// Blocking calls (wait_for_agents) get a thread each, up to this many.
+constexpr int kMaxBlockingCalls = 64;
 
 constexpr int kParseError = -32700;
 constexpr int kInvalidRequest = -32600;
@@ -46,8 +50,12 @@ constexpr const char kInstructions[] =
     "herd runs headless coding agents (Claude Code, Codex, cursor-agent, Gemini CLI or any "
     "command) and tracks them in a crash-safe registry. Workflow: create_real_task (give "
     "client_cwd, the project's absolute path) -> deploy_headless_agent (returns once the agent "
-    "has started) -> watch with get_real_task_status and get_agent_output (tail, filter) -> "
-    "kill_real_agent to stop one. Agents report back with update_agent_progress, "
+    "has started; deploy every agent you need) -> wait_for_agents, which returns when they have "
+    "ended with each one's status, exit, last message, findings count and usage, or after "
+    "timeout_seconds (default 50) with the ones still running: then call wait_for_agents again "
+    "rather than polling get_real_task_status. get_agent_output (tail, filter) shows an agent's "
+    "output, get_real_task_status the whole task; kill_real_agent stops one. Agents report "
+    "back with update_agent_progress, "
     "report_agent_finding and spawn_child_agent. Limits (max_concurrent, max_agents, max_depth) "
     "are enforced atomically; a refusal says which limit and how to raise it.";
 
@@ -148,10 +156,62 @@ class WorkerPool {
   bool stopping_ = false;
 };
 
+// Threads for tool calls that may block for a long time (wait_for_agents),
+// one each, so that they never hold up the worker pool; at most `limit` at
+// once. Drain() waits for every one to finish.
+class BlockingCalls {
+ public:
+  explicit BlockingCalls(int limit) : limit_(limit) {}
+  ~BlockingCalls() { Drain(); }
+
+  // Runs `job` on a thread of its own; false when `limit` are running (or
+  // no thread can be started).
+  bool TryStart(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (running_ >= limit_) return false;
+      ++running_;
+    }
+    try {
+      std::thread([this, job = std::move(job)]() mutable {
+        job();
+        job = nullptr;  // before Drain() can return: it refers to the server
+        std::lock_guard<std::mutex> guard(mutex_);
+        if (--running_ == 0) idle_.notify_all();
+      }).detach();
+    } catch (const std::system_error&) {
+      std::lock_guard<std::mutex> guard(mutex_);
+      --running_;
+      return false;
+    }
+    return true;
+  }
+
+  void Drain() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    idle_.wait(lock, [this] { return running_ == 0; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  int running_ = 0;
+  const int limit_;
+};
+
+// A tool call a worker is running: how the reader stops it.
+struct InFlightCall {
+  std::shared_ptr<StopSignal> stop;    // stopped on cancellation and at stdin EOF
+  std::atomic<bool> cancelled{false};  // notifications/cancelled: send no reply
+};
+
 class Server {
  public:
   Server(const Orchestrator& orchestrator, int output_fd)
-      : tools_(orchestrator), output_fd_(output_fd), pool_(kWorkers) {}
+      : tools_(orchestrator),
+        output_fd_(output_fd),
+        blocking_(kMaxBlockingCalls),
+        pool_(kWorkers) {}
 
   // Handles one input line (without its newline).
   void HandleLine(const std::string& line) {
@@ -175,8 +235,16 @@ class Server {
                        "parse error: the line is longer than 16 MiB and was discarded"));
   }
 
-  // Waits for every tool call to finish and be answered.
-  void Finish() { pool_.Drain(); }
+  // Stops the calls that block (a wait answers with what it has seen), then
+  // waits for every tool call to finish and be answered.
+  void Finish() {
+    {
+      std::lock_guard<std::mutex> guard(in_flight_mutex_);
+      for (const auto& [key, call] : in_flight_) call->stop->Stop();
+    }
+    pool_.Drain();
+    blocking_.Drain();
+  }
 
  private:
   // The error for a line ParseJson refused. Invalid JSON has no id to
@@ -268,7 +336,10 @@ class Server {
     if (method == "notifications/cancelled" && params.is_object() && params.contains("requestId")) {
       std::lock_guard<std::mutex> guard(in_flight_mutex_);
       auto found = in_flight_.find(params["requestId"].dump());
-      if (found != in_flight_.end()) found->second->store(true);
+      if (found != in_flight_.end()) {
+        found->second->cancelled.store(true);
+        found->second->stop->Stop();
+      }
     }
     // notifications/initialized and anything else need no action.
   }
@@ -350,24 +421,37 @@ class Server {
     if (params.contains("_meta") && params["_meta"].is_object()) {
       progress_token = params["_meta"].value("progressToken", json(nullptr));
     }
-    if (in_batch) return json::parse(CallTool(id, name, arguments, progress_token, nullptr));
+    if (in_batch) {
+      if (tools_.Blocks(name)) {
+        return json::parse(ToolErrorLine(
+            id,
+            name + " blocks, so it cannot run inside a batch: send it as a request of its own"));
+      }
+      return json::parse(CallTool(id, name, arguments, progress_token, nullptr));
+    }
     SubmitToolCall(id, name, arguments, progress_token);
     return std::nullopt;
   }
 
-  // Runs the call on a worker, which answers it unless it was cancelled
-  // meanwhile (notifications/cancelled).
+  // Runs the call on a worker (a thread of its own if it blocks), which
+  // answers it unless it was cancelled meanwhile (notifications/cancelled).
   void SubmitToolCall(const json& id, const std::string& name, const json& arguments,
                       const json& progress_token) {
-    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    Result<std::shared_ptr<StopSignal>> stop = StopSignal::Create();
+    if (!stop.ok()) {
+      SendLine(ToolErrorLine(id, "cannot run " + name + " now: " + stop.status().message()));
+      return;
+    }
+    auto call = std::make_shared<InFlightCall>();
+    call->stop = std::move(stop).value();
     {
       std::lock_guard<std::mutex> guard(in_flight_mutex_);
-      in_flight_[id.dump()] = cancelled;
+      in_flight_[id.dump()] = call;
     }
-    pool_.Submit([this, id, name, arguments, progress_token, cancelled] {
+    auto job = [this, id, name, arguments, progress_token, call] {
       std::string response;
       try {
-        response = CallTool(id, name, arguments, progress_token, cancelled.get());
+        response = CallTool(id, name, arguments, progress_token, call.get());
       } catch (const std::exception& error) {  // an exception here would end the process
         response = Serialise(
             ErrorResponse(id, kInternalError, std::string("internal error: ") + error.what()));
@@ -376,8 +460,19 @@ class Server {
         std::lock_guard<std::mutex> guard(in_flight_mutex_);
         in_flight_.erase(id.dump());
       }
-      if (!cancelled->load()) SendLine(std::move(response));
-    });
+      if (!call->cancelled.load()) SendLine(std::move(response));
+    };
+    if (!tools_.Blocks(name)) {
+      pool_.Submit(std::move(job));
+    } else if (!blocking_.TryStart(std::move(job))) {
+      {
+        std::lock_guard<std::mutex> guard(in_flight_mutex_);
+        in_flight_.erase(id.dump());
+      }
+      SendLine(ToolErrorLine(id, std::to_string(kMaxBlockingCalls) + " calls of " + name +
+                                     " are already waiting in this session: wait for one of "
+                                     "them to return, or cancel one"));
+    }
   }
 
   json Initialize(const json& id, const json& params) {
@@ -402,21 +497,30 @@ class Server {
              {"instructions", kInstructions}});
   }
 
-  // Runs a tool and returns the serialised response line.
+  // Runs a tool and returns the serialised response line. `call` is null
+  // inside a batch.
   std::string CallTool(const json& id, const std::string& name, const json& arguments,
-                       const json& progress_token, const std::atomic<bool>* cancelled) {
+                       const json& progress_token, const InFlightCall* call) {
+    CallContext context;
+    context.stop = call != nullptr ? call->stop.get() : nullptr;
     int sent = 0;
-    ProgressReporter progress = [&](const std::string& message) {
-      if (progress_token.is_null() || (cancelled && cancelled->load())) return;
-      Send({{"jsonrpc", "2.0"},
-            {"method", "notifications/progress"},
-            {"params",
-             {{"progressToken", progress_token}, {"progress", ++sent}, {"message", message}}}});
-    };
-    progress("running " + name);
-    ToolOutcome outcome = tools_.Call(name, arguments, progress);
-    // The result is serialised once and spliced in twice (structuredContent
-    // and its text copy): for a large status this halves the reply's cost.
+    if (!progress_token.is_null()) {
+      context.progress = [this, &sent, &progress_token, call](const std::string& message) {
+        if (call != nullptr && call->cancelled.load()) return;
+        Send({{"jsonrpc", "2.0"},
+              {"method", "notifications/progress"},
+              {"params",
+               {{"progressToken", progress_token}, {"progress", ++sent}, {"message", message}}}});
+      };
+    }
+    context.Progress("running " + name);
+    return ToolResultLine(id, tools_.Call(name, arguments, context));
+  }
+
+  // A tool's outcome as a response line. The result is serialised once and
+  // spliced in twice (structuredContent and its text copy): for a large
+  // status this halves the reply's cost.
+  static std::string ToolResultLine(const json& id, const ToolOutcome& outcome) {
     std::string structured =
         outcome.structured.dump(-1, ' ', false, json::error_handler_t::replace);
     std::string line;
@@ -430,6 +534,14 @@ class Server {
     line += outcome.is_error ? "true" : "false";
     line += "}}";
     return line;
+  }
+
+  // A tool result with isError, for a call that could not run.
+  static std::string ToolErrorLine(const json& id, const std::string& message) {
+    ToolOutcome outcome;
+    outcome.structured = {{"success", false}, {"error", message}};
+    outcome.is_error = true;
+    return ToolResultLine(id, outcome);
   }
 
   // Invalid UTF-8 (from agents' output, say) becomes U+FFFD instead of an
@@ -467,8 +579,9 @@ class Server {
   bool initialized_ = false;
   std::string negotiated_version_;
   std::mutex in_flight_mutex_;
-  std::map<std::string, std::shared_ptr<std::atomic<bool>>> in_flight_;
-  WorkerPool pool_;  // last: joined first on destruction
+  std::map<std::string, std::shared_ptr<InFlightCall>> in_flight_;
+  BlockingCalls blocking_;  // last two: joined first on destruction
+  WorkerPool pool_;
 };
 
 }  // namespace

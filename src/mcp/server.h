@@ -3,8 +3,12 @@
 // Newline-delimited JSON-RPC 2.0 on stdin/stdout, protocol versions
 // 2025-11-25, 2025-06-18, 2025-03-26 (with batches) and 2024-11-05. A reader
 // thread parses lines and answers fast methods inline; tools/call runs on a
-// small worker pool so pings and cancellations are handled while tools run.
-// One writer mutex writes whole lines.
+// small worker pool so pings and cancellations are handled while tools run,
+// and a call that blocks (wait_for_agents) on a thread of its own, so waits
+// never hold up other calls. notifications/cancelled stops a call's wait at
+// once and its reply is never sent; progress notifications go out only for
+// a call that carried _meta.progressToken. One writer mutex writes whole
+// lines.
 //
 // stdout carries MCP messages only, always: Serve moves the protocol stream
 // to a private descriptor and points fd 1 at stderr, so a stray write from
@@ -14,7 +18,8 @@
 // serving; a message nested deeper than 64 levels, or holding a number
 // beyond a double's range, is refused before any of it is copied, with an
 // error carrying its id when its top level names one. On stdin EOF every
-// request already read is answered before exit.
+// request already read is answered before exit; a wait still blocking then
+// returns at once with what it has seen (stopped: true).
 #pragma once
 
 #include <string>

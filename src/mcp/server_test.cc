@@ -173,10 +173,11 @@ TEST_F(ServerTest, ToolsListNamesEveryToolWithItsSchemas) {
     EXPECT_TRUE(tool.contains("inputSchema")) << tool.dump();
     EXPECT_TRUE(tool.contains("outputSchema")) << tool.dump();
   }
-  EXPECT_EQ(names, (std::set<std::string>{
-                       "create_real_task", "deploy_headless_agent", "get_real_task_status",
-                       "get_agent_output", "kill_real_agent", "update_agent_progress",
-                       "report_agent_finding", "spawn_child_agent", "get_health_status"}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{"create_real_task", "deploy_headless_agent",
+                                   "get_real_task_status", "get_agent_output", "kill_real_agent",
+                                   "update_agent_progress", "report_agent_finding",
+                                   "spawn_child_agent", "get_health_status", "wait_for_agents"}));
   // herd returns everything at once: a cursor is refused.
   replies = Session(std::vector<json>{Initialize(), Request(2, "tools/list", {{"cursor", "x"}})});
   EXPECT_EQ(ErrorCode(ReplyTo(replies, 2)), -32602);
@@ -351,6 +352,43 @@ TEST_F(ServerTest, EveryRequestReadBeforeEofIsAnswered) {
   for (int id = 1; id <= 20; ++id) {
     EXPECT_TRUE(ReplyTo(replies, id)["result"]["structuredContent"].value("success", false)) << id;
   }
+}
+
+// The client has gone (EOF) while a wait blocks: the wait returns at once
+// with what it has seen, and is answered. Without that it would block for
+// its 600 s timeout.
+TEST_F(ServerTest, AWaitBlockingAtEofIsAnsweredWithWhatItSaw) {
+  std::string task = CreateTask();
+  std::string agent = DeployAgent(task, {"sleep", "300"});
+  std::vector<json> replies = Session(std::vector<json>{
+      Initialize(),
+      CallTool(1, "wait_for_agents", {{"task_id", task}, {"timeout_seconds", 600}}),
+  });
+  json result = ReplyTo(replies, 1)["result"]["structuredContent"];
+  EXPECT_EQ(result.value("success", false), true) << result.dump();
+  EXPECT_EQ(result["stopped"], true) << result.dump();
+  EXPECT_EQ(result["condition_met"], false);
+  EXPECT_EQ(result["still_active"], json::array({agent}));
+}
+
+TEST_F(ServerTest, AWaitInsideABatchIsRefused) {
+  json batch =
+      json::array({CallTool(1, "wait_for_agents", {{"task_id", "TASK-20260101-000000-00000000"}}),
+                   Request(2, "ping")});
+  int input_fd = MemfdWith(Initialize(0, "2025-03-26").dump() + "\n" + batch.dump() + "\n");
+  int output_fd = MemfdWith("");
+  mcp::ServeOn(workspace(), input_fd, output_fd);
+  std::string output = ReadAll(output_fd);
+  close(input_fd);
+  close(output_fd);
+  // The batch's replies are the second line, one array.
+  std::string second = output.substr(output.find('\n') + 1);
+  json replies = json::parse(second, nullptr, false);
+  ASSERT_TRUE(replies.is_array() && replies.size() == 2) << output;
+  EXPECT_EQ(replies[0]["result"]["isError"], true) << replies.dump();
+  EXPECT_THAT(replies[0]["result"]["structuredContent"].value("error", ""),
+              HasSubstr("cannot run inside a batch"));
+  EXPECT_EQ(replies[1]["result"], json::object());
 }
 
 TEST_F(ServerTest, ALastLineWithoutItsNewlineIsAnswered) {

@@ -26,7 +26,7 @@ class ToolSchemaTest : public HerdTest {
   std::string workspace_base() const { return root() + "/workspace"; }
 
   mcp::ToolOutcome Call(const std::string& name, const json& arguments) {
-    return tools_.Call(name, arguments, [](const std::string&) {});
+    return tools_.Call(name, arguments, mcp::CallContext());
   }
 
   Orchestrator orchestrator_;
@@ -44,6 +44,7 @@ TEST_F(ToolSchemaTest, EveryToolsInputSchemaIsItsRequests) {
       {"report_agent_finding", &FindingReport::Parameters()},
       {"spawn_child_agent", &SpawnRequest::Parameters()},
       {"get_health_status", &HealthRequest::Parameters()},
+      {"wait_for_agents", &WaitRequest::Parameters()},
   };
   ASSERT_EQ(tools_.Definitions().size(), requests.size());
   for (const json& tool : tools_.Definitions()) {

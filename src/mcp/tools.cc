@@ -91,6 +91,26 @@ json FindingOutput() {
       {{"own_finding", Typed("object")}, {"coordination_info", CoordinationInfo()}});
 }
 
+json WaitOutput() {
+  return OutputSchema(
+      {{"task_id", Typed("string")},
+       {"condition_met",
+        {{"type", "boolean"},
+         {"description", "false when the timeout passed first: call wait_for_agents again"}}},
+       {"timed_out", Typed("boolean")},
+       {"still_active",
+        {{"type", "array"},
+         {"items", Typed("string")},
+         {"description", "the agents waited for that are still running"}}},
+       {"summary", Typed("string")},
+       {"agents",
+        {{"type", "array"},
+         {"items", Typed("object")},
+         {"description",
+          "each agent waited for: status, exit_code, last_message, final_result, findings, "
+          "usage"}}}});
+}
+
 json HealthOutput() {
   return OutputSchema({{"workspaces", Typed("array")}, {"summary", Typed("object")}});
 }
@@ -101,7 +121,7 @@ json HealthOutput() {
 // against the request's parameters) and runs it.
 
 using Handler = Result<json> (*)(const Orchestrator& orchestrator, const json& arguments,
-                                 const ProgressReporter& progress);
+                                 const CallContext& context);
 
 bool Given(const json& arguments, const char* name) {
   return arguments.is_object() && arguments.contains(name) && !arguments[name].is_null();
@@ -114,24 +134,24 @@ std::string DefaultBackend() {
 }
 
 Result<json> StartAgent(const Orchestrator& orchestrator, const agents::DeployRequest& request,
-                        const ProgressReporter& progress) {
-  progress("starting a " + request.backend + " agent");
+                        const CallContext& context) {
+  context.Progress("starting a " + request.backend + " agent");
   return orchestrator.Deploy(request);
 }
 
 Result<json> CreateRealTask(const Orchestrator& orchestrator, const json& arguments,
-                            const ProgressReporter&) {
+                            const CallContext&) {
   Result<CreateTaskRequest> request = CreateTaskRequest::FromArguments(arguments);
   if (!request.ok()) return request.status();
   return orchestrator.CreateTask(*request);
 }
 
 Result<json> DeployHeadlessAgent(const Orchestrator& orchestrator, const json& arguments,
-                                 const ProgressReporter& progress) {
+                                 const CallContext& context) {
   Result<DeployAgentRequest> request = DeployAgentRequest::FromArguments(arguments);
   if (!request.ok()) return request.status();
   if (!Given(arguments, "backend")) request->backend = DefaultBackend();
-  return StartAgent(orchestrator, *request, progress);
+  return StartAgent(orchestrator, *request, context);
 }
 
 // A child runs on its parent's backend and model unless the caller names
@@ -158,16 +178,16 @@ Status InheritFromParent(const Orchestrator& orchestrator, SpawnRequest* request
 }
 
 Result<json> SpawnChildAgent(const Orchestrator& orchestrator, const json& arguments,
-                             const ProgressReporter& progress) {
+                             const CallContext& context) {
   Result<SpawnRequest> request = SpawnRequest::FromArguments(arguments);
   if (!request.ok()) return request.status();
   if (!request->backend_given) request->backend = DefaultBackend();
   HERD_RETURN_IF_ERROR(InheritFromParent(orchestrator, &*request));
-  return StartAgent(orchestrator, *request, progress);
+  return StartAgent(orchestrator, *request, context);
 }
 
 Result<json> GetRealTaskStatus(const Orchestrator& orchestrator, const json& arguments,
-                               const ProgressReporter&) {
+                               const CallContext&) {
   Result<StatusRequest> request = StatusRequest::FromArguments(arguments);
   if (!request.ok()) return request.status();
   Result<json> status = orchestrator.TaskStatus(request->task_id);
@@ -176,42 +196,54 @@ Result<json> GetRealTaskStatus(const Orchestrator& orchestrator, const json& arg
 }
 
 Result<json> GetAgentOutput(const Orchestrator& orchestrator, const json& arguments,
-                            const ProgressReporter&) {
+                            const CallContext&) {
   Result<OutputRequest> request = OutputRequest::FromArguments(arguments);
   if (!request.ok()) return request.status();
   return orchestrator.AgentOutput(*request);
 }
 
 Result<json> KillRealAgent(const Orchestrator& orchestrator, const json& arguments,
-                           const ProgressReporter& progress) {
+                           const CallContext& context) {
   Result<KillRequest> request = KillRequest::FromArguments(arguments);
   if (!request.ok()) return request.status();
-  progress("stopping " + request->agent_id);
+  context.Progress("stopping " + request->agent_id);
   return orchestrator.Kill(*request);
 }
 
 Result<json> UpdateAgentProgress(const Orchestrator& orchestrator, const json& arguments,
-                                 const ProgressReporter&) {
+                                 const CallContext&) {
   Result<ProgressReport> report = ProgressReport::FromArguments(arguments);
   if (!report.ok()) return report.status();
   return orchestrator.ReportProgress(*report);
 }
 
 Result<json> ReportAgentFinding(const Orchestrator& orchestrator, const json& arguments,
-                                const ProgressReporter&) {
+                                const CallContext&) {
   Result<FindingReport> report = FindingReport::FromArguments(arguments);
   if (!report.ok()) return report.status();
   return orchestrator.ReportFinding(*report);
 }
 
 Result<json> GetHealthStatus(const Orchestrator& orchestrator, const json& arguments,
-                             const ProgressReporter& progress) {
+                             const CallContext& context) {
   Result<HealthRequest> request = HealthRequest::FromArguments(arguments);
   if (!request.ok()) return request.status();
   health::DoctorOptions options;
   options.task_id = request->task_id;
-  progress("checking registries, processes and lock figures");
+  context.Progress("checking registries, processes and lock figures");
   return health::Diagnose(orchestrator.stores(), orchestrator.workspace(), options);
+}
+
+Result<json> WaitForAgents(const Orchestrator& orchestrator, const json& arguments,
+                           const CallContext& context) {
+  Result<WaitRequest> request = WaitRequest::FromArguments(arguments);
+  if (!request.ok()) return request.status();
+  WaitHooks hooks;
+  hooks.progress = context.progress;
+  hooks.stop = context.stop;
+  Result<WaitReport> report = orchestrator.WaitForAgents(*request, hooks);
+  if (!report.ok()) return report.status();
+  return FitWaitReply(report->ToJson());
 }
 
 // ---- the tools ----------------------------------------------------------------
@@ -230,6 +262,7 @@ struct Tool {
   const ParameterList& (*parameters)();  // the request's: the inputSchema
   json (*output_schema)();
   Handler handler;
+  bool blocks = false;  // may wait for a long time (ToolSet::Blocks)
 };
 
 // In tools/list order.
@@ -313,6 +346,20 @@ const Tool kTools[] = {
      HealthRequest::Parameters,
      HealthOutput,
      GetHealthStatus},
+    {"wait_for_agents",
+     "Wait for agents",
+     "Wait until a task's agents have ended, instead of polling get_real_task_status. Returns "
+     "as soon as every agent named in agent_ids (default: every agent of the task that is "
+     "active) has ended, or with mode \"any\" the first of them, or when timeout_seconds "
+     "passes (default 50, under clients' 60 s tool-call limits). The reply gives each agent's "
+     "final status, exit code, last message, final result, findings count and usage. A wait "
+     "that times out is not an error: condition_met is false and still_active lists the "
+     "agents still running; call wait_for_agents again to keep waiting. Reads only.",
+     {.read_only = true, .idempotent = true},
+     WaitRequest::Parameters,
+     WaitOutput,
+     WaitForAgents,
+     /*blocks=*/true},
 };
 
 const Tool* FindTool(const std::string& name) {
@@ -351,8 +398,13 @@ bool ToolSet::Has(const std::string& name) const {
   return FindTool(name) != nullptr;
 }
 
+bool ToolSet::Blocks(const std::string& name) const {
+  const Tool* tool = FindTool(name);
+  return tool != nullptr && tool->blocks;
+}
+
 ToolOutcome ToolSet::Call(const std::string& name, const json& arguments,
-                          const ProgressReporter& progress) const {
+                          const CallContext& context) const {
   ToolOutcome outcome;
   if (!arguments.is_null() && !arguments.is_object()) {
     outcome.structured = {{"success", false}, {"error", "arguments must be a JSON object"}};
@@ -362,7 +414,7 @@ ToolOutcome ToolSet::Call(const std::string& name, const json& arguments,
   Result<json> result = Status::InvalidArgument("unknown tool " + name);
   try {
     if (const Tool* tool = FindTool(name))
-      result = tool->handler(orchestrator_, arguments, progress);
+      result = tool->handler(orchestrator_, arguments, context);
   } catch (const std::exception& error) {
     result = Status::InvalidArgument(std::string("internal error: ") + error.what());
   }

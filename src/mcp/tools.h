@@ -3,7 +3,8 @@
 // The tools keep the reference orchestrator's names, parameters and result
 // keys (create_real_task, deploy_headless_agent, get_real_task_status,
 // get_agent_output, kill_real_agent, update_agent_progress,
-// report_agent_finding, spawn_child_agent). They are one table (kTools in
+// report_agent_finding, spawn_child_agent), plus herd's get_health_status
+// and wait_for_agents. They are one table (kTools in
 // tools.cc): name, title, description, hints, the request whose parameters
 // (orchestrator/requests.h) make the inputSchema and check the arguments,
 // the output schema, and a short handler that fills the request, calls the
@@ -20,6 +21,7 @@
 #include <string>
 
 #include "orchestrator/orchestrator.h"
+#include "util/stop_signal.h"
 
 namespace herd::mcp {
 
@@ -34,6 +36,20 @@ struct ToolOutcome {
 // numbers the notifications).
 using ProgressReporter = std::function<void(const std::string& message)>;
 
+// What a handler gets from the call beyond its arguments.
+struct CallContext {
+  // Empty when the call carried no progress token: nobody listens.
+  ProgressReporter progress;
+  // Stopped when the client cancels the call (notifications/cancelled) or
+  // the server shuts down; blocking handlers return early on it. May be
+  // null (a call inside a batch).
+  const StopSignal* stop = nullptr;
+
+  void Progress(const std::string& message) const {
+    if (progress) progress(message);
+  }
+};
+
 class ToolSet {
  public:
   explicit ToolSet(const Orchestrator& orchestrator);
@@ -42,10 +58,13 @@ class ToolSet {
   // outputSchema, annotations.
   const json& Definitions() const { return definitions_; }
   bool Has(const std::string& name) const;
+  // True for a tool that may block for a long time (it waits for agents):
+  // the server runs it outside its worker pool.
+  bool Blocks(const std::string& name) const;
 
   // Runs tool `name` (which must exist) with `arguments`.
   ToolOutcome Call(const std::string& name, const json& arguments,
-                   const ProgressReporter& progress) const;
+                   const CallContext& context) const;
 
   // resources/list and resources/templates/list results.
   json ListResources() const;

@@ -42,8 +42,9 @@ class ToolsTest : public HerdTest {
 
   mcp::ToolOutcome CallTool(const std::string& name, const json& arguments) {
     progress_.clear();
-    return tools_->Call(name, arguments,
-                        [this](const std::string& message) { progress_.push_back(message); });
+    mcp::CallContext context;
+    context.progress = [this](const std::string& message) { progress_.push_back(message); };
+    return tools_->Call(name, arguments, context);
   }
 
   // The result of a call that must succeed.
@@ -134,6 +135,8 @@ class ToolsTest : public HerdTest {
               {"child_prompt", "p"}, {"backend", "command"},        {"command", {"true"}}};
     }
     if (name == "get_health_status") return json::object();
+    // Ended already: returns at once.
+    if (name == "wait_for_agents") return {{"task_id", task_}, {"agent_ids", {ended_}}};
     ADD_FAILURE() << "no valid arguments known for tool " << name << ": add them here";
     return json::object();
   }
@@ -157,11 +160,11 @@ json WrongTypeFor(const std::string& type) {
 
 TEST_F(ToolsTest, EveryToolIsListedWithAnObjectSchema) {
   std::vector<std::string> names = ToolNames();
-  EXPECT_EQ(
-      std::set<std::string>(names.begin(), names.end()),
-      (std::set<std::string>{"create_real_task", "deploy_headless_agent", "get_real_task_status",
-                             "get_agent_output", "kill_real_agent", "update_agent_progress",
-                             "report_agent_finding", "spawn_child_agent", "get_health_status"}));
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
+            (std::set<std::string>{"create_real_task", "deploy_headless_agent",
+                                   "get_real_task_status", "get_agent_output", "kill_real_agent",
+                                   "update_agent_progress", "report_agent_finding",
+                                   "spawn_child_agent", "get_health_status", "wait_for_agents"}));
   for (const json& tool : Definitions()) {
     EXPECT_EQ(tool["inputSchema"].value("type", ""), "object") << tool.dump();
     EXPECT_EQ(tool["outputSchema"].value("type", ""), "object") << tool.dump();

@@ -10,12 +10,16 @@
 // Requests and their parameters are in orchestrator/requests.h; the
 // overloads taking a request struct are what the surfaces call.
 //
+// WaitForAgents blocks (on file changes, never a timer loop) until agents
+// end or its timeout passes; it holds no lock while it waits.
+//
 // Thread-safe: its only state is caches (the stores' parsed documents, the
 // journal reader's tails, the process watch's pidfds), each thread-safe and
 // shared by copies, so one instance may serve concurrent MCP calls.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -33,6 +37,7 @@
 #include "registry/workspace.h"
 #include "util/journal_reader.h"
 #include "util/status.h"
+#include "util/stop_signal.h"
 
 namespace herd {
 
@@ -78,6 +83,49 @@ struct TaskListing {
   json ToJson() const;
 };
 
+// An agent as a wait reports it: its entry, how many findings it
+// recorded, and whether its processes are still there.
+struct WaitedAgent {
+  registry::AgentRecord agent;
+  size_t findings = 0;
+  agents::Liveness liveness = agents::Liveness::kEnded;
+
+  bool ended() const;
+  json ToJson() const;
+};
+
+// What a wait saw when it returned. A timed-out wait is a result, not an
+// error: it says who is still active.
+struct WaitReport {
+  enum class Outcome {
+    kConditionMet,  // all (or, with mode any, one) of the agents have ended
+    kTimedOut,      // the timeout passed first
+    kStopped,       // the caller stopped it (WaitHooks::stop) first
+  };
+  Outcome outcome = Outcome::kConditionMet;
+  std::string task_id;
+  std::string mode;  // all | any
+  double waited_seconds = 0;
+  double timeout_seconds = 0;
+  std::vector<WaitedAgent> agents;  // the agents waited for, in the task's order
+
+  std::vector<std::string> StillActive() const;
+  // "3 of 5 agents have ended; 2 still active: ...", for people and models.
+  std::string Summary() const;
+  // wait_for_agents' result.
+  json ToJson() const;
+};
+
+// How a wait reports while it blocks, and how it is stopped early.
+struct WaitHooks {
+  // Called when another agent ends and at least every `progress_interval`
+  // while waiting; unset: no progress, and no wake-ups for it.
+  std::function<void(const std::string& message)> progress;
+  std::chrono::milliseconds progress_interval{5000};
+  // When given and stopped, the wait returns at once (Outcome::kStopped).
+  const StopSignal* stop = nullptr;
+};
+
 class Orchestrator {
  public:
   // `workspace` is where new tasks go (unless they name a client_cwd) and
@@ -111,6 +159,10 @@ class Orchestrator {
   Result<registry::TaskSnapshot> ChangeLimits(const LimitsUpdate& update) const;
   Result<json> UpdateLimits(const LimitsUpdate& update) const;
   static json LimitsReply(const registry::TaskRecord& task);
+  // Blocks until the request's condition holds, its timeout passes or
+  // `hooks.stop` is stopped (each a WaitReport), woken by changes to the
+  // task's registry. NotFound for an unknown task or agent id.
+  Result<WaitReport> WaitForAgents(const WaitRequest& request, const WaitHooks& hooks = {}) const;
   // Progress and findings merged, oldest first, each tagged entry_type.
   Result<json> ProgressTimeline(const std::string& task_id) const;
 

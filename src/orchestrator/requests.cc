@@ -535,6 +535,49 @@ Result<FindingReport> FindingReport::FromArguments(const json& arguments, Argume
   return report;
 }
 
+// ---- wait_for_agents -----------------------------------------------------------------------
+
+const std::vector<std::string>& WaitRequest::Modes() {
+  static const std::vector<std::string> modes = {"all", "any"};
+  return modes;
+}
+
+const ParameterList& WaitRequest::Parameters() {
+  static const ParameterList parameters = {
+      TaskId(),
+      {.name = "agent_ids",
+       .type = Type::kStringList,
+       .description = "the agents to wait for (default: every agent active when the wait "
+                      "starts, and any started while it waits)",
+       .cli = "agent_ids"},
+      // On the command line: --all or --any (cli/commands.cc).
+      {.name = "mode",
+       .type = Type::kString,
+       .description = "all: return once every one has ended; any: once one has",
+       .default_value = WaitRequest().mode,
+       .values = WaitRequest::Modes()},
+      {.name = "timeout_seconds",
+       .type = Type::kNumber,
+       .description = "return after this many seconds even if agents are still running",
+       .default_value = kDefaultTimeoutSeconds,
+       .minimum = 0,
+       .maximum = kMaxTimeoutSeconds,
+       .cli = "--timeout"},
+  };
+  return parameters;
+}
+
+Result<WaitRequest> WaitRequest::FromArguments(const json& arguments, ArgumentNames names) {
+  Result<CheckedArguments> checked = CheckArguments(Parameters(), arguments, names);
+  if (!checked.ok()) return checked.status();
+  WaitRequest request;
+  checked->Get("task_id", &request.task_id);
+  checked->Get("agent_ids", &request.agent_ids);
+  checked->Get("mode", &request.mode);
+  checked->Get("timeout_seconds", &request.timeout_seconds);
+  return request;
+}
+
 // ---- get_health_status -------------------------------------------------------------------
 
 const ParameterList& HealthRequest::Parameters() {

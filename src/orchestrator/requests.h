@@ -166,6 +166,26 @@ struct FindingReport {
                                              ArgumentNames names = ArgumentNames::kJson);
 };
 
+// wait_for_agents; herd wait: block until the named agents (or the task's
+// active ones) have ended, or the timeout.
+struct WaitRequest {
+  static const std::vector<std::string>& Modes();  // all, any
+  // The default stays under MCP clients' tool-call timeouts (Codex: 60 s);
+  // a caller waits longer by calling again.
+  static constexpr double kDefaultTimeoutSeconds = 50;
+  static constexpr double kMaxTimeoutSeconds = 86400;
+  std::string task_id;
+  // "": every agent active when the wait starts, and any started while it
+  // waits.
+  std::vector<std::string> agent_ids;
+  std::string mode = "all";  // all: every one has ended; any: one has
+  double timeout_seconds = kDefaultTimeoutSeconds;
+
+  static const ParameterList& Parameters();
+  static Result<WaitRequest> FromArguments(const json& arguments,
+                                           ArgumentNames names = ArgumentNames::kJson);
+};
+
 // get_health_status; herd doctor (whose --repair and --dry-run only the
 // command line offers).
 struct HealthRequest {

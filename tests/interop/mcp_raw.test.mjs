@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import {
-  PROTOCOL_VERSIONS, makeWorkspace, RawSession, sleeperCommand, waitForLog, waitUntil, isAlive,
+  PROTOCOL_VERSIONS, TOOL_NAMES, makeWorkspace, RawSession, sleeperCommand, waitForLog, waitUntil, isAlive,
   cleanupAllWorkspaces, withTimeout,
 } from "./lib/herd_client.mjs";
 
@@ -87,7 +87,7 @@ test("lifecycle: ping before initialize, -32600 for other requests, -32601 for u
     s.send({ jsonrpc: "2.0", id: "from-client-2", error: { code: -1, message: "x" } });
     s.notify("notifications/cancelled", { requestId: "never-sent" });
     const list = await s.request("tools/list", {}, { id: 11 });
-    assert.equal(list.result.tools.length, 9);
+    assert.equal(list.result.tools.length, TOOL_NAMES.length);
     // Exactly one reply per request, none for the notifications.
     const ids = s.messages.map(m => m.id);
     assert.deepEqual(ids, ["early-ping", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
@@ -210,7 +210,7 @@ test("1e400 in a tool's arguments: -32602 invalid params with that request's id,
     const bad = await sendThenPing(s, '{"jsonrpc":"2.0","id":1e400,"method":"ping"}', "after-bad-id");
     assertError(bad[0], -32602, null);
     const list = await s.request("tools/list", {}, { id: "list" });
-    assert.equal(list.result.tools.length, 9);
+    assert.equal(list.result.tools.length, TOOL_NAMES.length);
   }));
 
 test("deep nesting: a request nested 200,000 levels deep gets -32600 with its id and the server keeps serving", T, () =>
@@ -236,7 +236,7 @@ test("deep nesting: a request nested 200,000 levels deep gets -32600 with its id
     const shallow = "[".repeat(50) + "]".repeat(50);
     assert.deepEqual(await s.request("ping", { x: JSON.parse(shallow) }, { id: "shallow" }), { jsonrpc: "2.0", id: "shallow", result: {} });
     const list = await s.request("tools/list", {}, { id: "list-after-deep" });
-    assert.equal(list.result.tools.length, 9);
+    assert.equal(list.result.tools.length, TOOL_NAMES.length);
     const task = await s.tool("create_real_task", { description: "created after the deep requests" });
     assert.match(task.task_id, /^TASK-/);
   }));
@@ -328,7 +328,7 @@ test("batches: accepted under 2025-03-26 (array reply, nothing for notifications
     const byId = Object.fromEntries(batch.filter(m => m.id !== null).map(m => [m.id, m]));
     assert.deepEqual(Object.keys(byId).sort(), ["b1", "b2", "b3", "b4"]);
     assert.deepEqual(byId.b1.result, {});
-    assert.equal(byId.b2.result.tools.length, 9);
+    assert.equal(byId.b2.result.tools.length, TOOL_NAMES.length);
     assert.equal(byId.b3.result.isError, false);
     const created = byId.b3.result.structuredContent;
     assert.ok(fs.existsSync(path.join(w.ws, created.task_id)));

@@ -116,7 +116,7 @@ test("handshake at every supported protocol version", T, async t => {
   }
 });
 
-test("tools/list: the eight reference tools and get_health_status, with complete input schemas, output schemas and annotations", T, () =>
+test("tools/list: the eight reference tools, get_health_status and wait_for_agents, with complete input schemas, output schemas and annotations", T, () =>
   withServer(async ({ c, tools }) => {
     assert.deepEqual(tools.map(x => x.name).sort(), [...TOOL_NAMES].sort());
     const again = await c.listTools();
@@ -138,6 +138,7 @@ test("tools/list: the eight reference tools and get_health_status, with complete
       report_agent_finding: ["task_id", "agent_id", "finding_type", "severity", "message"],
       spawn_child_agent: ["task_id", "parent_agent_id", "child_agent_type", "child_prompt"],
       get_health_status: [],
+      wait_for_agents: ["task_id"],
     };
     // The reference's parameters (plus the backend/model choice the issue asks for).
     const properties = {
@@ -152,6 +153,7 @@ test("tools/list: the eight reference tools and get_health_status, with complete
       report_agent_finding: ["task_id", "agent_id", "finding_type", "severity", "message", "data"],
       spawn_child_agent: ["task_id", "parent_agent_id", "child_agent_type", "child_prompt"],
       get_health_status: ["task_id"],
+      wait_for_agents: ["task_id", "agent_ids", "mode", "timeout_seconds"],
     };
     for (const tool of tools) {
       const name = tool.name;
