@@ -22,7 +22,7 @@ namespace {
 
 using registry::AgentRecord;
 using registry::TaskRecord;
-using registry::TaskSnapshot;
+using registry::SharedTask;
 
 // A backend's final answer is shown up to this many bytes.
 constexpr size_t kFinalResultPreviewBytes = 1000;
@@ -97,23 +97,23 @@ std::string ProgressMessage(const Tally& tally, MonotonicClock::time_point start
 }
 
 struct Blocked {
-  TaskSnapshot snapshot;  // the last read
+  SharedTask snapshot;  // the last read
   WaitReport::Outcome outcome = WaitReport::Outcome::kConditionMet;
 };
 
 // Evaluates the condition on every read and blocks on `watch` in between
 // until it holds, the deadline passes or the wait is stopped.
-Result<Blocked> Block(DirectoryWatch& watch, const std::function<Result<TaskSnapshot>()>& read,
-                      TaskSnapshot first, const WaitSet& set, const WaitRequest& request,
+Result<Blocked> Block(DirectoryWatch& watch, const std::function<Result<SharedTask>()>& read,
+                      SharedTask first, const WaitSet& set, const WaitRequest& request,
                       const WaitHooks& hooks, MonotonicClock::time_point start) {
   const auto deadline = start + std::chrono::duration_cast<MonotonicClock::duration>(
                                     std::chrono::duration<double>(request.timeout_seconds));
   const auto never = MonotonicClock::time_point::max();
   Blocked blocked{std::move(first)};
-  size_t reported_ended = Count(set, blocked.snapshot.task).ended;
+  size_t reported_ended = Count(set, blocked.snapshot->task).ended;
   auto next_progress = hooks.progress ? start + hooks.progress_interval : never;
   for (;;) {
-    Tally tally = Count(set, blocked.snapshot.task);
+    Tally tally = Count(set, blocked.snapshot->task);
     if (Holds(request.mode, tally)) return blocked;
     auto now = MonotonicClock::now();
     if (hooks.progress && (tally.ended != reported_ended || now >= next_progress)) {
@@ -275,8 +275,8 @@ Result<WaitReport> Orchestrator::WaitForAgents(const WaitRequest& request,
   HERD_RETURN_IF_ERROR(watch.Add(workspace.TaskDirectory(task_id), WatchFor::kReplacedFiles));
   registry::JsonRegistry registry = RegistryOf(workspace);
   auto read = [&] { return registry.ReadTask(task_id); };
-  HERD_ASSIGN_OR_RETURN(TaskSnapshot first, read());
-  HERD_ASSIGN_OR_RETURN(WaitSet set, WaitSet::For(request, first.task));
+  HERD_ASSIGN_OR_RETURN(SharedTask first, read());
+  HERD_ASSIGN_OR_RETURN(WaitSet set, WaitSet::For(request, first->task));
   HERD_ASSIGN_OR_RETURN(Blocked blocked,
                         Block(watch, read, std::move(first), set, request, hooks, start));
 
@@ -286,7 +286,7 @@ Result<WaitReport> Orchestrator::WaitForAgents(const WaitRequest& request,
   report.mode = request.mode;
   report.timeout_seconds = request.timeout_seconds;
   const double now = NowUnixSeconds();
-  for (const AgentRecord* agent : set.Select(blocked.snapshot.task)) {
+  for (const AgentRecord* agent : set.Select(blocked.snapshot->task)) {
     WaitedAgent& waited = report.agents.emplace_back();
     waited.agent = *agent;
     waited.findings =
