@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "registry/global_index.h"
 #include "util/clock.h"
 #include "util/text_file.h"
@@ -121,6 +123,31 @@ Result<TerminationOutcome> JsonRegistry::Terminate(const std::string& task_id,
         }
         outcome.agent = *entry;
         return outcome.changed ? Decision::kCommit : Decision::kNoChange;
+      });
+  if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
+  if (!status.ok()) outcome.warning = status.message();
+  return outcome;
+}
+
+Result<StopOutcome> JsonRegistry::StopTask(const std::string& task_id, const std::string& reason,
+                                           int kill_grace_ms) const {
+  StopOutcome outcome;
+  // The index follows: it holds the agents' statuses.
+  Status status =
+      UpdateTaskAndIndex(stores_, workspace_, task_id, [&](TaskRecord& task) -> Result<Decision> {
+        if (task.task_id.empty()) return Status::NotFound("task " + task_id + " does not exist");
+        outcome.already_stopped = task.stopped.has_value();
+        outcome.marked = registry::StopTask(task, reason, kill_grace_ms, NowIso8601());
+        outcome.stop = *task.stopped;
+        for (const AgentRecord& agent : task.agents) {
+          bool marked_now = std::any_of(outcome.marked.begin(), outcome.marked.end(),
+                                        [&](const AgentRecord& m) { return m.id == agent.id; });
+          if (!marked_now && !agent.exit && agent.phase != "lost") {
+            outcome.unfinished.push_back(agent);
+          }
+        }
+        bool changed = !outcome.already_stopped || !outcome.marked.empty();
+        return changed ? Decision::kCommit : Decision::kNoChange;
       });
   if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
   if (!status.ok()) outcome.warning = status.message();
