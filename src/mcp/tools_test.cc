@@ -87,6 +87,8 @@ class ToolsTest : public HerdTest {
   void MakeTask() {
     task_ = Succeeds("create_real_task", {{"description", "a task made by a tools test"}})
                 .value("task_id", "");
+    spare_task_ = Succeeds("create_real_task", {{"description", "a task for stop_task"}})
+                      .value("task_id", "");
     ended_ = Succeeds("deploy_headless_agent", {{"task_id", task_},
                                                 {"agent_type", "ended"},
                                                 {"prompt", "p"},
@@ -115,6 +117,8 @@ class ToolsTest : public HerdTest {
     if (name == "get_real_task_status") return {{"task_id", task_}};
     if (name == "get_agent_output") return {{"task_id", task_}, {"agent_id", ended_}};
     if (name == "kill_real_agent") return {{"task_id", task_}, {"agent_id", ended_}};
+    // Its own task: a stopped task_ would refuse the spawn below.
+    if (name == "stop_task") return {{"task_id", spare_task_}, {"reason", "enough"}};
     if (name == "update_agent_progress") {
       return {{"task_id", task_},
               {"agent_id", running_},
@@ -138,7 +142,7 @@ class ToolsTest : public HerdTest {
     return json::object();
   }
 
-  std::string task_, ended_, running_;
+  std::string task_, spare_task_, ended_, running_;
   std::vector<std::string> progress_;
 
  private:
@@ -157,11 +161,11 @@ json WrongTypeFor(const std::string& type) {
 
 TEST_F(ToolsTest, EveryToolIsListedWithAnObjectSchema) {
   std::vector<std::string> names = ToolNames();
-  EXPECT_EQ(
-      std::set<std::string>(names.begin(), names.end()),
-      (std::set<std::string>{"create_real_task", "deploy_headless_agent", "get_real_task_status",
-                             "get_agent_output", "kill_real_agent", "update_agent_progress",
-                             "report_agent_finding", "spawn_child_agent", "get_health_status"}));
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
+            (std::set<std::string>{"create_real_task", "deploy_headless_agent",
+                                   "get_real_task_status", "get_agent_output", "kill_real_agent",
+                                   "stop_task", "update_agent_progress", "report_agent_finding",
+                                   "spawn_child_agent", "get_health_status"}));
   for (const json& tool : Definitions()) {
     EXPECT_EQ(tool["inputSchema"].value("type", ""), "object") << tool.dump();
     EXPECT_EQ(tool["outputSchema"].value("type", ""), "object") << tool.dump();
