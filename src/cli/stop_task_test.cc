@@ -25,7 +25,8 @@ class KillAllTest : public HerdTest {
   // them; each must be running now.
   void RunningProcesses(const std::string& task_id, std::vector<Identity>* agents,
                         std::vector<Identity>* supervisors) {
-    for (const json& entry : TaskRegistry(task_id)["agents"]) {
+    json registry = TaskRegistry(task_id);
+    for (const json& entry : registry["agents"]) {
       agents->push_back(AgentProcessOf(entry));
       supervisors->push_back(SupervisorOf(entry));
       EXPECT_TRUE(IsRunning(agents->back())) << entry.dump();
@@ -82,7 +83,8 @@ TEST_F(KillAllTest, StopsFourHundredSleepingAgentsWithNoneLeftAndNoError) {
   EXPECT_TRUE(WaitForExit(supervisors, DeadlineIn(std::chrono::minutes(2))));
   std::vector<Identity> marked = ProcessesWithEnvironment("HERD_TASK_ID=" + task);
   EXPECT_TRUE(marked.empty()) << DescribeProcesses(marked);
-  for (const json& entry : TaskRegistry(task)["agents"]) {
+  json recorded = TaskRegistry(task);
+  for (const json& entry : recorded["agents"]) {
     EXPECT_EQ(entry.value("status", ""), "terminated") << "a late exit record keeps it";
     EXPECT_EQ(entry.value("phase", ""), "exited") << entry.dump();
   }
