@@ -18,7 +18,9 @@
 //   (d) stopping a task (issue 13), with `herd-bench-agents --stop-task
 //       [N...]` (default 100 400): N agents running `sleep 600`, deployed
 //       four at a time, then one `herd kill TASK --all --grace 5`: its wall
-//       time, herd's own elapsed figure, failures, and agents left running.
+//       time, herd's own elapsed figure, failures, agents left running, and
+//       until every supervisor had recorded its exit (and how many of those
+//       records met the lock timeout and retried).
 //       Beside it the baseline: N concurrent single `herd kill`s of another
 //       task's N agents (failed commands, agents left running). The lock
 //       timeout is herd's default (HERD_LOCK_TIMEOUT_MS unset), as users run
@@ -184,19 +186,28 @@ struct StopMeasurement {
   double herd_ms = -1;   // herd's own elapsed_ms (stop_task only)
   int failed = 0;        // failed commands, or agents the stop reported failed
   int left_running = 0;  // agent processes alive once the command(s) returned
+  // stop_task only: until every supervisor had recorded its agent's exit
+  // and exited, and how many of them met the lock timeout on the way
+  // (they retry; the status was final already).
+  double exits_recorded_ms = -1;
+  int exit_lock_timeouts = -1;
 };
 
 // A task of `agents` agents running `sleep 600`; returns its id, and the
 // agents' ids and processes.
 std::string SleepingTask(int agents, std::vector<std::string>* ids,
-                         std::vector<Identity>* processes, const std::string& workspace) {
+                         std::vector<Identity>* processes, const std::string& workspace,
+                         std::vector<Identity>* supervisors = nullptr) {
   std::string count = std::to_string(agents);
   std::string task = RunJson({"task", "create", "stop benchmark", "--max-concurrent", count,
                               "--max-agents", count})
                          .at("task_id");
   *ids = DeployCommandAgents(task, agents, {"sleep", "600"});
   json document = ReadJsonFile(workspace + "/" + task + "/AGENT_REGISTRY.json");
-  for (const json& entry : document["agents"]) processes->push_back(AgentProcessOf(entry));
+  for (const json& entry : document["agents"]) {
+    processes->push_back(AgentProcessOf(entry));
+    if (supervisors != nullptr) supervisors->push_back(SupervisorOf(entry));
+  }
   return task;
 }
 
@@ -206,19 +217,31 @@ int StillRunning(const std::vector<Identity>& processes) {
 
 StopMeasurement MeasureStopTask(int agents, const std::string& workspace) {
   std::vector<std::string> ids;
-  std::vector<Identity> processes;
-  std::string task = SleepingTask(agents, &ids, &processes, workspace);
+  std::vector<Identity> processes, supervisors;
+  std::string task = SleepingTask(agents, &ids, &processes, workspace, &supervisors);
   RunOptions patient;
   patient.timeout = std::chrono::minutes(10);
+  auto start = Clock::now();
   CommandResult result = RunHerd({"kill", task, "--all", "--grace", "5", "--json"}, patient);
   json reply = result.Json();
   if (result.exit_code != 0 || reply.is_discarded()) Fail(result.Describe());
-  return {"stop_task (`herd kill --all`)",
-          agents,
-          result.wall_ms,
-          reply.value("elapsed_ms", -1.0),
-          reply.value("failed", -1),
-          StillRunning(processes)};
+  StopMeasurement figures{"stop_task (`herd kill --all`)",
+                          agents,
+                          result.wall_ms,
+                          reply.value("elapsed_ms", -1.0),
+                          reply.value("failed", -1),
+                          StillRunning(processes)};
+  if (!WaitForExit(supervisors, DeadlineIn(std::chrono::minutes(10)))) {
+    Fail("supervisors of " + task + " still run 10 minutes after the stop");
+  }
+  figures.exits_recorded_ms = MillisecondsBetween(start, Clock::now());
+  figures.exit_lock_timeouts = 0;
+  for (const std::string& id : ids) {
+    std::string log = ReadFile(workspace + "/" + task + "/logs/" + id + "_supervisor.log");
+    figures.exit_lock_timeouts +=
+        log.find("could not record the agent's exit") != std::string::npos;
+  }
+  return figures;
 }
 
 StopMeasurement MeasureConcurrentKills(int agents, const std::string& workspace) {
@@ -252,14 +275,14 @@ int StopMain(const std::vector<int>& sizes) {
   if (int left = KillAgentsUnder(root.path()); left > 0) {
     std::fprintf(stderr, "herd-bench-agents: %d process(es) were left running\n", left);
   }
-  std::printf("%-34s %6s %10s %10s %7s %13s\n", "stopping a task", "agents", "wall ms", "herd ms",
-              "failed", "left running");
+  std::printf("%-32s %6s %9s %9s %6s %12s %14s %13s\n", "stopping a task", "agents", "wall ms",
+              "herd ms", "failed", "left running", "exits rec. ms", "exit timeouts");
   std::string line = "stop:";
   for (const StopMeasurement& f : all) {
-    std::printf("%-34s %6d %10.0f %10.0f %7d %13d\n", f.how.c_str(), f.agents, f.wall_ms, f.herd_ms,
-                f.failed, f.left_running);
+    std::printf("%-32s %6d %9.0f %9.0f %6d %12d %14.0f %13d\n", f.how.c_str(), f.agents, f.wall_ms,
+                f.herd_ms, f.failed, f.left_running, f.exits_recorded_ms, f.exit_lock_timeouts);
     std::string key = (f.herd_ms >= 0 ? "stop_task_" : "single_kills_") + std::to_string(f.agents);
-    char figures[160];
+    char figures[200];
     std::snprintf(figures, sizeof figures, " %s_wall_ms=%.0f %s_failed=%d %s_left=%d", key.c_str(),
                   f.wall_ms, key.c_str(), f.failed, key.c_str(), f.left_running);
     line += figures;
