@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include "registry/global_index.h"
 #include "util/clock.h"
 #include "util/text_file.h"
@@ -135,17 +133,20 @@ Result<StopOutcome> JsonRegistry::StopTask(const std::string& task_id, const std
   // The index follows: it holds the agents' statuses.
   Status status =
       UpdateTaskAndIndex(stores_, workspace_, task_id, [&](TaskRecord& task) -> Result<Decision> {
-        if (task.task_id.empty()) return Status::NotFound("task " + task_id + " does not exist");
+        if (task.task_id.empty()) {
+          return Status::NotFound("task " + task_id +
+                                  " does not exist: run `herd task list` to see the tasks");
+        }
+        outcome = StopOutcome{};
         outcome.already_stopped = task.stopped.has_value();
-        outcome.marked = registry::StopTask(task, reason, kill_grace_ms, NowIso8601());
-        outcome.stop = *task.stopped;
+        // Ended before, exit not recorded yet: their processes may still run.
         for (const AgentRecord& agent : task.agents) {
-          bool marked_now = std::any_of(outcome.marked.begin(), outcome.marked.end(),
-                                        [&](const AgentRecord& m) { return m.id == agent.id; });
-          if (!marked_now && !agent.exit && agent.phase != "lost") {
+          if (!IsActiveStatus(agent.status) && !agent.exit && agent.phase != "lost") {
             outcome.unfinished.push_back(agent);
           }
         }
+        outcome.marked = registry::StopTask(task, reason, kill_grace_ms, NowIso8601());
+        outcome.stop = *task.stopped;
         bool changed = !outcome.already_stopped || !outcome.marked.empty();
         return changed ? Decision::kCommit : Decision::kNoChange;
       });
