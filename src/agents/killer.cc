@@ -5,7 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <set>
+#include <system_error>
+#include <thread>
 
 #include "agents/process.h"
 #include "agents/supervisor.h"
@@ -23,8 +27,10 @@ using registry::AgentRecord;
 // How long to wait for the supervisor to record the exit after the agent died.
 constexpr auto kSupervisorFinish = std::chrono::seconds(5);
 
-// Every process of the agent that /proc shows now (possibly repeated).
-std::vector<ProcessIdentity> AgentProcesses(const std::string& task_id, const AgentRecord& agent) {
+// Every process of the agent (possibly repeated): its group's members as
+// `groups` lists them, the rest as /proc shows them now.
+std::vector<ProcessIdentity> AgentProcesses(const std::string& task_id, const AgentRecord& agent,
+                                            const ProcessTable& groups) {
   const ProcessIdentity& leader = agent.process;
   const ProcessIdentity& supervisor = agent.supervisor;
   std::vector<ProcessIdentity> processes;
@@ -34,7 +40,7 @@ std::vector<ProcessIdentity> AgentProcesses(const std::string& task_id, const Ag
   // The group id is only trusted while the leader or its supervisor is
   // alive: then no other process can have been given that id.
   if (leader.pid > 1 && (leader_alive || supervisor_alive)) {
-    for (const ProcessIdentity& member : ProcessGroupMembers(leader.pid)) {
+    for (const ProcessIdentity& member : groups.GroupMembers(leader.pid)) {
       processes.push_back(member);
     }
   }
@@ -51,6 +57,11 @@ std::vector<ProcessIdentity> AgentProcesses(const std::string& task_id, const Ag
     }
   }
   return processes;
+}
+
+// Every process of the agent that /proc shows now (possibly repeated).
+std::vector<ProcessIdentity> AgentProcesses(const std::string& task_id, const AgentRecord& agent) {
+  return AgentProcesses(task_id, agent, ProcessTable::Read());
 }
 
 // The agent's entry as last committed, read without the lock.
@@ -95,6 +106,45 @@ std::string UnrecordedKillWarning(const Status& error, const registry::Workspace
   return text;
 }
 
+// How many of the agent's processes run now. Counted before anything is
+// signalled: the supervisor's forwarded SIGTERM may end (and reap) a
+// process before StagedKill reaches it.
+size_t ProcessesFound(const std::string& task_id, const AgentRecord& agent,
+                      const ProcessTable& groups) {
+  std::set<int> found;
+  for (const ProcessIdentity& process : AgentProcesses(task_id, agent, groups)) {
+    found.insert(process.pid);
+  }
+  return found.size();
+}
+
+// The staged kill of the agent's processes once its supervisor has been
+// asked (RequestStop), as cleanup figures {signalled, sigkilled,
+// all_exited, supervisor_finished, log_file_kept}; `found` is
+// ProcessesFound from before the request, `groups` read after it.
+json StagedKill(const std::string& task_id, const AgentRecord& agent,
+                std::chrono::milliseconds grace, size_t found, const ProcessTable& groups) {
+  bool first_pass = true;
+  StopFigures figures = StopProcesses(
+      [&] {
+        // The pass after the grace reads /proc again: processes may have started since.
+        std::vector<ProcessIdentity> processes =
+            first_pass ? AgentProcesses(task_id, agent, groups) : AgentProcesses(task_id, agent);
+        first_pass = false;
+        return processes;
+      },
+      grace);
+  // Processes sent SIGTERM, by herd or, at herd's request, by the supervisor.
+  int signalled = std::max(figures.signalled, static_cast<int>(found));
+  return {
+      {"signalled", signalled},
+      {"sigkilled", figures.sigkilled},
+      {"all_exited", figures.all_exited},
+      {"supervisor_finished", true},
+      {"log_file_kept",
+       agent.tracked_files.log_file.empty() ? json(nullptr) : json(agent.tracked_files.log_file)}};
+}
+
 }  // namespace
 
 void RequestStop(const std::vector<AgentRecord>& agents) {
@@ -119,25 +169,11 @@ json StopAgentProcesses(const std::string& task_id, const AgentRecord& agent,
                         std::chrono::milliseconds grace, AwaitSupervisor await) {
   const ProcessIdentity& supervisor = agent.supervisor;
   auto start = MonotonicClock::now();
-  // Counted before anything is signalled: the supervisor's forwarded
-  // SIGTERM may end (and reap) a process before this one reaches it.
-  std::set<int> found;
-  for (const ProcessIdentity& process : AgentProcesses(task_id, agent)) {
-    found.insert(process.pid);
-  }
+  size_t found = ProcessesFound(task_id, agent, ProcessTable::Read());
   // Tell the supervisor first: it enforces the same deadline even if this
   // process dies before it (an MCP client may close us at any moment).
   RequestStop({agent});
-  StopFigures figures = StopProcesses([&] { return AgentProcesses(task_id, agent); }, grace);
-  // Processes sent SIGTERM, by herd or, at herd's request, by the supervisor.
-  int signalled = std::max(figures.signalled, static_cast<int>(found.size()));
-  json cleanup = {
-      {"signalled", signalled},
-      {"sigkilled", figures.sigkilled},
-      {"all_exited", figures.all_exited},
-      {"supervisor_finished", true},
-      {"log_file_kept",
-       agent.tracked_files.log_file.empty() ? json(nullptr) : json(agent.tracked_files.log_file)}};
+  json cleanup = StagedKill(task_id, agent, grace, found, ProcessTable::Read());
 
   // The supervisor records the exit and reaps leftovers; wait for it so the
   // caller sees the final state.
@@ -207,6 +243,171 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
     result["warning"] =
         "the termination is recorded but may not survive a power loss: " + not_durable;
   }
+  return result;
+}
+
+namespace {
+
+// Runs work(0) ... work(count - 1) on up to kParallelStops threads, the
+// caller's included, and returns once all are done.
+void ForEachInParallel(size_t count, const std::function<void(size_t)>& work) {
+  std::atomic<size_t> next{0};
+  auto drain = [&] {
+    for (size_t i = next++; i < count; i = next++) work(i);
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(count, kParallelStops); ++t) {
+    try {
+      threads.emplace_back(drain);
+    } catch (const std::system_error& error) {
+      // Fewer threads only make it slower: the ones running do it all.
+      spdlog::warn("stopping with {} threads: {}", threads.size() + 1, error.what());
+      break;
+    }
+  }
+  drain();
+  for (std::thread& thread : threads) thread.join();
+}
+
+// How many of the agents' supervisors still run (recording the end).
+int SupervisorsRunning(const std::vector<AgentRecord>& agents) {
+  return static_cast<int>(std::count_if(agents.begin(), agents.end(), [](const AgentRecord& agent) {
+    return agent.supervisor.pid != getpid() && IsAlive(agent.supervisor);
+  }));
+}
+
+// Stops the processes of `agents` (see the top of killer.h) and adds up
+// what happened in `result`.
+void StopAll(const std::string& task_id, const std::vector<AgentRecord>& agents,
+             std::chrono::milliseconds grace, TaskStopResult* result) {
+  std::vector<AgentRecord> started;
+  for (const AgentRecord& agent : agents) {
+    if (agent.process.recorded()) {
+      started.push_back(agent);
+    } else {
+      ++result->starting;  // its supervisor stops it when it records the start
+    }
+  }
+  // One pass over /proc for every agent's group, before and after the request.
+  ProcessTable before = ProcessTable::Read();
+  std::vector<size_t> found(started.size());
+  ForEachInParallel(started.size(),
+                    [&](size_t i) { found[i] = ProcessesFound(task_id, started[i], before); });
+  // Every supervisor is asked before any grace starts: they all run at once.
+  RequestStop(started);
+  ProcessTable after = ProcessTable::Read();
+  std::vector<json> cleanups(started.size());
+  ForEachInParallel(started.size(), [&](size_t i) {
+    cleanups[i] = StagedKill(task_id, started[i], grace, found[i], after);
+  });
+  for (size_t i = 0; i < started.size(); ++i) {
+    if (!cleanups[i].value("all_exited", false)) {
+      result->failures.push_back(
+          {started[i].id, "processes still run after SIGKILL; run `herd kill " + task_id + " " +
+                              started[i].id + "` again, or `herd doctor`"});
+    } else if (cleanups[i].value("signalled", 0) == 0) {
+      ++result->already_exited;
+    } else {
+      ++result->stopped;
+    }
+  }
+  // Not waited for: each records its agent's exit in a transaction of its
+  // own, in turn, and the status they record (terminated) is final already.
+  result->supervisors_recording = SupervisorsRunning(started);
+}
+
+// Records the stop (registry::Registry::StopTask) and returns the agents to
+// stop. When the registry cannot be written, takes them from the last
+// committed version instead and says so in `result`.
+Result<std::vector<AgentRecord>> RecordStop(const registry::RegistryStores& stores,
+                                            const registry::Workspace& workspace,
+                                            const std::string& task_id, const std::string& reason,
+                                            std::chrono::milliseconds grace, TaskStopResult* result,
+                                            Status* unrecorded) {
+  registry::JsonRegistry registry(stores, workspace);
+  Result<registry::StopOutcome> outcome =
+      registry.StopTask(task_id, reason, static_cast<int>(grace.count()));
+  std::vector<AgentRecord> to_stop;
+  if (outcome.ok()) {
+    result->stop = outcome->stop;
+    result->already_stopped = outcome->already_stopped;
+    result->marked = static_cast<int>(outcome->marked.size());
+    if (!outcome->warning.empty()) {
+      result->warning =
+          "the stop is recorded but may not survive a power loss: " + outcome->warning;
+    }
+    to_stop = std::move(outcome->marked);
+    to_stop.insert(to_stop.end(), outcome->unfinished.begin(), outcome->unfinished.end());
+    return to_stop;
+  }
+  if (!store::IsUnwritable(outcome.status())) return outcome.status();
+  // The processes are stopped all the same, from the last committed version.
+  Result<registry::SharedTask> last = registry.ReadTask(task_id);
+  if (!last.ok()) {
+    return outcome.status().WithContext("nothing was stopped: the last committed version of " +
+                                        workspace.TaskRegistryPath(task_id) +
+                                        " cannot be read either (" + last.status().message() +
+                                        "), and the registry cannot be written");
+  }
+  *unrecorded = outcome.status();
+  result->registry_recorded = false;
+  const registry::TaskRecord& task = (*last)->task;
+  result->stop = task.stopped.value_or(registry::TaskStop{reason, NowIso8601()});
+  for (const AgentRecord& agent : task.agents) {
+    bool active = registry::IsActiveStatus(agent.status);
+    result->marked += active ? 1 : 0;
+    if (active || (!agent.exit && agent.phase != "lost")) to_stop.push_back(agent);
+  }
+  return to_stop;
+}
+
+}  // namespace
+
+json TaskStopResult::ToJson() const {
+  json listed = json::array();
+  for (size_t i = 0; i < failures.size() && i < kMaxListedStopFailures; ++i) {
+    listed.push_back({{"agent_id", failures[i].agent_id}, {"error", failures[i].error}});
+  }
+  json reply = {{"task_id", task_id},
+                {"status", "stopped"},
+                {"reason", stop.reason},
+                {"stopped_at", stop.at},
+                {"already_stopped", already_stopped},
+                {"registry_recorded", registry_recorded},
+                {"marked", marked},
+                {"stopped", stopped},
+                {"already_exited", already_exited},
+                {"starting", starting},
+                {"supervisors_recording", supervisors_recording},
+                {"failed", failures.size()},
+                {"failures", std::move(listed)},
+                {"elapsed_ms", elapsed_ms}};
+  if (!warning.empty()) reply["warning"] = warning;
+  return reply;
+}
+
+Result<TaskStopResult> StopTask(const registry::RegistryStores& stores,
+                                const registry::Workspace& workspace, const std::string& task_id,
+                                const std::string& reason, std::chrono::milliseconds grace) {
+  HERD_RETURN_IF_ERROR(registry::ValidateTaskId(task_id));
+  auto start = MonotonicClock::now();
+  TaskStopResult result;
+  result.task_id = task_id;
+  Status unrecorded;
+  HERD_ASSIGN_OR_RETURN(
+      std::vector<AgentRecord> to_stop,
+      RecordStop(stores, workspace, task_id, reason, grace, &result, &unrecorded));
+  StopAll(task_id, to_stop, grace, &result);
+  if (!result.registry_recorded) {
+    result.warning = "the registry could not be written (" + unrecorded.ToString() +
+                     "), so the stop is not recorded: the agents' processes were " +
+                     (result.failures.empty() ? "stopped" : "signalled") + ", but " +
+                     workspace.TaskRegistryPath(task_id) +
+                     " may still list them as active and new deploys are not refused. Free "
+                     "space on the disk (or fix what the error names), then run `herd kill " +
+                     task_id + " --all` again to record the stop.";
+  }
+  result.elapsed_ms = static_cast<long long>(MillisecondsSince(start));
   return result;
 }
 

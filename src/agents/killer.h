@@ -21,9 +21,22 @@
 // SIGTERM that herd asked (kStopRequestMark), records the end as terminated
 // once it can write (supervisor.h); `herd doctor --repair` reconciles an
 // entry nobody could record.
+//
+// StopTask stops a whole task: one registry transaction marks every active
+// agent terminated and the task stopped (registry::Registry::StopTask), then
+// every agent is stopped outside the lock exactly as KillAgent stops one,
+// kParallelStops at a time. Each supervisor is asked to stop before any
+// grace starts, so the grace runs for all agents at once: the stop takes one
+// grace period at most, however many agents there are. It returns once the
+// agents' processes are gone, without waiting for their supervisors to
+// record each exit. The same fallback applies when the registry cannot be
+// written.
+//
+// Thread-safe: no state; StopTask runs its own threads and joins them.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -56,6 +69,50 @@ Result<nlohmann::json> KillAgent(const registry::RegistryStores& stores,
                                  const registry::Workspace& workspace, const std::string& task_id,
                                  const std::string& agent_id, const std::string& reason,
                                  std::chrono::milliseconds grace = kDefaultKillGrace);
+
+// How many agents StopTask stops at once (threads), and how many failures
+// its reply lists.
+inline constexpr size_t kParallelStops = 32;
+inline constexpr size_t kMaxListedStopFailures = 20;
+
+// What stopping a whole task did.
+struct TaskStopResult {
+  struct Failure {
+    std::string agent_id;
+    std::string error;
+  };
+  std::string task_id;
+  registry::TaskStop stop;       // as recorded (the first stop's, on a second one)
+  bool already_stopped = false;  // stopped before this call
+  bool registry_recorded = true;
+  int marked = 0;          // agents this call marked terminated
+  int stopped = 0;         // agents whose processes were signalled and have exited
+  int already_exited = 0;  // agents with no process left when the stop began
+  // Admitted but not started: each supervisor stops its agent as soon as it
+  // records the start (it finds the entry terminated).
+  int starting = 0;
+  // Supervisors still recording their agent's exit when StopTask returned:
+  // their agents are gone and the status is final already; each exits once
+  // its exit code is recorded.
+  int supervisors_recording = 0;
+  std::vector<Failure> failures;  // agents with processes left after SIGKILL
+  std::string warning;            // the record is missing or not durable: what to do
+  long long elapsed_ms = 0;
+
+  // {task_id, status:"stopped", reason, stopped_at, already_stopped,
+  // registry_recorded, marked, stopped, already_exited, starting,
+  // supervisors_recording, failed, failures (the first
+  // kMaxListedStopFailures), elapsed_ms, warning?}.
+  nlohmann::json ToJson() const;
+};
+
+// Stops every agent of task `task_id` and refuses new ones with `reason`
+// (see the top of this file). Fails without stopping anything only when the
+// task is unknown or even its last committed version cannot be read.
+Result<TaskStopResult> StopTask(const registry::RegistryStores& stores,
+                                const registry::Workspace& workspace, const std::string& task_id,
+                                const std::string& reason,
+                                std::chrono::milliseconds grace = kDefaultKillGrace);
 
 // Asks each agent's supervisor to stop its agent (SIGTERM marked with
 // kStopRequestMark): the supervisor sends SIGTERM to the agent's group at

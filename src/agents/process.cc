@@ -166,15 +166,25 @@ bool IsAlive(const ProcessIdentity& identity) {
 }
 
 std::vector<ProcessIdentity> ProcessGroupMembers(pid_t pgid) {
-  std::vector<ProcessIdentity> members;
-  if (pgid <= 1) return members;
+  if (pgid <= 1) return {};
+  return ProcessTable::Read().GroupMembers(pgid);
+}
+
+ProcessTable ProcessTable::Read() {
+  ProcessTable table;
   for (pid_t pid : AllPids()) {
     StatFields fields;
-    if (ReadStat(pid, &fields) && fields.group == pgid && IsLiveState(fields.state)) {
-      members.push_back({pid, fields.start_time});
+    if (ReadStat(pid, &fields) && IsLiveState(fields.state)) {
+      table.by_group_[fields.group].push_back({pid, fields.start_time});
     }
   }
-  return members;
+  return table;
+}
+
+std::vector<ProcessIdentity> ProcessTable::GroupMembers(pid_t pgid) const {
+  auto members = by_group_.find(pgid);
+  if (pgid <= 1 || members == by_group_.end()) return {};
+  return members->second;
 }
 
 std::vector<ProcessIdentity> ProcessesMarkedFor(const std::string& task_id,

@@ -22,6 +22,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "util/process_identity.h"
@@ -45,6 +46,20 @@ bool IsAlive(const ProcessIdentity& identity);
 
 // Every live process whose process group is `pgid`.
 std::vector<ProcessIdentity> ProcessGroupMembers(pid_t pgid);
+
+// Every live process by process group, as one pass over /proc saw it: for
+// asking about many agents at once (a whole task's stop) with one pass
+// instead of one per agent. A snapshot: immutable once read, so a caller
+// that needs the processes of now reads another.
+class ProcessTable {
+ public:
+  static ProcessTable Read();
+  // The live members of group `pgid` when the table was read.
+  std::vector<ProcessIdentity> GroupMembers(pid_t pgid) const;
+
+ private:
+  std::unordered_map<pid_t, std::vector<ProcessIdentity>> by_group_;
+};
 
 // Every live descendant of `pid` (children, grandchildren, ...), through
 // /proc/<pid>/task/*/children. Includes processes that left the group or

@@ -10,7 +10,8 @@
 //   or a JSON document through inotify, always with a deadline.
 // - HerdProcess / RunHerd: the real herd binary (HERD_BINARY) started with
 //   posix_spawn, stdout and stderr captured through close-on-exec pipes, so
-//   a descendant that kept either pipe open shows up as a missing EOF.
+//   a descendant that kept either pipe open shows up as a missing EOF;
+//   DeployCommandAgents deploys many `command` agents through it.
 // - HerdTest: a gtest fixture giving each test a temporary workspace and
 //   XDG_STATE_HOME, and killing every process it started in TearDown.
 //   Define HERD_TEST_UTIL_WITHOUT_GTEST before including to leave it out
@@ -40,6 +41,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -423,6 +425,43 @@ class HerdProcess : public CommandProcess {
 inline CommandResult RunHerd(std::vector<std::string> args, const RunOptions& options = {}) {
   return HerdProcess(std::move(args), options).Wait();
 }
+
+// The argv of `herd deploy TASK --type TYPE --json [extra] --backend command -- ARGV`.
+inline std::vector<std::string> CommandDeployArgs(const std::string& task_id,
+                                                  const std::string& type,
+                                                  const std::vector<std::string>& agent_argv,
+                                                  const std::vector<std::string>& extra_args = {}) {
+  std::vector<std::string> args{"deploy", task_id, "--type", type, "--json"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  args.insert(args.end(), {"--backend", "command", "--"});
+  args.insert(args.end(), agent_argv.begin(), agent_argv.end());
+  return args;
+}
+
+// Deploys `count` command agents running `agent_argv`, `parallel` `herd
+// deploy`s at a time; returns their ids. Throws if a deploy fails.
+inline std::vector<std::string> DeployCommandAgents(const std::string& task_id, int count,
+                                                    const std::vector<std::string>& agent_argv,
+                                                    int parallel = 4) {
+  std::vector<std::string> ids;
+  while (static_cast<int>(ids.size()) < count) {
+    std::vector<std::unique_ptr<HerdProcess>> batch;
+    int remaining = count - static_cast<int>(ids.size());
+    for (int i = 0; i < std::min(parallel, remaining); ++i) {
+      batch.push_back(
+          std::make_unique<HerdProcess>(CommandDeployArgs(task_id, "sleeper", agent_argv)));
+    }
+    for (std::unique_ptr<HerdProcess>& deploy : batch) {
+      CommandResult result = deploy->Wait();
+      json output = result.Json();
+      if (result.exit_code != 0 || output.is_discarded() || !output.contains("agent_id")) {
+        throw std::runtime_error("deploy failed: " + result.Describe());
+      }
+      ids.push_back(output["agent_id"].get<std::string>());
+    }
+  }
+  return ids;
+}
 #endif
 
 // Percentile (0-100) of `values` by nearest rank; 0 if empty.
@@ -548,15 +587,10 @@ class HerdTest : public ::testing::Test {
     return HerdJson(args).at("task_id").get<std::string>();
   }
 
-  // The argv of `herd deploy TASK --type TYPE [extra] --backend command -- ARGV`.
   static std::vector<std::string> DeployArgs(const std::string& task_id, const std::string& type,
                                              const std::vector<std::string>& agent_argv,
                                              const std::vector<std::string>& extra_args = {}) {
-    std::vector<std::string> args{"deploy", task_id, "--type", type, "--json"};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    args.insert(args.end(), {"--backend", "command", "--"});
-    args.insert(args.end(), agent_argv.begin(), agent_argv.end());
-    return args;
+    return CommandDeployArgs(task_id, type, agent_argv, extra_args);
   }
 
   // Deploys a command agent, requires success, returns herd's JSON result.

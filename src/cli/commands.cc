@@ -154,6 +154,10 @@ std::string RenderStatus(const TaskStatusReport& report) {
   }
   out << RenderUsage(task.usage_totals);
   if (task.budget_exceeded) out << "budget exceeded: " << task.budget_exceeded->message << "\n";
+  if (task.stopped) {
+    out << "stopped at " << task.stopped->at << " (" << task.stopped->reason
+        << "): takes no new agents\n";
+  }
   out << "\n" << RenderAgents(report) << RenderReports(report);
   return out.str();
 }
@@ -351,6 +355,7 @@ struct Invocation {
   bool wait_all = false;     // wait --all
   bool repair = false;       // doctor
   bool dry_run = false;      // doctor
+  bool all = false;          // kill: every agent of the task
   agents::SupervisorArgs supervisor;
 };
 
@@ -601,7 +606,55 @@ std::string RenderKilled(const json& r) {
          " needed SIGKILL\n";
 }
 
+void KillOptions(CLI::App* command, Invocation* invocation) {
+  // Not required here: --all names no agent.
+  command->get_option("agent_id")->required(false);
+  command->add_flag("--all", invocation->all,
+                    "stop every agent of the task at once and refuse new deploys to it (the MCP "
+                    "tool stop_task)");
+}
+
+std::string RenderStopped(const agents::TaskStopResult& r) {
+  std::string text = r.already_stopped && r.marked == 0
+                         ? "task " + r.task_id + " was already stopped at " + r.stop.at
+                         : "stopped task " + r.task_id;
+  text += " (" + r.stop.reason + "): " + std::to_string(r.marked) +
+          " agent(s) marked terminated, " + std::to_string(r.stopped) + " stopped, " +
+          std::to_string(r.already_exited) + " had already exited";
+  if (r.starting > 0) text += ", " + std::to_string(r.starting) + " stopped as they start";
+  text += "; new deploys are refused\n";
+  if (r.supervisors_recording > 0) {
+    text += std::to_string(r.supervisors_recording) +
+            " supervisor(s) are still recording their agent's end\n";
+  }
+  for (const agents::TaskStopResult::Failure& failure : r.failures) {
+    text += "failed: " + failure.agent_id + ": " + failure.error + "\n";
+  }
+  return text;
+}
+
+int StopTask(Invocation& invocation) {
+  Result<StopTaskRequest> request =
+      StopTaskRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  Result<agents::TaskStopResult> stopped = MakeOrchestrator(invocation).StopTask(*request);
+  int code = ReportValue(invocation.global, stopped, RenderStopped);
+  if (code != kExitOk) return code;
+  if (!stopped->warning.empty()) std::cerr << "herd: warning: " << stopped->warning << "\n";
+  if (!stopped->failures.empty()) return kExitFailed;
+  return stopped->registry_recorded ? kExitOk : kExitNotRecorded;
+}
+
 int Kill(Invocation& invocation) {
+  bool agent_given = invocation.arguments.contains("agent_id");
+  if (agent_given == invocation.all) {
+    return UsageError(invocation, Status::InvalidArgument(
+                                      agent_given ? "give an AGENT or --all, not both (--all stops "
+                                                    "every agent of the task)"
+                                                  : "give the AGENT to stop, or --all to stop "
+                                                    "every agent of the task"));
+  }
+  if (invocation.all) return StopTask(invocation);
   Result<KillRequest> request =
       KillRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
   if (!request.ok()) return Refuse(invocation, request.status());
@@ -677,7 +730,8 @@ const Command kCommands[] = {
     {"logs", "print an agent's output", OutputRequest::Parameters, LogsOptions, Logs},
     {"progress", "report an agent's progress", ProgressReport::Parameters, nullptr, Progress},
     {"finding", "report something an agent found", FindingReport::Parameters, nullptr, Finding},
-    {"kill", "stop an agent and everything it started", KillRequest::Parameters, nullptr, Kill},
+    {"kill", "stop an agent and everything it started, or with --all every agent of the task",
+     KillRequest::Parameters, KillOptions, Kill},
     {"doctor", "find zombie entries, orphans, drift and damaged files, and repair them",
      HealthRequest::Parameters, DoctorOptions, Doctor},
     {"serve", "speak MCP over stdio (for Claude Code, Cursor, Codex and herd's own agents)",

@@ -8,12 +8,13 @@
 // type, range, allowed value and default.
 //
 // Exit codes: 0 success; 1 refused or failed, including a value outside its
-// range or allowed values (the message says why and what to do); 2 usage
+// range or allowed values (the message says why and what to do), and a
+// `herd kill TASK --all` that left an agent's processes running; 2 usage
 // error (an unknown command or option, a missing argument, a value of the
 // wrong type, JSON that does not parse); 3 done but not recorded (herd kill
-// stopped the agent but could not write the registry: the warning says what
-// to do); 4 timed out (herd wait returned at its --timeout with agents still
-// active: run it again to keep waiting).
+// stopped the agent, or the task's agents, but could not write the
+// registry: the warning says what to do); 4 timed out (herd wait returned at
+// its --timeout with agents still active: run it again to keep waiting).
 // Every command works on the workspace from --workspace,
 // $CLAUDE_ORCHESTRATOR_WORKSPACE, or ./.agent-workspace; tasks created for
 // other project directories are found wherever they are.

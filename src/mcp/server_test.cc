@@ -176,7 +176,7 @@ TEST_F(ServerTest, ToolsListNamesEveryToolWithItsSchemas) {
   EXPECT_EQ(names,
             (std::set<std::string>{"create_real_task", "deploy_headless_agent",
                                    "get_real_task_status", "get_agent_output", "kill_real_agent",
-                                   "update_agent_progress", "report_agent_finding",
+                                   "stop_task", "update_agent_progress", "report_agent_finding",
                                    "spawn_child_agent", "get_health_status", "wait_for_agents"}));
   // herd returns everything at once: a cursor is refused.
   replies = Session(std::vector<json>{Initialize(), Request(2, "tools/list", {{"cursor", "x"}})});

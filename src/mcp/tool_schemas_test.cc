@@ -40,6 +40,7 @@ TEST_F(ToolSchemaTest, EveryToolsInputSchemaIsItsRequests) {
       {"get_real_task_status", &StatusRequest::Parameters()},
       {"get_agent_output", &OutputRequest::Parameters()},
       {"kill_real_agent", &KillRequest::Parameters()},
+      {"stop_task", &StopTaskRequest::Parameters()},
       {"update_agent_progress", &ProgressReport::Parameters()},
       {"report_agent_finding", &FindingReport::Parameters()},
       {"spawn_child_agent", &SpawnRequest::Parameters()},

@@ -77,6 +77,32 @@ json KillOutput() {
        {"cleanup", Typed("object")}});
 }
 
+json StopTaskOutput() {
+  auto count = [](const char* description) {
+    return json{{"type", "integer"}, {"description", description}};
+  };
+  return OutputSchema(
+      {{"task_id", Typed("string")},
+       {"status", Typed("string")},
+       {"reason", Typed("string")},
+       {"stopped_at", Typed("string")},
+       {"already_stopped", Typed("boolean")},
+       {"registry_recorded",
+        {{"type", "boolean"},
+         {"description",
+          "false when the processes were stopped but the stop could not be written to the "
+          "registry"}}},
+       {"marked", count("agents this call marked terminated")},
+       {"stopped", count("agents whose processes were signalled and have exited")},
+       {"already_exited", count("agents with no process left when the stop began")},
+       {"starting", count("agents not started yet: each is stopped as it starts")},
+       {"supervisors_recording", count("supervisors still recording their agent's end")},
+       {"failed", count("agents with processes left after SIGKILL")},
+       {"failures", {{"type", "array"}, {"items", Typed("object")}}},
+       {"warning",
+        {{"type", "string"}, {"description", "what went wrong with the record and what to do"}}}});
+}
+
 json CoordinationInfo() {
   return {{"type", "object"},
           {"description", "the other agents' status, recent progress and findings"}};
@@ -210,6 +236,16 @@ Result<json> KillRealAgent(const Orchestrator& orchestrator, const json& argumen
   return orchestrator.Kill(*request);
 }
 
+Result<json> StopTask(const Orchestrator& orchestrator, const json& arguments,
+                      const CallContext& context) {
+  Result<StopTaskRequest> request = StopTaskRequest::FromArguments(arguments);
+  if (!request.ok()) return request.status();
+  if (context.progress) context.progress("stopping every agent of " + request->task_id);
+  Result<agents::TaskStopResult> stopped = orchestrator.StopTask(*request);
+  if (!stopped.ok()) return stopped.status();
+  return stopped->ToJson();
+}
+
 Result<json> UpdateAgentProgress(const Orchestrator& orchestrator, const json& arguments,
                                  const CallContext&) {
   Result<ProgressReport> report = ProgressReport::FromArguments(arguments);
@@ -314,6 +350,18 @@ const Tool kTools[] = {
      KillRequest::Parameters,
      KillOutput,
      KillRealAgent},
+    {"stop_task",
+     "Stop task",
+     "Stop a whole task: every agent still running is marked terminated at once and stopped "
+     "with everything it started (SIGTERM, then SIGKILL after the grace period; all agents in "
+     "parallel), and later deploys to the task are refused with the reason. Use it to end a "
+     "task, when its work is done or going wrong, instead of calling kill_real_agent for each "
+     "agent; to stop one agent, use kill_real_agent. Calling it again is harmless. The reply "
+     "counts the agents stopped and lists any that could not be.",
+     {.destructive = true, .idempotent = true},
+     StopTaskRequest::Parameters,
+     StopTaskOutput,
+     StopTask},
     {"update_agent_progress",
      "Report progress",
      "For agents: report your status and progress. Returns coordination_info with the other "

@@ -88,6 +88,8 @@ class ToolsTest : public HerdTest {
   void MakeTask() {
     task_ = Succeeds("create_real_task", {{"description", "a task made by a tools test"}})
                 .value("task_id", "");
+    spare_task_ = Succeeds("create_real_task", {{"description", "a task for stop_task"}})
+                      .value("task_id", "");
     ended_ = Succeeds("deploy_headless_agent", {{"task_id", task_},
                                                 {"agent_type", "ended"},
                                                 {"prompt", "p"},
@@ -116,6 +118,8 @@ class ToolsTest : public HerdTest {
     if (name == "get_real_task_status") return {{"task_id", task_}};
     if (name == "get_agent_output") return {{"task_id", task_}, {"agent_id", ended_}};
     if (name == "kill_real_agent") return {{"task_id", task_}, {"agent_id", ended_}};
+    // Its own task: a stopped task_ would refuse the spawn below.
+    if (name == "stop_task") return {{"task_id", spare_task_}, {"reason", "enough"}};
     if (name == "update_agent_progress") {
       return {{"task_id", task_},
               {"agent_id", running_},
@@ -141,7 +145,7 @@ class ToolsTest : public HerdTest {
     return json::object();
   }
 
-  std::string task_, ended_, running_;
+  std::string task_, spare_task_, ended_, running_;
   std::vector<std::string> progress_;
 
  private:
@@ -163,7 +167,7 @@ TEST_F(ToolsTest, EveryToolIsListedWithAnObjectSchema) {
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
             (std::set<std::string>{"create_real_task", "deploy_headless_agent",
                                    "get_real_task_status", "get_agent_output", "kill_real_agent",
-                                   "update_agent_progress", "report_agent_finding",
+                                   "stop_task", "update_agent_progress", "report_agent_finding",
                                    "spawn_child_agent", "get_health_status", "wait_for_agents"}));
   for (const json& tool : Definitions()) {
     EXPECT_EQ(tool["inputSchema"].value("type", ""), "object") << tool.dump();

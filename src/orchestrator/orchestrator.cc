@@ -444,6 +444,8 @@ json TaskStatusReport::ToJson() const {
       {"usage", task.usage_totals.ToJson()},
       {"budget", registry::EncodeBudget(task.budget)},
       {"budget_exceeded", registry::EncodeLimitHitOrNull(task.budget_exceeded)},
+      {"stopped", task.stopped ? json{{"at", task.stopped->at}, {"reason", task.stopped->reason}}
+                               : json(nullptr)},
       {"agent_timeout_seconds", task.timeouts.wall_clock_seconds},
       {"agent_idle_timeout_seconds", task.timeouts.idle_seconds},
       {"registry_sequence", snapshot->sequence}};
@@ -610,6 +612,11 @@ Result<json> Orchestrator::Kill(const KillRequest& request) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
   return agents::KillAgent(stores_, workspace, request.task_id, request.agent_id, request.reason,
                            request.grace);
+}
+
+Result<agents::TaskStopResult> Orchestrator::StopTask(const StopTaskRequest& request) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
+  return agents::StopTask(stores_, workspace, request.task_id, request.reason, request.grace);
 }
 
 json Orchestrator::CoordinationInfo(const Workspace& workspace, const registry::TaskRecord& task,

@@ -151,6 +151,9 @@ class Orchestrator {
   Result<json> TaskStatus(const std::string& task_id) const;
   Result<json> AgentOutput(const OutputRequest& request) const;
   Result<json> Kill(const KillRequest& request) const;
+  // Stops every agent of a task and refuses new ones (agents::StopTask);
+  // the reply is its ToJson.
+  Result<agents::TaskStopResult> StopTask(const StopTaskRequest& request) const;
   Result<json> ReportProgress(const ProgressReport& report) const;
   Result<json> ReportFinding(const FindingReport& report) const;
   // Raises (or lowers) a task's limits and budgets in one transaction.

@@ -551,6 +551,67 @@ TEST_F(OrchestratorTest, KillOfAnUnknownAgentIsNotFound) {
   EXPECT_TRUE(killed.status().Is(herd::Status::Code::kNotFound)) << killed.status().ToString();
 }
 
+// --- StopTask --------------------------------------------------------------------
+
+TEST_F(OrchestratorTest, StopTaskStopsEveryAgentAndRefusesNewDeploys) {
+  std::string task = NewTask();
+  std::string marks = Subdirectory("marks");
+  std::vector<std::string> agents = {
+      StartAgent(task, {"sleep", "60"}),
+      StartAgent(task, {"sh", "-c", "sleep 60 & echo $! > \"$0.tmp\" && mv \"$0.tmp\" \"$0\"; wait",
+                        marks + "/child"}),
+      // Ignores SIGTERM (sleep inherits it): only the SIGKILL after the grace ends it.
+      StartAgent(task, {"sh", "-c", "trap '' TERM; sleep 60"}),
+  };
+  std::string finished = FinishedAgent(task, "");
+  ASSERT_TRUE(WaitForFile(marks + "/child"));
+  Identity child = IdentityOf(std::stoi(ReadFile(marks + "/child")));
+  Track(child);
+  std::vector<Identity> processes = {child};
+  for (const std::string& agent : agents) {
+    json entry = AgentEntry(task, agent);
+    processes.push_back(AgentProcessOf(entry));
+    processes.push_back(SupervisorOf(entry));
+  }
+
+  Result<agents::TaskStopResult> stopped =
+      orchestrator().StopTask({task, "the plan changed", std::chrono::seconds(1)});
+
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  json reply = stopped->ToJson();
+  EXPECT_EQ(stopped->marked, 3) << reply.dump(2);
+  EXPECT_EQ(stopped->stopped, 3) << reply.dump(2);
+  EXPECT_TRUE(stopped->failures.empty()) << reply.dump(2);
+  EXPECT_TRUE(stopped->registry_recorded);
+  EXPECT_EQ(reply.value("reason", ""), "the plan changed");
+  EXPECT_TRUE(WaitForExit(processes)) << DescribeProcesses(processes);
+  for (const std::string& agent : agents) {
+    json entry = AgentEntry(task, agent);
+    EXPECT_EQ(entry.value("status", ""), "terminated") << entry.dump(2);
+    EXPECT_EQ(entry.value("termination_reason", ""), "the plan changed");
+  }
+  EXPECT_EQ(AgentEntry(task, finished).value("status", ""), "completed");
+
+  Result<json> refused = orchestrator().Deploy(CommandAgent(task, {"true"}));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(refused.status().Is(herd::Status::Code::kRefused)) << refused.status().ToString();
+  EXPECT_THAT(refused.status().message(), HasSubstr("the plan changed"));
+
+  Result<agents::TaskStopResult> again = orchestrator().StopTask({task, "again"});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->already_stopped);
+  EXPECT_EQ(again->marked, 0);
+  EXPECT_EQ(again->stop.reason, "the plan changed");
+  EXPECT_TRUE(again->failures.empty());
+}
+
+TEST_F(OrchestratorTest, StopTaskOfAnUnknownTaskIsNotFound) {
+  Result<agents::TaskStopResult> stopped =
+      orchestrator().StopTask({"TASK-20260101-000000-00000000", "why not"});
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_TRUE(stopped.status().Is(herd::Status::Code::kNotFound)) << stopped.status().ToString();
+}
+
 // --- ReportProgress and ReportFinding ------------------------------------------
 
 TEST_F(OrchestratorTest, ReportProgressRefusesBadReportsAndRecordsNothing) {

@@ -111,6 +111,26 @@ ParameterSpec ReportMessage(const char* description) {
           .cli = "--message"};
 }
 
+// A kill's or a stop's reason.
+ParameterSpec Reason(const char* description) {
+  return {.name = "reason",
+          .type = Type::kString,
+          .description = description,
+          .default_value = kManualTermination,
+          .cli = "--reason"};
+}
+
+// The grace between SIGTERM and SIGKILL, for a kill and a stop.
+ParameterSpec KillGrace() {
+  return {.name = "grace_seconds",
+          .type = Type::kNumber,
+          .description = "SIGTERM to SIGKILL delay in seconds",
+          .default_value = std::chrono::duration<double>(agents::kDefaultKillGrace).count(),
+          .minimum = 0,
+          .maximum = agents::kMaxKillGraceSeconds,
+          .cli = "--grace"};
+}
+
 ParameterList Concatenate(std::vector<ParameterList> lists) {
   ParameterList all;
   for (ParameterList& list : lists) all.insert(all.end(), list.begin(), list.end());
@@ -434,21 +454,24 @@ const ParameterList& KillRequest::Parameters() {
   static const ParameterList parameters = {
       TaskId(),
       AgentId(),
-      {.name = "reason",
-       .type = Type::kString,
-       .description = "recorded with the termination",
-       .default_value = KillRequest().reason,
-       .cli = "--reason"},
-      {.name = "grace_seconds",
-       .type = Type::kNumber,
-       .description = "SIGTERM to SIGKILL delay in seconds",
-       .default_value = std::chrono::duration<double>(KillRequest().grace).count(),
-       .minimum = 0,
-       .maximum = agents::kMaxKillGraceSeconds,
-       .cli = "--grace"},
+      Reason("recorded with the termination"),
+      KillGrace(),
   };
   return parameters;
 }
+
+namespace {
+
+// reason and grace_seconds of a kill or a stop, read into their fields.
+template <typename Request>
+void GetReasonAndGrace(const CheckedArguments& checked, Request* request) {
+  checked.Get("reason", &request->reason);
+  std::optional<double> grace_seconds;
+  checked.Get("grace_seconds", &grace_seconds);
+  if (grace_seconds) request->grace = agents::KillGraceFromSeconds(*grace_seconds);
+}
+
+}  // namespace
 
 Result<KillRequest> KillRequest::FromArguments(const json& arguments, ArgumentNames names) {
   Result<CheckedArguments> checked = CheckArguments(Parameters(), arguments, names);
@@ -456,10 +479,28 @@ Result<KillRequest> KillRequest::FromArguments(const json& arguments, ArgumentNa
   KillRequest request;
   checked->Get("task_id", &request.task_id);
   checked->Get("agent_id", &request.agent_id);
-  checked->Get("reason", &request.reason);
-  std::optional<double> grace_seconds;
-  checked->Get("grace_seconds", &grace_seconds);
-  if (grace_seconds) request.grace = agents::KillGraceFromSeconds(*grace_seconds);
+  GetReasonAndGrace(*checked, &request);
+  return request;
+}
+
+// ---- stop_task ---------------------------------------------------------------------------
+
+const ParameterList& StopTaskRequest::Parameters() {
+  static const ParameterList parameters = {
+      TaskId(),
+      Reason("recorded on every agent it stops and on the task; later deploys to the task are "
+             "refused, quoting it"),
+      KillGrace(),
+  };
+  return parameters;
+}
+
+Result<StopTaskRequest> StopTaskRequest::FromArguments(const json& arguments, ArgumentNames names) {
+  Result<CheckedArguments> checked = CheckArguments(Parameters(), arguments, names);
+  if (!checked.ok()) return checked.status();
+  StopTaskRequest request;
+  checked->Get("task_id", &request.task_id);
+  GetReasonAndGrace(*checked, &request);
   return request;
 }
 

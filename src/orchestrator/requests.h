@@ -127,16 +127,30 @@ struct SpawnRequest : agents::DeployRequest {
                                             ArgumentNames names = ArgumentNames::kJson);
 };
 
+// The reason a kill or a stop records when none is given.
+inline constexpr const char kManualTermination[] = "Manual termination";
+
 // kill_real_agent; herd kill.
 struct KillRequest {
   std::string task_id;
   std::string agent_id;
-  std::string reason = "Manual termination";
+  std::string reason = kManualTermination;
   std::chrono::milliseconds grace = agents::kDefaultKillGrace;
 
   static const ParameterList& Parameters();
   static Result<KillRequest> FromArguments(const json& arguments,
                                            ArgumentNames names = ArgumentNames::kJson);
+};
+
+// stop_task; herd kill TASK --all: every agent of the task, and no new ones.
+struct StopTaskRequest {
+  std::string task_id;
+  std::string reason = kManualTermination;
+  std::chrono::milliseconds grace = agents::kDefaultKillGrace;
+
+  static const ParameterList& Parameters();
+  static Result<StopTaskRequest> FromArguments(const json& arguments,
+                                               ArgumentNames names = ArgumentNames::kJson);
 };
 
 // update_agent_progress; herd progress.

@@ -127,6 +127,34 @@ Result<TerminationOutcome> JsonRegistry::Terminate(const std::string& task_id,
   return outcome;
 }
 
+Result<StopOutcome> JsonRegistry::StopTask(const std::string& task_id, const std::string& reason,
+                                           int kill_grace_ms) const {
+  StopOutcome outcome;
+  // The index follows: it holds the agents' statuses.
+  Status status =
+      UpdateTaskAndIndex(stores_, workspace_, task_id, [&](TaskRecord& task) -> Result<Decision> {
+        if (task.task_id.empty()) {
+          return Status::NotFound("task " + task_id +
+                                  " does not exist: run `herd task list` to see the tasks");
+        }
+        outcome = StopOutcome{};
+        outcome.already_stopped = task.stopped.has_value();
+        // Ended before, exit not recorded yet: their processes may still run.
+        for (const AgentRecord& agent : task.agents) {
+          if (!IsActiveStatus(agent.status) && !agent.exit && agent.phase != "lost") {
+            outcome.unfinished.push_back(agent);
+          }
+        }
+        outcome.marked = registry::StopTask(task, reason, kill_grace_ms, NowIso8601());
+        outcome.stop = *task.stopped;
+        bool changed = !outcome.already_stopped || !outcome.marked.empty();
+        return changed ? Decision::kCommit : Decision::kNoChange;
+      });
+  if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
+  if (!status.ok()) outcome.warning = status.message();
+  return outcome;
+}
+
 Result<EndOutcome> JsonRegistry::RecordUsage(const std::string& task_id,
                                              const std::string& agent_id, const json& usage,
                                              int kill_grace_ms) const {

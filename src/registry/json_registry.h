@@ -37,6 +37,8 @@ class JsonRegistry : public Registry {
                                int kill_grace_ms) const override;
   Result<TerminationOutcome> Terminate(const std::string& task_id, const std::string& agent_id,
                                        const Termination& termination) const override;
+  Result<StopOutcome> StopTask(const std::string& task_id, const std::string& reason,
+                               int kill_grace_ms) const override;
   Result<EndOutcome> RecordUsage(const std::string& task_id, const std::string& agent_id,
                                  const json& usage, int kill_grace_ms) const override;
   Result<ReportOutcome> ReportProgress(const std::string& task_id, const std::string& agent_id,

@@ -388,6 +388,13 @@ void ReadLimitsAndBudget(FieldReader& reader, TaskRecord* task) {
   ReadLimitHit(reader, "budget_exceeded", &task->budget_exceeded);
 }
 
+void ReadStop(FieldReader& reader, TaskRecord* task) {
+  std::optional<std::string> at, reason;
+  reader.OptionalString("stopped_at", &at);
+  reader.OptionalString("stopped_reason", &reason);
+  if (at || reason) task->stopped = TaskStop{reason.value_or(""), at.value_or("")};
+}
+
 void ReadHierarchy(FieldReader& reader, TaskRecord* task) {
   const json* hierarchy = reader.Take("agent_hierarchy");
   if (hierarchy == nullptr) return;
@@ -424,6 +431,7 @@ Result<TaskRecord> DecodeTask(const json& document, const std::string& source) {
   reader.String("notify_command", &task.notify_command);
   reader.Any("spiral_checks", &task.spiral_checks);
   ReadLimitsAndBudget(reader, &task);
+  ReadStop(reader, &task);
   ReadHierarchy(reader, &task);
   // Derived: recomputed from the agents, whatever the file says.
   for (const char* derived :
@@ -463,6 +471,10 @@ json EncodeTask(const TaskRecord& task) {
   document["max_depth"] = task.limits.max_depth;
   document["budget"] = EncodeBudget(task.budget);
   if (task.budget_exceeded) document["budget_exceeded"] = EncodeLimitHit(*task.budget_exceeded);
+  if (task.stopped) {
+    document["stopped_at"] = task.stopped->at;
+    document["stopped_reason"] = task.stopped->reason;
+  }
   document["agent_timeout_seconds"] = task.timeouts.wall_clock_seconds;
   document["agent_idle_timeout_seconds"] = task.timeouts.idle_seconds;
   document["isolate_agent_config"] = task.isolate_agent_config;

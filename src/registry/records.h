@@ -87,6 +87,13 @@ struct LimitHit {
   json unknown = json::object();
 };
 
+// A task stopped as a whole (herd kill --all, stop_task): when and why.
+// A stopped task takes no new agents.
+struct TaskStop {
+  std::string reason;
+  std::string at;
+};
+
 // The files herd keeps for an agent (reference key: tracked_files).
 struct TrackedFiles {
   std::string prompt_file;
@@ -164,6 +171,7 @@ struct TaskRecord {
   // = HERD_NOTIFY_COMMAND, if set. Stored only when set.
   std::string notify_command;
   std::optional<LimitHit> budget_exceeded;
+  std::optional<TaskStop> stopped;  // stored as stopped_at and stopped_reason
   // The reference orchestrator's loop detector state, shown as it is.
   json spiral_checks = nullptr;
 

@@ -107,6 +107,25 @@ TEST(RecordsTest, EveryKeyRoundTripsIncludingOnesHerdDoesNotKnow) {
   EXPECT_EQ(EncodeTask(*again), encoded);
 }
 
+TEST(RecordsTest, ATaskStopRoundTripsAndAMistypedOneIsAnError) {
+  json document = ReferenceDocument();
+  document["stopped_at"] = "2026-11-27T04:00:00Z";
+  document["stopped_reason"] = "the plan changed";
+  Result<TaskRecord> task = DecodeTask(document, kSource);
+  ASSERT_TRUE(task.ok()) << task.status().ToString();
+  ASSERT_TRUE(task->stopped);
+  EXPECT_EQ(task->stopped->reason, "the plan changed");
+  EXPECT_EQ(task->stopped->at, "2026-11-27T04:00:00Z");
+  json encoded = EncodeTask(*task);
+  EXPECT_EQ(encoded["stopped_at"], "2026-11-27T04:00:00Z");
+  EXPECT_EQ(encoded["stopped_reason"], "the plan changed");
+  EXPECT_FALSE(EncodeTask(*DecodeTask(ReferenceDocument(), kSource)).contains("stopped_at"));
+  document["stopped_reason"] = 7;
+  Result<TaskRecord> damaged = DecodeTask(document, kSource);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_THAT(damaged.status().message(), HasSubstr("stopped_reason"));
+}
+
 TEST(RecordsTest, DerivedFieldsAreRecomputedNotTrusted) {
   json document = ReferenceDocument();
   document["active_count"] = 40;

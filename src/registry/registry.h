@@ -14,6 +14,8 @@
 //   max_depth, the parent's existence and liveness, the budgets and the
 //   machine-wide running cap and reserves the slot in the same transaction;
 //   N concurrent admissions against a limit of K admit exactly K.
+// - A stopped task stays stopped: StopTask marks every active agent in one
+//   transaction and every later admission is refused.
 // - Terminal states stay terminal: an agent that is completed, error,
 //   terminated or failed never becomes active again, and its final status is
 //   kept by every later operation (a late exit record keeps "terminated").
@@ -71,6 +73,18 @@ struct EndOutcome {
   std::vector<AgentRecord> to_stop;
 };
 
+// What stopping a task committed. The caller stops the processes of
+// `marked` and `unfinished`, outside the transaction.
+struct StopOutcome {
+  TaskStop stop;                    // as recorded: a second stop keeps the first's
+  bool already_stopped = false;     // the task had been stopped before
+  std::vector<AgentRecord> marked;  // the agents this stop marked terminated
+  // Agents that had ended before (a kill, an earlier stop, their own
+  // report) but whose exit is not recorded yet: they may still run.
+  std::vector<AgentRecord> unfinished;
+  std::string warning;  // set when the commit is visible but not durable
+};
+
 // New values for a task's limits; unset ones stay as they are.
 struct LimitsChange {
   std::optional<int> max_agents;
@@ -119,6 +133,14 @@ class Registry {
   virtual Result<TerminationOutcome> Terminate(const std::string& task_id,
                                                const std::string& agent_id,
                                                const Termination& termination) const = 0;
+
+  // Stops the task as a whole, in one transaction (task_registry.h
+  // StopTask): every active agent is marked terminated with `reason` and
+  // `kill_grace_ms`, and from then on Admit refuses, quoting the reason. An
+  // agent admitted but not started yet is marked too: its RecordStart then
+  // says it is terminated. A second stop marks nothing and succeeds.
+  virtual Result<StopOutcome> StopTask(const std::string& task_id, const std::string& reason,
+                                       int kill_grace_ms) const = 0;
 
   // Records an agent's running usage; if a budget is now passed, marks the
   // task and every active agent (returned) terminated, with `kill_grace_ms`.

@@ -504,6 +504,168 @@ TEST_P(RegistryConformanceTest, ALostAgentIsMarkedOnlyIfStillLostInTheTransactio
   EXPECT_EQ(Read(task_id).FindAgent("fine-1")->status, "running");
 }
 
+// --- Stopping a task -------------------------------------------------------
+
+TEST_P(RegistryConformanceTest, StoppingATaskMarksEveryActiveAgentInOneTransaction) {
+  std::string task_id = CreateTask();
+  for (const char* agent : {"a-1", "b-1", "c-1", "d-1"}) Admit(task_id, agent);
+  ASSERT_TRUE(
+      registry_->RecordStart(task_id, "a-1", ProcessIdentity{4242, 7}, ProcessIdentity{4241, 6})
+          .ok());
+  ASSERT_TRUE(
+      registry_->RecordStart(task_id, "b-1", ProcessIdentity{4343, 8}, ProcessIdentity{4342, 7})
+          .ok());
+  ASSERT_TRUE(registry_->RecordEnd(task_id, "b-1", Exited(0), std::nullopt, 0).ok());
+  uint64_t before = Sequence(task_id);
+
+  Result<StopOutcome> stopped = registry_->StopTask(task_id, "the plan changed", 2500);
+
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_EQ(Sequence(task_id), before + 1) << "one transaction";
+  EXPECT_FALSE(stopped->already_stopped);
+  EXPECT_EQ(stopped->stop.reason, "the plan changed");
+  EXPECT_FALSE(stopped->stop.at.empty());
+  std::set<std::string> marked;
+  for (const AgentRecord& agent : stopped->marked) marked.insert(agent.id);
+  EXPECT_EQ(marked, (std::set<std::string>{"a-1", "c-1", "d-1"}));
+  // The caller stops the marked processes by the identities returned.
+  EXPECT_EQ(stopped->marked.front().process, (ProcessIdentity{4242, 7}));
+  EXPECT_EQ(stopped->marked.front().supervisor, (ProcessIdentity{4241, 6}));
+  TaskRecord task = Read(task_id);
+  for (const char* id : {"a-1", "c-1", "d-1"}) {
+    const AgentRecord& agent = *task.FindAgent(id);
+    EXPECT_EQ(agent.status, "terminated") << id;
+    EXPECT_EQ(agent.termination_reason, "the plan changed") << id;
+    EXPECT_EQ(agent.kill_grace_ms, 2500) << id;
+    EXPECT_TRUE(agent.terminated_at) << id;
+  }
+  EXPECT_EQ(task.FindAgent("b-1")->status, "completed");
+  EXPECT_EQ(task.active_count, 0);
+  ASSERT_TRUE(task.stopped);
+  EXPECT_EQ(task.stopped->reason, "the plan changed");
+  ExpectCountsDerived(task);
+}
+
+TEST_P(RegistryConformanceTest, AStoppedTaskRefusesEveryAdmissionQuotingTheReason) {
+  std::string task_id = CreateTask();
+  Admit(task_id, "parent-1");
+  ASSERT_TRUE(registry_->StopTask(task_id, "budget review", 5000).ok());
+  uint64_t before = Sequence(task_id);
+  for (const AdmissionRequest& request : {Request("late-1"), Request("child-1", "parent-1")}) {
+    Result<AgentRecord> refused = registry_->Admit(task_id, request, 0);
+    EXPECT_TRUE(refused.status().Is(Status::Code::kRefused)) << refused.status().ToString();
+    if (request.parent == kOrchestratorParent) {
+      EXPECT_THAT(refused.status().message(), HasSubstr("budget review"));
+      EXPECT_THAT(refused.status().message(), HasSubstr("create a new task"));
+    }
+  }
+  EXPECT_EQ(Sequence(task_id), before);
+  EXPECT_EQ(Read(task_id).agents.size(), 1u);
+  // Raising the limits does not reopen it.
+  LimitsChange more;
+  more.max_concurrent = 50;
+  ASSERT_TRUE(registry_->ChangeLimits(task_id, more).ok());
+  EXPECT_THAT(registry_->Admit(task_id, Request("later-1"), 0).status().message(),
+              HasSubstr("budget review"));
+}
+
+TEST_P(RegistryConformanceTest, ASecondStopMarksNothingKeepsTheFirstReasonAndSucceeds) {
+  std::string task_id = CreateTask();
+  Admit(task_id, "a-1");
+  Result<StopOutcome> first = registry_->StopTask(task_id, "first", 5000);
+  ASSERT_TRUE(first.ok());
+  uint64_t before = Sequence(task_id);
+  Result<StopOutcome> second = registry_->StopTask(task_id, "second", 100);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(second->already_stopped);
+  EXPECT_TRUE(second->marked.empty());
+  EXPECT_EQ(second->stop.reason, "first");
+  EXPECT_EQ(second->stop.at, first->stop.at);
+  EXPECT_EQ(Sequence(task_id), before) << "nothing to commit";
+  AgentRecord agent = *Read(task_id).FindAgent("a-1");
+  EXPECT_EQ(agent.termination_reason, "first");
+  EXPECT_EQ(agent.kill_grace_ms, 5000);
+}
+
+TEST_P(RegistryConformanceTest, AStopLeavesEndedAgentsAsTheyAreButReturnsThoseStillExiting) {
+  std::string task_id = CreateTask();
+  Admit(task_id, "killed-1");
+  Admit(task_id, "done-1");
+  ASSERT_TRUE(registry_->Terminate(task_id, "killed-1", {"killed first", std::nullopt, 0}).ok());
+  ASSERT_TRUE(registry_->ReportProgress(task_id, "done-1", "completed", "done", 100).ok());
+  ASSERT_TRUE(registry_->RecordEnd(task_id, "done-1", Exited(0), std::nullopt, 0).ok());
+
+  Result<StopOutcome> stopped = registry_->StopTask(task_id, "stop", 5000);
+
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_TRUE(stopped->marked.empty());
+  // killed-1's exit is not recorded yet: its processes may still run.
+  ASSERT_EQ(stopped->unfinished.size(), 1u);
+  EXPECT_EQ(stopped->unfinished[0].id, "killed-1");
+  TaskRecord task = Read(task_id);
+  EXPECT_EQ(task.FindAgent("killed-1")->termination_reason, "killed first");
+  EXPECT_EQ(task.FindAgent("done-1")->status, "completed");
+  EXPECT_TRUE(task.stopped);
+}
+
+TEST_P(RegistryConformanceTest, AnAgentStartingDuringTheStopIsTerminatedWhenItsStartIsRecorded) {
+  std::string task_id = CreateTask();
+  Admit(task_id, "starting-1");
+  Result<StopOutcome> stopped = registry_->StopTask(task_id, "stop while starting", 1500);
+  ASSERT_TRUE(stopped.ok());
+  ASSERT_EQ(stopped->marked.size(), 1u);
+  EXPECT_FALSE(stopped->marked[0].process.recorded());
+  Result<AgentRecord> started = registry_->RecordStart(
+      task_id, "starting-1", ProcessIdentity{100, 1}, ProcessIdentity{99, 1});
+  ASSERT_TRUE(started.ok());
+  EXPECT_EQ(started->status, "terminated");
+  EXPECT_EQ(started->kill_grace_ms, 1500);
+  // Its exit, with code 0, keeps the final status.
+  ASSERT_TRUE(registry_->RecordEnd(task_id, "starting-1", Exited(0), std::nullopt, 0).ok());
+  EXPECT_EQ(Read(task_id).FindAgent("starting-1")->status, "terminated");
+}
+
+TEST_P(RegistryConformanceTest, NoAdmissionRacingAStopOutlivesIt) {
+  constexpr int kThreads = 6, kEach = 5;
+  std::string task_id = CreateTask(kThreads * kEach, kThreads * kEach);
+  std::atomic<int> admitted{0}, refused{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<Registry> connection = engine_->Open();
+      for (int i = 0; i < kEach; ++i) {
+        std::string id = "w" + std::to_string(t) + "-" + std::to_string(i);
+        Result<AgentRecord> agent = connection->Admit(task_id, Request(id), 0);
+        if (agent.ok()) {
+          ++admitted;
+        } else if (agent.status().message().find("was stopped") != std::string::npos) {
+          ++refused;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  std::unique_ptr<Registry> stopper = engine_->Open();
+  Result<StopOutcome> stopped = stopper->StopTask(task_id, "race", 5000);
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(admitted + refused, kThreads * kEach);
+  TaskRecord task = Read(task_id);
+  EXPECT_EQ(static_cast<int>(task.agents.size()), admitted.load());
+  EXPECT_EQ(static_cast<int>(stopped->marked.size()), admitted.load());
+  EXPECT_EQ(task.active_count, 0);
+  ExpectCountsDerived(task);
+}
+
+TEST_P(RegistryConformanceTest, StoppingAnUnknownTaskIsNotFound) {
+  std::string task_id = NewTaskId();
+  engine_->PrepareTask(task_id);
+  Result<StopOutcome> stopped = registry_->StopTask(task_id, "stop", 5000);
+  EXPECT_TRUE(stopped.status().Is(Status::Code::kNotFound)) << stopped.status().ToString();
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, RegistryConformanceTest, ::testing::ValuesIn(kEngines),
                          [](const auto& info) { return std::string(info.param.name); });
 

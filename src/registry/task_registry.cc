@@ -193,6 +193,12 @@ Result<int> ChildDepth(const TaskRecord& task, const std::string& parent_id) {
 }
 
 Status CheckLimits(const TaskRecord& task, const AdmissionRequest& request, int depth) {
+  if (task.stopped) {
+    return Status::Refused("task " + task.task_id + " was stopped at " + task.stopped->at + " (\"" +
+                           task.stopped->reason +
+                           "\") and takes no new agents: create a new task for new work "
+                           "(create_real_task, `herd task create`)");
+  }
   if (std::optional<LimitHit> exceeded = ExceededBudget(task)) {
     return Status::Refused(exceeded->message);
   }
@@ -525,6 +531,20 @@ std::vector<AgentRecord> StopIfOverBudget(TaskRecord& task, int kill_grace_ms,
   for (AgentRecord& agent : task.agents) {
     if (!IsActiveStatus(agent.status)) continue;
     Terminate(agent, reason, timestamp, *exceeded);
+    agent.kill_grace_ms = kill_grace_ms;
+    marked.push_back(agent);
+  }
+  RecomputeCounts(task);
+  return marked;
+}
+
+std::vector<AgentRecord> StopTask(TaskRecord& task, const std::string& reason, int kill_grace_ms,
+                                  const std::string& timestamp) {
+  if (!task.stopped) task.stopped = TaskStop{reason, timestamp};
+  std::vector<AgentRecord> marked;
+  for (AgentRecord& agent : task.agents) {
+    if (!IsActiveStatus(agent.status)) continue;
+    Terminate(agent, reason, timestamp, std::nullopt);
     agent.kill_grace_ms = kill_grace_ms;
     marked.push_back(agent);
   }

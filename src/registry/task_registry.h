@@ -18,6 +18,7 @@
 // - Admission (AdmitAgent) checks max_concurrent, max_agents, max_depth and
 //   the parent's existence and liveness, and reserves the slot by adding the
 //   entry, all at once.
+// - A stopped task (StopTask) takes no new agents, whatever its limits.
 #pragma once
 
 #include <cstddef>
@@ -90,6 +91,14 @@ Status RecordUsage(TaskRecord& task, const std::string& agent_id, const json& us
 // Returns the entries it marked (none when no budget is passed).
 std::vector<AgentRecord> StopIfOverBudget(TaskRecord& task, int kill_grace_ms,
                                           const std::string& timestamp);
+
+// Stops the task as a whole: records the stop on the task (the first
+// stop's reason and time are kept) and marks every active agent terminated
+// with `reason`, `timestamp` and the kill grace its supervisor applies.
+// Returns the entries it marked (none on a second stop). From then on
+// AdmitAgent refuses, quoting the reason.
+std::vector<AgentRecord> StopTask(TaskRecord& task, const std::string& reason, int kill_grace_ms,
+                                  const std::string& timestamp);
 
 // Replaces the task's limits and budgets with the given ones (those set),
 // clearing budget_exceeded when the usage is back under every budget.

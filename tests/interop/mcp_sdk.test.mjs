@@ -11,7 +11,7 @@ import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import {
   HERD, PROTOCOL_VERSIONS, TOOL_NAMES, makeWorkspace, connectSdk, structured, sleeperCommand,
-  waitForLog, waitUntil, isAlive, readJsonLines, cleanupAllWorkspaces, withTimeout,
+  waitForLog, waitUntil, isAlive, processStartTime, readJsonLines, cleanupAllWorkspaces, withTimeout,
 } from "./lib/herd_client.mjs";
 
 const T = { timeout: 180000 };
@@ -134,6 +134,7 @@ test("tools/list: the eight reference tools, get_health_status and wait_for_agen
       get_real_task_status: ["task_id"],
       get_agent_output: ["task_id", "agent_id"],
       kill_real_agent: ["task_id", "agent_id"],
+      stop_task: ["task_id"],
       update_agent_progress: ["task_id", "agent_id", "status", "message"],
       report_agent_finding: ["task_id", "agent_id", "finding_type", "severity", "message"],
       spawn_child_agent: ["task_id", "parent_agent_id", "child_agent_type", "child_prompt"],
@@ -149,6 +150,7 @@ test("tools/list: the eight reference tools, get_health_status and wait_for_agen
       get_agent_output: ["task_id", "agent_id", "tail", "filter", "format", "include_metadata", "max_bytes",
                          "aggressive_truncate", "response_format"],
       kill_real_agent: ["task_id", "agent_id", "reason"],
+      stop_task: ["task_id", "reason", "grace_seconds"],
       update_agent_progress: ["task_id", "agent_id", "status", "message", "progress"],
       report_agent_finding: ["task_id", "agent_id", "finding_type", "severity", "message", "data"],
       spawn_child_agent: ["task_id", "parent_agent_id", "child_agent_type", "child_prompt"],
@@ -201,8 +203,10 @@ test("tools/list: the eight reference tools, get_health_status and wait_for_agen
       assert.equal(byName[name].annotations.destructiveHint, false, name);
       assert.equal(byName[name].annotations.idempotentHint, true, name);
     }
-    assert.equal(byName.kill_real_agent.annotations.destructiveHint, true);
-    assert.equal(byName.kill_real_agent.annotations.readOnlyHint, false);
+    for (const name of ["kill_real_agent", "stop_task"]) {
+      assert.equal(byName[name].annotations.destructiveHint, true, name);
+      assert.equal(byName[name].annotations.readOnlyHint, false, name);
+    }
     for (const name of ["create_real_task", "deploy_headless_agent", "update_agent_progress",
                         "report_agent_finding", "spawn_child_agent"])
       assert.equal(byName[name].annotations.readOnlyHint, false, name);
@@ -502,6 +506,52 @@ test("kill_real_agent: terminated, processes gone (grandchildren too), logs kept
     assert.equal(again.already_ended, true);
     assert.match(await callFails(c, "kill_real_agent", { task_id: task.task_id, agent_id: "ghost-000000-abcdef" }), /ghost/);
     assert.equal((await taskStatus(c, task.task_id)).agents.active, 0);
+  }));
+
+test("stop_task: every agent terminated and gone (pid + start time), later deploys refused, idempotent", T, () =>
+  withServer(async ({ w, c }) => {
+    const task = await newTask(c, { max_concurrent: 10 });
+    const agents = [];
+    for (let i = 0; i < 4; i++)
+      agents.push(await deploySleeper(c, task.task_id, { ignoreTerm: i === 0, marker: `sleeper-${i}` }));
+    for (let i = 0; i < 4; i++) await waitForLog(w, task.task_id, agents[i].agent_id, `sleeper-${i}`);
+    const before = w.registry(task.task_id).agents;
+    const processes = before.flatMap(a => [[a.pid, a.process_start_time], [a.supervisor_pid, a.supervisor_start_time]]);
+    for (const [pid, start] of processes) assert.equal(processStartTime(pid), start, `pid ${pid} runs as recorded`);
+
+    const progress = [];
+    const stopped = await call(c, "stop_task", { task_id: task.task_id, reason: "the plan changed", grace_seconds: 1 },
+                               { onprogress: p => progress.push(p.message) });
+    assert.equal(stopped.task_id, task.task_id);
+    assert.equal(stopped.status, "stopped");
+    assert.equal(stopped.reason, "the plan changed");
+    assert.equal(stopped.marked, 4);
+    assert.equal(stopped.stopped, 4);
+    assert.equal(stopped.failed, 0);
+    assert.deepEqual(stopped.failures, []);
+    assert.equal(stopped.registry_recorded, true);
+    assert.ok(progress.some(m => /stopping every agent/.test(m ?? "")), `progress: ${progress}`);
+    for (const agent of agents) assert.equal(isAlive(agent.pid) && processStartTime(agent.pid) === before.find(a => a.id === agent.agent_id).process_start_time, false);
+    await waitUntil(() => processes.every(([pid, start]) => !isAlive(pid) || processStartTime(pid) !== start),
+                    { timeoutMs: 60000, what: "every agent and supervisor to exit" });
+    const status = await taskStatus(c, task.task_id);
+    assert.equal(status.agents.active, 0);
+    assert.equal(status.stopped.reason, "the plan changed");
+    assert.equal(status.stopped.at, stopped.stopped_at);
+    for (const agent of agents) {
+      const entry = agentEntry(status, agent.agent_id);
+      assert.equal(entry.status, "terminated");
+      assert.equal(entry.termination_reason, "the plan changed");
+    }
+    const refused = await callFails(c, "deploy_headless_agent", {
+      task_id: task.task_id, agent_type: "late", prompt: "p", backend: "command", command: ["true"] });
+    assert.match(refused, /the plan changed/);
+    assert.match(refused, /create a new task/);
+    const again = await call(c, "stop_task", { task_id: task.task_id });
+    assert.equal(again.already_stopped, true);
+    assert.equal(again.marked, 0);
+    assert.equal(again.reason, "the plan changed", "the first stop's reason stays");
+    assert.match(await callFails(c, "stop_task", { task_id: "TASK-20260101-000000-00000000" }), /TASK-20260101-000000-00000000/);
   }));
 
 test("update_agent_progress returns coordination_info with the other agents' status, progress and findings", T, () =>
