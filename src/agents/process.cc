@@ -20,6 +20,8 @@
 #include "registry/workspace.h"
 #include "util/clock.h"
 
+extern char** environ;
+
 namespace herd::agents {
 namespace {
 
@@ -138,6 +140,28 @@ std::vector<int> OpenNew(const std::vector<ProcessIdentity>& candidates, std::se
 }
 
 }  // namespace
+
+std::vector<char*> CStrings(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (std::string& text : strings) pointers.push_back(text.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+std::vector<std::string> MergedEnvironment(const std::vector<std::string>& extra) {
+  std::vector<std::string> merged;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string variable = *entry;
+    std::string key = variable.substr(0, variable.find('='));
+    bool replaced = false;
+    for (const std::string& added : extra) {
+      if (added.compare(0, key.size() + 1, key + "=") == 0) replaced = true;
+    }
+    if (!replaced) merged.push_back(variable);
+  }
+  merged.insert(merged.end(), extra.begin(), extra.end());
+  return merged;
+}
 
 std::string HerdBinaryPath() {
   char path[PATH_MAX];

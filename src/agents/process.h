@@ -30,6 +30,13 @@
 
 namespace herd::agents {
 
+// Pointers to `strings`' characters, null-terminated, for exec and spawn.
+std::vector<char*> CStrings(std::vector<std::string>& strings);
+
+// This process's environment with `extra` ("KEY=value") added or replacing
+// the variables of the same name.
+std::vector<std::string> MergedEnvironment(const std::vector<std::string>& extra);
+
 // The path of the running herd binary (/proc/self/exe), or "herd" if it
 // cannot be read.
 std::string HerdBinaryPath();

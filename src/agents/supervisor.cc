@@ -19,6 +19,7 @@
 
 #include "agents/backend.h"
 #include "agents/killer.h"
+#include "agents/notify_hook.h"
 #include "agents/process.h"
 #include "agents/stream_events.h"
 #include "registry/json_registry.h"
@@ -83,29 +84,6 @@ void RedirectStandardStreams(const std::string& log_path) {
   dup2(log_fd, STDOUT_FILENO);
   dup2(log_fd, STDERR_FILENO);
   close(log_fd);
-}
-
-std::vector<char*> CStrings(std::vector<std::string>& strings) {
-  std::vector<char*> pointers;
-  for (std::string& text : strings) pointers.push_back(text.data());
-  pointers.push_back(nullptr);
-  return pointers;
-}
-
-// The inherited environment with `extra` ("KEY=value") added or replaced.
-std::vector<std::string> MergedEnvironment(const std::vector<std::string>& extra) {
-  std::vector<std::string> merged;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    std::string variable = *entry;
-    std::string key = variable.substr(0, variable.find('='));
-    bool replaced = false;
-    for (const std::string& added : extra) {
-      if (added.compare(0, key.size() + 1, key + "=") == 0) replaced = true;
-    }
-    if (!replaced) merged.push_back(variable);
-  }
-  merged.insert(merged.end(), extra.begin(), extra.end());
-  return merged;
 }
 
 struct StartedAgent {
@@ -663,6 +641,8 @@ bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::Json
   }
   RedirectStandardStreams(workspace.SupervisorLogPath(args.task_id, args.agent_id));
   spdlog::info("supervisor {} for agent {} of task {}", getpid(), args.agent_id, args.task_id);
+  // Hooks run after the leftovers are stopped, or they would be stopped too.
+  QueueNotifyHooks();
 
   LaunchPlan plan = ReadLaunchPlanOrFail(args, workspace);
   Result<StartedAgent> started = StartAgent(plan);
@@ -678,6 +658,8 @@ bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::Json
                exit_record.exit_signal.value_or(0));
   bool exit_recorded =
       RecordExitAndStopLeftovers(args, registry, exit_record, watch.StopToRecord(), started->pid);
+  prctl(PR_SET_CHILD_SUBREAPER, 0);  // the hooks' runners are not the agent's leftovers
+  StartQueuedNotifyHooks();
   spdlog::info("supervisor done");
   _exit(exit_recorded ? 0 : 1);
 }

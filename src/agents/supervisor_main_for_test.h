@@ -16,9 +16,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "agents/notify_hook.h"
 #include "agents/supervisor.h"
 
 namespace herd::test_util {
@@ -35,6 +37,11 @@ inline int TestMainOrSupervisor(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);  // as herd's main does
     return agents::RunSupervisor(args);
   }
+  if (argc > 1 && std::string_view(argv[1]) == "notify-hook") {
+    // `<binary> notify-hook --timeout S -- COMMAND`, as agents/notify_hook.cc starts it.
+    return agents::RunNotifyHook(argc > 3 ? std::atoi(argv[3]) : 30, argc > 5 ? argv[5] : "");
+  }
+  agents::InstallNotifyHook();  // as herd's main does
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

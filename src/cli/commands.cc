@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "agents/notify_hook.h"
 #include "agents/supervisor.h"
 #include "cli/table.h"
 #include "health/doctor.h"
@@ -357,6 +358,8 @@ struct Invocation {
   bool dry_run = false;      // doctor
   bool all = false;          // kill: every agent of the task
   agents::SupervisorArgs supervisor;
+  int notify_timeout_seconds = agents::kDefaultNotifyTimeoutSeconds;  // notify-hook
+  std::string notify_command;                                         // notify-hook
 };
 
 // Arguments the request refuses (a value out of range or not among the
@@ -698,6 +701,15 @@ void SuperviseOptions(CLI::App* command, Invocation* invocation) {
   command->add_option("--agent", invocation->supervisor.agent_id)->required();
 }
 
+void NotifyHookOptions(CLI::App* command, Invocation* invocation) {
+  command->add_option("--timeout", invocation->notify_timeout_seconds)->check(CLI::Range(1, 86400));
+  command->add_option("command", invocation->notify_command)->required();
+}
+
+int NotifyHook(Invocation& invocation) {
+  return agents::RunNotifyHook(invocation.notify_timeout_seconds, invocation.notify_command);
+}
+
 int Supervise(Invocation& invocation) {
   invocation.supervisor.workspace_base =
       registry::Workspace::Resolve(invocation.global.workspace).base();
@@ -736,7 +748,8 @@ const Command kCommands[] = {
      HealthRequest::Parameters, DoctorOptions, Doctor},
     {"serve", "speak MCP over stdio (for Claude Code, Cursor, Codex and herd's own agents)",
      nullptr, nullptr, Serve},
-    {"supervise", "", nullptr, SuperviseOptions, Supervise},  // started by deploy
+    {"supervise", "", nullptr, SuperviseOptions, Supervise},      // started by deploy
+    {"notify-hook", "", nullptr, NotifyHookOptions, NotifyHook},  // started on an agent's end
 };
 constexpr size_t kCommandCount = sizeof kCommands / sizeof kCommands[0];
 

@@ -179,6 +179,7 @@ Result<registry::TaskSpec> SpecFor(const CreateTaskRequest& request,
   spec.budget = request.budget;
   spec.timeouts = request.timeouts;
   spec.isolate_agent_config = request.isolate_agent_config;
+  spec.notify_command = request.notify_command;
   if (spec.budget.max_cost_usd && !(*spec.budget.max_cost_usd > 0)) {
     return Status::InvalidArgument("max_cost_usd must be a positive number of dollars");
   }
@@ -214,7 +215,8 @@ json CreatedReply(const std::string& task_id, const registry::TaskSpec& spec,
                  {"budget", registry::EncodeBudget(spec.budget)},
                  {"agent_timeout_seconds", spec.timeouts.wall_clock_seconds},
                  {"agent_idle_timeout_seconds", spec.timeouts.idle_seconds},
-                 {"isolate_agent_config", spec.isolate_agent_config}};
+                 {"isolate_agent_config", spec.isolate_agent_config},
+                 {"notify_command", NullIfEmpty(spec.notify_command)}};
   for (const auto& [key, value] : spec.context.items()) result[key] = value;
   if (!warnings.empty()) result["validation_warnings"] = warnings;
   return result;

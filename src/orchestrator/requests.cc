@@ -197,6 +197,13 @@ const ParameterList& CreateTaskRequest::Parameters() {
        .type = Type::kBoolean,
        .description = "give each Claude Code agent its own CLAUDE_CONFIG_DIR",
        .cli = "--isolate-config"},
+      {.name = "notify_command",
+       .type = Type::kString,
+       .description = "shell command run once for each agent that ends (completed, failed, "
+                      "killed, stopped by a limit), with HERD_EVENT, HERD_TASK_ID, "
+                      "HERD_AGENT_ID, HERD_NEW_STATUS, HERD_REASON... in its environment; "
+                      "default $HERD_NOTIFY_COMMAND",
+       .cli = "--notify-command"},
       // The task context (on the command line: --context, one JSON object).
       {.name = "background_context",
        .type = Type::kString,
@@ -245,6 +252,7 @@ Result<CreateTaskRequest> CreateTaskRequest::FromArguments(const json& arguments
   checked->Get("agent_timeout_seconds", &request.timeouts.wall_clock_seconds);
   checked->Get("agent_idle_timeout_seconds", &request.timeouts.idle_seconds);
   checked->Get("isolate_agent_config", &request.isolate_agent_config);
+  checked->Get("notify_command", &request.notify_command);
   return request;
 }
 

@@ -53,6 +53,7 @@ struct CreateTaskRequest {
   registry::Budget budget = registry::Budget::FromEnvironment();
   registry::AgentTimeouts timeouts = registry::AgentTimeouts::FromEnvironment();
   bool isolate_agent_config = false;
+  std::string notify_command;  // "" = $HERD_NOTIFY_COMMAND
 
   // The context's keys, as the reference names them.
   static const std::vector<const char*>& ContextKeys();
