@@ -59,6 +59,10 @@ json McpConfigFor(const std::string& herd_binary, const std::string& workspace_b
               {"env", {{"CLAUDE_ORCHESTRATOR_WORKSPACE", workspace_base}}}}}}}};
 }
 
+bool BackendTakesSessionId(const std::string& backend) {
+  return backend == "claude";
+}
+
 Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
   LaunchPlan plan;
   plan.backend = request.backend;
@@ -74,6 +78,7 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
     // The `=` form: --mcp-config takes several values and would swallow a
     // following argument.
     plan.argv.push_back("--mcp-config=" + request.mcp_config_path);
+    if (!request.session_id.empty()) SetFlag(plan.argv, "--session-id", request.session_id);
     plan.stream_json = true;
   } else if (backend == "codex") {
     plan.argv = {"codex", "exec", "--json", "--skip-git-repo-check"};

@@ -6,7 +6,8 @@
 // line, so prompts of any size work.
 //
 //   claude        $CLAUDE_EXECUTABLE (claude) + $CLAUDE_FLAGS (the reference's
-//                 defaults) + --mcp-config <per-agent file>; prompt on stdin
+//                 defaults) + --mcp-config <per-agent file> + --session-id
+//                 <uuid herd records>; prompt on stdin
 //   codex         codex exec --json [--model M] -        ; prompt on stdin
 //   cursor-agent  cursor-agent -p --output-format stream-json [--model M]
 //   gemini        gemini -p <pointer> --output-format stream-json [-m M]
@@ -35,6 +36,10 @@ struct LaunchRequest {
   std::string prompt_path;
   std::string mcp_config_path;
   std::string herd_binary;
+  // The session the agent's conversation is saved under, fixed at deploy
+  // so a later turn can resume it (claude: --session-id); "" for backends
+  // that cannot be told one.
+  std::string session_id;
 };
 
 struct LaunchPlan {
@@ -55,6 +60,9 @@ const std::vector<std::string>& BackendNames();
 
 // Whether agents of `backend` can call herd back through MCP.
 bool BackendSupportsMcp(const std::string& backend);
+
+// Whether herd fixes the session id of `backend`'s agents at deploy.
+bool BackendTakesSessionId(const std::string& backend);
 
 Result<LaunchPlan> PlanLaunch(const LaunchRequest& request);
 

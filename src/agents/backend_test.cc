@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "agents/stream_events.h"
@@ -56,6 +57,23 @@ TEST(BackendTest, ClaudeUsesReferenceFlagsModelAndPerAgentMcpConfig) {
   EXPECT_EQ(plan->stdin_path, request.prompt_path);  // the prompt never goes on argv
   EXPECT_TRUE(plan->stream_json);
   EXPECT_TRUE(plan->supports_mcp);
+}
+
+TEST(BackendTest, ClaudeIsGivenTheSessionIdHerdRecords) {
+  unsetenv("CLAUDE_EXECUTABLE");
+  unsetenv("CLAUDE_FLAGS");
+  LaunchRequest request = Request("claude");
+  request.session_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+  Result<LaunchPlan> plan = PlanLaunch(request);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  auto flag = std::find(plan->argv.begin(), plan->argv.end(), "--session-id");
+  ASSERT_NE(flag, plan->argv.end());
+  ASSERT_NE(flag + 1, plan->argv.end());
+  EXPECT_EQ(*(flag + 1), request.session_id);
+  EXPECT_TRUE(BackendTakesSessionId("claude"));
+  for (const char* backend : {"codex", "cursor-agent", "gemini", "command"}) {
+    EXPECT_FALSE(BackendTakesSessionId(backend)) << backend;
+  }
 }
 
 TEST(BackendTest, ClaudeHonoursClaudeExecutableAndClaudeFlags) {

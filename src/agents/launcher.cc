@@ -16,6 +16,7 @@
 #include "registry/json_registry.h"
 #include "registry/task_registry.h"
 #include "store/file_system.h"
+#include "util/random.h"
 
 extern char** environ;
 
@@ -124,6 +125,7 @@ LaunchRequest LaunchRequestFor(const DeployRequest& request, const Workspace& wo
   launch.prompt_path = workspace.PromptPath(request.task_id, agent_id);
   launch.mcp_config_path = workspace.McpConfigPath(request.task_id, agent_id);
   launch.herd_binary = HerdBinaryPath();
+  if (BackendTakesSessionId(request.backend)) launch.session_id = RandomUuid();
   return launch;
 }
 
@@ -180,6 +182,7 @@ registry::AdmissionRequest AdmissionFor(const DeployRequest& request, const Work
   admission.prompt = request.prompt;
   admission.backend = request.backend;
   admission.model = request.model;
+  admission.session_id = launch.session_id;
   admission.cwd = plan.cwd;
   admission.tracked_files.prompt_file = launch.prompt_path;
   admission.tracked_files.log_file = plan.log_path;

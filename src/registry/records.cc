@@ -285,6 +285,7 @@ Result<AgentRecord> DecodeAgent(const json& entry, const std::string& source) {
   reader.String("prompt", &agent.prompt);
   reader.String("backend", &agent.backend);
   reader.String("model", &agent.model);
+  reader.String("session_id", &agent.session_id);
   reader.String("cwd", &agent.cwd);
   ReadTrackedFiles(reader, &agent.tracked_files);
   reader.OptionalString("last_message", &agent.last_message);
@@ -329,6 +330,7 @@ json EncodeAgent(const AgentRecord& agent) {
   entry["prompt"] = agent.prompt;
   entry["backend"] = agent.backend;
   entry["model"] = NullIfEmpty(agent.model);
+  if (!agent.session_id.empty()) entry["session_id"] = agent.session_id;
   entry["cwd"] = agent.cwd;
   json files = WithUnknown(agent.tracked_files.unknown);
   for (const auto& [key, value] : TrackedFileFields(agent.tracked_files)) {

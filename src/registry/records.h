@@ -123,6 +123,9 @@ struct AgentRecord {
   std::string prompt;  // its first bytes
   std::string backend;
   std::string model;  // "" = the backend's default (stored as null)
+  // The session its conversation is saved under, fixed at deploy (claude);
+  // "" = none (not stored).
+  std::string session_id;
   std::string cwd;
   TrackedFiles tracked_files;
 

@@ -249,6 +249,7 @@ Result<AgentRecord> AdmitAgent(TaskRecord& task, const AdmissionRequest& request
   agent.tracked_files = request.tracked_files;
   agent.backend = request.backend;
   agent.model = request.model;
+  agent.session_id = request.session_id;
   agent.cwd = request.cwd;
   // Its journals start empty: a line that a report killed before its
   // commit leaves is not counted (Journal).

@@ -113,6 +113,7 @@ struct AdmissionRequest {
   std::string prompt;
   std::string backend;
   std::string model;
+  std::string session_id;  // "" = none fixed (agents/backend.h LaunchRequest)
   std::string cwd;
   TrackedFiles tracked_files;
 };

@@ -28,4 +28,12 @@ std::string RandomHex(int digits) {
   return hex;
 }
 
+std::string RandomUuid() {
+  std::string hex = RandomHex(32);
+  hex[12] = '4';                                                    // version 4: random
+  hex[16] = "89ab"[std::stoi(hex.substr(16, 1), nullptr, 16) & 3];  // variant 10xx
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20, 12);
+}
+
 }  // namespace herd

@@ -513,6 +513,11 @@ async function fullLoop(script, { helperExitsFirst }) {
     const helperOut = await readAgentOutput(ctx, helperId);
     for (const [id, out, entry] of [[leadId, leadOut, leadEntry], [helperId, helperOut, helperEntry]]) {
       assertHerdConnected(out.init, id);
+      // herd fixed the session at deploy (--session-id) and recorded it: the CLI used it.
+      assert.match(entry.session_id ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+                   `${id}: a recorded session id`);
+      assert.equal(out.init.session_id, entry.session_id, `${id}: the CLI's session is the recorded one`);
+      assert.equal(out.result.session_id, entry.session_id);
       assert.equal(out.result.is_error, false);
       assert.equal(out.result.subtype, "success");
       // herd's recorded figures are the result line's.
