@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "mcp/subscriptions.h"
 #include "mcp/tools.h"
 #include "orchestrator/orchestrator.h"
 #include "util/json_parse.h"
@@ -57,7 +58,9 @@ constexpr const char kInstructions[] =
     "output, get_real_task_status the whole task; kill_real_agent stops one. Agents report "
     "back with update_agent_progress, "
     "report_agent_finding and spawn_child_agent. Limits (max_concurrent, max_agents, max_depth) "
-    "are enforced atomically; a refusal says which limit and how to raise it.";
+    "are enforced atomically; a refusal says which limit and how to raise it. A client that "
+    "supports resource subscriptions may resources/subscribe to task://{task_id}/status (or "
+    "/progress-timeline) and is sent notifications/resources/updated after each change.";
 
 json ErrorResponse(const json& id, int code, const std::string& message, json data = nullptr) {
   json error = {{"code", code}, {"message", message}};
@@ -210,6 +213,7 @@ class Server {
   Server(const Orchestrator& orchestrator, int output_fd)
       : tools_(orchestrator),
         output_fd_(output_fd),
+        subscriptions_(orchestrator, [this](const std::string& uri) { NotifyUpdated(uri); }),
         blocking_(kMaxBlockingCalls),
         pool_(kWorkers) {}
 
@@ -235,9 +239,11 @@ class Server {
                        "parse error: the line is longer than 16 MiB and was discarded"));
   }
 
-  // Stops the calls that block (a wait answers with what it has seen), then
-  // waits for every tool call to finish and be answered.
+  // Ends the resource subscriptions and stops the calls that block (a wait
+  // answers with what it has seen), then waits for every tool call to
+  // finish and be answered.
   void Finish() {
+    subscriptions_.Stop();
     {
       std::lock_guard<std::mutex> guard(in_flight_mutex_);
       for (const auto& [key, call] : in_flight_) call->stop->Stop();
@@ -348,9 +354,15 @@ class Server {
                                     bool in_batch) {
     if (method == "ping") return ResultResponse(id, json::object());
     if (method == "initialize") return Initialize(id, params);
-    static const std::set<std::string> kKnown = {
-        "tools/list",     "tools/call",       "resources/list", "resources/templates/list",
-        "resources/read", "logging/setLevel", "prompts/list"};
+    static const std::set<std::string> kKnown = {"tools/list",
+                                                 "tools/call",
+                                                 "resources/list",
+                                                 "resources/templates/list",
+                                                 "resources/read",
+                                                 "resources/subscribe",
+                                                 "resources/unsubscribe",
+                                                 "logging/setLevel",
+                                                 "prompts/list"};
     if (kKnown.count(method) == 0) {
       return ErrorResponse(id, kMethodNotFound, "method not found: " + method);
     }
@@ -363,6 +375,8 @@ class Server {
       return ListItems(id, method, params);
     }
     if (method == "resources/read") return ReadResourceRequest(id, params);
+    if (method == "resources/subscribe") return SubscribeRequest(id, params);
+    if (method == "resources/unsubscribe") return UnsubscribeRequest(id, params);
     if (method == "logging/setLevel") return SetLoggingLevel(id, params);
     return CallToolRequest(id, params, in_batch);
   }
@@ -394,6 +408,40 @@ class Server {
       return ErrorResponse(id, kInternalError, content.status().message());
     }
     return ResultResponse(id, std::move(*content));
+  }
+
+  // resources/subscribe: -32002 for an unknown task (as resources/read),
+  // -32602 for a uri that cannot be subscribed to or past the limit.
+  json SubscribeRequest(const json& id, const json& params) {
+    if (!params.contains("uri") || !params["uri"].is_string()) {
+      return ErrorResponse(id, kInvalidParams, "resources/subscribe needs a string \"uri\"");
+    }
+    std::string uri = params["uri"];
+    Status subscribed = subscriptions_.Subscribe(uri);
+    if (subscribed.ok()) return ResultResponse(id, json::object());
+    switch (subscribed.code()) {
+      case Status::Code::kNotFound:
+        return ErrorResponse(id, kResourceNotFound, subscribed.message(), {{"uri", uri}});
+      case Status::Code::kInvalidArgument:
+      case Status::Code::kRefused:
+        return ErrorResponse(id, kInvalidParams, subscribed.message(), {{"uri", uri}});
+      default: return ErrorResponse(id, kInternalError, subscribed.message(), {{"uri", uri}});
+    }
+  }
+
+  json UnsubscribeRequest(const json& id, const json& params) {
+    if (!params.contains("uri") || !params["uri"].is_string()) {
+      return ErrorResponse(id, kInvalidParams, "resources/unsubscribe needs a string \"uri\"");
+    }
+    subscriptions_.Unsubscribe(params["uri"].get<std::string>());
+    return ResultResponse(id, json::object());
+  }
+
+  // Called by the subscriptions' watcher thread.
+  void NotifyUpdated(const std::string& uri) {
+    Send({{"jsonrpc", "2.0"},
+          {"method", "notifications/resources/updated"},
+          {"params", {{"uri", uri}}}});
   }
 
   // Accepts any level MCP defines; herd's own log level stays as it is.
@@ -490,7 +538,7 @@ class Server {
         id, {{"protocolVersion", negotiated_version_},
              {"capabilities",
               {{"tools", {{"listChanged", false}}},
-               {"resources", {{"listChanged", false}, {"subscribe", false}}},
+               {"resources", {{"listChanged", false}, {"subscribe", true}}},
                {"prompts", {{"listChanged", false}}},
                {"logging", json::object()}}},
              {"serverInfo", {{"name", "herd"}, {"title", "herd"}, {"version", HERD_VERSION}}},
@@ -580,6 +628,8 @@ class Server {
   std::string negotiated_version_;
   std::mutex in_flight_mutex_;
   std::map<std::string, std::shared_ptr<InFlightCall>> in_flight_;
+  // Its thread sends through write_mutex_: declared after it, joined before.
+  ResourceSubscriptions subscriptions_;
   BlockingCalls blocking_;  // last two: joined first on destruction
   WorkerPool pool_;
 };

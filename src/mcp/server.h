@@ -7,8 +7,11 @@
 // and a call that blocks (wait_for_agents) on a thread of its own, so waits
 // never hold up other calls. notifications/cancelled stops a call's wait at
 // once and its reply is never sent; progress notifications go out only for
-// a call that carried _meta.progressToken. One writer mutex writes whole
-// lines.
+// a call that carried _meta.progressToken. resources/subscribe on a task's
+// status or progress timeline makes one watcher thread per session send
+// notifications/resources/updated after each change it sees
+// (mcp/subscriptions.h); subscriptions end at stdin EOF. One writer mutex
+// writes whole lines, whichever thread sends.
 //
 // stdout carries MCP messages only, always: Serve moves the protocol stream
 // to a private descriptor and points fd 1 at stderr, so a stray write from

@@ -3,20 +3,29 @@
 // every protocol error (-32700 parse, -32600 invalid request, -32601
 // unknown method, -32602 invalid params, -32002 unknown resource), the
 // depth limit, notifications that get no reply, tool failures that are tool
-// results rather than protocol errors, and resources. One test runs the real
-// binary to check that its stdout carries JSON-RPC lines only, even while an
-// agent it deployed prints.
+// results rather than protocol errors, and resources. Resource
+// subscriptions run in a live session (LiveSession: pipes, the server on a
+// thread) so a test can commit a change and then wait for its
+// notification. One test runs the real binary to check that its stdout
+// carries JSON-RPC lines only, even while an agent it deployed prints.
 #include "mcp/server.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agents/testing_util_for_test.h"
@@ -88,6 +97,109 @@ std::vector<json> ParseReplies(const std::string& output) {
   return replies;
 }
 
+// A session the test talks to while it runs: ServeOn on a thread of its
+// own, fed through one pipe and read through another, so that the test can
+// act between messages. Every message read is kept, in order.
+class LiveSession {
+ public:
+  using Match = std::function<bool(const json&)>;
+
+  explicit LiveSession(const std::string& workspace) {
+    if (pipe2(input_, O_CLOEXEC) != 0 || pipe2(output_, O_CLOEXEC) != 0) {
+      throw std::runtime_error("pipe2 failed");
+    }
+    server_ = std::thread([this, workspace] {
+      exit_code_ = mcp::ServeOn(workspace, input_[0], output_[1]);
+      close(output_[1]);  // the reader sees EOF
+    });
+  }
+  ~LiveSession() {
+    Finish();
+    close(input_[0]);
+    close(output_[0]);
+  }
+
+  void Write(const json& message) {
+    std::string line = message.dump() + "\n";
+    for (size_t written = 0; written < line.size();) {
+      ssize_t result = write(input_[1], line.data() + written, line.size() - written);
+      if (result <= 0) throw std::runtime_error("cannot write to the server");
+      written += static_cast<size_t>(result);
+    }
+  }
+
+  // Reads until a message `wanted` accepts and returns it; a failure (and
+  // null) if none comes within the generous deadline.
+  json ReadUntil(const Match& wanted, const std::string& what) {
+    const Clock::time_point deadline = DeadlineIn();
+    while (std::optional<json> message = Next(deadline)) {
+      received_.push_back(*message);
+      if (wanted(*message)) return *message;
+    }
+    ADD_FAILURE() << "no " << what << " within " << kGenerousDeadline.count() << " s";
+    return nullptr;
+  }
+
+  // Sends a request and returns its reply.
+  json Call(const json& id, const std::string& method, const json& params = json::object()) {
+    Write(Request(id, method, params));
+    return ReadUntil(
+        [&](const json& message) { return message.contains("id") && message["id"] == id; },
+        "reply to " + method);
+  }
+
+  size_t Count(const Match& match) const {
+    return static_cast<size_t>(std::count_if(received_.begin(), received_.end(), match));
+  }
+
+  // Closes the server's input (EOF) and waits for ServeOn to return.
+  int Finish() {
+    if (input_[1] >= 0) {
+      close(input_[1]);
+      input_[1] = -1;
+    }
+    if (server_.joinable()) server_.join();
+    return exit_code_;
+  }
+
+ private:
+  // The next line as JSON, or nullopt at the deadline or EOF.
+  std::optional<json> Next(Clock::time_point deadline) {
+    for (;;) {
+      size_t end = pending_.find('\n');
+      if (end != std::string::npos) {
+        json message = json::parse(pending_.substr(0, end), nullptr, false);
+        pending_.erase(0, end + 1);
+        EXPECT_FALSE(message.is_discarded()) << "a line that is not JSON";
+        return message;
+      }
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return std::nullopt;
+      pollfd readable = {output_[0], POLLIN, 0};
+      if (poll(&readable, 1, static_cast<int>(left)) <= 0) continue;
+      char buffer[65536];
+      ssize_t got = read(output_[0], buffer, sizeof buffer);
+      if (got <= 0) return std::nullopt;
+      pending_.append(buffer, static_cast<size_t>(got));
+    }
+  }
+
+  int input_[2] = {-1, -1};
+  int output_[2] = {-1, -1};
+  std::thread server_;
+  int exit_code_ = -1;
+  std::string pending_;
+  std::vector<json> received_;
+};
+
+LiveSession::Match UpdatedFor(const std::string& uri) {
+  return [uri](const json& message) {
+    return !message.contains("id") &&
+           message.value("method", "") == "notifications/resources/updated" &&
+           message["params"] == json{{"uri", uri}};
+  };
+}
+
 class ServerTest : public HerdTest {
  protected:
   // One session: `lines` as the client's input, then EOF. Returns the
@@ -134,6 +246,44 @@ class ServerTest : public HerdTest {
     EXPECT_TRUE(task.ok()) << task.status().ToString();
     return task.ok() ? task->value("task_id", "") : "";
   }
+
+  // One committed change to `task` that no report makes: its limits.
+  void Commit(const std::string& task) {
+    LimitsUpdate update;
+    update.task_id = task;
+    update.max_agents = 30 + commits_++;
+    Result<json> changed = orchestrator().UpdateLimits(update);
+    ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  }
+
+  // Returns once every change committed before the call has been notified:
+  // two commits to `fence` (subscribed as its status in `session`), each
+  // waited for. The second one's notification comes from a later pass of
+  // the watcher than every change before the first.
+  void Settle(LiveSession& session, const std::string& fence) {
+    for (int i = 0; i < 2; ++i) {
+      Commit(fence);
+      session.ReadUntil(UpdatedFor(StatusUri(fence)), "notification for the fence task");
+    }
+  }
+
+  static std::string StatusUri(const std::string& task) { return "task://" + task + "/status"; }
+  static std::string TimelineUri(const std::string& task) {
+    return "task://" + task + "/progress-timeline";
+  }
+
+  // Made on first use: the workspace exists from SetUp on.
+  const Orchestrator& orchestrator() {
+    if (!orchestrator_) {
+      orchestrator_ = std::make_unique<Orchestrator>(registry::Workspace(workspace()),
+                                                     registry::RegistryStores());
+    }
+    return *orchestrator_;
+  }
+
+ private:
+  std::unique_ptr<Orchestrator> orchestrator_;
+  int commits_ = 0;
 };
 
 TEST_F(ServerTest, InitializeNegotiatesTheProtocolVersion) {
@@ -433,6 +583,125 @@ TEST_F(ServerTest, StdoutOfHerdServeCarriesOnlyJsonRpcLines) {
   std::string agent = ReplyTo(replies, 1)["result"]["structuredContent"].value("agent_id", "");
   WaitForAgentToEnd(task, agent);
   EXPECT_THAT(ReadFile(LogPath(task, agent)), HasSubstr("agent-stdout-marker"));
+}
+
+// --- resources/subscribe -----------------------------------------------------
+
+TEST_F(ServerTest, ASubscribedStatusIsNotifiedOncePerCommittedChange) {
+  std::string task = MakeTask();
+  std::string fence = MakeTask();
+  LiveSession session(workspace());
+  json initialized = session.Call(0, "initialize", Initialize()["params"]);
+  EXPECT_EQ(initialized["result"]["capabilities"]["resources"]["subscribe"], true);
+  EXPECT_EQ(session.Call(1, "resources/subscribe", {{"uri", StatusUri(task)}})["result"],
+            json::object());
+  EXPECT_EQ(session.Call(2, "resources/subscribe", {{"uri", StatusUri(fence)}})["result"],
+            json::object());
+  // Subscribing twice is one subscription.
+  EXPECT_EQ(session.Call(3, "resources/subscribe", {{"uri", StatusUri(task)}})["result"],
+            json::object());
+
+  Commit(task);
+  session.ReadUntil(UpdatedFor(StatusUri(task)), "notification after the change");
+  Settle(session, fence);
+  EXPECT_EQ(session.Count(UpdatedFor(StatusUri(task))), 1u);
+
+  Commit(task);
+  Commit(task);
+  Settle(session, fence);
+  // Two commits: one notification each, or one for both when one wake saw both.
+  size_t notified = session.Count(UpdatedFor(StatusUri(task)));
+  EXPECT_TRUE(notified == 2u || notified == 3u) << notified;
+  EXPECT_EQ(session.Finish(), 0);
+}
+
+TEST_F(ServerTest, UnsubscribeStopsTheNotifications) {
+  std::string task = MakeTask();
+  std::string fence = MakeTask();
+  LiveSession session(workspace());
+  session.Call(0, "initialize", Initialize()["params"]);
+  session.Call(1, "resources/subscribe", {{"uri", StatusUri(task)}});
+  session.Call(2, "resources/subscribe", {{"uri", StatusUri(fence)}});
+  Commit(task);
+  session.ReadUntil(UpdatedFor(StatusUri(task)), "notification before unsubscribing");
+
+  EXPECT_EQ(session.Call(3, "resources/unsubscribe", {{"uri", StatusUri(task)}})["result"],
+            json::object());
+  Commit(task);
+  Settle(session, fence);
+  EXPECT_EQ(session.Count(UpdatedFor(StatusUri(task))), 1u);
+  // Unsubscribing from what is not subscribed changes nothing.
+  EXPECT_EQ(session.Call(4, "resources/unsubscribe", {{"uri", StatusUri(task)}})["result"],
+            json::object());
+  EXPECT_EQ(session.Finish(), 0);
+}
+
+TEST_F(ServerTest, TheProgressTimelineIsNotifiedByReportsOnly) {
+  std::string task = CreateTask();
+  std::string agent = DeployAgent(task, {"sleep", "300"});
+  std::string fence = MakeTask();
+  LiveSession session(workspace());
+  session.Call(0, "initialize", Initialize()["params"]);
+  session.Call(1, "resources/subscribe", {{"uri", TimelineUri(task)}});
+  session.Call(2, "resources/subscribe", {{"uri", StatusUri(fence)}});
+
+  Commit(task);  // the status changes, the timeline does not
+  Settle(session, fence);
+  EXPECT_EQ(session.Count(UpdatedFor(TimelineUri(task))), 0u);
+
+  Result<json> reported = orchestrator().ReportProgress({task, agent, "working", "halfway", 50});
+  ASSERT_TRUE(reported.ok()) << reported.status().ToString();
+  session.ReadUntil(UpdatedFor(TimelineUri(task)), "notification after the report");
+  Settle(session, fence);
+  EXPECT_EQ(session.Count(UpdatedFor(TimelineUri(task))), 1u);
+  EXPECT_EQ(session.Finish(), 0);
+}
+
+TEST_F(ServerTest, SubscribingToWhatCannotBeWatchedIsAnError) {
+  std::string task = MakeTask();
+  std::vector<json> replies = Session(std::vector<json>{
+      Initialize(),
+      Request(1, "resources/subscribe", {{"uri", "task://TASK-20260101-000000-00000000/status"}}),
+      Request(2, "resources/subscribe", {{"uri", "tasks://list"}}),
+      Request(3, "resources/subscribe", {{"uri", "task://" + task + "/nonsense"}}),
+      Request(4, "resources/subscribe", {{"uri", "task://../status"}}),
+      Request(5, "resources/subscribe"),
+      Request(6, "resources/unsubscribe", {{"uri", 7}}),
+      Request(7, "resources/subscribe", {{"uri", TimelineUri(task)}}),
+  });
+  json unknown = ReplyTo(replies, 1);
+  EXPECT_EQ(ErrorCode(unknown), -32002);
+  EXPECT_EQ(unknown["error"]["data"],
+            json({{"uri", "task://TASK-20260101-000000-00000000/status"}}));
+  EXPECT_THAT(unknown["error"].value("message", ""), HasSubstr("read tasks://list"));
+  for (int id : {2, 3}) {
+    json reply = ReplyTo(replies, id);
+    EXPECT_EQ(ErrorCode(reply), -32602) << id;
+    EXPECT_THAT(reply["error"].value("message", ""), HasSubstr("task://{task_id}/status")) << id;
+  }
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 4)), -32602);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 5)), -32602);
+  EXPECT_EQ(ErrorCode(ReplyTo(replies, 6)), -32602);
+  EXPECT_EQ(ReplyTo(replies, 7)["result"], json::object());
+}
+
+// 64 subscriptions are served; the 65th is refused with what to do. The
+// session then ends at EOF with all of them active.
+TEST_F(ServerTest, ASessionHasAtMost64Subscriptions) {
+  std::vector<json> messages{Initialize()};
+  int id = 0;
+  for (int i = 0; i < 33; ++i) {
+    std::string task = MakeTask();
+    messages.push_back(Request(++id, "resources/subscribe", {{"uri", StatusUri(task)}}));
+    messages.push_back(Request(++id, "resources/subscribe", {{"uri", TimelineUri(task)}}));
+  }
+  std::vector<json> replies = Session(messages);
+  for (int answered = 1; answered <= 64; ++answered) {
+    EXPECT_EQ(ReplyTo(replies, answered)["result"], json::object()) << answered;
+  }
+  json refused = ReplyTo(replies, 65);
+  EXPECT_EQ(ErrorCode(refused), -32602);
+  EXPECT_THAT(refused["error"].value("message", ""), HasSubstr("resources/unsubscribe"));
 }
 
 }  // namespace

@@ -511,21 +511,36 @@ json ToolSet::ListResourceTemplates() const {
              {"mimeType", "application/json"}}}}};
 }
 
+std::optional<TaskResourceUri> ParseTaskResourceUri(const std::string& uri) {
+  const std::string prefix = "task://";
+  if (uri.rfind(prefix, 0) != 0) return std::nullopt;
+  size_t slash = uri.find('/', prefix.size());
+  if (slash == std::string::npos) return std::nullopt;
+  TaskResourceUri parsed;
+  parsed.task_id = uri.substr(prefix.size(), slash - prefix.size());
+  std::string view = uri.substr(slash + 1);
+  if (view == "status") {
+    parsed.view = TaskResourceUri::View::kStatus;
+  } else if (view == "progress-timeline") {
+    parsed.view = TaskResourceUri::View::kProgressTimeline;
+  } else {
+    return std::nullopt;
+  }
+  return parsed;
+}
+
 Result<json> ToolSet::ReadResource(const std::string& uri) const {
   Result<json> content = Status::NotFound("unknown resource " + uri);
-  const std::string task_prefix = "task://";
+  std::optional<TaskResourceUri> task_resource = ParseTaskResourceUri(uri);
   if (uri == "tasks://list") {
     content = orchestrator_.ListTasks();
     if (content.ok()) content = FitTaskList(std::move(*content));
-  } else if (uri.rfind(task_prefix, 0) == 0) {
-    std::string rest = uri.substr(task_prefix.size());
-    size_t slash = rest.find('/');
-    std::string task_id = rest.substr(0, slash);
-    std::string view = slash == std::string::npos ? "" : rest.substr(slash + 1);
-    if (view == "status") {
+  } else if (task_resource) {
+    const std::string& task_id = task_resource->task_id;
+    if (task_resource->view == TaskResourceUri::View::kStatus) {
       content = orchestrator_.TaskStatus(task_id);
       if (content.ok()) content = FitAgentsList(std::move(*content), "auto");
-    } else if (view == "progress-timeline") {
+    } else {
       content = orchestrator_.ProgressTimeline(task_id);
       if (content.ok()) content = FitTimeline(std::move(*content));
     }

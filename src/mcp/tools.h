@@ -18,6 +18,7 @@
 
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "orchestrator/orchestrator.h"
@@ -49,6 +50,17 @@ struct CallContext {
     if (progress) progress(message);
   }
 };
+
+// A task resource's uri split: task://{task_id}/status or
+// task://{task_id}/progress-timeline. The id is as written, not validated.
+struct TaskResourceUri {
+  enum class View { kStatus, kProgressTimeline };
+  std::string task_id;
+  View view = View::kStatus;
+};
+
+// Nullopt for any other uri (tasks://list included).
+std::optional<TaskResourceUri> ParseTaskResourceUri(const std::string& uri);
 
 class ToolSet {
  public:

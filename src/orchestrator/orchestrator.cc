@@ -377,6 +377,11 @@ Result<registry::SharedTask> Orchestrator::ReadTask(const std::string& task_id) 
   return RegistryOf(workspace).ReadTask(task_id);
 }
 
+Result<std::string> Orchestrator::TaskDirectory(const std::string& task_id) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
+  return workspace.TaskDirectory(task_id);
+}
+
 Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
   TaskStatusReport report;

@@ -145,6 +145,10 @@ class Orchestrator {
   Result<json> Deploy(const agents::DeployRequest& request) const;
   // The task as last committed: no journals, no process checks.
   Result<registry::SharedTask> ReadTask(const std::string& task_id) const;
+  // The directory holding the task's AGENT_REGISTRY.json, whichever
+  // workspace base it is in: every commit to the task renames a file into
+  // it. InvalidArgument for a malformed id, NotFound for an unknown task.
+  Result<std::string> TaskDirectory(const std::string& task_id) const;
   // The task, its agents' liveness and its recent reports, typed
   // (TaskStatus is this as the reference's reply).
   Result<TaskStatusReport> StatusReport(const std::string& task_id) const;

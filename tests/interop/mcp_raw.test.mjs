@@ -81,7 +81,8 @@ test("lifecycle: ping before initialize, -32600 for other requests, -32601 for u
     assertError(await s.request("initialize", {
       protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "0" } }, { id: 8 }), -32600, 8);
     assertError(await s.request("server/discover", {}, { id: 9 }), -32601, 9);
-    assertError(await s.request("resources/subscribe", { uri: "tasks://list" }, { id: 10 }), -32601, 10);
+    // Subscriptions exist for a task's status and timeline, not for the task list.
+    assertError(await s.request("resources/subscribe", { uri: "tasks://list" }, { id: 10 }), -32602, 10);
     s.notify("notifications/some_unknown_notification", { x: 1 });
     s.send({ jsonrpc: "2.0", id: "from-client", result: {} });   // a response to nothing: ignored
     s.send({ jsonrpc: "2.0", id: "from-client-2", error: { code: -1, message: "x" } });

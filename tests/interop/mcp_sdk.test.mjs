@@ -1,13 +1,14 @@
 // The official MCP TypeScript SDK client (Client + StdioClientTransport, @modelcontextprotocol/sdk
 // 1.32.2) against the real `herd serve`: the handshake at every protocol version, tools/list,
-// every tool, structured output validated by the SDK, resources, progress, cancellation, ping,
+// every tool, structured output validated by the SDK, resources and their subscriptions, progress,
+// cancellation, ping,
 // logging/setLevel.
 // Run: HERD_BINARY=$PWD/build/herd node --test tests/interop/mcp_sdk.test.mjs
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { McpError, ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import {
   HERD, PROTOCOL_VERSIONS, TOOL_NAMES, makeWorkspace, connectSdk, structured, sleeperCommand,
@@ -844,6 +845,96 @@ test("resources: tasks://list, task://{id}/status, task://{id}/progress-timeline
       });
     }
     await call(c, "kill_real_agent", { task_id: task.task_id, agent_id: agent.agent_id, grace_seconds: 0 });
+  }));
+
+test("resources/subscribe: notifications/resources/updated for a task's status and timeline; unsubscribe stops them", T, () =>
+  withServer(async ({ s, c }) => {
+    assert.equal(s.transport.initializeResult.capabilities.resources.subscribe, true);
+    const task = await newTask(c);
+    const fence = await newTask(c, { description: "the fence task of the subscription test" });
+    const statusUri = `task://${task.task_id}/status`;
+    const timelineUri = `task://${task.task_id}/progress-timeline`;
+    const fenceUri = `task://${fence.task_id}/status`;
+    const fenceAgent = await deploySleeper(c, fence.task_id);
+
+    const updates = [];
+    let waiters = [];
+    c.setNotificationHandler(ResourceUpdatedNotificationSchema, n => {
+      updates.push(n.params.uri);
+      for (const w of [...waiters]) w();
+    });
+    const count = uri => updates.filter(u => u === uri).length;
+    // Resolves at the next notification for `uri` after this call (no timer: wrap it in withTimeout).
+    const nextUpdate = uri => {
+      const target = count(uri) + 1;
+      return new Promise(resolve => {
+        const check = () => {
+          if (count(uri) < target) return;
+          waiters = waiters.filter(w => w !== check);
+          resolve();
+        };
+        waiters.push(check);
+      });
+    };
+    const awaitUpdate = (promise, uri) => withTimeout(promise, 30000, `notifications/resources/updated for ${uri}`);
+    // Returns once every change made before it has been notified: two reports to the fence task,
+    // each waited for (the second comes from a later pass of the server's watcher).
+    const settle = async () => {
+      for (let i = 0; i < 2; i++) {
+        const next = nextUpdate(fenceUri);
+        await call(c, "update_agent_progress", { task_id: fence.task_id, agent_id: fenceAgent.agent_id,
+                                                 status: "working", message: `fence ${i}`, progress: i });
+        await awaitUpdate(next, fenceUri);
+      }
+    };
+
+    for (const uri of [statusUri, timelineUri, fenceUri]) assert.deepEqual(await c.subscribeResource({ uri }), {});
+
+    // A real agent that exits after 0.2 s: the status is read only when a notification says it
+    // changed, until it shows the agent's end.
+    const deployed = nextUpdate(statusUri);
+    const agent = await call(c, "deploy_headless_agent", {
+      task_id: task.task_id, agent_type: "sleeper", prompt: "sleep", backend: "command", command: ["sleep", "0.2"],
+    });
+    await awaitUpdate(deployed, statusUri);
+    for (;;) {
+      const next = nextUpdate(statusUri);
+      const r = await c.readResource({ uri: statusUri });
+      const entry = agentEntry(JSON.parse(r.contents[0].text), agent.agent_id);
+      if (entry.status === "completed") break;
+      await awaitUpdate(next, statusUri);
+    }
+    assert.equal(count(timelineUri), 0, "no report yet: the timeline has not changed");
+
+    const worker = await deploySleeper(c, task.task_id);
+    const reported = nextUpdate(timelineUri);
+    await call(c, "update_agent_progress", { task_id: task.task_id, agent_id: worker.agent_id,
+                                             status: "working", message: "halfway", progress: 50 });
+    await awaitUpdate(reported, timelineUri);
+    await settle();
+    assert.equal(count(timelineUri), 1, "one report, one notification");
+
+    assert.deepEqual(await c.unsubscribeResource({ uri: statusUri }), {});
+    assert.deepEqual(await c.unsubscribeResource({ uri: timelineUri }), {});
+    const before = [count(statusUri), count(timelineUri)];
+    await call(c, "update_agent_progress", { task_id: task.task_id, agent_id: worker.agent_id,
+                                             status: "working", message: "after unsubscribing", progress: 60 });
+    await settle();
+    assert.deepEqual([count(statusUri), count(timelineUri)], before, "no notifications after unsubscribing");
+    assert.ok(updates.every(u => [statusUri, timelineUri, fenceUri].includes(u)), JSON.stringify(updates));
+
+    await assert.rejects(c.subscribeResource({ uri: "task://TASK-20200101-000000-deadbeef/status" }), e => {
+      assert.ok(e instanceof McpError, String(e));
+      assert.equal(e.code, -32002);
+      assert.match(e.message, /tasks:\/\/list/);
+      return true;
+    });
+    await assert.rejects(c.subscribeResource({ uri: "tasks://list" }), e => e instanceof McpError && e.code === -32602);
+    for (const a of [worker, fenceAgent]) {
+      const t = a === worker ? task : fence;
+      await call(c, "kill_real_agent", { task_id: t.task_id, agent_id: a.agent_id, grace_seconds: 0 });
+    }
+    assert.deepEqual(s.errors, []);
   }));
 
 test("progress notifications: strictly increasing, before the response, only when asked", T, () =>
