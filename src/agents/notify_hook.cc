@@ -1,7 +1,6 @@
 #include "agents/notify_hook.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
@@ -9,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -69,23 +67,15 @@ Result<pid_t> Spawn(std::vector<std::string> argv, std::vector<std::string> envi
   return pid;
 }
 
-// Waits for `pid` to exit, for at most `timeout_ms` unless it is -1; true
-// if it did (and then it is reaped into `wait_status`).
-bool WaitForExit(pid_t pid, int timeout_ms, int* wait_status) {
+// Waits for the child `pid` to exit, for at most `timeout` (process.h
+// WaitForExit on its pidfd); true if it did, and then it is reaped into
+// `wait_status`. Without a pidfd it is reaped without a deadline.
+bool ReapWithin(pid_t pid, std::chrono::milliseconds timeout, int* wait_status) {
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd >= 0 && timeout_ms >= 0) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    pollfd watched{pidfd, POLLIN, 0};
-    int ready;
-    do {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      ready = poll(&watched, 1, static_cast<int>(std::max<long long>(0, left.count())));
-    } while (ready < 0 && errno == EINTR);
+  if (pidfd >= 0) {
+    bool exited = WaitForExit({pidfd}, std::chrono::steady_clock::now() + timeout);
     close(pidfd);
-    if (ready == 0) return false;
-  } else if (pidfd >= 0) {
-    close(pidfd);
+    if (!exited) return false;
   }
   while (waitpid(pid, wait_status, 0) < 0 && errno == EINTR) {
   }
@@ -202,11 +192,15 @@ int RunNotifyHook(int timeout_seconds, const std::string& command) {
     _exit(1);
   }
   int wait_status = 0;
-  if (!WaitForExit(*hook, timeout_seconds * 1000, &wait_status)) {
+  if (!ReapWithin(*hook, std::chrono::seconds(timeout_seconds), &wait_status)) {
     kill(-*hook, SIGKILL);
-    WaitForExit(*hook, -1, &wait_status);
-    spdlog::warn("notification hook for {} ({}) still running after {} s: killed", agent, event,
-                 timeout_seconds);
+    while (waitpid(*hook, &wait_status, 0) < 0 && errno == EINTR) {
+    }
+    spdlog::warn(
+        "notification hook for {} ({}) still running after {} s: killed; make the command "
+        "return sooner (run slow work in the background) or raise "
+        "HERD_NOTIFY_TIMEOUT_SECONDS",
+        agent, event, timeout_seconds);
     _exit(1);
   }
   if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
