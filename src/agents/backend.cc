@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 
@@ -28,6 +29,19 @@ void SetFlag(std::vector<std::string>& argv, const std::string& flag, const std:
   }
   argv.push_back(flag);
   argv.push_back(value);
+}
+
+// Replaces the entry `name=...` of `environment`, or appends one.
+void SetEnvironment(std::vector<std::string>& environment, const std::string& name,
+                    const std::string& value) {
+  std::string prefix = name + "=";
+  for (std::string& entry : environment) {
+    if (entry.rfind(prefix, 0) == 0) {
+      entry = prefix + value;
+      return;
+    }
+  }
+  environment.push_back(prefix + value);
 }
 
 }  // namespace
@@ -61,6 +75,43 @@ json McpConfigFor(const std::string& herd_binary, const std::string& workspace_b
 
 bool BackendTakesSessionId(const std::string& backend) {
   return backend == "claude";
+}
+
+Status CheckBackendCanResume(const std::string& backend) {
+  if (backend == "claude" || backend == "codex" || backend == "command") return Status::Ok();
+  return Status::Refused("the " + backend +
+                         " backend cannot continue a conversation in herd yet: deploy a new "
+                         "agent with the follow-up in its prompt");
+}
+
+Result<LaunchPlan> PlanFollowUpTurn(const LaunchPlan& first, const std::string& session_id,
+                                    int turn, const std::string& message_path) {
+  HERD_RETURN_IF_ERROR(CheckBackendCanResume(first.backend));
+  LaunchPlan plan = first;
+  std::vector<std::string>& argv = plan.argv;
+  if (first.backend == "claude") {
+    auto flag = std::find(argv.begin(), argv.end(), "--session-id");
+    if (session_id.empty() || flag == argv.end() || flag + 1 == argv.end()) {
+      return Status::Refused(
+          "this Claude agent was started without a session id herd fixed, so its conversation "
+          "cannot be found: deploy a new agent with the follow-up in its prompt");
+    }
+    *flag = "--resume";
+    *(flag + 1) = session_id;
+  } else if (first.backend == "codex") {
+    if (session_id.empty()) {
+      return Status::Refused(
+          "codex did not report a session (no thread.started event in its output), so its "
+          "conversation cannot be resumed: deploy a new agent with the follow-up in its prompt");
+    }
+    // codex exec [options] resume <session> -   (the message on stdin)
+    auto stdin_marker = std::find(argv.begin(), argv.end(), "-");
+    argv.insert(argv.erase(stdin_marker), {"resume", session_id, "-"});
+  }
+  plan.stdin_path = message_path;
+  SetEnvironment(plan.environment, "HERD_PROMPT_FILE", message_path);
+  SetEnvironment(plan.environment, "HERD_TURN", std::to_string(turn));
+  return plan;
 }
 
 Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
@@ -113,6 +164,7 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
       "HERD_WORKSPACE=" + request.workspace_base,
       "HERD_PROMPT_FILE=" + request.prompt_path,
       "HERD_BIN=" + request.herd_binary,
+      "HERD_TURN=1",
       "CLAUDE_ORCHESTRATOR_WORKSPACE=" + request.workspace_base,
   };
   // Claude Code refuses --dangerously-skip-permissions as root unless it is

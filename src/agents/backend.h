@@ -14,7 +14,8 @@
 //   command       any argv; prompt on stdin and in $HERD_PROMPT_FILE
 //
 // Every agent gets HERD_TASK_ID, HERD_AGENT_ID, HERD_WORKSPACE,
-// HERD_PROMPT_FILE, HERD_BIN (this herd binary) and
+// HERD_PROMPT_FILE, HERD_BIN (this herd binary), HERD_TURN (1, then 2, ...
+// for each follow-up message: PlanFollowUpTurn) and
 // CLAUDE_ORCHESTRATOR_WORKSPACE in its environment.
 #pragma once
 
@@ -65,6 +66,20 @@ bool BackendSupportsMcp(const std::string& backend);
 bool BackendTakesSessionId(const std::string& backend);
 
 Result<LaunchPlan> PlanLaunch(const LaunchRequest& request);
+
+// Ok if agents of `backend` can be sent follow-up messages (each a new turn
+// that resumes the conversation); otherwise Refused, saying so.
+Status CheckBackendCanResume(const std::string& backend);
+
+// The plan for turn `turn` (2 or more) of an agent whose first turn ran
+// `first`: the same program, directory, environment and log, with the
+// message file on stdin (and in HERD_PROMPT_FILE) and HERD_TURN=`turn`;
+//   claude   --resume <session> in place of --session-id <session>
+//   codex    codex exec ... resume <session> -
+//   command  the same argv
+// Refused for the other backends, or without the session to resume.
+Result<LaunchPlan> PlanFollowUpTurn(const LaunchPlan& first, const std::string& session_id,
+                                    int turn, const std::string& message_path);
 
 // The per-agent MCP client configuration that starts `herd serve` on the
 // agent's workspace ({"mcpServers":{"herd":{...}}}).

@@ -43,9 +43,9 @@ std::string ReadHandshake(int fd) {
   return line;
 }
 
-// Starts `herd supervise` and returns its handshake line.
+// Starts `herd supervise` for turn `turn` and returns its handshake line.
 Result<std::string> StartSupervisor(const Workspace& workspace, const std::string& task_id,
-                                    const std::string& agent_id) {
+                                    const std::string& agent_id, int turn) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::FromErrno("cannot create a pipe", errno);
   // Keep the write end above the handshake number so dup2 onto it is a real
@@ -74,6 +74,10 @@ Result<std::string> StartSupervisor(const Workspace& workspace, const std::strin
   std::string binary = HerdBinaryPath();
   std::vector<std::string> args = {binary,   "supervise", "--workspace", workspace.base(),
                                    "--task", task_id,     "--agent",     agent_id};
+  if (turn > 1) {
+    args.push_back("--turn");
+    args.push_back(std::to_string(turn));
+  }
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -257,7 +261,7 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
                      registry::GlobalRunningCapFromEnvironment()));
 
   // Act outside the lock.
-  std::string failure = StartFailure(StartSupervisor(workspace, request.task_id, agent_id),
+  std::string failure = StartFailure(StartSupervisor(workspace, request.task_id, agent_id, 1),
                                      workspace, request.task_id, agent_id);
   if (!failure.empty()) {
     Status released = registry.Release(request.task_id, agent_id);
@@ -271,6 +275,27 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
       return *recorded;
   }
   return entry;
+}
+
+Result<registry::AgentRecord> StartFollowUpTurn(const RegistryStores& stores,
+                                                const Workspace& workspace,
+                                                const std::string& task_id,
+                                                const std::string& agent_id, int turn) {
+  registry::JsonRegistry registry(stores, workspace);
+  std::string failure = StartFailure(StartSupervisor(workspace, task_id, agent_id, turn), workspace,
+                                     task_id, agent_id);
+  if (!failure.empty()) {
+    Status undone = registry.AbandonTurn(task_id, agent_id, turn, "did not start: " + failure);
+    if (!undone.ok()) {
+      spdlog::error("could not undo turn {} of {}: {}", turn, agent_id, undone.ToString());
+    }
+    return Status::IOError("turn " + std::to_string(turn) + " of agent " + agent_id +
+                           " did not start: " + failure);
+  }
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask after, registry.ReadTask(task_id));
+  const registry::AgentRecord* recorded = after->task.FindAgent(agent_id);
+  if (recorded == nullptr) return Status::NotFound("agent " + agent_id + " vanished from its task");
+  return *recorded;
 }
 
 }  // namespace herd::agents

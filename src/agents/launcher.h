@@ -43,6 +43,17 @@ Result<registry::AgentRecord> DeployAgent(const registry::RegistryStores& stores
                                           const registry::Workspace& workspace,
                                           const DeployRequest& request);
 
+// Starts turn `turn` of an agent that a follow-up message began
+// (registry/turns.h: its entry waits in phase "starting"): a supervisor for
+// that turn, confirmed by its handshake as a deploy's is. If it does not
+// start, the turn is abandoned (the ended turn is restored, the message
+// kept as undelivered) and the error says why. Returns the entry as
+// recorded at start.
+Result<registry::AgentRecord> StartFollowUpTurn(const registry::RegistryStores& stores,
+                                                const registry::Workspace& workspace,
+                                                const std::string& task_id,
+                                                const std::string& agent_id, int turn);
+
 // The prompt an MCP-capable agent receives: its ids on lines of their own
 // and the exact herd tools to call, then the caller's prompt.
 std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,

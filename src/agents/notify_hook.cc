@@ -96,6 +96,7 @@ std::vector<std::string> NotifyEnvironment(const registry::AgentTransition& tran
       "HERD_EVENT=" + transition.event,
       "HERD_TASK_ID=" + transition.task_id,
       "HERD_AGENT_ID=" + transition.agent_id,
+      "HERD_TURN=" + std::to_string(transition.turn),
       "HERD_TASK_DIR=" + transition.task_directory,
       "HERD_LOG_FILE=" + transition.log_file,
       "HERD_OLD_STATUS=" + transition.old_status,

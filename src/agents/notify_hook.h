@@ -1,4 +1,4 @@
-// Notifications: a person's command run on each agent's end.
+// Notifications: a person's command run on each agent's end (and turn's).
 //
 // Each agent transition a herd process commits (registry/transitions.h:
 // completed, failed, killed, stopped by a limit, lost) runs the task's
@@ -6,7 +6,9 @@
 // the event in its environment:
 //
 //   HERD_EVENT        agent_completed | agent_failed | agent_killed | agent_limit_hit
+//                     | agent_turn_finished (a queued follow-up runs next)
 //   HERD_TASK_ID, HERD_AGENT_ID, HERD_TASK_DIR, HERD_LOG_FILE
+//   HERD_TURN                          the turn that ended (1 = the deploy's)
 //   HERD_OLD_STATUS, HERD_NEW_STATUS
 //   HERD_EXIT_CODE, HERD_EXIT_SIGNAL   ("" when not set)
 //   HERD_REASON, HERD_LIMIT            ("" when none)

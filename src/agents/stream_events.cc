@@ -67,6 +67,10 @@ bool UsageTracker::Feed(std::string_view line) {
   if (event.is_null()) return false;
   std::string type = String(event, "type");
   if (backend_ == "codex") {
+    if (type == "thread.started") {
+      session_id_ = String(event, "thread_id", session_id_);
+      return false;
+    }
     if (type == "turn.completed" && event.contains("usage")) {
       AddUsage(event["usage"]);
       return true;
@@ -96,6 +100,7 @@ bool UsageTracker::Feed(std::string_view line) {
     return true;
   }
   // claude and cursor-agent share Claude Code's stream-json shape.
+  if (type == "system" || type == "result") session_id_ = String(event, "session_id", session_id_);
   if (type == "assistant" && event.contains("message") && event["message"].is_object()) {
     const json& message = event["message"];
     if (!message.contains("usage")) return false;

@@ -8,7 +8,8 @@
 //                         summed per distinct message id. The final `result`
 //                         event has total_cost_usd, num_turns, duration_ms,
 //                         usage and is_error.
-//   codex                 `turn.completed` events carry usage
+//   codex                 `thread.started` names the session (thread_id);
+//                         `turn.completed` events carry usage
 //                         {input_tokens, cached_input_tokens, output_tokens};
 //                         `turn.failed` / `error` events mark failure.
 //   gemini                the final `result` event has stats {input_tokens,
@@ -42,6 +43,9 @@ class UsageTracker {
   // When the agent CLI's result says it failed: why ("" if it gave no
   // detail); nullopt when it did not fail or gave no result.
   std::optional<std::string> ReportedFailure() const;
+  // The session the CLI reported (claude's and cursor-agent's session_id,
+  // codex's thread.started thread_id), or "".
+  const std::string& SessionId() const { return session_id_; }
 
  private:
   void AddUsage(const nlohmann::json& usage);
@@ -54,6 +58,7 @@ class UsageTracker {
   long long messages_ = 0;
   std::vector<std::string> seen_message_ids_;
   nlohmann::json result_ = nullptr;
+  std::string session_id_;
 };
 
 // The figures of the last result event in `lines` for `backend`, or null.

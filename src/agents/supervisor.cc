@@ -47,6 +47,10 @@ int wake_pipe_write = -1;
 volatile sig_atomic_t stop_requested_by_herd = 0;
 volatile sig_atomic_t stop_signal = 0;
 volatile sig_atomic_t stop_signal_sender = 0;
+// Stop signals received so far (herd's, others, our own raise()).
+volatile sig_atomic_t stop_signals_received = 0;
+// The turn an interrupt (SIGUSR1 with the turn's number) asked to stop.
+volatile sig_atomic_t interrupt_turn_requested = 0;
 
 // SIGTERM/SIGINT/SIGHUP to the supervisor are passed on to the agent's
 // group at once, and wake the supervisor's loop, which then arms the
@@ -61,10 +65,34 @@ void ForwardSignal(int signal, siginfo_t* info, void*) {
     stop_signal = signal;
     stop_signal_sender = info != nullptr ? info->si_pid : 0;
   }
+  stop_signals_received = stop_signals_received + 1;
   char byte = 1;
   ssize_t ignored = write(wake_pipe_write, &byte, 1);
   (void)ignored;
   errno = saved_errno;
+}
+
+// SIGUSR1 with a turn number attached (a follow-up message sent with
+// interrupt): stop that turn, then run the queued message. Only herd's
+// queued signal counts; the loop checks the number against its turn.
+void InterruptTurn(int, siginfo_t* info, void*) {
+  int saved_errno = errno;
+  if (info != nullptr && info->si_code == SI_QUEUE && info->si_value.sival_int > 0) {
+    interrupt_turn_requested = info->si_value.sival_int;
+    char byte = 1;
+    ssize_t ignored = write(wake_pipe_write, &byte, 1);
+    (void)ignored;
+  }
+  errno = saved_errno;
+}
+
+// A new turn starts with no stop asked for; a stop that lands between
+// turns is still seen: its record makes RecordStart report the entry
+// terminated (ConfirmTurnStart).
+void ForgetStopRequests() {
+  stop_requested_by_herd = 0;
+  stop_signal = 0;
+  stop_signal_sender = 0;
 }
 
 void WriteLine(int fd, const std::string& line) {
@@ -175,6 +203,7 @@ void StopLeftovers(pid_t agent_group) {
   StopFigures figures = StopProcesses(
       [&] {
         std::vector<ProcessIdentity> leftovers = Descendants(self);
+        if (agent_group <= 0) return leftovers;  // no agent started
         for (const ProcessIdentity& member : ProcessGroupMembers(agent_group)) {
           leftovers.push_back(member);
         }
@@ -250,12 +279,14 @@ Status RecordPatiently(const std::function<Status()>& record,
 class AgentWatch {
  public:
   AgentWatch(const SupervisorArgs& args, const Workspace& workspace, const RegistryStores& stores,
-             const LaunchPlan& plan, const StartedAgent& agent)
+             const LaunchPlan& plan, const StartedAgent& agent, int turn)
       : args_(args),
         registry_(stores, workspace),
         plan_(plan),
         agent_(agent),
+        turn_(turn),
         tracker_(plan.backend) {
+    handled_stop_signals_ = stop_signals_received;
     log_fd_ =
         open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     agent_pidfd_ = OpenPidfd(IdentityOf(agent.pid));
@@ -281,7 +312,7 @@ class AgentWatch {
         spdlog::error("poll failed: {}", std::strerror(errno));
         return -1;
       }
-      if (waiting[0].revents) OnStopRequested();
+      if (waiting[0].revents) OnWake();
       if (waiting.size() > 2 && waiting[2].revents) PumpOutput();
       CheckDeadlines();
       if (agent_pidfd_ < 0 || waiting[1].revents) ReapChildren();
@@ -311,6 +342,12 @@ class AgentWatch {
       return StopReason{
           "stopped on request: " + SignalName(stop_signal) + " sent to its supervisor" + sender,
           std::nullopt, std::nullopt};
+    }
+    if (interrupted_) {
+      StopReason interrupt{"interrupted by a follow-up message (sent with interrupt)", std::nullopt,
+                           std::nullopt};
+      interrupt.interrupts_turn = true;
+      return interrupt;
     }
     return std::nullopt;
   }
@@ -455,12 +492,20 @@ class AgentWatch {
     BeginStop(std::chrono::milliseconds(KillGraceMs()));
   }
 
-  // SIGTERM (or SIGTERM forwarded by the signal handler) starts a stop:
-  // the agent gets the entry's grace period, then SIGKILL.
-  void OnStopRequested() {
+  // A stop signal (SIGTERM, forwarded by the signal handler) starts a
+  // stop: the agent gets the entry's grace period, then SIGKILL. An
+  // interrupt of this turn stops it with the default grace.
+  void OnWake() {
     char drained[64];
     while (read(wake_pipe_read, drained, sizeof drained) > 0) {
     }
+    if (interrupt_turn_requested == turn_ && !interrupted_ && !stopping_) {
+      spdlog::info("turn {} interrupted by a follow-up message", turn_);
+      interrupted_ = true;
+      BeginStop(std::chrono::milliseconds(KillGraceMs()));
+    }
+    if (stop_signals_received == handled_stop_signals_) return;
+    handled_stop_signals_ = stop_signals_received;
     int grace_ms = KillGraceMs();
     Result<registry::SharedTask> task = registry_.ReadTask(args_.task_id);
     if (task.ok()) {
@@ -517,7 +562,10 @@ class AgentWatch {
   registry::JsonRegistry registry_;
   const LaunchPlan& plan_;
   StartedAgent agent_;
+  const int turn_;
   UsageTracker tracker_;
+  sig_atomic_t handled_stop_signals_ = 0;
+  bool interrupted_ = false;
   int log_fd_ = -1;
   int agent_pidfd_ = -1;
   MonotonicClock::time_point started_;
@@ -550,26 +598,35 @@ LaunchPlan ReadLaunchPlanOrFail(const SupervisorArgs& args, const Workspace& wor
   return std::move(plan).value();
 }
 
-// Records the started agent's pid, then answers the deployer's handshake
-// and closes it. An agent that cannot be recorded is stopped at once (and
-// the start fails); one killed while it was starting is asked to stop.
+// Records the started agent's pid. A first turn then answers the
+// deployer's handshake (`handshake_fd`) and closes it; an agent that cannot
+// be recorded is stopped at once (and the start fails). A later turn
+// (handshake_fd -1) whose start cannot be recorded is stopped, and its end
+// is recorded as usual. One killed while it was starting is asked to stop.
 void ConfirmStart(const SupervisorArgs& args, const registry::JsonRegistry& registry,
-                  const StartedAgent& started) {
+                  const StartedAgent& started, int handshake_fd) {
   ProcessIdentity agent = IdentityOf(started.pid);
   ProcessIdentity supervisor = IdentityOf(getpid());
   Result<registry::AgentRecord> recorded =
       registry.RecordStart(args.task_id, args.agent_id, agent, supervisor);
+  if (!recorded.ok() && handshake_fd < 0) {
+    spdlog::error("the turn started but could not be recorded, so it was stopped: {}",
+                  recorded.status().ToString());
+    kill(-started.pid, SIGKILL);
+    return;
+  }
   if (!recorded.ok()) {
     kill(-started.pid, SIGKILL);
     waitpid(started.pid, nullptr, 0);
-    FailStart(args.handshake_fd,
-              recorded.status().WithContext(
-                  "the agent started but could not be recorded, so it was stopped"));
+    FailStart(handshake_fd, recorded.status().WithContext(
+                                "the agent started but could not be recorded, so it was stopped"));
   }
   bool killed_while_starting = registry::IsTerminalStatus(recorded->status);
-  WriteLine(args.handshake_fd,
-            "started " + std::to_string(agent.pid) + " " + std::to_string(agent.start_time));
-  close(args.handshake_fd);
+  if (handshake_fd >= 0) {
+    WriteLine(handshake_fd,
+              "started " + std::to_string(agent.pid) + " " + std::to_string(agent.start_time));
+    close(handshake_fd);
+  }
   if (killed_while_starting) {
     spdlog::info("agent was terminated while starting; stopping it");
     raise(SIGTERM);
@@ -589,6 +646,7 @@ registry::ExitRecord ExitRecordOf(int wait_status, const LaunchPlan& plan,
   if (plan.stream_json) {
     exit_record.result = tracker.Result();
     exit_record.usage = tracker.Usage();
+    exit_record.session_id = tracker.SessionId();
     std::optional<std::string> failure = tracker.ReportedFailure();
     if (failure && exit_record.error.empty()) {
       exit_record.error =
@@ -600,11 +658,13 @@ registry::ExitRecord ExitRecordOf(int wait_status, const LaunchPlan& plan,
 
 // Records the stop that nobody recorded (if the entry is still active),
 // the exit, and asks to stop the agents whose budget the exit's figures
-// passed; stops the agent's leftovers, before waiting for the registry if
-// it cannot be written. Returns whether the exit was recorded.
+// passed; stops the agent's leftovers (agent_group > 0: its group too),
+// before waiting for the registry if it cannot be written. Returns whether
+// the exit was recorded; `next_turn` is the turn a queued message began.
 bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::JsonRegistry& registry,
                                 const registry::ExitRecord& exit_record,
-                                const std::optional<StopReason>& stop, pid_t agent_group) {
+                                const std::optional<StopReason>& stop, pid_t agent_group,
+                                std::optional<registry::NextTurn>* next_turn) {
   std::vector<registry::AgentRecord> to_stop;
   auto record = [&]() -> Status {
     Result<registry::EndOutcome> ended =
@@ -612,6 +672,7 @@ bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::Json
                            static_cast<int>(kDefaultKillGrace.count()));
     if (!ended.ok()) return ended.status();
     to_stop = ended->to_stop;
+    *next_turn = ended->next_turn;
     return Status::Ok();
   };
   bool leftovers_stopped = false;
@@ -630,6 +691,69 @@ bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::Json
   return exit_recorded;
 }
 
+// A turn to run: its number and plan (or why it has none).
+struct TurnToRun {
+  int number = 1;
+  Result<LaunchPlan> plan = Status::Ok();
+};
+
+// The turn this supervisor was started for: the first (the deploy), or a
+// later one a follow-up message began (--turn), which must be waiting to
+// start. Fails the start (FailStart) otherwise.
+TurnToRun FirstTurnOrFail(const SupervisorArgs& args, const registry::JsonRegistry& registry,
+                          const LaunchPlan& first_plan) {
+  if (args.turn <= 1) return TurnToRun{1, first_plan};
+  Result<registry::SharedTask> task = registry.ReadTask(args.task_id);
+  if (!task.ok()) FailStart(args.handshake_fd, task.status());
+  const registry::AgentRecord* agent = (*task)->task.FindAgent(args.agent_id);
+  if (agent == nullptr || agent->turn != args.turn || agent->phase != "starting" ||
+      !agent->turn_message) {
+    FailStart(args.handshake_fd, Status::Refused("turn " + std::to_string(args.turn) + " of " +
+                                                 args.agent_id + " is not waiting to start"));
+  }
+  Result<LaunchPlan> plan =
+      PlanFollowUpTurn(first_plan, agent->session_id, args.turn, agent->turn_message->text_file);
+  if (!plan.ok()) FailStart(args.handshake_fd, plan.status());
+  return TurnToRun{args.turn, std::move(plan)};
+}
+
+// Runs one turn: starts its process, confirms the start (answering the
+// handshake when `handshake_fd` is open, then closing it), watches it and
+// records its end. Returns the turn a queued message began, if any.
+std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Workspace& workspace,
+                                          const RegistryStores& stores,
+                                          const registry::JsonRegistry& registry,
+                                          const TurnToRun& turn, int* handshake_fd,
+                                          bool* exit_recorded) {
+  std::optional<registry::NextTurn> next;
+  Result<StartedAgent> started =
+      turn.plan.ok() ? StartAgent(*turn.plan) : Result<StartedAgent>(turn.plan.status());
+  if (!started.ok()) {
+    if (*handshake_fd >= 0) FailStart(*handshake_fd, started.status());
+    // A queued turn that cannot start ends at once, saying why.
+    spdlog::error("turn {} did not start: {}", turn.number, started.status().ToString());
+    registry::ExitRecord not_started;
+    not_started.ended_at = NowIso8601();
+    not_started.error =
+        "turn " + std::to_string(turn.number) + " did not start: " + started.status().message();
+    *exit_recorded =
+        RecordExitAndStopLeftovers(args, registry, not_started, std::nullopt, 0, &next);
+    return next;
+  }
+  agent_group_for_signals = started->pid;
+  ConfirmStart(args, registry, *started, *handshake_fd);
+  *handshake_fd = -1;
+
+  AgentWatch watch(args, workspace, stores, *turn.plan, *started, turn.number);
+  int wait_status = watch.Run();
+  registry::ExitRecord exit_record = ExitRecordOf(wait_status, *turn.plan, watch.tracker());
+  spdlog::info("turn {} exited: code {} signal {}", turn.number, exit_record.exit_code.value_or(-1),
+               exit_record.exit_signal.value_or(0));
+  *exit_recorded = RecordExitAndStopLeftovers(args, registry, exit_record, watch.StopToRecord(),
+                                              started->pid, &next);
+  return next;
+}
+
 [[noreturn]] void Supervise(const SupervisorArgs& args) {
   Workspace workspace(args.workspace_base);
   RegistryStores stores;
@@ -640,26 +764,29 @@ bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::Json
     _exit(1);
   }
   RedirectStandardStreams(workspace.SupervisorLogPath(args.task_id, args.agent_id));
-  spdlog::info("supervisor {} for agent {} of task {}", getpid(), args.agent_id, args.task_id);
+  spdlog::info("supervisor {} for agent {} of task {} (turn {})", getpid(), args.agent_id,
+               args.task_id, std::max(args.turn, 1));
   // Hooks run after the leftovers are stopped, or they would be stopped too.
   QueueNotifyHooks();
 
-  LaunchPlan plan = ReadLaunchPlanOrFail(args, workspace);
-  Result<StartedAgent> started = StartAgent(plan);
-  if (!started.ok()) FailStart(args.handshake_fd, started.status());
-  agent_group_for_signals = started->pid;
+  LaunchPlan first_plan = ReadLaunchPlanOrFail(args, workspace);
   registry::JsonRegistry registry(stores, workspace);
-  ConfirmStart(args, registry, *started);
-
-  AgentWatch watch(args, workspace, stores, plan, *started);
-  int wait_status = watch.Run();
-  registry::ExitRecord exit_record = ExitRecordOf(wait_status, plan, watch.tracker());
-  spdlog::info("agent exited: code {} signal {}", exit_record.exit_code.value_or(-1),
-               exit_record.exit_signal.value_or(0));
-  bool exit_recorded =
-      RecordExitAndStopLeftovers(args, registry, exit_record, watch.StopToRecord(), started->pid);
-  prctl(PR_SET_CHILD_SUBREAPER, 0);  // the hooks' runners are not the agent's leftovers
-  StartQueuedNotifyHooks();
+  TurnToRun turn = FirstTurnOrFail(args, registry, first_plan);
+  int handshake_fd = args.handshake_fd;
+  bool exit_recorded = false;
+  for (;;) {
+    std::optional<registry::NextTurn> next =
+        RunTurn(args, workspace, stores, registry, turn, &handshake_fd, &exit_recorded);
+    prctl(PR_SET_CHILD_SUBREAPER, 0);  // the hooks' runners are not the agent's leftovers
+    StartQueuedNotifyHooks();
+    if (!next) break;
+    // The follow-up runs under this supervisor, as the turns before it.
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    ForgetStopRequests();
+    spdlog::info("turn {}: follow-up message {}", next->number, next->message.id);
+    turn = TurnToRun{next->number, PlanFollowUpTurn(first_plan, next->session_id, next->number,
+                                                    next->message.text_file)};
+  }
   spdlog::info("supervisor done");
   _exit(exit_recorded ? 0 : 1);
 }
@@ -689,6 +816,11 @@ int RunSupervisor(const SupervisorArgs& args) {
   sigaction(SIGTERM, &forward, nullptr);
   sigaction(SIGINT, &forward, nullptr);
   sigaction(SIGHUP, &forward, nullptr);
+  struct sigaction interrupt {};
+  interrupt.sa_sigaction = InterruptTurn;
+  sigemptyset(&interrupt.sa_mask);
+  interrupt.sa_flags = SA_RESTART | SA_SIGINFO;
+  sigaction(SIGUSR1, &interrupt, nullptr);
   Supervise(args);
 }
 

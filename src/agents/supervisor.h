@@ -20,6 +20,14 @@
 // active becomes completed (exit 0) or error. Then it stops leftover
 // descendants (SIGTERM, a short grace, SIGKILL), reaps them and exits.
 //
+// Turns (registry/turns.h): when that transaction began the next turn with
+// a queued follow-up message, the supervisor runs it next, the same way
+// (backend.h PlanFollowUpTurn), and so on until no message waits. SIGUSR1
+// queued with a turn number (herd's interrupt) stops that turn, if it is
+// still the one running, with the kill grace; its end is recorded as
+// terminated by the interrupt and the queued message runs next. Started
+// with a later turn (SupervisorArgs::turn), it runs that turn first.
+//
 // A stop that could not be recorded when it happened still reads as a stop:
 // if the entry is active when the exit is recorded although a stop was
 // asked for (a timeout whose record failed, herd's marked SIGTERM from a
@@ -52,6 +60,9 @@ struct SupervisorArgs {
   std::string task_id;
   std::string agent_id;
   int handshake_fd = 3;
+  // The turn to run: 1 (the deploy), or a later one a follow-up message
+  // began (registry/turns.h), which must be waiting to start.
+  int turn = 1;
 };
 
 // Runs the supervisor; returns the exit code for the intermediate process

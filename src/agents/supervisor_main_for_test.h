@@ -33,6 +33,7 @@ inline int TestMainOrSupervisor(int argc, char** argv) {
       if (option == "--workspace") args.workspace_base = argv[i + 1];
       if (option == "--task") args.task_id = argv[i + 1];
       if (option == "--agent") args.agent_id = argv[i + 1];
+      if (option == "--turn") args.turn = std::atoi(argv[i + 1]);
     }
     signal(SIGPIPE, SIG_IGN);  // as herd's main does
     return agents::RunSupervisor(args);

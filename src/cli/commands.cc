@@ -671,6 +671,39 @@ int Kill(Invocation& invocation) {
   return killed->value("registry_recorded", true) ? kExitOk : kExitNotRecorded;
 }
 
+void SendOptions(CLI::App* command, Invocation* invocation) {
+  // Not required here: --message-file may give it.
+  CLI::Option* message = command->get_option("message");
+  message->required(false);
+  command->add_option("--message-file", invocation->prompt_file, "read the message from a file")
+      ->excludes(message);
+}
+
+std::string RenderSent(const agents::SentMessage& sent) {
+  return sent.message_id + " to " + sent.agent_id + ": " + sent.note + "\n";
+}
+
+int Send(Invocation& invocation) {
+  if (!invocation.prompt_file.empty()) {
+    Result<std::string> text = ReadPromptFile(invocation.prompt_file);
+    if (!text.ok()) return UsageError(invocation, text.status());
+    invocation.arguments["message"] = *text;
+  }
+  if (!invocation.arguments.contains("message")) {
+    return UsageError(invocation, Status::InvalidArgument(
+                                      "give the MESSAGE, or --message-file FILE to read it from"));
+  }
+  Result<SendMessageRequest> request =
+      SendMessageRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  Result<agents::SentMessage> sent = MakeOrchestrator(invocation).SendMessage(*request);
+  int code = ReportValue(invocation.global, sent, RenderSent);
+  if (code == kExitOk && !sent->warning.empty()) {
+    std::cerr << "herd: warning: " << sent->warning << "\n";
+  }
+  return code;
+}
+
 void DoctorOptions(CLI::App* command, Invocation* invocation) {
   command->add_flag("--repair", invocation->repair, "fix what is found");
   command->add_flag("--dry-run", invocation->dry_run, "with --repair: show what would change");
@@ -699,6 +732,7 @@ int Serve(Invocation& invocation) {
 void SuperviseOptions(CLI::App* command, Invocation* invocation) {
   command->add_option("--task", invocation->supervisor.task_id)->required();
   command->add_option("--agent", invocation->supervisor.agent_id)->required();
+  command->add_option("--turn", invocation->supervisor.turn)->check(CLI::Range(1, 1000000));
 }
 
 void NotifyHookOptions(CLI::App* command, Invocation* invocation) {
@@ -744,6 +778,10 @@ const Command kCommands[] = {
     {"finding", "report something an agent found", FindingReport::Parameters, nullptr, Finding},
     {"kill", "stop an agent and everything it started, or with --all every agent of the task",
      KillRequest::Parameters, KillOptions, Kill},
+    {"send",
+     "say more to an agent: a new turn of its conversation, now if it has ended, else after its "
+     "turn (or at once with --interrupt)",
+     SendMessageRequest::Parameters, SendOptions, Send},
     {"doctor", "find zombie entries, orphans, drift and damaged files, and repair them",
      HealthRequest::Parameters, DoctorOptions, Doctor},
     {"serve", "speak MCP over stdio (for Claude Code, Cursor, Codex and herd's own agents)",

@@ -46,6 +46,7 @@ TEST_F(ToolSchemaTest, EveryToolsInputSchemaIsItsRequests) {
       {"spawn_child_agent", &SpawnRequest::Parameters()},
       {"get_health_status", &HealthRequest::Parameters()},
       {"wait_for_agents", &WaitRequest::Parameters()},
+      {"send_agent_message", &SendMessageRequest::Parameters()},
   };
   ASSERT_EQ(tools_.Definitions().size(), requests.size());
   for (const json& tool : tools_.Definitions()) {

@@ -137,6 +137,27 @@ json WaitOutput() {
           "usage"}}}});
 }
 
+json SendMessageOutput() {
+  return OutputSchema(
+      {{"task_id", Typed("string")},
+       {"agent_id", Typed("string")},
+       {"message_id", Typed("string")},
+       {"delivery",
+        {{"type", "string"},
+         {"enum", {"new_turn", "queued"}},
+         {"description",
+          "new_turn: the agent had ended and now runs again; queued: it runs when the current "
+          "turn ends"}}},
+       {"turn",
+        {{"type", "integer"},
+         {"description", "new_turn: the turn it began; queued: the turn running now"}}},
+       {"queue_position", Typed("integer")},
+       {"interrupt_sent", Typed("boolean")},
+       {"status", Typed("string")},
+       {"note", Typed("string")},
+       {"warning", Typed("string")}});
+}
+
 json HealthOutput() {
   return OutputSchema({{"workspaces", Typed("array")}, {"summary", Typed("object")}});
 }
@@ -244,6 +265,15 @@ Result<json> StopTask(const Orchestrator& orchestrator, const json& arguments,
   Result<agents::TaskStopResult> stopped = orchestrator.StopTask(*request);
   if (!stopped.ok()) return stopped.status();
   return stopped->ToJson();
+}
+
+Result<json> SendAgentMessage(const Orchestrator& orchestrator, const json& arguments,
+                              const CallContext&) {
+  Result<SendMessageRequest> request = SendMessageRequest::FromArguments(arguments);
+  if (!request.ok()) return request.status();
+  Result<agents::SentMessage> sent = orchestrator.SendMessage(*request);
+  if (!sent.ok()) return sent.status();
+  return sent->ToJson();
 }
 
 Result<json> UpdateAgentProgress(const Orchestrator& orchestrator, const json& arguments,
@@ -408,6 +438,19 @@ const Tool kTools[] = {
      WaitOutput,
      WaitForAgents,
      /*blocks=*/true},
+    {"send_agent_message",
+     "Send a follow-up",
+     "Say more to an agent after it started: a correction, the next step, an answer. The agent "
+     "continues the same conversation (same agent_id, directory and session) in a new turn. "
+     "To an agent that has ended, the turn starts now (task limits apply); to a running agent, "
+     "the message is queued and runs when its current turn ends, or at once with interrupt "
+     "true (the running turn is stopped first). Then call wait_for_agents to get the answer. "
+     "The agent's record lists its turns, each with its exit and usage; its usage is their "
+     "sum.",
+     {},
+     SendMessageRequest::Parameters,
+     SendMessageOutput,
+     SendAgentMessage},
 };
 
 const Tool* FindTool(const std::string& name) {

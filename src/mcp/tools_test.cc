@@ -141,6 +141,10 @@ class ToolsTest : public HerdTest {
     if (name == "get_health_status") return json::object();
     // Ended already: returns at once.
     if (name == "wait_for_agents") return {{"task_id", task_}, {"agent_ids", {ended_}}};
+    // Queued behind the running agent's turn.
+    if (name == "send_agent_message") {
+      return {{"task_id", task_}, {"agent_id", running_}, {"message", "once more"}};
+    }
     ADD_FAILURE() << "no valid arguments known for tool " << name << ": add them here";
     return json::object();
   }
@@ -164,11 +168,12 @@ json WrongTypeFor(const std::string& type) {
 
 TEST_F(ToolsTest, EveryToolIsListedWithAnObjectSchema) {
   std::vector<std::string> names = ToolNames();
-  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
-            (std::set<std::string>{"create_real_task", "deploy_headless_agent",
-                                   "get_real_task_status", "get_agent_output", "kill_real_agent",
-                                   "stop_task", "update_agent_progress", "report_agent_finding",
-                                   "spawn_child_agent", "get_health_status", "wait_for_agents"}));
+  EXPECT_EQ(
+      std::set<std::string>(names.begin(), names.end()),
+      (std::set<std::string>{"create_real_task", "deploy_headless_agent", "get_real_task_status",
+                             "get_agent_output", "kill_real_agent", "stop_task",
+                             "update_agent_progress", "report_agent_finding", "spawn_child_agent",
+                             "get_health_status", "wait_for_agents", "send_agent_message"}));
   for (const json& tool : Definitions()) {
     EXPECT_EQ(tool["inputSchema"].value("type", ""), "object") << tool.dump();
     EXPECT_EQ(tool["outputSchema"].value("type", ""), "object") << tool.dump();

@@ -626,6 +626,13 @@ Result<agents::TaskStopResult> Orchestrator::StopTask(const StopTaskRequest& req
   return agents::StopTask(stores_, workspace, request.task_id, request.reason, request.grace);
 }
 
+Result<agents::SentMessage> Orchestrator::SendMessage(const SendMessageRequest& request) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
+  return agents::SendMessage(
+      stores_, workspace,
+      agents::FollowUp{request.task_id, request.agent_id, request.message, request.interrupt});
+}
+
 json Orchestrator::CoordinationInfo(const Workspace& workspace, const registry::TaskRecord& task,
                                     const std::string& for_agent) const {
   const std::string& task_id = task.task_id;

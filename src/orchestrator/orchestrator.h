@@ -160,6 +160,10 @@ class Orchestrator {
   Result<agents::TaskStopResult> StopTask(const StopTaskRequest& request) const;
   Result<json> ReportProgress(const ProgressReport& report) const;
   Result<json> ReportFinding(const FindingReport& report) const;
+  // Sends a follow-up message to an agent: a new turn if it has ended, else
+  // queued behind (or, with interrupt, in place of) its running turn
+  // (agents/conversation.h).
+  Result<agents::SentMessage> SendMessage(const SendMessageRequest& request) const;
   // Raises (or lowers) a task's limits and budgets in one transaction.
   // UpdateLimits is ChangeLimits' reply ({task_id, limits, budget, usage,
   // budget_exceeded}, LimitsReply).

@@ -584,6 +584,43 @@ Result<FindingReport> FindingReport::FromArguments(const json& arguments, Argume
   return report;
 }
 
+// ---- send_agent_message ----------------------------------------------------------------------
+
+const ParameterList& SendMessageRequest::Parameters() {
+  static const ParameterList parameters = {
+      TaskId(),
+      {.name = "agent_id",
+       .type = Type::kString,
+       .description = "the agent to send it to",
+       .required = true,
+       .cli = "agent_id"},
+      {.name = "message",
+       .type = Type::kString,
+       .description = "what the agent should do next; it continues its conversation",
+       .required = true,
+       .max_length = agents::kMaxFollowUpMessageBytes,
+       .cli = "message"},
+      {.name = "interrupt",
+       .type = Type::kBoolean,
+       .description = "stop the agent's running turn first, so this message runs at once",
+       .default_value = SendMessageRequest().interrupt,
+       .cli = "--interrupt"},
+  };
+  return parameters;
+}
+
+Result<SendMessageRequest> SendMessageRequest::FromArguments(const json& arguments,
+                                                             ArgumentNames names) {
+  Result<CheckedArguments> checked = CheckArguments(Parameters(), arguments, names);
+  if (!checked.ok()) return checked.status();
+  SendMessageRequest request;
+  checked->Get("task_id", &request.task_id);
+  checked->Get("agent_id", &request.agent_id);
+  checked->Get("message", &request.message);
+  checked->Get("interrupt", &request.interrupt);
+  return request;
+}
+
 // ---- wait_for_agents -----------------------------------------------------------------------
 
 const std::vector<std::string>& WaitRequest::Modes() {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/conversation.h"
 #include "agents/killer.h"
 #include "agents/launcher.h"
 #include "orchestrator/parameters.h"
@@ -199,6 +200,19 @@ struct WaitRequest {
   static const ParameterList& Parameters();
   static Result<WaitRequest> FromArguments(const json& arguments,
                                            ArgumentNames names = ArgumentNames::kJson);
+};
+
+// send_agent_message; herd send: a follow-up message to an agent, which
+// runs as the agent's next turn (agents/conversation.h).
+struct SendMessageRequest {
+  std::string task_id;
+  std::string agent_id;
+  std::string message;
+  bool interrupt = false;
+
+  static const ParameterList& Parameters();
+  static Result<SendMessageRequest> FromArguments(const json& arguments,
+                                                  ArgumentNames names = ArgumentNames::kJson);
 };
 
 // get_health_status; herd doctor (whose --repair and --dry-run only the

@@ -47,6 +47,14 @@ std::string AgentFileName(const std::string& agent_id, AgentFile file) {
   return agent_id;  // unreachable: every AgentFile has a row
 }
 
+std::string AgentMessageFileName(const std::string& agent_id, const std::string& message_id) {
+  return "prompts/" + agent_id + "_" + message_id + ".txt";
+}
+
+std::string NewMessageId() {
+  return "msg-" + RandomHex(12);
+}
+
 std::optional<ParsedAgentFile> ParseAgentFileName(std::string_view name) {
   size_t slash = name.find('/');
   if (slash == std::string_view::npos) return std::nullopt;

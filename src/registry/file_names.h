@@ -16,6 +16,7 @@
 //   <TASK_ID>/prompts/<agent>.txt               the prompt it was given
 //   <TASK_ID>/prompts/<agent>_launch.json       its launch plan (agents/backend.h)
 //   <TASK_ID>/prompts/<agent>_mcp.json          its MCP configuration
+//   <TASK_ID>/prompts/<agent>_<msg-id>.txt      a follow-up message to it (registry/turns.h)
 //   <TASK_ID>/agents/<agent>/                   its own configuration, when isolated
 //
 // and in herd's state directory, outside every workspace, workspaces.json
@@ -61,6 +62,13 @@ enum class AgentFile {
 
 // "<subdirectory>/<agent_id><suffix>", as in the table above.
 std::string AgentFileName(const std::string& agent_id, AgentFile file);
+
+// "prompts/<agent_id>_<message_id>.txt": a follow-up message's text.
+// `message_id` is NewMessageId()'s.
+std::string AgentMessageFileName(const std::string& agent_id, const std::string& message_id);
+
+// "msg-<12 random hex>".
+std::string NewMessageId();
 
 struct ParsedAgentFile {
   AgentFile file = AgentFile::kProgressJournal;

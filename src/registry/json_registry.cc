@@ -93,14 +93,17 @@ Result<EndOutcome> JsonRegistry::RecordEnd(const std::string& task_id, const std
                                            int kill_grace_ms) const {
   EndOutcome outcome;
   Status status = Change(task_id, [&](TaskRecord& task) {
+    outcome = EndOutcome{};  // a retried transaction starts again
     if (stop) {
-      Result<bool> marked =
-          MarkTerminated(task, agent_id, stop->reason, exit.ended_at, stop->limit);
+      Result<bool> marked = MarkTerminated(task, agent_id, stop->reason, exit.ended_at, stop->limit,
+                                           stop->interrupts_turn);
       if (!marked.ok()) return marked.status();
     }
     HERD_RETURN_IF_ERROR(RecordExit(task, agent_id, exit));
+    std::string now = NowIso8601();
     // A reported cost may push the task past its budget.
-    outcome.to_stop = StopIfOverBudget(task, kill_grace_ms, NowIso8601());
+    outcome.to_stop = StopIfOverBudget(task, kill_grace_ms, now);
+    outcome.next_turn = BeginQueuedTurn(task, agent_id, now);
     return Status::Ok();
   });
   if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
@@ -125,6 +128,46 @@ Result<TerminationOutcome> JsonRegistry::Terminate(const std::string& task_id,
   if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
   if (!status.ok()) outcome.warning = status.message();
   return outcome;
+}
+
+Result<MessageOutcome> JsonRegistry::SendMessage(const std::string& task_id,
+                                                 const std::string& agent_id,
+                                                 const AgentMessage& message,
+                                                 int global_cap) const {
+  MessageOutcome outcome;
+  TaskSnapshot after;
+  // The index follows: a new turn makes the agent active again.
+  Status status = UpdateTaskAndIndex(
+      stores_, workspace_, task_id,
+      [&](TaskRecord& task) -> Result<Decision> {
+        if (task.task_id.empty()) {
+          return Status::NotFound("task " + task_id +
+                                  " does not exist: run `herd task list` to see the tasks");
+        }
+        HERD_ASSIGN_OR_RETURN(outcome, AcceptMessage(task, agent_id, message, NowIso8601()));
+        return Decision::kCommit;
+      },
+      &after);
+  if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
+  if (!status.ok()) outcome.warning = status.message();
+  if (outcome.delivery == MessageOutcome::Delivery::kNewTurn) {
+    Status slot = ReserveGlobalSlot(stores_, workspace_, after, global_cap);
+    if (!slot.ok()) {
+      Status undone = AbandonTurn(task_id, agent_id, outcome.turn, slot.message());
+      if (!undone.ok())
+        spdlog::error("could not undo turn {}: {}", outcome.turn, undone.ToString());
+      return slot;
+    }
+  }
+  return outcome;
+}
+
+Status JsonRegistry::AbandonTurn(const std::string& task_id, const std::string& agent_id, int turn,
+                                 const std::string& reason) const {
+  return Change(task_id, [&](TaskRecord& task) {
+    registry::AbandonTurn(task, agent_id, turn, reason, NowIso8601());
+    return Status::Ok();
+  });
 }
 
 Result<StopOutcome> JsonRegistry::StopTask(const std::string& task_id, const std::string& reason,
@@ -303,6 +346,7 @@ Result<Registry::LostOutcome> JsonRegistry::MarkLost(const std::string& task_id,
           return Decision::kNoChange;
         }
         std::string now = NowIso8601();
+        DropQueuedMessages(*agent, "the agent's process was lost", now);
         agent->status = "error";
         agent->error = kLostReason;
         ExitInfo exit = agent->exit.value_or(ExitInfo{});

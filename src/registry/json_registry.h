@@ -37,6 +37,10 @@ class JsonRegistry : public Registry {
                                int kill_grace_ms) const override;
   Result<TerminationOutcome> Terminate(const std::string& task_id, const std::string& agent_id,
                                        const Termination& termination) const override;
+  Result<MessageOutcome> SendMessage(const std::string& task_id, const std::string& agent_id,
+                                     const AgentMessage& message, int global_cap) const override;
+  Status AbandonTurn(const std::string& task_id, const std::string& agent_id, int turn,
+                     const std::string& reason) const override;
   Result<StopOutcome> StopTask(const std::string& task_id, const std::string& reason,
                                int kill_grace_ms) const override;
   Result<EndOutcome> RecordUsage(const std::string& task_id, const std::string& agent_id,

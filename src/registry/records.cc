@@ -198,6 +198,156 @@ void ReadExit(FieldReader& reader, AgentRecord* agent) {
   if (present) agent->exit = exit;
 }
 
+void PutExit(json& object, const std::optional<ExitInfo>& exit) {
+  if (!exit) return;
+  object["exit_code"] = exit->exit_code ? json(*exit->exit_code) : json(nullptr);
+  object["exit_signal"] = exit->exit_signal ? json(*exit->exit_signal) : json(nullptr);
+  object["ended_at"] = exit->ended_at;
+}
+
+void PutIdentities(json& object, const ProcessIdentity& process,
+                   const ProcessIdentity& supervisor) {
+  if (process.recorded()) {
+    object["pid"] = process.pid;
+    object["pgid"] = process.pid;
+    object["process_start_time"] = process.start_time;
+  }
+  if (supervisor.recorded()) {
+    object["supervisor_pid"] = supervisor.pid;
+    object["supervisor_start_time"] = supervisor.start_time;
+  }
+}
+
+void ReadIdentities(FieldReader& reader, ProcessIdentity* process, ProcessIdentity* supervisor) {
+  ReadIdentity(reader, "pid", "process_start_time", process);
+  reader.Take("pgid");  // always the pid: each agent leads its own group
+  ReadIdentity(reader, "supervisor_pid", "supervisor_start_time", supervisor);
+}
+
+json EncodeMessage(const AgentMessage& message) {
+  json object = WithUnknown(message.unknown);
+  object["id"] = message.id;
+  object["text_file"] = message.text_file;
+  object["preview"] = message.preview;
+  object["sent_at"] = message.sent_at;
+  if (message.interrupt) object["interrupt"] = true;
+  if (!message.undelivered_reason.empty()) {
+    object["undelivered_reason"] = message.undelivered_reason;
+    object["undelivered_at"] = message.undelivered_at;
+  }
+  return object;
+}
+
+Result<AgentMessage> DecodeMessage(const json& value, const std::string& where) {
+  if (!value.is_object()) {
+    return Status::Corruption(where + " is " + TypeName(value) +
+                              ", expected an object {id, text_file, preview, sent_at}");
+  }
+  AgentMessage message;
+  FieldReader reader(value, where);
+  reader.String("id", &message.id);
+  reader.String("text_file", &message.text_file);
+  reader.String("preview", &message.preview);
+  reader.String("sent_at", &message.sent_at);
+  reader.Bool("interrupt", &message.interrupt);
+  reader.String("undelivered_reason", &message.undelivered_reason);
+  reader.String("undelivered_at", &message.undelivered_at);
+  HERD_RETURN_IF_ERROR(reader.status());
+  message.unknown = reader.Unknown();
+  return message;
+}
+
+void ReadMessage(FieldReader& reader, const char* key, std::optional<AgentMessage>* target) {
+  const json* value = reader.Take(key);
+  if (value == nullptr) return;
+  Result<AgentMessage> message = DecodeMessage(*value, reader.where() + ": field \"" + key + "\"");
+  if (!message.ok()) return reader.Fail(message.status().message());
+  *target = std::move(message).value();
+}
+
+void ReadMessages(FieldReader& reader, const char* key, std::vector<AgentMessage>* target) {
+  const json* value = reader.Take(key);
+  if (value == nullptr) return;
+  if (!value->is_array()) return reader.Fail(key, *value, "a list of messages");
+  for (size_t i = 0; i < value->size(); ++i) {
+    Result<AgentMessage> message =
+        DecodeMessage((*value)[i], reader.where() + ": " + key + "[" + std::to_string(i) + "]");
+    if (!message.ok()) return reader.Fail(message.status().message());
+    target->push_back(std::move(message).value());
+  }
+}
+
+json EncodeMessages(const std::vector<AgentMessage>& messages) {
+  json list = json::array();
+  for (const AgentMessage& message : messages) list.push_back(EncodeMessage(message));
+  return list;
+}
+
+json EncodeTurn(const TurnRecord& turn) {
+  json object = WithUnknown(turn.unknown);
+  object["number"] = turn.number;
+  if (turn.message) object["message"] = EncodeMessage(*turn.message);
+  object["started_at"] = turn.started_at;
+  object["status"] = turn.status;
+  object["progress"] = turn.progress;
+  PutOptional(object, "completed_at", turn.completed_at);
+  PutOptional(object, "ended_reason", turn.ended_reason);
+  PutOptional(object, "error", turn.error);
+  PutOptional(object, "terminated_at", turn.terminated_at);
+  PutOptional(object, "termination_reason", turn.termination_reason);
+  if (turn.stopped_by_limit) object["stopped_by_limit"] = EncodeLimitHit(*turn.stopped_by_limit);
+  PutIdentities(object, turn.process, turn.supervisor);
+  PutExit(object, turn.exit);
+  if (!turn.result.is_null()) object["result"] = turn.result;
+  if (!turn.usage.is_null()) object["usage"] = turn.usage;
+  return object;
+}
+
+Result<TurnRecord> DecodeTurn(const json& value, const std::string& where) {
+  if (!value.is_object()) {
+    return Status::Corruption(where + " is " + TypeName(value) +
+                              ", expected an object {number, status, ...}");
+  }
+  TurnRecord turn;
+  FieldReader reader(value, where);
+  reader.Integer("number", &turn.number, 1);
+  ReadMessage(reader, "message", &turn.message);
+  reader.String("started_at", &turn.started_at);
+  reader.String("status", &turn.status);
+  reader.Integer("progress", &turn.progress);
+  reader.OptionalString("completed_at", &turn.completed_at);
+  reader.OptionalString("ended_reason", &turn.ended_reason);
+  reader.OptionalString("error", &turn.error);
+  reader.OptionalString("terminated_at", &turn.terminated_at);
+  reader.OptionalString("termination_reason", &turn.termination_reason);
+  ReadLimitHit(reader, "stopped_by_limit", &turn.stopped_by_limit);
+  ReadIdentities(reader, &turn.process, &turn.supervisor);
+  bool exited = reader.Peek("exit_code") != nullptr || reader.Peek("exit_signal") != nullptr ||
+                reader.Peek("ended_at") != nullptr;
+  ExitInfo exit;
+  reader.OptionalInteger("exit_code", &exit.exit_code, std::numeric_limits<int>::min());
+  reader.OptionalInteger("exit_signal", &exit.exit_signal);
+  reader.String("ended_at", &exit.ended_at);
+  if (exited) turn.exit = exit;
+  reader.Any("result", &turn.result);
+  reader.Any("usage", &turn.usage);
+  HERD_RETURN_IF_ERROR(reader.status());
+  turn.unknown = reader.Unknown();
+  return turn;
+}
+
+void ReadTurns(FieldReader& reader, std::vector<TurnRecord>* target) {
+  const json* value = reader.Take("turns");
+  if (value == nullptr) return;
+  if (!value->is_array()) return reader.Fail("turns", *value, "a list of turns");
+  for (size_t i = 0; i < value->size(); ++i) {
+    Result<TurnRecord> turn =
+        DecodeTurn((*value)[i], reader.where() + ": turns[" + std::to_string(i) + "]");
+    if (!turn.ok()) return reader.Fail(turn.status().message());
+    target->push_back(std::move(turn).value());
+  }
+}
+
 }  // namespace
 
 void Usage::Add(const Usage& other) {
@@ -298,14 +448,18 @@ Result<AgentRecord> DecodeAgent(const json& entry, const std::string& source) {
   reader.OptionalString("tmux_session", &agent.tmux_session);
   ReadLimitHit(reader, "stopped_by_limit", &agent.stopped_by_limit);
   reader.OptionalInteger("kill_grace_ms", &agent.kill_grace_ms);
-  ReadIdentity(reader, "pid", "process_start_time", &agent.process);
-  reader.Take("pgid");  // always the pid: each agent leads its own group
-  ReadIdentity(reader, "supervisor_pid", "supervisor_start_time", &agent.supervisor);
+  ReadIdentities(reader, &agent.process, &agent.supervisor);
   ReadExit(reader, &agent);
   reader.Any("result", &agent.result);
   reader.Any("usage", &agent.usage);
   reader.OptionalInteger("progress_journal_bytes", &agent.progress_journal_bytes);
   reader.OptionalInteger("findings_journal_bytes", &agent.findings_journal_bytes);
+  reader.Integer("turn", &agent.turn, 1);
+  reader.String("turn_started_at", &agent.turn_started_at);
+  ReadMessage(reader, "turn_message", &agent.turn_message);
+  ReadTurns(reader, &agent.turns);
+  ReadMessages(reader, "message_queue", &agent.message_queue);
+  ReadMessages(reader, "undelivered_messages", &agent.undelivered_messages);
   HERD_RETURN_IF_ERROR(reader.status());
   if (agent.progress > 100) {
     return Status::Corruption(reader.where() + ": field \"progress\" is " +
@@ -347,24 +501,24 @@ json EncodeAgent(const AgentRecord& agent) {
   PutOptional(entry, "tmux_session", agent.tmux_session);
   if (agent.stopped_by_limit) entry["stopped_by_limit"] = EncodeLimitHit(*agent.stopped_by_limit);
   if (agent.kill_grace_ms) entry["kill_grace_ms"] = *agent.kill_grace_ms;
-  if (agent.process.recorded()) {
-    entry["pid"] = agent.process.pid;
-    entry["pgid"] = agent.process.pid;
-    entry["process_start_time"] = agent.process.start_time;
-  }
-  if (agent.supervisor.recorded()) {
-    entry["supervisor_pid"] = agent.supervisor.pid;
-    entry["supervisor_start_time"] = agent.supervisor.start_time;
-  }
-  if (agent.exit) {
-    entry["exit_code"] = agent.exit->exit_code ? json(*agent.exit->exit_code) : json(nullptr);
-    entry["exit_signal"] = agent.exit->exit_signal ? json(*agent.exit->exit_signal) : json(nullptr);
-    entry["ended_at"] = agent.exit->ended_at;
-  }
+  PutIdentities(entry, agent.process, agent.supervisor);
+  PutExit(entry, agent.exit);
   if (!agent.result.is_null()) entry["result"] = agent.result;
   if (!agent.usage.is_null()) entry["usage"] = agent.usage;
   if (agent.progress_journal_bytes) entry["progress_journal_bytes"] = *agent.progress_journal_bytes;
   if (agent.findings_journal_bytes) entry["findings_journal_bytes"] = *agent.findings_journal_bytes;
+  if (agent.turn > 1) entry["turn"] = agent.turn;
+  if (!agent.turn_started_at.empty()) entry["turn_started_at"] = agent.turn_started_at;
+  if (agent.turn_message) entry["turn_message"] = EncodeMessage(*agent.turn_message);
+  if (!agent.turns.empty()) {
+    json turns = json::array();
+    for (const TurnRecord& turn : agent.turns) turns.push_back(EncodeTurn(turn));
+    entry["turns"] = std::move(turns);
+  }
+  if (!agent.message_queue.empty()) entry["message_queue"] = EncodeMessages(agent.message_queue);
+  if (!agent.undelivered_messages.empty()) {
+    entry["undelivered_messages"] = EncodeMessages(agent.undelivered_messages);
+  }
   return entry;
 }
 

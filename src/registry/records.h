@@ -110,6 +110,44 @@ struct ExitInfo {
   std::string ended_at;
 };
 
+// A follow-up message to an agent (herd send, send_agent_message). Its
+// whole text is in a file of the task (Workspace::MessagePath); the
+// registry keeps its first bytes.
+struct AgentMessage {
+  std::string id;  // msg-<random>
+  std::string text_file;
+  std::string preview;
+  std::string sent_at;
+  bool interrupt = false;  // asked to stop the turn that was running
+  // Set on a message that will never run (undelivered_messages): why.
+  std::string undelivered_reason;
+  std::string undelivered_at;
+  json unknown = json::object();
+};
+
+// One ended turn of an agent, kept (AgentRecord::turns) once a follow-up
+// message began the next: the per-turn fields of the entry as they were
+// when the turn ended.
+struct TurnRecord {
+  int number = 1;
+  std::optional<AgentMessage> message;  // what began it; none for the first turn
+  std::string started_at;
+  std::string status;  // its final status
+  int progress = 0;
+  std::optional<std::string> completed_at;
+  std::optional<std::string> ended_reason;
+  std::optional<std::string> error;
+  std::optional<std::string> terminated_at;
+  std::optional<std::string> termination_reason;
+  std::optional<LimitHit> stopped_by_limit;
+  ProcessIdentity process;
+  ProcessIdentity supervisor;
+  std::optional<ExitInfo> exit;
+  json result = nullptr;
+  json usage = nullptr;
+  json unknown = json::object();
+};
+
 struct AgentRecord {
   std::string id;
   std::string type;
@@ -153,6 +191,15 @@ struct AgentRecord {
   // entries made before herd recorded them.
   std::optional<uint64_t> progress_journal_bytes;
   std::optional<uint64_t> findings_journal_bytes;
+
+  // Conversation (registry/turns.h). The fields above from status to
+  // usage describe the current turn; earlier turns are in `turns`.
+  int turn = 1;                                    // stored only from 2 on
+  std::string turn_started_at;                     // "" for the first turn
+  std::optional<AgentMessage> turn_message;        // what began the current turn
+  std::vector<TurnRecord> turns;                   // earlier turns, oldest first
+  std::vector<AgentMessage> message_queue;         // waiting for the current turn to end
+  std::vector<AgentMessage> undelivered_messages;  // dropped, with the reason
 
   json unknown = json::object();  // keys herd does not model, kept as found
 };

@@ -18,7 +18,11 @@
 //   transaction and every later admission is refused.
 // - Terminal states stay terminal: an agent that is completed, error,
 //   terminated or failed never becomes active again, and its final status is
-//   kept by every later operation (a late exit record keeps "terminated").
+//   kept by every later operation (a late exit record keeps "terminated"),
+//   except by a new turn (SendMessage, or RecordEnd running a queued
+//   message), which keeps the ended turn's final status in `turns`.
+// - A follow-up message is never lost silently: it begins a turn, waits in
+//   the queue, or is kept in undelivered_messages with the reason.
 // - Counts are derived: total_spawned, active_count, completed_count, the
 //   usage totals and the task status always equal what the agent list says.
 // - The sequence never goes backwards: every commit's sequence is greater
@@ -41,6 +45,7 @@
 #include "registry/records.h"
 #include "registry/task_registry.h"
 #include "registry/task_store.h"
+#include "registry/turns.h"
 #include "util/status.h"
 
 namespace herd::registry {
@@ -58,6 +63,9 @@ struct Termination {
   std::string reason;
   std::optional<LimitHit> limit;
   std::optional<int> kill_grace_ms;  // the grace its supervisor is to apply
+  // An interrupt for a follow-up message: the agent's queue is kept, and
+  // its first message begins the next turn (registry/turns.h).
+  bool interrupts_turn = false;
 };
 
 struct TerminationOutcome {
@@ -71,6 +79,9 @@ struct EndOutcome {
   // Agents an exceeded budget now stops (marked terminated): the caller asks
   // their supervisors to stop them, outside the transaction.
   std::vector<AgentRecord> to_stop;
+  // The turn a queued message began in the same transaction: the caller
+  // (the agent's supervisor) runs it.
+  std::optional<NextTurn> next_turn;
 };
 
 // What stopping a task committed. The caller stops the processes of
@@ -123,11 +134,25 @@ class Registry {
   // Records the agent's end: `stop`, if given and the agent is still
   // active, as its termination; then its exit (task_registry.h RecordExit);
   // then any budget its figures passed (the agents that stops get
-  // `kill_grace_ms`).
+  // `kill_grace_ms`); then begins its next turn if a message is queued
+  // (turns.h BeginQueuedTurn).
   virtual Result<EndOutcome> RecordEnd(const std::string& task_id, const std::string& agent_id,
                                        const ExitRecord& exit,
                                        const std::optional<Termination>& stop,
                                        int kill_grace_ms) const = 0;
+
+  // Accepts a follow-up message for the agent (registry/turns.h
+  // AcceptMessage). A new turn also reserves its slot under the
+  // machine-wide running cap (`global_cap`, 0 = none); a refusal by the cap
+  // abandons the turn again. The caller then starts the new turn's process,
+  // or, for a queued interrupt, signals the supervisor.
+  virtual Result<MessageOutcome> SendMessage(const std::string& task_id,
+                                             const std::string& agent_id,
+                                             const AgentMessage& message, int global_cap) const = 0;
+
+  // Undoes a new turn whose process could not start (turns.h AbandonTurn).
+  virtual Status AbandonTurn(const std::string& task_id, const std::string& agent_id, int turn,
+                             const std::string& reason) const = 0;
 
   // Marks an active agent terminated (a kill, a timeout).
   virtual Result<TerminationOutcome> Terminate(const std::string& task_id,

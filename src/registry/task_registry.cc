@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <unordered_map>
 
+#include "registry/turns.h"
 #include "util/clock.h"
 #include "util/json_fields.h"
 #include "util/utf8.h"
@@ -375,8 +376,13 @@ void RecordJournalBytes(AgentRecord& agent, Journal journal, uint64_t bytes) {
 
 namespace {
 
+// Marks `agent` terminated; its queued messages will not run (unless
+// `keep_queue`: an interrupt, whose message runs next).
 void Terminate(AgentRecord& agent, const std::string& reason, const std::string& timestamp,
-               const std::optional<LimitHit>& limit) {
+               const std::optional<LimitHit>& limit, bool keep_queue = false) {
+  if (!keep_queue) {
+    DropQueuedMessages(agent, "the agent was stopped before it ran: " + reason, timestamp);
+  }
   agent.status = "terminated";
   agent.terminated_at = timestamp;
   agent.termination_reason = reason;
@@ -393,14 +399,14 @@ void Terminate(AgentRecord& agent, const std::string& reason, const std::string&
 
 Result<bool> MarkTerminated(TaskRecord& task, const std::string& agent_id,
                             const std::string& reason, const std::string& timestamp,
-                            const std::optional<LimitHit>& limit) {
+                            const std::optional<LimitHit>& limit, bool keep_queue) {
   AgentRecord* agent = task.FindAgent(agent_id);
   if (agent == nullptr) {
     return Status::NotFound("agent " + agent_id + " is not part of task " + task.task_id +
                             ": run `herd status " + task.task_id + "` to list its agents");
   }
   if (IsTerminalStatus(agent->status)) return false;
-  Terminate(*agent, reason, timestamp, limit);
+  Terminate(*agent, reason, timestamp, limit, keep_queue);
   RecomputeCounts(task);
   return true;
 }
@@ -431,6 +437,7 @@ Status RecordExit(TaskRecord& task, const std::string& agent_id, const ExitRecor
   AgentRecord* agent = task.FindAgent(agent_id);
   if (agent == nullptr) return Status::NotFound("agent " + agent_id + " vanished from its task");
   agent->exit = ExitInfo{exit.exit_code, exit.exit_signal, exit.ended_at};
+  if (agent->session_id.empty()) agent->session_id = exit.session_id;
   agent->phase = "exited";
   if (!exit.result.is_null()) agent->result = exit.result;
   if (!exit.usage.is_null()) agent->usage = exit.usage;
@@ -449,10 +456,13 @@ Status RecordExit(TaskRecord& task, const std::string& agent_id, const ExitRecor
   return Status::Ok();
 }
 
-Usage AgentUsage(const AgentRecord& agent) {
-  const json& result = agent.result;
+namespace {
+
+// One turn's figures: its final result's where it has one, else its
+// running usage.
+Usage TurnUsage(const json& result, const json& running_usage) {
   const json& usage =
-      result.is_object() && result.contains("usage") ? result["usage"] : agent.usage;
+      result.is_object() && result.contains("usage") ? result["usage"] : running_usage;
   Usage figures;
   figures.input_tokens = static_cast<long long>(NumberOr(usage, "input_tokens", 0));
   figures.output_tokens = static_cast<long long>(NumberOr(usage, "output_tokens", 0));
@@ -465,6 +475,14 @@ Usage AgentUsage(const AgentRecord& agent) {
                static_cast<double>(figures.input_tokens + figures.output_tokens + cache)));
   figures.total_cost_usd = NumberOr(result, "total_cost_usd", 0);
   figures.num_turns = static_cast<long long>(NumberOr(result, "num_turns", 0));
+  return figures;
+}
+
+}  // namespace
+
+Usage AgentUsage(const AgentRecord& agent) {
+  Usage figures = TurnUsage(agent.result, agent.usage);
+  for (const TurnRecord& turn : agent.turns) figures.Add(TurnUsage(turn.result, turn.usage));
   return figures;
 }
 

@@ -10,7 +10,8 @@
 //
 // Rules enforced here:
 // - Agent statuses: active running|working|blocked, terminal
-//   completed|error|terminated|failed. A terminal agent stays terminal.
+//   completed|error|terminated|failed. A terminal agent stays terminal;
+//   only a follow-up message begins a new turn of it (registry/turns.h).
 //   Unknown statuses and progress outside 0-100 are refused.
 // - Counts (total_spawned, active_count, completed_count) and the task
 //   status are derived from the agent list by RecomputeCounts, which every
@@ -69,8 +70,8 @@ Status ValidateTaskDocument(const json& document);
 // and the task status from the agent list.
 void RecomputeCounts(TaskRecord& task);
 
-// An agent's usage: its final result's figures where it has one, else its
-// running usage.
+// An agent's usage: the sum over its turns (registry/turns.h) of each
+// turn's final result's figures where it has one, else its running usage.
 Usage AgentUsage(const AgentRecord& agent);
 
 // The usage of every agent's subtree (the agent and all its descendants),
@@ -182,10 +183,12 @@ void RecordJournalBytes(AgentRecord& agent, Journal journal, uint64_t bytes);
 
 // Marks an active agent terminated. Returns false (and changes nothing) if
 // it had already ended. `limit`, when given, records which limit stopped
-// it and the figures.
+// it and the figures. Its queued messages are dropped (registry/turns.h)
+// unless `keep_queue` (an interrupt for the first of them).
 Result<bool> MarkTerminated(TaskRecord& task, const std::string& agent_id,
                             const std::string& reason, const std::string& timestamp,
-                            const std::optional<LimitHit>& limit = std::nullopt);
+                            const std::optional<LimitHit>& limit = std::nullopt,
+                            bool keep_queue = false);
 
 // Records the started agent process and its supervisor.
 Status RecordStart(TaskRecord& task, const std::string& agent_id, const ProcessIdentity& agent,
@@ -198,11 +201,15 @@ struct ExitRecord {
   std::string error;      // extra reason for an error status
   json result = nullptr;  // stream-json `result` figures, if any
   json usage = nullptr;   // final running usage, if tracked
+  // The session the backend reported (codex's thread id), kept as the
+  // agent's session_id when it has none yet.
+  std::string session_id;
 };
 
 // Records how the agent process ended. An agent that is still active
 // becomes completed (exit 0) or error (anything else); an agent that had
 // already ended (killed, or reported its own terminal status) keeps it.
+// Its queued messages stay: BeginQueuedTurn (registry/turns.h) runs them.
 Status RecordExit(TaskRecord& task, const std::string& agent_id, const ExitRecord& exit);
 
 // Depth of `agent_id` (1 for a direct child of the orchestrator), 0 if unknown.

@@ -15,7 +15,9 @@ std::mutex observer_mutex;
 // Shared so a delivery in progress keeps the observer it started with.
 std::shared_ptr<const TransitionObserver> installed_observer;
 
-std::string EventOf(const AgentRecord& agent) {
+// For an agent's entry or one of its ended turns (the same fields).
+template <typename EntryOrTurn>
+std::string EventOf(const EntryOrTurn& agent) {
   if (agent.status == "completed") return "agent_completed";
   if (agent.status == "terminated") {
     return agent.stopped_by_limit ? "agent_limit_hit" : "agent_killed";
@@ -23,7 +25,8 @@ std::string EventOf(const AgentRecord& agent) {
   return "agent_failed";  // error, failed (and doctor's "process lost")
 }
 
-std::string ReasonOf(const AgentRecord& agent) {
+template <typename EntryOrTurn>
+std::string ReasonOf(const EntryOrTurn& agent) {
   if (agent.stopped_by_limit && !agent.stopped_by_limit->message.empty()) {
     return agent.stopped_by_limit->message;
   }
@@ -34,20 +37,24 @@ std::string ReasonOf(const AgentRecord& agent) {
   return "";
 }
 
+// `ended` is the agent's entry, or the turn of it that ended when a queued
+// message began the next one in the same transaction.
+template <typename EntryOrTurn>
 AgentTransition TransitionOf(const TaskRecord& task, const AgentRecord& agent,
-                             const std::string& old_status) {
+                             const EntryOrTurn& ended, int turn, const std::string& old_status) {
   AgentTransition transition;
-  transition.event = EventOf(agent);
+  transition.event = EventOf(ended);
   transition.task_id = task.task_id;
   transition.task_directory = task.workspace;
   transition.agent_id = agent.id;
+  transition.turn = turn;
   transition.old_status = old_status;
-  transition.new_status = agent.status;
-  transition.reason = ReasonOf(agent);
-  if (agent.stopped_by_limit) transition.limit = agent.stopped_by_limit->limit;
-  if (agent.exit) {
-    transition.exit_code = agent.exit->exit_code;
-    transition.exit_signal = agent.exit->exit_signal;
+  transition.new_status = ended.status;
+  transition.reason = ReasonOf(ended);
+  if (ended.stopped_by_limit) transition.limit = ended.stopped_by_limit->limit;
+  if (ended.exit) {
+    transition.exit_code = ended.exit->exit_code;
+    transition.exit_signal = ended.exit->exit_signal;
   }
   transition.log_file = agent.tracked_files.log_file;
   transition.notify_command = task.notify_command;
@@ -63,6 +70,7 @@ json AgentTransition::ToJson() const {
   object["task_id"] = task_id;
   object["task_directory"] = task_directory;
   object["agent_id"] = agent_id;
+  object["turn"] = turn;
   object["old_status"] = old_status;
   object["new_status"] = new_status;
   object["reason"] = reason;
@@ -76,25 +84,35 @@ json AgentTransition::ToJson() const {
 
 StatusesBefore StatusesOf(const TaskRecord& task) {
   StatusesBefore before;
-  before.id_and_status.reserve(task.agents.size());
+  before.reserve(task.agents.size());
   for (const AgentRecord& agent : task.agents) {
-    before.id_and_status.emplace_back(agent.id, agent.status);
+    before.push_back(AgentState{agent.id, agent.status, agent.turn});
   }
   return before;
 }
 
 std::vector<AgentTransition> TransitionsBetween(const StatusesBefore& before,
                                                 const TaskRecord& after) {
-  std::unordered_map<std::string_view, std::string_view> old_status_of;
-  old_status_of.reserve(before.id_and_status.size());
-  for (const auto& [id, status] : before.id_and_status) old_status_of.emplace(id, status);
+  std::unordered_map<std::string_view, const AgentState*> state_of;
+  state_of.reserve(before.size());
+  for (const AgentState& state : before) state_of.emplace(state.id, &state);
   std::vector<AgentTransition> transitions;
   for (const AgentRecord& agent : after.agents) {
-    auto found = old_status_of.find(agent.id);
-    if (found == old_status_of.end()) continue;  // admitted by this transaction
-    std::string old_status(found->second);
-    if (IsActiveStatus(old_status) && IsTerminalStatus(agent.status)) {
-      transitions.push_back(TransitionOf(after, agent, old_status));
+    auto found = state_of.find(agent.id);
+    if (found == state_of.end()) continue;  // admitted by this transaction
+    const AgentState& old = *found->second;
+    if (agent.turn > old.turn && agent.turns.size() >= static_cast<size_t>(old.turn)) {
+      // The turn ended and a queued message began the next: the ended
+      // turn's transition, once.
+      const TurnRecord& ended = agent.turns[static_cast<size_t>(old.turn) - 1];
+      if (IsActiveStatus(old.status)) {
+        AgentTransition transition = TransitionOf(after, agent, ended, old.turn, old.status);
+        transition.event = "agent_turn_finished";
+        transitions.push_back(std::move(transition));
+      }
+    } else if (agent.turn == old.turn && IsActiveStatus(old.status) &&
+               IsTerminalStatus(agent.status)) {
+      transitions.push_back(TransitionOf(after, agent, agent, agent.turn, old.status));
     }
   }
   return transitions;

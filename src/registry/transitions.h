@@ -2,7 +2,8 @@
 //
 // Every task transaction goes through UpdateTaskRecord (registry/task_store.h).
 // When one commits, the agents whose status it changed from active to
-// terminal (ended, failed, killed, stopped by a limit, lost) are its
+// terminal (ended, failed, killed, stopped by a limit, lost), and those
+// whose turn ended as a queued message began the next, are its
 // transitions, and they are handed to the process's transition observer
 // once, after the store's lock is released, by the process that committed
 // them. A transition is committed by exactly one transaction, so each is
@@ -27,10 +28,13 @@
 namespace herd::registry {
 
 struct AgentTransition {
-  std::string event;  // agent_completed | agent_failed | agent_killed | agent_limit_hit
+  // agent_completed | agent_failed | agent_killed | agent_limit_hit |
+  // agent_turn_finished (its turn ended and a queued message runs next)
+  std::string event;
   std::string task_id;
   std::string task_directory;  // the task's workspace directory, as recorded
   std::string agent_id;
+  int turn = 1;  // the turn that ended
   std::string old_status;
   std::string new_status;
   std::string reason;  // the error, termination reason or limit message, if any
@@ -44,13 +48,18 @@ struct AgentTransition {
   json ToJson() const;
 };
 
-// The statuses of a task's agents before a transaction, by agent id.
-struct StatusesBefore {
-  std::vector<std::pair<std::string, std::string>> id_and_status;  // in agent order
+// An agent's status and turn before a transaction.
+struct AgentState {
+  std::string id;
+  std::string status;
+  int turn = 1;
 };
+using StatusesBefore = std::vector<AgentState>;  // in agent order
 StatusesBefore StatusesOf(const TaskRecord& task);
 
-// The agents that went from active to terminal between `before` and `after`.
+// The agents that went from active to terminal between `before` and `after`,
+// and (agent_turn_finished) those whose turn ended while a queued message
+// began their next turn in the same transaction.
 std::vector<AgentTransition> TransitionsBetween(const StatusesBefore& before,
                                                 const TaskRecord& after);
 

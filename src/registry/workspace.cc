@@ -144,6 +144,10 @@ std::string Workspace::McpConfigPath(const std::string& task_id,
                                      const std::string& agent_id) const {
   return AgentFilePath(*this, task_id, agent_id, AgentFile::kMcpConfig);
 }
+std::string Workspace::MessagePath(const std::string& task_id, const std::string& agent_id,
+                                   const std::string& message_id) const {
+  return TaskDirectory(task_id) + "/" + AgentMessageFileName(agent_id, message_id);
+}
 std::string Workspace::AgentConfigDirectory(const std::string& task_id,
                                             const std::string& agent_id) const {
   return TaskDirectory(task_id) + "/" + kAgentConfigsDirectory + "/" + agent_id;

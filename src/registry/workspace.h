@@ -67,6 +67,8 @@ class Workspace {
   std::string PromptPath(const std::string& task_id, const std::string& agent_id) const;
   std::string LaunchPlanPath(const std::string& task_id, const std::string& agent_id) const;
   std::string McpConfigPath(const std::string& task_id, const std::string& agent_id) const;
+  std::string MessagePath(const std::string& task_id, const std::string& agent_id,
+                          const std::string& message_id) const;
   // agents/<agent>/: the agent's own configuration, when it is isolated.
   std::string AgentConfigDirectory(const std::string& task_id, const std::string& agent_id) const;
 

@@ -1,0 +1,142 @@
+#include "agents/conversation.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "agents/backend.h"
+#include "agents/launcher.h"
+#include "agents/process.h"
+#include "registry/file_names.h"
+#include "registry/global_index.h"
+#include "registry/ids.h"
+#include "registry/json_registry.h"
+#include "registry/task_registry.h"
+#include "store/file_system.h"
+#include "util/clock.h"
+#include "util/utf8.h"
+
+namespace herd::agents {
+namespace {
+
+using registry::MessageOutcome;
+
+// Refuses a message the agent could never run.
+Status CheckResumable(const registry::AgentRecord& agent) {
+  HERD_RETURN_IF_ERROR(CheckBackendCanResume(agent.backend));
+  if (agent.backend == "claude" && agent.session_id.empty()) {
+    return Status::Refused("agent " + agent.id +
+                           " was deployed before herd fixed Claude session ids, so its "
+                           "conversation cannot be resumed: deploy a new agent with the "
+                           "follow-up in its prompt");
+  }
+  if (agent.backend == "codex" && agent.session_id.empty() && agent.exit) {
+    return Status::Refused("agent " + agent.id +
+                           " (codex) reported no session id (no thread.started event), so its "
+                           "conversation cannot be resumed: deploy a new agent with the "
+                           "follow-up in its prompt");
+  }
+  return Status::Ok();
+}
+
+// Asks the supervisor of `agent` to stop turn `turn` (SIGUSR1 with the
+// number), through a pidfd of its recorded identity.
+bool SignalInterrupt(const registry::AgentRecord& agent, int turn) {
+  int pidfd = OpenPidfd(agent.supervisor);
+  if (pidfd < 0) return false;
+  bool sent = SignalPidfdWithValue(pidfd, SIGUSR1, turn);
+  close(pidfd);
+  return sent;
+}
+
+}  // namespace
+
+nlohmann::json SentMessage::ToJson() const {
+  nlohmann::json reply = {
+      {"task_id", task_id},   {"agent_id", agent_id}, {"message_id", message_id},
+      {"delivery", delivery}, {"turn", turn},         {"status", agent.status},
+      {"note", note}};
+  if (delivery == "queued") {
+    reply["queue_position"] = queue_position;
+    reply["interrupt_sent"] = interrupt_sent;
+  }
+  if (!warning.empty()) reply["warning"] = warning;
+  return reply;
+}
+
+Result<SentMessage> SendMessage(const registry::RegistryStores& stores,
+                                const registry::Workspace& workspace, const FollowUp& follow_up) {
+  HERD_RETURN_IF_ERROR(registry::ValidateTaskId(follow_up.task_id));
+  HERD_RETURN_IF_ERROR(registry::ValidateAgentId(follow_up.agent_id));
+  if (follow_up.message.empty()) {
+    return Status::InvalidArgument("the message is empty: say what the agent should do next");
+  }
+  if (follow_up.message.size() > kMaxFollowUpMessageBytes) {
+    return Status::InvalidArgument(
+        "the message is " + std::to_string(follow_up.message.size()) +
+        " bytes, over the limit of " + std::to_string(kMaxFollowUpMessageBytes) +
+        ": put the details in a file in the project and name it in the message");
+  }
+  registry::JsonRegistry registry(stores, workspace);
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask task, registry.ReadTask(follow_up.task_id));
+  const registry::AgentRecord* agent = task->task.FindAgent(follow_up.agent_id);
+  if (agent == nullptr) {
+    return Status::NotFound("agent " + follow_up.agent_id + " is not part of task " +
+                            follow_up.task_id + ": run `herd status " + follow_up.task_id +
+                            "` to list its agents");
+  }
+  HERD_RETURN_IF_ERROR(CheckResumable(*agent));
+
+  // The text first, outside any lock; the registry refers to it.
+  registry::AgentMessage message;
+  message.id = registry::NewMessageId();
+  message.text_file = workspace.MessagePath(follow_up.task_id, follow_up.agent_id, message.id);
+  message.preview = Utf8Prefix(follow_up.message, registry::kMessagePreviewLength);
+  message.sent_at = NowIso8601();
+  message.interrupt = follow_up.interrupt;
+  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(store::FileSystem::Default(), message.text_file,
+                                                 follow_up.message));
+
+  Result<MessageOutcome> accepted = registry.SendMessage(
+      follow_up.task_id, follow_up.agent_id, message, registry::GlobalRunningCapFromEnvironment());
+  if (!accepted.ok()) {
+    std::remove(message.text_file.c_str());  // nothing refers to it
+    return accepted.status();
+  }
+  SentMessage sent;
+  sent.task_id = follow_up.task_id;
+  sent.agent_id = follow_up.agent_id;
+  sent.message_id = message.id;
+  sent.turn = accepted->turn;
+  sent.agent = accepted->agent;
+  sent.warning = accepted->warning;
+  if (accepted->delivery == MessageOutcome::Delivery::kNewTurn) {
+    sent.delivery = "new_turn";
+    HERD_ASSIGN_OR_RETURN(sent.agent, StartFollowUpTurn(stores, workspace, follow_up.task_id,
+                                                        follow_up.agent_id, accepted->turn));
+    sent.note = "turn " + std::to_string(sent.turn) +
+                " started; wait for it with wait_for_agents (herd wait)";
+    return sent;
+  }
+  sent.delivery = "queued";
+  sent.queue_position = accepted->queue_position;
+  if (accepted->interrupt_turn > 0) {
+    sent.interrupt_sent = SignalInterrupt(accepted->agent, accepted->interrupt_turn);
+  }
+  if (sent.interrupt_sent) {
+    sent.note = "turn " + std::to_string(sent.turn) +
+                " is being stopped; this message runs next, as turn " +
+                std::to_string(sent.turn + 1);
+  } else {
+    sent.note = "queued at position " + std::to_string(sent.queue_position) +
+                "; it runs when turn " + std::to_string(sent.turn) + " ends" +
+                (follow_up.interrupt ? " (the turn had not started or had ended, so nothing "
+                                       "was interrupted)"
+                                     : "");
+  }
+  return sent;
+}
+
+}  // namespace herd::agents
