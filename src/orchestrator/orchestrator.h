@@ -84,7 +84,8 @@ struct TaskListing {
 };
 
 // An agent as a wait reports it: its entry, how many findings it
-// recorded, and whether its processes are still there.
+// recorded, and whether its processes are still there. It has ended when
+// its status is terminal and no follow-up message waits to run.
 struct WaitedAgent {
   registry::AgentRecord agent;
   size_t findings = 0;

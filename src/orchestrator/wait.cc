@@ -186,7 +186,8 @@ json FinalResultPreview(const AgentRecord& agent) {
 }  // namespace
 
 bool WaitedAgent::ended() const {
-  return registry::IsTerminalStatus(agent.status);
+  // A queued follow-up runs as its next turn (registry/turns.h).
+  return registry::IsTerminalStatus(agent.status) && agent.message_queue.empty();
 }
 
 json WaitedAgent::ToJson() const {
@@ -204,6 +205,8 @@ json WaitedAgent::ToJson() const {
           {"reason", EndReason(agent)},
           {"final_result", FinalResultPreview(agent)},
           {"findings", findings},
+          {"turn", agent.turn},
+          {"queued_messages", agent.message_queue.size()},
           {"usage", registry::AgentUsage(agent).ToJson()}};
 }
 

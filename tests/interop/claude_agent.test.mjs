@@ -722,3 +722,147 @@ test("scenario 3: the agent CLI fails (model API returns 500) and herd records e
     await ctx.close().catch(() => {});
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios 4 and 5: follow-up messages (send_agent_message), each a new turn that resumes the
+// agent's Claude Code session (--resume <the session id herd fixed at deploy>).
+
+// The stream log's events, every turn's (each turn appends its own init ... result).
+function streamEvents(ctx, agentId) {
+  return readJsonLines(streamLogPath(ctx, agentId));
+}
+
+test("scenario 4: send_agent_message resumes a finished Claude Code agent's session as its second turn", T, async () => {
+  const started = Date.now();
+  const ctx = await setUp("two_turns.json");
+  try {
+    const taskId = await createTask(ctx, "end-to-end: two turns of one agent");
+    const { agent_id: agentId } = await ctx.call("deploy_headless_agent", {
+      task_id: taskId, agent_type: "worker", backend: "claude", prompt: "Look around.",
+    });
+    const firstWait = await ctx.call("wait_for_agents", { task_id: taskId, agent_ids: [agentId], timeout_seconds: 120 },
+                                     { timeoutMs: 180000 });
+    assert.equal(firstWait.condition_met, true, `${JSON.stringify(firstWait)}\n${diagnostics(ctx)}`);
+    const first = agentIn(await waitForStatus(ctx, taskId, s => exitRecorded(agentIn(s, agentId)), "turn 1's exit"),
+                          agentId);
+    assert.equal(first.status, "completed", `${JSON.stringify(first)}\n${diagnostics(ctx)}`);
+    assertUsageFigures(first.result, agentId);
+
+    const sent = await ctx.call("send_agent_message", {
+      task_id: taskId, agent_id: agentId, message: "SECOND TURN: now follow up on what you found.",
+    });
+    assert.equal(sent.delivery, "new_turn", JSON.stringify(sent));
+    assert.equal(sent.turn, 2);
+    const secondWait = await ctx.call("wait_for_agents", { task_id: taskId, agent_ids: [agentId], timeout_seconds: 120 },
+                                      { timeoutMs: 180000 });
+    assert.equal(secondWait.condition_met, true, `${JSON.stringify(secondWait)}\n${diagnostics(ctx)}`);
+    const done = await waitForStatus(ctx, taskId, s => exitRecorded(agentIn(s, agentId)) && agentIn(s, agentId).turn === 2,
+                                     "turn 2's exit");
+    const entry = agentIn(done, agentId);
+
+    // The record: two turns, the first kept as it ended, the same session, usage summed.
+    assert.equal(entry.status, "completed", `${JSON.stringify(entry)}\n${diagnostics(ctx)}`);
+    assert.equal(entry.exit_code, 0);
+    assert.equal(entry.turns.length, 1);
+    assert.equal(entry.turns[0].number, 1);
+    assert.equal(entry.turns[0].status, "completed");
+    assert.equal(entry.turns[0].exit_code, 0);
+    assert.deepEqual(entry.turns[0].result, first.result, "turn 1's figures are kept as recorded");
+    assert.equal(entry.session_id, first.session_id);
+    assert.match(entry.turn_message.preview, /^SECOND TURN:/);
+    assertUsageFigures(entry.result, agentId);
+    assert.equal(done.usage.num_turns, first.result.num_turns + entry.result.num_turns, JSON.stringify(done.usage));
+    assert.ok(Math.abs(done.usage.total_cost_usd - (first.result.total_cost_usd + entry.result.total_cost_usd)) < 1e-9,
+              `task usage ${JSON.stringify(done.usage)} is the sum of the two turns`);
+    assert.equal(done.agents.active, 0);
+
+    // The session resumed: turn 2's requests to the model carried turn 1's conversation (its
+    // prompt and its tool call), and the CLI ran both turns under the recorded session.
+    const agentRequests = readJsonLines(ctx.modelLog).filter(e => e.role === "agent");
+    const turnOne = agentRequests.filter(e => e.turn === 0);
+    const turnTwo = agentRequests.filter(e => e.turn === 1);
+    assert.ok(turnOne.length >= 2 && turnTwo.length >= 1, JSON.stringify(agentRequests.map(e => e.turn)));
+    const turnOneToolIds = turnOne.at(-1).history.tool_use_ids;
+    assert.equal(turnOneToolIds.length, 1, "turn 1 made one tool call");
+    for (const request of turnTwo) {
+      assert.match(request.history.user_texts[0], /You are one agent in a herd/, "turn 1's prompt comes first");
+      assert.ok(request.history.user_texts.some(t => t.startsWith("SECOND TURN:")), "then the follow-up");
+      assert.ok(request.history.tool_use_ids.includes(turnOneToolIds[0]),
+                `turn 2 was sent turn 1's tool call ${turnOneToolIds[0]}: ${JSON.stringify(request.history)}`);
+      assert.equal(request.vars.agent_id, agentId, "the ids still come from the first prompt");
+    }
+    const inits = streamEvents(ctx, agentId).filter(e => e.type === "system" && e.subtype === "init");
+    assert.deepEqual(inits.map(e => e.session_id), [first.session_id, first.session_id]);
+    const results = streamEvents(ctx, agentId).filter(e => e.type === "result");
+    assert.deepEqual(results.map(e => e.result), ["Turn one done.", "Turn two done."]);
+    const findings = readJsonLines(path.join(ctx.taskDir, "findings", `${agentId}_findings.jsonl`));
+    assert.deepEqual(findings.map(f => f.message), ["turn two: followed up"]);
+
+    await assertAgentProcessesGone(entry);
+    await assertNoProcessLeft(ctx, "after the second turn");
+    await ctx.close();
+    console.log(`scenario 4 took ${Date.now() - started} ms`);
+  } finally {
+    await ctx.close().catch(() => {});
+  }
+});
+
+test("scenario 5: a queued follow-up waits for the running turn; an interrupting one stops it and runs first", T, async () => {
+  const started = Date.now();
+  const ctx = await setUp("interrupt_and_queue.json");
+  try {
+    const taskId = await createTask(ctx, "end-to-end: queued and interrupting follow-ups");
+    const { agent_id: agentId } = await ctx.call("deploy_headless_agent", {
+      task_id: taskId, agent_type: "worker", backend: "claude", prompt: "Work for a long time.",
+    });
+    // Turn 1 reported, and its CLI waits on a model answer that never comes.
+    await waitUntil(() => readJsonLines(ctx.modelLog).some(e => e.role === "agent" && e.action === "hang"),
+                    { timeoutMs: 60000, intervalMs: POLL_PAUSE_MS, what: "turn 1's held model request" });
+    const running1 = agentIn(await ctx.status(taskId), agentId);
+    assert.equal(running1.status, "working");
+
+    const queued = await ctx.call("send_agent_message", { task_id: taskId, agent_id: agentId, message: "QUEUED: do this after." });
+    assert.equal(queued.delivery, "queued");
+    assert.equal(queued.queue_position, 1);
+    assert.equal(queued.interrupt_sent, false);
+    const urgent = await ctx.call("send_agent_message", {
+      task_id: taskId, agent_id: agentId, message: "INTERRUPT: stop and do this now.", interrupt: true,
+    });
+    assert.equal(urgent.delivery, "queued");
+    assert.equal(urgent.queue_position, 1, "an interrupt goes first");
+    assert.equal(urgent.interrupt_sent, true, JSON.stringify(urgent));
+
+    // The agent stays active from turn to turn: one wait covers all three.
+    const waited = await ctx.call("wait_for_agents", { task_id: taskId, agent_ids: [agentId], timeout_seconds: 150 },
+                                  { timeoutMs: 200000 });
+    assert.equal(waited.condition_met, true, `${JSON.stringify(waited)}\n${diagnostics(ctx)}`);
+    const done = await waitForStatus(ctx, taskId, s => exitRecorded(agentIn(s, agentId)), "turn 3's exit");
+    const entry = agentIn(done, agentId);
+    assert.equal(entry.turn, 3, `${JSON.stringify(entry)}\n${diagnostics(ctx)}`);
+    assert.equal(entry.status, "completed");
+    assert.deepEqual(entry.turns.map(t => t.status), ["terminated", "completed"]);
+    assert.match(entry.turns[0].termination_reason, /interrupted/);
+    // Turn 1 was stopped before its result; turns 2 and 3 each ended with theirs.
+    const results = streamEvents(ctx, agentId).filter(e => e.type === "result");
+    assert.deepEqual(results.map(e => e.result), ["Redirected by the interrupt.", "Did the queued one."]);
+    assert.equal(entry.turns[1].result.num_turns, results[0].num_turns);
+    assert.equal(entry.result.num_turns, results[1].num_turns);
+    assert.equal(entry.message_queue, undefined, "nothing left waiting");
+    assert.ok(!running(running1.pid, running1.process_start_time), "turn 1's CLI is gone");
+
+    // The model saw the interrupting message before the queued one, each in the resumed session.
+    const agentRequests = readJsonLines(ctx.modelLog).filter(e => e.role === "agent");
+    const order = agentRequests.map(e => e.turn).filter((t, i, all) => i === 0 || all[i - 1] !== t);
+    assert.deepEqual(order, [0, 1, 2], JSON.stringify(agentRequests.map(e => e.turn)));
+    for (const request of agentRequests.filter(e => e.turn > 0)) {
+      assert.match(request.history.user_texts[0], /You are one agent in a herd/);
+    }
+
+    await assertAgentProcessesGone(entry);
+    await assertNoProcessLeft(ctx, "after the last turn");
+    await ctx.close();
+    console.log(`scenario 5 took ${Date.now() - started} ms`);
+  } finally {
+    await ctx.close().catch(() => {});
+  }
+});

@@ -51,6 +51,13 @@
 //   adds to the top-level one. With no matching branch the top-level "steps" are played, or, if
 //   there are none, the model says "No script branch matches this conversation." and ends.
 //   Side requests (no tools) pick a branch the same way for "side_text".
+// - Conversations of several turns (a resumed session: `claude --resume`): instead of "steps",
+//   the script or a branch may have "turns":[{"match":"regex","steps":[...]}, ...]. The turn
+//   played is the one whose "match" finds the LATEST user text that some turn's "match" finds
+//   (a resumed conversation carries the earlier turns' messages before the new prompt), and its
+//   steps count only the tool results after that user message. The request's summary logs
+//   "turn", and "history": the heads of every user text and the ids of every tool_use already in
+//   the conversation, so a test can check what a resumed turn was sent.
 // Built-in scenarios: see SCENARIOS below.
 
 import http from "node:http";
@@ -162,8 +169,15 @@ function loadScript() {
     let s;
     try { s = JSON.parse(fs.readFileSync(scriptPath, "utf8")); }
     catch (e) { fail(`cannot load script ${scriptPath}: ${e.message}`); }
-    if (!s || (!Array.isArray(s.steps) && !Array.isArray(s.branches)))
-      fail(`script ${scriptPath} has no "steps" or "branches" array`);
+    if (!s || (!Array.isArray(s.steps) && !Array.isArray(s.branches) && !Array.isArray(s.turns)))
+      fail(`script ${scriptPath} has no "steps", "branches" or "turns" array`);
+    for (const source of [s, ...(s.branches ?? [])]) {
+      for (const [i, t] of (source.turns ?? []).entries()) {
+        if (!t || typeof t.match !== "string" || !Array.isArray(t.steps))
+          fail(`script ${scriptPath}: turn ${i} needs a "match" string and a "steps" array`);
+        try { new RegExp(t.match); } catch (e) { fail(`script ${scriptPath}: bad turn ${i} regex: ${e.message}`); }
+      }
+    }
     for (const [i, b] of (s.branches ?? []).entries()) {
       if (!b || typeof b.match !== "string" || !Array.isArray(b.steps))
         fail(`script ${scriptPath}: branch ${i} needs a "match" string and a "steps" array`);
@@ -239,6 +253,27 @@ function chooseBranch(messages) {
   const index = branches.findIndex(b => new RegExp(b.match).test(first));
   return index >= 0 ? { index, branch: branches[index] } : { index: -1, none: true };
 }
+// The turn of a conversation whose source has "turns": the turn whose match finds the latest
+// user text any turn's match finds. Returns {turn, steps, after} (after: that message's index),
+// or undefined when no user text matches.
+function chooseTurn(messages, turns) {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i].role !== "user") continue;
+    const text = textOf(messages[i].content);
+    const turn = turns.findIndex(t => new RegExp(t.match).test(text));
+    if (turn >= 0) return { turn, steps: turns[turn].steps, after: i };
+  }
+  return undefined;
+}
+// What a request carries from before: each user text's head and each tool_use id.
+function historyOf(messages) {
+  return {
+    user_texts: messages.filter(m => m.role === "user").map(m => textOf(m.content).slice(0, 80))
+      .filter(Boolean),
+    tool_use_ids: messages.filter(m => m.role === "assistant" && Array.isArray(m.content))
+      .flatMap(m => m.content.filter(b => b && b.type === "tool_use").map(b => b.id)),
+  };
+}
 // Step i is due once the tool results of steps 0..i-1 are all in the conversation.
 function chooseStep(toolResults, steps = script.steps) {
   let consumed = 0;
@@ -285,13 +320,18 @@ function plan(body) {
     return { kind: "message", content: [{ type: "text", text }], stop_reason: "end_turn",
              summary: { ...summary, role: "side" } };
   }
-  const results = countToolResults(messages);
-  const steps = chosen.branch ? chosen.branch.steps
+  const turns = chosen.branch ? chosen.branch.turns : script.turns;
+  const turn = turns ? chooseTurn(messages, turns) : undefined;
+  const results = countToolResults(turn ? messages.slice(turn.after + 1) : messages);
+  const steps = turn ? turn.steps
+    : turns ? [{ text: "No script turn matches this conversation." }]
+    : chosen.branch ? chosen.branch.steps
     : chosen.none && script.steps.length === 0 ? [{ text: "No script branch matches this conversation." }]
     : script.steps;
   const { index, step } = chooseStep(results, steps);
   const vars = { ...extractVars(messages, chosen.branch), step: String(index) };
   const base = { ...summary, role: "agent", tool_results: results, step: index, vars };
+  if (turns) Object.assign(base, { turn: turn ? turn.turn : -1, history: historyOf(messages) });
   const delayMs = Number(step.delay_ms ?? 0);
   if (step.error) return { kind: "error", error: step.error, delayMs, summary: base };
   if (step.fail_stream && body.stream === true)
@@ -307,7 +347,7 @@ function plan(body) {
   calls.forEach((c, k) => {
     const name = resolveTool(toolNames, c.tool, c.server);
     if (!name) { missing.push(c.tool); return; }
-    content.push({ type: "tool_use", id: toolUseId(messages, index, k), name,
+    content.push({ type: "tool_use", id: toolUseId(messages, turn ? `${turn.turn}_${index}` : index, k), name,
                    input: substitute(c.input ?? {}, vars) });
   });
   if (missing.length) {
