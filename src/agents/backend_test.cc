@@ -145,6 +145,88 @@ TEST(BackendTest, UnknownBackendIsRefusedWithTheChoices) {
             std::string::npos);
 }
 
+// The value of KEY=... in a plan's environment, or "".
+std::string EnvironmentValue(const LaunchPlan& plan, const std::string& key) {
+  for (const std::string& entry : plan.environment) {
+    if (entry.rfind(key + "=", 0) == 0) return entry.substr(key.size() + 1);
+  }
+  return "";
+}
+
+TEST(BackendTest, AClaudeFollowUpResumesTheSessionWithTheMessageOnStdin) {
+  LaunchRequest request = Request("claude");
+  request.session_id = "7b0c1c8e-4a5f-4d1e-9b2a-1f2e3d4c5b6a";
+  Result<LaunchPlan> first = PlanLaunch(request);
+  ASSERT_TRUE(first.ok());
+  first->cwd = "/project";
+  first->environment.push_back("CLAUDE_CONFIG_DIR=/ws/config");
+  EXPECT_EQ(EnvironmentValue(*first, "HERD_TURN"), "1");
+
+  Result<LaunchPlan> second =
+      PlanFollowUpTurn(*first, request.session_id, 2, "/ws/TASK-1/prompts/worker-1_msg-1.txt");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  std::vector<std::string> expected = first->argv;
+  auto flag = std::find(expected.begin(), expected.end(), "--session-id");
+  ASSERT_NE(flag, expected.end());
+  *flag = "--resume";
+  EXPECT_EQ(second->argv, expected) << "only the session flag changes";
+  EXPECT_EQ(second->stdin_path, "/ws/TASK-1/prompts/worker-1_msg-1.txt");
+  EXPECT_EQ(second->cwd, "/project") << "resume finds sessions only where they started";
+  EXPECT_EQ(EnvironmentValue(*second, "CLAUDE_CONFIG_DIR"), "/ws/config");
+  EXPECT_EQ(EnvironmentValue(*second, "HERD_TURN"), "2");
+  EXPECT_EQ(EnvironmentValue(*second, "HERD_PROMPT_FILE"), second->stdin_path);
+  EXPECT_EQ(second->log_path, first->log_path);
+
+  LaunchRequest unfixed = Request("claude");
+  Result<LaunchPlan> old = PlanLaunch(unfixed);
+  ASSERT_TRUE(old.ok());
+  Result<LaunchPlan> refused = PlanFollowUpTurn(*old, "", 2, "/m.txt");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(refused.status().Is(Status::Code::kRefused));
+  EXPECT_NE(refused.status().message().find("session id"), std::string::npos);
+}
+
+TEST(BackendTest, ACodexFollowUpRunsExecResumeWithItsThread) {
+  LaunchRequest request = Request("codex");
+  request.model = "gpt-5";
+  Result<LaunchPlan> first = PlanLaunch(request);
+  ASSERT_TRUE(first.ok());
+  Result<LaunchPlan> second = PlanFollowUpTurn(*first, "thread-123", 2, "/m.txt");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->argv,
+            (std::vector<std::string>{"codex", "exec", "--json", "--skip-git-repo-check", "--model",
+                                      "gpt-5", "resume", "thread-123", "-"}));
+  EXPECT_FALSE(PlanFollowUpTurn(*first, "", 2, "/m.txt").ok()) << "no thread, no resume";
+}
+
+TEST(BackendTest, ACommandFollowUpRunsTheSameArgvAndOthersRefuse) {
+  LaunchRequest request = Request("command");
+  request.command_argv = {"make", "lint"};
+  Result<LaunchPlan> first = PlanLaunch(request);
+  ASSERT_TRUE(first.ok());
+  Result<LaunchPlan> third = PlanFollowUpTurn(*first, "", 3, "/m.txt");
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->argv, first->argv);
+  EXPECT_EQ(EnvironmentValue(*third, "HERD_TURN"), "3");
+  for (const char* backend : {"gemini", "cursor-agent"}) {
+    Result<LaunchPlan> plan = PlanLaunch(Request(backend));
+    ASSERT_TRUE(plan.ok());
+    Result<LaunchPlan> refused = PlanFollowUpTurn(*plan, "s", 2, "/m.txt");
+    ASSERT_FALSE(refused.ok()) << backend;
+    EXPECT_NE(refused.status().message().find("cannot continue a conversation"), std::string::npos);
+    EXPECT_FALSE(CheckBackendCanResume(backend).ok());
+  }
+}
+
+TEST(UsageTrackerTest, TheSessionIdComesFromTheCliEvents) {
+  UsageTracker codex("codex");
+  codex.Feed(R"({"type":"thread.started","thread_id":"0199a213-81c0-7800-8aa1-bbab2a035a53"})");
+  EXPECT_EQ(codex.SessionId(), "0199a213-81c0-7800-8aa1-bbab2a035a53");
+  UsageTracker claude("claude");
+  claude.Feed(R"({"type":"system","subtype":"init","session_id":"abc"})");
+  EXPECT_EQ(claude.SessionId(), "abc");
+}
+
 TEST(UsageTrackerTest, ClaudeCountsEachMessageOnceAndReadsTheResult) {
   UsageTracker tracker("claude");
   EXPECT_FALSE(tracker.Feed(R"({"type":"system","subtype":"init","mcp_servers":[]})"));

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -297,6 +298,73 @@ TEST_P(RegistryConformanceTest, TerminalStatesStayTerminal) {
   EXPECT_EQ(agent.termination_reason, "stopped by a test");
   ASSERT_TRUE(agent.exit);
   EXPECT_EQ(agent.exit->exit_code, 0);
+}
+
+TEST_P(RegistryConformanceTest, OnlyANewTurnMakesAnEndedAgentActiveAndTheEndedTurnIsKept) {
+  std::string task_id = CreateTask();
+  Admit(task_id, "worker-1");
+  ASSERT_TRUE(registry_->RecordEnd(task_id, "worker-1", Exited(4), std::nullopt, 0).ok());
+  AgentMessage message;
+  message.id = "msg-000000000001";
+  message.text_file = "/tmp/message.txt";
+  message.preview = "next";
+  Result<MessageOutcome> sent = registry_->SendMessage(task_id, "worker-1", message, 0);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  EXPECT_EQ(sent->delivery, MessageOutcome::Delivery::kNewTurn);
+  TaskRecord task = Read(task_id);
+  const AgentRecord& agent = *task.FindAgent("worker-1");
+  EXPECT_EQ(agent.status, "running");
+  EXPECT_EQ(agent.turn, 2);
+  ASSERT_EQ(agent.turns.size(), 1u);
+  EXPECT_EQ(agent.turns[0].status, "error");
+  EXPECT_EQ(agent.turns[0].exit->exit_code, 4);
+  ExpectCountsDerived(task);
+
+  // A turn that cannot start is undone: the ended turn is back, the message kept.
+  ASSERT_TRUE(registry_->AbandonTurn(task_id, "worker-1", 2, "did not start: a test").ok());
+  AgentRecord undone = *Read(task_id).FindAgent("worker-1");
+  EXPECT_EQ(undone.status, "error");
+  EXPECT_EQ(undone.turn, 1);
+  ASSERT_EQ(undone.undelivered_messages.size(), 1u);
+  EXPECT_EQ(undone.undelivered_messages[0].id, message.id);
+}
+
+TEST_P(RegistryConformanceTest, ConcurrentMessagesToARunningAgentAreAllQueuedOnceInSomeOrder) {
+  constexpr int kSenders = 12;
+  std::string task_id = CreateTask();
+  Admit(task_id, "worker-1");
+  std::vector<std::thread> threads;
+  std::atomic<int> accepted{0};
+  for (int i = 0; i < kSenders; ++i) {
+    threads.emplace_back([&, i] {
+      std::unique_ptr<Registry> connection = engine_->Open();
+      AgentMessage message;
+      message.id = "msg-" + std::to_string(i);
+      message.text_file = "/tmp/" + message.id;
+      if (connection->SendMessage(task_id, "worker-1", message, 0).ok()) ++accepted;
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(accepted.load(), kSenders);
+  std::vector<std::string> queued;
+  TaskRecord after = Read(task_id);
+  for (const AgentMessage& message : after.FindAgent("worker-1")->message_queue) {
+    queued.push_back(message.id);
+  }
+  std::sort(queued.begin(), queued.end());
+  std::vector<std::string> expected;
+  for (int i = 0; i < kSenders; ++i) expected.push_back("msg-" + std::to_string(i));
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(queued, expected) << "no message lost or queued twice";
+
+  // The exit begins the next turn with the first of them, in the same transaction.
+  Result<EndOutcome> ended = registry_->RecordEnd(task_id, "worker-1", Exited(0), std::nullopt, 0);
+  ASSERT_TRUE(ended.ok());
+  ASSERT_TRUE(ended->next_turn);
+  EXPECT_EQ(ended->next_turn->number, 2);
+  AgentRecord agent = *Read(task_id).FindAgent("worker-1");
+  EXPECT_EQ(agent.status, "running");
+  EXPECT_EQ(agent.message_queue.size(), static_cast<size_t>(kSenders - 1));
 }
 
 TEST_P(RegistryConformanceTest, AnExitEndsAnActiveAgentAsItsCodeSays) {
