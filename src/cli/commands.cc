@@ -98,13 +98,23 @@ std::string LastMessage(const registry::AgentRecord& agent) {
   return agent.termination_reason.value_or(agent.error.value_or(agent.last_message.value_or("")));
 }
 
+// "running", "completed, turn 2", "running, 2 queued" (registry/turns.h).
+std::string StatusText(const registry::AgentRecord& agent) {
+  std::string text = agent.status;
+  if (agent.turn > 1) text += ", turn " + std::to_string(agent.turn);
+  if (!agent.message_queue.empty()) {
+    text += ", " + std::to_string(agent.message_queue.size()) + " queued";
+  }
+  return text;
+}
+
 std::string RenderAgents(const TaskStatusReport& report) {
   Table table({"AGENT", "TYPE", "STATUS", "PROGRESS", "DEPTH", "PARENT", "PID", "LIVENESS", "EXIT",
                "USAGE", "LAST MESSAGE"});
   const std::vector<registry::AgentRecord>& agents = report.task().agents;
   for (size_t i = 0; i < agents.size(); ++i) {
     const registry::AgentRecord& agent = agents[i];
-    table.AddRow({agent.id, agent.type, agent.status, std::to_string(agent.progress) + "%",
+    table.AddRow({agent.id, agent.type, StatusText(agent), std::to_string(agent.progress) + "%",
                   std::to_string(agent.depth), agent.parent,
                   agent.process.recorded() ? std::to_string(agent.process.pid) : "-",
                   agents::LivenessName(report.liveness[i]), ExitText(agent), OwnUsageText(agent),
@@ -539,7 +549,7 @@ std::string RenderWait(const WaitReport& report) {
   Table table({"AGENT", "TYPE", "STATUS", "EXIT", "FINDINGS", "USAGE", "LAST MESSAGE"});
   for (const WaitedAgent& waited : report.agents) {
     const registry::AgentRecord& agent = waited.agent;
-    table.AddRow({agent.id, agent.type, agent.status, ExitText(agent),
+    table.AddRow({agent.id, agent.type, StatusText(agent), ExitText(agent),
                   std::to_string(waited.findings), OwnUsageText(agent), LastMessage(agent)});
   }
   return report.Summary() + "\n" + (report.agents.empty() ? "" : "\n" + table.Render(48));

@@ -35,6 +35,8 @@
 //   for that step gets the HTTP error, a non-streaming one gets the step's normal answer (the CLI
 //   retries a failed stream without streaming).
 //   Any step may carry "delay_ms" (the response is held that long before it starts).
+//   A one-call step may carry "repeat_until":"regex": it is played again (a polling loop, e.g.
+//   with "delay_ms" as the interval) until the text of its latest tool result matches.
 //   Any step may carry "wait_for":"NAME": its response is held until the test calls
 //   POST /control/release with {"name":"NAME"} (answered {"released":<held responses let go>});
 //   once released, a name stays released. This lets a test order agents without timing, e.g.
@@ -209,14 +211,6 @@ function textOf(content) {
   if (!Array.isArray(content)) return "";
   return content.filter(b => b && b.type === "text").map(b => b.text).join("\n");
 }
-function countToolResults(messages) {
-  let n = 0;
-  for (const m of messages) {
-    if (m.role !== "user" || !Array.isArray(m.content)) continue;
-    for (const b of m.content) if (b && b.type === "tool_result") n++;
-  }
-  return n;
-}
 function extractVars(messages, branch) {
   const firstUser = messages.find(m => m.role === "user");
   const first = firstUser ? textOf(firstUser.content) : "";
@@ -274,13 +268,31 @@ function historyOf(messages) {
       .flatMap(m => m.content.filter(b => b && b.type === "tool_use").map(b => b.id)),
   };
 }
-// Step i is due once the tool results of steps 0..i-1 are all in the conversation.
-function chooseStep(toolResults, steps = script.steps) {
+// The text of each tool_result in the conversation, in order.
+function toolResultTexts(messages) {
+  const texts = [];
+  for (const m of messages) {
+    if (m.role !== "user" || !Array.isArray(m.content)) continue;
+    for (const b of m.content) if (b && b.type === "tool_result") texts.push(textOf(b.content));
+  }
+  return texts;
+}
+// Step i is due once the tool results of steps 0..i-1 are all in the conversation (a
+// repeat_until step's results last until one matches).
+function chooseStep(results, steps = script.steps) {
   let consumed = 0;
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i];
     const need = callsOf(step).length;
-    if (toolResults < consumed + need || need === 0) return { index: i, step };
+    if (step.repeat_until !== undefined && need === 1) {
+      const re = new RegExp(step.repeat_until);
+      let j = consumed;
+      while (j < results.length && !re.test(results[j])) j++;
+      if (j >= results.length) return { index: i, step };
+      consumed = j + 1;
+      continue;
+    }
+    if (results.length < consumed + need || need === 0) return { index: i, step };
     consumed += need;
   }
   return { index: steps.length, step: { text: "Script finished." } };
@@ -322,13 +334,14 @@ function plan(body) {
   }
   const turns = chosen.branch ? chosen.branch.turns : script.turns;
   const turn = turns ? chooseTurn(messages, turns) : undefined;
-  const results = countToolResults(turn ? messages.slice(turn.after + 1) : messages);
+  const resultTexts = toolResultTexts(turn ? messages.slice(turn.after + 1) : messages);
+  const results = resultTexts.length;
   const steps = turn ? turn.steps
     : turns ? [{ text: "No script turn matches this conversation." }]
     : chosen.branch ? chosen.branch.steps
     : chosen.none && script.steps.length === 0 ? [{ text: "No script branch matches this conversation." }]
     : script.steps;
-  const { index, step } = chooseStep(results, steps);
+  const { index, step } = chooseStep(resultTexts, steps);
   const vars = { ...extractVars(messages, chosen.branch), step: String(index) };
   const base = { ...summary, role: "agent", tool_results: results, step: index, vars };
   if (turns) Object.assign(base, { turn: turn ? turn.turn : -1, history: historyOf(messages) });
