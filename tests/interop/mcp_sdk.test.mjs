@@ -117,7 +117,7 @@ test("handshake at every supported protocol version", T, async t => {
   }
 });
 
-test("tools/list: the eight reference tools, get_health_status and wait_for_agents, with complete input schemas, output schemas and annotations", T, () =>
+test("tools/list: the eight reference tools and herd's own, with complete input schemas, output schemas and annotations", T, () =>
   withServer(async ({ c, tools }) => {
     assert.deepEqual(tools.map(x => x.name).sort(), [...TOOL_NAMES].sort());
     const again = await c.listTools();
@@ -141,6 +141,7 @@ test("tools/list: the eight reference tools, get_health_status and wait_for_agen
       spawn_child_agent: ["task_id", "parent_agent_id", "child_agent_type", "child_prompt"],
       get_health_status: [],
       wait_for_agents: ["task_id"],
+      send_agent_message: ["task_id", "agent_id", "message"],
     };
     // The reference's parameters (plus the backend/model choice the issue asks for).
     const properties = {
@@ -157,6 +158,7 @@ test("tools/list: the eight reference tools, get_health_status and wait_for_agen
       spawn_child_agent: ["task_id", "parent_agent_id", "child_agent_type", "child_prompt"],
       get_health_status: ["task_id"],
       wait_for_agents: ["task_id", "agent_ids", "mode", "timeout_seconds"],
+      send_agent_message: ["task_id", "agent_id", "message", "interrupt"],
     };
     for (const tool of tools) {
       const name = tool.name;
