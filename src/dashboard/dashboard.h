@@ -3,7 +3,7 @@
 //
 // Routes (every one behind AccessGuard, access.h):
 //   GET  /                 the page (index.html); /?token=T logs in
-//   GET  /dashboard.js, /dashboard.css   its script and style
+//   GET  /dashboard.js, /dashboard.css, /favicon.svg   its script, style and icon
 //   GET  /events?task_id=&agent_id=      Server-Sent Events, below
 //   GET  /api/output?task_id=&agent_id=&before=|from=&max_bytes=
 //                          a window of whole lines of the agent's log

@@ -1,4 +1,4 @@
-// The dashboard's page (src/dashboard/page/: index.html, dashboard.css,
+// The dashboard's page (src/dashboard/page/: index.html, dashboard.css, favicon.svg,
 // dashboard.js), embedded in the binary at build time: CMake turns each
 // file into bytes of a generated source (embed_page.cmake), so the page
 // needs no web build step and no files beside the binary.
