@@ -88,7 +88,10 @@ struct DashboardOptions {
 };
 
 // herd dashboard: serves until SIGINT or SIGTERM, printing the URL (with
-// its token) to `out` first. Returns the exit code.
+// its token) to `out` first. Returns the exit code. The token is kept in
+// herd's state directory ($XDG_STATE_HOME/herd/dashboard_token, 0600) and
+// reused, so pages open before a restart carry on; a missing or malformed
+// file gets a new random one.
 int RunDashboard(const Orchestrator& orchestrator, const DashboardOptions& options,
                  std::ostream& out);
 

@@ -221,6 +221,44 @@ test("a page reconnects after the server restarts and resumes where it left off"
   }
 });
 
+test("a long log loads only its tail and pages back on request", T, async () => {
+  const w = makeWorkspace("herd-dash-");
+  const dashboard = await startDashboard(w);
+  const browser = await launch();
+  try {
+    const taskId = await createTask(w, "Read a long log");
+    const agentId = await deploy(w, taskId, ["seq", "1", "400000"]);  // 2.7 MB of output
+    const waited = await w.herd(["wait", taskId, agentId, "--timeout", "120"]);
+    assert.equal(waited.code, 0, waited.stderr);
+    const size = fs.statSync(path.join(w.taskDir(taskId), "logs", `${agentId}_stream.jsonl`)).size;
+    const page = await browser.newPage();
+    await page.goto(dashboard.url);
+    await page.evaluate(([task, agent]) => { location.hash = `task=${task}&agent=${agent}`; }, [taskId, agentId]);
+    const range = page.locator("#output-range");
+    await range.filter({ hasText: `of ${size.toLocaleString("en")}` }).waitFor(EVENT_WAIT);
+    await page.locator("#raw-output").check();
+    const rangeBytes = async () => (await range.textContent()).match(/[\d,]+/g).map(n => Number(n.replaceAll(",", "")));
+    const [begin, end] = await rangeBytes();
+    assert.equal(end, size);
+    assert.ok(begin > 0 && end - begin <= 256 * 1024, `only the tail is loaded: ${begin}-${end}`);
+    const tail = await page.locator("#output-raw").textContent();
+    assert.ok(tail.endsWith("400000\n"), "the last line is shown");
+    const firstShown = Number(tail.split("\n")[0]);
+
+    await page.locator("#load-earlier").click();
+    await waitUntil(async () => (await rangeBytes())[0] < begin, { what: "an earlier page" });
+    const [earlierBegin] = await rangeBytes();
+    assert.ok(begin - earlierBegin <= 256 * 1024);
+    const both = await page.locator("#output-raw").textContent();
+    assert.ok(both.includes(`\n${firstShown - 1}\n${firstShown}\n`), "the earlier page joins the tail line for line");
+    assert.ok(both.endsWith("400000\n"));
+  } finally {
+    await browser.close();
+    await dashboard.stop();
+    await w.cleanup();
+  }
+});
+
 // A raw request with exactly these headers (fetch() would not let a test set Host).
 function rawRequest(port, { method = "GET", path: target = "/", headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {

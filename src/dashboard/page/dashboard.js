@@ -263,18 +263,20 @@ function splitLines(text) {
 function receiveOutput(window) {
   const output = state.output;
   if (window.agent_id !== state.agentId) return;
-  if (output.agentId !== window.agent_id || window.begin !== output.end || output.lines.length === 0) {
-    // A fresh tail (first event, or the stream restarted elsewhere).
-    if (!(output.agentId === window.agent_id && window.begin === output.end)) {
-      output.agentId = window.agent_id;
-      output.begin = window.begin;
-      output.lines = [];
-    }
-  }
-  output.lines.push(...splitLines(window.text));
+  const lines = splitLines(window.text);
+  const continues = output.agentId === window.agent_id && output.lines.length > 0 && window.begin === output.end;
   output.end = window.end;
   output.fileSize = window.file_size;
-  renderOutput({ follow: true });
+  if (continues) {
+    output.lines.push(...lines);
+    addOutput(lines, "end");
+  } else {
+    // A fresh tail: the first event, or the stream started over.
+    output.agentId = window.agent_id;
+    output.begin = window.begin;
+    output.lines = lines;
+    renderOutput();
+  }
 }
 
 async function loadEarlier() {
@@ -284,10 +286,11 @@ async function loadEarlier() {
   const reply = await fetch(`/api/output?${params}`);
   const window = await reply.json();
   if (!reply.ok) return notice(window.error);
-  if (window.agent_id !== state.agentId) return;
-  output.lines.unshift(...splitLines(window.text));
+  if (window.agent_id !== state.agentId || window.end !== output.begin) return;
+  const lines = splitLines(window.text);
+  output.lines.unshift(...lines);
   output.begin = window.begin;
-  renderOutput({ follow: false });
+  addOutput(lines, "start");
 }
 
 // One stream-json event as blocks for a reader; null for events not worth showing.
@@ -326,23 +329,45 @@ function renderEvent(line) {
   return blocks;
 }
 
-function renderOutput({ follow }) {
-  const panel = $("output-panel");
-  panel.hidden = !state.agentId;
-  if (!state.agentId) return;
-  $("output-title").textContent = `Output of ${state.agentId}`;
+function outputView() { return $("raw-output").checked ? $("output-raw") : $("output"); }
+
+function renderOutputRange() {
   const output = state.output;
   $("output-range").textContent = output.fileSize === 0 ? "no output yet"
     : `bytes ${count(output.begin)}–${count(output.end)} of ${count(output.fileSize)}`;
   $("load-earlier").disabled = output.begin === 0;
+}
+
+// Adds `lines` at the "start" (paged back) or "end" (followed) of the view; only they are rendered.
+function addOutput(lines, where) {
+  renderOutputRange();
+  const view = outputView();
+  const raw = view.id === "output-raw";
+  const atBottom = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
+  const nodes = raw ? [lines.map(line => `${line}\n`).join("")] : lines.flatMap(renderEvent);
+  if (where === "end") {
+    view.append(...nodes);
+    if (atBottom) view.scrollTop = view.scrollHeight;
+  } else {
+    const height = view.scrollHeight;
+    view.prepend(...nodes);
+    view.scrollTop += view.scrollHeight - height;  // keep what was on screen in place
+  }
+}
+
+function renderOutput() {
+  const panel = $("output-panel");
+  panel.hidden = !state.agentId;
+  if (!state.agentId) return;
+  $("output-title").textContent = `Output of ${state.agentId}`;
   const raw = $("raw-output").checked;
-  const view = raw ? $("output-raw") : $("output");
   $("output").hidden = raw;
   $("output-raw").hidden = !raw;
-  const atBottom = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
-  if (raw) view.textContent = output.lines.join("\n");
-  else view.replaceChildren(...output.lines.flatMap(renderEvent));
-  if (follow && atBottom) view.scrollTop = view.scrollHeight;
+  $("output").replaceChildren();
+  $("output-raw").replaceChildren();
+  addOutput(state.output.lines, "end");
+  const view = outputView();
+  view.scrollTop = view.scrollHeight;
 }
 
 // ---- doctor ----
@@ -431,13 +456,13 @@ function notice(text) {
 function renderAll() {
   renderTasks();
   renderTask();
-  renderOutput({ follow: true });
+  renderOutput();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("severity-filter").addEventListener("change", renderTimeline);
   $("show-progress").addEventListener("change", renderTimeline);
-  $("raw-output").addEventListener("change", () => renderOutput({ follow: true }));
+  $("raw-output").addEventListener("change", renderOutput);
   $("load-earlier").addEventListener("click", loadEarlier);
   $("stop-task").addEventListener("click", confirmStop);
   $("run-doctor").addEventListener("click", scheduleDoctor);
