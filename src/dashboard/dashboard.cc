@@ -209,10 +209,14 @@ void Stream(const Orchestrator& orchestrator, const std::string& task_id,
         if (window->end < window->file_size && window->end > window->begin) continue;
       }
     }
-    Result<Wake> woke = watch.WaitUntil(
-        MonotonicClock::now() + std::chrono::seconds(kKeepAliveSeconds), &writer.stopping());
-    if (!woke.ok() || *woke == Wake::kStopped) return;
-    if (*woke == Wake::kDeadline && !writer.Write(": keep-alive\n\n")) return;
+    // Only a change leads to reading again; a quiet stream just says it is alive.
+    for (;;) {
+      Result<Wake> woke = watch.WaitUntil(
+          MonotonicClock::now() + std::chrono::seconds(kKeepAliveSeconds), &writer.stopping());
+      if (!woke.ok() || *woke == Wake::kStopped) return;
+      if (*woke == Wake::kChanged) break;
+      if (!writer.Write(": keep-alive\n\n")) return;
+    }
   }
 }
 
@@ -351,8 +355,12 @@ HttpResponse Dashboard::Events(const HttpRequest& request) const {
     return JsonError(400, "agent_id needs the task_id of its task");
   }
   EventCursor cursor;
-  if (const std::string* last = request.Header("last-event-id")) {
-    std::optional<EventCursor> parsed = EventCursor::Parse(*last);
+  // The browser's own reconnection sends the header; a page that closed
+  // its stream (hidden) and opens a new one passes it in the query.
+  const std::string* header = request.Header("last-event-id");
+  std::string last = header != nullptr ? *header : request.QueryParameter("last_event_id");
+  if (!last.empty()) {
+    std::optional<EventCursor> parsed = EventCursor::Parse(last);
     // An id from another stream's shape: start over rather than refuse.
     if (parsed) cursor = *parsed;
   }

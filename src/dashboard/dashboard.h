@@ -4,7 +4,7 @@
 // Routes (every one behind AccessGuard, access.h):
 //   GET  /                 the page (index.html); /?token=T logs in
 //   GET  /dashboard.js, /dashboard.css, /favicon.svg   its script, style and icon
-//   GET  /events?task_id=&agent_id=      Server-Sent Events, below
+//   GET  /events?task_id=&agent_id=&last_event_id=   Server-Sent Events, below
 //   GET  /api/output?task_id=&agent_id=&before=|from=&max_bytes=
 //                          a window of whole lines of the agent's log
 //                          (Orchestrator::AgentOutputWindow), for paging back
@@ -24,7 +24,8 @@
 //                  agent_id, when given: first the log's tail, then what it grows by
 // Every event's id is the stream's cursor (EventCursor): fingerprints of
 // the tasks and task payloads last sent and the output offset reached. A
-// browser reconnecting sends it back as Last-Event-ID and gets only what
+// browser reconnecting sends it back as Last-Event-ID (a page opening a new
+// stream, as last_event_id in the query) and gets only what
 // changed since, even from a restarted server (the cursor is derived from
 // the files, not from server memory). The stream blocks on a DirectoryWatch
 // of the known workspace bases, their task directories and the followed

@@ -221,6 +221,45 @@ test("a page reconnects after the server restarts and resumes where it left off"
   }
 });
 
+// What switching tabs does to a page: document.hidden and a visibilitychange event.
+const setHidden = (page, hidden) => page.evaluate(value => {
+  Object.defineProperty(document, "hidden", { value, configurable: true });
+  Object.defineProperty(document, "visibilityState", { value: value ? "hidden" : "visible", configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}, hidden);
+
+test("eight tabs of one browser work: hidden ones give their stream back and resume when shown", T, async () => {
+  const w = makeWorkspace("herd-dash-");
+  const dashboard = await startDashboard(w);
+  const browser = await launch();
+  try {
+    const taskId = await createTask(w, "Many tabs");
+    const agentId = await deploy(w, taskId, ["sleep", "300"]);
+    const context = await browser.newContext();
+    const pages = [];
+    for (let i = 0; i < 8; i++) {
+      if (pages.length) await setHidden(pages[pages.length - 1], true);  // the person switches tabs
+      const page = await context.newPage();
+      await page.goto(dashboard.url);
+      await page.locator("#connection[data-state=live]").waitFor(EVENT_WAIT);
+      await page.evaluate(([task, agent]) => { location.hash = `task=${task}&agent=${agent}`; }, [taskId, agentId]);
+      await agentCard(page, agentId).waitFor(EVENT_WAIT);
+      pages.push(page);
+    }
+    const first = pages[0];
+    assert.equal(await first.locator("#connection").getAttribute("data-state"), "connecting", "a hidden tab holds no stream");
+    await w.herd(["progress", taskId, agentId, "--status", "working", "--progress", "42", "--message", "while hidden"]);
+    await setHidden(pages[7], true);
+    await setHidden(first, false);
+    await first.locator("#connection[data-state=live]").waitFor(EVENT_WAIT);
+    await agentCard(first, agentId).locator(".last-message").filter({ hasText: "while hidden" }).waitFor(EVENT_WAIT);
+  } finally {
+    await browser.close();
+    await dashboard.stop();
+    await w.cleanup();
+  }
+});
+
 test("a long log loads only its tail and pages back on request", T, async () => {
   const w = makeWorkspace("herd-dash-");
   const dashboard = await startDashboard(w);

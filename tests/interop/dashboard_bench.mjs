@@ -62,10 +62,11 @@ try {
   const probe = (await w.herd(["deploy", taskId, "--type", "probe", "--backend", "command", "--prompt", "p", "--", "sleep", "900"])).json.agent_id;
 
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox"] });
-  const context = await browser.newContext();
+  // One browser context per page, as separate browsers: one browser holds at most 6 HTTP/1.1
+  // connections to a host, so it keeps a stream open only for the pages in sight (see the README).
   const pages = [];
   for (let i = 0; i < PAGES; i++) {
-    const page = await context.newPage();
+    const page = await (await browser.newContext()).newPage();
     await page.goto(url);
     await page.evaluate(([task, agent]) => { location.hash = `task=${task}&agent=${agent}`; }, [taskId, i === 0 ? probe : `busy${i}`]);
     pages.push(page);

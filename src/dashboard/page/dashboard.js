@@ -61,11 +61,14 @@ function select(taskId, agentId) {
 
 // ---- the event stream ----
 
-function connect() {
+// `resumeFrom`: the id of the last event this page has, to be sent only what changed since.
+function connect(resumeFrom) {
   if (state.source) state.source.close();
   const params = new URLSearchParams();
   if (state.taskId) params.set("task_id", state.taskId);
   if (state.taskId && state.agentId) params.set("agent_id", state.agentId);
+  if (resumeFrom) params.set("last_event_id", resumeFrom);
+  state.lastEventId = resumeFrom || null;
   const source = new EventSource(`/events?${params}`);
   state.source = source;
   setConnection("connecting", "connecting…");
@@ -77,6 +80,10 @@ function connect() {
       setConnection("connecting", "reconnecting…");
     }
   };
+  // A browser keeps at most 6 connections to one host over HTTP/1.1: a page out of sight
+  // gives its stream back and resumes from its last event when shown again.
+  const remember = event => { if (event.lastEventId) state.lastEventId = event.lastEventId; };
+  for (const name of ["tasks", "task", "output"]) source.addEventListener(name, remember);
   source.addEventListener("tasks", event => {
     state.tasks = JSON.parse(event.data).tasks;
     renderTasks();
@@ -473,6 +480,15 @@ document.addEventListener("DOMContentLoaded", () => {
     const action = pendingAction;
     pendingAction = null;
     if (action) action(reason);
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden && state.source) {
+      state.source.close();
+      state.source = null;
+      setConnection("connecting", "paused while hidden");
+    } else if (!document.hidden && !state.source) {
+      connect(state.lastEventId);
+    }
   });
   window.addEventListener("hashchange", () => {
     const before = [state.taskId, state.agentId];
