@@ -11,7 +11,8 @@
 //     same-origin GET that browsers send without Origin, Sec-Fetch-Site:
 //     same-origin). Sec-Fetch-Site cross-site or same-site is refused
 //     everywhere (CSRF, and pages on other localhost ports).
-//   - A random token (128 bits) printed in the URL is exchanged, on
+//   - A random token (128 bits; RunDashboard keeps it across restarts)
+//     printed in the URL is exchanged, on
 //     GET /?token=..., for an HttpOnly SameSite=Strict cookie and a redirect
 //     that drops it from the address bar; every other request needs the
 //     cookie. A token anywhere else (a Referer, another path) counts for

@@ -51,6 +51,7 @@ function select(taskId, agentId) {
   state.taskId = taskId;
   state.agentId = agentId;
   if (changed) {
+    pending.delete("task");
     state.task = null;
     state.timeline = [];
     state.output = { agentId, begin: 0, end: 0, fileSize: 0, lines: [] };
@@ -84,19 +85,33 @@ function connect(resumeFrom) {
   // gives its stream back and resumes from its last event when shown again.
   const remember = event => { if (event.lastEventId) state.lastEventId = event.lastEventId; };
   for (const name of ["tasks", "task", "output"]) source.addEventListener(name, remember);
-  source.addEventListener("tasks", event => {
-    state.tasks = JSON.parse(event.data).tasks;
-    renderTasks();
-    scheduleDoctor();
-  });
-  source.addEventListener("task", event => {
-    const payload = JSON.parse(event.data);
-    state.task = payload;
-    state.timeline = payload.timeline || [];
-    renderTask();
-  });
+  // Each of these events replaces the last one whole: under a burst only the newest is parsed
+  // and drawn, once per frame.
+  source.addEventListener("tasks", event => latest("tasks", event.data));
+  source.addEventListener("task", event => latest("task", event.data));
   source.addEventListener("output", event => receiveOutput(JSON.parse(event.data)));
   source.addEventListener("failure", event => notice(JSON.parse(event.data).error));
+}
+
+const pending = new Map();  // event name -> newest data not drawn yet
+function latest(name, data) {
+  if (pending.size === 0) requestAnimationFrame(drawPending);
+  pending.set(name, data);
+}
+
+function drawPending() {
+  const tasks = pending.get("tasks"), task = pending.get("task");
+  pending.clear();
+  if (tasks !== undefined) {
+    state.tasks = JSON.parse(tasks).tasks;
+    renderTasks();
+    scheduleDoctor();
+  }
+  if (task !== undefined) {
+    state.task = JSON.parse(task);
+    state.timeline = state.task.timeline || [];
+    renderTask();
+  }
 }
 
 function setConnection(kind, text) {
