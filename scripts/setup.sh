@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format nodejs npm tmux jq procps
+  chromium  # the dashboard's browser tests (tests/interop/dashboard*.test.mjs)
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything herd's tests need, builds herd, and runs every test:
 # the C++ suites through ctest, then the MCP interop suites through node's
-# test runner (real MCP clients and the real Claude Code CLI, offline).
+# test runner (real MCP clients and the real Claude Code CLI, offline), and
+# the dashboard's browser tests (Debian's chromium driven by playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

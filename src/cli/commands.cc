@@ -14,6 +14,7 @@
 #include "agents/notify_hook.h"
 #include "agents/supervisor.h"
 #include "cli/table.h"
+#include "dashboard/dashboard.h"
 #include "health/doctor.h"
 #include "orchestrator/orchestrator.h"
 #include "orchestrator/requests.h"
@@ -358,15 +359,17 @@ struct Invocation {
   GlobalOptions global;
   json arguments = json::object();
   ServeFunction serve;
-  std::string prompt_file;   // deploy
-  std::string context_json;  // task create
-  bool follow = false;       // logs
-  int until_active = 0;      // watch
-  bool wait_any = false;     // wait --any
-  bool wait_all = false;     // wait --all
-  bool repair = false;       // doctor
-  bool dry_run = false;      // doctor
-  bool all = false;          // kill: every agent of the task
+  std::string prompt_file;    // deploy
+  std::string context_json;   // task create
+  bool follow = false;        // logs
+  int until_active = 0;       // watch
+  bool wait_any = false;      // wait --any
+  bool wait_all = false;      // wait --all
+  bool repair = false;        // doctor
+  bool dry_run = false;       // doctor
+  bool all = false;           // kill: every agent of the task
+  int port = 0;               // dashboard
+  bool open_browser = false;  // dashboard --open
   agents::SupervisorArgs supervisor;
   int notify_timeout_seconds = agents::kDefaultNotifyTimeoutSeconds;  // notify-hook
   std::string notify_command;                                         // notify-hook
@@ -739,6 +742,19 @@ int Serve(Invocation& invocation) {
   return invocation.serve(registry::Workspace::Resolve(invocation.global.workspace).base());
 }
 
+void DashboardOptions(CLI::App* command, Invocation* invocation) {
+  command->add_option("--port", invocation->port, "port on 127.0.0.1 (default 0: any free one)")
+      ->check(CLI::Range(0, 65535));
+  command->add_flag("--open", invocation->open_browser, "open the page in a browser (xdg-open)");
+}
+
+int Dashboard(Invocation& invocation) {
+  dashboard::DashboardOptions options;
+  options.port = invocation.port;
+  options.open_browser = invocation.open_browser;
+  return dashboard::RunDashboard(MakeOrchestrator(invocation), options, std::cout);
+}
+
 void SuperviseOptions(CLI::App* command, Invocation* invocation) {
   command->add_option("--task", invocation->supervisor.task_id)->required();
   command->add_option("--agent", invocation->supervisor.agent_id)->required();
@@ -796,6 +812,9 @@ const Command kCommands[] = {
      HealthRequest::Parameters, DoctorOptions, Doctor},
     {"serve", "speak MCP over stdio (for Claude Code, Cursor, Codex and herd's own agents)",
      nullptr, nullptr, Serve},
+    {"dashboard",
+     "serve a live page of every task on 127.0.0.1 until Ctrl-C; open the URL it prints", nullptr,
+     DashboardOptions, Dashboard},
     {"supervise", "", nullptr, SuperviseOptions, Supervise},      // started by deploy
     {"notify-hook", "", nullptr, NotifyHookOptions, NotifyHook},  // started on an agent's end
 };

@@ -615,6 +615,24 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   return result;
 }
 
+Result<LineWindow> Orchestrator::AgentOutputWindow(const OutputWindowRequest& request) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
+  HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.agent_id));
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot,
+                        RegistryOf(workspace).ReadTask(request.task_id));
+  if (snapshot->task.FindAgent(request.agent_id) == nullptr) {
+    return Status::NotFound("agent " + request.agent_id + " is not part of task " +
+                            request.task_id + ": run `herd status " + request.task_id + "`");
+  }
+  std::string log_path = workspace.StreamLogPath(request.task_id, request.agent_id);
+  size_t max_bytes = std::clamp<size_t>(request.max_bytes, 1, OutputRequest::kLargestMaxBytes);
+  Result<LineWindow> window =
+      request.from ? ReadLinesFrom(log_path, *request.from, max_bytes)
+                   : ReadLinesBefore(log_path, request.before.value_or(UINT64_MAX), max_bytes);
+  if (window.status().Is(Status::Code::kNotFound)) return LineWindow{};
+  return window;
+}
+
 Result<json> Orchestrator::Kill(const KillRequest& request) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
   return agents::KillAgent(stores_, workspace, request.task_id, request.agent_id, request.reason,

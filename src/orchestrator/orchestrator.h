@@ -38,6 +38,7 @@
 #include "util/journal_reader.h"
 #include "util/status.h"
 #include "util/stop_signal.h"
+#include "util/text_file.h"
 
 namespace herd {
 
@@ -127,6 +128,18 @@ struct WaitHooks {
   const StopSignal* stop = nullptr;
 };
 
+// A window of an agent's output log in whole lines, for a reader that shows
+// the newest part of a log of any size and pages back, or follows it: the
+// lines before `before` (unset: the end), or with `from` set, from there on.
+struct OutputWindowRequest {
+  static constexpr size_t kDefaultMaxBytes = 256 * 1024;
+  std::string task_id;
+  std::string agent_id;
+  std::optional<uint64_t> before;
+  std::optional<uint64_t> from;
+  size_t max_bytes = kDefaultMaxBytes;  // at most OutputRequest::kLargestMaxBytes
+};
+
 class Orchestrator {
  public:
   // `workspace` is where new tasks go (unless they name a client_cwd) and
@@ -155,6 +168,9 @@ class Orchestrator {
   Result<TaskStatusReport> StatusReport(const std::string& task_id) const;
   Result<json> TaskStatus(const std::string& task_id) const;
   Result<json> AgentOutput(const OutputRequest& request) const;
+  // Lines of the agent's output log (empty, at 0, while it has none).
+  // NotFound for an unknown task or agent.
+  Result<LineWindow> AgentOutputWindow(const OutputWindowRequest& request) const;
   Result<json> Kill(const KillRequest& request) const;
   // Stops every agent of a task and refuses new ones (agents::StopTask);
   // the reply is its ToJson.

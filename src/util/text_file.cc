@@ -184,6 +184,91 @@ Result<Tail> ReadTailLines(const std::string& path, size_t max_lines, size_t max
   return tail;
 }
 
+namespace {
+
+// Opens `path` for a window read and returns its size in *size.
+Result<int> OpenForWindow(const std::string& path, uint64_t* size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::NotFound(path + " does not exist");
+    return Status::FromErrno("cannot open " + path, errno);
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    int error = errno;
+    ::close(fd);
+    return Status::FromErrno("cannot stat " + path, error);
+  }
+  *size = static_cast<uint64_t>(info.st_size);
+  return fd;
+}
+
+// Bytes [offset, offset + size) of `fd`, fewer at the end of the file.
+Result<std::string> ReadRange(int fd, const std::string& path, uint64_t offset, size_t size) {
+  std::string data(size, '\0');
+  size_t have = 0;
+  while (have < size) {
+    ssize_t got = ::pread(fd, data.data() + have, size - have, static_cast<off_t>(offset + have));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return Status::FromErrno("cannot read " + path, errno);
+    if (got == 0) break;
+    have += static_cast<size_t>(got);
+  }
+  data.resize(have);
+  return data;
+}
+
+}  // namespace
+
+Result<LineWindow> ReadLinesBefore(const std::string& path, uint64_t end, size_t max_bytes) {
+  LineWindow window;
+  HERD_ASSIGN_OR_RETURN(int raw_fd, OpenForWindow(path, &window.file_size));
+  Fd fd(raw_fd);
+  end = std::min(end, window.file_size);
+  uint64_t begin = end - std::min<uint64_t>(end, max_bytes);
+  // One byte more in front says whether `begin` is a line start.
+  uint64_t read_from = begin > 0 ? begin - 1 : 0;
+  HERD_ASSIGN_OR_RETURN(std::string data,
+                        ReadRange(fd.get(), path, read_from, static_cast<size_t>(end - read_from)));
+  size_t last_newline = data.rfind('\n');
+  size_t first = begin > 0 ? 1 : 0;  // data[first] is at `begin`
+  if (last_newline == std::string::npos || last_newline < first) {
+    // No whole line inside: one cut line (or nothing).
+    window.begin = begin;
+    window.end = read_from + data.size();
+    window.text = data.substr(std::min(first, data.size()));
+    return window;
+  }
+  data.resize(last_newline + 1);
+  if (begin > 0 && data[0] != '\n') {
+    size_t line_start = data.find('\n') + 1;  // there is one: last_newline
+    if (line_start < data.size()) first = line_start;
+  }
+  window.begin = read_from + first;
+  window.end = read_from + data.size();
+  window.text = data.substr(first);
+  return window;
+}
+
+Result<LineWindow> ReadLinesFrom(const std::string& path, uint64_t begin, size_t max_bytes) {
+  LineWindow window;
+  HERD_ASSIGN_OR_RETURN(int raw_fd, OpenForWindow(path, &window.file_size));
+  Fd fd(raw_fd);
+  begin = std::min(begin, window.file_size);
+  size_t want = static_cast<size_t>(std::min<uint64_t>(max_bytes, window.file_size - begin));
+  HERD_ASSIGN_OR_RETURN(std::string data, ReadRange(fd.get(), path, begin, want));
+  size_t last_newline = data.rfind('\n');
+  if (last_newline != std::string::npos) {
+    data.resize(last_newline + 1);
+  } else if (data.size() < max_bytes) {
+    data.clear();  // a line still being written
+  }
+  window.begin = begin;
+  window.end = begin + data.size();
+  window.text = std::move(data);
+  return window;
+}
+
 Result<std::vector<std::string>> ReadAllLines(const std::string& path) {
   bool missing = false;
   Result<std::string> contents = ReadWhole(path, &missing);

@@ -47,6 +47,26 @@ struct Tail {
 // the end (a longer line is cut at its start). A missing file is NotFound.
 Result<Tail> ReadTailLines(const std::string& path, size_t max_lines, size_t max_bytes);
 
+// A run of whole lines of a file that may be growing, at a known place, so a
+// reader can page back from the end of a large log or follow it forward.
+struct LineWindow {
+  uint64_t begin = 0;      // offset of its first byte, a line start
+  uint64_t end = 0;        // offset just after its last '\n'
+  uint64_t file_size = 0;  // as seen by this read
+  std::string text;        // the bytes [begin, end)
+};
+
+// At most `max_bytes` of whole lines ending at `end` (clamped to the last
+// '\n' before it, and to the file's size; UINT64_MAX: the file's end). A
+// line longer than `max_bytes` comes cut at its start. A missing file is
+// NotFound.
+Result<LineWindow> ReadLinesBefore(const std::string& path, uint64_t end, size_t max_bytes);
+
+// At most `max_bytes` of whole lines from `begin` on (a partial last line,
+// still being written, is left for the next read; a line longer than
+// `max_bytes` comes cut). `begin` past the end gives an empty window there.
+Result<LineWindow> ReadLinesFrom(const std::string& path, uint64_t begin, size_t max_bytes);
+
 // Every line of `path`; a missing file yields no lines.
 Result<std::vector<std::string>> ReadAllLines(const std::string& path);
 
