@@ -336,10 +336,11 @@ HttpResponse Dashboard::Route(const HttpRequest& request) const {
   } else if (request.method == "POST") {
     if (path == "/api/kill") return Kill(request);
     if (path == "/api/stop") return Stop(request);
+    if (path == "/api/send") return Send(request);
   }
   bool known = path == "/" || FindPageAsset(path) != nullptr || path == "/events" ||
                path == "/api/output" || path == "/api/doctor" || path == "/api/kill" ||
-               path == "/api/stop";
+               path == "/api/stop" || path == "/api/send";
   if (known) return HttpResponse::Text(405, request.method + " is not allowed on " + path);
   return HttpResponse::Text(404, "the dashboard has no " + path);
 }
@@ -442,6 +443,16 @@ HttpResponse Dashboard::Stop(const HttpRequest& request) const {
   Result<agents::TaskStopResult> stopped = orchestrator_.StopTask(*stop);
   if (!stopped.ok()) return JsonError(HttpStatusOf(stopped.status()), stopped.status().message());
   return JsonResult(stopped->ToJson());
+}
+
+HttpResponse Dashboard::Send(const HttpRequest& request) const {
+  Result<json> arguments = PostedArguments(request);
+  if (!arguments.ok()) return JsonError(400, arguments.status().message());
+  Result<SendMessageRequest> send = SendMessageRequest::FromArguments(*arguments);
+  if (!send.ok()) return JsonError(400, send.status().message());
+  Result<agents::SentMessage> sent = orchestrator_.SendMessage(*send);
+  if (!sent.ok()) return JsonError(HttpStatusOf(sent.status()), sent.status().message());
+  return JsonResult(sent->ToJson());
 }
 
 int RunDashboard(const Orchestrator& orchestrator, const DashboardOptions& options,

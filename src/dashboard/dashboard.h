@@ -11,8 +11,10 @@
 //   GET  /api/doctor       herd doctor's report (health::Diagnose, no repair)
 //   POST /api/kill         {task_id, agent_id, reason}: Orchestrator::Kill
 //   POST /api/stop         {task_id, reason}: Orchestrator::StopTask
+//   POST /api/send         {task_id, agent_id, message, interrupt}:
+//                          Orchestrator::SendMessage (a follow-up: the agent's next turn)
 // The POST bodies are the MCP tools' arguments, checked by the same request
-// structs (KillRequest, StopTaskRequest), so the page, the CLI and MCP
+// structs (KillRequest, StopTaskRequest, SendMessageRequest), so the page, the CLI and MCP
 // accept and refuse the same things. Replies are JSON: the operation's
 // result plus "success", or {"success": false, "error"} with a 4xx.
 //
@@ -78,6 +80,7 @@ class Dashboard {
   HttpResponse Doctor() const;
   HttpResponse Kill(const HttpRequest& request) const;
   HttpResponse Stop(const HttpRequest& request) const;
+  HttpResponse Send(const HttpRequest& request) const;
 
   const Orchestrator& orchestrator_;
   const AccessGuard guard_;

@@ -190,6 +190,41 @@ test("the page follows real agents live, renders their output, and kills one fro
   }
 });
 
+test("a follow-up sent from the page runs as the agent's next turn", T, async () => {
+  const w = makeWorkspace("herd-dash-");
+  const dashboard = await startDashboard(w);
+  const browser = await launch();
+  try {
+    const taskId = await createTask(w, "Talk to an agent");
+    // Prints its turn and what it was told on stdin, then ends.
+    const agentId = await deploy(w, taskId, ["sh", "-c", "printf 'turn %s: %s\\n' \"$HERD_TURN\" \"$(cat)\""]);
+    await waitUntil(() => w.registry(taskId).agents.find(a => a.id === agentId).ended_at,
+                    { what: "the first turn to end" });
+    const page = await browser.newPage();
+    await page.goto(dashboard.url);
+    await page.locator(`#tasks tr[data-task-id="${taskId}"]`).click();
+    await agentCard(page, agentId).locator(".status").filter({ hasText: "completed" }).waitFor(EVENT_WAIT);
+
+    await agentCard(page, agentId).locator("button.send").click();
+    await page.locator("#confirm-reason").fill("now the <b>second</b> step");
+    await page.locator("#confirm-ok").click();
+    await page.locator("#notice").filter({ hasText: "turn 2 started" }).waitFor(EVENT_WAIT);
+    await waitUntil(() => {
+      const agent = w.registry(taskId).agents.find(a => a.id === agentId);
+      return agent.turn === 2 && agent.ended_at;
+    }, { what: "the second turn to end" });
+    const log = fs.readFileSync(path.join(w.taskDir(taskId), "logs", `${agentId}_stream.jsonl`), "utf8");
+    assert.deepEqual(log.trim().split("\n"), ["turn 1: p", "turn 2: now the <b>second</b> step"]);
+    const agent = w.registry(taskId).agents.find(a => a.id === agentId);
+    assert.equal(agent.turns.length, 1);
+    assert.equal(agent.status, "completed");
+  } finally {
+    await browser.close();
+    await dashboard.stop();
+    await w.cleanup();
+  }
+});
+
 test("a page reconnects after the server restarts and resumes where it left off", T, async () => {
   const w = makeWorkspace("herd-dash-");
   let dashboard = await startDashboard(w);

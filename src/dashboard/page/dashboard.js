@@ -171,11 +171,16 @@ function agentFacts(agent) {
 }
 
 function isActive(agent) { return ["running", "working", "blocked"].includes(agent.status); }
+// The backends whose agents take follow-up messages (agents/backend.h PlanFollowUpTurn).
+const RESUMABLE_BACKENDS = ["claude", "codex", "command"];
 
 function renderAgent(agent) {
   const kill = el("button", { class: "danger kill", type: "button", dataset: { agentId: agent.id } }, "Kill");
   kill.disabled = !isActive(agent);
   kill.addEventListener("click", event => { event.stopPropagation(); confirmKill(agent.id); });
+  const send = el("button", { class: "send", type: "button", dataset: { agentId: agent.id } }, "Send");
+  send.disabled = !RESUMABLE_BACKENDS.includes(agent.backend);
+  send.addEventListener("click", event => { event.stopPropagation(); confirmSend(agent.id); });
   const outputButton = el("button", { type: "button", class: "show-output" }, "Output");
   outputButton.addEventListener("click", event => { event.stopPropagation(); select(state.taskId, agent.id); });
   const reason = agent.termination_reason || agent.error || agent.ended_reason;
@@ -184,7 +189,7 @@ function renderAgent(agent) {
       el("span", { class: "agent-id" }, agent.id),
       el("span", { class: `status status-${agent.status}` }, agent.status),
       el("span", { class: "progress-text" }, `${agent.progress ?? 0}%`),
-      el("span", { class: "spacer" }), outputButton, kill),
+      el("span", { class: "spacer" }), outputButton, send, kill),
     el("div", { class: "progress" }, el("div", { style: null, dataset: { progress: agent.progress ?? 0 } })),
     agent.last_message ? el("div", { class: "last-message" }, agent.last_message) : null,
     reason ? el("div", { class: "facts" }, `ended: ${reason}`) : null,
@@ -441,9 +446,13 @@ function doctorItem(where, finding) {
 
 let pendingAction = null;
 
-function ask(text, action) {
+function ask(text, action, { label = "Reason", maxLength = 1000, interrupt = false } = {}) {
   pendingAction = action;
   $("confirm-text").textContent = text;
+  $("confirm-label").textContent = label;
+  $("confirm-reason").maxLength = maxLength;
+  $("confirm-interrupt-row").hidden = !interrupt;
+  $("confirm-interrupt").checked = false;
   $("confirm-reason").value = "";
   $("confirm").showModal();
   $("confirm-reason").focus();
@@ -452,6 +461,14 @@ function ask(text, action) {
 function confirmKill(agentId) {
   const taskId = state.taskId;
   ask(`Kill ${agentId} and everything it started?`, reason => post("/api/kill", { task_id: taskId, agent_id: agentId, reason }));
+}
+
+function confirmSend(agentId) {
+  const taskId = state.taskId;
+  ask(`Send ${agentId} a follow-up? It runs as the agent's next turn, in its own conversation.`,
+      message => post("/api/send", { task_id: taskId, agent_id: agentId, message,
+                                     interrupt: $("confirm-interrupt").checked }),
+      { label: "Message", maxLength: 100000, interrupt: true });
 }
 
 function confirmStop() {
@@ -463,6 +480,7 @@ async function post(path, body) {
   const reply = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const result = await reply.json().catch(() => ({ error: `${reply.status} ${reply.statusText}` }));
   if (!reply.ok || !result.success) notice(`refused: ${result.error}`);
+  else if (path === "/api/send") notice(`sent to ${body.agent_id}: ${result.note}`);
   else notice(path === "/api/kill" ? `killed ${body.agent_id}` : `stopped ${body.task_id}`);
 }
 
