@@ -46,6 +46,8 @@ TEST_F(ToolSchemaTest, EveryToolsInputSchemaIsItsRequests) {
       {"spawn_child_agent", &SpawnRequest::Parameters()},
       {"get_health_status", &HealthRequest::Parameters()},
       {"wait_for_agents", &WaitRequest::Parameters()},
+      {"get_agent_diff", &DiffRequest::Parameters()},
+      {"merge_agent_work", &MergeRequest::Parameters()},
   };
   ASSERT_EQ(tools_.Definitions().size(), requests.size());
   for (const json& tool : tools_.Definitions()) {

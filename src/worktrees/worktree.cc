@@ -661,6 +661,17 @@ Result<LossReport> WhatWouldBeLost(const WorktreeInfo& worktree, const std::stri
     HERD_ASSIGN_OR_RETURN(source, ResolveCommit(repository, "refs/heads/" + worktree.branch));
   }
   if (source.empty()) return loss;
+  if (loss.target.empty()) {
+    // No base known (a creation that never finished): the commits only
+    // this branch has.
+    loss.target = "any other branch";
+    HERD_ASSIGN_OR_RETURN(
+        std::string only_here,
+        Git(repository, {"log", "--format=%h %s", source, "--not",
+                         "--exclude=refs/heads/" + worktree.branch, "--branches"}));
+    loss.unmerged_commits = SplitLines(only_here);
+    return loss;
+  }
   Result<std::string> target_sha = ResolveCommit(repository, loss.target);
   if (!target_sha.ok()) {
     loss.target = worktree.base_sha;

@@ -156,7 +156,8 @@ struct LossReport {
 };
 
 // What removing the worktree (and its branch, if herd created it) would
-// lose, compared with `target` ("" = base_ref).
+// lose, compared with `target` ("" = base_ref; with no base_ref either,
+// the commits no other branch has).
 Result<LossReport> WhatWouldBeLost(const WorktreeInfo& worktree, const std::string& target = "");
 
 enum class RemoveMode { kSafe, kForce };
