@@ -290,6 +290,9 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
   Status prepared =
       PrepareWorktreeAndPort(registry, workspace, request.task_id, worktree, entry, &plan);
   if (!prepared.ok()) {
+    // A worktree made before the failure goes again (a failed creation
+    // took back its own).
+    if (entry.worktree && !entry.worktree->base_sha.empty()) DiscardAgentWorktree(*entry.worktree);
     Status released = registry.Release(request.task_id, agent_id);
     if (!released.ok()) spdlog::error("could not release {}: {}", agent_id, released.ToString());
     return prepared.WithContext("agent " + agent_id + " was not started");

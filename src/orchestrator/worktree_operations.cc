@@ -49,14 +49,6 @@ json SummaryFields(const worktrees::Summary& summary) {
           {"dirty", summary.dirty}};
 }
 
-json MergeJson(const registry::MergeRecord& merge) {
-  return {{"commit", merge.commit},
-          {"strategy", merge.strategy},
-          {"into", merge.into},
-          {"files", merge.files},
-          {"at", merge.at}};
-}
-
 }  // namespace
 
 std::vector<std::optional<worktrees::Summary>> WorktreeSummaries(const registry::TaskRecord& task) {

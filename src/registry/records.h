@@ -112,25 +112,25 @@ struct ExitInfo {
 
 // What a merge of an agent's worktree brought back (herd merge).
 struct MergeRecord {
-  std::string commit;    // the target's new head
-  std::string strategy;  // squash | rebase | ff-only
-  std::string into;      // the branch merged into
-  std::vector<std::string> files;
-  std::string at;
+  std::string commit = {};    // the target's new head
+  std::string strategy = {};  // squash | rebase | ff-only
+  std::string into = {};      // the branch merged into
+  std::vector<std::string> files = {};
+  std::string at = {};
   json unknown = json::object();
 };
 
 // An agent's own git worktree (herd deploy --worktree): recorded at
 // admission, completed once created (worktrees/worktree.h).
 struct WorktreeRecord {
-  std::string repository;  // the main checkout
-  std::string path;
-  std::string branch;
-  std::string base_ref;
-  std::string base_sha;         // "" until the worktree is created
+  std::string repository = {};  // the main checkout
+  std::string path = {};
+  std::string branch = {};
+  std::string base_ref = {};
+  std::string base_sha = {};    // "" until the worktree is created
   bool created_branch = false;  // herd made the branch, so may delete it
-  std::optional<MergeRecord> merge;
-  std::optional<std::string> removed_at;  // herd removed it (worktree remove/prune)
+  std::optional<MergeRecord> merge = {};
+  std::optional<std::string> removed_at = {};  // herd removed it (worktree remove/prune)
   json unknown = json::object();
 };
 

@@ -47,6 +47,9 @@ std::string Describe(const std::string& directory, const std::vector<std::string
 
 Result<GitOutput> RunGit(const std::string& directory, const std::vector<std::string>& args,
                          const GitOptions& options) {
+  if (access(directory.c_str(), X_OK) != 0) {
+    return Status::FromErrno("cannot run git in " + directory, errno);
+  }
   int out_pipe[2], err_pipe[2], in_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return Status::FromErrno("cannot create a pipe", errno);
   if (pipe2(err_pipe, O_CLOEXEC) != 0) {

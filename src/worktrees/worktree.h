@@ -43,25 +43,25 @@ namespace herd::worktrees {
 
 // An agent's worktree as the registry records it.
 struct WorktreeInfo {
-  std::string repository;       // the main checkout's top-level directory
-  std::string path;             // the worktree
-  std::string branch;           // e.g. herd/<task>/<agent>
-  std::string base_ref;         // as given, or the branch checked out in `repository`
-  std::string base_sha;         // the commit the branch started at
+  std::string repository = {};  // the main checkout's top-level directory
+  std::string path = {};        // the worktree
+  std::string branch = {};      // e.g. herd/<task>/<agent>
+  std::string base_ref = {};    // as given, or the branch checked out in `repository`
+  std::string base_sha = {};    // the commit the branch started at
   bool created_branch = false;  // herd made the branch (and may delete it)
 };
 
 // What a new worktree is made from.
 struct CreateSpec {
-  std::string directory;  // any directory inside the repository
-  std::string root;       // herd's worktree root
-  std::string task_id;
-  std::string agent_id;
-  std::string base_ref;  // "" = what `directory`'s repository has checked out
-  std::string branch;    // "" = herd/<task_id>/<agent_id>
+  std::string directory = {};  // any directory inside the repository
+  std::string root = {};       // herd's worktree root
+  std::string task_id = {};
+  std::string agent_id = {};
+  std::string base_ref = {};  // "" = what `directory`'s repository has checked out
+  std::string branch = {};    // "" = herd/<task_id>/<agent_id>
   // Relative paths (files or directories) to copy in besides those the
   // repository's .worktreeinclude lists (which are copied when gitignored).
-  std::vector<std::string> copy_paths;
+  std::vector<std::string> copy_paths = {};
 };
 
 struct Created {
@@ -117,11 +117,11 @@ Result<MergeStrategy> ParseMergeStrategy(const std::string& name);
 
 struct MergeOptions {
   MergeStrategy strategy = MergeStrategy::kSquash;
-  std::string into;     // a branch; "" = the worktree's base_ref
-  std::string message;  // the squash commit's; "" = one naming the agent
+  std::string into = {};     // a branch; "" = the worktree's base_ref
+  std::string message = {};  // the squash commit's; "" = one naming the agent
   // Commit uncommitted work in the agent's worktree first (else refused).
   bool commit_pending = false;
-  std::string pending_message;  // that commit's message
+  std::string pending_message = {};  // that commit's message
 };
 
 struct MergeResult {

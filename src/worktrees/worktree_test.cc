@@ -149,6 +149,20 @@ TEST_F(WorktreeTest, CopyOptionCopiesNamedPathsAndRefusesEscapes) {
   EXPECT_EQ(G(repo_, {"worktree", "list"}).find("/T/c"), std::string::npos);
 }
 
+TEST_F(WorktreeTest, SubmodulesAreInitialisedAndAFailureIsOnlyAWarning) {
+  // A submodule whose URL leads nowhere: its commit is recorded as a gitlink.
+  WriteFile(repo_ + "/.gitmodules",
+            "[submodule \"lib\"]\n\tpath = lib\n\turl = " + temp_.path() + "/no-such-repo\n");
+  G(repo_,
+    {"update-index", "--add", "--cacheinfo", "160000," + G(repo_, {"rev-parse", "HEAD"}) + ",lib"});
+  G(repo_, {"add", ".gitmodules"});  // not -A: that would drop the gitlink (no lib/ here)
+  G(repo_, {"commit", "-q", "-m", "a submodule"});
+  Created created = Make("agent-1");
+  EXPECT_TRUE(FileExists(created.info.path + "/a.txt"));
+  ASSERT_EQ(created.warnings.size(), 1u);
+  EXPECT_NE(created.warnings[0].find("submodules not initialised"), std::string::npos);
+}
+
 TEST_F(WorktreeTest, ConcurrentCreatesInOneRepositoryAllSucceed) {
   constexpr int kAgents = 8;
   std::vector<std::thread> threads;
