@@ -104,15 +104,17 @@ class ToolsTest : public HerdTest {
                                                   {"backend", "command"},
                                                   {"command", {"sleep", "60"}}})
                    .value("agent_id", "");
-    // An ended agent with a commit in its own worktree of a git project.
+    // An ended agent with a commit in its own worktree: the agents' directory
+    // (the root, holding the workspace and herd's state) is a repository.
+    WriteFile(root() + "/.gitignore", "/workspace/\n/state/\n/project/\n");
     for (std::vector<std::string> args : {std::vector<std::string>{"init", "-q", "-b", "main"},
                                           {"config", "user.email", "t@example.com"},
                                           {"config", "user.name", "T"},
-                                          {"commit", "-q", "--allow-empty", "-m", "initial"}}) {
-      ASSERT_TRUE(worktrees::Git(project(), args).ok());
+                                          {"add", ".gitignore"},
+                                          {"commit", "-q", "-m", "initial"}}) {
+      ASSERT_TRUE(worktrees::Git(root(), args).ok());
     }
-    worktree_task_ = Succeeds("create_real_task",
-                              {{"description", "a task with worktrees"}, {"client_cwd", project()}})
+    worktree_task_ = Succeeds("create_real_task", {{"description", "a task with worktrees"}})
                          .value("task_id", "");
     worktree_agent_ =
         Succeeds("deploy_headless_agent",
