@@ -117,7 +117,7 @@ test("handshake at every supported protocol version", T, async t => {
   }
 });
 
-test("tools/list: the eight reference tools, get_health_status and wait_for_agents, with complete input schemas, output schemas and annotations", T, () =>
+test("tools/list: the eight reference tools, get_health_status, wait_for_agents and the worktree tools, with complete input schemas, output schemas and annotations", T, () =>
   withServer(async ({ c, tools }) => {
     assert.deepEqual(tools.map(x => x.name).sort(), [...TOOL_NAMES].sort());
     const again = await c.listTools();
@@ -141,6 +141,8 @@ test("tools/list: the eight reference tools, get_health_status and wait_for_agen
       spawn_child_agent: ["task_id", "parent_agent_id", "child_agent_type", "child_prompt"],
       get_health_status: [],
       wait_for_agents: ["task_id"],
+      get_agent_diff: ["task_id", "agent_id"],
+      merge_agent_work: ["task_id", "agent_id"],
     };
     // The reference's parameters (plus the backend/model choice the issue asks for).
     const properties = {
@@ -157,6 +159,8 @@ test("tools/list: the eight reference tools, get_health_status and wait_for_agen
       spawn_child_agent: ["task_id", "parent_agent_id", "child_agent_type", "child_prompt"],
       get_health_status: ["task_id"],
       wait_for_agents: ["task_id", "agent_ids", "mode", "timeout_seconds"],
+      get_agent_diff: ["task_id", "agent_id", "format", "max_bytes"],
+      merge_agent_work: ["task_id", "agent_id", "strategy", "into", "message", "commit_pending"],
     };
     for (const tool of tools) {
       const name = tool.name;
