@@ -206,6 +206,29 @@ std::string StartFailure(const Result<std::string>& handshake, const Workspace& 
          workspace.SupervisorLogPath(task_id, agent_id) + ")";
 }
 
+// After admission: creates the agent's own worktree (recording what was
+// made) and gives the agent its HERD_PORT, rewriting its launch plan.
+Status PrepareWorktreeAndPort(const registry::JsonRegistry& registry, const Workspace& workspace,
+                              const std::string& task_id, const WorktreePlan& worktree,
+                              registry::AgentRecord& entry, LaunchPlan* plan) {
+  if (worktree.record) {
+    HERD_ASSIGN_OR_RETURN(PreparedWorktree prepared,
+                          PrepareAgentWorktree(worktree, plan->log_path, entry.port));
+    for (const std::string& warning : prepared.warnings) spdlog::warn("{}: {}", entry.id, warning);
+    Status recorded = registry.RecordWorktree(task_id, entry.id, prepared.record);
+    if (!recorded.ok()) {
+      DiscardAgentWorktree(prepared.record);
+      return recorded.WithContext("the worktree was not recorded (and was removed again)");
+    }
+    entry.worktree = prepared.record;
+  }
+  if (!entry.port) return Status::Ok();
+  plan->environment.push_back("HERD_PORT=" + std::to_string(*entry.port));
+  return store::ReplaceFileDurably(store::FileSystem::Default(),
+                                   workspace.LaunchPlanPath(task_id, entry.id),
+                                   LaunchPlanToJson(*plan).dump(2) + "\n");
+}
+
 }  // namespace
 
 std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,
@@ -248,24 +271,42 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
   std::string cwd = AgentWorkingDirectory(task, workspace);
 
   std::string agent_id = registry::NewAgentId(request.agent_type);
+  HERD_ASSIGN_OR_RETURN(WorktreePlan worktree,
+                        PlanAgentWorktree(request.worktree, task, request.parent, cwd, agent_id));
+  if (!worktree.cwd.empty()) cwd = worktree.cwd;
   LaunchRequest launch = LaunchRequestFor(request, workspace, agent_id);
   HERD_ASSIGN_OR_RETURN(LaunchPlan plan, PlanAgentLaunch(launch, request, task, workspace, cwd));
+  if (!worktree.cwd.empty()) plan.environment.push_back("HERD_WORKTREE=" + worktree.cwd);
 
   // Files first, outside any lock.
   HERD_RETURN_IF_ERROR(WriteAgentFiles(request, workspace, launch, plan));
 
-  // Check and reserve in one transaction.
+  // Check and reserve in one transaction (with the worktree as planned and
+  // a HERD_PORT).
+  registry::AdmissionRequest admission = AdmissionFor(request, workspace, launch, plan);
+  admission.worktree = worktree.record;
+  admission.port_candidates = PortCandidates(request.task_id);
   HERD_ASSIGN_OR_RETURN(
       registry::AgentRecord entry,
-      registry.Admit(request.task_id, AdmissionFor(request, workspace, launch, plan),
-                     registry::GlobalRunningCapFromEnvironment()));
+      registry.Admit(request.task_id, admission, registry::GlobalRunningCapFromEnvironment()));
 
   // Act outside the lock.
+  Status prepared =
+      PrepareWorktreeAndPort(registry, workspace, request.task_id, worktree, entry, &plan);
+  if (!prepared.ok()) {
+    // A worktree made before the failure goes again (a failed creation
+    // took back its own).
+    if (entry.worktree && !entry.worktree->base_sha.empty()) DiscardAgentWorktree(*entry.worktree);
+    Status released = registry.Release(request.task_id, agent_id);
+    if (!released.ok()) spdlog::error("could not release {}: {}", agent_id, released.ToString());
+    return prepared.WithContext("agent " + agent_id + " was not started");
+  }
   std::string failure = StartFailure(StartSupervisor(workspace, request.task_id, agent_id, 1),
                                      workspace, request.task_id, agent_id);
   if (!failure.empty()) {
     Status released = registry.Release(request.task_id, agent_id);
     if (!released.ok()) spdlog::error("could not release {}: {}", agent_id, released.ToString());
+    if (entry.worktree) DiscardAgentWorktree(*entry.worktree);
     return Status::IOError("agent " + agent_id + " did not start: " + failure);
   }
 

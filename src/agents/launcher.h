@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/agent_worktree.h"
 #include "registry/records.h"
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
@@ -35,6 +36,8 @@ struct DeployRequest {
   // Also open a detached tmux session that follows the agent's output, so a
   // person can attach (agents/tmux_view.h).
   bool tmux = false;
+  // Its own git worktree (agents/agent_worktree.h).
+  WorktreeRequest worktree;
 };
 
 // Deploys and returns the agent's registry entry as recorded at start

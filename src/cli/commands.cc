@@ -152,6 +152,25 @@ std::string RenderReports(const TaskStatusReport& report) {
   return out.str();
 }
 
+// Each agent's own worktree: branch, changes, commits ahead, dirt.
+std::string RenderWorktrees(const TaskStatusReport& report) {
+  Table table({"AGENT", "BRANCH", "FILES", "+/-", "AHEAD", "DIRTY", "MERGED"});
+  const std::vector<registry::AgentRecord>& agents = report.task().agents;
+  bool any = false;
+  for (size_t i = 0; i < agents.size() && i < report.worktrees.size(); ++i) {
+    if (!report.worktrees[i]) continue;
+    const worktrees::Summary& summary = *report.worktrees[i];
+    const registry::WorktreeRecord& worktree = *agents[i].worktree;
+    any = true;
+    table.AddRow(
+        {agents[i].id, worktree.branch, std::to_string(summary.files_changed),
+         "+" + std::to_string(summary.lines_added) + "/-" + std::to_string(summary.lines_removed),
+         std::to_string(summary.commits_ahead), summary.dirty ? "yes" : "no",
+         worktree.merge ? worktree.merge->into : "-"});
+  }
+  return any ? "\nworktrees:\n" + table.Render() : "";
+}
+
 std::string RenderStatus(const TaskStatusReport& report) {
   const registry::TaskRecord& task = report.task();
   std::ostringstream out;
@@ -170,7 +189,7 @@ std::string RenderStatus(const TaskStatusReport& report) {
     out << "stopped at " << task.stopped->at << " (" << task.stopped->reason
         << "): takes no new agents\n";
   }
-  out << "\n" << RenderAgents(report) << RenderReports(report);
+  out << "\n" << RenderAgents(report) << RenderWorktrees(report) << RenderReports(report);
   return out.str();
 }
 
@@ -373,6 +392,8 @@ struct Invocation {
   agents::SupervisorArgs supervisor;
   int notify_timeout_seconds = agents::kDefaultNotifyTimeoutSeconds;  // notify-hook
   std::string notify_command;                                         // notify-hook
+  bool diff_stat = false, diff_name_only = false;                     // diff
+  bool squash = false, rebase = false, ff_only = false;               // merge
 };
 
 // Arguments the request refuses (a value out of range or not among the
@@ -776,6 +797,122 @@ int Supervise(Invocation& invocation) {
   return agents::RunSupervisor(invocation.supervisor);
 }
 
+// ---- agents' worktrees ---------------------------------------------------------------
+
+void DiffOptions(CLI::App* command, Invocation* invocation) {
+  CLI::Option* stat =
+      command->add_flag("--stat", invocation->diff_stat, "files changed and line counts");
+  command->add_flag("--name-only", invocation->diff_name_only, "only the changed paths")
+      ->excludes(stat);
+}
+
+int Diff(Invocation& invocation) {
+  if (invocation.diff_stat) invocation.arguments["format"] = "stat";
+  if (invocation.diff_name_only) invocation.arguments["format"] = "name-only";
+  // A terminal has no MCP reply limit.
+  if (!invocation.arguments.contains("max_bytes")) {
+    invocation.arguments["max_bytes"] = DiffRequest::kLargestMaxBytes;
+  }
+  Result<DiffRequest> request =
+      DiffRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  return Report(invocation.global, MakeOrchestrator(invocation).AgentDiff(*request),
+                [](const json& r) {
+                  std::string text = r.value("diff", "");
+                  if (r.value("truncated", false)) text += "\n[" + r.value("note", "") + "]\n";
+                  return text;
+                });
+}
+
+void MergeOptions(CLI::App* command, Invocation* invocation) {
+  CLI::Option* squash = command->add_flag(
+      "--squash", invocation->squash, "one new commit on the target with all the work (default)");
+  CLI::Option* rebase = command->add_flag("--rebase", invocation->rebase,
+                                          "replay the agent's commits onto the target");
+  command->add_flag("--ff-only", invocation->ff_only, "only if the target has not moved")
+      ->excludes(squash)
+      ->excludes(rebase);
+  rebase->excludes(squash);
+}
+
+int Merge(Invocation& invocation) {
+  if (invocation.rebase) invocation.arguments["strategy"] = "rebase";
+  if (invocation.ff_only) invocation.arguments["strategy"] = "ff-only";
+  Result<MergeRequest> request =
+      MergeRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  return Report(
+      invocation.global, MakeOrchestrator(invocation).MergeAgentWork(*request), [](const json& r) {
+        std::string text = "merged " + r.value("branch", "") + " into " + r.value("into", "") +
+                           " (" + r.value("strategy", "") + "): " + r.value("commit", "") + ", " +
+                           std::to_string(r["files"].size()) + " file(s)\n";
+        if (r.contains("warning")) text += "warning: " + r.value("warning", "") + "\n";
+        return text;
+      });
+}
+
+std::string RenderWorktreeList(const json& r) {
+  Table table({"TASK", "AGENT", "STATUS", "BRANCH", "FILES", "+/-", "AHEAD", "DIRTY", "PATH"});
+  for (const json& entry : r["worktrees"]) {
+    const json& worktree = entry["worktree"];
+    const json summary = entry.value("summary", json::object());
+    bool removed = worktree.contains("removed_at");
+    table.AddRow({entry.value("task_id", ""), entry.value("agent_id", ""),
+                  entry.value("agent_status", ""), worktree.value("branch", ""),
+                  removed ? "removed" : std::to_string(summary.value("files_changed", 0)),
+                  removed ? "-"
+                          : "+" + std::to_string(summary.value("lines_added", 0)) + "/-" +
+                                std::to_string(summary.value("lines_removed", 0)),
+                  removed ? "-" : std::to_string(summary.value("commits_ahead", 0)),
+                  summary.value("dirty", false) ? "yes" : "no", worktree.value("path", "")});
+  }
+  return table.Render();
+}
+
+int WorktreeList(Invocation& invocation) {
+  Result<WorktreeListRequest> request =
+      WorktreeListRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  return Report(invocation.global, MakeOrchestrator(invocation).ListWorktrees(*request),
+                RenderWorktreeList);
+}
+
+std::string RenderRemoved(const json& r) {
+  std::string text =
+      "removed " + r.value("path", "") +
+      (r.value("branch_deleted", false) ? " and branch " + r.value("branch", "")
+                                        : " (branch " + r.value("branch", "") + " kept)") +
+      "\n";
+  if (!r["lost"].is_null()) text += "lost (--force): " + r.value("lost", "") + "\n";
+  return text;
+}
+
+int WorktreeRemove(Invocation& invocation) {
+  Result<WorktreeRemoveRequest> request =
+      WorktreeRemoveRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  return Report(invocation.global, MakeOrchestrator(invocation).RemoveWorktree(*request),
+                RenderRemoved);
+}
+
+int WorktreePrune(Invocation& invocation) {
+  Result<WorktreePruneRequest> request =
+      WorktreePruneRequest::FromArguments(invocation.arguments, ArgumentNames::kCommandLine);
+  if (!request.ok()) return Refuse(invocation, request.status());
+  return Report(
+      invocation.global, MakeOrchestrator(invocation).PruneWorktrees(*request), [](const json& r) {
+        bool dry = r.value("dry_run", false);
+        std::string text;
+        for (const json& entry : r["removed"]) {
+          text += (dry ? "would remove " : "removed ") + entry.value("path", "") + "\n";
+        }
+        for (const json& entry : r["kept"]) {
+          text += "kept " + entry.value("path", "") + ": " + entry.value("reason", "") + "\n";
+        }
+        return text.empty() ? std::string("no worktrees to prune\n") : text;
+      });
+}
+
 struct Command {
   const char* path;                      // the words that select it, e.g. "task create"
   const char* help;                      // "": hidden (internal)
@@ -808,6 +945,21 @@ const Command kCommands[] = {
      "say more to an agent: a new turn of its conversation, now if it has ended, else after its "
      "turn (or at once with --interrupt)",
      SendMessageRequest::Parameters, SendOptions, Send},
+    {"diff",
+     "show an agent's changes in its worktree against its base (committed, "
+     "uncommitted and untracked)",
+     DiffRequest::Parameters, DiffOptions, Diff},
+    {"merge",
+     "bring an ended agent's worktree branch back (checked first; a conflict changes nothing)",
+     MergeRequest::Parameters, MergeOptions, Merge},
+    {"worktree", "list and remove agents' worktrees", nullptr, nullptr, nullptr},
+    {"worktree list", "list agents' worktrees with their changes", WorktreeListRequest::Parameters,
+     nullptr, WorktreeList},
+    {"worktree remove",
+     "remove an ended agent's worktree (and the branch herd made) if nothing would be lost",
+     WorktreeRemoveRequest::Parameters, nullptr, WorktreeRemove},
+    {"worktree prune", "remove every ended agent's worktree that would lose nothing",
+     WorktreePruneRequest::Parameters, nullptr, WorktreePrune},
     {"doctor", "find zombie entries, orphans, drift and damaged files, and repair them",
      HealthRequest::Parameters, DoctorOptions, Doctor},
     {"serve", "speak MCP over stdio (for Claude Code, Cursor, Codex and herd's own agents)",

@@ -15,6 +15,7 @@
 #include "health/processes.h"
 #include "health/registry_files.h"
 #include "health/workspace_files.h"
+#include "health/worktree_check.h"
 #include "store/json_store.h"
 #include "util/clock.h"
 #include "util/json_fields.h"
@@ -57,6 +58,7 @@ class WorkspaceDoctor {
     Collect(CheckCounts(context_));
     if (context_.task_id.empty()) Collect(CheckMetricsBacklog(context_));
     Collect(CheckIndex(context_));
+    Collect(CheckWorktrees(context_));
     // Then the repairs, in the same order: files first (later repairs
     // need readable registries), the index last (task repairs refresh the
     // entries they touch). Each re-checks its condition, so one that an

@@ -7,7 +7,8 @@
 // metrics_report.h):
 //   workspace_link, open_permissions, zombie, orphan, count_drift,
 //   index_mismatch, corrupt, quarantined, missing_registry, incomplete_task,
-//   temp_file, stale_backup, metrics_backlog (whole-base runs only)
+//   temp_file, stale_backup, metrics_backlog (whole-base runs only),
+//   orphan_worktree, stale_worktree, missing_worktree (worktree_check.h)
 // plus the lock figures of the base, over the last hour and since creation.
 //
 // With repair, every check first looks (so the report lists what a diagnosis

@@ -18,6 +18,9 @@ const char* KindName(FindingKind kind) {
     case FindingKind::kWorkspaceLink: return "workspace_link";
     case FindingKind::kOpenPermissions: return "open_permissions";
     case FindingKind::kDamagedField: return "damaged_field";
+    case FindingKind::kOrphanWorktree: return "orphan_worktree";
+    case FindingKind::kStaleWorktree: return "stale_worktree";
+    case FindingKind::kMissingWorktree: return "missing_worktree";
   }
   return "unknown";
 }

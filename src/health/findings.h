@@ -37,6 +37,9 @@ enum class FindingKind {
   kWorkspaceLink,    // a symbolic link inside a workspace (herd never follows one)
   kOpenPermissions,  // workspace files or directories other users can read
   kDamagedField,     // a registry that parses but holds a field of the wrong type
+  kOrphanWorktree,   // a herd worktree on disk that no agent records
+  kStaleWorktree,    // a herd worktree git lists whose folder is gone
+  kMissingWorktree,  // an agent's recorded worktree that is gone
 };
 
 // "zombie", "orphan", "count_drift", ...

@@ -17,14 +17,14 @@ constexpr size_t kDataPreviewBytes = 4 * 1024;
 
 // The fields of an agent a summary keeps (the others, such as the prompt,
 // process ids and file paths, are in the full entry).
-const char* const kSummaryKeys[] = {"id",          "type",
-                                    "parent",      "depth",
-                                    "status",      "liveness",
-                                    "progress",    "last_update",
-                                    "started_at",  "ended_at",
-                                    "exit_code",   "exit_signal",
-                                    "error",       "termination_reason",
-                                    "last_message"};
+const char* const kSummaryKeys[] = {"id",           "type",
+                                    "parent",       "depth",
+                                    "status",       "liveness",
+                                    "progress",     "last_update",
+                                    "started_at",   "ended_at",
+                                    "exit_code",    "exit_signal",
+                                    "error",        "termination_reason",
+                                    "last_message", "worktree_summary"};
 
 json SummaryOf(const json& agent) {
   json summary = json::object();

@@ -323,11 +323,12 @@ TEST_F(ServerTest, ToolsListNamesEveryToolWithItsSchemas) {
     EXPECT_TRUE(tool.contains("inputSchema")) << tool.dump();
     EXPECT_TRUE(tool.contains("outputSchema")) << tool.dump();
   }
-  EXPECT_EQ(names, (std::set<std::string>{
-                       "create_real_task", "deploy_headless_agent", "get_real_task_status",
-                       "get_agent_output", "kill_real_agent", "stop_task", "update_agent_progress",
-                       "report_agent_finding", "spawn_child_agent", "get_health_status",
-                       "wait_for_agents", "send_agent_message"}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{"create_real_task", "deploy_headless_agent",
+                                   "get_real_task_status", "get_agent_output", "kill_real_agent",
+                                   "stop_task", "update_agent_progress", "report_agent_finding",
+                                   "spawn_child_agent", "get_health_status", "wait_for_agents",
+                                   "get_agent_diff", "merge_agent_work", "send_agent_message"}));
   // herd returns everything at once: a cursor is refused.
   replies = Session(std::vector<json>{Initialize(), Request(2, "tools/list", {{"cursor", "x"}})});
   EXPECT_EQ(ErrorCode(ReplyTo(replies, 2)), -32602);

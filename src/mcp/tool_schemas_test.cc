@@ -47,6 +47,8 @@ TEST_F(ToolSchemaTest, EveryToolsInputSchemaIsItsRequests) {
       {"get_health_status", &HealthRequest::Parameters()},
       {"wait_for_agents", &WaitRequest::Parameters()},
       {"send_agent_message", &SendMessageRequest::Parameters()},
+      {"get_agent_diff", &DiffRequest::Parameters()},
+      {"merge_agent_work", &MergeRequest::Parameters()},
   };
   ASSERT_EQ(tools_.Definitions().size(), requests.size());
   for (const json& tool : tools_.Definitions()) {

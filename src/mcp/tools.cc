@@ -162,6 +162,26 @@ json HealthOutput() {
   return OutputSchema({{"workspaces", Typed("array")}, {"summary", Typed("object")}});
 }
 
+json AgentDiffOutput() {
+  return OutputSchema({{"agent_id", Typed("string")},
+                       {"branch", Typed("string")},
+                       {"base_sha", Typed("string")},
+                       {"format", Typed("string")},
+                       {"diff", Typed("string")},
+                       {"truncated", Typed("boolean")},
+                       {"summary", Typed("object")},
+                       {"uncommitted_files", {{"type", "array"}, {"items", Typed("string")}}}});
+}
+
+json MergeOutput() {
+  return OutputSchema({{"agent_id", Typed("string")},
+                       {"merged", Typed("boolean")},
+                       {"commit", Typed("string")},
+                       {"into", Typed("string")},
+                       {"strategy", Typed("string")},
+                       {"files", {{"type", "array"}, {"items", Typed("string")}}}});
+}
+
 // ---- handlers -----------------------------------------------------------------
 //
 // Each turns the call's arguments into its request (which checks them
@@ -247,6 +267,18 @@ Result<json> GetAgentOutput(const Orchestrator& orchestrator, const json& argume
   Result<OutputRequest> request = OutputRequest::FromArguments(arguments);
   if (!request.ok()) return request.status();
   return orchestrator.AgentOutput(*request);
+}
+
+Result<json> GetAgentDiff(const Orchestrator& orchestrator, const json& arguments,
+                          const CallContext&) {
+  HERD_ASSIGN_OR_RETURN(DiffRequest request, DiffRequest::FromArguments(arguments));
+  return orchestrator.AgentDiff(request);
+}
+
+Result<json> MergeAgentWork(const Orchestrator& orchestrator, const json& arguments,
+                            const CallContext&) {
+  HERD_ASSIGN_OR_RETURN(MergeRequest request, MergeRequest::FromArguments(arguments));
+  return orchestrator.MergeAgentWork(request);
 }
 
 Result<json> KillRealAgent(const Orchestrator& orchestrator, const json& arguments,
@@ -370,6 +402,27 @@ const Tool kTools[] = {
      OutputRequest::Parameters,
      AgentOutputOutput,
      GetAgentOutput},
+    {"get_agent_diff",
+     "Agent diff",
+     "What an agent deployed with worktree true changed in its own git worktree, against the "
+     "commit it started from: committed, uncommitted and untracked files, as a patch, a stat "
+     "or names only, capped by max_bytes. Works while it runs and after. Reads only; the "
+     "agent's index is not touched.",
+     {.read_only = true, .idempotent = true},
+     DiffRequest::Parameters,
+     AgentDiffOutput,
+     GetAgentDiff},
+    {"merge_agent_work",
+     "Merge agent work",
+     "Bring an ended agent's worktree branch back into its base branch (or into): squash "
+     "(default), rebase or ff-only. Checked first with git merge-tree: on a conflict nothing "
+     "changes and the error names the conflicting files. Refused while the agent runs, when "
+     "the target checkout has uncommitted changes, and when the agent left uncommitted files "
+     "unless commit_pending is true.",
+     {.destructive = false},
+     MergeRequest::Parameters,
+     MergeOutput,
+     MergeAgentWork},
     {"kill_real_agent",
      "Kill agent",
      "Stop an agent and every process it started (SIGTERM, then SIGKILL after the grace "

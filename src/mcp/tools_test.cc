@@ -24,6 +24,7 @@
 
 #include "agents/supervisor_main_for_test.h"
 #include "agents/testing_util_for_test.h"
+#include "worktrees/git.h"
 
 namespace herd::test_util {
 namespace {
@@ -103,6 +104,28 @@ class ToolsTest : public HerdTest {
                                                   {"backend", "command"},
                                                   {"command", {"sleep", "60"}}})
                    .value("agent_id", "");
+    // An ended agent with a commit in its own worktree: the agents' directory
+    // (the root, holding the workspace and herd's state) is a repository.
+    WriteFile(root() + "/.gitignore", "/workspace/\n/state/\n/project/\n");
+    for (std::vector<std::string> args : {std::vector<std::string>{"init", "-q", "-b", "main"},
+                                          {"config", "user.email", "t@example.com"},
+                                          {"config", "user.name", "T"},
+                                          {"add", ".gitignore"},
+                                          {"commit", "-q", "-m", "initial"}}) {
+      ASSERT_TRUE(worktrees::Git(root(), args).ok());
+    }
+    worktree_task_ = Succeeds("create_real_task", {{"description", "a task with worktrees"}})
+                         .value("task_id", "");
+    worktree_agent_ =
+        Succeeds("deploy_headless_agent",
+                 {{"task_id", worktree_task_},
+                  {"agent_type", "coder"},
+                  {"prompt", "p"},
+                  {"backend", "command"},
+                  {"worktree", true},
+                  {"command", {"sh", "-c", "echo x > x.txt; git add x.txt; git commit -qm x"}}})
+            .value("agent_id", "");
+    WaitForAgentToEnd(worktree_task_, worktree_agent_);
   }
 
   // Arguments with which each tool succeeds (after MakeTask).
@@ -139,6 +162,9 @@ class ToolsTest : public HerdTest {
               {"child_prompt", "p"}, {"backend", "command"},        {"command", {"true"}}};
     }
     if (name == "get_health_status") return json::object();
+    if (name == "get_agent_diff" || name == "merge_agent_work") {
+      return {{"task_id", worktree_task_}, {"agent_id", worktree_agent_}};
+    }
     // Ended already: returns at once.
     if (name == "wait_for_agents") return {{"task_id", task_}, {"agent_ids", {ended_}}};
     // Queued behind the running agent's turn.
@@ -150,6 +176,7 @@ class ToolsTest : public HerdTest {
   }
 
   std::string task_, spare_task_, ended_, running_;
+  std::string worktree_task_, worktree_agent_;
   std::vector<std::string> progress_;
 
  private:
@@ -168,12 +195,12 @@ json WrongTypeFor(const std::string& type) {
 
 TEST_F(ToolsTest, EveryToolIsListedWithAnObjectSchema) {
   std::vector<std::string> names = ToolNames();
-  EXPECT_EQ(
-      std::set<std::string>(names.begin(), names.end()),
-      (std::set<std::string>{"create_real_task", "deploy_headless_agent", "get_real_task_status",
-                             "get_agent_output", "kill_real_agent", "stop_task",
-                             "update_agent_progress", "report_agent_finding", "spawn_child_agent",
-                             "get_health_status", "wait_for_agents", "send_agent_message"}));
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
+            (std::set<std::string>{"create_real_task", "deploy_headless_agent",
+                                   "get_real_task_status", "get_agent_output", "kill_real_agent",
+                                   "stop_task", "update_agent_progress", "report_agent_finding",
+                                   "spawn_child_agent", "get_health_status", "wait_for_agents",
+                                   "get_agent_diff", "merge_agent_work", "send_agent_message"}));
   for (const json& tool : Definitions()) {
     EXPECT_EQ(tool["inputSchema"].value("type", ""), "object") << tool.dump();
     EXPECT_EQ(tool["outputSchema"].value("type", ""), "object") << tool.dump();

@@ -12,6 +12,7 @@
 #include "agents/process.h"
 #include "agents/stream_events.h"
 #include "agents/tmux_view.h"
+#include "orchestrator/worktree_status.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
 #include "registry/incomplete_task.h"
@@ -180,6 +181,7 @@ Result<registry::TaskSpec> SpecFor(const CreateTaskRequest& request,
   spec.timeouts = request.timeouts;
   spec.isolate_agent_config = request.isolate_agent_config;
   spec.notify_command = request.notify_command;
+  spec.agent_worktrees = request.agent_worktrees;
   if (spec.budget.max_cost_usd && !(*spec.budget.max_cost_usd > 0)) {
     return Status::InvalidArgument("max_cost_usd must be a positive number of dollars");
   }
@@ -236,6 +238,15 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
     }
     spec.client_cwd = project;
     workspace = Workspace::ForProject(project);
+  }
+  if (spec.agent_worktrees) {
+    // Refused now rather than at every deploy.
+    // Where the agents will run (launcher.cc AgentWorkingDirectory).
+    std::string project = !spec.client_cwd.empty()
+                              ? spec.client_cwd
+                              : workspace.base().substr(0, workspace.base().rfind('/'));
+    Result<std::string> repository = worktrees::RepositoryTopLevel(project);
+    if (!repository.ok()) return repository.status().WithContext("worktree");
   }
   std::string task_id = registry::NewTaskId();
   Status made = workspace.CreateTaskDirectories(task_id);
@@ -406,6 +417,7 @@ Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) 
     report.total_findings += found.total;
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
+  report.worktrees = WorktreeSummaries(report.task());
   report.recent_updates = NewestRecords(updates, kRecentUpdates, &registry::DecodeProgressUpdate);
   report.recent_findings = NewestRecords(findings, kRecentFindings, &registry::DecodeFinding);
   return report;
@@ -420,6 +432,9 @@ json TaskStatusReport::ToJson() const {
     json entry = registry::EncodeAgent(task.agents[i]);
     entry["liveness"] = agents::LivenessName(liveness[i]);
     entry["subtree_usage"] = subtree_usage[i].ToJson();
+    if (i < worktrees.size() && worktrees[i]) {
+      entry["worktree_summary"] = WorktreeSummaryJson(task.agents[i], *worktrees[i]);
+    }
     agents_list.push_back(std::move(entry));
   }
   json agents = {{"total_spawned", task.total_spawned},

@@ -31,6 +31,7 @@
 #include "agents/liveness.h"
 #include "agents/process_watch.h"
 #include "orchestrator/requests.h"
+#include "orchestrator/worktree_requests.h"
 #include "registry/json_registry.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
@@ -39,6 +40,7 @@
 #include "util/status.h"
 #include "util/stop_signal.h"
 #include "util/text_file.h"
+#include "worktrees/worktree.h"
 
 namespace herd {
 
@@ -56,6 +58,8 @@ struct TaskStatusReport {
   std::vector<registry::Finding> recent_findings;        // newest first
   size_t total_progress_entries = 0;
   size_t total_findings = 0;
+  // Per agent: its own worktree's summary (unset without one, or once removed).
+  std::vector<std::optional<worktrees::Summary>> worktrees;
 
   const registry::TaskRecord& task() const { return snapshot->task; }
   // The reference orchestrator's get_real_task_status result.
@@ -193,6 +197,15 @@ class Orchestrator {
   Result<WaitReport> WaitForAgents(const WaitRequest& request, const WaitHooks& hooks = {}) const;
   // Progress and findings merged, oldest first, each tagged entry_type.
   Result<json> ProgressTimeline(const std::string& task_id) const;
+
+  // Agents' worktrees (orchestrator/worktree_operations.cc). Merging and
+  // removing wait for nothing: they are refused while the agent's
+  // processes run. Each registry change is one transaction (RecordWorktree).
+  Result<json> AgentDiff(const DiffRequest& request) const;
+  Result<json> MergeAgentWork(const MergeRequest& request) const;
+  Result<json> ListWorktrees(const WorktreeListRequest& request) const;
+  Result<json> RemoveWorktree(const WorktreeRemoveRequest& request) const;
+  Result<json> PruneWorktrees(const WorktreePruneRequest& request) const;
 
  private:
   Result<registry::Workspace> Locate(const std::string& task_id) const;

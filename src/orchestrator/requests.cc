@@ -1,6 +1,7 @@
 #include "orchestrator/requests.h"
 
 #include "agents/backend.h"
+#include "orchestrator/worktree_requests.h"
 
 namespace herd {
 namespace {
@@ -197,6 +198,11 @@ const ParameterList& CreateTaskRequest::Parameters() {
        .type = Type::kBoolean,
        .description = "give each Claude Code agent its own CLAUDE_CONFIG_DIR",
        .cli = "--isolate-config"},
+      {.name = "worktree",
+       .type = Type::kBoolean,
+       .description = "give each agent you deploy its own git worktree and branch by default "
+                      "(the project must be a git repository; a deploy may say worktree false)",
+       .cli = "--worktree"},
       {.name = "notify_command",
        .type = Type::kString,
        .description = "shell command run once for each agent that ends (completed, failed, "
@@ -253,6 +259,7 @@ Result<CreateTaskRequest> CreateTaskRequest::FromArguments(const json& arguments
   checked->Get("agent_idle_timeout_seconds", &request.timeouts.idle_seconds);
   checked->Get("isolate_agent_config", &request.isolate_agent_config);
   checked->Get("notify_command", &request.notify_command);
+  checked->Get("worktree", &request.agent_worktrees);
   return request;
 }
 
@@ -386,6 +393,7 @@ const ParameterList& DeployAgentRequest::Parameters() {
        Backend("agent CLI to run", defaults.backend),
        Model("model name passed to the agent CLI")},
       DeployOptions(),
+      WorktreeOptions(),
       {{.name = "prompt",
         .type = Type::kString,
         .description = "the agent's instructions (any length)",
@@ -408,6 +416,7 @@ Result<DeployAgentRequest> DeployAgentRequest::FromArguments(const json& argumen
   checked->Get("model", &request.model);
   checked->Get("isolate_config", &request.isolate_config);
   checked->Get("tmux", &request.tmux);
+  GetWorktreeOptions(*checked, &request.worktree);
   checked->Get("prompt", &request.prompt);
   checked->Get("command", &request.command_argv);
   return request;
@@ -434,6 +443,7 @@ const ParameterList& SpawnRequest::Parameters() {
        Model("default: the parent's model"),
        Command()},
       DeployOptions(),
+      WorktreeOptions(),
   });
   return parameters;
 }
@@ -453,6 +463,7 @@ Result<SpawnRequest> SpawnRequest::FromArguments(const json& arguments, Argument
   checked->Get("command", &request.command_argv);
   checked->Get("isolate_config", &request.isolate_config);
   checked->Get("tmux", &request.tmux);
+  GetWorktreeOptions(*checked, &request.worktree);
   return request;
 }
 

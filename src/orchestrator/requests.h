@@ -54,7 +54,8 @@ struct CreateTaskRequest {
   registry::Budget budget = registry::Budget::FromEnvironment();
   registry::AgentTimeouts timeouts = registry::AgentTimeouts::FromEnvironment();
   bool isolate_agent_config = false;
-  std::string notify_command;  // "" = $HERD_NOTIFY_COMMAND
+  std::string notify_command;    // "" = $HERD_NOTIFY_COMMAND
+  bool agent_worktrees = false;  // worktree: the orchestrator's deploys get their own
 
   // The context's keys, as the reference names them.
   static const std::vector<const char*>& ContextKeys();

@@ -327,6 +327,20 @@ Status JsonRegistry::RecordTmuxSession(const std::string& task_id, const std::st
                           });
 }
 
+Status JsonRegistry::RecordWorktree(const std::string& task_id, const std::string& agent_id,
+                                    const WorktreeRecord& worktree) const {
+  return UpdateTaskRecord(
+      stores_.tasks, workspace_.TaskRegistryPath(task_id),
+      [&](TaskRecord& task) -> Result<Decision> {
+        AgentRecord* entry = task.FindAgent(agent_id);
+        if (entry == nullptr) {
+          return Status::NotFound("agent " + agent_id + " is not in task " + task_id);
+        }
+        entry->worktree = worktree;
+        return Decision::kCommit;
+      });
+}
+
 Result<Registry::LostOutcome> JsonRegistry::MarkLost(const std::string& task_id,
                                                      const std::string& agent_id,
                                                      const LostCheck& still_lost) const {

@@ -54,6 +54,8 @@ class JsonRegistry : public Registry {
                                     const LimitsChange& change) const override;
   Status RecordTmuxSession(const std::string& task_id, const std::string& agent_id,
                            const std::string& session) const override;
+  Status RecordWorktree(const std::string& task_id, const std::string& agent_id,
+                        const WorktreeRecord& worktree) const override;
   Result<LostOutcome> MarkLost(const std::string& task_id, const std::string& agent_id,
                                const LostCheck& still_lost) const override;
   Status RebuildIndex() const override;

@@ -348,7 +348,69 @@ void ReadTurns(FieldReader& reader, std::vector<TurnRecord>* target) {
   }
 }
 
+void ReadMerge(FieldReader& reader, std::optional<MergeRecord>* target) {
+  const json* value = reader.Take("merge");
+  if (value == nullptr) return;
+  if (!value->is_object()) return reader.Fail("merge", *value, "an object");
+  FieldReader merge_reader(*value, reader.where() + ": worktree.merge");
+  MergeRecord merge;
+  merge_reader.String("commit", &merge.commit);
+  merge_reader.String("strategy", &merge.strategy);
+  merge_reader.String("into", &merge.into);
+  merge_reader.String("at", &merge.at);
+  if (const json* files = merge_reader.Take("files")) {
+    if (!files->is_array()) return reader.Fail("merge", *value, "files as a list of paths");
+    for (const json& file : *files) {
+      if (!file.is_string()) return reader.Fail("merge", *value, "files as a list of paths");
+      merge.files.push_back(file.get<std::string>());
+    }
+  }
+  if (!merge_reader.status().ok()) return reader.Fail(merge_reader.status().message());
+  merge.unknown = merge_reader.Unknown();
+  *target = std::move(merge);
+}
+
+void ReadWorktree(FieldReader& reader, std::optional<WorktreeRecord>* target) {
+  const json* value = reader.Take("worktree");
+  if (value == nullptr) return;
+  if (!value->is_object()) return reader.Fail("worktree", *value, "an object");
+  FieldReader worktree_reader(*value, reader.where() + ": worktree");
+  WorktreeRecord worktree;
+  worktree_reader.String("repository", &worktree.repository);
+  worktree_reader.String("path", &worktree.path);
+  worktree_reader.String("branch", &worktree.branch);
+  worktree_reader.String("base_ref", &worktree.base_ref);
+  worktree_reader.String("base_sha", &worktree.base_sha);
+  worktree_reader.Bool("created_branch", &worktree.created_branch);
+  ReadMerge(worktree_reader, &worktree.merge);
+  worktree_reader.OptionalString("removed_at", &worktree.removed_at);
+  if (!worktree_reader.status().ok()) return reader.Fail(worktree_reader.status().message());
+  worktree.unknown = worktree_reader.Unknown();
+  *target = std::move(worktree);
+}
+
 }  // namespace
+
+json EncodeWorktree(const WorktreeRecord& worktree) {
+  json object = WithUnknown(worktree.unknown);
+  object["repository"] = worktree.repository;
+  object["path"] = worktree.path;
+  object["branch"] = worktree.branch;
+  object["base_ref"] = worktree.base_ref;
+  object["base_sha"] = worktree.base_sha;
+  object["created_branch"] = worktree.created_branch;
+  if (worktree.merge) {
+    json merge = WithUnknown(worktree.merge->unknown);
+    merge["commit"] = worktree.merge->commit;
+    merge["strategy"] = worktree.merge->strategy;
+    merge["into"] = worktree.merge->into;
+    merge["files"] = worktree.merge->files;
+    merge["at"] = worktree.merge->at;
+    object["merge"] = std::move(merge);
+  }
+  PutOptional(object, "removed_at", worktree.removed_at);
+  return object;
+}
 
 void Usage::Add(const Usage& other) {
   total_cost_usd += other.total_cost_usd;
@@ -448,6 +510,8 @@ Result<AgentRecord> DecodeAgent(const json& entry, const std::string& source) {
   reader.OptionalString("tmux_session", &agent.tmux_session);
   ReadLimitHit(reader, "stopped_by_limit", &agent.stopped_by_limit);
   reader.OptionalInteger("kill_grace_ms", &agent.kill_grace_ms);
+  ReadWorktree(reader, &agent.worktree);
+  reader.OptionalInteger("port", &agent.port);
   ReadIdentities(reader, &agent.process, &agent.supervisor);
   ReadExit(reader, &agent);
   reader.Any("result", &agent.result);
@@ -501,6 +565,8 @@ json EncodeAgent(const AgentRecord& agent) {
   PutOptional(entry, "tmux_session", agent.tmux_session);
   if (agent.stopped_by_limit) entry["stopped_by_limit"] = EncodeLimitHit(*agent.stopped_by_limit);
   if (agent.kill_grace_ms) entry["kill_grace_ms"] = *agent.kill_grace_ms;
+  if (agent.worktree) entry["worktree"] = EncodeWorktree(*agent.worktree);
+  if (agent.port) entry["port"] = *agent.port;
   PutIdentities(entry, agent.process, agent.supervisor);
   PutExit(entry, agent.exit);
   if (!agent.result.is_null()) entry["result"] = agent.result;
@@ -585,6 +651,7 @@ Result<TaskRecord> DecodeTask(const json& document, const std::string& source) {
   reader.Object("task_context", &task.context);
   reader.Bool("isolate_agent_config", &task.isolate_agent_config);
   reader.String("notify_command", &task.notify_command);
+  reader.Bool("agent_worktrees", &task.agent_worktrees);
   reader.Any("spiral_checks", &task.spiral_checks);
   ReadLimitsAndBudget(reader, &task);
   ReadStop(reader, &task);
@@ -635,6 +702,7 @@ json EncodeTask(const TaskRecord& task) {
   document["agent_idle_timeout_seconds"] = task.timeouts.idle_seconds;
   document["isolate_agent_config"] = task.isolate_agent_config;
   if (!task.notify_command.empty()) document["notify_command"] = task.notify_command;
+  if (task.agent_worktrees) document["agent_worktrees"] = true;
   json agents = json::array();
   for (const AgentRecord& agent : task.agents) agents.push_back(EncodeAgent(agent));
   document["agents"] = std::move(agents);

@@ -148,6 +148,30 @@ struct TurnRecord {
   json unknown = json::object();
 };
 
+// What a merge of an agent's worktree brought back (herd merge).
+struct MergeRecord {
+  std::string commit = {};    // the target's new head
+  std::string strategy = {};  // squash | rebase | ff-only
+  std::string into = {};      // the branch merged into
+  std::vector<std::string> files = {};
+  std::string at = {};
+  json unknown = json::object();
+};
+
+// An agent's own git worktree (herd deploy --worktree): recorded at
+// admission, completed once created (worktrees/worktree.h).
+struct WorktreeRecord {
+  std::string repository = {};  // the main checkout
+  std::string path = {};
+  std::string branch = {};
+  std::string base_ref = {};
+  std::string base_sha = {};    // "" until the worktree is created
+  bool created_branch = false;  // herd made the branch, so may delete it
+  std::optional<MergeRecord> merge = {};
+  std::optional<std::string> removed_at = {};  // herd removed it (worktree remove/prune)
+  json unknown = json::object();
+};
+
 struct AgentRecord {
   std::string id;
   std::string type;
@@ -176,7 +200,9 @@ struct AgentRecord {
   std::optional<std::string> lost_detail;   // doctor: what it found
   std::optional<std::string> tmux_session;  // herd deploy --tmux
   std::optional<LimitHit> stopped_by_limit;
-  std::optional<int> kill_grace_ms;  // the grace its supervisor applies
+  std::optional<int> kill_grace_ms;        // the grace its supervisor applies
+  std::optional<WorktreeRecord> worktree;  // its own git worktree, if it has one
+  std::optional<int> port;                 // HERD_PORT, reserved at admission
 
   ProcessIdentity process;     // pid (= pgid), process_start_time
   ProcessIdentity supervisor;  // supervisor_pid, supervisor_start_time
@@ -220,6 +246,9 @@ struct TaskRecord {
   // The shell command run on each agent's end (agents/notify_hook.h); ""
   // = HERD_NOTIFY_COMMAND, if set. Stored only when set.
   std::string notify_command;
+  // Deploys by the orchestrator get their own git worktree unless they say
+  // otherwise (herd task create --worktree). Stored only when set.
+  bool agent_worktrees = false;
   std::optional<LimitHit> budget_exceeded;
   std::optional<TaskStop> stopped;  // stored as stopped_at and stopped_reason
   // The reference orchestrator's loop detector state, shown as it is.
@@ -276,6 +305,8 @@ json EncodeLimitHitOrNull(const std::optional<LimitHit>& hit);
 json EncodeHierarchy(const TaskRecord& task);
 // {max_agents, max_concurrent, max_depth}.
 json EncodeLimits(const Limits& limits);
+// An agent's worktree entry, as stored.
+json EncodeWorktree(const WorktreeRecord& worktree);
 // {max_cost_usd, max_tokens}, null where unset.
 json EncodeBudget(const Budget& budget);
 

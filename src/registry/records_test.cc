@@ -268,3 +268,45 @@ TEST(RecordsTest, HostileDocumentsGiveErrorsNotCrashes) {
 
 }  // namespace
 }  // namespace herd::registry
+
+namespace herd::registry {
+namespace {
+
+TEST(RecordsTest, AnAgentsWorktreeAndPortRoundTripWithUnknownKeys) {
+  json entry = json::parse(R"({
+    "id": "worker-1", "type": "worker", "status": "completed", "port": 20001,
+    "worktree": {"repository": "/p", "path": "/s/worktrees/p-1/T/worker-1",
+                 "branch": "herd/T/worker-1", "base_ref": "main", "base_sha": "abc",
+                 "created_branch": true, "editor_note": 7,
+                 "merge": {"commit": "def", "strategy": "squash", "into": "main",
+                           "files": ["a.txt"], "at": "2026-12-01T00:00:00", "by": "ci"}}
+  })");
+  Result<AgentRecord> agent = DecodeAgent(entry, kSource);
+  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  ASSERT_TRUE(agent->worktree.has_value());
+  EXPECT_EQ(agent->worktree->branch, "herd/T/worker-1");
+  EXPECT_TRUE(agent->worktree->created_branch);
+  ASSERT_TRUE(agent->worktree->merge.has_value());
+  EXPECT_EQ(agent->worktree->merge->files, std::vector<std::string>{"a.txt"});
+  EXPECT_EQ(agent->port, 20001);
+  json encoded = EncodeAgent(*agent);
+  EXPECT_EQ(encoded["worktree"], entry["worktree"]);
+  EXPECT_EQ(encoded["port"], 20001);
+
+  entry["worktree"]["created_branch"] = "yes";
+  Result<AgentRecord> damaged = DecodeAgent(entry, kSource);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_THAT(damaged.status().message(), HasSubstr("created_branch"));
+}
+
+TEST(RecordsTest, TheTaskWorktreeDefaultIsStoredOnlyWhenSet) {
+  TaskRecord task;
+  EXPECT_FALSE(EncodeTask(task).contains("agent_worktrees"));
+  task.agent_worktrees = true;
+  Result<TaskRecord> again = DecodeTask(EncodeTask(task), kSource);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->agent_worktrees);
+}
+
+}  // namespace
+}  // namespace herd::registry

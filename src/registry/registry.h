@@ -193,6 +193,11 @@ class Registry {
   virtual Status RecordTmuxSession(const std::string& task_id, const std::string& agent_id,
                                    const std::string& session) const = 0;
 
+  // Replaces the record of an agent's git worktree (created, merged,
+  // removed); NotFound for an unknown agent.
+  virtual Status RecordWorktree(const std::string& task_id, const std::string& agent_id,
+                                const WorktreeRecord& worktree) const = 0;
+
   // Doctor's repair of an agent whose processes are gone: if `still_lost`
   // (evaluated under the transaction, on the current entry) returns a
   // detail, marks the agent error "process lost" and returns the entry

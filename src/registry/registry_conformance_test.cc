@@ -734,6 +734,58 @@ TEST_P(RegistryConformanceTest, StoppingAnUnknownTaskIsNotFound) {
   EXPECT_TRUE(stopped.status().Is(Status::Code::kNotFound)) << stopped.status().ToString();
 }
 
+TEST_P(RegistryConformanceTest, ConcurrentAdmissionsReserveDistinctPortsReusedOnlyAfterAnEnd) {
+  constexpr int kThreads = 8;
+  std::string task_id = CreateTask();
+  std::vector<int> candidates;
+  for (int port = 20000; port < 20000 + kThreads; ++port) candidates.push_back(port);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      AdmissionRequest request = Request("worker-" + std::to_string(i));
+      request.port_candidates = candidates;
+      EXPECT_TRUE(engine_->Open()->Admit(task_id, request, 0).ok());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::set<int> ports;
+  for (const AgentRecord& agent : Read(task_id).agents) {
+    ASSERT_TRUE(agent.port.has_value()) << agent.id;
+    ports.insert(*agent.port);
+  }
+  EXPECT_EQ(ports.size(), static_cast<size_t>(kThreads));
+  // Every candidate is held: the next agent gets none, until one ends.
+  AdmissionRequest late = Request("worker-late");
+  late.port_candidates = candidates;
+  Result<AgentRecord> without = registry_->Admit(task_id, late, 0);
+  ASSERT_TRUE(without.ok());
+  EXPECT_FALSE(without->port.has_value());
+  ASSERT_TRUE(registry_->RecordEnd(task_id, "worker-3", Exited(0), std::nullopt, 0).ok());
+  late.agent_id = "worker-later";
+  Result<AgentRecord> reused = registry_->Admit(task_id, late, 0);
+  ASSERT_TRUE(reused.ok());
+  EXPECT_EQ(reused->port, Read(task_id).FindAgent("worker-3")->port);
+}
+
+TEST_P(RegistryConformanceTest, AWorktreeRecordIsReplacedInOneTransaction) {
+  std::string task_id = CreateTask();
+  AdmissionRequest request = Request("worker-1");
+  request.worktree = WorktreeRecord{.repository = "/p", .path = "/w", .branch = "herd/T/worker-1"};
+  ASSERT_TRUE(registry_->Admit(task_id, request, 0).ok());
+  EXPECT_EQ(Read(task_id).FindAgent("worker-1")->worktree->branch, "herd/T/worker-1");
+  WorktreeRecord created = *request.worktree;
+  created.base_sha = "abc";
+  created.merge = MergeRecord{.commit = "def", .strategy = "squash", .into = "main"};
+  ASSERT_TRUE(registry_->RecordWorktree(task_id, "worker-1", created).ok());
+  TaskRecord task = Read(task_id);
+  EXPECT_EQ(task.FindAgent("worker-1")->worktree->base_sha, "abc");
+  EXPECT_EQ(task.FindAgent("worker-1")->worktree->merge->commit, "def");
+  uint64_t sequence = Sequence(task_id);
+  Status unknown = registry_->RecordWorktree(task_id, "nobody", created);
+  EXPECT_TRUE(unknown.Is(Status::Code::kNotFound)) << unknown.ToString();
+  EXPECT_EQ(Sequence(task_id), sequence);
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, RegistryConformanceTest, ::testing::ValuesIn(kEngines),
                          [](const auto& info) { return std::string(info.param.name); });
 

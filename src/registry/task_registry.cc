@@ -125,6 +125,7 @@ TaskRecord NewTask(const std::string& task_id, const TaskSpec& spec,
   task.timeouts = spec.timeouts;
   task.isolate_agent_config = spec.isolate_agent_config;
   task.notify_command = spec.notify_command;
+  task.agent_worktrees = spec.agent_worktrees;
   if (!spec.context.empty()) task.context = spec.context;
   // The reference orchestrator's loop detector; herd keeps its fields.
   task.spiral_checks = {{"enabled", true}, {"last_check", nullptr}, {"violations", 0}};
@@ -252,6 +253,16 @@ Result<AgentRecord> AdmitAgent(TaskRecord& task, const AdmissionRequest& request
   agent.model = request.model;
   agent.session_id = request.session_id;
   agent.cwd = request.cwd;
+  agent.worktree = request.worktree;
+  for (int candidate : request.port_candidates) {
+    bool held = std::any_of(task.agents.begin(), task.agents.end(), [&](const AgentRecord& other) {
+      return other.port == candidate && IsActiveStatus(other.status);
+    });
+    if (!held) {
+      agent.port = candidate;
+      break;
+    }
+  }
   // Its journals start empty: a line that a report killed before its
   // commit leaves is not counted (Journal).
   RecordJournalBytes(agent, Journal::kProgress, 0);

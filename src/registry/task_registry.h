@@ -54,6 +54,8 @@ struct TaskSpec {
   bool isolate_agent_config = false;
   // Run on each agent's end instead of HERD_NOTIFY_COMMAND ("" = that).
   std::string notify_command;
+  // The orchestrator's deploys get their own git worktree by default.
+  bool agent_worktrees = false;
 };
 
 // A fresh task `task_id` in `workspace_base`.
@@ -117,6 +119,10 @@ struct AdmissionRequest {
   std::string session_id;  // "" = none fixed (agents/backend.h LaunchRequest)
   std::string cwd;
   TrackedFiles tracked_files;
+  std::optional<WorktreeRecord> worktree;  // its own worktree, as planned
+  // HERD_PORT: the first of these that no active agent of the task holds
+  // is reserved for the agent (none if all are taken, or none given).
+  std::vector<int> port_candidates;
 };
 
 // Checks every limit and rule and, if all pass, appends the agent entry

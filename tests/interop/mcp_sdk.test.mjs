@@ -142,6 +142,8 @@ test("tools/list: the eight reference tools and herd's own, with complete input 
       get_health_status: [],
       wait_for_agents: ["task_id"],
       send_agent_message: ["task_id", "agent_id", "message"],
+      get_agent_diff: ["task_id", "agent_id"],
+      merge_agent_work: ["task_id", "agent_id"],
     };
     // The reference's parameters (plus the backend/model choice the issue asks for).
     const properties = {
@@ -159,6 +161,8 @@ test("tools/list: the eight reference tools and herd's own, with complete input 
       get_health_status: ["task_id"],
       wait_for_agents: ["task_id", "agent_ids", "mode", "timeout_seconds"],
       send_agent_message: ["task_id", "agent_id", "message", "interrupt"],
+      get_agent_diff: ["task_id", "agent_id", "format", "max_bytes"],
+      merge_agent_work: ["task_id", "agent_id", "strategy", "into", "message", "commit_pending"],
     };
     for (const tool of tools) {
       const name = tool.name;

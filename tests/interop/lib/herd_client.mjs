@@ -26,7 +26,7 @@ export const PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "202
 export const TOOL_NAMES = [
   "create_real_task", "deploy_headless_agent", "get_real_task_status", "get_agent_output",
   "kill_real_agent", "stop_task", "update_agent_progress", "report_agent_finding", "spawn_child_agent",
-  "get_health_status", "wait_for_agents", "send_agent_message",
+  "get_health_status", "wait_for_agents", "get_agent_diff", "merge_agent_work", "send_agent_message",
 ];
 
 // The herd binary under test: $HERD_BINARY, else build/herd in the repository.
