@@ -279,14 +279,15 @@ Status RecordPatiently(const std::function<Status()>& record,
 class AgentWatch {
  public:
   AgentWatch(const SupervisorArgs& args, const Workspace& workspace, const RegistryStores& stores,
-             const LaunchPlan& plan, const StartedAgent& agent, int turn)
+             const LaunchPlan& plan, const StartedAgent& agent, int turn,
+             sig_atomic_t stop_signals_before_turn)
       : args_(args),
         registry_(stores, workspace),
         plan_(plan),
         agent_(agent),
         turn_(turn),
-        tracker_(plan.backend) {
-    handled_stop_signals_ = stop_signals_received;
+        tracker_(plan.backend),
+        handled_stop_signals_(stop_signals_before_turn) {
     log_fd_ =
         open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     agent_pidfd_ = OpenPidfd(IdentityOf(agent.pid));
@@ -564,7 +565,9 @@ class AgentWatch {
   StartedAgent agent_;
   const int turn_;
   UsageTracker tracker_;
-  sig_atomic_t handled_stop_signals_ = 0;
+  // Stop signals already acted on; those from before the turn began were
+  // the previous turn's.
+  sig_atomic_t handled_stop_signals_;
   bool interrupted_ = false;
   int log_fd_ = -1;
   int agent_pidfd_ = -1;
@@ -726,6 +729,9 @@ std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Work
                                           const TurnToRun& turn, int* handshake_fd,
                                           bool* exit_recorded) {
   std::optional<registry::NextTurn> next;
+  // A stop from here on is this turn's: one during the start (ConfirmStart
+  // raises SIGTERM for an agent killed while starting) too.
+  sig_atomic_t stop_signals_before_turn = stop_signals_received;
   Result<StartedAgent> started =
       turn.plan.ok() ? StartAgent(*turn.plan) : Result<StartedAgent>(turn.plan.status());
   if (!started.ok()) {
@@ -744,7 +750,8 @@ std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Work
   ConfirmStart(args, registry, *started, *handshake_fd);
   *handshake_fd = -1;
 
-  AgentWatch watch(args, workspace, stores, *turn.plan, *started, turn.number);
+  AgentWatch watch(args, workspace, stores, *turn.plan, *started, turn.number,
+                   stop_signals_before_turn);
   int wait_status = watch.Run();
   registry::ExitRecord exit_record = ExitRecordOf(wait_status, *turn.plan, watch.tracker());
   spdlog::info("turn {} exited: code {} signal {}", turn.number, exit_record.exit_code.value_or(-1),
