@@ -225,6 +225,42 @@ test("a follow-up sent from the page runs as the agent's next turn", T, async ()
   }
 });
 
+test("an agent in its own worktree shows its branch and what it changed", T, async () => {
+  const w = makeWorkspace("herd-dash-");
+  const git = (cwd, ...args) => execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
+  const project = w.file("project");
+  fs.mkdirSync(project);
+  git(project, "init", "-q", "-b", "main");
+  git(project, "config", "user.email", "person@example.com");
+  git(project, "config", "user.name", "A Person");
+  fs.writeFileSync(path.join(project, "a.txt"), "one\n");
+  git(project, "add", "-A");
+  git(project, "commit", "-q", "-m", "initial");
+  const dashboard = await startDashboard(w);
+  const browser = await launch();
+  try {
+    const taskId = await createTask(w, "Work in a worktree", ["--cwd", project]);
+    const reply = await w.herd(["deploy", taskId, "--type", "coder", "--worktree", "--backend", "command",
+                                "--prompt", "p", "--", "sh", "-c", "printf 'two\\nthree\\n' >> a.txt && git commit -qam more"]);
+    assert.equal(reply.code, 0, reply.stderr);
+    const agentId = reply.json.agent_id;
+    // With --cwd the task lives in the project's own workspace.
+    const registry = () => JSON.parse(fs.readFileSync(
+      path.join(project, ".agent-workspace", taskId, "AGENT_REGISTRY.json"), "utf8"));
+    await waitUntil(() => registry().agents.find(a => a.id === agentId).ended_at, { what: "the agent to end" });
+    const page = await browser.newPage();
+    await page.goto(dashboard.url);
+    await page.locator(`#tasks tr[data-task-id="${taskId}"]`).click();
+    const facts = agentCard(page, agentId).locator(".facts").filter({ hasText: `branch herd/${taskId}/${agentId}` });
+    await facts.waitFor(EVENT_WAIT);
+    assert.match(await facts.textContent(), /1 files \+2 -0, 1 commits ahead/);
+  } finally {
+    await browser.close();
+    await dashboard.stop();
+    await w.cleanup();
+  }
+});
+
 test("a page reconnects after the server restarts and resumes where it left off", T, async () => {
   const w = makeWorkspace("herd-dash-");
   let dashboard = await startDashboard(w);

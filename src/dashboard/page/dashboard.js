@@ -162,10 +162,15 @@ function agentFacts(agent) {
   if (agent.exit_signal) facts.push(`signal ${agent.exit_signal}`);
   const usage = agent.usage || {};
   if (usage.total_tokens || usage.total_cost_usd) facts.push(`${count(usage.total_tokens)} tokens, ${money(usage.total_cost_usd)}`);
+  if (agent.turn > 1) facts.push(`turn ${agent.turn}`);
+  if (agent.message_queue && agent.message_queue.length) facts.push(`${agent.message_queue.length} queued`);
   const worktree = agent.worktree;
-  if (worktree && typeof worktree === "object") {
-    if (worktree.branch) facts.push(`branch ${worktree.branch}`);
-    if (worktree.diff_stat) facts.push(`diff ${worktree.diff_stat}`);
+  if (worktree && typeof worktree === "object" && worktree.branch) facts.push(`branch ${worktree.branch}`);
+  // get_real_task_status's per-agent worktree_summary (orchestrator/worktree_status.h).
+  const diff = agent.worktree_summary;
+  if (diff && typeof diff === "object" && diff.present) {
+    facts.push(`${diff.files_changed} files +${diff.lines_added} -${diff.lines_removed}, ` +
+               `${diff.commits_ahead} commits ahead${diff.dirty ? ", uncommitted changes" : ""}`);
   }
   return facts.join(" · ");
 }
