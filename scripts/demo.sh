@@ -4,7 +4,10 @@
 #     the locking scheme herd replaces (every figure measured in this run);
 #  2. a real orchestration of small script agents (examples/demo/): they
 #     report progress and findings through herd, one starts a child, the
-#     child is refused a grandchild by the task's depth limit, one is killed.
+#     child is refused a grandchild by the task's depth limit, one is killed;
+#  3. two agents editing one small git repository in parallel, each in its
+#     own worktree: their diffs, one merge, and the other's conflict refused
+#     with nothing changed.
 # Everything shown comes from herd's registry and the agents' own logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,3 +58,26 @@ left=$(pgrep -f "sleep 600" | wc -l || true)
 echo
 echo "processes left from the demo's agents (pgrep): $left"
 echo "the task lives in $demo/project/.agent-workspace; inspect it with: XDG_STATE_HOME=$XDG_STATE_HOME build/herd status $task"
+
+echo
+echo "== 3. Agents in their own git worktrees =="
+repo="$demo/repo"
+mkdir -p "$repo"
+git -C "$repo" init -q -b main
+git -C "$repo" config user.email demo@example.com
+git -C "$repo" config user.name "herd demo"
+printf 'Hello,\nworld\n' > "$repo/greeting.txt"
+git -C "$repo" add -A && git -C "$repo" commit -qm "a greeting"
+task=$(run --json task create "Demo: two agents, one file" --cwd "$repo" --worktree | json_field task_id)
+# Each agent rewrites the same line of the same file and commits, in its own worktree.
+edit() { echo "sed -i 's/world/$1/' greeting.txt && git commit -qam 'greet $1'"; }
+first=$(run --json deploy "$task" --type greeter --backend command --prompt "greet" \
+          -- sh -c "$(edit herd)" | json_field agent_id)
+second=$(run --json deploy "$task" --type greeter --backend command --prompt "greet" \
+           -- sh -c "$(edit everyone)" | json_field agent_id)
+run wait "$task" --timeout 60 >/dev/null
+for agent in "$first" "$second"; do run diff "$task" "$agent"; done
+run merge "$task" "$first"
+echo "greeting.txt on main now: $(tr '\n' ' ' < "$repo/greeting.txt")"
+run merge "$task" "$second" || echo "(refused: main is unchanged, and $second keeps its branch and worktree)"
+run worktree list "$task"
