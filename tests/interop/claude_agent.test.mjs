@@ -29,6 +29,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
 import { assertInstalled, startModelServer, INTEROP_DIR, readJsonLines } from "./lib/claude_harness.mjs";
 import {
   HERD, makeWorkspace, connectSdk, structured, cleanupAllWorkspaces, stopAllAgents, waitUntil,
@@ -862,6 +863,71 @@ test("scenario 5: a queued follow-up waits for the running turn; an interrupting
     await assertNoProcessLeft(ctx, "after the last turn");
     await ctx.close();
     console.log(`scenario 5 took ${Date.now() - started} ms`);
+  } finally {
+    await ctx.close().catch(() => {});
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 6: two Claude Code agents of one task, each in its own git worktree, edit the same line
+// of the same file with the CLI's Read and Edit tools and commit with its Bash tool, in parallel.
+
+test("scenario 6: two Claude Code agents edit one file in their own worktrees; one merges, the other's conflict is named", T, async () => {
+  const started = Date.now();
+  const ctx = await setUp("worktree_editors.json");
+  const git = (...args) => execFileSync("git", args, { cwd: ctx.project, encoding: "utf8" }).trim();
+  try {
+    git("init", "-q", "-b", "main");
+    git("config", "user.email", "person@example.com");
+    git("config", "user.name", "A Person");
+    fs.writeFileSync(path.join(ctx.project, "greeting.txt"), "Hello,\nworld\n");
+    git("add", "-A");
+    git("commit", "-q", "-m", "a greeting");
+    const created = await ctx.call("create_real_task", {
+      description: "end-to-end: two agents, one file, two worktrees", client_cwd: ctx.project, worktree: true,
+    });
+    ctx.taskId = created.task_id;
+    ctx.taskDir = created.workspace;
+    const taskId = created.task_id;
+    const [first, second] = await Promise.all(["herd", "everyone"].map(word => ctx.call("deploy_headless_agent", {
+      task_id: taskId, agent_type: "greeter", backend: "claude",
+      prompt: `Write the word ${word} in place of "world" in greeting.txt, then commit it.`,
+    })));
+    const waited = await ctx.call("wait_for_agents", { task_id: taskId, timeout_seconds: 120 }, { timeoutMs: 180000 });
+    assert.equal(waited.condition_met, true, `${JSON.stringify(waited)}\n${diagnostics(ctx)}`);
+
+    // Each agent's work, read through MCP: one commit ahead, nothing left uncommitted.
+    for (const [agent, word] of [[first, "herd"], [second, "everyone"]]) {
+      const entry = agentIn(await waitForStatus(ctx, taskId, s => exitRecorded(agentIn(s, agent.agent_id)),
+                                                `${agent.agent_id}'s exit`), agent.agent_id);
+      assert.equal(entry.status, "completed", `${JSON.stringify(entry)}\n${diagnostics(ctx)}`);
+      assert.equal(entry.last_message, `wrote ${word}`);
+      const diff = await ctx.call("get_agent_diff", { task_id: taskId, agent_id: agent.agent_id });
+      assert.match(diff.diff, new RegExp(`^-world$`, "m"));
+      assert.match(diff.diff, new RegExp(`^\\+${word}$`, "m"), diff.diff);
+      assert.equal(diff.summary.commits_ahead, 1, JSON.stringify(diff.summary));
+      assert.equal(diff.summary.dirty, false);
+      const calls = toolCalls(streamEvents(ctx, agent.agent_id)).map(c => c.name);
+      assert.deepEqual(calls, ["Read", "Edit", "Bash", "mcp__herd__update_agent_progress"], "the CLI's own tools did the work");
+    }
+
+    // The first merges; the second conflicts on the same line: refused, naming the file, nothing changed.
+    const merged = await ctx.call("merge_agent_work", { task_id: taskId, agent_id: first.agent_id });
+    assert.ok(JSON.stringify(merged).includes("greeting.txt"), JSON.stringify(merged));
+    assert.equal(fs.readFileSync(path.join(ctx.project, "greeting.txt"), "utf8"), "Hello,\nherd\n");
+    const mainAfterFirst = git("rev-parse", "main");
+    const refused = await ctx.sdk.client.callTool({ name: "merge_agent_work",
+                                                    arguments: { task_id: taskId, agent_id: second.agent_id } });
+    assert.equal(refused.isError, true, JSON.stringify(refused));
+    assert.match(JSON.stringify(refused.content), /greeting\.txt/, "the conflicting file is named");
+    assert.equal(git("rev-parse", "main"), mainAfterFirst, "the refused merge changed nothing");
+    assert.equal(fs.readFileSync(path.join(ctx.project, "greeting.txt"), "utf8"), "Hello,\nherd\n");
+    // Nothing of either agent's work is lost: the second's commit is still on its branch.
+    assert.equal(git("show", `herd/${taskId}/${second.agent_id}:greeting.txt`), "Hello,\neveryone");
+
+    await assertNoProcessLeft(ctx, "after both agents ended");
+    await ctx.close();
+    console.log(`scenario 6 took ${Date.now() - started} ms`);
   } finally {
     await ctx.close().catch(() => {});
   }

@@ -43,7 +43,8 @@
 //   hold a parent's last turn until it has seen its child exit.
 // - Strings in "input" and "text" may use {{task_id}}, {{agent_id}} (from "Task ID: X" and
 //   "Agent ID: X" lines of the first user message), {{step}}, and {{name}} for each extra
-//   "extract" regex (its first capture group). A placeholder with no value is left as is.
+//   "extract" regex (its first capture group; looked for in the first user message, then the
+//   other user texts, then the system prompt). A placeholder with no value is left as is.
 // - A top-level "error" makes EVERY request (side requests included) fail with that HTTP error.
 // - Per-conversation scripts: instead of (or besides) "steps", a script may have
 //   "branches":[{"match":"regex","steps":[...],"extract"?:{...},"side_text"?:str}, ...]. Each
@@ -211,10 +212,11 @@ function textOf(content) {
   if (!Array.isArray(content)) return "";
   return content.filter(b => b && b.type === "text").map(b => b.text).join("\n");
 }
-function extractVars(messages, branch) {
+function extractVars(messages, branch, system = "") {
   const firstUser = messages.find(m => m.role === "user");
   const first = firstUser ? textOf(firstUser.content) : "";
-  const all = messages.filter(m => m.role === "user").map(m => textOf(m.content)).join("\n");
+  // Then the other user texts, then the system prompt (Claude Code's names the working directory).
+  const all = [...messages.filter(m => m.role === "user").map(m => textOf(m.content)), textOf(system)].join("\n");
   const patterns = { task_id: "Task ID: (\\S+)", agent_id: "Agent ID: (\\S+)", ...(script.extract ?? {}),
                      ...(branch?.extract ?? {}) };
   const vars = {};
@@ -342,7 +344,7 @@ function plan(body) {
     : chosen.none && script.steps.length === 0 ? [{ text: "No script branch matches this conversation." }]
     : script.steps;
   const { index, step } = chooseStep(resultTexts, steps);
-  const vars = { ...extractVars(messages, chosen.branch), step: String(index) };
+  const vars = { ...extractVars(messages, chosen.branch, body.system ?? ""), step: String(index) };
   const base = { ...summary, role: "agent", tool_results: results, step: index, vars };
   if (turns) Object.assign(base, { turn: turn ? turn.turn : -1, history: historyOf(messages) });
   const delayMs = Number(step.delay_ms ?? 0);
