@@ -188,14 +188,16 @@ void ReadIdentity(FieldReader& reader, const char* pid_key, const char* start_ke
   reader.Integer(start_key, &identity->start_time);
 }
 
-void ReadExit(FieldReader& reader, AgentRecord* agent) {
-  bool present = reader.Peek("exit_code") != nullptr || reader.Peek("exit_signal") != nullptr ||
-                 reader.Peek("ended_at") != nullptr || (agent->phase == "exited");
+// exit_code, exit_signal and ended_at, of an agent's entry or of a turn:
+// an exit when any is set (or `exited` says so: an entry in phase "exited").
+void ReadExit(FieldReader& reader, std::optional<ExitInfo>* target, bool exited = false) {
+  bool present = exited || reader.Peek("exit_code") != nullptr ||
+                 reader.Peek("exit_signal") != nullptr || reader.Peek("ended_at") != nullptr;
   ExitInfo exit;
   reader.OptionalInteger("exit_code", &exit.exit_code, std::numeric_limits<int>::min());
   reader.OptionalInteger("exit_signal", &exit.exit_signal);
   reader.String("ended_at", &exit.ended_at);
-  if (present) agent->exit = exit;
+  if (present) *target = exit;
 }
 
 void PutExit(json& object, const std::optional<ExitInfo>& exit) {
@@ -322,13 +324,7 @@ Result<TurnRecord> DecodeTurn(const json& value, const std::string& where) {
   reader.OptionalString("termination_reason", &turn.termination_reason);
   ReadLimitHit(reader, "stopped_by_limit", &turn.stopped_by_limit);
   ReadIdentities(reader, &turn.process, &turn.supervisor);
-  bool exited = reader.Peek("exit_code") != nullptr || reader.Peek("exit_signal") != nullptr ||
-                reader.Peek("ended_at") != nullptr;
-  ExitInfo exit;
-  reader.OptionalInteger("exit_code", &exit.exit_code, std::numeric_limits<int>::min());
-  reader.OptionalInteger("exit_signal", &exit.exit_signal);
-  reader.String("ended_at", &exit.ended_at);
-  if (exited) turn.exit = exit;
+  ReadExit(reader, &turn.exit);
   reader.Any("result", &turn.result);
   reader.Any("usage", &turn.usage);
   HERD_RETURN_IF_ERROR(reader.status());
@@ -513,7 +509,7 @@ Result<AgentRecord> DecodeAgent(const json& entry, const std::string& source) {
   ReadWorktree(reader, &agent.worktree);
   reader.OptionalInteger("port", &agent.port);
   ReadIdentities(reader, &agent.process, &agent.supervisor);
-  ReadExit(reader, &agent);
+  ReadExit(reader, &agent.exit, agent.phase == "exited");
   reader.Any("result", &agent.result);
   reader.Any("usage", &agent.usage);
   reader.OptionalInteger("progress_journal_bytes", &agent.progress_journal_bytes);

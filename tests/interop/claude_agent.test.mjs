@@ -29,10 +29,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
 import { assertInstalled, startModelServer, INTEROP_DIR, readJsonLines } from "./lib/claude_harness.mjs";
 import {
-  HERD, makeWorkspace, connectSdk, structured, cleanupAllWorkspaces, stopAllAgents, waitUntil,
+  HERD, makeWorkspace, makeGitRepo, connectSdk, structured, cleanupAllWorkspaces, stopAllAgents, waitUntil,
 } from "./lib/herd_client.mjs";
 
 const CLAUDE_BIN = path.join(INTEROP_DIR, "node_modules/.bin/claude");
@@ -875,14 +874,8 @@ test("scenario 5: a queued follow-up waits for the running turn; an interrupting
 test("scenario 6: two Claude Code agents edit one file in their own worktrees; one merges, the other's conflict is named", T, async () => {
   const started = Date.now();
   const ctx = await setUp("worktree_editors.json");
-  const git = (...args) => execFileSync("git", args, { cwd: ctx.project, encoding: "utf8" }).trim();
   try {
-    git("init", "-q", "-b", "main");
-    git("config", "user.email", "person@example.com");
-    git("config", "user.name", "A Person");
-    fs.writeFileSync(path.join(ctx.project, "greeting.txt"), "Hello,\nworld\n");
-    git("add", "-A");
-    git("commit", "-q", "-m", "a greeting");
+    const git = makeGitRepo(ctx.project, { "greeting.txt": "Hello,\nworld\n" });
     const created = await ctx.call("create_real_task", {
       description: "end-to-end: two agents, one file, two worktrees", client_cwd: ctx.project, worktree: true,
     });

@@ -14,7 +14,7 @@ import http from "node:http";
 import path from "node:path";
 import { spawn, execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
-import { HERD, REPO_DIR, makeWorkspace, cleanupAllWorkspaces, exited, isAlive, waitUntil, withTimeout }
+import { HERD, REPO_DIR, makeWorkspace, makeGitRepo, cleanupAllWorkspaces, exited, isAlive, waitUntil, withTimeout }
   from "./lib/herd_client.mjs";
 
 const T = { timeout: 240000 };
@@ -227,15 +227,8 @@ test("a follow-up sent from the page runs as the agent's next turn", T, async ()
 
 test("an agent in its own worktree shows its branch and what it changed", T, async () => {
   const w = makeWorkspace("herd-dash-");
-  const git = (cwd, ...args) => execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
   const project = w.file("project");
-  fs.mkdirSync(project);
-  git(project, "init", "-q", "-b", "main");
-  git(project, "config", "user.email", "person@example.com");
-  git(project, "config", "user.name", "A Person");
-  fs.writeFileSync(path.join(project, "a.txt"), "one\n");
-  git(project, "add", "-A");
-  git(project, "commit", "-q", "-m", "initial");
+  makeGitRepo(project, { "a.txt": "one\n" });
   const dashboard = await startDashboard(w);
   const browser = await launch();
   try {

@@ -8,24 +8,16 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
-import { makeWorkspace, connectSdk, structured, cleanupAllWorkspaces } from "./lib/herd_client.mjs";
+import { makeWorkspace, makeGitRepo, connectSdk, structured, cleanupAllWorkspaces } from "./lib/herd_client.mjs";
 
 const T = { timeout: 180000 };
 after(cleanupAllWorkspaces);
 
-const git = (cwd, ...args) => execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
 
 test("two agents edit one file in their own worktrees; one merges, the other's conflict is named", T, async () => {
   const w = makeWorkspace("herd-worktrees-");
   const project = path.join(w.root, "project");
-  fs.mkdirSync(project);
-  git(project, "init", "-q", "-b", "main");
-  git(project, "config", "user.email", "person@example.com");
-  git(project, "config", "user.name", "A Person");
-  fs.writeFileSync(path.join(project, "a.txt"), "one\ntwo\nthree\n");
-  git(project, "add", "-A");
-  git(project, "commit", "-q", "-m", "initial");
+  const git = makeGitRepo(project, { "a.txt": "one\ntwo\nthree\n" });
   const s = await connectSdk(w);
   try {
     const c = s.client;
@@ -64,17 +56,17 @@ test("two agents edit one file in their own worktrees; one merges, the other's c
     const merged = await ok("merge_agent_work", { task_id: task.task_id, agent_id: first.agent_id });
     assert.equal(merged.merged, true);
     assert.deepEqual(merged.files, ["a.txt"]);
-    const mainHead = git(project, "rev-parse", "main");
+    const mainHead = git("rev-parse", "main");
     const refused = await call("merge_agent_work", { task_id: task.task_id, agent_id: second.agent_id });
     assert.equal(refused.isError, true);
     assert.match(refused.value.error, /conflicts in a\.txt/);
-    assert.equal(git(project, "rev-parse", "main"), mainHead, "the refused merge changed nothing");
+    assert.equal(git("rev-parse", "main"), mainHead, "the refused merge changed nothing");
     assert.equal(fs.readFileSync(path.join(project, "a.txt"), "utf8"), "one\nFIRST\nthree\n");
     // Nothing of either agent is lost: both branches keep their commit.
     const registry = JSON.parse(fs.readFileSync(
       path.join(project, ".agent-workspace", task.task_id, "AGENT_REGISTRY.json"), "utf8"));
     for (const agent of registry.agents) {
-      assert.equal(git(project, "log", "-1", "--format=%s", agent.worktree.branch),
+      assert.equal(git("log", "-1", "--format=%s", agent.worktree.branch),
                    agent.id === first.agent_id ? "FIRST" : "SECOND");
     }
   } finally {

@@ -11,7 +11,7 @@
 //
 // No fixed sleeps: everything waits on replies, process exits or conditions, with generous
 // deadlines that fail the test with context instead of hanging.
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -424,4 +424,18 @@ export function waitForLog(workspace, taskId, agentId, text, opts = {}) {
   const file = path.join(workspace.ws, taskId, "logs", `${agentId}_stream.jsonl`);
   return waitUntil(() => fs.existsSync(file) && fs.readFileSync(file, "utf8").includes(text),
                    { what: `"${text}" in ${file}`, ...opts });
+}
+
+// A git repository at `dir` on branch main with one commit of `files` ({name: contents}), and
+// git(...args) run in it (its trimmed output).
+export function makeGitRepo(dir, files) {
+  const git = (...args) => execFileSync("git", args, { cwd: dir, encoding: "utf8" }).trim();
+  fs.mkdirSync(dir, { recursive: true });
+  git("init", "-q", "-b", "main");
+  git("config", "user.email", "person@example.com");
+  git("config", "user.name", "A Person");
+  for (const [name, contents] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), contents);
+  git("add", "-A");
+  git("commit", "-q", "-m", "initial");
+  return git;
 }
