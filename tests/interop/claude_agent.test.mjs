@@ -34,7 +34,8 @@ import {
   HERD, makeWorkspace, makeGitRepo, connectSdk, structured, cleanupAllWorkspaces, stopAllAgents, waitUntil,
 } from "./lib/herd_client.mjs";
 
-const CLAUDE_BIN = path.join(INTEROP_DIR, "node_modules/.bin/claude");
+// The 2.0.30 package by path: node_modules/.bin/claude is the newest Claude Code (claude-code-latest).
+const CLAUDE_BIN = path.join(INTEROP_DIR, "node_modules/@anthropic-ai/claude-code/cli.js");
 const SCRIPTS = path.join(INTEROP_DIR, "fixtures/agent_scripts");
 const CLAUDE_FLAGS = "--print --output-format stream-json --verbose --dangerously-skip-permissions " +
                      "--model sonnet --strict-mcp-config";
