@@ -22,8 +22,8 @@
 namespace herd::agents {
 namespace {
 
-constexpr int kPortFirst = 20000;
-constexpr int kPortCount = 10000;
+constexpr int kDefaultPortFirst = 20000;
+constexpr int kDefaultPortLast = 29999;
 constexpr int kPortCandidates = 8;
 constexpr int kDefaultSetupTimeoutSeconds = 600;
 constexpr size_t kSetupOutputShown = 2000;
@@ -43,6 +43,26 @@ bool CanBind(int port) {
   bool free = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
   close(fd);
   return free;
+}
+
+struct PortRange {
+  int first = kDefaultPortFirst;
+  int last = kDefaultPortLast;
+};
+
+Result<PortRange> PortRangeFromEnvironment() {
+  const char* text = std::getenv("HERD_PORT_RANGE");
+  if (text == nullptr || *text == '\0') return PortRange{};
+  PortRange range;
+  char dash = 0;
+  std::istringstream in(text);
+  if (!(in >> range.first >> dash >> range.last) || dash != '-' || !in.eof() ||
+      range.first < 1024 || range.last > 65535 || range.first > range.last) {
+    return Status::InvalidArgument(std::string("HERD_PORT_RANGE=") + text +
+                                   " is not a port range: write FIRST-LAST with "
+                                   "1024 <= FIRST <= LAST <= 65535, e.g. 20000-29999");
+  }
+  return range;
 }
 
 int SetupTimeoutSeconds() {
@@ -229,14 +249,15 @@ void DiscardAgentWorktree(const registry::WorktreeRecord& record) {
                                   worktrees::RemoveMode::kForce);
 }
 
-std::vector<int> PortCandidates(const std::string& task_id) {
+Result<std::vector<int>> PortCandidates(const std::string& task_id) {
+  HERD_ASSIGN_OR_RETURN(PortRange range, PortRangeFromEnvironment());
+  int count = range.last - range.first + 1;
   uint32_t hash = 2166136261u;
   for (unsigned char c : task_id) hash = (hash ^ c) * 16777619u;
   std::vector<int> candidates;
-  int start = static_cast<int>(hash % kPortCount);
-  for (int i = 0; i < kPortCount && static_cast<int>(candidates.size()) < kPortCandidates * 4;
-       ++i) {
-    int port = kPortFirst + (start + i) % kPortCount;
+  int start = static_cast<int>(hash % static_cast<uint32_t>(count));
+  for (int i = 0; i < count && static_cast<int>(candidates.size()) < kPortCandidates * 4; ++i) {
+    int port = range.first + (start + i) % count;
     if (CanBind(port)) candidates.push_back(port);
   }
   return candidates;

@@ -75,9 +75,11 @@ void DiscardAgentWorktree(const registry::WorktreeRecord& record);
 
 worktrees::WorktreeInfo ToWorktreeInfo(const registry::WorktreeRecord& record);
 
-// Ports in 20000-29999 that could be bound just now, a few, starting at a
-// place that depends on the task so tasks rarely meet. The admission picks
-// the first no active agent of the task holds.
-std::vector<int> PortCandidates(const std::string& task_id);
+// Ports in $HERD_PORT_RANGE (FIRST-LAST, 20000-29999 by default) that
+// could be bound just now, a few, starting at a place that depends on the
+// task so tasks rarely meet. The admission picks the first no active agent
+// on the machine holds (registry/global_index.h MachineReservation). A
+// malformed range is an InvalidArgument saying how to write it.
+Result<std::vector<int>> PortCandidates(const std::string& task_id);
 
 }  // namespace herd::agents

@@ -84,6 +84,15 @@ Status CheckBackendCanResume(const std::string& backend) {
                          "agent with the follow-up in its prompt");
 }
 
+void SetHerdPort(LaunchPlan* plan, std::optional<int> port) {
+  std::vector<std::string>& environment = plan->environment;
+  environment.erase(
+      std::remove_if(environment.begin(), environment.end(),
+                     [](const std::string& entry) { return entry.rfind("HERD_PORT=", 0) == 0; }),
+      environment.end());
+  if (port) environment.push_back("HERD_PORT=" + std::to_string(*port));
+}
+
 Result<LaunchPlan> PlanFollowUpTurn(const LaunchPlan& first, const std::string& session_id,
                                     int turn, const std::string& message_path) {
   HERD_RETURN_IF_ERROR(CheckBackendCanResume(first.backend));

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,10 @@ Status CheckBackendCanResume(const std::string& backend);
 // Refused for the other backends, or without the session to resume.
 Result<LaunchPlan> PlanFollowUpTurn(const LaunchPlan& first, const std::string& session_id,
                                     int turn, const std::string& message_path);
+
+// Sets the plan's HERD_PORT to `port` (the one the registry reserved for
+// the agent), or removes it when the agent holds none.
+void SetHerdPort(LaunchPlan* plan, std::optional<int> port);
 
 // The per-agent MCP client configuration that starts `herd serve` on the
 // agent's workspace ({"mcpServers":{"herd":{...}}}).

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "agents/agent_worktree.h"
 #include "agents/backend.h"
 #include "agents/launcher.h"
 #include "agents/process.h"
@@ -99,8 +100,11 @@ Result<SentMessage> SendMessage(const registry::RegistryStores& stores,
   HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(store::FileSystem::Default(), message.text_file,
                                                  follow_up.message));
 
-  Result<MessageOutcome> accepted = registry.SendMessage(
-      follow_up.task_id, follow_up.agent_id, message, registry::GlobalRunningCapFromEnvironment());
+  Result<std::vector<int>> ports = PortCandidates(follow_up.task_id);
+  Result<MessageOutcome> accepted =
+      ports.ok() ? registry.SendMessage(follow_up.task_id, follow_up.agent_id, message,
+                                        registry::GlobalRunningCapFromEnvironment(), *ports)
+                 : Result<MessageOutcome>(ports.status());
   if (!accepted.ok()) {
     std::remove(message.text_file.c_str());  // nothing refers to it
     return accepted.status();

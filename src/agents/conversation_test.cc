@@ -86,6 +86,28 @@ TEST_F(ConversationTest, AMessageToAnEndedAgentRunsAsItsNextTurn) {
   EXPECT_EQ(TaskRegistry(task_id)["active_count"], 0);
 }
 
+// An ended agent's HERD_PORT is free for others; if another running agent
+// holds it when a follow-up arrives, the new turn runs with the port the
+// registry gives it now (here none: the range has one port), never a held one.
+TEST_F(ConversationTest, ANewTurnNeverRunsWithAPortAnotherRunningAgentHolds) {
+  ScopedEnvironment environment;
+  environment.Set("HERD_PORT_RANGE", "27811-27811");
+  std::vector<std::string> agent = {
+      "sh", "-c", "cat >/dev/null; echo \"turn $HERD_TURN port ${HERD_PORT:-none}\""};
+  std::string task_id = CreateTask();
+  std::string first = DeployAgent(task_id, agent);
+  ASSERT_EQ(WaitForAgentToEnd(task_id, first).value("port", 0), 27811);
+  std::string holder = DeployAgent(task_id, {"sleep", "300"});
+  ASSERT_EQ(AgentEntry(task_id, holder).value("port", 0), 27811);
+
+  EXPECT_EQ(Send(task_id, first, "again")["delivery"], "new_turn");
+  json after = WaitForTurnToEnd(task_id, first, 2);
+
+  EXPECT_THAT(TurnLines(task_id, first), ElementsAre("turn 1 port 27811", "turn 2 port none"));
+  EXPECT_FALSE(after.contains("port")) << after.dump(2);
+  HerdJson({"kill", task_id, holder, "--grace", "1"});
+}
+
 TEST_F(ConversationTest, MessagesToARunningAgentRunInOrderAfterItsTurnAndTheHookSeesEachTurn) {
   std::string events = Subdirectory("hook") + "/events.txt";
   std::string hook = "printf '%s %s\\n' \"$HERD_EVENT\" \"$HERD_TURN\" >> " + events;

@@ -223,7 +223,7 @@ Status PrepareWorktreeAndPort(const registry::JsonRegistry& registry, const Work
     entry.worktree = prepared.record;
   }
   if (!entry.port) return Status::Ok();
-  plan->environment.push_back("HERD_PORT=" + std::to_string(*entry.port));
+  SetHerdPort(plan, entry.port);
   return store::ReplaceFileDurably(store::FileSystem::Default(),
                                    workspace.LaunchPlanPath(task_id, entry.id),
                                    LaunchPlanToJson(*plan).dump(2) + "\n");
@@ -285,7 +285,7 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
   // a HERD_PORT).
   registry::AdmissionRequest admission = AdmissionFor(request, workspace, launch, plan);
   admission.worktree = worktree.record;
-  admission.port_candidates = PortCandidates(request.task_id);
+  HERD_ASSIGN_OR_RETURN(admission.port_candidates, PortCandidates(request.task_id));
   HERD_ASSIGN_OR_RETURN(
       registry::AgentRecord entry,
       registry.Admit(request.task_id, admission, registry::GlobalRunningCapFromEnvironment()));

@@ -717,6 +717,9 @@ TurnToRun FirstTurnOrFail(const SupervisorArgs& args, const registry::JsonRegist
   Result<LaunchPlan> plan =
       PlanFollowUpTurn(first_plan, agent->session_id, args.turn, agent->turn_message->text_file);
   if (!plan.ok()) FailStart(args.handshake_fd, plan.status());
+  // The agent had ended: its port may have changed hands meanwhile
+  // (Registry::SendMessage), so the record says which it holds now.
+  SetHerdPort(&*plan, agent->port);
   return TurnToRun{args.turn, std::move(plan)};
 }
 

@@ -204,6 +204,57 @@ TEST_F(WorktreeCliTest, ConcurrentDeploysIntoOneRepositoryAllGetWorktreesAndPort
   EXPECT_EQ(WorktreeFolders(task_id).size(), static_cast<size_t>(kAgents));
 }
 
+// HERD_PORT is one running agent's on the machine, whatever its task: two
+// tasks deploy at once into a range of 12 ports (so their candidates are
+// the same), and every running agent holds its own port, in the registry
+// and in its environment.
+TEST_F(WorktreeCliTest, ConcurrentDeploysInTwoTasksNeverShareAPort) {
+  ScopedEnvironment environment;
+  environment.Set("HERD_PORT_RANGE", "27700-27711");
+  std::vector<std::string> tasks = {WorktreeTask({"--worktree"}), WorktreeTask({"--worktree"})};
+  constexpr int kAgentsEach = 4;
+  std::vector<std::unique_ptr<HerdProcess>> deploys;
+  for (int i = 0; i < kAgentsEach; ++i) {
+    for (const std::string& task_id : tasks) {
+      deploys.push_back(
+          std::make_unique<HerdProcess>(CommandDeployArgs(task_id, "server", {"sleep", "300"})));
+    }
+  }
+  for (auto& deploy : deploys) {
+    CommandResult result = deploy->Wait();
+    EXPECT_EQ(result.exit_code, 0) << result.Describe();
+  }
+  std::set<int> ports;
+  int agents = 0;
+  for (const std::string& task_id : tasks) {
+    json registry = TaskRegistry(task_id);
+    for (const json& agent : registry.at("agents")) {
+      ++agents;
+      ASSERT_TRUE(agent.contains("port")) << agent.dump(2);
+      int port = agent.value("port", 0);
+      EXPECT_TRUE(ports.insert(port).second) << agent.value("id", "") << " shares " << port;
+      std::string environ = ReadFile("/proc/" + std::to_string(agent.value("pid", 0)) + "/environ");
+      EXPECT_NE(environ.find(std::string("HERD_PORT=") + std::to_string(port) + '\0'),
+                std::string::npos)
+          << agent.value("id", "") << " runs without its HERD_PORT " << port;
+    }
+  }
+  EXPECT_EQ(agents, 2 * kAgentsEach);
+  for (const std::string& task_id : tasks) HerdJson({"kill", task_id, "--all", "--grace", "1"});
+}
+
+TEST_F(WorktreeCliTest, AMalformedPortRangeRefusesTheDeployAndSaysHowToWriteIt) {
+  std::string task_id = WorktreeTask({"--worktree"});
+  RunOptions options;
+  options.environment = {{"HERD_PORT_RANGE", "29999-20000"}};
+  CommandResult refused = Herd(CommandDeployArgs(task_id, "server", {"true"}), options);
+  EXPECT_EQ(refused.exit_code, 1) << refused.Describe();
+  EXPECT_THAT(refused.err, HasSubstr("HERD_PORT_RANGE=29999-20000"));
+  EXPECT_THAT(refused.err, HasSubstr("FIRST-LAST"));
+  EXPECT_TRUE(TaskRegistry(task_id).at("agents").empty());
+  EXPECT_TRUE(WorktreeFolders(task_id).empty());
+}
+
 TEST_F(WorktreeCliTest, KillKeepsTheWorkAndRemovalNeedsForceToLoseIt) {
   std::string task_id = WorktreeTask();
   json deployed = DeployScript(task_id, "echo precious > work.txt; exec sleep 600");

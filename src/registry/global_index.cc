@@ -57,7 +57,8 @@ json AgentSummary(const std::string& task_id, const AgentRecord& agent) {
           {"depth", agent.depth},
           {"status", agent.status},
           {"started_at", agent.started_at},
-          {"last_update", agent.last_update}};
+          {"last_update", agent.last_update},
+          {"port", agent.port ? json(*agent.port) : json(nullptr)}};
 }
 
 // Writes the summaries into `index`; returns whether anything changed. A
@@ -295,47 +296,19 @@ std::string RunningAgentsLockPath() {
   return known.substr(0, known.rfind('/')) + "/" + kRunningAgentsLockFile;
 }
 
-Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
-                         const TaskSnapshot& task, int cap) {
-  auto reserve = [&](int elsewhere) {
-    return stores.global.Update(
-        workspace.GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
-          ObjectAt(index, "tasks");
-          ObjectAt(index, "agents");
-          RecomputeTotals(index);
-          int here = index["active_agents"].get<int>();
-          if (cap > 0 && here + elsewhere >= cap) {
-            return Status::Refused(
-                "the cap of " + std::to_string(cap) + " running agents on this machine " +
-                "(HERD_MAX_RUNNING_AGENTS) is reached: " + std::to_string(here) +
-                " in this workspace, " + std::to_string(elsewhere) + " in other workspaces; wait " +
-                "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS (`herd "
-                "doctor " +
-                "--repair` settles agents whose processes are gone)");
-          }
-          MergeTask(index, task);
-          RecomputeTotals(index);
-          return store::Decision::kCommit;
-        });
-  };
-  if (cap <= 0) return reserve(0);
-
-  // Every capped reservation on this machine (for this user) counts and
-  // reserves under this one lock, so two deploys cannot both take the last
-  // slot, whichever workspaces they are in. Taken before the index's lock
-  // and never while a task registry's lock is held: no cycle.
+Result<MachineReservation> MachineReservation::Begin(const RegistryStores& stores,
+                                                     const Workspace& workspace) {
   std::string lock_path = RunningAgentsLockPath();
   HERD_RETURN_IF_ERROR(MakeDirectories(lock_path.substr(0, lock_path.rfind('/'))));
-  Result<store::FileLock> lock =
-      store::FileLock::Acquire(lock_path, store::LockTimeoutFromEnvironment());
-  if (!lock.ok()) return lock.status();
-  int elsewhere = 0;
+  HERD_ASSIGN_OR_RETURN(store::FileLock lock,
+                        store::FileLock::Acquire(lock_path, store::LockTimeoutFromEnvironment()));
+  MachineReservation reservation(stores, workspace, std::move(lock));
   std::optional<FileIdentity> here = IdentityOfPath(workspace.base());
   for (const std::string& base : KnownWorkspaces(stores, workspace.base())) {
     // The same directory under another spelling (a symlink) is not elsewhere.
     if (base == workspace.base() || (here && IdentityOfPath(base) == here)) continue;
-    // Lock-free: every capped reservation waits for our lock, and what else
-    // adds agents to an index (upserts, rebuilds) adds ones already admitted.
+    // Lock-free: every reservation waits for our lock, and what else adds
+    // agents to an index (upserts, rebuilds) adds ones already admitted.
     Result<store::Snapshot> index = stores.global.Read(Workspace(base).GlobalRegistryPath());
     if (!index.ok()) {
       if (!index.status().Is(Status::Code::kNotFound)) {
@@ -345,10 +318,69 @@ Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspac
     }
     auto active = index->document.find("active_agents");
     if (active != index->document.end() && active->is_number_integer()) {
-      elsewhere += active->get<int>();
+      reservation.active_elsewhere_ += active->get<int>();
+    }
+    for (const auto& [agent_id, agent] : ObjectOr(index->document, "agents").items()) {
+      if (!agent.is_object() || !IsActiveStatus(StringOr(agent, "status"))) continue;
+      auto port = agent.find("port");
+      if (port != agent.end() && port->is_number_integer()) {
+        reservation.ports_elsewhere_[agent_id] = port->get<int>();
+      }
     }
   }
-  return reserve(elsewhere);
+  return reservation;
+}
+
+std::set<int> MachineReservation::PortsHeld(const std::string& agent_id) const {
+  std::set<int> held;
+  for (const auto& [other, port] : ports_elsewhere_) {
+    if (other != agent_id) held.insert(port);
+  }
+  // This workspace's index: lock-free too, complete for the same reason.
+  Result<store::Snapshot> index = stores_->global.Read(workspace_->GlobalRegistryPath());
+  if (!index.ok()) return held;
+  for (const auto& [other, agent] : ObjectOr(index->document, "agents").items()) {
+    if (other == agent_id || !agent.is_object() || !IsActiveStatus(StringOr(agent, "status"))) {
+      continue;
+    }
+    auto port = agent.find("port");
+    if (port != agent.end() && port->is_number_integer()) held.insert(port->get<int>());
+  }
+  return held;
+}
+
+Status MachineReservation::Commit(const TaskSnapshot& task, const std::string& agent_id,
+                                  int cap) const {
+  int elsewhere = active_elsewhere_;
+  return stores_->global.Update(
+      workspace_->GlobalRegistryPath(), [&](json& index) -> Result<store::Decision> {
+        // The others: another change to the task may have indexed this
+        // agent already (the index follows whole tasks).
+        int here = 0;
+        for (const auto& [other, agent] : ObjectAt(index, "agents").items()) {
+          here +=
+              other != agent_id && agent.is_object() && IsActiveStatus(StringOr(agent, "status"));
+        }
+        if (cap > 0 && here + elsewhere >= cap) {
+          return Status::Refused(
+              "the cap of " + std::to_string(cap) + " running agents on this machine " +
+              "(HERD_MAX_RUNNING_AGENTS) is reached: " + std::to_string(here) +
+              " in this workspace, " + std::to_string(elsewhere) + " in other workspaces; wait " +
+              "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS (`herd "
+              "doctor --repair` settles agents whose processes are gone)");
+        }
+        ObjectAt(index, "tasks");
+        MergeTask(index, task);
+        RecomputeTotals(index);
+        return store::Decision::kCommit;
+      });
+}
+
+Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
+                         const TaskSnapshot& task, const std::string& agent_id, int cap) {
+  HERD_ASSIGN_OR_RETURN(MachineReservation reservation,
+                        MachineReservation::Begin(stores, workspace));
+  return reservation.Commit(task, agent_id, cap);
 }
 
 Status RebuildGlobalIndex(const RegistryStores& stores, const Workspace& workspace) {

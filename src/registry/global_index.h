@@ -7,16 +7,20 @@
 // registries. It is updated in its own transaction after the task
 // registry's, never while a task registry lock is held. Its active-agent
 // counts enforce the optional cap on running agents across every workspace
-// of the machine (ReserveGlobalSlot).
+// of the machine, and its agents' ports keep each HERD_PORT to one active
+// agent on the machine (MachineReservation).
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "registry/registry_stores.h"
 #include "registry/task_store.h"
 #include "registry/workspace.h"
+#include "store/file_lock.h"
 
 namespace herd::registry {
 
@@ -36,15 +40,47 @@ Status UpdateTaskAndIndex(const RegistryStores& stores, const Workspace& workspa
 Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
                   const TaskSnapshot& task);
 
-// Indexes `task` (which holds the newly admitted agent) if fewer than `cap`
-// agents are active in every known workspace of this user on this machine
-// together; Status::Refused otherwise. Capped reservations serialise on
-// RunningAgentsLockPath(), so the cap cannot be raced across workspaces. A
-// cap of 0 means no cap: the task is only indexed.
-Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
-                         const TaskSnapshot& task, int cap);
+// One admission's (or new turn's) reservation on this machine: the
+// running cap and HERD_PORT. Held from before the task registry's
+// transaction until the index holds the admitted agent, it makes the count,
+// the ports in use and the upsert one step for every workspace of this user
+// on this machine, so neither the cap nor a port can be raced across
+// workspaces or tasks. Taken before any task registry's lock and never
+// while one is held (the order is: this lock, a task registry's, the
+// index's): no cycle.
+class MachineReservation {
+ public:
+  // Takes RunningAgentsLockPath() (blocking, with the store's lock
+  // deadline) and reads what every known workspace's index holds.
+  static Result<MachineReservation> Begin(const RegistryStores& stores, const Workspace& workspace);
 
-// The machine-wide (per-user) lock of capped reservations, beside the
+  // The HERD_PORTs active agents hold in any workspace, except
+  // `agent_id`'s own.
+  std::set<int> PortsHeld(const std::string& agent_id) const;
+
+  // Indexes `task` (which holds `agent_id`, newly admitted or reactivated)
+  // if fewer than `cap` other agents are active in every workspace
+  // together; Status::Refused otherwise (nothing indexed). A cap of 0 means
+  // no cap.
+  Status Commit(const TaskSnapshot& task, const std::string& agent_id, int cap) const;
+
+ private:
+  MachineReservation(const RegistryStores& stores, const Workspace& workspace, store::FileLock lock)
+      : stores_(&stores), workspace_(&workspace), lock_(std::move(lock)) {}
+
+  const RegistryStores* stores_;
+  const Workspace* workspace_;
+  store::FileLock lock_;
+  int active_elsewhere_ = 0;
+  std::map<std::string, int> ports_elsewhere_;  // agent id -> port, other workspaces' active agents
+};
+
+// A reservation (MachineReservation::Begin, then Commit) for `agent_id`,
+// already committed to `task`.
+Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
+                         const TaskSnapshot& task, const std::string& agent_id, int cap);
+
+// The machine-wide (per-user) lock of reservations, beside the
 // known-workspaces registry.
 std::string RunningAgentsLockPath();
 

@@ -168,7 +168,7 @@ TEST_F(RegistryGlobalIndexTest, RebuildDropsEntriesNoTaskRegistryHolds) {
   ASSERT_TRUE(UpsertTask(stores_, workspace_, task).ok());
   json stray = {{"id", "stray-000000-abcdef"}, {"status", "running"}};
   json gone = {{"task_id", "TASK-gone"}, {"agents", json::array({stray})}};
-  ASSERT_TRUE(ReserveGlobalSlot(stores_, workspace_, gone, 0).ok());
+  ASSERT_TRUE(ReserveGlobalSlot(stores_, workspace_, gone, "stray-000000-abcdef", 0).ok());
   ASSERT_TRUE(Index().document["agents"].contains("stray-000000-abcdef"));
 
   ASSERT_TRUE(RebuildGlobalIndex(stores_, workspace_).ok());
@@ -189,18 +189,33 @@ TEST_F(RegistryGlobalIndexTest, RunningCapRefusesOnceReached) {
   json with_next = task;
   with_next["agents"].push_back({{"id", "a-2"}, {"status", "running"}});
 
-  Status refused = ReserveGlobalSlot(stores_, workspace_, with_next, 1);
+  Status refused = ReserveGlobalSlot(stores_, workspace_, with_next, "a-2", 1);
 
   EXPECT_TRUE(refused.Is(Status::Code::kRefused)) << refused.ToString();
   EXPECT_THAT(refused.message(), HasSubstr("HERD_MAX_RUNNING_AGENTS"));
   EXPECT_FALSE(Index().document["agents"].contains("a-2"));
-  EXPECT_TRUE(ReserveGlobalSlot(stores_, workspace_, with_next, 2).ok());
+  EXPECT_TRUE(ReserveGlobalSlot(stores_, workspace_, with_next, "a-2", 2).ok());
   EXPECT_TRUE(Index().document["agents"].contains("a-2"));
   json with_third = with_next;
   with_third["agents"].push_back({{"id", "a-3"}, {"status", "running"}});
-  EXPECT_TRUE(ReserveGlobalSlot(stores_, workspace_, with_third, 0).ok())
+  EXPECT_TRUE(ReserveGlobalSlot(stores_, workspace_, with_third, "a-3", 0).ok())
       << "a cap of 0 means no cap";
   EXPECT_EQ(Index().document["active_agents"], 3);
+}
+
+// The index follows whole tasks: another change to the task (an earlier
+// agent's start) may index the admitted agent before its own reservation.
+// It is not counted against itself, or the cap would admit one fewer.
+TEST_F(RegistryGlobalIndexTest, RunningCapDoesNotCountTheAgentAskingForTheSlot) {
+  json task = CreateTask(workspace_, {"a-1"});
+  json with_next = task;
+  with_next["agents"].push_back({{"id", "a-2"}, {"status", "running"}});
+  ASSERT_TRUE(UpsertTask(stores_, workspace_, with_next).ok());  // indexed early
+  ASSERT_EQ(Index().document["active_agents"], 2);
+
+  EXPECT_TRUE(ReserveGlobalSlot(stores_, workspace_, with_next, "a-2", 2).ok());
+  Status refused = ReserveGlobalSlot(stores_, workspace_, with_next, "a-2", 1);
+  EXPECT_TRUE(refused.Is(Status::Code::kRefused)) << refused.ToString();
 }
 
 // A released admission (a failed start, a refusal by the running cap)
@@ -221,7 +236,7 @@ TEST_F(RegistryGlobalIndexTest, AReleasedAgentLeavesTheIndexAndAnOlderVersionCan
   uint64_t sequence = Index().sequence;
 
   ASSERT_TRUE(UpsertTask(stores_, workspace_, older).ok());
-  ASSERT_TRUE(ReserveGlobalSlot(stores_, workspace_, older, 5).ok());
+  ASSERT_TRUE(ReserveGlobalSlot(stores_, workspace_, older, "a-3", 5).ok());
   EXPECT_FALSE(Index().document["agents"].contains("a-2"));
   EXPECT_EQ(Index().document["active_agents"], 2);
   EXPECT_EQ(Index().document["agents"].size(), 2u);

@@ -44,16 +44,21 @@ Result<TaskSnapshot> JsonRegistry::CreateTask(const std::string& task_id,
 
 Result<AgentRecord> JsonRegistry::Admit(const std::string& task_id, const AdmissionRequest& request,
                                         int global_cap) const {
+  // The cap and the ports are machine-wide: the reservation's lock is held
+  // from before the task's transaction until the index holds the agent.
+  HERD_ASSIGN_OR_RETURN(MachineReservation machine, MachineReservation::Begin(stores_, workspace_));
+  AdmissionRequest admission = request;
+  admission.ports_held = machine.PortsHeld(request.agent_id);
   AgentRecord admitted;
   TaskSnapshot after;
   HERD_RETURN_IF_ERROR(UpdateTaskRecord(
       stores_.tasks, workspace_.TaskRegistryPath(task_id),
       [&](TaskRecord& task) -> Result<Decision> {
-        HERD_ASSIGN_OR_RETURN(admitted, AdmitAgent(task, request));
+        HERD_ASSIGN_OR_RETURN(admitted, AdmitAgent(task, admission));
         return Decision::kCommit;
       },
       &after));
-  Status slot = ReserveGlobalSlot(stores_, workspace_, after, global_cap);
+  Status slot = machine.Commit(after, request.agent_id, global_cap);
   if (!slot.ok()) {
     Status released = Release(task_id, request.agent_id);
     if (!released.ok()) {
@@ -132,26 +137,39 @@ Result<TerminationOutcome> JsonRegistry::Terminate(const std::string& task_id,
 
 Result<MessageOutcome> JsonRegistry::SendMessage(const std::string& task_id,
                                                  const std::string& agent_id,
-                                                 const AgentMessage& message,
-                                                 int global_cap) const {
+                                                 const AgentMessage& message, int global_cap,
+                                                 const std::vector<int>& port_candidates) const {
+  // A new turn makes the agent active again: its slot and its port are
+  // reserved as at admission, under the machine's reservation lock.
+  HERD_ASSIGN_OR_RETURN(MachineReservation machine, MachineReservation::Begin(stores_, workspace_));
+  std::set<int> ports_held = machine.PortsHeld(agent_id);
   MessageOutcome outcome;
   TaskSnapshot after;
-  // The index follows: a new turn makes the agent active again.
-  Status status = UpdateTaskAndIndex(
-      stores_, workspace_, task_id,
+  Status status = UpdateTaskRecord(
+      stores_.tasks, workspace_.TaskRegistryPath(task_id),
       [&](TaskRecord& task) -> Result<Decision> {
         if (task.task_id.empty()) {
           return Status::NotFound("task " + task_id +
                                   " does not exist: run `herd task list` to see the tasks");
         }
         HERD_ASSIGN_OR_RETURN(outcome, AcceptMessage(task, agent_id, message, NowIso8601()));
+        if (outcome.delivery == MessageOutcome::Delivery::kNewTurn) {
+          AgentRecord* agent = task.FindAgent(agent_id);
+          if (agent->port && ports_held.count(*agent->port)) {
+            agent->port = FreePort(task, agent_id, port_candidates, ports_held);
+          }
+          outcome.agent = *agent;
+        }
         return Decision::kCommit;
       },
       &after);
   if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
   if (!status.ok()) outcome.warning = status.message();
-  if (outcome.delivery == MessageOutcome::Delivery::kNewTurn) {
-    Status slot = ReserveGlobalSlot(stores_, workspace_, after, global_cap);
+  if (outcome.delivery != MessageOutcome::Delivery::kNewTurn) {
+    Status indexed = UpsertTask(stores_, workspace_, after);
+    if (!indexed.ok()) spdlog::warn("global index not updated: {}", indexed.ToString());
+  } else {
+    Status slot = machine.Commit(after, agent_id, global_cap);
     if (!slot.ok()) {
       Status undone = AbandonTurn(task_id, agent_id, outcome.turn, slot.message());
       if (!undone.ok())

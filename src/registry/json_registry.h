@@ -38,7 +38,8 @@ class JsonRegistry : public Registry {
   Result<TerminationOutcome> Terminate(const std::string& task_id, const std::string& agent_id,
                                        const Termination& termination) const override;
   Result<MessageOutcome> SendMessage(const std::string& task_id, const std::string& agent_id,
-                                     const AgentMessage& message, int global_cap) const override;
+                                     const AgentMessage& message, int global_cap,
+                                     const std::vector<int>& port_candidates) const override;
   Status AbandonTurn(const std::string& task_id, const std::string& agent_id, int turn,
                      const std::string& reason) const override;
   Result<StopOutcome> StopTask(const std::string& task_id, const std::string& reason,

@@ -118,8 +118,8 @@ inline Status UpsertTask(const RegistryStores& stores, const Workspace& workspac
 }
 
 inline Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
-                                const json& document, int cap) {
-  return ReserveGlobalSlot(stores, workspace, SnapshotOf(document), cap);
+                                const json& document, const std::string& agent_id, int cap) {
+  return ReserveGlobalSlot(stores, workspace, SnapshotOf(document), agent_id, cap);
 }
 
 }  // namespace herd::registry

@@ -117,8 +117,10 @@ class Registry {
                                           const TaskSpec& spec) const = 0;
 
   // Admits an agent (task_registry.h AdmitAgent) and reserves its slot under
-  // the machine-wide running cap (`global_cap`, 0 = none); a refusal by the
-  // cap releases the admission again. Returns the entry as admitted.
+  // the machine-wide running cap (`global_cap`, 0 = none) and its HERD_PORT
+  // (the first of `request.port_candidates` no active agent on the machine
+  // holds); a refusal by the cap releases the admission again. Returns the
+  // entry as admitted.
   virtual Result<AgentRecord> Admit(const std::string& task_id, const AdmissionRequest& request,
                                     int global_cap) const = 0;
 
@@ -143,12 +145,15 @@ class Registry {
 
   // Accepts a follow-up message for the agent (registry/turns.h
   // AcceptMessage). A new turn also reserves its slot under the
-  // machine-wide running cap (`global_cap`, 0 = none); a refusal by the cap
-  // abandons the turn again. The caller then starts the new turn's process,
-  // or, for a queued interrupt, signals the supervisor.
+  // machine-wide running cap (`global_cap`, 0 = none), and keeps the agent's
+  // HERD_PORT unless another active agent on the machine took it since
+  // (then it gets the first free of `port_candidates`, or none); a refusal
+  // by the cap abandons the turn again. The caller then starts the new
+  // turn's process, or, for a queued interrupt, signals the supervisor.
   virtual Result<MessageOutcome> SendMessage(const std::string& task_id,
                                              const std::string& agent_id,
-                                             const AgentMessage& message, int global_cap) const = 0;
+                                             const AgentMessage& message, int global_cap,
+                                             const std::vector<int>& port_candidates) const = 0;
 
   // Undoes a new turn whose process could not start (turns.h AbandonTurn).
   virtual Status AbandonTurn(const std::string& task_id, const std::string& agent_id, int turn,

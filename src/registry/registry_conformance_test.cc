@@ -233,6 +233,79 @@ TEST_P(RegistryConformanceTest, ConcurrentAdmissionsFromProcessesAdmitExactlyThe
   ExpectCountsDerived(task);
 }
 
+// HERD_PORT is one active agent's at a time on the machine, whatever its
+// task: the same candidates in two tasks give two ports; an ended agent's
+// port is free again; a new turn of an ended agent whose port changed
+// hands gets another.
+TEST_P(RegistryConformanceTest, PortsAreOneActiveAgentsAcrossTasksAndFreedWhenItEnds) {
+  const std::vector<int> candidates = {24001, 24002, 24003};
+  auto admit = [&](const std::string& task_id, const std::string& agent_id) {
+    AdmissionRequest request = Request(agent_id);
+    request.port_candidates = candidates;
+    Result<AgentRecord> admitted = registry_->Admit(task_id, request, 0);
+    EXPECT_TRUE(admitted.ok()) << admitted.status().ToString();
+    return admitted.ok() ? admitted->port : std::nullopt;
+  };
+  std::string first = CreateTask(), second = CreateTask();
+  EXPECT_EQ(admit(first, "web-1"), 24001);
+  EXPECT_EQ(admit(second, "web-2"), 24002);
+  ASSERT_TRUE(registry_->RecordEnd(first, "web-1", Exited(0), std::nullopt, 0).ok());
+  EXPECT_EQ(admit(second, "web-3"), 24001) << "an ended agent's port is free again";
+
+  AgentMessage message;
+  message.id = "msg-000000000002";
+  message.text_file = "/tmp/message.txt";
+  message.preview = "again";
+  Result<MessageOutcome> sent = registry_->SendMessage(first, "web-1", message, 0, candidates);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  ASSERT_EQ(sent->delivery, MessageOutcome::Delivery::kNewTurn);
+  EXPECT_EQ(sent->agent.port, 24003);
+  EXPECT_EQ(Read(first).FindAgent("web-1")->port, 24003);
+
+  // All three held: the next agent gets none rather than a shared one.
+  EXPECT_EQ(admit(first, "web-4"), std::nullopt);
+}
+
+TEST_P(RegistryConformanceTest, ConcurrentAdmissionsInManyTasksFromProcessesNeverShareAPort) {
+  constexpr int kProcesses = 6, kEach = 3;
+  std::vector<int> candidates;
+  for (int port = 25000; port < 25000 + kProcesses * kEach + 4; ++port) candidates.push_back(port);
+  std::vector<std::string> tasks;
+  for (int p = 0; p < kProcesses; ++p) tasks.push_back(CreateTask());
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::unique_ptr<Registry> connection = engine_->Open();
+      int admitted = 0;
+      for (int i = 0; i < kEach; ++i) {
+        AdmissionRequest request = Request("web-" + std::to_string(p) + "-" + std::to_string(i));
+        request.port_candidates = candidates;
+        admitted += connection->Admit(tasks[p], request, 0).ok();
+      }
+      _exit(admitted);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), kEach);
+  }
+  std::set<int> ports;
+  int agents = 0;
+  for (const std::string& task_id : tasks) {
+    for (const AgentRecord& agent : Read(task_id).agents) {
+      ++agents;
+      ASSERT_TRUE(agent.port) << agent.id << " got no port";
+      EXPECT_TRUE(ports.insert(*agent.port).second) << agent.id << " shares port " << *agent.port;
+    }
+  }
+  EXPECT_EQ(agents, kProcesses * kEach);
+}
+
 TEST_P(RegistryConformanceTest, MaxAgentsCountsEveryAgentEverStartedAndMaxDepthTheTree) {
   std::string task_id = CreateTask(/*max_agents=*/3, 20, /*max_depth=*/2);
   AgentRecord root = Admit(task_id, "root-1");
@@ -308,7 +381,7 @@ TEST_P(RegistryConformanceTest, OnlyANewTurnMakesAnEndedAgentActiveAndTheEndedTu
   message.id = "msg-000000000001";
   message.text_file = "/tmp/message.txt";
   message.preview = "next";
-  Result<MessageOutcome> sent = registry_->SendMessage(task_id, "worker-1", message, 0);
+  Result<MessageOutcome> sent = registry_->SendMessage(task_id, "worker-1", message, 0, {});
   ASSERT_TRUE(sent.ok()) << sent.status().ToString();
   EXPECT_EQ(sent->delivery, MessageOutcome::Delivery::kNewTurn);
   TaskRecord task = Read(task_id);
@@ -341,7 +414,7 @@ TEST_P(RegistryConformanceTest, ConcurrentMessagesToARunningAgentAreAllQueuedOnc
       AgentMessage message;
       message.id = "msg-" + std::to_string(i);
       message.text_file = "/tmp/" + message.id;
-      if (connection->SendMessage(task_id, "worker-1", message, 0).ok()) ++accepted;
+      if (connection->SendMessage(task_id, "worker-1", message, 0, {}).ok()) ++accepted;
     });
   }
   for (std::thread& thread : threads) thread.join();

@@ -254,15 +254,7 @@ Result<AgentRecord> AdmitAgent(TaskRecord& task, const AdmissionRequest& request
   agent.session_id = request.session_id;
   agent.cwd = request.cwd;
   agent.worktree = request.worktree;
-  for (int candidate : request.port_candidates) {
-    bool held = std::any_of(task.agents.begin(), task.agents.end(), [&](const AgentRecord& other) {
-      return other.port == candidate && IsActiveStatus(other.status);
-    });
-    if (!held) {
-      agent.port = candidate;
-      break;
-    }
-  }
+  agent.port = FreePort(task, agent.id, request.port_candidates, request.ports_held);
   // Its journals start empty: a line that a report killed before its
   // commit leaves is not counted (Journal).
   RecordJournalBytes(agent, Journal::kProgress, 0);
@@ -271,6 +263,18 @@ Result<AgentRecord> AdmitAgent(TaskRecord& task, const AdmissionRequest& request
   task.hierarchy[request.parent].push_back(request.agent_id);
   RecomputeCounts(task);
   return agent;
+}
+
+std::optional<int> FreePort(const TaskRecord& task, const std::string& agent_id,
+                            const std::vector<int>& candidates, const std::set<int>& held) {
+  for (int candidate : candidates) {
+    if (held.count(candidate)) continue;
+    bool taken = std::any_of(task.agents.begin(), task.agents.end(), [&](const AgentRecord& other) {
+      return other.id != agent_id && other.port == candidate && IsActiveStatus(other.status);
+    });
+    if (!taken) return candidate;
+  }
+  return std::nullopt;
 }
 
 void ReleaseAgent(TaskRecord& task, const std::string& agent_id) {

@@ -27,6 +27,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -120,15 +121,23 @@ struct AdmissionRequest {
   std::string cwd;
   TrackedFiles tracked_files;
   std::optional<WorktreeRecord> worktree;  // its own worktree, as planned
-  // HERD_PORT: the first of these that no active agent of the task holds
-  // is reserved for the agent (none if all are taken, or none given).
+  // HERD_PORT: the first of these that no active agent holds, of the task
+  // or (ports_held) elsewhere on the machine, is reserved for the agent
+  // (none if all are taken, or none given).
   std::vector<int> port_candidates;
+  std::set<int> ports_held;
 };
 
 // Checks every limit and rule and, if all pass, appends the agent entry
 // (status "running", phase "starting") and returns a copy of it. A refusal
 // is Status::Refused naming the limit and what to do.
 Result<AgentRecord> AdmitAgent(TaskRecord& task, const AdmissionRequest& request);
+
+// The first of `candidates` that is not in `held` (ports active agents
+// elsewhere on the machine hold) and that no other active agent of `task`
+// holds; none if all are taken.
+std::optional<int> FreePort(const TaskRecord& task, const std::string& agent_id,
+                            const std::vector<int>& candidates, const std::set<int>& held);
 
 // Removes an agent that was admitted but never started, releasing its slot.
 void ReleaseAgent(TaskRecord& task, const std::string& agent_id);

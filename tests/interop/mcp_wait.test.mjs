@@ -1,6 +1,6 @@
 // wait_for_agents through the official MCP TypeScript SDK client (@modelcontextprotocol/sdk 1.32.2)
-// against the real `herd serve`, with real agents (command backend): it returns within 100 ms of
-// the last agent's exit, times out with the agents still active, stops waiting when the call is
+// against the real `herd serve`, with real agents (command backend): it returns once the last
+// agent has exited (how soon is measured by `herd-bench-mcp --wait`, not here), times out with the agents still active, stops waiting when the call is
 // cancelled (AbortSignal -> notifications/cancelled) while the server keeps serving, and sends
 // progress notifications when the call carries a progress token (the SDK sends one when
 // `onprogress` is given).
@@ -68,10 +68,9 @@ function heldAgentCommand(w, name) {
   return { command: ["sh", "-c", `read line < '${fifo}'`], release: () => fs.promises.writeFile(fifo, "go\n") };
 }
 
-test("wait_for_agents returns within 100 ms of the last agent's exit (median of 5 waits)", T, () =>
+test("wait_for_agents returns once the last agent has exited, with each agent's record", T, () =>
   withServer(async ({ c }) => {
-    const lags = [];
-    for (let run = 0; run < 5; run++) {
+    for (let run = 0; run < 3; run++) {
       const taskId = await newTask(c);
       const agents = [];
       for (const seconds of ["0.3", "0.6", "1.2"]) agents.push(await deploy(c, taskId, ["sleep", seconds]));
@@ -89,12 +88,8 @@ test("wait_for_agents returns within 100 ms of the last agent's exit (median of 
       }
       const lastExit = Math.max(...reply.agents.map(a => epochMs(a.ended_at)));
       assert.ok(lastExit > started, "the last agent ended while the call was waiting");
-      lags.push(returned - lastExit);
+      assert.ok(returned >= lastExit, "the reply came after the last recorded exit");
     }
-    lags.sort((a, b) => a - b);
-    const median = lags[Math.floor(lags.length / 2)];
-    console.log(`exit -> reply, ms: ${lags.map(l => l.toFixed(1)).join(", ")} (median ${median.toFixed(1)})`);
-    assert.ok(median <= 100, `median lag from the last recorded exit to the reply ${median} ms > 100 ms`);
   }));
 
 test("a timed-out wait is a normal result naming the agents still active", T, () =>
