@@ -55,7 +55,8 @@
 //   figures to report for that response instead of the computed ones).
 // - Placeholders in "input" and "text": {{task_id}}, {{agent_id}} (from "Task ID: X" / "Agent ID:
 //   X" in the first prompt), {{step}}, and one per "extract" regex (first capture group; looked for
-//   in the first prompt, then every user text, then the developer instructions).
+//   in the first prompt, then every user text, the developer instructions and the tool results, so
+//   a step can use what an earlier call returned, e.g. the task id create_real_task made).
 // - "branches":[{"match":regex,"steps":[...]}] pick a script per conversation from its first
 //   prompt; "turns":[{"match":regex,"steps":[...]}] play the turn whose match finds the LATEST
 //   user text some turn's match finds (a resumed `codex exec resume` conversation carries the
@@ -211,7 +212,8 @@ const firstPrompt = items => items.find(i => i.kind === "user")?.text ?? "";
 function extractVars(items, branch, instructions) {
   const first = firstPrompt(items);
   const all = [...items.filter(i => i.kind === "user").map(i => i.text),
-               ...items.filter(i => i.kind === "system").map(i => i.text), instructions ?? ""].join("\n");
+               ...items.filter(i => i.kind === "system").map(i => i.text), instructions ?? "",
+               ...items.filter(i => i.kind === "result").map(i => i.text)].join("\n");
   const patterns = { task_id: "Task ID: (\\S+)", agent_id: "Agent ID: (\\S+)", ...(script.extract ?? {}),
                      ...(branch?.extract ?? {}) };
   const vars = {};
