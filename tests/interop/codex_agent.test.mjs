@@ -15,6 +15,8 @@
 //   3. Codex as an MCP client of `herd serve`, configured with the README's config.toml snippet
 //      taken from README.md as it is: the model calls create_real_task and get_real_task_status,
 //      and herd's registry has the task.
+//   4. The same snippet: `codex exec` refuses stop_task (herd marks it destructive), and runs it
+//      with default_tools_approval_mode = "approve" added, as the README says.
 //
 // No fixed sleeps: the tests await process exits and tool replies, or poll (each poll awaits its
 // reply; 20 ms between polls) with generous deadlines. HERD_E2E_KEEP=1 keeps the temp directories.
@@ -463,6 +465,42 @@ test("scenario 3: Codex configured with the README's snippet calls herd serve's 
     const listed = await w.herd(["task", "list"], { env: { HOME: w.home, XDG_STATE_HOME: "" } });
     assert.ok(listed.json?.tasks?.some(t => t.task_id === created.task_id), listed.stdout);
     // Codex's herd serve ends with it (stdin EOF); bounded wait, as it may outlive Codex briefly.
+    await waitUntil(() => processesMarkedWith(w.root).length === 0,
+                    { timeoutMs: 20000, intervalMs: POLL_PAUSE_MS, what: "no process left after codex exec" });
+  } finally {
+    await model.stop();
+    await w.cleanup();
+  }
+});
+
+test("scenario 4: under the README's snippet codex exec refuses stop_task (destructive); with default_tools_approval_mode = \"approve\" it stops the task", T, async () => {
+  const w = makeWorkspace("herd-codex-client-");
+  const model = await startModelServer(path.join(SCRIPTS, "codex_client_stop.json"), { logPath: w.file("model.log"), server: OPENAI_MODEL_SERVER });
+  try {
+    const env = codexEnvironment(w, model.port);
+    delete env.CLAUDE_ORCHESTRATOR_WORKSPACE;
+    delete env.CODEX_EXECUTABLE;
+    fs.mkdirSync(w.file("tmp"));
+    const snippet = readmeCodexSnippet();
+    const approved = snippet.replace("[mcp_servers.herd]\n", '[mcp_servers.herd]\ndefault_tools_approval_mode = "approve"\n');
+    assert.notEqual(approved, snippet);
+    const outcomes = [];
+    for (const [name, tables] of [["readme", snippet], ["approve", approved]]) {
+      const project = w.file(`proj-${name}`);
+      fs.mkdirSync(project);
+      writeCodexConfig(env.CODEX_HOME, model.port, tables + "\n");
+      const run = await runCodex({ cwd: project, env, prompt: `Stop a task.\nPROJECT: ${project}\n` });
+      assert.equal(run.code, 0, `${name}: exit ${run.code}\n${run.stdout}\n${run.stderr}`);
+      const calls = mcpCalls(run.events);
+      assert.deepEqual(calls.map(c => c.tool), ["create_real_task", "stop_task"], `${name}: ${run.stdout}`);
+      const taskId = JSON.parse(calls[0].result.content[0].text).task_id;
+      const registry = JSON.parse(fs.readFileSync(path.join(project, ".agent-workspace", taskId, "AGENT_REGISTRY.json"), "utf8"));
+      outcomes.push({ name, stop: calls[1].status, error: calls[1].error?.message, stopped: registry.stopped_reason ?? null });
+    }
+    assert.deepEqual(outcomes, [
+      { name: "readme", stop: "failed", error: "MCP tool call requires approval, but approval policy is never", stopped: null },
+      { name: "approve", stop: "completed", error: undefined, stopped: "stopped by Codex" },
+    ]);
     await waitUntil(() => processesMarkedWith(w.root).length === 0,
                     { timeoutMs: 20000, intervalMs: POLL_PAUSE_MS, what: "no process left after codex exec" });
   } finally {
