@@ -3,8 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
+
+extern char** environ;
 
 namespace herd::agents {
 namespace {
@@ -42,6 +46,75 @@ void SetEnvironment(std::vector<std::string>& environment, const std::string& na
     }
   }
   environment.push_back(prefix + value);
+}
+
+// The names of the variables an agent's process gets: this process's
+// environment and the plan's additions, sorted, once each.
+std::vector<std::string> AgentEnvironmentNames(const std::vector<std::string>& additions) {
+  std::vector<std::string> names;
+  auto add = [&](const char* entry) {
+    const char* equals = std::strchr(entry, '=');
+    if (equals != nullptr && equals != entry) names.emplace_back(entry, equals);
+  };
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) add(*entry);
+  for (const std::string& entry : additions) add(entry.c_str());
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+// `text` as a TOML basic string (Codex's `-c key=value` values are TOML).
+std::string TomlString(const std::string& text) {
+  std::string quoted = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char escape[8];
+      std::snprintf(escape, sizeof escape, "\\u%04x", c);
+      quoted += escape;
+    } else {
+      quoted += static_cast<char>(c);
+    }
+  }
+  return quoted + "\"";
+}
+
+// Codex's `-c` overrides that declare each server of an McpConfigFor
+// document under mcp_servers.<name> (Codex has no --mcp-config file). A
+// server of the user's own config.toml of the same name is overridden.
+// Codex starts an MCP server with a few variables of its own environment
+// (HOME, PATH, USER, ...) and the server's `env`; `pass_through` names the
+// others it must pass on, so herd's server sees what the agent sees.
+std::vector<std::string> CodexMcpOverrides(const json& config,
+                                           const std::vector<std::string>& pass_through) {
+  std::string env_vars;
+  for (const std::string& name : pass_through) {
+    env_vars += (env_vars.empty() ? "" : ",") + TomlString(name);
+  }
+  std::vector<std::string> overrides;
+  for (const auto& [name, server] : config.at("mcpServers").items()) {
+    std::string key = "mcp_servers." + name + ".";
+    overrides.push_back(key + "command=" + TomlString(server.at("command").get<std::string>()));
+    std::string args;
+    for (const json& arg : server.at("args")) {
+      args += (args.empty() ? "" : ",") + TomlString(arg.get<std::string>());
+    }
+    overrides.push_back(key + "args=[" + args + "]");
+    std::string env;
+    for (const auto& [variable, value] : server.at("env").items()) {
+      env += (env.empty() ? "" : ",") + TomlString(variable) + "=" +
+             TomlString(value.get<std::string>());
+    }
+    overrides.push_back(key + "env={" + env + "}");
+    overrides.push_back(key + "env_vars=[" + env_vars + "]");
+    // herd's own server: an unattended agent has nobody to approve a tool
+    // call, and `codex exec` turns a call that needs approval into a refusal
+    // ("MCP tool call requires approval, but approval policy is never").
+    overrides.push_back(key + "default_tools_approval_mode=\"approve\"");
+  }
+  return overrides;
 }
 
 }  // namespace
@@ -129,6 +202,15 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
   plan.stdin_path = request.prompt_path;
   plan.supports_mcp = BackendSupportsMcp(request.backend);
   const std::string& backend = request.backend;
+  plan.environment = {
+      "HERD_TASK_ID=" + request.task_id,
+      "HERD_AGENT_ID=" + request.agent_id,
+      "HERD_WORKSPACE=" + request.workspace_base,
+      "HERD_PROMPT_FILE=" + request.prompt_path,
+      "HERD_BIN=" + request.herd_binary,
+      "HERD_TURN=1",
+      "CLAUDE_ORCHESTRATOR_WORKSPACE=" + request.workspace_base,
+  };
   if (backend == "claude") {
     plan.argv.push_back(EnvironmentOr("CLAUDE_EXECUTABLE", "claude"));
     for (std::string& flag : SplitWords(EnvironmentOr("CLAUDE_FLAGS", kDefaultClaudeFlags))) {
@@ -141,7 +223,14 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
     if (!request.session_id.empty()) SetFlag(plan.argv, "--session-id", request.session_id);
     plan.stream_json = true;
   } else if (backend == "codex") {
-    plan.argv = {"codex", "exec", "--json", "--skip-git-repo-check"};
+    plan.argv = {EnvironmentOr("CODEX_EXECUTABLE", "codex"), "exec", "--json",
+                 "--skip-git-repo-check"};
+    for (std::string& override :
+         CodexMcpOverrides(McpConfigFor(request.herd_binary, request.workspace_base),
+                           AgentEnvironmentNames(plan.environment))) {
+      plan.argv.push_back("-c");
+      plan.argv.push_back(std::move(override));
+    }
     if (!request.model.empty()) SetFlag(plan.argv, "--model", request.model);
     plan.argv.push_back("-");  // read the prompt from stdin
     plan.stream_json = true;
@@ -167,15 +256,6 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
     for (const std::string& name : BackendNames()) names += (names.empty() ? "" : ", ") + name;
     return Status::InvalidArgument("unknown backend \"" + backend + "\": use one of " + names);
   }
-  plan.environment = {
-      "HERD_TASK_ID=" + request.task_id,
-      "HERD_AGENT_ID=" + request.agent_id,
-      "HERD_WORKSPACE=" + request.workspace_base,
-      "HERD_PROMPT_FILE=" + request.prompt_path,
-      "HERD_BIN=" + request.herd_binary,
-      "HERD_TURN=1",
-      "CLAUDE_ORCHESTRATOR_WORKSPACE=" + request.workspace_base,
-  };
   // Claude Code refuses --dangerously-skip-permissions as root unless it is
   // told it runs in a sandbox; herd's agents run unattended by design.
   if (backend == "claude" && geteuid() == 0 && std::getenv("IS_SANDBOX") == nullptr) {

@@ -8,7 +8,9 @@
 //   claude        $CLAUDE_EXECUTABLE (claude) + $CLAUDE_FLAGS (the reference's
 //                 defaults) + --mcp-config <per-agent file> + --session-id
 //                 <uuid herd records>; prompt on stdin
-//   codex         codex exec --json [--model M] -        ; prompt on stdin
+//   codex         $CODEX_EXECUTABLE (codex) exec --json --skip-git-repo-check
+//                 -c mcp_servers.herd.{command,args,env,...}=<the per-agent
+//                 MCP server, as TOML> [--model M] -     ; prompt on stdin
 //   cursor-agent  cursor-agent -p --output-format stream-json [--model M]
 //   gemini        gemini -p <pointer> --output-format stream-json [-m M]
 //   command       any argv; prompt on stdin and in $HERD_PROMPT_FILE

@@ -1,7 +1,8 @@
 // Backends: argv built from documented flags, and their JSON event streams
-// read for usage and results, on sample lines written from each tool's
-// documentation (Claude Code stream-json, Codex `exec --json`, cursor-agent
-// stream-json, Gemini CLI stream-json).
+// read for usage and results: Codex's on lines its CLI (0.171.0) printed,
+// the others' on sample lines written from each tool's documentation
+// (Claude Code stream-json, cursor-agent stream-json, Gemini CLI
+// stream-json).
 #include "agents/backend.h"
 
 #include <gtest/gtest.h>
@@ -92,15 +93,85 @@ TEST(BackendTest, ClaudeHonoursClaudeExecutableAndClaudeFlags) {
   EXPECT_EQ(plan->argv, expected);
 }
 
-TEST(BackendTest, CodexCursorAndGeminiUseTheirHeadlessModes) {
+// What `codex exec` is given for herd's MCP server (Codex has no
+// --mcp-config file): the per-agent server as `-c` overrides, in TOML.
+const std::vector<std::string> kCodexMcpOverrides = {
+    "-c", R"(mcp_servers.herd.command="/usr/bin/herd")",
+    "-c", R"(mcp_servers.herd.args=["serve","--workspace","/ws"])",
+    "-c", R"(mcp_servers.herd.env={"CLAUDE_ORCHESTRATOR_WORKSPACE"="/ws"})",
+    "-c", R"(mcp_servers.herd.default_tools_approval_mode="approve")"};
+
+// `argv` without its env_vars override (its names are this process's
+// environment's), which is checked on its own.
+std::vector<std::string> WithoutEnvVars(std::vector<std::string> argv) {
+  for (size_t i = 1; i < argv.size(); ++i) {
+    if (argv[i].rfind("mcp_servers.herd.env_vars=", 0) == 0 && argv[i - 1] == "-c") {
+      argv.erase(argv.begin() + static_cast<long>(i) - 1, argv.begin() + static_cast<long>(i) + 1);
+      break;
+    }
+  }
+  return argv;
+}
+
+std::vector<std::string> CodexArgv(const std::vector<std::string>& after_overrides) {
+  std::vector<std::string> argv = {"codex", "exec", "--json", "--skip-git-repo-check"};
+  argv.insert(argv.end(), kCodexMcpOverrides.begin(), kCodexMcpOverrides.end());
+  argv.insert(argv.end(), after_overrides.begin(), after_overrides.end());
+  return argv;
+}
+
+TEST(BackendTest, CodexIsGivenHerdsMcpServerAsConfigOverrides) {
+  unsetenv("CODEX_EXECUTABLE");
   LaunchRequest codex = Request("codex");
   codex.model = "gpt-5";
-  Result<LaunchPlan> codex_plan = PlanLaunch(codex);
-  ASSERT_TRUE(codex_plan.ok());
-  std::vector<std::string> codex_argv = {"codex",   "exec",  "--json", "--skip-git-repo-check",
-                                         "--model", "gpt-5", "-"};
-  EXPECT_EQ(codex_plan->argv, codex_argv);
+  Result<LaunchPlan> plan = PlanLaunch(codex);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(WithoutEnvVars(plan->argv), CodexArgv({"--model", "gpt-5", "-"}));
+  EXPECT_TRUE(plan->supports_mcp);
+  EXPECT_EQ(plan->stdin_path, codex.prompt_path);
+}
 
+// Codex gives an MCP server only HOME, PATH, USER and a few more of its
+// environment: herd's server must see the rest too (XDG_STATE_HOME, the
+// budgets, the backends' settings and keys its children inherit).
+TEST(BackendTest, CodexPassesTheAgentsWholeEnvironmentToHerdsServer) {
+  setenv("HERD_CODEX_TEST_VARIABLE", "1", 1);
+  Result<LaunchPlan> plan = PlanLaunch(Request("codex"));
+  unsetenv("HERD_CODEX_TEST_VARIABLE");
+  ASSERT_TRUE(plan.ok());
+  auto env_vars = std::find_if(plan->argv.begin(), plan->argv.end(), [](const std::string& word) {
+    return word.rfind("mcp_servers.herd.env_vars=[", 0) == 0;
+  });
+  ASSERT_NE(env_vars, plan->argv.end());
+  for (const char* name :
+       {"\"HERD_CODEX_TEST_VARIABLE\"", "\"PATH\"", "\"HERD_AGENT_ID\"", "\"HERD_PROMPT_FILE\""}) {
+    EXPECT_NE(env_vars->find(name), std::string::npos) << name << " in " << *env_vars;
+  }
+  EXPECT_EQ(env_vars->back(), ']');
+}
+
+TEST(BackendTest, CodexOverridesQuoteThePathsAsTomlStrings) {
+  unsetenv("CODEX_EXECUTABLE");
+  LaunchRequest codex = Request("codex");
+  codex.herd_binary = "/opt/my \"herd\"\\bin/herd";
+  codex.workspace_base = "/tmp/ws\tx";
+  Result<LaunchPlan> plan = PlanLaunch(codex);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(Has(plan->argv, R"(mcp_servers.herd.command="/opt/my \"herd\"\\bin/herd")"));
+  EXPECT_TRUE(Has(plan->argv, R"(mcp_servers.herd.args=["serve","--workspace","/tmp/ws\u0009x"])"));
+}
+
+TEST(BackendTest, CodexHonoursCodexExecutable) {
+  setenv("CODEX_EXECUTABLE", "/opt/codex/bin/codex", 1);
+  Result<LaunchPlan> plan = PlanLaunch(Request("codex"));
+  unsetenv("CODEX_EXECUTABLE");
+  ASSERT_TRUE(plan.ok());
+  std::vector<std::string> expected = CodexArgv({"-"});
+  expected[0] = "/opt/codex/bin/codex";
+  EXPECT_EQ(WithoutEnvVars(plan->argv), expected);
+}
+
+TEST(BackendTest, CursorAndGeminiUseTheirHeadlessModes) {
   Result<LaunchPlan> cursor_plan = PlanLaunch(Request("cursor-agent"));
   ASSERT_TRUE(cursor_plan.ok());
   EXPECT_EQ(cursor_plan->argv[0], "cursor-agent");
@@ -114,7 +185,7 @@ TEST(BackendTest, CodexCursorAndGeminiUseTheirHeadlessModes) {
   EXPECT_EQ(gemini_plan->argv[0], "gemini");
   EXPECT_TRUE(Has(gemini_plan->argv, "stream-json"));
   EXPECT_TRUE(Has(gemini_plan->argv, "gemini-2.5-pro"));
-  for (const LaunchPlan* plan : {&*codex_plan, &*cursor_plan, &*gemini_plan}) {
+  for (const LaunchPlan* plan : {&*cursor_plan, &*gemini_plan}) {
     EXPECT_EQ(plan->stdin_path, "/ws/TASK-1/prompts/worker-1.txt");
     EXPECT_TRUE(plan->stream_json);
   }
@@ -187,15 +258,17 @@ TEST(BackendTest, AClaudeFollowUpResumesTheSessionWithTheMessageOnStdin) {
 }
 
 TEST(BackendTest, ACodexFollowUpRunsExecResumeWithItsThread) {
+  unsetenv("CODEX_EXECUTABLE");
   LaunchRequest request = Request("codex");
   request.model = "gpt-5";
   Result<LaunchPlan> first = PlanLaunch(request);
   ASSERT_TRUE(first.ok());
   Result<LaunchPlan> second = PlanFollowUpTurn(*first, "thread-123", 2, "/m.txt");
   ASSERT_TRUE(second.ok()) << second.status().ToString();
-  EXPECT_EQ(second->argv,
-            (std::vector<std::string>{"codex", "exec", "--json", "--skip-git-repo-check", "--model",
-                                      "gpt-5", "resume", "thread-123", "-"}));
+  // Codex CLI 0.171.0 applies exec's options (and -c) given before `resume`.
+  EXPECT_EQ(WithoutEnvVars(second->argv),
+            CodexArgv({"--model", "gpt-5", "resume", "thread-123", "-"}));
+  EXPECT_EQ(second->stdin_path, "/m.txt");
   EXPECT_FALSE(PlanFollowUpTurn(*first, "", 2, "/m.txt").ok()) << "no thread, no resume";
 }
 
@@ -261,21 +334,61 @@ TEST(UsageTrackerTest, ClaudeErrorResultCarriesTheApiError) {
   EXPECT_EQ(tracker.Result()["error"], "API Error: 500 Internal server error");
 }
 
-TEST(UsageTrackerTest, CodexSumsTurnsAndDoesNotCountCachedTwice) {
+// Lines printed by the real Codex CLI 0.171.0 (`codex exec --json`, then
+// `codex exec --json resume <thread> -`) against tests/interop's scripted
+// Responses API server: four responses in the first turn, one in the second.
+// Each turn.completed is the thread's running total (the second's input is
+// 21817 + 5811), and cached tokens are part of input_tokens.
+constexpr const char* kCodexFirstTurn[] = {
+    R"({"type":"thread.started","thread_id":"01a23334-104f-7a40-ba4c-897ce910e06e"})",
+    R"({"type":"item.completed","item":{"id":"item_0","type":"error","message":"Model metadata for `scripted-model` not found. Defaulting to fallback metadata; this can degrade performance and cause issues."}})",
+    R"({"type":"turn.started"})",
+    R"({"type":"item.completed","item":{"id":"item_4","type":"agent_message","text":"Task complete."}})",
+    R"({"type":"turn.completed","usage":{"input_tokens":21817,"cached_input_tokens":5453,"cache_write_input_tokens":0,"output_tokens":211,"reasoning_output_tokens":0}})"};
+constexpr const char* kCodexResumedTurn[] = {
+    R"({"type":"thread.started","thread_id":"01a23334-104f-7a40-ba4c-897ce910e06e"})",
+    R"({"type":"turn.started"})",
+    R"({"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"Task complete."}})",
+    R"({"type":"turn.completed","usage":{"input_tokens":27628,"cached_input_tokens":6905,"cache_write_input_tokens":0,"output_tokens":222,"reasoning_output_tokens":0}})"};
+
+TEST(UsageTrackerTest, CodexCountsCachedTokensOnceAndAWarningItemIsNoFailure) {
   UsageTracker tracker("codex");
-  EXPECT_FALSE(tracker.Feed(R"({"type":"thread.started","thread_id":"t-1"})"));
-  EXPECT_FALSE(tracker.Feed(R"({"type":"turn.started"})"));
-  EXPECT_FALSE(tracker.Feed(
-      R"({"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"done"}})"));
+  for (const char* line : kCodexFirstTurn) tracker.Feed(line);
+  EXPECT_EQ(tracker.SessionId(), "01a23334-104f-7a40-ba4c-897ce910e06e");
+  EXPECT_EQ(tracker.Usage()["input_tokens"], 21817);
+  EXPECT_EQ(tracker.Usage()["cache_read_input_tokens"], 5453);
+  EXPECT_EQ(tracker.Usage()["output_tokens"], 211);
+  EXPECT_EQ(tracker.TotalTokens(), 21817 + 211);
+  EXPECT_TRUE(tracker.Result().is_null()) << "an error item is a warning, not the turn failing";
+  EXPECT_FALSE(tracker.ReportedFailure());
+}
+
+TEST(UsageTrackerTest, AResumedCodexTurnIsChargedOnlyWhatItAddedToTheThread) {
+  UsageTracker first("codex");
+  for (const char* line : kCodexFirstTurn) first.Feed(line);
+  UsageTracker second("codex", first.Usage());
+  for (const char* line : kCodexResumedTurn) second.Feed(line);
+  EXPECT_EQ(second.Usage()["input_tokens"], 27628 - 21817);
+  EXPECT_EQ(second.Usage()["cache_read_input_tokens"], 6905 - 5453);
+  EXPECT_EQ(second.Usage()["output_tokens"], 222 - 211);
+  EXPECT_EQ(first.TotalTokens() + second.TotalTokens(), 27628 + 222) << "the thread's total";
+  // Told nothing of the earlier turns, the turn is charged the whole thread.
+  UsageTracker unknown("codex");
+  for (const char* line : kCodexResumedTurn) unknown.Feed(line);
+  EXPECT_EQ(unknown.Usage()["input_tokens"], 27628);
+}
+
+TEST(UsageTrackerTest, CodexFailureEventsCarryTheirMessage) {
+  // As printed by Codex CLI 0.171.0 when the Responses API answers 404.
+  UsageTracker tracker("codex");
   EXPECT_TRUE(tracker.Feed(
-      R"({"type":"turn.completed","usage":{"input_tokens":26549,"cached_input_tokens":22272,"output_tokens":1590}})"));
+      R"({"type":"error","message":"unexpected status 404 Not Found: probe, url: http://127.0.0.1:41727/v1/responses"})"));
   EXPECT_TRUE(tracker.Feed(
-      R"({"type":"turn.completed","usage":{"input_tokens":100,"cached_input_tokens":0,"output_tokens":10}})"));
-  EXPECT_EQ(tracker.Usage()["input_tokens"], 26649);
-  EXPECT_EQ(tracker.TotalTokens(), 26649 + 1600);
-  EXPECT_TRUE(tracker.Feed(R"({"type":"turn.failed","error":{"message":"stream disconnected"}})"));
+      R"({"type":"turn.failed","error":{"message":"unexpected status 404 Not Found: probe, url: http://127.0.0.1:41727/v1/responses"}})"));
   EXPECT_TRUE(tracker.Result()["is_error"].get<bool>());
-  EXPECT_EQ(tracker.Result()["error"], "stream disconnected");
+  EXPECT_EQ(tracker.Result()["subtype"], "turn.failed");
+  EXPECT_EQ(*tracker.ReportedFailure(),
+            "unexpected status 404 Not Found: probe, url: http://127.0.0.1:41727/v1/responses");
 }
 
 TEST(UsageTrackerTest, CursorAgentSharesClaudeStreamJson) {

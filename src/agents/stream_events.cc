@@ -51,7 +51,11 @@ json ParseEvent(std::string_view line) {
 
 }  // namespace
 
-UsageTracker::UsageTracker(std::string backend) : backend_(std::move(backend)) {}
+UsageTracker::UsageTracker(std::string backend, const json& thread_usage_before)
+    : backend_(std::move(backend)),
+      input_tokens_before_(Number(thread_usage_before, "input_tokens")),
+      cached_tokens_before_(Number(thread_usage_before, "cache_read_input_tokens")),
+      output_tokens_before_(Number(thread_usage_before, "output_tokens")) {}
 
 void UsageTracker::AddUsage(const json& usage) {
   input_tokens_ += Number(usage, "input_tokens");
@@ -72,7 +76,13 @@ bool UsageTracker::Feed(std::string_view line) {
       return false;
     }
     if (type == "turn.completed" && event.contains("usage")) {
-      AddUsage(event["usage"]);
+      // The thread's running total: this turn used what it added.
+      const json& usage = event["usage"];
+      input_tokens_ = std::max(0LL, Number(usage, "input_tokens") - input_tokens_before_);
+      cache_read_tokens_ =
+          std::max(0LL, Number(usage, "cached_input_tokens") - cached_tokens_before_);
+      output_tokens_ = std::max(0LL, Number(usage, "output_tokens") - output_tokens_before_);
+      ++messages_;
       return true;
     }
     if (type == "turn.failed" || type == "error") {

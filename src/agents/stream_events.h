@@ -9,9 +9,14 @@
 //                         event has total_cost_usd, num_turns, duration_ms,
 //                         usage and is_error.
 //   codex                 `thread.started` names the session (thread_id);
-//                         `turn.completed` events carry usage
-//                         {input_tokens, cached_input_tokens, output_tokens};
-//                         `turn.failed` / `error` events mark failure.
+//                         `turn.completed` carries usage {input_tokens,
+//                         cached_input_tokens, cache_write_input_tokens,
+//                         output_tokens, reasoning_output_tokens}: the
+//                         THREAD's running total (Codex CLI 0.171.0: a
+//                         resumed thread's counts its earlier turns too), so
+//                         the tracker is told what the earlier turns used and
+//                         keeps the difference; `turn.failed` / `error`
+//                         events mark failure.
 //   gemini                the final `result` event has stats {input_tokens,
 //                         output_tokens, total_tokens, duration_ms,
 //                         tool_calls} and status success|error.
@@ -28,7 +33,10 @@ namespace herd::agents {
 
 class UsageTracker {
  public:
-  explicit UsageTracker(std::string backend);
+  // `thread_usage_before`: for codex, the usage (in Usage()'s keys) of the
+  // turns before this one of the same thread, which its running totals
+  // include; null for a first turn.
+  explicit UsageTracker(std::string backend, const nlohmann::json& thread_usage_before = nullptr);
 
   // Feeds one output line; returns true if the usage or result changed.
   bool Feed(std::string_view line);
@@ -57,6 +65,9 @@ class UsageTracker {
   long long cache_creation_tokens_ = 0;
   long long messages_ = 0;
   std::vector<std::string> seen_message_ids_;
+  long long input_tokens_before_ = 0;  // codex: the thread's before this turn
+  long long cached_tokens_before_ = 0;
+  long long output_tokens_before_ = 0;
   nlohmann::json result_ = nullptr;
   std::string session_id_;
 };

@@ -280,13 +280,13 @@ class AgentWatch {
  public:
   AgentWatch(const SupervisorArgs& args, const Workspace& workspace, const RegistryStores& stores,
              const LaunchPlan& plan, const StartedAgent& agent, int turn,
-             sig_atomic_t stop_signals_before_turn)
+             sig_atomic_t stop_signals_before_turn, const json& thread_usage_before)
       : args_(args),
         registry_(stores, workspace),
         plan_(plan),
         agent_(agent),
         turn_(turn),
-        tracker_(plan.backend),
+        tracker_(plan.backend, thread_usage_before),
         handled_stop_signals_(stop_signals_before_turn) {
     log_fd_ =
         open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -723,6 +723,40 @@ TurnToRun FirstTurnOrFail(const SupervisorArgs& args, const registry::JsonRegist
   return TurnToRun{args.turn, std::move(plan)};
 }
 
+// What a resumed codex thread's running usage already counts when turn
+// `turn` begins: the usage recorded for the agent's earlier turns (each
+// turn's result's figures where it has them, else its running usage). Null
+// for a first turn or another backend, or if the registry cannot be read
+// (the turn is then charged the thread's whole usage, logged).
+json ThreadUsageBefore(const registry::JsonRegistry& registry, const SupervisorArgs& args,
+                       const LaunchPlan& plan, int turn) {
+  if (plan.backend != "codex" || turn <= 1) return nullptr;
+  Result<registry::SharedTask> task = registry.ReadTask(args.task_id);
+  const registry::AgentRecord* agent = task.ok() ? (*task)->task.FindAgent(args.agent_id) : nullptr;
+  if (agent == nullptr) {
+    spdlog::warn(
+        "turn {}: the earlier turns' usage is unknown ({}), so this turn is charged the "
+        "thread's whole usage",
+        turn, task.ok() ? "the agent is not in the registry" : task.status().ToString());
+    return nullptr;
+  }
+  json before = {{"input_tokens", 0}, {"cache_read_input_tokens", 0}, {"output_tokens", 0}};
+  for (const registry::TurnRecord& earlier : agent->turns) {
+    if (earlier.number >= turn) continue;
+    const json& usage = earlier.result.is_object() && earlier.result.contains("usage")
+                            ? earlier.result["usage"]
+                            : earlier.usage;
+    if (!usage.is_object()) continue;
+    for (auto& [key, total] : before.items()) {
+      auto figure = usage.find(key);
+      if (figure != usage.end() && figure->is_number_integer()) {
+        total = total.get<long long>() + figure->get<long long>();
+      }
+    }
+  }
+  return before;
+}
+
 // Runs one turn: starts its process, confirms the start (answering the
 // handshake when `handshake_fd` is open, then closing it), watches it and
 // records its end. Returns the turn a queued message began, if any.
@@ -754,7 +788,8 @@ std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Work
   *handshake_fd = -1;
 
   AgentWatch watch(args, workspace, stores, *turn.plan, *started, turn.number,
-                   stop_signals_before_turn);
+                   stop_signals_before_turn,
+                   ThreadUsageBefore(registry, args, *turn.plan, turn.number));
   int wait_status = watch.Run();
   registry::ExitRecord exit_record = ExitRecordOf(wait_status, *turn.plan, watch.tracker());
   spdlog::info("turn {} exited: code {} signal {}", turn.number, exit_record.exit_code.value_or(-1),

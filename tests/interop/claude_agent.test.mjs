@@ -33,6 +33,7 @@ import { assertInstalled, startModelServer, INTEROP_DIR, readJsonLines } from ".
 import {
   HERD, makeWorkspace, makeGitRepo, connectSdk, structured, cleanupAllWorkspaces, stopAllAgents, waitUntil,
 } from "./lib/herd_client.mjs";
+import { running, cmdline, processesMarkedWith, processTree } from "./lib/processes.mjs";
 
 // The 2.0.30 package by path: node_modules/.bin/claude is the newest Claude Code (claude-code-latest).
 const CLAUDE_BIN = path.join(INTEROP_DIR, "node_modules/@anthropic-ai/claude-code/cli.js");
@@ -176,57 +177,8 @@ function diagnostics(ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes, by identity (pid + start time, field 22 of /proc/<pid>/stat).
+// Processes, by identity (lib/processes.mjs: pid + start time, field 22 of /proc/<pid>/stat).
 
-function procStat(pid) {
-  let text;
-  try { text = fs.readFileSync(`/proc/${pid}/stat`, "utf8"); } catch { return undefined; }
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");  // fields 3.. of stat
-  return { state: fields[0], ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime: Number(fields[19]) };
-}
-function cmdline(pid) {
-  try { return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" "); }
-  catch { return ""; }
-}
-// True while the process with this identity exists and is not a zombie.
-function running(pid, startTime) {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  const st = procStat(pid);
-  return st !== undefined && st.startTime === startTime && st.state !== "Z" && st.state !== "X";
-}
-function allPids() {
-  return fs.readdirSync("/proc").filter(n => /^\d+$/.test(n)).map(Number);
-}
-// Every live process whose environment mentions `marker` (the test's unique temp root: HOME,
-// XDG_STATE_HOME and the workspace all live under it), except `exclude`. Every process herd started
-// for this test inherits that environment: supervisors, agent CLIs, their `herd serve` MCP
-// children and anything those start.
-function processesMarkedWith(marker, exclude = []) {
-  const found = [];
-  for (const pid of allPids()) {
-    if (pid === process.pid || exclude.includes(pid)) continue;
-    let environ;
-    try { environ = fs.readFileSync(`/proc/${pid}/environ`, "utf8"); } catch { continue; }
-    if (!environ.includes(marker)) continue;
-    const st = procStat(pid);
-    if (!st || st.state === "Z" || st.state === "X") continue;
-    found.push({ pid, ppid: st.ppid, pgrp: st.pgrp, state: st.state, cmd: cmdline(pid) });
-  }
-  return found;
-}
-// The live process tree under `root` (root included), by parent links.
-function processTree(root) {
-  const parents = new Map(allPids().map(pid => [pid, procStat(pid)]).filter(([, st]) => st));
-  const tree = [];
-  const visit = pid => {
-    const st = parents.get(pid);
-    if (!st || st.state === "Z") return;
-    tree.push({ pid, startTime: st.startTime, pgrp: st.pgrp, cmd: cmdline(pid) });
-    for (const [child, cst] of parents) if (cst.ppid === pid) visit(child);
-  };
-  visit(root);
-  return tree;
-}
 // Waits (bounded) until no process of the test is left besides herd serve itself.
 async function assertNoProcessLeft(ctx, what, timeoutMs = 20000) {
   const exclude = ctx.closed ? [] : [ctx.sdk.proc.pid];

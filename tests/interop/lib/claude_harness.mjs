@@ -30,9 +30,10 @@ export function makeSandbox(prefix = "herd-claude-") {
   };
 }
 
-// Starts model_server.mjs with a scenario name or script path. Resolves once it printed its port.
-export function startModelServer(scenario, { logPath, timeoutMs = 15000 } = {}) {
-  const args = [MODEL_SERVER, "--scenario", scenario];
+// Starts model_server.mjs (or `server`, e.g. openai_model_server.mjs, which takes the same
+// options) with a scenario name or script path. Resolves once it printed its port.
+export function startModelServer(scenario, { logPath, timeoutMs = 15000, server = MODEL_SERVER } = {}) {
+  const args = [server, "--scenario", scenario];
   if (logPath) args.push("--log", logPath);
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
