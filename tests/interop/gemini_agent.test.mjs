@@ -15,6 +15,8 @@
 //      model is sent turn 1's conversation, and each turn's usage is what the server sent in it.
 //   3. crash: the model answers HTTP 400; the CLI prints an error result and exits 144 (its exit
 //      code is the HTTP status, truncated to 8 bits); herd records error with the API's message.
+//   4. kill mid-run: the agent reports once and its model holds the next turn; kill_real_agent
+//      stops the CLI (a relaunching parent that ignores SIGTERM, its child, their herd serve).
 //
 // No fixed sleeps: responses, exits, or get_real_task_status polls bounded by deadlines.
 // HERD_E2E_KEEP=1 keeps the temp directories.
@@ -437,6 +439,44 @@ test("scenario 3: the model API refuses the request; herd records the Gemini CLI
     assert.ok(requests.length >= 1 && requests.every(e => e.status === 400), JSON.stringify(requests));
     await assertAgentProcessesGone(entry);
     await assertNoProcessLeft(ctx, "after the agent failed");
+    await ctx.close();
+  } finally {
+    await ctx.close().catch(() => {});
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 4
+
+test("scenario 4: kill_real_agent stops a Gemini CLI agent mid-run, with every process it started", T, async () => {
+  const ctx = await setUp({ steps: [PROGRESS("working", "gemini: long job started", 5), { hang: true }] });
+  try {
+    const taskId = await createTask(ctx, "end-to-end: a Gemini CLI agent killed mid-run");
+    const { agent_id: agentId } = await ctx.call("deploy_headless_agent", {
+      task_id: taskId, agent_type: "sleeper", backend: "gemini", model: MODEL, prompt: "Work for a long time.",
+    });
+    // Its report arrived, and the model holds its next turn (the CLI waits on it).
+    await waitForStatus(ctx, taskId, s => agentIn(s, agentId)?.last_message === "gemini: long job started" &&
+                        readJsonLines(ctx.modelLog).some(e => e.action === "hang"), "the report and the held turn");
+    // Gemini CLI relaunches itself: a parent that ignores SIGTERM, a child node process, and the
+    // child's herd serve MCP server. The kill must reach all of them.
+    const before = processesMarkedWith(ctx.w.root, [ctx.sdk.proc.pid]);
+    assert.ok(before.length >= 4, `supervisor, CLI, its child and herd serve: ${JSON.stringify(before, null, 1)}`);
+
+    const reason = "e2e: stopped mid-run by the test";
+    const killed = await ctx.call("kill_real_agent", { task_id: taskId, agent_id: agentId, reason, grace_seconds: 10 });
+    assert.equal(killed.status, "terminated", JSON.stringify(killed));
+    assert.equal(killed.cleanup.all_exited, true, JSON.stringify(killed.cleanup));
+    await assertNoProcessLeft(ctx, "after kill_real_agent", 5000);
+    const entry = agentIn(await ctx.status(taskId), agentId);
+    assert.equal(entry.status, "terminated", JSON.stringify(entry));
+    assert.equal(entry.termination_reason, reason);
+    assert.equal(entry.last_message, "gemini: long job started");
+    assert.ok(entry.exit_signal === 15 || entry.exit_signal === 9 || Number.isInteger(entry.exit_code),
+              `ended: exit_code ${entry.exit_code}, exit_signal ${entry.exit_signal}`);
+    console.log(`scenario 4: the CLI ended with exit_code ${entry.exit_code}, exit_signal ${entry.exit_signal}; ` +
+                `cleanup ${JSON.stringify(killed.cleanup)}`);
+    await assertAgentProcessesGone(entry);
     await ctx.close();
   } finally {
     await ctx.close().catch(() => {});
