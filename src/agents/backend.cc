@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
+
+#include "store/file_system.h"
 
 extern char** environ;
 
@@ -147,11 +150,13 @@ json McpConfigFor(const std::string& herd_binary, const std::string& workspace_b
 }
 
 bool BackendTakesSessionId(const std::string& backend) {
-  return backend == "claude";
+  return backend == "claude" || backend == "gemini";
 }
 
 Status CheckBackendCanResume(const std::string& backend) {
-  if (backend == "claude" || backend == "codex" || backend == "command") return Status::Ok();
+  if (backend == "claude" || backend == "codex" || backend == "gemini" || backend == "command") {
+    return Status::Ok();
+  }
   return Status::Refused("the " + backend +
                          " backend cannot continue a conversation in herd yet: deploy a new "
                          "agent with the follow-up in its prompt");
@@ -171,11 +176,12 @@ Result<LaunchPlan> PlanFollowUpTurn(const LaunchPlan& first, const std::string& 
   HERD_RETURN_IF_ERROR(CheckBackendCanResume(first.backend));
   LaunchPlan plan = first;
   std::vector<std::string>& argv = plan.argv;
-  if (first.backend == "claude") {
+  if (first.backend == "claude" || first.backend == "gemini") {
     auto flag = std::find(argv.begin(), argv.end(), "--session-id");
     if (session_id.empty() || flag == argv.end() || flag + 1 == argv.end()) {
       return Status::Refused(
-          "this Claude agent was started without a session id herd fixed, so its conversation "
+          "this " + first.backend +
+          " agent was started without a session id herd fixed, so its conversation "
           "cannot be found: deploy a new agent with the follow-up in its prompt");
     }
     *flag = "--resume";
@@ -223,8 +229,13 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
     if (!request.session_id.empty()) SetFlag(plan.argv, "--session-id", request.session_id);
     plan.stream_json = true;
   } else if (backend == "codex") {
+    // Full access, as the other backends get (claude
+    // --dangerously-skip-permissions, gemini --yolo, cursor-agent --force):
+    // Codex's default read-only sandbox cannot edit the project, and
+    // workspace-write cannot commit in a worktree (its index lives in the
+    // repository's .git).
     plan.argv = {EnvironmentOr("CODEX_EXECUTABLE", "codex"), "exec", "--json",
-                 "--skip-git-repo-check"};
+                 "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"};
     for (std::string& override :
          CodexMcpOverrides(McpConfigFor(request.herd_binary, request.workspace_base),
                            AgentEnvironmentNames(plan.environment))) {
@@ -239,10 +250,14 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
     if (!request.model.empty()) SetFlag(plan.argv, "--model", request.model);
     plan.stream_json = true;
   } else if (backend == "gemini") {
-    plan.argv = {"gemini",      "--output-format",
-                 "stream-json", "--yolo",
-                 "-p",          "Follow the instructions given on standard input."};
+    // --skip-trust: headless, Gemini CLI refuses a folder the person has not
+    // trusted interactively ("Gemini CLI is not running in a trusted
+    // directory"), and herd's agents run unattended in the task's directory.
+    // -p text is appended to the prompt read from stdin.
+    plan.argv = {"gemini", "--output-format", "stream-json", "--yolo", "--skip-trust"};
     if (!request.model.empty()) SetFlag(plan.argv, "-m", request.model);
+    if (!request.session_id.empty()) SetFlag(plan.argv, "--session-id", request.session_id);
+    SetFlag(plan.argv, "-p", "Follow the instructions given on standard input.");
     plan.stream_json = true;
   } else if (backend == "command") {
     if (request.command_argv.empty()) {
@@ -262,6 +277,65 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
     plan.environment.push_back("IS_SANDBOX=1");
   }
   return plan;
+}
+
+std::string UserGeminiDirectory() {
+  const char* gemini_home = std::getenv("GEMINI_CLI_HOME");
+  if (gemini_home != nullptr && *gemini_home != '\0') return std::string(gemini_home) + "/.gemini";
+  return EnvironmentOr("HOME", "") + "/.gemini";
+}
+
+json GeminiSettingsFor(json user_settings, const std::string& herd_binary,
+                       const std::string& workspace_base) {
+  if (!user_settings.is_object()) user_settings = json::object();
+  json& servers = user_settings["mcpServers"];
+  if (!servers.is_object()) servers = json::object();
+  servers["herd"] = McpConfigFor(herd_binary, workspace_base)["mcpServers"]["herd"];
+  return user_settings;
+}
+
+Status PrepareGeminiHome(const std::string& home, const std::string& user_gemini_directory,
+                         const std::string& herd_binary, const std::string& workspace_base) {
+  namespace fs = std::filesystem;
+  const std::string gemini_directory = home + "/.gemini";
+  const std::string user_settings_path = user_gemini_directory + "/settings.json";
+  json user_settings = json::object();
+  std::error_code error;
+  Result<std::string> text = store::FileSystem::Default()->ReadFile(user_settings_path);
+  if (!text.ok() && !text.status().Is(Status::Code::kNotFound)) {
+    return text.status().WithContext("cannot read the Gemini CLI settings");
+  }
+  if (text.ok()) {
+    // Gemini CLI allows comments in its settings files.
+    json parsed = json::parse(*text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+    if (parsed.is_discarded() || !parsed.is_object()) {
+      return Status::Corruption(user_settings_path +
+                                " is not a JSON object: fix it so herd can add its MCP server "
+                                "to the settings the Gemini agent runs with");
+    }
+    user_settings = std::move(parsed);
+  }
+  fs::create_directories(gemini_directory, error);
+  if (error) return Status::FromErrno("cannot create " + gemini_directory, error.value());
+  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(
+      store::FileSystem::Default(), gemini_directory + "/settings.json",
+      GeminiSettingsFor(std::move(user_settings), herd_binary, workspace_base).dump(2) + "\n"));
+  // Everything else (credentials, GEMINI.md, extensions, saved sessions)
+  // is the person's own, linked rather than copied so it stays one.
+  for (fs::directory_iterator entry(user_gemini_directory, error), end; !error && entry != end;
+       entry.increment(error)) {
+    std::string name = entry->path().filename().string();
+    if (name == "settings.json") continue;
+    fs::path link = fs::path(gemini_directory) / name;
+    if (fs::symlink_status(link).type() != fs::file_type::not_found) continue;
+    std::error_code link_error;
+    fs::create_symlink(entry->path(), link, link_error);
+    if (link_error) {
+      return Status::FromErrno("cannot link " + link.string() + " to " + entry->path().string(),
+                               link_error.value());
+    }
+  }
+  return Status::Ok();
 }
 
 json LaunchPlanToJson(const LaunchPlan& plan) {

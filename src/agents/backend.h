@@ -9,10 +9,14 @@
 //                 defaults) + --mcp-config <per-agent file> + --session-id
 //                 <uuid herd records>; prompt on stdin
 //   codex         $CODEX_EXECUTABLE (codex) exec --json --skip-git-repo-check
+//                 --dangerously-bypass-approvals-and-sandbox
 //                 -c mcp_servers.herd.{command,args,env,...}=<the per-agent
 //                 MCP server, as TOML> [--model M] -     ; prompt on stdin
 //   cursor-agent  cursor-agent -p --output-format stream-json [--model M]
-//   gemini        gemini -p <pointer> --output-format stream-json [-m M]
+//   gemini        gemini --output-format stream-json --yolo --skip-trust [-m M]
+//                 --session-id <uuid herd records> -p <pointer to stdin>;
+//                 prompt on stdin; GEMINI_CLI_HOME=<per-agent home> whose
+//                 settings add herd's MCP server (PrepareGeminiHome)
 //   command       any argv; prompt on stdin and in $HERD_PROMPT_FILE
 //
 // Every agent gets HERD_TASK_ID, HERD_AGENT_ID, HERD_WORKSPACE,
@@ -41,7 +45,7 @@ struct LaunchRequest {
   std::string mcp_config_path;
   std::string herd_binary;
   // The session the agent's conversation is saved under, fixed at deploy
-  // so a later turn can resume it (claude: --session-id); "" for backends
+  // so a later turn can resume it (claude, gemini: --session-id); "" for backends
   // that cannot be told one.
   std::string session_id;
 };
@@ -78,6 +82,7 @@ Status CheckBackendCanResume(const std::string& backend);
 // `first`: the same program, directory, environment and log, with the
 // message file on stdin (and in HERD_PROMPT_FILE) and HERD_TURN=`turn`;
 //   claude   --resume <session> in place of --session-id <session>
+//   gemini   the same
 //   codex    codex exec ... resume <session> -
 //   command  the same argv
 // Refused for the other backends, or without the session to resume.
@@ -91,6 +96,29 @@ void SetHerdPort(LaunchPlan* plan, std::optional<int> port);
 // The per-agent MCP client configuration that starts `herd serve` on the
 // agent's workspace ({"mcpServers":{"herd":{...}}}).
 nlohmann::json McpConfigFor(const std::string& herd_binary, const std::string& workspace_base);
+
+// The person's Gemini CLI directory: $GEMINI_CLI_HOME/.gemini, else
+// $HOME/.gemini.
+std::string UserGeminiDirectory();
+
+// `user_settings` (a Gemini CLI settings.json; anything but an object
+// counts as {}) with herd's server (McpConfigFor) as mcpServers.herd,
+// replacing one of that name and keeping the others.
+nlohmann::json GeminiSettingsFor(nlohmann::json user_settings, const std::string& herd_binary,
+                                 const std::string& workspace_base);
+
+// Makes `home` the Gemini CLI home (GEMINI_CLI_HOME) of one agent:
+// `home`/.gemini/settings.json is GeminiSettingsFor(the settings.json of
+// `user_gemini_directory`, comments allowed, or {} if it has none), and
+// every other entry there (credentials, GEMINI.md, extensions, saved
+// sessions) is a symbolic link to the person's own. Gemini CLI 0.61.0 has
+// no flag or variable that adds an MCP server for one run, and it skips a
+// system settings file (GEMINI_CLI_SYSTEM_SETTINGS_PATH,
+// GEMINI_CLI_SYSTEM_DEFAULTS_PATH) unless root owns it and every directory
+// above it, none writable by group or others. Corruption if the person's
+// settings are not a JSON object; entries already in `home` are kept.
+Status PrepareGeminiHome(const std::string& home, const std::string& user_gemini_directory,
+                         const std::string& herd_binary, const std::string& workspace_base);
 
 // The launch plan as JSON and back, for handing to the supervisor.
 nlohmann::json LaunchPlanToJson(const LaunchPlan& plan);

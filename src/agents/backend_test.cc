@@ -1,8 +1,8 @@
 // Backends: argv built from documented flags, and their JSON event streams
-// read for usage and results: Codex's on lines its CLI (0.171.0) printed,
-// the others' on sample lines written from each tool's documentation
-// (Claude Code stream-json, cursor-agent stream-json, Gemini CLI
-// stream-json).
+// read for usage and results on lines the real CLIs printed (Codex CLI
+// 0.171.0, Gemini CLI 0.61.0, against tests/interop's scripted model
+// servers), the others' on sample lines written from each tool's
+// documentation (Claude Code stream-json, cursor-agent stream-json).
 #include "agents/backend.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "agents/stream_events.h"
+#include "util/testing_for_test.h"
 
 namespace herd::agents {
 namespace {
@@ -72,7 +73,8 @@ TEST(BackendTest, ClaudeIsGivenTheSessionIdHerdRecords) {
   ASSERT_NE(flag + 1, plan->argv.end());
   EXPECT_EQ(*(flag + 1), request.session_id);
   EXPECT_TRUE(BackendTakesSessionId("claude"));
-  for (const char* backend : {"codex", "cursor-agent", "gemini", "command"}) {
+  EXPECT_TRUE(BackendTakesSessionId("gemini"));
+  for (const char* backend : {"codex", "cursor-agent", "command"}) {
     EXPECT_FALSE(BackendTakesSessionId(backend)) << backend;
   }
 }
@@ -114,7 +116,8 @@ std::vector<std::string> WithoutEnvVars(std::vector<std::string> argv) {
 }
 
 std::vector<std::string> CodexArgv(const std::vector<std::string>& after_overrides) {
-  std::vector<std::string> argv = {"codex", "exec", "--json", "--skip-git-repo-check"};
+  std::vector<std::string> argv = {"codex", "exec", "--json", "--skip-git-repo-check",
+                                   "--dangerously-bypass-approvals-and-sandbox"};
   argv.insert(argv.end(), kCodexMcpOverrides.begin(), kCodexMcpOverrides.end());
   argv.insert(argv.end(), after_overrides.begin(), after_overrides.end());
   return argv;
@@ -180,11 +183,22 @@ TEST(BackendTest, CursorAndGeminiUseTheirHeadlessModes) {
 
   LaunchRequest gemini = Request("gemini");
   gemini.model = "gemini-2.5-pro";
+  gemini.session_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
   Result<LaunchPlan> gemini_plan = PlanLaunch(gemini);
   ASSERT_TRUE(gemini_plan.ok());
-  EXPECT_EQ(gemini_plan->argv[0], "gemini");
-  EXPECT_TRUE(Has(gemini_plan->argv, "stream-json"));
-  EXPECT_TRUE(Has(gemini_plan->argv, "gemini-2.5-pro"));
+  // As run by tests/interop/gemini_agent.test.mjs with Gemini CLI 0.61.0.
+  std::vector<std::string> gemini_argv = {"gemini",
+                                          "--output-format",
+                                          "stream-json",
+                                          "--yolo",
+                                          "--skip-trust",
+                                          "-m",
+                                          "gemini-2.5-pro",
+                                          "--session-id",
+                                          "0f8fad5b-d9cb-469f-a165-70867728950e",
+                                          "-p",
+                                          "Follow the instructions given on standard input."};
+  EXPECT_EQ(gemini_plan->argv, gemini_argv);
   for (const LaunchPlan* plan : {&*cursor_plan, &*gemini_plan}) {
     EXPECT_EQ(plan->stdin_path, "/ws/TASK-1/prompts/worker-1.txt");
     EXPECT_TRUE(plan->stream_json);
@@ -257,6 +271,77 @@ TEST(BackendTest, AClaudeFollowUpResumesTheSessionWithTheMessageOnStdin) {
   EXPECT_NE(refused.status().message().find("session id"), std::string::npos);
 }
 
+TEST(BackendTest, AGeminiFollowUpResumesTheSessionHerdFixed) {
+  LaunchRequest request = Request("gemini");
+  request.session_id = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed";
+  Result<LaunchPlan> first = PlanLaunch(request);
+  ASSERT_TRUE(first.ok());
+  first->environment.push_back("GEMINI_CLI_HOME=/ws/TASK-1/agents/worker-1/gemini-home");
+  Result<LaunchPlan> second = PlanFollowUpTurn(*first, request.session_id, 2, "/m.txt");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  std::vector<std::string> expected = first->argv;
+  auto flag = std::find(expected.begin(), expected.end(), "--session-id");
+  ASSERT_NE(flag, expected.end());
+  *flag = "--resume";  // gemini --resume takes the session's UUID
+  EXPECT_EQ(second->argv, expected);
+  EXPECT_EQ(second->stdin_path, "/m.txt");
+  EXPECT_EQ(EnvironmentValue(*second, "GEMINI_CLI_HOME"), "/ws/TASK-1/agents/worker-1/gemini-home")
+      << "sessions are saved under the agent's Gemini home";
+  EXPECT_EQ(EnvironmentValue(*second, "HERD_TURN"), "2");
+
+  Result<LaunchPlan> unfixed = PlanLaunch(Request("gemini"));
+  ASSERT_TRUE(unfixed.ok());
+  Result<LaunchPlan> refused = PlanFollowUpTurn(*unfixed, "", 2, "/m.txt");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("gemini agent was started without a session id"),
+            std::string::npos);
+}
+
+TEST(BackendTest, GeminiSettingsAddHerdsServerAndKeepThePersonsOwn) {
+  nlohmann::json user = {
+      {"security", {{"auth", {{"selectedType", "gemini-api-key"}}}}},
+      {"mcpServers", {{"github", {{"command", "gh-mcp"}}}, {"herd", {{"command", "old"}}}}}};
+  nlohmann::json settings = GeminiSettingsFor(user, "/usr/bin/herd", "/ws");
+  EXPECT_EQ(settings["security"], user["security"]);
+  EXPECT_EQ(settings["mcpServers"]["github"], user["mcpServers"]["github"]);
+  EXPECT_EQ(settings["mcpServers"]["herd"],
+            McpConfigFor("/usr/bin/herd", "/ws")["mcpServers"]["herd"]);
+  EXPECT_EQ(GeminiSettingsFor(nlohmann::json::array(), "/h", "/w")["mcpServers"].size(), 1u);
+}
+
+TEST(BackendTest, PrepareGeminiHomeWritesSettingsAndLinksTheRest) {
+  testing_util::TempDir temp("herd-gemini-home");
+  std::string user = temp.path() + "/user/.gemini";
+  std::filesystem::create_directories(user + "/extensions");
+  testing_util::WriteFile(user + "/settings.json",
+                          "{\n  // comments are allowed\n  \"general\": {\"vimMode\": true}\n}\n");
+  testing_util::WriteFile(user + "/oauth_creds.json", "{}");
+  std::string home = temp.path() + "/agent-home";
+  Status prepared = PrepareGeminiHome(home, user, "/usr/bin/herd", "/ws");
+  ASSERT_TRUE(prepared.ok()) << prepared.ToString();
+  nlohmann::json settings =
+      nlohmann::json::parse(testing_util::ReadFile(home + "/.gemini/settings.json"));
+  EXPECT_EQ(settings["general"]["vimMode"], true);
+  EXPECT_EQ(settings["mcpServers"]["herd"]["command"], "/usr/bin/herd");
+  for (const char* name : {"oauth_creds.json", "extensions"}) {
+    std::string link = home + "/.gemini/" + name;
+    EXPECT_TRUE(std::filesystem::is_symlink(link)) << link;
+    EXPECT_EQ(std::filesystem::read_symlink(link), std::filesystem::path(user) / name);
+  }
+  EXPECT_FALSE(std::filesystem::is_symlink(home + "/.gemini/settings.json"));
+
+  // No Gemini directory of the person's own: herd's server alone.
+  std::string bare = temp.path() + "/bare-home";
+  ASSERT_TRUE(PrepareGeminiHome(bare, temp.path() + "/nobody/.gemini", "/h", "/w").ok());
+  settings = nlohmann::json::parse(testing_util::ReadFile(bare + "/.gemini/settings.json"));
+  EXPECT_EQ(settings, GeminiSettingsFor(nlohmann::json::object(), "/h", "/w"));
+
+  testing_util::WriteFile(user + "/settings.json", "[1, 2");
+  Status broken = PrepareGeminiHome(temp.path() + "/other", user, "/h", "/w");
+  EXPECT_TRUE(broken.Is(Status::Code::kCorruption)) << broken.ToString();
+  EXPECT_NE(broken.message().find(user + "/settings.json"), std::string::npos);
+}
+
 TEST(BackendTest, ACodexFollowUpRunsExecResumeWithItsThread) {
   unsetenv("CODEX_EXECUTABLE");
   LaunchRequest request = Request("codex");
@@ -281,7 +366,7 @@ TEST(BackendTest, ACommandFollowUpRunsTheSameArgvAndOthersRefuse) {
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(third->argv, first->argv);
   EXPECT_EQ(EnvironmentValue(*third, "HERD_TURN"), "3");
-  for (const char* backend : {"gemini", "cursor-agent"}) {
+  for (const char* backend : {"cursor-agent"}) {
     Result<LaunchPlan> plan = PlanLaunch(Request(backend));
     ASSERT_TRUE(plan.ok());
     Result<LaunchPlan> refused = PlanFollowUpTurn(*plan, "s", 2, "/m.txt");
@@ -401,23 +486,43 @@ TEST(UsageTrackerTest, CursorAgentSharesClaudeStreamJson) {
   EXPECT_FALSE(tracker.Result()["is_error"].get<bool>());
 }
 
+// Lines printed by Gemini CLI 0.61.0 against gemini_model_server.mjs.
 TEST(UsageTrackerTest, GeminiReadsTheFinalStats) {
   UsageTracker tracker("gemini");
-  EXPECT_FALSE(tracker.Feed(R"({"type":"init","session_id":"abc","model":"gemini-2.5-pro"})"));
+  EXPECT_FALSE(tracker.Feed(
+      R"({"type":"init","timestamp":"2026-12-01T20:02:55.680Z","session_id":"0f8fad5b-d9cb-469f-a165-70867728950e","model":"gemini-2.5-pro"})"));
+  EXPECT_EQ(tracker.SessionId(), "0f8fad5b-d9cb-469f-a165-70867728950e");
+  EXPECT_FALSE(tracker.Feed(
+      R"({"type":"tool_use","timestamp":"2026-12-01T20:02:56.127Z","tool_name":"mcp_herd_update_agent_progress","tool_id":"mcp_herd_update_agent_progress__call_1972fb1bb8_0_0_0","parameters":{"task_id":"TASK-1","agent_id":"a-1","status":"working","message":"Started work","progress":10}})"));
+  EXPECT_FALSE(tracker.Feed(
+      R"({"type":"message","timestamp":"2026-12-01T20:02:56.657Z","role":"assistant","content":"Task complete.","delta":true})"));
   EXPECT_FALSE(
-      tracker.Feed(R"({"type":"message","role":"assistant","content":"Hi","delta":true})"));
-  EXPECT_FALSE(
-      tracker.Feed(R"({"type":"tool_use","tool_name":"ls","tool_id":"t1","parameters":{}})"));
+      tracker.Feed("YOLO mode is enabled. All tool calls will be automatically approved."));
   EXPECT_TRUE(tracker.Feed(
-      R"({"type":"result","status":"success","stats":{"total_tokens":250,"input_tokens":200,)"
-      R"("output_tokens":50,"duration_ms":1800,"tool_calls":1}})"));
-  EXPECT_EQ(tracker.TotalTokens(), 250);
-  EXPECT_EQ(tracker.Result()["duration_ms"], 1800);
+      R"({"type":"result","timestamp":"2026-12-01T20:02:56.676Z","status":"success","stats":{"total_tokens":18782,"input_tokens":18672,"output_tokens":104,"cached":2333,"input":16339,"duration_ms":996,"tool_calls":2,"models":{"gemini-2.5-pro":{"total_tokens":18782,"input_tokens":18672,"output_tokens":104,"cached":2333,"input":16339}}}})"));
+  EXPECT_EQ(tracker.TotalTokens(), 18782) << "the CLI's total, thoughts included";
+  EXPECT_EQ(tracker.Usage()["input_tokens"], 18672);
+  EXPECT_EQ(tracker.Usage()["output_tokens"], 104);
+  EXPECT_EQ(tracker.Usage()["cache_read_input_tokens"], 2333);
+  EXPECT_EQ(tracker.Result()["duration_ms"], 996);
+  EXPECT_EQ(tracker.Result()["num_turns"], 3);
+  EXPECT_EQ(tracker.Result()["session_id"], "0f8fad5b-d9cb-469f-a165-70867728950e");
   EXPECT_FALSE(tracker.Result()["is_error"].get<bool>());
+  EXPECT_EQ(tracker.ReportedFailure(), std::nullopt);
+}
+
+TEST(UsageTrackerTest, GeminiErrorResultCarriesItsMessage) {
+  // The model server answered HTTP 400; the CLI exited 144 (it exits with
+  // the HTTP status, 400, which the kernel truncates to 8 bits).
   UsageTracker failed("gemini");
-  failed.Feed(
-      R"({"type":"result","status":"error","error":{"type":"FatalAuthenticationError"},"stats":{}})");
+  EXPECT_TRUE(failed.Feed(
+      R"({"type":"result","timestamp":"2026-12-01T20:06:22.308Z","status":"error","error":{"type":"unknown","message":"[API Error: {\"error\":{\"code\":400,\"message\":\"Bad request (scripted)\",\"status\":\"INVALID_ARGUMENT\"}}]"},"stats":{"total_tokens":0,"input_tokens":0,"output_tokens":0,"cached":0,"input":0,"duration_ms":0,"tool_calls":0,"models":{"gemini-2.5-pro":{"total_tokens":0,"input_tokens":0,"output_tokens":0,"cached":0,"input":0}}}})"));
   EXPECT_TRUE(failed.Result()["is_error"].get<bool>());
+  EXPECT_EQ(failed.Result()["subtype"], "error");
+  const std::string message =
+      "[API Error: {\"error\":{\"code\":400,\"message\":\"Bad request (scripted)\","
+      "\"status\":\"INVALID_ARGUMENT\"}}]";
+  EXPECT_EQ(failed.ReportedFailure(), message);
 }
 
 // Found by fuzz/stream_events_fuzz.cc: a field of an unexpected type threw

@@ -133,6 +133,12 @@ LaunchRequest LaunchRequestFor(const DeployRequest& request, const Workspace& wo
   return launch;
 }
 
+// The Gemini CLI home herd prepares for a gemini agent (PrepareGeminiHome).
+std::string GeminiHomeOf(const Workspace& workspace, const std::string& task_id,
+                         const std::string& agent_id) {
+  return workspace.AgentConfigDirectory(task_id, agent_id) + "/gemini-home";
+}
+
 // The backend's plan, completed with what the task decides: directory,
 // log, timeouts and, when asked for, a config directory of the agent's own.
 Result<LaunchPlan> PlanAgentLaunch(const LaunchRequest& launch, const DeployRequest& request,
@@ -143,6 +149,10 @@ Result<LaunchPlan> PlanAgentLaunch(const LaunchRequest& launch, const DeployRequ
   plan.log_path = workspace.StreamLogPath(request.task_id, launch.agent_id);
   plan.timeout_seconds = task.timeouts.wall_clock_seconds;
   plan.idle_timeout_seconds = task.timeouts.idle_seconds;
+  if (request.backend == "gemini") {
+    plan.environment.push_back("GEMINI_CLI_HOME=" +
+                               GeminiHomeOf(workspace, request.task_id, launch.agent_id));
+  }
   bool isolate = request.isolate_config || task.isolate_agent_config;
   if (isolate && request.backend == "claude") {
     // Each agent gets its own ~/.claude.json and sessions, so concurrent
@@ -170,6 +180,11 @@ Status WriteAgentFiles(const DeployRequest& request, const Workspace& workspace,
     HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(
         fs, launch.mcp_config_path,
         McpConfigFor(launch.herd_binary, workspace.base()).dump(2) + "\n"));
+  }
+  if (plan.backend == "gemini") {
+    HERD_RETURN_IF_ERROR(
+        PrepareGeminiHome(GeminiHomeOf(workspace, request.task_id, launch.agent_id),
+                          UserGeminiDirectory(), launch.herd_binary, workspace.base()));
   }
   return store::ReplaceFileDurably(fs, workspace.LaunchPlanPath(request.task_id, launch.agent_id),
                                    LaunchPlanToJson(plan).dump(2) + "\n");

@@ -96,17 +96,28 @@ bool UsageTracker::Feed(std::string_view line) {
     return false;
   }
   if (backend_ == "gemini") {
+    if (type == "init") {
+      session_id_ = String(event, "session_id", session_id_);
+      return false;
+    }
     if (type != "result") return false;
     json stats = event.contains("stats") ? event["stats"] : json::object();
     input_tokens_ = Number(stats, "input_tokens");
     output_tokens_ = Number(stats, "output_tokens");
+    cache_read_tokens_ = Number(stats, "cached");
+    reported_total_tokens_ = Number(stats, "total_tokens");
     messages_ = 1;
     result_ = {{"is_error", String(event, "status", "success") != "success"},
                {"subtype", String(event, "status")},
                {"duration_ms", Number(stats, "duration_ms")},
                {"num_turns", Number(stats, "tool_calls") + 1},
                {"usage", Usage()}};
-    if (event.contains("error")) result_["error"] = event["error"];
+    if (!session_id_.empty()) result_["session_id"] = session_id_;
+    if (event.contains("error")) {
+      // {"type":"FatalAuthenticationError","message":"..."}
+      const json& error = event["error"];
+      result_["error"] = error.is_string() ? error.get<std::string>() : String(error, "message");
+    }
     return true;
   }
   // claude and cursor-agent share Claude Code's stream-json shape.
@@ -158,6 +169,9 @@ long long UsageTracker::TotalTokens() const {
   // Codex's cached_input_tokens are part of its input_tokens; Anthropic's
   // cache reads and writes are counted apart from input_tokens.
   if (backend_ == "codex") return input_tokens_ + output_tokens_;
+  // Gemini CLI's total also counts thoughts and tool-use prompts; its
+  // input_tokens include the cached ones.
+  if (backend_ == "gemini") return reported_total_tokens_;
   return input_tokens_ + output_tokens_ + cache_read_tokens_ + cache_creation_tokens_;
 }
 

@@ -17,9 +17,12 @@
 //                         the tracker is told what the earlier turns used and
 //                         keeps the difference; `turn.failed` / `error`
 //                         events mark failure.
-//   gemini                the final `result` event has stats {input_tokens,
-//                         output_tokens, total_tokens, duration_ms,
-//                         tool_calls} and status success|error.
+//   gemini                `init` names the session (session_id); the final
+//                         `result` event has stats {total_tokens,
+//                         input_tokens (cached ones included), output_tokens,
+//                         cached, input, duration_ms, tool_calls, models}
+//                         summed over the run's API calls, status
+//                         success|error and, on error, error {type, message}.
 // Lines that are not JSON (a crash trace, plain text) are skipped.
 #pragma once
 
@@ -52,7 +55,7 @@ class UsageTracker {
   // detail); nullopt when it did not fail or gave no result.
   std::optional<std::string> ReportedFailure() const;
   // The session the CLI reported (claude's and cursor-agent's session_id,
-  // codex's thread.started thread_id), or "".
+  // codex's thread.started thread_id, gemini's init session_id), or "".
   const std::string& SessionId() const { return session_id_; }
 
  private:
@@ -64,6 +67,7 @@ class UsageTracker {
   long long cache_read_tokens_ = 0;
   long long cache_creation_tokens_ = 0;
   long long messages_ = 0;
+  long long reported_total_tokens_ = 0;  // gemini: stats.total_tokens
   std::vector<std::string> seen_message_ids_;
   long long input_tokens_before_ = 0;  // codex: the thread's before this turn
   long long cached_tokens_before_ = 0;

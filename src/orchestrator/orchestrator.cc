@@ -117,6 +117,12 @@ std::string JournalTimestamp(registry::Journal journal, const json& line) {
   return finding.ok() ? finding->timestamp : "";
 }
 
+// The string at `key` of `event`, or "" when it is absent or not a string.
+std::string JsonString(const json& event, const char* key) {
+  auto found = event.find(key);
+  return found != event.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
 std::string ParsedLine(const std::string& line) {
   Result<json> parsed = ParseJson(line, kMaxMessageDepth);
   if (!parsed.ok() || !parsed->is_object()) return line;
@@ -129,6 +135,24 @@ std::string ParsedLine(const std::string& line) {
       if (block.value("type", "") == "tool_use") text += "[tool " + block.value("name", "") + "]";
     }
     return "assistant: " + text;
+  }
+  // Gemini CLI's stream-json: init, message, tool_use, tool_result, error
+  // and a result with status and stats instead of subtype and cost.
+  if (type == "message" && event.value("role", "") == "assistant") {
+    return "assistant: " + JsonString(event, "content");
+  }
+  if (type == "message") return "user: " + JsonString(event, "content");
+  if (type == "tool_use") return "assistant: [tool " + JsonString(event, "tool_name") + "]";
+  if (type == "tool_result") return "user: [tool result " + JsonString(event, "status") + "]";
+  if (type == "init") return "system: init";
+  if (type == "result" && event.contains("status")) {
+    json stats = event.value("stats", json::object());
+    auto figure = [&](const char* key) {
+      return stats.is_object() && stats.contains(key) && stats[key].is_number() ? stats[key].dump()
+                                                                                : "0";
+    };
+    return "result: " + JsonString(event, "status") + " tokens=" + figure("total_tokens") +
+           " tool_calls=" + figure("tool_calls");
   }
   if (type == "result") {
     return "result: " + event.value("subtype", std::string()) +

@@ -425,6 +425,33 @@ TEST_F(OrchestratorTest, AgentOutputFiltersLinesWithRe2) {
   ExpectInvalid(orchestrator().AgentOutput(request), "not a valid RE2");
 }
 
+// Lines printed by Gemini CLI 0.61.0 (`--output-format stream-json`)
+// against tests/interop/gemini_model_server.mjs.
+TEST_F(OrchestratorTest, AgentOutputParsesGeminiStreamJson) {
+  std::string task = NewTask();
+  std::string agent = FinishedAgent(
+      task,
+      R"({"type":"init","timestamp":"2026-12-01T20:02:55.680Z","session_id":"0f8fad5b-d9cb-469f-a165-70867728950e","model":"gemini-2.5-pro"})"
+      "\n"
+      R"({"type":"message","timestamp":"2026-12-01T20:02:55.683Z","role":"user","content":"Task ID: TASK-1"})"
+      "\n"
+      R"({"type":"tool_use","timestamp":"2026-12-01T20:02:56.127Z","tool_name":"mcp_herd_update_agent_progress","tool_id":"mcp_herd_update_agent_progress__call_1972fb1bb8_0_0_0","parameters":{"progress":10}})"
+      "\n"
+      R"({"type":"tool_result","timestamp":"2026-12-01T20:02:56.468Z","tool_id":"mcp_herd_update_agent_progress__call_1972fb1bb8_0_0_0","status":"success","output":"{}"})"
+      "\n"
+      R"({"type":"message","timestamp":"2026-12-01T20:02:56.657Z","role":"assistant","content":"Task complete.","delta":true})"
+      "\n"
+      R"({"type":"result","timestamp":"2026-12-01T20:02:56.676Z","status":"success","stats":{"total_tokens":18782,"input_tokens":18672,"output_tokens":104,"cached":2333,"input":16339,"duration_ms":996,"tool_calls":2}})"
+      "\n");
+  OutputRequest request = Output(task, agent);
+  request.format = "parsed";
+  json parsed = Value(orchestrator().AgentOutput(request));
+  EXPECT_EQ(parsed.value("output", ""),
+            "system: init\nuser: Task ID: TASK-1\n"
+            "assistant: [tool mcp_herd_update_agent_progress]\nuser: [tool result success]\n"
+            "assistant: Task complete.\nresult: success tokens=18782 tool_calls=2\n");
+}
+
 TEST_F(OrchestratorTest, AgentOutputFormatsTextJsonlAndParsed) {
   std::string task = NewTask();
   std::string agent = FinishedAgent(
