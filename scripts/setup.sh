@@ -9,6 +9,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format nodejs npm tmux jq procps
+  # scripts/fuzz.sh: clang and its libFuzzer and sanitizer runtimes.
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -23,7 +23,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 # configure DIR SANITIZERS: -O1 keeps the build and the tests quick while
 # the reports keep their line numbers (-g1).
 configure() {
-  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=-O1 -g1" \
+  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
     "-DHERD_SANITIZE=$2" "${launcher[@]}" >/dev/null
 }
 
@@ -48,7 +48,7 @@ check_reports() {
 
 run_asan() {
   configure build-asan address,undefined
-  ninja -C build-asan
+  ninja -C build-asan -j"$(nproc)"
   local reports
   reports=$(reports_dir build-asan)
   echo "== C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer (ctest) =="
@@ -62,7 +62,7 @@ run_asan() {
 
 run_tsan() {
   configure build-tsan thread
-  ninja -C build-tsan herd herd_util_tests herd_agents_tests
+  ninja -C build-tsan -j"$(nproc)" herd herd_util_tests herd_agents_tests
   local reports
   reports=$(reports_dir build-tsan)
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:log_path=$reports/tsan"
