@@ -21,8 +21,8 @@ namespace herd {
 namespace {
 
 using registry::AgentRecord;
-using registry::TaskRecord;
 using registry::SharedTask;
+using registry::TaskRecord;
 
 // A backend's final answer is shown up to this many bytes.
 constexpr size_t kFinalResultPreviewBytes = 1000;
