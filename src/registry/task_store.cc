@@ -53,8 +53,9 @@ Result<SharedTask> ReadTaskRecord(const store::JsonStore& tasks, const std::stri
   if (SharedTask cached = Decoded().Find(path, parse.get())) return cached;
   HERD_ASSIGN_OR_RETURN(TaskRecord task, DecodeTask(parse->document, path));
   RecomputeCounts(task);
-  auto decoded =
-      std::make_shared<const TaskSnapshot>(std::move(task), parse->sequence, parse->from_backup);
+  // Braces: clang 14 (the fuzz build) has no parenthesized aggregate init.
+  auto decoded = std::make_shared<const TaskSnapshot>(
+      TaskSnapshot{std::move(task), parse->sequence, parse->from_backup});
   if (!parse->from_backup) Decoded().Remember(path, std::move(parse), decoded);
   return decoded;
 }
