@@ -9,14 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
-# clang with libFuzzer and its sanitizers, for this script only.
-if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null |
-  grep -q "install ok installed"; then
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-    clang libclang-rt-14-dev >/dev/null
-fi
 seconds="${1:-60}"
 shift || true
 targets=("$@")
@@ -24,9 +16,9 @@ targets=("$@")
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=-O1 -g1" \
+CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DHERD_FUZZ=ON -DHERD_SANITIZE=fuzzer-no-link,address,undefined "${launcher[@]}" >/dev/null
-ninja -C build-fuzz fuzz
+ninja -C build-fuzz -j"$(nproc)" fuzz
 
 mkdir -p build-fuzz/artifacts
 # The targets' workspaces (fuzz/fuzz_support.h) go here, one per run.

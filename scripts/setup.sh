@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format nodejs npm tmux jq procps
   chromium  # the dashboard's browser tests (tests/interop/dashboard*.test.mjs)
+  # scripts/fuzz.sh: clang and its libFuzzer and sanitizer runtimes.
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -5,7 +5,8 @@
 #         sanitized one.
 #   tsan  build-tsan/: ThreadSanitizer on the threaded code: the tests of
 #         the process watch and the journal reader, and herd serve's reader
-#         and worker threads driven by the MCP concurrency interop suite.
+#         and worker threads driven by the MCP concurrency interop suite and
+#         its wait threads by the wait_for_agents suite.
 # A report aborts the process that has it, so its test fails. Reports are
 # also written under <build>/sanitizer-reports/: processes no test waits
 # for (detached supervisors) report there, and the stage fails if any file
@@ -23,7 +24,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 # configure DIR SANITIZERS: -O1 keeps the build and the tests quick while
 # the reports keep their line numbers (-g1).
 configure() {
-  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=-O1 -g1" \
+  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
     "-DHERD_SANITIZE=$2" "${launcher[@]}" >/dev/null
 }
 
@@ -48,7 +49,7 @@ check_reports() {
 
 run_asan() {
   configure build-asan address,undefined
-  ninja -C build-asan
+  ninja -C build-asan -j"$(nproc)"
   local reports
   reports=$(reports_dir build-asan)
   echo "== C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer (ctest) =="
@@ -62,17 +63,21 @@ run_asan() {
 
 run_tsan() {
   configure build-tsan thread
-  ninja -C build-tsan herd herd_util_tests herd_agents_tests
+  ninja -C build-tsan -j"$(nproc)" herd herd_util_tests herd_agents_tests
   local reports
   reports=$(reports_dir build-tsan)
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:log_path=$reports/tsan"
-  echo "== threaded code under ThreadSanitizer (ctest -R, MCP concurrency suite) =="
+  echo "== threaded code under ThreadSanitizer (ctest -R, MCP concurrency and wait suites) =="
   local status=0
   ctest --test-dir build-tsan --output-on-failure -j2 --timeout 900 \
     -R 'ProcessWatch|JournalReader' || status=$?
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   HERD_BINARY="$PWD/build-tsan/herd" node --test --test-concurrency=1 \
     tests/interop/mcp_concurrency.test.mjs || status=$?
+  # wait_for_agents on its own thread, stopped by the reader (cancellation)
+  # and sending progress from it.
+  HERD_BINARY="$PWD/build-tsan/herd" node --test --test-concurrency=1 \
+    tests/interop/mcp_wait.test.mjs || status=$?
   unset TSAN_OPTIONS
   check_reports "$reports" || status=1
   return "$status"

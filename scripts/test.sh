@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build
+ninja -C build -j"$(nproc)"
 
 echo "== C++ tests (ctest) =="
 ctest --test-dir build --output-on-failure -j2 --timeout 900
