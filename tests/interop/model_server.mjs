@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Scripted, deterministic stand-in for the Anthropic Messages API, for driving a
-// real agent CLI (Claude Code 2.0.30) offline. Node built-ins only.
+// real agent CLI (Claude Code 2.0.30 and 2.1.332) offline. Node built-ins only.
 //
 // Usage:
 //   node model_server.mjs [--port N] [--host H] [--scenario NAME | --script FILE | NAME | FILE.json]
@@ -37,6 +37,12 @@
 //   for that step gets the HTTP error, a non-streaming one gets the step's normal answer (the CLI
 //   retries a failed stream without streaming).
 //   Any step may carry "delay_ms" (the response is held that long before it starts).
+//   A tool the request does not offer but lists as deferred (Claude Code 2.1: MCP tools are named
+//   in a text, "The following deferred tools are now available via ToolSearch: ...", and a
+//   ToolSearch tool is offered) is loaded first: the model answers with a ToolSearch call
+//   {"query":"select:NAME,..."} (once per tool; its tool_use id carries "_ts_", its result does
+//   not count as a step's, and the request is logged with "tool_search":[NAME,...]), then plays
+//   the step once the CLI offers the tool.
 //   A one-call step may carry "repeat_until":"regex": it is played again (a polling loop, e.g.
 //   with "delay_ms" as the interval) until the text of its latest tool result matches.
 //   Any step may carry "wait_for":"NAME": its response is held until the test calls
@@ -221,8 +227,10 @@ function textOf(content) {
 function extractVars(messages, branch, system = "") {
   const firstUser = messages.find(m => m.role === "user");
   const first = firstUser ? textOf(firstUser.content) : "";
-  // Then the other user texts, then the system prompt (Claude Code's names the working directory).
-  const all = [...messages.filter(m => m.role === "user").map(m => textOf(m.content)), textOf(system)].join("\n");
+  // Then the other user texts, then the system prompt (Claude Code's names the working directory;
+  // 2.1 says it in a "system" message of the conversation instead).
+  const all = [...messages.filter(m => m.role === "user").map(m => textOf(m.content)),
+               ...messages.filter(m => m.role === "system").map(m => textOf(m.content)), textOf(system)].join("\n");
   const patterns = { task_id: "Task ID: (\\S+)", agent_id: "Agent ID: (\\S+)", ...(script.extract ?? {}),
                      ...(branch?.extract ?? {}) };
   const vars = {};
@@ -414,7 +422,7 @@ function plan(body) {
     if (!name) {
       // Not offered yet: a deferred tool is loaded with ToolSearch first (once), as a model would.
       const later = resolveTool(deferredNames, c.tool, c.server);
-      if (later && !searched.has(later)) deferred.push(later);
+      if (later && !searched.has(later)) { if (!deferred.includes(later)) deferred.push(later); }
       else missing.push(c.tool);
       return;
     }

@@ -20,11 +20,13 @@ export const ECHO_MCP_SERVER = path.join(INTEROP_DIR, "fixtures/echo_mcp_server.
 //                call before its first use, so each MCP tool a conversation uses costs one more
 //                model request and one more num_turns.
 //   warmups      side requests without tools before the first turn ("Warmup").
+//   sessionCost  a resumed session's result total_cost_usd counts its earlier runs too (the run's
+//                own is the sum of model_usage_since_last_result's costUSD).
 export const CLAUDE_CLIS = [
   { version: "2.0.30", bin: path.join(INTEROP_DIR, "node_modules/@anthropic-ai/claude-code/cli.js"),
-    node: true, toolSearch: false, warmups: 2 },
+    node: true, toolSearch: false, warmups: 2, sessionCost: false },
   { version: "2.1.332", bin: path.join(INTEROP_DIR, "node_modules/claude-code-latest/bin/claude.exe"),
-    node: false, toolSearch: true, warmups: 0 },
+    node: false, toolSearch: true, warmups: 0, sessionCost: true },
 ];
 // HERD_CLAUDE_VERSIONS=2.1.332 (a comma-separated list) runs the suites against some of them only.
 export const TESTED_CLIS = (() => {
@@ -61,9 +63,11 @@ export function makeSandbox(prefix = "herd-claude-") {
 }
 
 // Starts model_server.mjs with a scenario name or script path. Resolves once it printed its port.
-export function startModelServer(scenario, { logPath, timeoutMs = 15000 } = {}) {
+// dumpDir: every request (method, path, headers, body) is written there, one file each.
+export function startModelServer(scenario, { logPath, dumpDir, timeoutMs = 15000 } = {}) {
   const args = [MODEL_SERVER, "--scenario", scenario];
   if (logPath) args.push("--log", logPath);
+  if (dumpDir) args.push("--dump", dumpDir);
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   proc.stderr.on("data", d => (stderr += d));
