@@ -22,11 +22,14 @@ export const ECHO_MCP_SERVER = path.join(INTEROP_DIR, "fixtures/echo_mcp_server.
 //   warmups      side requests without tools before the first turn ("Warmup").
 //   sessionCost  a resumed session's result total_cost_usd counts its earlier runs too (the run's
 //                own is the sum of model_usage_since_last_result's costUSD).
+//   savesLargeResults  an MCP result over 25,000 tokens (or over 50,000 characters, unless the tool
+//                declares more in _meta "anthropic/maxResultSizeChars") is saved to a file and the
+//                model gets a pointer to it, not an is_error result.
 export const CLAUDE_CLIS = [
   { version: "2.0.30", bin: path.join(INTEROP_DIR, "node_modules/@anthropic-ai/claude-code/cli.js"),
-    node: true, toolSearch: false, warmups: 2, sessionCost: false },
+    node: true, toolSearch: false, warmups: 2, sessionCost: false, savesLargeResults: false },
   { version: "2.1.332", bin: path.join(INTEROP_DIR, "node_modules/claude-code-latest/bin/claude.exe"),
-    node: false, toolSearch: true, warmups: 0, sessionCost: true },
+    node: false, toolSearch: true, warmups: 0, sessionCost: true, savesLargeResults: true },
 ];
 // HERD_CLAUDE_VERSIONS=2.1.332 (a comma-separated list) runs the suites against some of them only.
 export const TESTED_CLIS = (() => {
