@@ -135,9 +135,9 @@ bool UsageTracker::Feed(std::string_view line) {
   }
   if (type == "result") {
     result_ = json::object();
-    for (const char* key : {"total_cost_usd", "num_turns", "duration_ms", "duration_api_ms",
-                            "usage", "is_error", "subtype", "session_id", "terminal_reason",
-                            "api_error_status"}) {
+    for (const char* key :
+         {"total_cost_usd", "num_turns", "duration_ms", "duration_api_ms", "usage", "is_error",
+          "subtype", "session_id", "terminal_reason", "api_error_status"}) {
       if (event.contains(key) && !event[key].is_null()) result_[key] = event[key];
     }
     if (Bool(event, "is_error") && event.contains("result") && event["result"].is_string()) {

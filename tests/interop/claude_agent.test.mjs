@@ -630,8 +630,8 @@ cliTest("scenario 2: kill_real_agent stops a Claude Code agent mid-run, with eve
 
     // What runs now: supervisor -> claude CLI -> its `herd serve` MCP server (and maybe more).
     const tree = processTree(before.supervisor_pid);
-    const cli = tree.find(p => p.pid === before.pid);
-    assert.ok(cli, `the agent is under its supervisor: ${JSON.stringify(tree)}`);
+    const cliProcess = tree.find(p => p.pid === before.pid);
+    assert.ok(cliProcess, `the agent is under its supervisor: ${JSON.stringify(tree)}`);
     const mcpChild = tree.find(p => p.pid !== before.supervisor_pid && / serve --workspace /.test(p.cmd) &&
                                     p.cmd.startsWith(HERD));
     assert.ok(mcpChild, `the CLI's herd serve MCP child is in the tree: ${JSON.stringify(tree, null, 1)}`);
