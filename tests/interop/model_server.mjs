@@ -367,9 +367,14 @@ function estimateTokens(body) {
                                JSON.stringify(body.system ?? "").length / 4));
 }
 function toolUseId(messages, index, k) {
-  // Deterministic and unique within a conversation.
+  // Deterministic and unique within a conversation: a step played again (repeat_until) gets new
+  // ids, since the count of tool results so far is part of them. (With one id per step, Claude
+  // Code 2.1.332's requests stopped growing on a repeated step: the tool results they carried
+  // stayed at the same count, and a repeat_until step never saw its newest result.)
   const h = crypto.createHash("sha256").update(textOf(messages[0]?.content ?? "")).digest("hex").slice(0, 12);
-  return `toolu_${h}_${index}_${k}`;
+  const results = messages.reduce((n, m) => n + (m.role === "user" && Array.isArray(m.content)
+    ? m.content.filter(b => b && b.type === "tool_result").length : 0), 0);
+  return `toolu_${h}_${index}_${k}_r${results}`;
 }
 // Returns {kind:"message", content:[...], stop_reason, summary} or {kind:"error"|"hang", ...}.
 function plan(body) {
