@@ -1,6 +1,8 @@
 #include "agents/stream_events.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 
 #include "util/json_parse.h"
 #include "util/text_file.h"
@@ -37,6 +39,22 @@ bool Bool(const json& object, const char* key) {
   if (!object.is_object()) return false;
   auto found = object.find(key);
   return found != object.end() && found->is_boolean() && found->get<bool>();
+}
+
+// What this run of Claude Code cost, from a result event's
+// model_usage_since_last_result (2.1): {model: {costUSD, ...}, ...}. The
+// event's total_cost_usd is the session's since its start, earlier runs of
+// a resumed session included. nullopt when the event does not say.
+std::optional<double> RunCost(const json& event) {
+  auto since = event.find("model_usage_since_last_result");
+  if (since == event.end() || !since->is_object()) return std::nullopt;
+  double cost = 0;
+  for (const json& model : *since) {
+    if (!model.is_object()) continue;
+    auto value = model.find("costUSD");
+    if (value != model.end() && value->is_number()) cost += value->get<double>();
+  }
+  return cost;
 }
 
 json ParseEvent(std::string_view line) {
@@ -138,12 +156,28 @@ bool UsageTracker::Feed(std::string_view line) {
   }
   if (type == "result") {
     result_ = json::object();
-    for (const char* key : {"total_cost_usd", "num_turns", "duration_ms", "duration_api_ms",
-                            "usage", "is_error", "subtype", "session_id"}) {
-      if (event.contains(key)) result_[key] = event[key];
+    for (const char* key :
+         {"total_cost_usd", "num_turns", "duration_ms", "duration_api_ms", "usage", "is_error",
+          "subtype", "session_id", "terminal_reason", "api_error_status"}) {
+      if (event.contains(key) && !event[key].is_null()) result_[key] = event[key];
     }
     if (Bool(event, "is_error") && event.contains("result") && event["result"].is_string()) {
       result_["error"] = event["result"].get<std::string>().substr(0, 500);
+    }
+    std::optional<double> run_cost = RunCost(event);
+    if (run_cost && result_.contains("total_cost_usd") && result_["total_cost_usd"].is_number() &&
+        std::fabs(result_["total_cost_usd"].get<double>() - *run_cost) > 1e-9) {
+      result_["session_total_cost_usd"] = result_["total_cost_usd"];
+      result_["total_cost_usd"] = *run_cost;
+    }
+    // The result's usage is the run's own total; the assistant lines' may
+    // be a message's first figures only.
+    if (event.contains("usage") && event["usage"].is_object()) {
+      const json& usage = event["usage"];
+      input_tokens_ = Number(usage, "input_tokens");
+      output_tokens_ = Number(usage, "output_tokens");
+      cache_read_tokens_ = Number(usage, "cache_read_input_tokens");
+      cache_creation_tokens_ = Number(usage, "cache_creation_input_tokens");
     }
     return true;
   }

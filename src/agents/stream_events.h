@@ -7,7 +7,17 @@
 //                         message.id and the same usage, so usage is
 //                         summed per distinct message id. The final `result`
 //                         event has total_cost_usd, num_turns, duration_ms,
-//                         usage and is_error.
+//                         usage and is_error; its usage replaces the running
+//                         sum (Claude Code 2.1 prints each assistant line
+//                         with the message's first usage figures, output
+//                         tokens 1, before the answer has streamed).
+//                         Claude Code 2.1's total_cost_usd is the session's
+//                         (a resumed session's includes its earlier runs);
+//                         the run's own is the sum of its
+//                         model_usage_since_last_result costUSD, which is
+//                         then recorded as total_cost_usd, the CLI's figure
+//                         as session_total_cost_usd. terminal_reason and
+//                         api_error_status (2.1) are kept when present.
 //   codex                 `thread.started` names the session (thread_id);
 //                         `turn.completed` carries usage {input_tokens,
 //                         cached_input_tokens, cache_write_input_tokens,
@@ -48,7 +58,8 @@ class UsageTracker {
   //  cache_creation_input_tokens, total_tokens, messages}.
   nlohmann::json Usage() const;
   // The final result figures, or null: {total_cost_usd, num_turns,
-  // duration_ms, usage, is_error, subtype, error?}.
+  // duration_ms, usage, is_error, subtype, error?, session_total_cost_usd?,
+  // terminal_reason?, api_error_status?}.
   const nlohmann::json& Result() const { return result_; }
   long long TotalTokens() const;
   // When the agent CLI's result says it failed: why ("" if it gave no

@@ -3,7 +3,8 @@
 //
 // Claude Code refuses a tool result over 25,000 tokens
 // (MAX_MCP_OUTPUT_TOKENS, about 100 KB of JSON) and tells the model to use
-// "pagination, filtering, or limit parameters"; other clients have similar
+// "pagination, filtering, or limit parameters" (2.0.30; 2.1 saves it to a
+// file and tells the model to read that); other clients have similar
 // limits. The parts of herd's replies that grow with use (the agent list of
 // a status, the progress timeline, the list of tasks) are kept within
 // kAgentsListBudget bytes of compact JSON by default, and the reply says
@@ -18,6 +19,15 @@
 namespace herd::mcp {
 
 inline constexpr size_t kAgentsListBudget = 64 * 1024;
+
+// What every herd tool declares as its largest result in characters
+// (`_meta["anthropic/maxResultSizeChars"]` of its definition in
+// tools/list). Claude Code 2.1 keeps an MCP tool result of up to 50,000
+// characters in the conversation unless the tool declares more (up to
+// 500,000); a longer one is saved to a file and the model is given its
+// first 2 KB and the path. herd's replies are kept under the 25,000-token
+// limit, about 100,000 characters, so that is what each tool declares.
+inline constexpr size_t kDeclaredMaxResultChars = 100000;
 
 // A get_real_task_status reply with its agent entries fitted: "full" leaves
 // them whole; "auto" too while they fit kAgentsListBudget; beyond that (and

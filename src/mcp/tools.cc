@@ -524,7 +524,8 @@ json Definition(const Tool& tool) {
             {"readOnlyHint", tool.hints.read_only},
             {"destructiveHint", tool.hints.destructive},
             {"idempotentHint", tool.hints.idempotent},
-            {"openWorldHint", false}}}};
+            {"openWorldHint", false}}},
+          {"_meta", {{"anthropic/maxResultSizeChars", kDeclaredMaxResultChars}}}};
 }
 
 json BuildDefinitions() {

@@ -205,6 +205,9 @@ TEST_F(ToolsTest, EveryToolIsListedWithAnObjectSchema) {
     EXPECT_EQ(tool["inputSchema"].value("type", ""), "object") << tool.dump();
     EXPECT_EQ(tool["outputSchema"].value("type", ""), "object") << tool.dump();
     EXPECT_TRUE(tool.contains("annotations")) << tool.dump();
+    // Claude Code 2.1 saves a result over 50,000 characters to a file
+    // unless the tool declares a larger one.
+    EXPECT_EQ(tool["_meta"]["anthropic/maxResultSizeChars"], 100000) << tool.dump();
   }
 }
 

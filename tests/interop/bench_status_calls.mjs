@@ -2,7 +2,8 @@
 // Benchmark: how many status calls an orchestrating model makes to learn that its agents have
 // ended, waiting (wait_for_agents) against polling get_real_task_status every 5 s.
 //
-// The orchestrating model is real Claude Code 2.0.30, an MCP client of `herd serve`, driven by
+// The orchestrating model is real Claude Code (2.0.30, or with HERD_CLAUDE_VERSIONS=2.1.332 the
+// newest; the first version listed is used), an MCP client of `herd serve`, driven by
 // the scripted model server (model_server.mjs). Its script deploys 5 command agents (each runs
 // `sleep SECONDS`) in one step, then either calls wait_for_agents once per reply until every
 // agent has ended, or calls get_real_task_status every 5 s until the reply shows no agent
@@ -12,16 +13,18 @@
 //
 // Run from the repository root (after ./scripts/test.sh has installed the npm packages):
 //   HERD_BINARY=$PWD/build/herd node tests/interop/bench_status_calls.mjs [SECONDS]
+// With 2.1.332, each MCP tool's first use is preceded by one ToolSearch call (not counted below).
 import fs from "node:fs";
 import { execFileSync } from "node:child_process";
 import {
-  assertInstalled, makeSandbox, startModelServer, writeMcpConfig, runClaude,
+  TESTED_CLIS, assertInstalled, makeSandbox, startModelServer, writeMcpConfig, runClaude,
 } from "./lib/claude_harness.mjs";
 import { HERD, makeWorkspace, cleanupAllWorkspaces } from "./lib/herd_client.mjs";
 
 const seconds = Number(process.argv[2] ?? 12);
 const AGENTS = 5;
 const POLL_MS = 5000;
+const cli = TESTED_CLIS[0];
 
 function deploySteps() {
   return {
@@ -58,7 +61,7 @@ async function measure(mode) {
     });
     const started = Date.now();
     const run = await runClaude({
-      port: model.port, home: sb.home, cwd: sb.proj, mcpConfig, timeoutMs: 300000,
+      cli, port: model.port, home: sb.home, cwd: sb.proj, mcpConfig, timeoutMs: 300000,
       prompt: `Task ID: ${created.task_id}\nDeploy the agents and tell me when they have all ended.`,
     });
     const wall = (Date.now() - started) / 1000;
@@ -79,9 +82,9 @@ async function measure(mode) {
   }
 }
 
-assertInstalled();
+assertInstalled([cli]);
 console.log(`${AGENTS} command agents, each running ${seconds} s; the orchestrator is Claude Code ` +
-            `2.0.30 driven by the scripted model server`);
+            `${cli.version} driven by the scripted model server`);
 const rows = [];
 for (const mode of ["wait", "poll"]) rows.push(await measure(mode));
 console.log("mode                          deploys  status calls  result bytes  wall s");

@@ -1,8 +1,9 @@
 // Real Claude Code agents deployed BY herd, end to end (issue 5, deliverable 1).
 //
 // A test client (the official MCP SDK) drives `herd serve --workspace <tmp>`; herd starts the real
-// Claude Code 2.0.30 CLI (backend "claude") under its per-agent supervisor, with a per-agent MCP
-// config whose server is again `herd serve` on the same workspace. The CLI's model is the scripted
+// Claude Code CLI (backend "claude") under its per-agent supervisor, with a per-agent MCP config
+// whose server is again `herd serve` on the same workspace. Every scenario runs once per CLI of
+// TESTED_CLIS (2.0.30 and 2.1.332, see lib/claude_harness.mjs); its name starts with the version. The CLI's model is the scripted
 // model server (model_server.mjs, scripts in fixtures/agent_scripts/), so each agent calls herd's
 // tools deterministically and offline.
 //
@@ -24,19 +25,20 @@
 //
 // Run from the repository root:
 //   HERD_BINARY=$PWD/build/herd node --test tests/interop/claude_agent.test.mjs
+// (HERD_CLAUDE_VERSIONS=2.1.332 runs one version only.)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { assertInstalled, startModelServer, INTEROP_DIR, readJsonLines } from "./lib/claude_harness.mjs";
+import {
+  TESTED_CLIS, assertInstalled, startModelServer, INTEROP_DIR, readJsonLines, mcpServerStatus,
+} from "./lib/claude_harness.mjs";
 import {
   HERD, makeWorkspace, makeGitRepo, connectSdk, structured, cleanupAllWorkspaces, stopAllAgents, waitUntil,
 } from "./lib/herd_client.mjs";
 import { running, cmdline, processesMarkedWith, processTree } from "./lib/processes.mjs";
 
-// The 2.0.30 package by path: node_modules/.bin/claude is the newest Claude Code (claude-code-latest).
-const CLAUDE_BIN = path.join(INTEROP_DIR, "node_modules/@anthropic-ai/claude-code/cli.js");
 const SCRIPTS = path.join(INTEROP_DIR, "fixtures/agent_scripts");
 const CLAUDE_FLAGS = "--print --output-format stream-json --verbose --dangerously-skip-permissions " +
                      "--model sonnet --strict-mcp-config";
@@ -44,10 +46,12 @@ const T = { timeout: 300000 };
 const ACTIVE = new Set(["running", "working", "blocked"]);
 const POLL_PAUSE_MS = 20;
 
-before(() => {
-  assertInstalled();
-  assert.ok(fs.existsSync(CLAUDE_BIN), `${CLAUDE_BIN} missing: run \`npm ci\` in ${INTEROP_DIR}`);
-});
+before(() => assertInstalled());
+// A test per CLI: cliTest("scenario 2: ...", async cli => {...}) is "[Claude Code 2.0.30] scenario 2: ..."
+// and "[Claude Code 2.1.332] scenario 2: ...".
+function cliTest(what, fn) {
+  for (const cli of TESTED_CLIS) test(`[Claude Code ${cli.version}] ${what}`, T, () => fn(cli));
+}
 // HERD_E2E_KEEP=1 keeps the temp directories (logs, registries) for a look after a failure;
 // agents still running are stopped either way.
 const roots = [];
@@ -66,13 +70,13 @@ after(async () => {
 // Everything herd serve (and so every supervisor, agent CLI and MCP child) gets. Nothing else of
 // this process's environment leaks in (the SDK transport adds only HOME, LOGNAME, PATH, SHELL,
 // TERM, USER, and the values below win).
-function agentEnvironment(w, modelPort) {
+function agentEnvironment(w, modelPort, cli) {
   return {
     PATH: process.env.PATH,
     HOME: w.home,
     XDG_STATE_HOME: w.state,
     CLAUDE_ORCHESTRATOR_WORKSPACE: w.ws,
-    CLAUDE_EXECUTABLE: CLAUDE_BIN,
+    CLAUDE_EXECUTABLE: cli.bin,
     CLAUDE_FLAGS,
     ANTHROPIC_BASE_URL: `http://127.0.0.1:${modelPort}`,
     ANTHROPIC_API_KEY: "test",
@@ -83,10 +87,11 @@ function agentEnvironment(w, modelPort) {
   };
 }
 
-// Starts the model server with `script` and herd serve over the SDK. Returns a context with
+// Starts the model server with `script` and herd serve over the SDK, whose agents run `cli` (one of
+// TESTED_CLIS). Returns a context with
 // call(tool, args) (must succeed; returns structuredContent), status(taskId), the paths, and
 // close() (herd serve and the model server, awaited).
-async function setUp(script) {
+async function setUp(script, cli) {
   const w = makeWorkspace("herd-claude-agent-");
   const project = w.file("proj");
   fs.mkdirSync(project);
@@ -94,14 +99,14 @@ async function setUp(script) {
   const model = await startModelServer(path.join(SCRIPTS, script), { logPath: modelLog });
   let sdk;
   try {
-    sdk = await connectSdk(w, { env: agentEnvironment(w, model.port), args: ["--workspace", w.ws],
+    sdk = await connectSdk(w, { env: agentEnvironment(w, model.port, cli), args: ["--workspace", w.ws],
                                 name: "herd-claude-agent-test" });
   } catch (e) {
     await model.stop();
     throw e;
   }
   const ctx = {
-    w, project, model, modelLog, sdk,
+    w, project, model, modelLog, sdk, cli,
     async call(name, args, { timeoutMs = 120000 } = {}) {
       const result = await sdk.client.callTool({ name, arguments: args }, undefined, { timeout: timeoutMs });
       const content = structured(result);
@@ -252,17 +257,28 @@ async function readAgentOutput(ctx, agentId, { expectResult = true } = {}) {
 }
 
 function assertHerdConnected(init, agentId) {
-  assert.deepEqual(init.mcp_servers, [{ name: "herd", status: "connected" }],
+  assert.deepEqual(mcpServerStatus(init), [{ name: "herd", status: "connected" }],
                    `${agentId}: the init line shows herd's MCP server connected`);
   for (const tool of ["update_agent_progress", "report_agent_finding", "spawn_child_agent"])
     assert.ok(init.tools.includes(`mcp__herd__${tool}`), `${agentId}: the CLI offers mcp__herd__${tool}`);
 }
-// The tool calls an agent made (from its stream log) with their results.
+// The tool calls an agent made (from its stream log) with their results; the ToolSearch calls that
+// load Claude Code 2.1's deferred MCP tools are left out (toolSearches lists them).
 function toolCalls(lines) {
-  const uses = lines.filter(l => l.type === "assistant").flatMap(l => l.message.content.filter(b => b.type === "tool_use"));
+  const uses = lines.filter(l => l.type === "assistant")
+    .flatMap(l => l.message.content.filter(b => b.type === "tool_use" && b.name !== "ToolSearch"));
   const results = lines.filter(l => l.type === "user" && Array.isArray(l.message?.content))
     .flatMap(l => l.message.content.filter(b => b.type === "tool_result"));
   return uses.map(use => ({ name: use.name, input: use.input, result: results.find(r => r.tool_use_id === use.id) }));
+}
+// The queries of the agent's ToolSearch calls, e.g. ["select:mcp__herd__update_agent_progress"].
+function toolSearches(lines) {
+  return lines.filter(l => l.type === "assistant")
+    .flatMap(l => l.message.content.filter(b => b.type === "tool_use" && b.name === "ToolSearch").map(b => b.input.query));
+}
+// What `cli` needs to load first for an agent that calls these MCP tools (in order of first use).
+function expectedSearches(cli, tools) {
+  return cli.toolSearch ? [...new Set(tools)].map(t => `select:mcp__herd__${t}`) : [];
 }
 function resultText(r) {
   return typeof r.content === "string" ? r.content : r.content.filter(b => b.type === "text").map(b => b.text).join("");
@@ -348,9 +364,9 @@ test("model server: a wait_for step is held until the test releases its name", T
 // it can, which (the helper's CLI takes a second to start) is before its helper. With
 // lead_waits_for_helper.json the model holds the lead's last report until the test releases it,
 // once it has seen the helper's exit recorded: the helper exits first.
-async function fullLoop(script, { helperExitsFirst }) {
+async function fullLoop(cli, script, { helperExitsFirst }) {
   const started = Date.now();
-  const ctx = await setUp(script);
+  const ctx = await setUp(script, cli);
   try {
     const taskId = await createTask(ctx, "end-to-end: a lead and a helper, both real Claude Code agents");
     const lead = await ctx.call("deploy_headless_agent", {
@@ -478,6 +494,9 @@ async function fullLoop(script, { helperExitsFirst }) {
       assert.equal(entry.result.num_turns, out.result.num_turns);
       assert.equal(entry.result.duration_ms, out.result.duration_ms);
       assert.deepEqual(entry.result.usage, out.result.usage);
+      // The running usage herd keeps ends as the result line's too.
+      assert.equal(entry.usage.output_tokens, out.result.usage.output_tokens, `${id}: ${JSON.stringify(entry.usage)}`);
+      assert.equal(entry.usage.input_tokens, out.result.usage.input_tokens);
       assert.equal(out.metadata.exit_code, 0);
       assert.equal(out.metadata.status, "completed");
       // get_agent_output metadata carries the same result figures.
@@ -502,6 +521,10 @@ async function fullLoop(script, { helperExitsFirst }) {
     assert.equal(spawned.parent, leadId);
     assert.equal(spawned.depth, 2);
     assert.equal(toolCalls(helperOut.lines).length, 3);
+    // Claude Code 2.1 loaded each MCP tool's schema (ToolSearch) before its first call.
+    assert.deepEqual(toolSearches(leadOut.lines),
+                     expectedSearches(cli, ["update_agent_progress", "report_agent_finding", "spawn_child_agent"]));
+    assert.deepEqual(toolSearches(helperOut.lines), expectedSearches(cli, ["update_agent_progress"]));
 
     // The helper's prompt names its parent; the model played one branch per agent.
     const helperPrompt = fs.readFileSync(path.join(taskDir, "prompts", `${helperId}.txt`), "utf8");
@@ -517,24 +540,24 @@ async function fullLoop(script, { helperExitsFirst }) {
     await assertNoProcessLeft(ctx, "after both agents finished");
     await ctx.close();
     await assertNoProcessLeft(ctx, "after herd serve closed", 5000);
-    console.log(`scenario 1 (${script}) took ${Date.now() - started} ms`);
+    console.log(`Claude Code ${cli.version}: scenario 1 (${script}) took ${Date.now() - started} ms`);
   } finally {
     await ctx.close().catch(() => {});
   }
 }
 
-test("scenario 1: a Claude Code lead reports through herd, spawns a Claude Code helper and finishes; the helper completes too", T,
-     () => fullLoop("lead_and_helper.json", { helperExitsFirst: false }));
+cliTest("scenario 1: a Claude Code lead reports through herd, spawns a Claude Code helper and finishes; the helper completes too",
+        cli => fullLoop(cli, "lead_and_helper.json", { helperExitsFirst: false }));
 
-test("scenario 1, other order: the helper completes and exits while the lead still works, then the lead completes", T,
-     () => fullLoop("lead_waits_for_helper.json", { helperExitsFirst: true }));
+cliTest("scenario 1, other order: the helper completes and exits while the lead still works, then the lead completes",
+        cli => fullLoop(cli, "lead_waits_for_helper.json", { helperExitsFirst: true }));
 
 // ---------------------------------------------------------------------------------------------
 // Scenario 2
 
-test("scenario 2: kill_real_agent stops a Claude Code agent mid-run, with every process it started", T, async () => {
+cliTest("scenario 2: kill_real_agent stops a Claude Code agent mid-run, with every process it started", async cli => {
   const started = Date.now();
-  const ctx = await setUp("progress_then_hang.json");
+  const ctx = await setUp("progress_then_hang.json", cli);
   try {
     const taskId = await createTask(ctx, "end-to-end: an agent killed mid-run");
     const deployed = await ctx.call("deploy_headless_agent", {
@@ -559,8 +582,8 @@ test("scenario 2: kill_real_agent stops a Claude Code agent mid-run, with every 
 
     // What runs now: supervisor -> claude CLI -> its `herd serve` MCP server (and maybe more).
     const tree = processTree(before.supervisor_pid);
-    const cli = tree.find(p => p.pid === before.pid);
-    assert.ok(cli, `the agent is under its supervisor: ${JSON.stringify(tree)}`);
+    const cliProcess = tree.find(p => p.pid === before.pid);
+    assert.ok(cliProcess, `the agent is under its supervisor: ${JSON.stringify(tree)}`);
     const mcpChild = tree.find(p => p.pid !== before.supervisor_pid && / serve --workspace /.test(p.cmd) &&
                                     p.cmd.startsWith(HERD));
     assert.ok(mcpChild, `the CLI's herd serve MCP child is in the tree: ${JSON.stringify(tree, null, 1)}`);
@@ -607,12 +630,12 @@ test("scenario 2: kill_real_agent stops a Claude Code agent mid-run, with every 
     assert.deepEqual(journal.map(u => [u.status, u.progress]), [["working", 5]]);
 
     // The model server was left hanging on exactly the second agent turn.
-    const turns = readJsonLines(ctx.modelLog).filter(e => e.role === "agent");
+    const turns = readJsonLines(ctx.modelLog).filter(e => e.role === "agent" && !e.tool_search);
     assert.deepEqual(turns.map(e => [e.step, e.action]), [[0, "message"], [1, "hang"]]);
 
     await ctx.close();
     await assertNoProcessLeft(ctx, "after herd serve closed", 5000);
-    console.log(`scenario 2 took ${Date.now() - started} ms`);
+    console.log(`Claude Code ${cli.version}: scenario 2 took ${Date.now() - started} ms`);
   } finally {
     await ctx.close().catch(() => {});
   }
@@ -621,9 +644,9 @@ test("scenario 2: kill_real_agent stops a Claude Code agent mid-run, with every 
 // ---------------------------------------------------------------------------------------------
 // Scenario 3
 
-test("scenario 3: the agent CLI fails (model API returns 500) and herd records error with the reason", T, async () => {
+cliTest("scenario 3: the agent CLI fails (model API returns 500) and herd records error with the reason", async cli => {
   const started = Date.now();
-  const ctx = await setUp("api_error.json");
+  const ctx = await setUp("api_error.json", cli);
   try {
     const taskId = await createTask(ctx, "end-to-end: an agent whose model API fails");
     const deployed = await ctx.call("deploy_headless_agent", {
@@ -665,7 +688,7 @@ test("scenario 3: the agent CLI fails (model API returns 500) and herd records e
     await assertNoProcessLeft(ctx, "after the agent failed");
     await ctx.close();
     await assertNoProcessLeft(ctx, "after herd serve closed", 5000);
-    console.log(`scenario 3 took ${Date.now() - started} ms; herd recorded: ${reason}`);
+    console.log(`Claude Code ${cli.version}: scenario 3 took ${Date.now() - started} ms; herd recorded: ${reason}`);
 
     // The recorded reason (what `herd status` and get_real_task_status show as the agent's error)
     // says what went wrong, not only that the CLI's result was an error: herd has the CLI's error
@@ -685,9 +708,9 @@ function streamEvents(ctx, agentId) {
   return readJsonLines(streamLogPath(ctx, agentId));
 }
 
-test("scenario 4: send_agent_message resumes a finished Claude Code agent's session as its second turn", T, async () => {
+cliTest("scenario 4: send_agent_message resumes a finished Claude Code agent's session as its second turn", async cli => {
   const started = Date.now();
-  const ctx = await setUp("two_turns.json");
+  const ctx = await setUp("two_turns.json", cli);
   try {
     const taskId = await createTask(ctx, "end-to-end: two turns of one agent");
     const { agent_id: agentId } = await ctx.call("deploy_headless_agent", {
@@ -748,21 +771,37 @@ test("scenario 4: send_agent_message resumes a finished Claude Code agent's sess
     assert.deepEqual(inits.map(e => e.session_id), [first.session_id, first.session_id]);
     const results = streamEvents(ctx, agentId).filter(e => e.type === "result");
     assert.deepEqual(results.map(e => e.result), ["Turn one done.", "Turn two done."]);
+    // What each turn cost: herd records the run's own. 2.1's second result line says what the
+    // whole session cost (both runs); herd keeps that as session_total_cost_usd.
+    assert.equal(first.result.total_cost_usd, results[0].total_cost_usd);
+    if (cli.sessionCost) {
+      assert.ok(Math.abs(results[1].total_cost_usd - (first.result.total_cost_usd + entry.result.total_cost_usd)) < 1e-9,
+                `the CLI's turn-2 cost ${results[1].total_cost_usd} is the session's; herd's: ${JSON.stringify(entry.result)}`);
+      assert.equal(entry.result.session_total_cost_usd, results[1].total_cost_usd);
+      const own = Object.values(results[1].model_usage_since_last_result).reduce((sum, m) => sum + m.costUSD, 0);
+      assert.ok(Math.abs(entry.result.total_cost_usd - own) < 1e-9);
+    } else {
+      assert.equal(entry.result.total_cost_usd, results[1].total_cost_usd);
+      assert.equal(entry.result.session_total_cost_usd, undefined);
+    }
+    // herd's running usage ends as the result line's (2.1's assistant lines count 1 output token each).
+    assert.equal(entry.usage.output_tokens, results[1].usage.output_tokens, JSON.stringify(entry.usage));
+    assert.equal(entry.usage.input_tokens, results[1].usage.input_tokens);
     const findings = readJsonLines(path.join(ctx.taskDir, "findings", `${agentId}_findings.jsonl`));
     assert.deepEqual(findings.map(f => f.message), ["turn two: followed up"]);
 
     await assertAgentProcessesGone(entry);
     await assertNoProcessLeft(ctx, "after the second turn");
     await ctx.close();
-    console.log(`scenario 4 took ${Date.now() - started} ms`);
+    console.log(`Claude Code ${cli.version}: scenario 4 took ${Date.now() - started} ms`);
   } finally {
     await ctx.close().catch(() => {});
   }
 });
 
-test("scenario 5: a queued follow-up waits for the running turn; an interrupting one stops it and runs first", T, async () => {
+cliTest("scenario 5: a queued follow-up waits for the running turn; an interrupting one stops it and runs first", async cli => {
   const started = Date.now();
-  const ctx = await setUp("interrupt_and_queue.json");
+  const ctx = await setUp("interrupt_and_queue.json", cli);
   try {
     const taskId = await createTask(ctx, "end-to-end: queued and interrupting follow-ups");
     const { agent_id: agentId } = await ctx.call("deploy_headless_agent", {
@@ -814,7 +853,7 @@ test("scenario 5: a queued follow-up waits for the running turn; an interrupting
     await assertAgentProcessesGone(entry);
     await assertNoProcessLeft(ctx, "after the last turn");
     await ctx.close();
-    console.log(`scenario 5 took ${Date.now() - started} ms`);
+    console.log(`Claude Code ${cli.version}: scenario 5 took ${Date.now() - started} ms`);
   } finally {
     await ctx.close().catch(() => {});
   }
@@ -824,9 +863,9 @@ test("scenario 5: a queued follow-up waits for the running turn; an interrupting
 // Scenario 6: two Claude Code agents of one task, each in its own git worktree, edit the same line
 // of the same file with the CLI's Read and Edit tools and commit with its Bash tool, in parallel.
 
-test("scenario 6: two Claude Code agents edit one file in their own worktrees; one merges, the other's conflict is named", T, async () => {
+cliTest("scenario 6: two Claude Code agents edit one file in their own worktrees; one merges, the other's conflict is named", async cli => {
   const started = Date.now();
-  const ctx = await setUp("worktree_editors.json");
+  const ctx = await setUp("worktree_editors.json", cli);
   try {
     const git = makeGitRepo(ctx.project, { "greeting.txt": "Hello,\nworld\n" });
     const created = await ctx.call("create_real_task", {
@@ -873,7 +912,7 @@ test("scenario 6: two Claude Code agents edit one file in their own worktrees; o
 
     await assertNoProcessLeft(ctx, "after both agents ended");
     await ctx.close();
-    console.log(`scenario 6 took ${Date.now() - started} ms`);
+    console.log(`Claude Code ${cli.version}: scenario 6 took ${Date.now() - started} ms`);
   } finally {
     await ctx.close().catch(() => {});
   }

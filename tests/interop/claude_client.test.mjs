@@ -1,12 +1,14 @@
-// Claude Code 2.0.30 as an MCP CLIENT of `herd serve` (not as an agent): the real CLI, started
-// with --mcp-config pointing at `herd serve --workspace <tmp>`, driven offline by the scripted
-// model server (model_server.mjs). It must connect to herd, list herd's tools, and call them.
+// Claude Code as an MCP CLIENT of `herd serve` (not as an agent): the real CLI, started with
+// --mcp-config pointing at `herd serve --workspace <tmp>`, driven offline by the scripted model
+// server (model_server.mjs). It must connect to herd, list herd's tools, and call them. Every test
+// runs once per CLI of TESTED_CLIS (2.0.30 and 2.1.332); its name starts with the version.
 // Run: HERD_BINARY=$PWD/build/herd node --test tests/interop/claude_client.test.mjs
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import {
-  assertInstalled, makeSandbox, startModelServer, writeMcpConfig, runClaude, readJsonLines,
+  TESTED_CLIS, assertInstalled, makeSandbox, startModelServer, writeMcpConfig, runClaude, readJsonLines,
+  mcpServerStatus,
 } from "./lib/claude_harness.mjs";
 import { HERD, TOOL_NAMES, makeWorkspace, sleeperCommand, waitForLog, isAlive, cleanupAllWorkspaces } from "./lib/herd_client.mjs";
 
@@ -18,9 +20,15 @@ after(async () => {
   await cleanupAllWorkspaces();
 });
 
-// Runs Claude Code with `herd serve --workspace <ws>` as its MCP server "herd" and the given
-// model script. Returns {run, log (model server requests), toolPairs: [{use, result}]}.
-async function runWithHerd(w, script, prompt) {
+function cliTest(what, fn) {
+  for (const cli of TESTED_CLIS) test(`[Claude Code ${cli.version}] ${what}`, T, () => fn(cli));
+}
+
+// Runs Claude Code `cli` with `herd serve --workspace <ws>` as its MCP server "herd" and the given
+// model script. Returns {run, log (model server requests), toolPairs: [{use, result}], searches}:
+// the tool calls with their results, and apart from them the ToolSearch queries with which 2.1
+// loads its deferred tools' schemas.
+async function runWithHerd(cli, w, script, prompt) {
   const sb = makeSandbox("herd-claude-client-");
   sandboxes.push(sb);
   fs.writeFileSync(sb.file("script.json"), JSON.stringify(script));
@@ -29,13 +37,15 @@ async function runWithHerd(w, script, prompt) {
     const mcpConfig = writeMcpConfig(sb.file("mcp.json"), {
       command: HERD, args: ["serve", "--workspace", w.ws], env: { XDG_STATE_HOME: w.state },
     });
-    const run = await runClaude({ port: model.port, home: sb.home, cwd: sb.proj, mcpConfig, prompt });
-    const uses = run.lines.filter(l => l.type === "assistant")
+    const run = await runClaude({ cli, port: model.port, home: sb.home, cwd: sb.proj, mcpConfig, prompt });
+    const allUses = run.lines.filter(l => l.type === "assistant")
       .flatMap(l => l.message.content.filter(b => b.type === "tool_use"));
+    const uses = allUses.filter(b => b.name !== "ToolSearch");
+    const searches = allUses.filter(b => b.name === "ToolSearch").map(b => b.input.query);
     const results = run.lines.filter(l => l.type === "user" && Array.isArray(l.message?.content))
       .flatMap(l => l.message.content.filter(b => b.type === "tool_result"));
     const toolPairs = uses.map(use => ({ use, result: results.find(r => r.tool_use_id === use.id) }));
-    return { run, log: readJsonLines(sb.file("model.log")), toolPairs };
+    return { run, log: readJsonLines(sb.file("model.log")), toolPairs, searches };
   } finally {
     await model.stop();
   }
@@ -50,7 +60,7 @@ function assertConnected(run) {
   const init = run.lines[0];
   assert.equal(init.type, "system");
   assert.equal(init.subtype, "init");
-  assert.deepEqual(init.mcp_servers, [{ name: "herd", status: "connected" }]);
+  assert.deepEqual(mcpServerStatus(init), [{ name: "herd", status: "connected" }]);
   for (const name of TOOL_NAMES) assert.ok(init.tools.includes(`mcp__herd__${name}`), `init lists mcp__herd__${name}`);
   assert.equal(run.result?.is_error, false, JSON.stringify(run.result));
 }
@@ -62,7 +72,7 @@ function assertToolsSucceeded(toolPairs, names) {
   }
 }
 
-test("Claude Code connects to herd serve, lists its tools, calls create_real_task and get_real_task_status", T, async () => {
+cliTest("Claude Code connects to herd serve, lists its tools, calls create_real_task and get_real_task_status", async cli => {
   const w = makeWorkspace("herd-claude-ws-");
   // A task made beforehand through the CLI: its id is in the prompt ("Task ID: ..."), so the
   // scripted model can ask for its status.
@@ -70,7 +80,7 @@ test("Claude Code connects to herd serve, lists its tools, calls create_real_tas
   assert.equal(before.code, 0, before.stderr);
   const knownTask = before.json.task_id;
 
-  const { run, log, toolPairs } = await runWithHerd(w, {
+  const { run, log, toolPairs, searches } = await runWithHerd(cli, w, {
     steps: [
       { tool: "create_real_task", server: "herd",
         input: { description: "created by Claude Code through herd serve", priority: "P1",
@@ -84,7 +94,10 @@ test("Claude Code connects to herd serve, lists its tools, calls create_real_tas
   assertConnected(run);
   assertToolsSucceeded(toolPairs, ["mcp__herd__create_real_task", "mcp__herd__get_real_task_status", "ReadMcpResourceTool"]);
   assert.equal(run.result.result, "Both tasks are there.");
-  assert.deepEqual(log.filter(e => e.role === "agent").map(e => e.step), [0, 1, 2, 3]);
+  assert.deepEqual(log.filter(e => e.role === "agent" && !e.tool_search).map(e => e.step), [0, 1, 2, 3]);
+  // 2.1 defers herd's tools and its own resource tools; the model loads each before its first use.
+  assert.deepEqual(searches, cli.toolSearch ? ["select:mcp__herd__create_real_task", "select:mcp__herd__get_real_task_status",
+                                               "select:ReadMcpResourceTool"] : []);
 
   // What Claude Code got back: herd's JSON (the text mirror of structuredContent).
   const created = JSON.parse(resultText(toolPairs[0].result));
@@ -108,7 +121,7 @@ test("Claude Code connects to herd serve, lists its tools, calls create_real_tas
   await w.cleanup();
 });
 
-test("Claude Code reports progress for an agent and kills it through herd serve", T, async () => {
+cliTest("Claude Code reports progress for an agent and kills it through herd serve", async cli => {
   const w = makeWorkspace("herd-claude-ws-");
   const task = await w.herd(["task", "create", "an agent that Claude Code will stop"]);
   assert.equal(task.code, 0, task.stderr);
@@ -119,7 +132,7 @@ test("Claude Code reports progress for an agent and kills it through herd serve"
   const agentId = deployed.json.agent_id;
   await waitForLog(w, taskId, agentId, "sleeper-up");
 
-  const { run, toolPairs } = await runWithHerd(w, {
+  const { run, toolPairs } = await runWithHerd(cli, w, {
     steps: [
       { tool: "update_agent_progress", server: "herd",
         input: { task_id: "{{task_id}}", agent_id: "{{agent_id}}", status: "working", message: "half way", progress: 50 } },
@@ -146,10 +159,13 @@ test("Claude Code reports progress for an agent and kills it through herd serve"
   await w.cleanup();
 });
 
-// Claude Code refuses MCP tool results over 25,000 tokens (MAX_MCP_OUTPUT_TOKENS). A task with
-// many agents must still be readable: by default get_real_task_status keeps its reply under that
-// limit by listing agents in summary form once the full entries would not fit.
-test("get_real_task_status on a 150-agent task stays under Claude Code's tool-output limit", T, async () => {
+// Claude Code refuses MCP tool results over 25,000 tokens (MAX_MCP_OUTPUT_TOKENS; 2.1 saves them to
+// a file and gives the model a pointer instead). A task with many agents must still be readable: by
+// default get_real_task_status keeps its reply under that limit by listing agents in summary form
+// once the full entries would not fit. 2.1 would also save any result over 50,000 characters to a
+// file unless the tool declares more: herd's tools declare 100,000 (_meta
+// "anthropic/maxResultSizeChars"), so the summary reply (about 53 KB here) reaches the model whole.
+cliTest("get_real_task_status on a 150-agent task stays under Claude Code's tool-output limit", async cli => {
   const w = makeWorkspace("herd-claude-ws-");
   const task = await w.herd(["task", "create", "a large task", "--max-agents", "150", "--max-concurrent", "150"]);
   assert.equal(task.code, 0, task.stderr);
@@ -161,7 +177,7 @@ test("get_real_task_status on a 150-agent task stays under Claude Code's tool-ou
     assert.equal(deployed.code, 0, deployed.stderr);
   }
 
-  const { run, toolPairs } = await runWithHerd(w, {
+  const { run, toolPairs } = await runWithHerd(cli, w, {
     steps: [
       { tool: "get_real_task_status", server: "herd", input: { task_id: "{{task_id}}" } },
       { tool: "get_real_task_status", server: "herd", input: { task_id: "{{task_id}}", response_format: "full" } },
@@ -181,8 +197,15 @@ test("get_real_task_status on a 150-agent task stays under Claude Code's tool-ou
     assert.ok(entry.id && entry.status && entry.liveness, JSON.stringify(entry));
     assert.equal(entry.prompt, undefined, "summary entries leave the prompt out");
   }
+  assert.ok(resultText(auto.result).length > 50000, `the summary is over 2.1's default: ${resultText(auto.result).length}`);
   // The full reply is what Claude Code cannot take: this is why the default summarises.
-  assert.equal(full.result.is_error, true, "the full 150-agent reply should exceed Claude Code's limit");
-  assert.match(resultText(full.result), /maximum allowed tokens/);
+  if (cli.savesLargeResults) {
+    assert.notEqual(full.result.is_error, true);
+    // Over the declared 100,000 characters: saved to a file, the model gets a 2 KB preview and the path.
+    assert.match(resultText(full.result), /^<persisted-output>\nOutput too large \([\d.]+KB\)\. Full output saved to: \//);
+  } else {
+    assert.equal(full.result.is_error, true, "the full 150-agent reply should exceed Claude Code's limit");
+    assert.match(resultText(full.result), /maximum allowed tokens/);
+  }
   await w.cleanup();
 });

@@ -184,6 +184,8 @@ test("tools/list: the eight reference tools and herd's own, with complete input 
       assert.doesNotThrow(() => ajv.getValidator(tool.outputSchema), `${name}: outputSchema compiles`);
       for (const hint of ["readOnlyHint", "destructiveHint", "idempotentHint"])
         assert.equal(typeof tool.annotations?.[hint], "boolean", `${name}: annotations.${hint}`);
+      // Claude Code 2.1 keeps results up to this many characters in the conversation (default 50,000).
+      assert.equal(tool._meta?.["anthropic/maxResultSizeChars"], 100000, `${name}: _meta`);
       // The schema accepts a call with exactly the required arguments and rejects one without them.
       const minimal = Object.fromEntries(required[name].map(k => [k, input.properties[k].enum?.[0] ?? "x"]));
       assert.equal(ajv.getValidator(input)(minimal).valid, true, `${name}: minimal call valid`);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Scripted, deterministic stand-in for the Anthropic Messages API, for driving a
-// real agent CLI (Claude Code 2.0.30) offline. Node built-ins only.
+// real agent CLI (Claude Code 2.0.30 and 2.1.332) offline. Node built-ins only.
 //
 // Usage:
 //   node model_server.mjs [--port N] [--host H] [--scenario NAME | --script FILE | NAME | FILE.json]
@@ -13,8 +13,10 @@
 // MODEL_LOG / --log.
 //
 // Endpoints: POST /v1/messages (any query, e.g. ?beta=true; streaming SSE or plain JSON),
-// POST /v1/messages/count_tokens -> {"input_tokens":N}, POST /control/release (see "wait_for");
-// everything else 404 JSON.
+// POST /v1/messages/count_tokens -> {"input_tokens":N}, HEAD|GET /api/hello -> 200 {} (Claude
+// Code 2.1's connectivity check), POST /control/release (see "wait_for"); everything else 404
+// JSON. Every request is logged; --dump DIR (MODEL_DUMP_DIR) also writes each one's method, path,
+// headers and body to DIR/NNNN.json.
 //
 // Behaviour. A script is {"steps":[...], "extract"?:{name:regex}, "side_text"?:str, "error"?:{...}}.
 // - A request WITHOUT tools (the CLI's side requests: titles, quota checks) gets a short text
@@ -35,6 +37,12 @@
 //   for that step gets the HTTP error, a non-streaming one gets the step's normal answer (the CLI
 //   retries a failed stream without streaming).
 //   Any step may carry "delay_ms" (the response is held that long before it starts).
+//   A tool the request does not offer but lists as deferred (Claude Code 2.1: MCP tools are named
+//   in a text, "The following deferred tools are now available via ToolSearch: ...", and a
+//   ToolSearch tool is offered) is loaded first: the model answers with a ToolSearch call
+//   {"query":"select:NAME,..."} (once per tool; its tool_use id carries "_ts_", its result does
+//   not count as a step's, and the request is logged with "tool_search":[NAME,...]), then plays
+//   the step once the CLI offers the tool.
 //   A one-call step may carry "repeat_until":"regex": it is played again (a polling loop, e.g.
 //   with "delay_ms" as the interval) until the text of its latest tool result matches.
 //   Any step may carry "wait_for":"NAME": its response is held until the test calls
@@ -139,6 +147,7 @@ function parseArgs(argv) {
     else if (a === "--scenario") o.scenario = next();   // a NAME, or a FILE.json like --script
     else if (a === "--script") o.script = next();
     else if (a === "--log") o.log = next();
+    else if (a === "--dump") o.dump = next();
     else if (a === "--exit-on-stdin-eof") o.exitOnEof = true;
     else if (a === "--help" || a === "-h") { process.stderr.write(HELP); process.exit(0); }
     else if (a.startsWith("-")) fail(`unknown option ${a}`);
@@ -160,6 +169,9 @@ const env = process.env;
 const port = Number(args.port ?? env.MODEL_PORT ?? 0);
 const host = args.host ?? env.MODEL_HOST ?? "127.0.0.1";
 const logPath = args.log ?? env.MODEL_LOG ?? "";
+// MODEL_DUMP_DIR / --dump DIR: every request's method, path, headers and body, one file each.
+const dumpDir = args.dump ?? env.MODEL_DUMP_DIR ?? "";
+let dumped = 0;
 const exitOnEof = args.exitOnEof || env.MODEL_EXIT_ON_STDIN_EOF === "1";
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad port ${args.port ?? env.MODEL_PORT}`);
 
@@ -215,8 +227,10 @@ function textOf(content) {
 function extractVars(messages, branch, system = "") {
   const firstUser = messages.find(m => m.role === "user");
   const first = firstUser ? textOf(firstUser.content) : "";
-  // Then the other user texts, then the system prompt (Claude Code's names the working directory).
-  const all = [...messages.filter(m => m.role === "user").map(m => textOf(m.content)), textOf(system)].join("\n");
+  // Then the other user texts, then the system prompt (Claude Code's names the working directory;
+  // 2.1 says it in a "system" message of the conversation instead).
+  const all = [...messages.filter(m => m.role === "user").map(m => textOf(m.content)),
+               ...messages.filter(m => m.role === "system").map(m => textOf(m.content)), textOf(system)].join("\n");
   const patterns = { task_id: "Task ID: (\\S+)", agent_id: "Agent ID: (\\S+)", ...(script.extract ?? {}),
                      ...(branch?.extract ?? {}) };
   const vars = {};
@@ -261,23 +275,64 @@ function chooseTurn(messages, turns) {
   }
   return undefined;
 }
+// A user message's own text: without the <system-reminder> blocks Claude Code 2.1 puts before
+// the prompt (git attribution and the like).
+function userTextOf(content) {
+  if (!Array.isArray(content)) return textOf(content);
+  return textOf(content.filter(b => !(b && b.type === "text" && /^\s*<system-reminder>/.test(b.text ?? ""))));
+}
 // What a request carries from before: each user text's head and each tool_use id.
 function historyOf(messages) {
   return {
-    user_texts: messages.filter(m => m.role === "user").map(m => textOf(m.content).slice(0, 80))
+    user_texts: messages.filter(m => m.role === "user").map(m => userTextOf(m.content).slice(0, 80))
       .filter(Boolean),
     tool_use_ids: messages.filter(m => m.role === "assistant" && Array.isArray(m.content))
-      .flatMap(m => m.content.filter(b => b && b.type === "tool_use").map(b => b.id)),
+      .flatMap(m => m.content.filter(b => b && b.type === "tool_use" && !isToolSearchId(b.id)).map(b => b.id)),
   };
 }
-// The text of each tool_result in the conversation, in order.
+// The text of each tool_result in the conversation, in order; the results of the ToolSearch
+// calls the server made itself to load deferred tools (see deferredToolNames) do not count.
 function toolResultTexts(messages) {
   const texts = [];
   for (const m of messages) {
     if (m.role !== "user" || !Array.isArray(m.content)) continue;
-    for (const b of m.content) if (b && b.type === "tool_result") texts.push(textOf(b.content));
+    for (const b of m.content) {
+      if (b && b.type === "tool_result" && !isToolSearchId(b.tool_use_id)) texts.push(textOf(b.content));
+    }
   }
   return texts;
+}
+// Claude Code 2.1 sends MCP tools (and some of its own) as "deferred": only their names, listed in
+// a text after "The following deferred tools are now available via ToolSearch", with a ToolSearch
+// tool to load their schemas ({"query":"select:NAME,..."}); once loaded they are in the next
+// request's tools. Returns the names listed (one per line in that text).
+function deferredToolNames(messages, system) {
+  const texts = [textOf(system), ...messages.map(m => textOf(m.content))];
+  const names = new Set();
+  for (const text of texts) {
+    const at = text.indexOf("deferred tools are now available via ToolSearch");
+    if (at < 0) continue;
+    const lines = text.slice(at).split("\n").slice(1);
+    for (const line of lines) {
+      if (/^[A-Za-z][\w-]*$/.test(line.trim())) names.add(line.trim());
+      else if (names.size > 0 && line.trim() === "") break;
+    }
+  }
+  return [...names];
+}
+const TOOL_SEARCH_MARK = "_ts_";
+function isToolSearchId(id) { return typeof id === "string" && id.includes(TOOL_SEARCH_MARK); }
+// The tool names the server already asked ToolSearch for in this conversation.
+function searchedTools(messages) {
+  const names = new Set();
+  for (const m of messages) {
+    if (m.role !== "assistant" || !Array.isArray(m.content)) continue;
+    for (const b of m.content) {
+      if (b && b.type === "tool_use" && isToolSearchId(b.id) && typeof b.input?.query === "string")
+        for (const n of b.input.query.replace(/^select:/, "").split(",")) names.add(n.trim());
+    }
+  }
+  return names;
 }
 // Step i is due once the tool results of steps 0..i-1 are all in the conversation (a
 // repeat_until step's results last until one matches).
@@ -312,9 +367,14 @@ function estimateTokens(body) {
                                JSON.stringify(body.system ?? "").length / 4));
 }
 function toolUseId(messages, index, k) {
-  // Deterministic and unique within a conversation.
+  // Deterministic and unique within a conversation: a step played again (repeat_until) gets new
+  // ids, since the count of tool results so far is part of them. (With one id per step, Claude
+  // Code 2.1.332's requests stopped growing on a repeated step: the tool results they carried
+  // stayed at the same count, and a repeat_until step never saw its newest result.)
   const h = crypto.createHash("sha256").update(textOf(messages[0]?.content ?? "")).digest("hex").slice(0, 12);
-  return `toolu_${h}_${index}_${k}`;
+  const results = messages.reduce((n, m) => n + (m.role === "user" && Array.isArray(m.content)
+    ? m.content.filter(b => b && b.type === "tool_result").length : 0), 0);
+  return `toolu_${h}_${index}_${k}_r${results}`;
 }
 // Returns {kind:"message", content:[...], stop_reason, summary} or {kind:"error"|"hang", ...}.
 function plan(body) {
@@ -324,7 +384,7 @@ function plan(body) {
   const summary = {
     model: body.model, stream: body.stream === true, messages: messages.length,
     tools: toolNames.length, mcp_tools: toolNames.filter(n => n.startsWith("mcp__")),
-    prompt_head: textOf(messages.find(m => m.role === "user")?.content ?? "").slice(0, 120),
+    prompt_head: userTextOf(messages.find(m => m.role === "user")?.content ?? "").slice(0, 120),
   };
   if (script.error) return { kind: "error", error: script.error, summary: { ...summary, role: "any" } };
   const chosen = chooseBranch(messages);
@@ -359,12 +419,28 @@ function plan(body) {
   if (calls.length === 0)
     return { kind: "message", content, stop_reason: "end_turn", delayMs, waitFor, summary: base };
   const missing = [];
+  const deferred = [];
+  const deferredNames = toolNames.includes("ToolSearch") ? deferredToolNames(messages, body.system) : [];
+  const searched = searchedTools(messages);
   calls.forEach((c, k) => {
     const name = resolveTool(toolNames, c.tool, c.server);
-    if (!name) { missing.push(c.tool); return; }
+    if (!name) {
+      // Not offered yet: a deferred tool is loaded with ToolSearch first (once), as a model would.
+      const later = resolveTool(deferredNames, c.tool, c.server);
+      if (later && !searched.has(later)) { if (!deferred.includes(later)) deferred.push(later); }
+      else missing.push(c.tool);
+      return;
+    }
     content.push({ type: "tool_use", id: toolUseId(messages, turn ? `${turn.turn}_${index}` : index, k), name,
                    input: substitute(c.input ?? {}, vars) });
   });
+  if (deferred.length && !missing.length) {
+    const id = toolUseId(messages, `${TOOL_SEARCH_MARK}${turn ? `${turn.turn}_${index}` : index}`, 0);
+    return { kind: "message", stop_reason: "tool_use", delayMs: 0,
+             content: [{ type: "tool_use", id, name: "ToolSearch",
+                         input: { query: `select:${deferred.join(",")}`, max_results: deferred.length } }],
+             summary: { ...base, tool_search: deferred } };
+  }
   if (missing.length) {
     const text = `Cannot continue: tool(s) ${missing.join(", ")} not offered. Offered: ${toolNames.join(", ")}`;
     return { kind: "message", content: [{ type: "text", text }], stop_reason: "end_turn", delayMs,
@@ -449,6 +525,11 @@ const server = http.createServer((req, res) => {
   req.setEncoding("utf8");
   req.on("data", d => (raw += d));
   req.on("end", () => {
+    if (dumpDir) {
+      fs.mkdirSync(dumpDir, { recursive: true });
+      const file = `${dumpDir}/${String(++dumped).padStart(4, "0")}.json`;
+      fs.writeFileSync(file, JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: raw }, null, 1));
+    }
     let body = {};
     if (raw) {
       try { body = JSON.parse(raw); }
@@ -467,7 +548,8 @@ const server = http.createServer((req, res) => {
         log({ method: req.method, path: url.pathname, error: String(e.stack ?? e) });
         return sendError(res, { status: 500, type: "api_error", message: `model_server bug: ${e.message}` });
       }
-      log({ method: req.method, path: url.pathname + url.search, action: p.kind,
+      log({ method: req.method, path: url.pathname + url.search, user_agent: req.headers["user-agent"],
+            beta: req.headers["anthropic-beta"], action: p.kind,
             stop_reason: p.stop_reason, blocks: p.content?.map(b => b.type === "tool_use" ? `tool_use:${b.name}` : b.type),
             status: p.error?.status, ...p.summary });
       if (p.kind === "hang") {
@@ -486,13 +568,19 @@ const server = http.createServer((req, res) => {
       }
       return go();
     }
+    // Claude Code 2.1's connectivity check (HEAD /api/hello before its first request, unless
+    // CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC is set).
+    if ((req.method === "HEAD" || req.method === "GET") && url.pathname === "/api/hello") {
+      log({ method: req.method, path: url.pathname + url.search, user_agent: req.headers["user-agent"], status: 200 });
+      return sendJson(res, 200, {});
+    }
     if (req.method === "POST" && url.pathname === "/control/release") {
       const name = String(body.name ?? "");
       const n = release(name);
       log({ method: req.method, path: url.pathname, event: "release", name, released: n });
       return sendJson(res, 200, { released: n });
     }
-    log({ method: req.method, path: url.pathname + url.search, status: 404 });
+    log({ method: req.method, path: url.pathname + url.search, user_agent: req.headers["user-agent"], status: 404 });
     sendJson(res, 404, { type: "error", error: { type: "not_found_error", message: `no route ${req.method} ${url.pathname}` } });
   });
 });

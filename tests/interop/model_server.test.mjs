@@ -135,3 +135,63 @@ test("script files: missing tools, parallel calls, custom extract, fail_stream",
     });
   } finally { sb.cleanup(); }
 });
+
+// Claude Code 2.1 defers MCP tools: the request offers ToolSearch and names the deferred tools in a
+// "system" message of the conversation (this shape is what 2.1.332 sent, trimmed); after the
+// ToolSearch result the tool is in the next request's tools.
+test("deferred tools are loaded with ToolSearch first; its results do not advance the script", () =>
+  withServer("progress", async ({ url }, sb) => {
+    const offered = ["Bash", "Read", "ToolSearch"].map(name => ({ name, description: name, input_schema: { type: "object" } }));
+    const first = { role: "user", content: [
+      { type: "text", text: "<system-reminder>\nAttribution for git commits ...\n</system-reminder>\n" },
+      { type: "text", text: "Task ID: TASK-1\nAgent ID: agent-9\ngo" }] };
+    const system = { role: "system", content: [{ type: "text", text:
+      "# Environment\n - Primary working directory: /tmp/p\n\nThe following deferred tools are now available via " +
+      "ToolSearch. Their schemas are NOT loaded — calling them directly will fail with InputValidationError. Use " +
+      "ToolSearch with query \"select:<name>[,<name>...]\" to load tool schemas before calling them:\nCronCreate\n" +
+      "mcp__herd__report_agent_finding\nmcp__herd__update_agent_progress\n\nAvailable agent types ..." }] };
+    const [search] = assemble(parseSse((await post(url, { stream: true, messages: [first, system], tools: offered })).text));
+    assert.equal(search.name, "ToolSearch");
+    assert.deepEqual(search.input, { query: "select:mcp__herd__update_agent_progress", max_results: 1 });
+
+    const loaded = [...offered, TOOLS[1]];
+    const convo = [first, system, { role: "assistant", content: [{ type: "tool_use", ...search }] },
+                   { role: "user", content: [{ type: "tool_result", tool_use_id: search.id,
+                                               content: [{ type: "tool_reference", tool_name: TOOLS[1].name }] },
+                                             { type: "text", text: "Tool loaded." }] }];
+    const [call] = assemble(parseSse((await post(url, { stream: true, messages: convo, tools: loaded })).text));
+    assert.equal(call.name, "mcp__herd__update_agent_progress");
+    assert.equal(call.input.progress, 10, "still step 0");
+
+    // A tool that stays missing after its ToolSearch is not searched for again.
+    const [stuck] = assemble(parseSse((await post(url, { stream: true, messages: convo, tools: offered })).text));
+    assert.equal(stuck.type, "text");
+    assert.match(stuck.text, /Cannot continue: tool\(s\) update_agent_progress not offered/);
+
+    const log = readJsonLines(sb.file("model.log")).filter(e => e.role === "agent");
+    assert.deepEqual(log.map(e => [e.step, e.tool_search ?? null]),
+                     [[0, ["mcp__herd__update_agent_progress"]], [0, null], [0, null]]);
+    assert.equal(log[0].prompt_head, "Task ID: TASK-1\nAgent ID: agent-9\ngo", "the system-reminder is not the prompt");
+  }));
+
+test("HEAD /api/hello answers 200; --dump writes each request", async () => {
+  const sb = makeSandbox("herd-model-");
+  const server = await startModelServer("text", { logPath: sb.file("model.log"), dumpDir: sb.file("dump") });
+  try {
+    const hello = await fetch(`${server.url}/api/hello`, { method: "HEAD", headers: { "user-agent": "Bun/1.4.6" } });
+    assert.equal(hello.status, 200);
+    await post(server.url, { model: "m", messages: [FIRST] });
+    const log = readJsonLines(sb.file("model.log")).filter(e => e.method);
+    assert.deepEqual(log.map(e => [e.method, e.path, e.status ?? null]),
+                     [["HEAD", "/api/hello", 200], ["POST", "/v1/messages?beta=true", null]]);
+    assert.equal(log[0].user_agent, "Bun/1.4.6");
+    const dumped = fs.readdirSync(sb.file("dump")).sort();
+    assert.deepEqual(dumped, ["0001.json", "0002.json"]);
+    const second = JSON.parse(fs.readFileSync(sb.file("dump/0002.json"), "utf8"));
+    assert.equal(second.url, "/v1/messages?beta=true");
+    assert.equal(JSON.parse(second.body).messages[0].content[0].text, FIRST.content[0].text);
+  } finally {
+    await server.stop();
+    sb.cleanup();
+  }
+});
