@@ -41,7 +41,7 @@ Orchestrator MakeOrchestrator(const GlobalOptions& options) {
 std::string Text(const json& value) {
   if (value.is_null()) return "-";
   if (value.is_string()) return value.get<std::string>();
-  return value.dump();
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 // Prints a result (JSON or `render`ed text) or an error; returns the exit code.
@@ -50,7 +50,7 @@ int Report(const GlobalOptions& options, const Result<json>& result,
   if (!result.ok()) {
     if (options.json_output) {
       json error = {{"success", false}, {"error", result.status().message()}};
-      std::cout << error.dump(2) << "\n";
+      std::cout << error.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     }
     std::cerr << "herd: " << result.status().message() << "\n";
     return kExitFailed;
@@ -271,9 +271,10 @@ int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int 
     Result<TaskStatusReport> status = orchestrator.StatusReport(task_id);
     if (!status.ok()) break;
     // A terminal gets the full view redrawn; a log gets the agents table.
-    std::string shown = json_output ? status->ToJson().dump()
-                        : terminal  ? RenderStatus(*status)
-                                    : RenderAgents(*status);
+    std::string shown = json_output
+                            ? status->ToJson().dump(-1, ' ', false, json::error_handler_t::replace)
+                        : terminal ? RenderStatus(*status)
+                                   : RenderAgents(*status);
     if (shown != last_shown) {
       if (terminal) std::cout << "\x1b[H\x1b[2J";
       if (!terminal && !json_output) std::cout << "---- " << NowIso8601() << "\n";
@@ -406,7 +407,9 @@ int Refuse(const Invocation& invocation, const Status& status) {
 // prompt file that cannot be read...).
 int UsageError(const Invocation& invocation, const Status& status) {
   if (invocation.global.json_output) {
-    std::cout << json{{"success", false}, {"error", status.message()}}.dump(2) << "\n";
+    std::cout << json{{"success", false}, {"error", status.message()}}.dump(
+                     2, ' ', false, json::error_handler_t::replace)
+              << "\n";
   }
   std::cerr << "herd: " << status.message() << "\n";
   return kExitUsage;

@@ -336,12 +336,22 @@ Result<Snapshot> JsonStore::ReadUncached(const std::string& path,
 
   std::string backup_path = BackupFileName(path);
   Result<std::string> backup_contents = fs->ReadFile(backup_path);
+  // What to do, once nothing can be read in its place; the file is never
+  // touched by a read.
+  const std::string kLeftInPlace =
+      ". The file was left in place: fix it by hand, or move it away to start an empty "
+      "registry (`herd doctor` lists damaged files)";
   if (!backup_contents.ok()) {
     if (problem.ok()) return Status::NotFound(path + " does not exist");
-    return problem;
+    return Status::Corruption(problem.message() + "; there is no backup " + backup_path +
+                              " to read instead" + kLeftInPlace);
   }
   Result<json> backup = Parse(backup_path, *backup_contents);
-  if (!backup.ok()) return problem.ok() ? backup.status() : problem;
+  if (!backup.ok()) {
+    if (problem.ok()) return backup.status();
+    return Status::Corruption(problem.message() + " and its backup is damaged too (" +
+                              backup.status().message() + ")" + kLeftInPlace);
+  }
   spdlog::warn("{}; reading its backup {} instead (the next update repairs it)",
                problem.ok() ? path + " is missing" : problem.message(), backup_path);
   Snapshot snapshot;

@@ -3,6 +3,8 @@
 #include <exception>
 #include <string>
 
+#include "util/utf8.h"
+
 namespace herd {
 namespace {
 
@@ -28,7 +30,7 @@ std::string Detail(const char* what) {
     size_t end = text.find("] ");
     if (end != std::string_view::npos) text.remove_prefix(end + 2);
   }
-  return Capped(text, kMaxDetailBytes);
+  return ShowableUtf8(Capped(text, kMaxDetailBytes));
 }
 
 // The number quoted in "number overflow parsing '1e400'".
