@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format nodejs npm tmux jq procps
   chromium  # the dashboard's browser tests (tests/interop/dashboard*.test.mjs)
+  postgresql-15 libpq-dev  # the PostgreSQL registry and its tests (a throwaway server)
+  libsqlite3-dev sqlite3   # herd-bench-store's SQLite baseline
 )
 
 missing=()
