@@ -295,6 +295,15 @@ std::string RunningAgentsLockPath() {
   return known.substr(0, known.rfind('/')) + "/" + kRunningAgentsLockFile;
 }
 
+Status CheckRunningCap(int running, int cap, const std::string& scope, const std::string& counted) {
+  if (cap <= 0 || running < cap) return Status::Ok();
+  return Status::Refused("the cap of " + std::to_string(cap) + " running agents " + scope +
+                         " (HERD_MAX_RUNNING_AGENTS) is reached: " + counted +
+                         "; wait for an agent to finish, kill one, or raise "
+                         "HERD_MAX_RUNNING_AGENTS (`herd doctor --repair` settles agents whose "
+                         "processes are gone)");
+}
+
 Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspace,
                          const TaskSnapshot& task, int cap) {
   auto reserve = [&](int elsewhere) {
@@ -304,15 +313,10 @@ Status ReserveGlobalSlot(const RegistryStores& stores, const Workspace& workspac
           ObjectAt(index, "agents");
           RecomputeTotals(index);
           int here = index["active_agents"].get<int>();
-          if (cap > 0 && here + elsewhere >= cap) {
-            return Status::Refused(
-                "the cap of " + std::to_string(cap) + " running agents on this machine " +
-                "(HERD_MAX_RUNNING_AGENTS) is reached: " + std::to_string(here) +
-                " in this workspace, " + std::to_string(elsewhere) + " in other workspaces; wait " +
-                "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS (`herd "
-                "doctor " +
-                "--repair` settles agents whose processes are gone)");
-          }
+          HERD_RETURN_IF_ERROR(CheckRunningCap(here + elsewhere, cap, "on this machine",
+                                               std::to_string(here) + " in this workspace, " +
+                                                   std::to_string(elsewhere) +
+                                                   " in other workspaces"));
           MergeTask(index, task);
           RecomputeTotals(index);
           return store::Decision::kCommit;

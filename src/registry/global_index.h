@@ -36,6 +36,12 @@ Status UpdateTaskAndIndex(const RegistryStores& stores, const Workspace& workspa
 Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
                   const TaskSnapshot& task);
 
+// The rule of the running cap, for every engine: Refused, saying what to
+// do, when `running` agents (not counting the one being admitted) already
+// reach `cap` (0 = no cap). `scope` says where the cap applies ("on this
+// machine"), `counted` what was counted.
+Status CheckRunningCap(int running, int cap, const std::string& scope, const std::string& counted);
+
 // Indexes `task` (which holds the newly admitted agent) if fewer than `cap`
 // agents are active in every known workspace of this user on this machine
 // together; Status::Refused otherwise. Capped reservations serialise on
