@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -46,8 +47,10 @@
 #include <thread>
 #include <vector>
 
+#include "pg/connection.h"
 #include "store/json_store.h"
 #include "util/clock.h"
+#include "util/random.h"
 #include "util/status.h"
 
 namespace {
@@ -81,6 +84,9 @@ struct Options {
   double floor_segment_seconds = 0.5;
   bool quick = false;
   bool keep = false;
+  // The PostgreSQL server to measure (URL or conninfo); "" = start a
+  // throwaway one (scripts/test-postgres.sh) for the run.
+  std::string postgres;
 };
 
 void PrintHelp() {
@@ -108,6 +114,8 @@ void PrintHelp() {
       "  --dir D        create the scratch directory inside D (default: the current\n"
       "                 directory, so the disk measured is the one you run on)\n"
       "  --keep         keep the scratch directory instead of deleting it\n"
+      "  --postgres URL the PostgreSQL server for the pg engine (default\n"
+      "                 $HERD_BENCH_POSTGRES, else a throwaway server started for the run)\n"
       "  --help         show this text\n");
 }
 
@@ -161,6 +169,11 @@ bool ParseOptions(int argc, char** argv, Options* options, bool* show_help) {
         return false;
       }
       procs_given = true;
+    } else if (arg == "--postgres") {
+      if (!next(&options->postgres)) {
+        std::fprintf(stderr, "herd-bench-store: --postgres needs a URL or conninfo\n");
+        return false;
+      }
     } else if (arg == "--dir") {
       if (!next(&options->parent_directory)) {
         std::fprintf(stderr, "herd-bench-store: --dir needs a directory\n");
@@ -459,6 +472,192 @@ Result<json> HerdReadFinal(const std::string& path) {
   return snapshot->document;
 }
 
+// SQLite, the embedded engine's baseline: one row holding the document,
+// WAL, synchronous=FULL, each update one BEGIN IMMEDIATE transaction (the
+// write lock taken before the read, so no update is lost).
+sqlite3* SqliteOpen(const std::string& path) {
+  // One connection per writer process (a fork never shares one).
+  static pid_t owner = 0;
+  static std::string opened;
+  static sqlite3* database = nullptr;
+  if (database != nullptr && owner == getpid() && opened == path) return database;
+  if (database != nullptr && owner == getpid()) sqlite3_close(database);
+  database = nullptr;
+  owner = getpid();
+  opened = path;
+  if (sqlite3_open(path.c_str(), &database) != SQLITE_OK) return nullptr;
+  sqlite3_busy_timeout(database, static_cast<int>(kLockTimeout.count()));
+  sqlite3_exec(database, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", nullptr, nullptr,
+               nullptr);
+  return database;
+}
+
+Status SqliteError(sqlite3* database, const std::string& what) {
+  std::string message = what + ": " + (database ? sqlite3_errmsg(database) : "cannot open");
+  if (database && sqlite3_errcode(database) == SQLITE_BUSY) return Status::Timeout(message);
+  return Status::IOError(message);
+}
+
+Status SqliteCreate(const std::string& path, const json& initial) {
+  sqlite3* database = SqliteOpen(path + ".sqlite");
+  if (database == nullptr) return SqliteError(database, "open");
+  if (sqlite3_exec(database, "CREATE TABLE registry (id INTEGER PRIMARY KEY, document TEXT)",
+                   nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return SqliteError(database, "create");
+  }
+  sqlite3_stmt* insert = nullptr;
+  sqlite3_prepare_v2(database, "INSERT INTO registry (id, document) VALUES (1, ?)", -1, &insert,
+                     nullptr);
+  std::string text = Serialize(initial);
+  sqlite3_bind_text(insert, 1, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  int step = sqlite3_step(insert);
+  sqlite3_finalize(insert);
+  return step == SQLITE_DONE ? Status::Ok() : SqliteError(database, "insert");
+}
+
+UpdateSample SqliteUpdate(const std::string& path, const UpdateWork& work, std::string* error) {
+  UpdateSample sample;
+  sqlite3* database = SqliteOpen(path + ".sqlite");
+  auto start = MonotonicClock::now();
+  Status status = [&]() -> Status {
+    if (database == nullptr) return SqliteError(database, "open");
+    if (sqlite3_exec(database, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return SqliteError(database, "BEGIN IMMEDIATE");
+    }
+    sample.wait_ms = MillisecondsSince(start);
+    auto held = MonotonicClock::now();
+    sqlite3_stmt* select = nullptr;
+    sqlite3_prepare_v2(database, "SELECT document FROM registry WHERE id = 1", -1, &select,
+                       nullptr);
+    json registry;
+    if (sqlite3_step(select) == SQLITE_ROW) {
+      registry = json::parse(reinterpret_cast<const char*>(sqlite3_column_text(select, 0)));
+    }
+    sqlite3_finalize(select);
+    ApplyProgressUpdate(registry, work);
+    std::string text = Serialize(registry);
+    sqlite3_stmt* update = nullptr;
+    sqlite3_prepare_v2(database, "UPDATE registry SET document = ? WHERE id = 1", -1, &update,
+                       nullptr);
+    sqlite3_bind_text(update, 1, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    int step = sqlite3_step(update);
+    sqlite3_finalize(update);
+    if (step != SQLITE_DONE) {
+      sqlite3_exec(database, "ROLLBACK", nullptr, nullptr, nullptr);
+      return SqliteError(database, "UPDATE");
+    }
+    if (sqlite3_exec(database, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      Status failed = SqliteError(database, "COMMIT");
+      sqlite3_exec(database, "ROLLBACK", nullptr, nullptr, nullptr);
+      return failed;
+    }
+    sample.hold_ms = MillisecondsSince(held);
+    return Status::Ok();
+  }();
+  sample.flushes = 1;  // the WAL's fsync at COMMIT (synchronous=FULL)
+  sample.ok = status.ok();
+  sample.timed_out = status.Is(Status::Code::kTimeout);
+  if (!status.ok()) *error = status.ToString();
+  return sample;
+}
+
+Result<json> SqliteReadFinal(const std::string& path) {
+  sqlite3* database = SqliteOpen(path + ".sqlite");
+  if (database == nullptr) return SqliteError(database, "open");
+  sqlite3_stmt* select = nullptr;
+  sqlite3_prepare_v2(database, "SELECT document FROM registry WHERE id = 1", -1, &select, nullptr);
+  Result<json> document = Status::NotFound("no registry row");
+  if (sqlite3_step(select) == SQLITE_ROW) {
+    document = json::parse(reinterpret_cast<const char*>(sqlite3_column_text(select, 0)));
+  }
+  sqlite3_finalize(select);
+  return document;
+}
+
+// PostgreSQL, as herd's PostgreSQL registry does it: the document in a
+// JSONB row, each update one READ COMMITTED transaction that takes the row
+// with SELECT ... FOR UPDATE, synchronous_commit on (the default).
+std::string g_postgres_conninfo;   // set in main before any writer forks
+std::string g_postgres_directory;  // the throwaway server's, if the run started one
+
+void StopBenchPostgres() {
+  if (g_postgres_directory.empty()) return;
+  std::string command =
+      std::string(HERD_POSTGRES_SCRIPT) + " stop " + g_postgres_directory + " >&2";
+  if (std::system(command.c_str()) != 0) {
+    std::fprintf(stderr, "herd-bench-store: could not stop %s\n", g_postgres_directory.c_str());
+  }
+  g_postgres_directory.clear();
+}
+
+herd::pg::Connection* PgConnect() {
+  static pid_t owner = 0;
+  static herd::pg::Connection* connection = nullptr;  // a fork's copy is never closed
+  if (connection != nullptr && owner == getpid()) return connection;
+  connection = nullptr;
+  owner = getpid();
+  herd::pg::ConnectOptions options;
+  options.conninfo = g_postgres_conninfo;
+  options.lock_timeout_ms = static_cast<int>(kLockTimeout.count());
+  Result<std::unique_ptr<herd::pg::Connection>> opened = herd::pg::Connection::Open(options);
+  if (opened.ok()) connection = std::move(opened).value().release();
+  return connection;
+}
+
+Status PgCreate(const std::string& path, const json& initial) {
+  herd::pg::Connection* c = PgConnect();
+  if (c == nullptr) return Status::IOError("cannot connect to " + g_postgres_conninfo);
+  HERD_RETURN_IF_ERROR(c->Exec("CREATE TABLE IF NOT EXISTS bench_registry (id text PRIMARY KEY, "
+                               "document jsonb NOT NULL)")
+                           .status());
+  return c
+      ->Exec(
+          "INSERT INTO bench_registry (id, document) VALUES ($1, $2::jsonb) "
+          "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document",
+          {path, initial.dump()})
+      .status();
+}
+
+UpdateSample PgUpdate(const std::string& path, const UpdateWork& work, std::string* error) {
+  UpdateSample sample;
+  herd::pg::Connection* connection = PgConnect();
+  Status status = Status::IOError("cannot connect to " + g_postgres_conninfo);
+  if (connection != nullptr) {
+    status = herd::pg::RunTransaction(
+        *connection, herd::pg::Idempotence::kNotIdempotent,
+        [&](herd::pg::Connection& c) -> Result<herd::pg::Finish> {
+          auto start = MonotonicClock::now();
+          HERD_ASSIGN_OR_RETURN(
+              herd::pg::Rows rows,
+              c.Exec("SELECT document::text FROM bench_registry WHERE id = $1 FOR UPDATE", {path}));
+          sample.wait_ms = MillisecondsSince(start);
+          auto held = MonotonicClock::now();
+          json registry = json::parse(rows.Text(0, 0));
+          ApplyProgressUpdate(registry, work);
+          HERD_RETURN_IF_ERROR(
+              c.Exec("UPDATE bench_registry SET document = $2::jsonb WHERE id = $1",
+                     {path, registry.dump()})
+                  .status());
+          sample.hold_ms = MillisecondsSince(held);
+          return herd::pg::Finish::kCommit;
+        });
+  }
+  sample.flushes = 1;  // the server's WAL flush at COMMIT
+  sample.ok = status.ok();
+  sample.timed_out = status.Is(Status::Code::kTimeout);
+  if (!status.ok()) *error = status.ToString();
+  return sample;
+}
+
+Result<json> PgReadFinal(const std::string& path) {
+  herd::pg::Connection* c = PgConnect();
+  if (c == nullptr) return Status::IOError("cannot connect to " + g_postgres_conninfo);
+  HERD_ASSIGN_OR_RETURN(herd::pg::Rows rows,
+                        c->Exec("SELECT document::text FROM bench_registry WHERE id = $1", {path}));
+  if (rows.empty()) return Status::NotFound("no bench_registry row " + path);
+  return json::parse(rows.Text(0, 0));
+}
+
 // A locking scheme as the harness sees it.
 struct Scheme {
   std::string name;  // short, for tables and file names
@@ -480,6 +679,13 @@ std::vector<Scheme> Schemes() {
        "the seed's algorithm: flock LOCK_NB + 50 ms polling on the data file, "
        "lock dropped between the read and the in-place write + fsync",
        SeedCreate, SeedUpdate, SeedReadFinal},
+      {"sqlt",
+       "SQLite 3: the document in one row, WAL, synchronous=FULL, BEGIN IMMEDIATE per update",
+       SqliteCreate, SqliteUpdate, SqliteReadFinal},
+      {"pg",
+       "PostgreSQL: the document as JSONB in one row, READ COMMITTED + SELECT ... FOR UPDATE, "
+       "synchronous_commit on, one connection per writer",
+       PgCreate, PgUpdate, PgReadFinal},
   };
 }
 
@@ -865,6 +1071,9 @@ struct Comparison {
   FloorAround floor;
   RunResult herd;
   RunResult seed;
+  RunResult sqlite;
+  RunResult postgres;
+  std::vector<const RunResult*> runs() const { return {&herd, &seed, &sqlite, &postgres}; }
 };
 
 std::string WaitText(const Distribution& wait) {
@@ -898,8 +1107,7 @@ void PrintTable(const std::vector<Comparison>& comparisons) {
   for (const Comparison& row : comparisons) {
     std::printf("N = %d processes x %d updates\n", row.processes, row.herd.updates_per_process);
     PrintFloorRow(row.floor);
-    PrintRow(row.herd, row.floor.ops_per_second());
-    PrintRow(row.seed, row.floor.ops_per_second());
+    for (const RunResult* run : row.runs()) PrintRow(*run, row.floor.ops_per_second());
   }
   std::printf(
       "\nflr  = the floor: one process, write + fdatasync + rename + dir fsync of the same bytes,\n"
@@ -909,9 +1117,12 @@ void PrintTable(const std::vector<Comparison>& comparisons) {
       "lost  = N x M - the counter in the final document (every update adds one)\n"
       "errors = updates that returned an error, (t) = of which lock timeouts (5 s)\n"
       "lock wait / hold per update; the seed locks twice per update (read, then write): its\n"
-      "        wait and hold are the sums of both; flush/u = fdatasync/fsync calls per update\n");
+      "        wait and hold are the sums of both; flush/u = fdatasync/fsync calls per update\n"
+      "sqlt  = SQLite (wait = BEGIN IMMEDIATE, hold = read + write; its COMMIT's fsync after)\n"
+      "pg    = PostgreSQL (wait = SELECT ... FOR UPDATE, hold = parse + UPDATE; COMMIT after),\n"
+      "        the server on this machine; flush/u counts the commit's WAL flush as one\n");
   for (const Comparison& row : comparisons) {
-    for (const RunResult* run : {&row.herd, &row.seed}) {
+    for (const RunResult* run : row.runs()) {
       if (!run->first_error.empty()) {
         std::printf("first error, %s at %d procs: %s\n", run->scheme.c_str(), run->processes,
                     run->first_error.c_str());
@@ -1084,6 +1295,30 @@ int main(int argc, char** argv) {
   FilesystemInfo filesystem = DescribeFilesystem(directory);
   herd::store::WarnIfNetworkFilesystem(directory);
 
+  // The PostgreSQL server: given, or one of our own for this run.
+  std::string postgres_directory;
+  if (options.postgres.empty() && std::getenv("HERD_BENCH_POSTGRES") != nullptr) {
+    options.postgres = std::getenv("HERD_BENCH_POSTGRES");
+  }
+  if (options.postgres.empty()) {
+    postgres_directory = "/tmp/herd-bench-pg-" + herd::RandomHex(8);
+    std::string command =
+        std::string(HERD_POSTGRES_SCRIPT) + " start " + postgres_directory + " >&2";
+    if (std::system(command.c_str()) != 0) {
+      std::fprintf(stderr,
+                   "herd-bench-store: cannot start a PostgreSQL server (%s); give one "
+                   "with --postgres URL\n",
+                   command.c_str());
+      RemoveScratchDirectory(directory);
+      return 1;
+    }
+    options.postgres = "host=" + postgres_directory + " user=postgres dbname=postgres";
+  }
+  g_postgres_conninfo = options.postgres;
+  g_postgres_directory = postgres_directory;
+  std::atexit(StopBenchPostgres);  // also on an early exit
+  auto stop_postgres = [] { StopBenchPostgres(); };
+
   json sample_registry = MakeTaskRegistry();
   ApplyProgressUpdate(sample_registry, UpdateWork{});
   sample_registry[herd::store::kSequenceKey] = 1;
@@ -1102,6 +1337,8 @@ int main(int argc, char** argv) {
   }
   std::printf("} processes x %d updates each, started together; lock timeout %lld ms\n",
               options.updates_per_process, static_cast<long long>(kLockTimeout.count()));
+  std::printf("postgresql: %s%s\n", herd::pg::RedactedSetting(options.postgres).c_str(),
+              postgres_directory.empty() ? "" : " (a throwaway server started for this run)");
   std::printf("load:       %s (1/5/15 min) at start\n", LoadAverage().c_str());
   std::vector<Scheme> schemes = Schemes();
   for (const Scheme& scheme : schemes) {
@@ -1115,15 +1352,21 @@ int main(int argc, char** argv) {
     row.processes = processes;
     row.herd = RunWriters(schemes[0], directory, processes, options.updates_per_process);
     row.seed = RunWriters(schemes[1], directory, processes, options.updates_per_process);
+    row.sqlite = RunWriters(schemes[2], directory, processes, options.updates_per_process);
+    row.postgres = RunWriters(schemes[3], directory, processes, options.updates_per_process);
     row.floor.before = floor_sample;
     floor_sample = MeasureFloor(directory, document_bytes, options.floor_segment_seconds);
     row.floor.after = floor_sample;
-    std::fprintf(stderr, "  ran N=%d: herd %.0f ops/s, seed %.0f ops/s, floor %.0f ops/s\n",
+    std::fprintf(stderr,
+                 "  ran N=%d: herd %.0f ops/s, seed %.0f, sqlite %.0f, postgresql %.0f, floor "
+                 "%.0f ops/s\n",
                  processes, row.herd.ops_per_second(), row.seed.ops_per_second(),
+                 row.sqlite.ops_per_second(), row.postgres.ops_per_second(),
                  row.floor.ops_per_second());
     comparisons.push_back(std::move(row));
     if (g_interrupted) {
       RemoveScratchDirectory(directory);
+      stop_postgres();
       std::fprintf(stderr, "herd-bench-store: interrupted; removed %s\n", directory.c_str());
       return 130;
     }
@@ -1139,7 +1382,25 @@ int main(int argc, char** argv) {
   } else {
     RemoveScratchDirectory(directory);
   }
+  stop_postgres();
   std::printf("run time:   %.1f s\n", MillisecondsSince(run_start) / 1000);
+  // The engines that must lose nothing: herd's JSON store, SQLite, PostgreSQL.
+  bool lost_any = false;
+  std::printf("\nengines (durable updates/s, lost, errors):\n");
+  for (const Comparison& row : comparisons) {
+    std::printf(
+        "  N=%-3d json %7.0f %3lld %3lld | sqlite %7.0f %3lld %3lld | postgresql %7.0f %3lld "
+        "%3lld\n",
+        row.processes, row.herd.ops_per_second(), static_cast<long long>(row.herd.lost),
+        static_cast<long long>(row.herd.errors), row.sqlite.ops_per_second(),
+        static_cast<long long>(row.sqlite.lost), static_cast<long long>(row.sqlite.errors),
+        row.postgres.ops_per_second(), static_cast<long long>(row.postgres.lost),
+        static_cast<long long>(row.postgres.errors));
+    for (const RunResult* run : {&row.herd, &row.sqlite, &row.postgres}) {
+      if (run->lost != 0 || run->errors != 0 || !run->final_readable) lost_any = true;
+    }
+  }
+  std::printf("no lost update in json, sqlite, postgresql: %s\n", lost_any ? "FAIL" : "PASS");
   PrintSummaryLine(comparisons);
-  return 0;
+  return lost_any ? 1 : 0;
 }

@@ -12,6 +12,8 @@ packages=(
   chromium  # the dashboard's browser tests (tests/interop/dashboard*.test.mjs)
   # scripts/fuzz.sh: clang and its libFuzzer and sanitizer runtimes.
   clang libclang-rt-14-dev
+  postgresql-15 libpq-dev  # the PostgreSQL registry and its tests (a throwaway server)
+  libsqlite3-dev sqlite3   # herd-bench-store's SQLite baseline
 )
 
 missing=()

@@ -547,7 +547,7 @@ class HerdTest : public ::testing::Test {
     environment_.Set("HERD_LOCK_TIMEOUT_MS", "60000");
     for (const char* name : {"CLAUDE_ORCHESTRATOR_MAX_AGENTS", "CLAUDE_ORCHESTRATOR_MAX_CONCURRENT",
                              "CLAUDE_ORCHESTRATOR_MAX_DEPTH", "HERD_MAX_RUNNING_AGENTS",
-                             "CLAUDE_EXECUTABLE", "CLAUDE_FLAGS"}) {
+                             "CLAUDE_EXECUTABLE", "CLAUDE_FLAGS", "HERD_REGISTRY"}) {
       environment_.Unset(name);
     }
   }

@@ -18,6 +18,9 @@
 #include "health/doctor.h"
 #include "orchestrator/orchestrator.h"
 #include "orchestrator/requests.h"
+#include "registry/pg_registry.h"
+#include "registry/pg_schema.h"
+#include "registry/registry_setting.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
 #include "util/directory_watch.h"
@@ -31,6 +34,7 @@ using nlohmann::json;
 
 struct GlobalOptions {
   std::string workspace;
+  std::string registry;  // --registry or HERD_REGISTRY (registry/registry_setting.h)
   bool json_output = false;
 };
 
@@ -916,6 +920,36 @@ int WorktreePrune(Invocation& invocation) {
       });
 }
 
+// herd registry migrate: creates or migrates the PostgreSQL registry's
+// schema (opening it does so too; this says what it did).
+int RegistryMigrate(Invocation& invocation) {
+  Result<registry::RegistrySetting> setting =
+      registry::ParseRegistrySetting(invocation.global.registry);
+  if (!setting.ok()) return UsageError(invocation, setting.status());
+  if (!setting->postgres()) {
+    return Refuse(invocation,
+                  Status::InvalidArgument("herd registry migrate: the JSON workspace has no "
+                                          "schema to migrate; set HERD_REGISTRY (or --registry) "
+                                          "to the PostgreSQL registry's URL"));
+  }
+  Result<json> migrated = [&]() -> Result<json> {
+    HERD_ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> connection,
+                          pg::Connection::Open(registry::PgOptionsOf(*setting)));
+    HERD_ASSIGN_OR_RETURN(int before, registry::MigratePgSchema(*connection));
+    return json{{"registry", setting->Describe()},
+                {"schema_version_before", before},
+                {"schema_version", registry::PgSchemaVersion()}};
+  }();
+  return Report(invocation.global, migrated, [](const json& r) {
+    int before = r["schema_version_before"].get<int>(), now = r["schema_version"].get<int>();
+    return r["registry"].get<std::string>() + ": " +
+           (before == now ? "schema already at version " + std::to_string(now)
+                          : "schema migrated from version " + std::to_string(before) + " to " +
+                                std::to_string(now)) +
+           "\n";
+  });
+}
+
 struct Command {
   const char* path;                      // the words that select it, e.g. "task create"
   const char* help;                      // "": hidden (internal)
@@ -970,6 +1004,9 @@ const Command kCommands[] = {
     {"dashboard",
      "serve a live page of every task on 127.0.0.1 until Ctrl-C; open the URL it prints", nullptr,
      DashboardOptions, Dashboard},
+    {"registry", "manage the PostgreSQL registry (HERD_REGISTRY)", nullptr, nullptr, nullptr},
+    {"registry migrate", "create or migrate the PostgreSQL registry's schema", nullptr, nullptr,
+     RegistryMigrate},
     {"supervise", "", nullptr, SuperviseOptions, Supervise},      // started by deploy
     {"notify-hook", "", nullptr, NotifyHookOptions, NotifyHook},  // started on an agent's end
 };
@@ -983,7 +1020,31 @@ void AddGlobalOptions(CLI::App* app, GlobalOptions* options) {
                   "workspace base directory (default $CLAUDE_ORCHESTRATOR_WORKSPACE or "
                   "./.agent-workspace)")
       ->envname("CLAUDE_ORCHESTRATOR_WORKSPACE");
+  app->add_option("--registry", options->registry,
+                  "the registry: a postgresql:// URL or libpq conninfo for the PostgreSQL "
+                  "registry; unset (or \"json\") for the JSON workspace (default)")
+      ->envname("HERD_REGISTRY");
   app->add_flag("--json", options->json_output, "print machine-readable JSON");
+}
+
+// The commands that work with the PostgreSQL registry. Every other command
+// still reads or writes the JSON workspace's files, and refuses (never
+// falls back to the files) when HERD_REGISTRY selects PostgreSQL.
+bool WorksWithPostgres(const std::string& path) {
+  return path == "registry migrate";
+}
+
+// Refuses a command the selected registry cannot serve yet; Ok otherwise.
+Status CheckRegistryFor(const std::string& path, const GlobalOptions& options) {
+  HERD_ASSIGN_OR_RETURN(registry::RegistrySetting setting,
+                        registry::ParseRegistrySetting(options.registry));
+  if (!setting.postgres() || WorksWithPostgres(path)) return Status::Ok();
+  return Status::Refused("herd " + path + " does not work with the PostgreSQL registry yet (" +
+                         setting.Describe() +
+                         ", from HERD_REGISTRY or --registry): it still needs the JSON "
+                         "workspace's files. Unset HERD_REGISTRY (and drop --registry) to use "
+                         "the workspace; only `herd registry migrate` works with PostgreSQL "
+                         "so far");
 }
 
 // Adds every command of kCommands to `app`; apps[i] is kCommands[i]'s.
@@ -1035,6 +1096,9 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
     if (kCommands[i].run == nullptr || !apps[i]->parsed()) continue;
     Status given = ToArguments(bound[i], &invocation.arguments);
     if (!given.ok()) return UsageError(invocation, given);
+    Status servable = CheckRegistryFor(kCommands[i].path, invocation.global);
+    if (servable.Is(Status::Code::kInvalidArgument)) return UsageError(invocation, servable);
+    if (!servable.ok()) return Refuse(invocation, servable);
     return kCommands[i].run(invocation);
   }
   return kExitUsage;

@@ -296,6 +296,15 @@ std::string RunningAgentsLockPath() {
   return known.substr(0, known.rfind('/')) + "/" + kRunningAgentsLockFile;
 }
 
+Status CheckRunningCap(int running, int cap, const std::string& scope, const std::string& counted) {
+  if (cap <= 0 || running < cap) return Status::Ok();
+  return Status::Refused("the cap of " + std::to_string(cap) + " running agents " + scope +
+                         " (HERD_MAX_RUNNING_AGENTS) is reached: " + counted +
+                         "; wait for an agent to finish, kill one, or raise "
+                         "HERD_MAX_RUNNING_AGENTS (`herd doctor --repair` settles agents whose "
+                         "processes are gone)");
+}
+
 Result<MachineReservation> MachineReservation::Begin(const RegistryStores& stores,
                                                      const Workspace& workspace) {
   std::string lock_path = RunningAgentsLockPath();
@@ -361,14 +370,10 @@ Status MachineReservation::Commit(const TaskSnapshot& task, const std::string& a
           here +=
               other != agent_id && agent.is_object() && IsActiveStatus(StringOr(agent, "status"));
         }
-        if (cap > 0 && here + elsewhere >= cap) {
-          return Status::Refused(
-              "the cap of " + std::to_string(cap) + " running agents on this machine " +
-              "(HERD_MAX_RUNNING_AGENTS) is reached: " + std::to_string(here) +
-              " in this workspace, " + std::to_string(elsewhere) + " in other workspaces; wait " +
-              "for an agent to finish, kill one, or raise HERD_MAX_RUNNING_AGENTS (`herd "
-              "doctor --repair` settles agents whose processes are gone)");
-        }
+        HERD_RETURN_IF_ERROR(CheckRunningCap(here + elsewhere, cap, "on this machine",
+                                             std::to_string(here) + " in this workspace, " +
+                                                 std::to_string(elsewhere) +
+                                                 " in other workspaces"));
         ObjectAt(index, "tasks");
         MergeTask(index, task);
         RecomputeTotals(index);

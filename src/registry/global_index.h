@@ -40,6 +40,12 @@ Status UpdateTaskAndIndex(const RegistryStores& stores, const Workspace& workspa
 Status UpsertTask(const RegistryStores& stores, const Workspace& workspace,
                   const TaskSnapshot& task);
 
+// The rule of the running cap, for every engine: Refused, saying what to
+// do, when `running` agents (not counting the one being admitted) already
+// reach `cap` (0 = no cap). `scope` says where the cap applies ("on this
+// machine"), `counted` what was counted.
+Status CheckRunningCap(int running, int cap, const std::string& scope, const std::string& counted);
+
 // One admission's (or new turn's) reservation on this machine: the
 // running cap and HERD_PORT. Held from before the task registry's
 // transaction until the index holds the admitted agent, it makes the count,

@@ -377,16 +377,7 @@ Result<Registry::LostOutcome> JsonRegistry::MarkLost(const std::string& task_id,
                                " and no longer lost (recorded meanwhile)";
           return Decision::kNoChange;
         }
-        std::string now = NowIso8601();
-        DropQueuedMessages(*agent, "the agent's process was lost", now);
-        agent->status = "error";
-        agent->error = kLostReason;
-        ExitInfo exit = agent->exit.value_or(ExitInfo{});
-        exit.ended_at = now;
-        agent->exit = exit;
-        agent->last_update = now;
-        agent->phase = "lost";
-        agent->lost_detail = *detail + " (found by herd doctor)";
+        MarkAgentLost(*agent, *detail, NowIso8601());
         outcome.marked = *agent;
         return Decision::kCommit;
       });

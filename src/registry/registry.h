@@ -220,7 +220,4 @@ class Registry {
   virtual Status RebuildIndex() const = 0;
 };
 
-// The reason doctor records on a lost agent.
-inline constexpr const char kLostReason[] = "process lost";
-
 }  // namespace herd::registry

@@ -4,7 +4,9 @@
 // An engine joins by adding a RegistryEngine to kEngines below: it makes a
 // fresh, empty registry for each test and opens further connections to the
 // same registry (a new process opens its own: the cross-process tests fork
-// and open one in each child). Today: the JSON workspace (JsonRegistry).
+// and open one in each child). Today: the JSON workspace (JsonRegistry)
+// and PostgreSQL (PgRegistry, a database of its own per test on the ctest
+// fixture's server; skipped when the binary runs outside ctest).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -22,6 +24,8 @@
 #include "agents/testing_util_for_test.h"
 #include "registry/ids.h"
 #include "registry/json_registry.h"
+#include "registry/pg_registry.h"
+#include "registry/pg_testing_for_test.h"
 #include "registry/registry.h"
 
 namespace herd::registry {
@@ -59,6 +63,24 @@ class JsonEngine : public RegistryEngine {
   Workspace workspace_;
 };
 
+class PgEngine : public RegistryEngine {
+ public:
+  std::unique_ptr<Registry> Open() const override {
+    Result<std::unique_ptr<PgRegistry>> opened =
+        PgRegistry::Open(database_.options(), root_.path() + "/workspace");
+    if (!opened.ok()) {
+      ADD_FAILURE() << opened.status().ToString();
+      std::abort();  // every test needs it; a child must not carry on either
+    }
+    return std::move(opened).value();
+  }
+  void PrepareTask(const std::string&) const override {}  // nothing local to prepare
+
+ private:
+  TempDir root_{"herd-conformance-pg"};
+  pg_test::TestDatabase database_;
+};
+
 struct EngineFactory {
   const char* name;
   std::function<std::unique_ptr<RegistryEngine>()> make;
@@ -70,12 +92,20 @@ void PrintTo(const EngineFactory& factory, std::ostream* out) {
 
 const EngineFactory kEngines[] = {
     {"Json", [] { return std::make_unique<JsonEngine>(); }},
+    {"Pg",
+     []() -> std::unique_ptr<RegistryEngine> {
+       if (pg_test::FixtureHost().empty()) return nullptr;  // not run by ctest
+       return std::make_unique<PgEngine>();
+     }},
 };
 
 class RegistryConformanceTest : public ::testing::TestWithParam<EngineFactory> {
  protected:
   void SetUp() override {
     engine_ = GetParam().make();
+    if (engine_ == nullptr) {
+      GTEST_SKIP() << "no PostgreSQL server: run under ctest (the PgServer fixture)";
+    }
     registry_ = engine_->Open();
   }
 

@@ -611,4 +611,16 @@ Status UpdateLimits(TaskRecord& task, const std::optional<int>& max_agents,
   return Status::Ok();
 }
 
+void MarkAgentLost(AgentRecord& agent, const std::string& detail, const std::string& now) {
+  DropQueuedMessages(agent, "the agent's process was lost", now);
+  agent.status = "error";
+  agent.error = kLostReason;
+  ExitInfo exit = agent.exit.value_or(ExitInfo{});
+  exit.ended_at = now;
+  agent.exit = exit;
+  agent.last_update = now;
+  agent.phase = "lost";
+  agent.lost_detail = detail + " (found by herd doctor)";
+}
+
 }  // namespace herd::registry

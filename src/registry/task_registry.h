@@ -126,6 +126,11 @@ struct AdmissionRequest {
   // (none if all are taken, or none given).
   std::vector<int> port_candidates;
   std::set<int> ports_held;
+  // A client-made id of this admission request: an engine that may have to
+  // retry a commit whose outcome it does not know (PostgreSQL) records it,
+  // so a second attempt returns the agent admitted by the first instead of
+  // admitting it again. "" = the engine makes one per Admit call.
+  std::string request_id;
 };
 
 // Checks every limit and rule and, if all pass, appends the agent entry
@@ -204,6 +209,13 @@ Result<bool> MarkTerminated(TaskRecord& task, const std::string& agent_id,
                             const std::string& reason, const std::string& timestamp,
                             const std::optional<LimitHit>& limit = std::nullopt,
                             bool keep_queue = false);
+
+// The reason doctor records on a lost agent.
+inline constexpr const char kLostReason[] = "process lost";
+
+// Marks `agent` error "process lost" (kLostReason), with `detail` (what
+// doctor found) and its queued messages dropped (registry.h MarkLost).
+void MarkAgentLost(AgentRecord& agent, const std::string& detail, const std::string& now);
 
 // Records the started agent process and its supervisor.
 Status RecordStart(TaskRecord& task, const std::string& agent_id, const ProcessIdentity& agent,

@@ -1,0 +1,644 @@
+#include "registry/pg_registry.h"
+
+#include <unistd.h>
+
+#include <map>
+#include <set>
+
+#include "registry/global_index.h"
+#include "registry/pg_schema.h"
+#include "registry/transitions.h"
+#include "util/clock.h"
+#include "util/json_parse.h"
+#include "util/random.h"
+
+namespace herd::registry {
+
+using pg::Connection;
+using store::Decision;
+
+// Idle connections, reused across operations and threads. A child forked
+// with a pool never touches its parent's sessions: it opens its own, and
+// leaves the inherited ones unclosed (closing would end the parent's).
+class PgRegistry::Pool {
+ public:
+  explicit Pool(pg::ConnectOptions options) : options_(std::move(options)), owner_(getpid()) {}
+  ~Pool() {
+    if (getpid() != owner_) {
+      for (auto& connection : idle_) connection.release();  // the parent's sessions
+    }
+  }
+
+  class Lease {
+   public:
+    Lease(Pool* pool, std::unique_ptr<Connection> connection)
+        : pool_(pool), connection_(std::move(connection)) {}
+    Lease(Lease&&) = default;
+    ~Lease() {
+      if (connection_) pool_->Give(std::move(connection_));
+    }
+    Connection& operator*() { return *connection_; }
+
+   private:
+    Pool* pool_;
+    std::unique_ptr<Connection> connection_;
+  };
+
+  Result<Lease> Take() {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (getpid() == owner_ && !idle_.empty()) {
+        std::unique_ptr<Connection> connection = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(connection));
+      }
+    }
+    HERD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Connection::Open(options_));
+    return Lease(this, std::move(connection));
+  }
+
+  const pg::ConnectOptions& options() const { return options_; }
+
+ private:
+  static constexpr size_t kMaxIdle = 8;
+
+  void Give(std::unique_ptr<Connection> connection) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (getpid() != owner_) {
+      connection.release();  // inherited across fork: never close it here
+      return;
+    }
+    if (!connection->Broken() && idle_.size() < kMaxIdle) idle_.push_back(std::move(connection));
+  }
+
+  pg::ConnectOptions options_;
+  pid_t owner_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+};
+
+namespace {
+
+std::string Source(const std::string& task_id) {
+  return "task " + task_id + " in the PostgreSQL registry";
+}
+
+Status TaskNotFound(const std::string& task_id) {
+  return Status::NotFound("task " + task_id +
+                          " does not exist: run `herd task list` to see the tasks");
+}
+
+Result<json> ParseStored(const std::string& text, const std::string& what) {
+  Result<json> parsed = ParseJson(text, kMaxDocumentDepth);
+  if (!parsed.ok()) return Status::Corruption(what + ": " + parsed.status().message());
+  return parsed;
+}
+
+// A task as read under its row lock, with its agents' rows as stored (to
+// write back only what changed).
+struct LoadedTask {
+  bool exists = false;
+  uint64_t sequence = 0;
+  TaskRecord task;
+  std::map<std::string, std::pair<int, json>> stored_agents;  // id -> position, entry
+};
+
+Result<LoadedTask> LoadForUpdate(Connection& c, const std::string& task_id) {
+  LoadedTask loaded;
+  HERD_ASSIGN_OR_RETURN(pg::Rows task,
+                        c.Exec("SELECT sequence, document::text FROM herd_tasks WHERE task_id = $1 "
+                               "FOR UPDATE",
+                               {task_id}));
+  if (task.empty()) return loaded;
+  loaded.exists = true;
+  loaded.sequence = static_cast<uint64_t>(task.Integer(0, 0));
+  HERD_ASSIGN_OR_RETURN(json document, ParseStored(task.Text(0, 1), Source(task_id)));
+  HERD_ASSIGN_OR_RETURN(pg::Rows agents,
+                        c.Exec("SELECT agent_id, position, document::text FROM herd_agents "
+                               "WHERE task_id = $1 ORDER BY position",
+                               {task_id}));
+  json entries = json::array();
+  for (int row = 0; row < agents.size(); ++row) {
+    HERD_ASSIGN_OR_RETURN(
+        json entry,
+        ParseStored(agents.Text(row, 2), Source(task_id) + ", agent " + agents.Text(row, 0)));
+    loaded.stored_agents[agents.Text(row, 0)] = {static_cast<int>(agents.Integer(row, 1)), entry};
+    entries.push_back(std::move(entry));
+  }
+  document["agents"] = std::move(entries);
+  HERD_ASSIGN_OR_RETURN(loaded.task, DecodeTask(document, Source(task_id)));
+  RecomputeCounts(loaded.task);
+  return loaded;
+}
+
+// Writes the task's row (sequence + 1) and the agents' rows that changed;
+// returns the new sequence.
+Result<uint64_t> WriteTask(Connection& c, const LoadedTask& loaded, const TaskRecord& task) {
+  json document = EncodeTask(task);
+  json agents = std::move(document["agents"]);
+  document.erase("agents");
+  std::string stopped = task.stopped ? "true" : "false";
+  uint64_t sequence = 1;
+  if (!loaded.exists) {
+    HERD_RETURN_IF_ERROR(c.Exec("INSERT INTO herd_tasks (task_id, sequence, document, stopped) "
+                                "VALUES ($1, 1, $2::jsonb, $3)",
+                                {task.task_id, document.dump(), stopped})
+                             .status());
+  } else {
+    HERD_ASSIGN_OR_RETURN(
+        pg::Rows updated,
+        c.Exec("UPDATE herd_tasks SET sequence = sequence + 1, document = $2::jsonb, stopped = $3, "
+               "updated_at = now() WHERE task_id = $1 RETURNING sequence",
+               {task.task_id, document.dump(), stopped}));
+    sequence = static_cast<uint64_t>(updated.Integer(0, 0));
+  }
+  std::set<std::string> present;
+  for (int position = 0; position < static_cast<int>(agents.size()); ++position) {
+    const json& entry = agents[position];
+    const AgentRecord& agent = task.agents[position];
+    present.insert(agent.id);
+    auto stored = loaded.stored_agents.find(agent.id);
+    if (stored != loaded.stored_agents.end() && stored->second.first == position &&
+        stored->second.second == entry) {
+      continue;
+    }
+    HERD_RETURN_IF_ERROR(
+        c.Exec("INSERT INTO herd_agents (task_id, agent_id, position, status, active, document) "
+               "VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (task_id, agent_id) DO UPDATE "
+               "SET position = EXCLUDED.position, status = EXCLUDED.status, "
+               "active = EXCLUDED.active, document = EXCLUDED.document",
+               {task.task_id, agent.id, std::to_string(position), agent.status,
+                IsActiveStatus(agent.status) ? "true" : "false", entry.dump()})
+            .status());
+  }
+  for (const auto& [agent_id, stored] : loaded.stored_agents) {
+    if (present.count(agent_id)) continue;
+    HERD_RETURN_IF_ERROR(c.Exec("DELETE FROM herd_agents WHERE task_id = $1 AND agent_id = $2",
+                                {task.task_id, agent_id})
+                             .status());
+  }
+  return sequence;
+}
+
+// Takes the cluster row: every check of the cluster-wide running cap
+// serialises here, before any task row is locked.
+Status LockCluster(Connection& c) {
+  return c.Exec("SELECT id FROM herd_cluster WHERE id = 1 FOR UPDATE").status();
+}
+
+// Active agents of every task but those of `excluding_agent` of
+// `excluding_task` (the one being admitted or restarted), as committed.
+Result<int> RunningAgents(Connection& c, const std::string& excluding_task,
+                          const std::string& excluding_agent) {
+  HERD_ASSIGN_OR_RETURN(pg::Rows rows,
+                        c.Exec("SELECT count(*) FROM herd_agents WHERE active AND NOT "
+                               "(task_id = $1 AND agent_id = $2)",
+                               {excluding_task, excluding_agent}));
+  return static_cast<int>(rows.Integer(0, 0));
+}
+
+// The HERD_PORTs active agents of every task hold, but `excluding_agent`'s
+// of `excluding_task`. Ports are one active agent's in the whole registry
+// (every agent runs on this machine until agents are placed on nodes; then
+// this is per node).
+Result<std::set<int>> PortsHeld(Connection& c, const std::string& excluding_task,
+                                const std::string& excluding_agent) {
+  HERD_ASSIGN_OR_RETURN(pg::Rows rows,
+                        c.Exec("SELECT (document->>'port')::int FROM herd_agents WHERE active AND "
+                               "jsonb_typeof(document->'port') = 'number' AND NOT "
+                               "(task_id = $1 AND agent_id = $2)",
+                               {excluding_task, excluding_agent}));
+  std::set<int> held;
+  for (size_t row = 0; row < rows.size(); ++row)
+    held.insert(static_cast<int>(rows.Integer(row, 0)));
+  return held;
+}
+
+Status CheckClusterCap(Connection& c, const std::string& task_id, const std::string& agent_id,
+                       int cap) {
+  if (cap <= 0) return Status::Ok();
+  HERD_ASSIGN_OR_RETURN(int running, RunningAgents(c, task_id, agent_id));
+  return CheckRunningCap(running, cap, "in the PostgreSQL registry",
+                         std::to_string(running) + " running in all its tasks");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgRegistry>> PgRegistry::Open(const pg::ConnectOptions& options,
+                                                     const std::string& workspace_base,
+                                                     OnOpen on_open) {
+  auto pool = std::make_shared<Pool>(options);
+  {
+    HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool->Take());
+    HERD_ASSIGN_OR_RETURN(int stored, PgStoredSchemaVersion(*lease));
+    if (stored > PgSchemaVersion() ||
+        (stored < PgSchemaVersion() && on_open == OnOpen::kRequireCurrentSchema)) {
+      return Status::Refused("the PostgreSQL registry at " + pg::RedactedSetting(options.conninfo) +
+                             " has schema version " + std::to_string(stored) +
+                             " and this herd knows version " + std::to_string(PgSchemaVersion()) +
+                             (stored > PgSchemaVersion() ? ": upgrade herd on this machine"
+                                                         : ": run `herd registry migrate`"));
+    }
+    if (stored < PgSchemaVersion()) HERD_RETURN_IF_ERROR(MigratePgSchema(*lease).status());
+  }
+  return std::unique_ptr<PgRegistry>(new PgRegistry(std::move(pool), workspace_base));
+}
+
+Status PgRegistry::Update(const std::string& task_id, const UpdateOptions& options,
+                          const Mutation& mutation, TaskSnapshot* committed) const {
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  TaskRecord written;
+  uint64_t sequence = 0;
+  bool wrote = false;
+  std::vector<AgentTransition> transitions;
+  Status status =
+      pg::RunTransaction(*lease, options.idempotence, [&](Connection& c) -> Result<pg::Finish> {
+        wrote = false;  // from an attempt that did not commit
+        transitions.clear();
+        if (options.cap_lock == CapLock::kCluster) HERD_RETURN_IF_ERROR(LockCluster(c));
+        HERD_ASSIGN_OR_RETURN(LoadedTask loaded, LoadForUpdate(c, task_id));
+        if (!loaded.exists && !options.create) return TaskNotFound(task_id);
+        TaskRecord task = loaded.task;
+        StatusesBefore before = StatusesOf(task);
+        HERD_ASSIGN_OR_RETURN(Decision decision, mutation(task, c));
+        if (decision == Decision::kNoChange) return pg::Finish::kRollback;
+        RecomputeCounts(task);
+        HERD_ASSIGN_OR_RETURN(sequence, WriteTask(c, loaded, task));
+        if (options.after_write) HERD_RETURN_IF_ERROR(options.after_write(c));
+        transitions = TransitionsBetween(before, task);
+        written = std::move(task);
+        wrote = true;
+        return pg::Finish::kCommit;
+      });
+  if (!status.ok()) return status;
+  if (wrote) {
+    if (committed != nullptr) *committed = TaskSnapshot{std::move(written), sequence, false};
+    ObserveTransitions(transitions);  // committed: tell of it
+  }
+  return Status::Ok();
+}
+
+Status PgRegistry::Change(const std::string& task_id,
+                          const std::function<Status(TaskRecord&)>& change,
+                          TaskSnapshot* committed) const {
+  return Update(
+      task_id, {},
+      [&](TaskRecord& task, Connection&) -> Result<Decision> {
+        HERD_RETURN_IF_ERROR(change(task));
+        return Decision::kCommit;
+      },
+      committed);
+}
+
+Result<SharedTask> PgRegistry::ReadTask(const std::string& task_id) const {
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  std::optional<pg::Rows> found;
+  // One statement: one snapshot of the task and its agents.
+  Status status = pg::RunTransaction(
+      *lease, pg::Idempotence::kIdempotent, [&](Connection& c) -> Result<pg::Finish> {
+        HERD_ASSIGN_OR_RETURN(
+            pg::Rows rows,
+            c.Exec("SELECT t.sequence, t.document::text, coalesce((SELECT json_agg(a.document "
+                   "ORDER BY a.position) FROM herd_agents a WHERE a.task_id = t.task_id)::text, "
+                   "'[]') FROM herd_tasks t WHERE t.task_id = $1",
+                   {task_id}));
+        found = std::move(rows);
+        return pg::Finish::kRollback;
+      });
+  if (!status.ok()) return status;
+  if (found->empty()) return TaskNotFound(task_id);
+  HERD_ASSIGN_OR_RETURN(json document, ParseStored(found->Text(0, 1), Source(task_id)));
+  HERD_ASSIGN_OR_RETURN(document["agents"], ParseStored(found->Text(0, 2), Source(task_id)));
+  HERD_ASSIGN_OR_RETURN(TaskRecord task, DecodeTask(document, Source(task_id)));
+  RecomputeCounts(task);
+  return std::make_shared<const TaskSnapshot>(
+      TaskSnapshot{std::move(task), static_cast<uint64_t>(found->Integer(0, 0)), false});
+}
+
+Result<TaskSnapshot> PgRegistry::CreateTask(const std::string& task_id,
+                                            const TaskSpec& spec) const {
+  TaskSnapshot created;
+  UpdateOptions options;
+  options.create = true;
+  HERD_RETURN_IF_ERROR(Update(
+      task_id, options,
+      [&](TaskRecord& task, Connection&) -> Result<Decision> {
+        if (!task.task_id.empty()) return Status::Refused("task id collision; retry");
+        task = NewTask(task_id, spec, workspace_base_);
+        return Decision::kCommit;
+      },
+      &created));
+  return created;
+}
+
+Result<AgentRecord> PgRegistry::Admit(const std::string& task_id, const AdmissionRequest& request,
+                                      int global_cap) const {
+  // A retry of a commit in doubt must find this request's row again.
+  std::string request_id = request.request_id.empty() ? RandomUuid() : request.request_id;
+  AgentRecord admitted;
+  UpdateOptions options;
+  // The cap and the ports are registry-wide: both serialise on the cluster row.
+  options.cap_lock =
+      global_cap > 0 || !request.port_candidates.empty() ? CapLock::kCluster : CapLock::kNone;
+  options.idempotence = pg::Idempotence::kIdempotent;
+  // The request id goes on the agent's row in the admission's transaction.
+  options.after_write = [&](Connection& c) {
+    return c
+        .Exec("UPDATE herd_agents SET request_id = $3 WHERE task_id = $1 AND agent_id = $2",
+              {task_id, request.agent_id, request_id})
+        .status();
+  };
+  HERD_RETURN_IF_ERROR(
+      Update(task_id, options, [&](TaskRecord& task, Connection& c) -> Result<Decision> {
+        HERD_ASSIGN_OR_RETURN(
+            pg::Rows earlier,
+            c.Exec("SELECT task_id, agent_id FROM herd_agents WHERE request_id = $1",
+                   {request_id}));
+        if (!earlier.empty()) {
+          const AgentRecord* agent = task.FindAgent(earlier.Text(0, 1));
+          if (earlier.Text(0, 0) != task_id || agent == nullptr) {
+            return Status::InvalidArgument("admission request " + request_id +
+                                           " was already used for agent " + earlier.Text(0, 1) +
+                                           " of task " + earlier.Text(0, 0));
+          }
+          admitted = *agent;  // applied by an earlier attempt: not again
+          return Decision::kNoChange;
+        }
+        AdmissionRequest admission = request;
+        if (!request.port_candidates.empty()) {
+          HERD_ASSIGN_OR_RETURN(admission.ports_held, PortsHeld(c, task_id, request.agent_id));
+        }
+        HERD_ASSIGN_OR_RETURN(admitted, AdmitAgent(task, admission));
+        HERD_RETURN_IF_ERROR(CheckClusterCap(c, task_id, request.agent_id, global_cap));
+        return Decision::kCommit;
+      }));
+  return admitted;
+}
+
+Status PgRegistry::Release(const std::string& task_id, const std::string& agent_id) const {
+  return Change(task_id, [&](TaskRecord& task) {
+    ReleaseAgent(task, agent_id);
+    return Status::Ok();
+  });
+}
+
+Result<AgentRecord> PgRegistry::RecordStart(const std::string& task_id, const std::string& agent_id,
+                                            const ProcessIdentity& agent,
+                                            const ProcessIdentity& supervisor) const {
+  AgentRecord entry;
+  HERD_RETURN_IF_ERROR(Change(task_id, [&](TaskRecord& task) {
+    HERD_RETURN_IF_ERROR(registry::RecordStart(task, agent_id, agent, supervisor));
+    entry = *task.FindAgent(agent_id);
+    return Status::Ok();
+  }));
+  return entry;
+}
+
+Result<EndOutcome> PgRegistry::RecordEnd(const std::string& task_id, const std::string& agent_id,
+                                         const ExitRecord& exit,
+                                         const std::optional<Termination>& stop,
+                                         int kill_grace_ms) const {
+  EndOutcome outcome;
+  HERD_RETURN_IF_ERROR(Change(task_id, [&](TaskRecord& task) {
+    outcome = EndOutcome{};  // a retried transaction starts again
+    if (stop) {
+      Result<bool> marked = MarkTerminated(task, agent_id, stop->reason, exit.ended_at, stop->limit,
+                                           stop->interrupts_turn);
+      if (!marked.ok()) return marked.status();
+    }
+    HERD_RETURN_IF_ERROR(RecordExit(task, agent_id, exit));
+    std::string now = NowIso8601();
+    outcome.to_stop = StopIfOverBudget(task, kill_grace_ms, now);
+    outcome.next_turn = BeginQueuedTurn(task, agent_id, now);
+    return Status::Ok();
+  }));
+  return outcome;
+}
+
+Result<TerminationOutcome> PgRegistry::Terminate(const std::string& task_id,
+                                                 const std::string& agent_id,
+                                                 const Termination& termination) const {
+  TerminationOutcome outcome;
+  HERD_RETURN_IF_ERROR(Update(task_id, {}, [&](TaskRecord& task, Connection&) -> Result<Decision> {
+    HERD_ASSIGN_OR_RETURN(outcome.changed, MarkTerminated(task, agent_id, termination.reason,
+                                                          NowIso8601(), termination.limit));
+    AgentRecord* entry = task.FindAgent(agent_id);
+    if (outcome.changed && termination.kill_grace_ms) {
+      entry->kill_grace_ms = *termination.kill_grace_ms;
+    }
+    outcome.agent = *entry;
+    return outcome.changed ? Decision::kCommit : Decision::kNoChange;
+  }));
+  return outcome;
+}
+
+Result<MessageOutcome> PgRegistry::SendMessage(const std::string& task_id,
+                                               const std::string& agent_id,
+                                               const AgentMessage& message, int global_cap,
+                                               const std::vector<int>& port_candidates) const {
+  MessageOutcome outcome;
+  Status refusal;
+  UpdateOptions options;
+  options.cap_lock =
+      global_cap > 0 || !port_candidates.empty() ? CapLock::kCluster : CapLock::kNone;
+  HERD_RETURN_IF_ERROR(
+      Update(task_id, options, [&](TaskRecord& task, Connection& c) -> Result<Decision> {
+        refusal = Status::Ok();
+        std::string now = NowIso8601();
+        HERD_ASSIGN_OR_RETURN(outcome, AcceptMessage(task, agent_id, message, now));
+        if (outcome.delivery == MessageOutcome::Delivery::kNewTurn) {
+          refusal = CheckClusterCap(c, task_id, agent_id, global_cap);
+          if (!refusal.Is(Status::Code::kRefused)) HERD_RETURN_IF_ERROR(refusal);
+          AgentRecord* agent = task.FindAgent(agent_id);
+          if (refusal.ok() && agent->port) {
+            HERD_ASSIGN_OR_RETURN(std::set<int> held, PortsHeld(c, task_id, agent_id));
+            if (held.count(*agent->port)) {
+              agent->port = FreePort(task, agent_id, port_candidates, held);
+            }
+            outcome.agent = *agent;
+          }
+          // Refused by the cap: the turn is undone in the same transaction,
+          // the message kept as undelivered with the reason.
+          if (!refusal.ok())
+            registry::AbandonTurn(task, agent_id, outcome.turn, refusal.message(), now);
+        }
+        return Decision::kCommit;
+      }));
+  if (!refusal.ok()) return refusal;
+  return outcome;
+}
+
+Status PgRegistry::AbandonTurn(const std::string& task_id, const std::string& agent_id, int turn,
+                               const std::string& reason) const {
+  return Change(task_id, [&](TaskRecord& task) {
+    registry::AbandonTurn(task, agent_id, turn, reason, NowIso8601());
+    return Status::Ok();
+  });
+}
+
+Result<StopOutcome> PgRegistry::StopTask(const std::string& task_id, const std::string& reason,
+                                         int kill_grace_ms) const {
+  StopOutcome outcome;
+  HERD_RETURN_IF_ERROR(Update(task_id, {}, [&](TaskRecord& task, Connection&) -> Result<Decision> {
+    outcome = StopOutcome{};
+    outcome.already_stopped = task.stopped.has_value();
+    for (const AgentRecord& agent : task.agents) {
+      if (!IsActiveStatus(agent.status) && !agent.exit && agent.phase != "lost") {
+        outcome.unfinished.push_back(agent);
+      }
+    }
+    outcome.marked = registry::StopTask(task, reason, kill_grace_ms, NowIso8601());
+    outcome.stop = *task.stopped;
+    bool changed = !outcome.already_stopped || !outcome.marked.empty();
+    return changed ? Decision::kCommit : Decision::kNoChange;
+  }));
+  return outcome;
+}
+
+Result<EndOutcome> PgRegistry::RecordUsage(const std::string& task_id, const std::string& agent_id,
+                                           const json& usage, int kill_grace_ms) const {
+  EndOutcome outcome;
+  HERD_RETURN_IF_ERROR(Change(task_id, [&](TaskRecord& task) {
+    HERD_RETURN_IF_ERROR(registry::RecordUsage(task, agent_id, usage));
+    outcome.to_stop = StopIfOverBudget(task, kill_grace_ms, NowIso8601());
+    return Status::Ok();
+  }));
+  return outcome;
+}
+
+Result<ReportOutcome> PgRegistry::CommitReport(
+    const std::string& task_id, const std::string& agent_id, Journal journal,
+    const std::function<Result<json>(TaskRecord&)>& apply) const {
+  ReportOutcome report;
+  const char* journal_name = journal == Journal::kProgress ? "progress" : "findings";
+  HERD_RETURN_IF_ERROR(Update(
+      task_id, {},
+      [&](TaskRecord& task, Connection& c) -> Result<Decision> {
+        const AgentRecord* before = task.FindAgent(agent_id);
+        std::string previous = before ? before->status : "";
+        HERD_ASSIGN_OR_RETURN(json line, apply(task));
+        // Numbered under the task's row lock: journal order is commit order.
+        HERD_RETURN_IF_ERROR(
+            c.Exec("INSERT INTO herd_journal (task_id, agent_id, journal, line_number, line) "
+                   "SELECT $1, $2, $3, coalesce(max(line_number), 0) + 1, $4::jsonb "
+                   "FROM herd_journal WHERE task_id = $1 AND agent_id = $2 AND journal = $3",
+                   {task_id, agent_id, std::string(journal_name),
+                    line.dump(-1, ' ', false, json::error_handler_t::replace)})
+                .status());
+        report.status_changed = previous != task.FindAgent(agent_id)->status;
+        report.line = std::move(line);
+        return Decision::kCommit;
+      },
+      &report.task_after));
+  return report;
+}
+
+Result<ReportOutcome> PgRegistry::ReportProgress(const std::string& task_id,
+                                                 const std::string& agent_id,
+                                                 const std::string& status,
+                                                 const std::string& message, int progress) const {
+  std::string timestamp = NowIso8601();
+  return CommitReport(task_id, agent_id, Journal::kProgress, [&](TaskRecord& task) -> Result<json> {
+    HERD_ASSIGN_OR_RETURN(ProgressUpdate update,
+                          ApplyProgress(task, agent_id, status, message, progress, timestamp));
+    return EncodeProgressUpdate(update);
+  });
+}
+
+Result<ReportOutcome> PgRegistry::ReportFinding(const std::string& task_id,
+                                                const std::string& agent_id,
+                                                const FindingReport& finding) const {
+  std::string timestamp = NowIso8601();
+  return CommitReport(task_id, agent_id, Journal::kFindings, [&](TaskRecord& task) -> Result<json> {
+    HERD_ASSIGN_OR_RETURN(Finding line, ApplyFinding(task, agent_id, finding, timestamp));
+    return EncodeFinding(line);
+  });
+}
+
+Result<TaskSnapshot> PgRegistry::ChangeLimits(const std::string& task_id,
+                                              const LimitsChange& change) const {
+  TaskSnapshot after;
+  HERD_RETURN_IF_ERROR(Change(
+      task_id,
+      [&](TaskRecord& task) {
+        return UpdateLimits(task, change.max_agents, change.max_concurrent, change.max_depth,
+                            change.budget);
+      },
+      &after));
+  return after;
+}
+
+Status PgRegistry::RecordTmuxSession(const std::string& task_id, const std::string& agent_id,
+                                     const std::string& session) const {
+  return Update(task_id, {}, [&](TaskRecord& task, Connection&) -> Result<Decision> {
+    AgentRecord* entry = task.FindAgent(agent_id);
+    if (entry == nullptr) return Decision::kNoChange;
+    entry->tmux_session = session;
+    return Decision::kCommit;
+  });
+}
+
+Status PgRegistry::RecordWorktree(const std::string& task_id, const std::string& agent_id,
+                                  const WorktreeRecord& worktree) const {
+  return Update(task_id, {}, [&](TaskRecord& task, Connection&) -> Result<Decision> {
+    AgentRecord* entry = task.FindAgent(agent_id);
+    if (entry == nullptr) {
+      return Status::NotFound("agent " + agent_id + " is not in task " + task_id);
+    }
+    entry->worktree = worktree;
+    return Decision::kCommit;
+  });
+}
+
+Result<Registry::LostOutcome> PgRegistry::MarkLost(const std::string& task_id,
+                                                   const std::string& agent_id,
+                                                   const LostCheck& still_lost) const {
+  LostOutcome outcome;
+  HERD_RETURN_IF_ERROR(Update(task_id, {}, [&](TaskRecord& task, Connection&) -> Result<Decision> {
+    outcome = LostOutcome{};
+    AgentRecord* agent = task.FindAgent(agent_id);
+    if (agent == nullptr) {
+      outcome.left_alone = "agent " + agent_id + " is no longer in the registry";
+      return Decision::kNoChange;
+    }
+    std::optional<std::string> detail = still_lost(*agent);
+    if (!detail) {
+      outcome.left_alone =
+          "agent " + agent_id + " is " + agent->status + " and no longer lost (recorded meanwhile)";
+      return Decision::kNoChange;
+    }
+    MarkAgentLost(*agent, *detail, NowIso8601());
+    outcome.marked = *agent;
+    return Decision::kCommit;
+  }));
+  return outcome;
+}
+
+Result<std::vector<json>> PgRegistry::ReadJournal(const std::string& task_id,
+                                                  const std::string& agent_id,
+                                                  Journal journal) const {
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  HERD_ASSIGN_OR_RETURN(
+      pg::Rows rows,
+      (*lease).Exec("SELECT line::text FROM herd_journal WHERE task_id = $1 AND agent_id = $2 AND "
+                    "journal = $3 ORDER BY line_number",
+                    {task_id, agent_id,
+                     std::string(journal == Journal::kProgress ? "progress" : "findings")}));
+  std::vector<json> lines;
+  for (int row = 0; row < rows.size(); ++row) {
+    HERD_ASSIGN_OR_RETURN(json line, ParseStored(rows.Text(row, 0), Source(task_id)));
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+Result<std::vector<std::string>> PgRegistry::TaskIds() const {
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  HERD_ASSIGN_OR_RETURN(
+      pg::Rows rows, (*lease).Exec("SELECT task_id FROM herd_tasks ORDER BY created_at, task_id"));
+  std::vector<std::string> ids;
+  for (int row = 0; row < rows.size(); ++row) ids.push_back(rows.Text(row, 0));
+  return ids;
+}
+
+}  // namespace herd::registry

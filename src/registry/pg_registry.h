@@ -1,0 +1,122 @@
+// PgRegistry: the Registry (registry/registry.h) on a PostgreSQL server,
+// shared by every machine that points herd at it (HERD_REGISTRY).
+//
+// Each operation is ONE PostgreSQL transaction (READ COMMITTED), with the
+// same pure rules as the JSON engine (task_registry.h, turns.h): it locks
+// the rows that stand for the limits it checks, always in this order,
+// `SELECT ... FOR UPDATE`: the cluster row (herd_cluster, only when a
+// running cap is checked), then the task's row. It then reads the task's
+// agents, decodes the task (records.h, the one decoder), applies the rule,
+// recomputes the derived counts and writes back only the rows that changed,
+// with the task's sequence + 1. The cap counts the active agents of every
+// task in the registry. Journals are rows of herd_journal, inserted in the
+// report's transaction. Schema: registry/pg_schema.h.
+//
+// Retries: a serialization failure or deadlock, or a connection lost before
+// COMMIT, runs the whole transaction again (pg/connection.h). A commit lost
+// in flight is retried only for an admission, which records its client-made
+// request id (AdmissionRequest::request_id) so a second attempt returns the
+// agent the first one admitted; other operations then fail saying the
+// outcome is unknown.
+//
+// Thread-safe: operations take a connection from a small pool. A forked
+// child must open its own PgRegistry.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pg/connection.h"
+#include "registry/registry.h"
+
+namespace herd::registry {
+
+class PgRegistry : public Registry {
+ public:
+  enum class OnOpen { kMigrate, kRequireCurrentSchema };
+
+  // Connects (checking the server is reachable) and migrates the schema,
+  // or with kRequireCurrentSchema refuses a schema that is not this
+  // binary's. A schema newer than this binary's is always refused.
+  // `workspace_base` is recorded in new tasks (where their local files go).
+  static Result<std::unique_ptr<PgRegistry>> Open(const pg::ConnectOptions& options,
+                                                  const std::string& workspace_base,
+                                                  OnOpen on_open = OnOpen::kMigrate);
+
+  Result<SharedTask> ReadTask(const std::string& task_id) const override;
+  Result<TaskSnapshot> CreateTask(const std::string& task_id, const TaskSpec& spec) const override;
+  Result<AgentRecord> Admit(const std::string& task_id, const AdmissionRequest& request,
+                            int global_cap) const override;
+  Status Release(const std::string& task_id, const std::string& agent_id) const override;
+  Result<AgentRecord> RecordStart(const std::string& task_id, const std::string& agent_id,
+                                  const ProcessIdentity& agent,
+                                  const ProcessIdentity& supervisor) const override;
+  Result<EndOutcome> RecordEnd(const std::string& task_id, const std::string& agent_id,
+                               const ExitRecord& exit, const std::optional<Termination>& stop,
+                               int kill_grace_ms) const override;
+  Result<TerminationOutcome> Terminate(const std::string& task_id, const std::string& agent_id,
+                                       const Termination& termination) const override;
+  Result<MessageOutcome> SendMessage(const std::string& task_id, const std::string& agent_id,
+                                     const AgentMessage& message, int global_cap,
+                                     const std::vector<int>& port_candidates) const override;
+  Status AbandonTurn(const std::string& task_id, const std::string& agent_id, int turn,
+                     const std::string& reason) const override;
+  Result<StopOutcome> StopTask(const std::string& task_id, const std::string& reason,
+                               int kill_grace_ms) const override;
+  Result<EndOutcome> RecordUsage(const std::string& task_id, const std::string& agent_id,
+                                 const json& usage, int kill_grace_ms) const override;
+  Result<ReportOutcome> ReportProgress(const std::string& task_id, const std::string& agent_id,
+                                       const std::string& status, const std::string& message,
+                                       int progress) const override;
+  Result<ReportOutcome> ReportFinding(const std::string& task_id, const std::string& agent_id,
+                                      const FindingReport& finding) const override;
+  Result<TaskSnapshot> ChangeLimits(const std::string& task_id,
+                                    const LimitsChange& change) const override;
+  Status RecordTmuxSession(const std::string& task_id, const std::string& agent_id,
+                           const std::string& session) const override;
+  Status RecordWorktree(const std::string& task_id, const std::string& agent_id,
+                        const WorktreeRecord& worktree) const override;
+  Result<LostOutcome> MarkLost(const std::string& task_id, const std::string& agent_id,
+                               const LostCheck& still_lost) const override;
+  // Nothing to rebuild: counts are queried from the agents' rows.
+  Status RebuildIndex() const override { return Status::Ok(); }
+
+  // The lines of an agent's journal, in commit order.
+  Result<std::vector<json>> ReadJournal(const std::string& task_id, const std::string& agent_id,
+                                        Journal journal) const;
+
+  // The ids of every task, oldest first.
+  Result<std::vector<std::string>> TaskIds() const;
+
+ private:
+  class Pool;
+  // A task's mutation inside the transaction; it may also write rows of
+  // its own (a journal line) through the connection.
+  using Mutation = std::function<Result<store::Decision>(TaskRecord& task, pg::Connection& c)>;
+  enum class CapLock { kNone, kCluster };
+  struct UpdateOptions {
+    CapLock cap_lock = CapLock::kNone;
+    pg::Idempotence idempotence = pg::Idempotence::kNotIdempotent;
+    bool create = false;  // the task row may not exist yet (CreateTask)
+    // Runs after the task's rows are written, in the same transaction.
+    std::function<Status(pg::Connection& c)> after_write;
+  };
+  Status Update(const std::string& task_id, const UpdateOptions& options, const Mutation& mutation,
+                TaskSnapshot* committed = nullptr) const;
+  // A mutation that always commits when it succeeds.
+  Status Change(const std::string& task_id, const std::function<Status(TaskRecord&)>& change,
+                TaskSnapshot* committed = nullptr) const;
+  Result<ReportOutcome> CommitReport(const std::string& task_id, const std::string& agent_id,
+                                     Journal journal,
+                                     const std::function<Result<json>(TaskRecord&)>& apply) const;
+
+  PgRegistry(std::shared_ptr<Pool> pool, std::string workspace_base)
+      : pool_(std::move(pool)), workspace_base_(std::move(workspace_base)) {}
+
+  std::shared_ptr<Pool> pool_;
+  std::string workspace_base_;
+};
+
+}  // namespace herd::registry
