@@ -54,9 +54,14 @@ run_asan() {
   reports=$(reports_dir build-asan)
   echo "== C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer (ctest) =="
   local status=0
+  # Not the 400-agent kill --all: 400 sanitized supervisors at once need more
+  # memory than a 24 GiB machine has (the OOM killer ended it here). Its code
+  # runs under ASan in the smaller KillAllTest cases; scripts/test.sh runs it
+  # whole.
   ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:log_path=$reports/asan" \
     UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$reports/ubsan" \
-    ctest --test-dir build-asan --output-on-failure -j2 --timeout 900 || status=$?
+    ctest --test-dir build-asan --output-on-failure -j2 --timeout 900 \
+    -E 'KillAllTest.StopsFourHundredSleepingAgents' || status=$?
   check_reports "$reports" || status=1
   return "$status"
 }
