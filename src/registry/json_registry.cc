@@ -98,17 +98,7 @@ Result<EndOutcome> JsonRegistry::RecordEnd(const std::string& task_id, const std
                                            int kill_grace_ms) const {
   EndOutcome outcome;
   Status status = Change(task_id, [&](TaskRecord& task) {
-    outcome = EndOutcome{};  // a retried transaction starts again
-    if (stop) {
-      Result<bool> marked = MarkTerminated(task, agent_id, stop->reason, exit.ended_at, stop->limit,
-                                           stop->interrupts_turn);
-      if (!marked.ok()) return marked.status();
-    }
-    HERD_RETURN_IF_ERROR(RecordExit(task, agent_id, exit));
-    std::string now = NowIso8601();
-    // A reported cost may push the task past its budget.
-    outcome.to_stop = StopIfOverBudget(task, kill_grace_ms, now);
-    outcome.next_turn = BeginQueuedTurn(task, agent_id, now);
+    HERD_ASSIGN_OR_RETURN(outcome, ApplyEnd(task, agent_id, exit, stop, kill_grace_ms));
     return Status::Ok();
   });
   if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
@@ -121,13 +111,7 @@ Result<TerminationOutcome> JsonRegistry::Terminate(const std::string& task_id,
   TerminationOutcome outcome;
   Status status =
       UpdateTaskAndIndex(stores_, workspace_, task_id, [&](TaskRecord& task) -> Result<Decision> {
-        HERD_ASSIGN_OR_RETURN(outcome.changed, MarkTerminated(task, agent_id, termination.reason,
-                                                              NowIso8601(), termination.limit));
-        AgentRecord* entry = task.FindAgent(agent_id);
-        if (outcome.changed && termination.kill_grace_ms) {
-          entry->kill_grace_ms = *termination.kill_grace_ms;
-        }
-        outcome.agent = *entry;
+        HERD_ASSIGN_OR_RETURN(outcome, ApplyTermination(task, agent_id, termination));
         return outcome.changed ? Decision::kCommit : Decision::kNoChange;
       });
   if (!status.ok() && !status.Is(Status::Code::kNotDurable)) return status;
@@ -152,14 +136,8 @@ Result<MessageOutcome> JsonRegistry::SendMessage(const std::string& task_id,
           return Status::NotFound("task " + task_id +
                                   " does not exist: run `herd task list` to see the tasks");
         }
-        HERD_ASSIGN_OR_RETURN(outcome, AcceptMessage(task, agent_id, message, NowIso8601()));
-        if (outcome.delivery == MessageOutcome::Delivery::kNewTurn) {
-          AgentRecord* agent = task.FindAgent(agent_id);
-          if (agent->port && ports_held.count(*agent->port)) {
-            agent->port = FreePort(task, agent_id, port_candidates, ports_held);
-          }
-          outcome.agent = *agent;
-        }
+        HERD_ASSIGN_OR_RETURN(outcome, AcceptMessage(task, agent_id, message, NowIso8601(),
+                                                     port_candidates, ports_held));
         return Decision::kCommit;
       },
       &after);

@@ -400,16 +400,7 @@ Result<EndOutcome> PgRegistry::RecordEnd(const std::string& task_id, const std::
                                          int kill_grace_ms) const {
   EndOutcome outcome;
   HERD_RETURN_IF_ERROR(Change(task_id, [&](TaskRecord& task) {
-    outcome = EndOutcome{};  // a retried transaction starts again
-    if (stop) {
-      Result<bool> marked = MarkTerminated(task, agent_id, stop->reason, exit.ended_at, stop->limit,
-                                           stop->interrupts_turn);
-      if (!marked.ok()) return marked.status();
-    }
-    HERD_RETURN_IF_ERROR(RecordExit(task, agent_id, exit));
-    std::string now = NowIso8601();
-    outcome.to_stop = StopIfOverBudget(task, kill_grace_ms, now);
-    outcome.next_turn = BeginQueuedTurn(task, agent_id, now);
+    HERD_ASSIGN_OR_RETURN(outcome, ApplyEnd(task, agent_id, exit, stop, kill_grace_ms));
     return Status::Ok();
   }));
   return outcome;
@@ -420,13 +411,7 @@ Result<TerminationOutcome> PgRegistry::Terminate(const std::string& task_id,
                                                  const Termination& termination) const {
   TerminationOutcome outcome;
   HERD_RETURN_IF_ERROR(Update(task_id, {}, [&](TaskRecord& task, Connection&) -> Result<Decision> {
-    HERD_ASSIGN_OR_RETURN(outcome.changed, MarkTerminated(task, agent_id, termination.reason,
-                                                          NowIso8601(), termination.limit));
-    AgentRecord* entry = task.FindAgent(agent_id);
-    if (outcome.changed && termination.kill_grace_ms) {
-      entry->kill_grace_ms = *termination.kill_grace_ms;
-    }
-    outcome.agent = *entry;
+    HERD_ASSIGN_OR_RETURN(outcome, ApplyTermination(task, agent_id, termination));
     return outcome.changed ? Decision::kCommit : Decision::kNoChange;
   }));
   return outcome;
@@ -445,18 +430,15 @@ Result<MessageOutcome> PgRegistry::SendMessage(const std::string& task_id,
       Update(task_id, options, [&](TaskRecord& task, Connection& c) -> Result<Decision> {
         refusal = Status::Ok();
         std::string now = NowIso8601();
-        HERD_ASSIGN_OR_RETURN(outcome, AcceptMessage(task, agent_id, message, now));
+        std::set<int> ports_held;
+        if (!port_candidates.empty()) {
+          HERD_ASSIGN_OR_RETURN(ports_held, PortsHeld(c, task_id, agent_id));
+        }
+        HERD_ASSIGN_OR_RETURN(
+            outcome, AcceptMessage(task, agent_id, message, now, port_candidates, ports_held));
         if (outcome.delivery == MessageOutcome::Delivery::kNewTurn) {
           refusal = CheckClusterCap(c, task_id, agent_id, global_cap);
           if (!refusal.Is(Status::Code::kRefused)) HERD_RETURN_IF_ERROR(refusal);
-          AgentRecord* agent = task.FindAgent(agent_id);
-          if (refusal.ok() && agent->port) {
-            HERD_ASSIGN_OR_RETURN(std::set<int> held, PortsHeld(c, task_id, agent_id));
-            if (held.count(*agent->port)) {
-              agent->port = FreePort(task, agent_id, port_candidates, held);
-            }
-            outcome.agent = *agent;
-          }
           // Refused by the cap: the turn is undone in the same transaction,
           // the message kept as undelivered with the reason.
           if (!refusal.ok())

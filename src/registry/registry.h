@@ -104,6 +104,19 @@ struct LimitsChange {
   Budget budget;  // only what is given
 };
 
+// The bodies of RecordEnd and Terminate, which every engine runs inside its
+// own transaction: one set of rules, whatever the storage.
+//   ApplyEnd: `stop`, if given and the agent is still active, as its
+//   termination; then its exit; then any budget its figures passed (the
+//   agents that stops get `kill_grace_ms`); then its next turn if a message
+//   is queued.
+Result<EndOutcome> ApplyEnd(TaskRecord& task, const std::string& agent_id, const ExitRecord& exit,
+                            const std::optional<Termination>& stop, int kill_grace_ms);
+//   ApplyTermination: marks the agent terminated if it is still active
+//   (`changed`), with the grace its supervisor is to apply.
+Result<TerminationOutcome> ApplyTermination(TaskRecord& task, const std::string& agent_id,
+                                            const Termination& termination);
+
 class Registry {
  public:
   virtual ~Registry() = default;

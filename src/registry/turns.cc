@@ -116,7 +116,9 @@ std::string NoRoomFor(const TaskRecord& task, const AgentRecord& agent) {
 }  // namespace
 
 Result<MessageOutcome> AcceptMessage(TaskRecord& task, const std::string& agent_id,
-                                     const AgentMessage& message, const std::string& timestamp) {
+                                     const AgentMessage& message, const std::string& timestamp,
+                                     const std::vector<int>& port_candidates,
+                                     const std::set<int>& ports_held) {
   AgentRecord* agent = task.FindAgent(agent_id);
   if (agent == nullptr) {
     return Status::NotFound("agent " + agent_id + " is not part of task " + task.task_id +
@@ -152,6 +154,10 @@ Result<MessageOutcome> AcceptMessage(TaskRecord& task, const std::string& agent_
   }
   if (std::string full = NoRoomFor(task, *agent); !full.empty()) return Status::Refused(full);
   BeginTurn(*agent, message, /*keep_supervisor=*/false, timestamp);
+  // Ended, its port was free for others: keep it only if no one took it.
+  if (agent->port && ports_held.count(*agent->port)) {
+    agent->port = FreePort(task, agent_id, port_candidates, ports_held);
+  }
   RecomputeCounts(task);
   outcome.delivery = MessageOutcome::Delivery::kNewTurn;
   outcome.turn = agent->turn;

@@ -27,7 +27,9 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "registry/records.h"
 #include "util/status.h"
@@ -56,9 +58,13 @@ struct MessageOutcome {
 // Accepts `message` for agent `agent_id` of `task` (see the top of this
 // file). NotFound for an unknown agent; Refused (saying what to do) for a
 // stopped task, a passed budget, a full queue or, for a new turn, a full
-// max_concurrent.
+// max_concurrent. A new turn keeps the agent's HERD_PORT unless `ports_held`
+// (ports active agents elsewhere on the machine hold) has it; then it gets
+// the first free of `port_candidates`, or none.
 Result<MessageOutcome> AcceptMessage(TaskRecord& task, const std::string& agent_id,
-                                     const AgentMessage& message, const std::string& timestamp);
+                                     const AgentMessage& message, const std::string& timestamp,
+                                     const std::vector<int>& port_candidates = {},
+                                     const std::set<int>& ports_held = {});
 
 // A turn that BeginQueuedTurn began.
 struct NextTurn {

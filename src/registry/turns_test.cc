@@ -56,6 +56,25 @@ AgentMessage Message(const std::string& id, bool interrupt = false) {
   return message;
 }
 
+TEST(TurnsTest, ANewTurnKeepsItsPortUnlessAnotherActiveAgentTookIt) {
+  TaskRecord kept = NewTaskWith();
+  Admit(kept, "a");
+  kept.FindAgent("a")->port = 24001;
+  Exit(kept, "a", 0, 10);
+  ASSERT_TRUE(AcceptMessage(kept, "a", Message("msg-1"), kLater, {24001, 24002}, {24002}).ok());
+  EXPECT_EQ(kept.FindAgent("a")->port, 24001);
+
+  TaskRecord taken = NewTaskWith();
+  Admit(taken, "a");
+  taken.FindAgent("a")->port = 24001;
+  Exit(taken, "a", 0, 10);
+  Result<MessageOutcome> moved =
+      AcceptMessage(taken, "a", Message("msg-1"), kLater, {24001, 24002, 24003}, {24001, 24002});
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(taken.FindAgent("a")->port, 24003);
+  EXPECT_EQ(moved->agent.port, 24003) << "the outcome carries the entry after";
+}
+
 TEST(TurnsTest, AMessageToAnEndedAgentBeginsTheNextTurnAndKeepsTheEndedOne) {
   TaskRecord task = NewTaskWith();
   Admit(task, "a");

@@ -50,6 +50,7 @@
 import http from "node:http";
 import fs from "node:fs";
 import crypto from "node:crypto";
+import { substitute, requestLogger, shutdownServer } from "./lib/model_script.mjs";
 
 const SCENARIOS = {
   text: { steps: [{ text: "Done. Nothing to do." }] },
@@ -115,11 +116,7 @@ function loadScript() {
 }
 const script = loadScript();
 
-function log(entry) {
-  const line = JSON.stringify({ t: new Date().toISOString(), ...entry }) + "\n";
-  if (logPath) fs.appendFileSync(logPath, line);
-  else process.stderr.write(line);
-}
+const log = requestLogger(logPath);
 
 // ---------- reading a request ----------
 const partsOf = content => (Array.isArray(content?.parts) ? content.parts : []);
@@ -152,14 +149,6 @@ function extractVars(texts) {
     }
   }
   return vars;
-}
-function substitute(value, vars) {
-  if (typeof value === "string")
-    return value.replace(/\{\{(\w+)\}\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
-  if (Array.isArray(value)) return value.map(v => substitute(v, vars));
-  if (value && typeof value === "object")
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, vars)]));
-  return value;
 }
 const callsOf = step => (Array.isArray(step.calls) ? step.calls
   : step.tool ? [{ tool: step.tool, input: step.input }] : []);
@@ -310,12 +299,7 @@ const server = http.createServer((req, res) => {
   });
 });
 
-function shutdown(code) {
-  for (const res of hanging) res.destroy();
-  server.close(() => process.exit(code));
-  server.closeAllConnections?.();
-  setTimeout(() => process.exit(code), 2000).unref();
-}
+const shutdown = code => shutdownServer(server, hanging, code);
 process.on("SIGTERM", () => shutdown(0));
 process.on("SIGINT", () => shutdown(0));
 server.on("error", e => fail(`cannot listen on ${host}:${port}: ${e.message}`));

@@ -74,6 +74,7 @@
 import http from "node:http";
 import fs from "node:fs";
 import crypto from "node:crypto";
+import { substitute, requestLogger, shutdownServer } from "./lib/model_script.mjs";
 
 const SCENARIOS = {
   // Finish at once with text, no tool call.
@@ -212,11 +213,7 @@ for (const source of [script, ...(script.branches ?? [])]) {
 }
 
 // ---------- logging ----------
-function log(entry) {
-  const line = JSON.stringify({ t: new Date().toISOString(), ...entry }) + "\n";
-  if (logPath) fs.appendFileSync(logPath, line);
-  else process.stderr.write(line);
-}
+const log = requestLogger(logPath);
 
 // ---------- conversation analysis ----------
 function textOf(content) {
@@ -239,14 +236,6 @@ function extractVars(messages, branch, system = "") {
     if (m) vars[name] = m[1] ?? m[0];
   }
   return vars;
-}
-function substitute(value, vars) {
-  if (typeof value === "string")
-    return value.replace(/\{\{(\w+)\}\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
-  if (Array.isArray(value)) return value.map(v => substitute(v, vars));
-  if (value && typeof value === "object")
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, vars)]));
-  return value;
 }
 function callsOf(step) {
   if (Array.isArray(step.calls)) return step.calls;
@@ -585,12 +574,7 @@ const server = http.createServer((req, res) => {
   });
 });
 
-function shutdown(code) {
-  for (const res of hanging) res.destroy();
-  server.close(() => process.exit(code));
-  server.closeAllConnections?.();
-  setTimeout(() => process.exit(code), 2000).unref();
-}
+const shutdown = code => shutdownServer(server, hanging, code);
 process.on("SIGTERM", () => shutdown(0));
 process.on("SIGINT", () => shutdown(0));
 if (exitOnEof) {

@@ -69,6 +69,7 @@
 import http from "node:http";
 import fs from "node:fs";
 import crypto from "node:crypto";
+import { substitute, requestLogger, shutdownServer } from "./lib/model_script.mjs";
 
 const progress = (status, message, value) => ({
   tool: "update_agent_progress",
@@ -170,11 +171,7 @@ function loadScript() {
 const script = loadScript();
 
 // ---------- logging ----------
-function log(entry) {
-  const line = JSON.stringify({ t: new Date().toISOString(), ...entry }) + "\n";
-  if (logPath) fs.appendFileSync(logPath, line);
-  else process.stderr.write(line);
-}
+const log = requestLogger(logPath);
 
 // ---------- conversation analysis ----------
 function textOf(content) {
@@ -222,14 +219,6 @@ function extractVars(items, branch, instructions) {
     if (m) vars[name] = m[1] ?? m[0];
   }
   return vars;
-}
-function substitute(value, vars) {
-  if (typeof value === "string")
-    return value.replace(/\{\{(\w+)\}\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
-  if (Array.isArray(value)) return value.map(v => substitute(v, vars));
-  if (value && typeof value === "object")
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, vars)]));
-  return value;
 }
 function callsOf(step) {
   if (Array.isArray(step.calls)) return step.calls;
@@ -499,12 +488,7 @@ const server = http.createServer((req, res) => {
   });
 });
 
-function shutdown(code) {
-  for (const res of hanging) res.destroy();
-  server.close(() => process.exit(code));
-  server.closeAllConnections?.();
-  setTimeout(() => process.exit(code), 2000).unref();
-}
+const shutdown = code => shutdownServer(server, hanging, code);
 process.on("SIGTERM", () => shutdown(0));
 process.on("SIGINT", () => shutdown(0));
 if (exitOnEof) {
