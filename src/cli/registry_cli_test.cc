@@ -35,11 +35,11 @@ class RegistryCliTest : public HerdTest {
 TEST_F(RegistryCliTest, MigrateCreatesTheSchemaOnceAndSaysSo) {
   CommandResult first = Herd({"registry", "migrate"}, WithRegistry(database_.conninfo()));
   ASSERT_EQ(first.exit_code, 0) << first.Describe();
-  EXPECT_THAT(first.out, HasSubstr("schema migrated from version 0 to 1"));
+  EXPECT_THAT(first.out, HasSubstr("schema migrated from version 0 to 2"));
   CommandResult second =
       Herd({"registry", "migrate", "--json"}, WithRegistry(database_.conninfo()));
   ASSERT_EQ(second.exit_code, 0) << second.Describe();
-  EXPECT_EQ(second.Json()["schema_version_before"], 1);
+  EXPECT_EQ(second.Json()["schema_version_before"], 2);
 }
 
 TEST_F(RegistryCliTest, ACommandThatNeedsTheWorkspaceRefusesByNameAndTouchesNoFile) {

@@ -44,6 +44,11 @@ Result<TaskSnapshot> JsonRegistry::CreateTask(const std::string& task_id,
 
 Result<AgentRecord> JsonRegistry::Admit(const std::string& task_id, const AdmissionRequest& request,
                                         int global_cap) const {
+  if (request.placement) {
+    return Status::InvalidArgument(
+        "placing an agent on a node needs a registry the nodes share: set HERD_REGISTRY to a "
+        "PostgreSQL server (see the README's scale-out section), or leave the node out");
+  }
   // The cap and the ports are machine-wide: the reservation's lock is held
   // from before the task's transaction until the index holds the agent.
   HERD_ASSIGN_OR_RETURN(MachineReservation machine, MachineReservation::Begin(stores_, workspace_));

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "registry/global_index.h"
+#include "registry/pg_rows.h"
 #include "registry/pg_schema.h"
 #include "registry/transitions.h"
 #include "util/clock.h"
@@ -17,209 +18,47 @@ namespace herd::registry {
 using pg::Connection;
 using store::Decision;
 
-// Idle connections, reused across operations and threads. A child forked
-// with a pool never touches its parent's sessions: it opens its own, and
-// leaves the inherited ones unclosed (closing would end the parent's).
-class PgRegistry::Pool {
- public:
-  explicit Pool(pg::ConnectOptions options) : options_(std::move(options)), owner_(getpid()) {}
-  ~Pool() {
-    if (getpid() != owner_) {
-      for (auto& connection : idle_) connection.release();  // the parent's sessions
-    }
-  }
-
-  class Lease {
-   public:
-    Lease(Pool* pool, std::unique_ptr<Connection> connection)
-        : pool_(pool), connection_(std::move(connection)) {}
-    Lease(Lease&&) = default;
-    ~Lease() {
-      if (connection_) pool_->Give(std::move(connection_));
-    }
-    Connection& operator*() { return *connection_; }
-
-   private:
-    Pool* pool_;
-    std::unique_ptr<Connection> connection_;
-  };
-
-  Result<Lease> Take() {
-    {
-      std::lock_guard<std::mutex> guard(mutex_);
-      if (getpid() == owner_ && !idle_.empty()) {
-        std::unique_ptr<Connection> connection = std::move(idle_.back());
-        idle_.pop_back();
-        return Lease(this, std::move(connection));
-      }
-    }
-    HERD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Connection::Open(options_));
-    return Lease(this, std::move(connection));
-  }
-
-  const pg::ConnectOptions& options() const { return options_; }
-
- private:
-  static constexpr size_t kMaxIdle = 8;
-
-  void Give(std::unique_ptr<Connection> connection) {
-    std::lock_guard<std::mutex> guard(mutex_);
-    if (getpid() != owner_) {
-      connection.release();  // inherited across fork: never close it here
-      return;
-    }
-    if (!connection->Broken() && idle_.size() < kMaxIdle) idle_.push_back(std::move(connection));
-  }
-
-  pg::ConnectOptions options_;
-  pid_t owner_;
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-};
+using pg_rows::CheckClusterCap;
+using pg_rows::LoadedTask;
+using pg_rows::LoadForUpdate;
+using pg_rows::LockCluster;
+using pg_rows::ParseStored;
+using pg_rows::PortsHeld;
+using pg_rows::Source;
+using pg_rows::TaskNotFound;
+using pg_rows::WriteTask;
 
 namespace {
 
-std::string Source(const std::string& task_id) {
-  return "task " + task_id + " in the PostgreSQL registry";
-}
-
-Status TaskNotFound(const std::string& task_id) {
-  return Status::NotFound("task " + task_id +
-                          " does not exist: run `herd task list` to see the tasks");
-}
-
-Result<json> ParseStored(const std::string& text, const std::string& what) {
-  Result<json> parsed = ParseJson(text, kMaxDocumentDepth);
-  if (!parsed.ok()) return Status::Corruption(what + ": " + parsed.status().message());
-  return parsed;
-}
-
-// A task as read under its row lock, with its agents' rows as stored (to
-// write back only what changed).
-struct LoadedTask {
-  bool exists = false;
-  uint64_t sequence = 0;
-  TaskRecord task;
-  std::map<std::string, std::pair<int, json>> stored_agents;  // id -> position, entry
-};
-
-Result<LoadedTask> LoadForUpdate(Connection& c, const std::string& task_id) {
-  LoadedTask loaded;
-  HERD_ASSIGN_OR_RETURN(pg::Rows task,
-                        c.Exec("SELECT sequence, document::text FROM herd_tasks WHERE task_id = $1 "
-                               "FOR UPDATE",
-                               {task_id}));
-  if (task.empty()) return loaded;
-  loaded.exists = true;
-  loaded.sequence = static_cast<uint64_t>(task.Integer(0, 0));
-  HERD_ASSIGN_OR_RETURN(json document, ParseStored(task.Text(0, 1), Source(task_id)));
-  HERD_ASSIGN_OR_RETURN(pg::Rows agents,
-                        c.Exec("SELECT agent_id, position, document::text FROM herd_agents "
-                               "WHERE task_id = $1 ORDER BY position",
-                               {task_id}));
-  json entries = json::array();
-  for (int row = 0; row < agents.size(); ++row) {
-    HERD_ASSIGN_OR_RETURN(
-        json entry,
-        ParseStored(agents.Text(row, 2), Source(task_id) + ", agent " + agents.Text(row, 0)));
-    loaded.stored_agents[agents.Text(row, 0)] = {static_cast<int>(agents.Integer(row, 1)), entry};
-    entries.push_back(std::move(entry));
-  }
-  document["agents"] = std::move(entries);
-  HERD_ASSIGN_OR_RETURN(loaded.task, DecodeTask(document, Source(task_id)));
-  RecomputeCounts(loaded.task);
-  return loaded;
-}
-
-// Writes the task's row (sequence + 1) and the agents' rows that changed;
-// returns the new sequence.
-Result<uint64_t> WriteTask(Connection& c, const LoadedTask& loaded, const TaskRecord& task) {
-  json document = EncodeTask(task);
-  json agents = std::move(document["agents"]);
-  document.erase("agents");
-  std::string stopped = task.stopped ? "true" : "false";
-  uint64_t sequence = 1;
-  if (!loaded.exists) {
-    HERD_RETURN_IF_ERROR(c.Exec("INSERT INTO herd_tasks (task_id, sequence, document, stopped) "
-                                "VALUES ($1, 1, $2::jsonb, $3)",
-                                {task.task_id, document.dump(), stopped})
-                             .status());
-  } else {
-    HERD_ASSIGN_OR_RETURN(
-        pg::Rows updated,
-        c.Exec("UPDATE herd_tasks SET sequence = sequence + 1, document = $2::jsonb, stopped = $3, "
-               "updated_at = now() WHERE task_id = $1 RETURNING sequence",
-               {task.task_id, document.dump(), stopped}));
-    sequence = static_cast<uint64_t>(updated.Integer(0, 0));
-  }
-  std::set<std::string> present;
-  for (int position = 0; position < static_cast<int>(agents.size()); ++position) {
-    const json& entry = agents[position];
-    const AgentRecord& agent = task.agents[position];
-    present.insert(agent.id);
-    auto stored = loaded.stored_agents.find(agent.id);
-    if (stored != loaded.stored_agents.end() && stored->second.first == position &&
-        stored->second.second == entry) {
-      continue;
+// Whether the node a placed agent ran on can run its new turn: the same
+// incarnation (its files and conversation are there), leased, with room.
+// Refused if not; another error if the nodes cannot be read.
+Status NodeTakesTurn(Connection& c, const AgentRecord& agent) {
+  HERD_ASSIGN_OR_RETURN(std::vector<NodeView> nodes, pg_rows::ReadNodes(c));
+  for (const NodeView& node : nodes) {
+    if (node.spec.name != agent.node->name) continue;
+    if (node.incarnation != agent.node->incarnation) {
+      return Status::Refused("agent " + agent.id + " ran on node " + node.spec.name +
+                             ", which has registered again since: its conversation cannot go on "
+                             "there; deploy a new agent");
     }
-    HERD_RETURN_IF_ERROR(
-        c.Exec("INSERT INTO herd_agents (task_id, agent_id, position, status, active, document) "
-               "VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (task_id, agent_id) DO UPDATE "
-               "SET position = EXCLUDED.position, status = EXCLUDED.status, "
-               "active = EXCLUDED.active, document = EXCLUDED.document",
-               {task.task_id, agent.id, std::to_string(position), agent.status,
-                IsActiveStatus(agent.status) ? "true" : "false", entry.dump()})
-            .status());
+    // Counted as committed: the agent itself is not active there yet.
+    if (!node.leased()) {
+      return Status::Refused("agent " + agent.id + "'s node " + node.spec.name + " is not up (" +
+                             node.state + ", lease until " + node.lease_expires_at +
+                             "): its next turn can run only under that node's daemon; deploy a new "
+                             "agent");
+    }
+    if (node.running >= node.spec.capacity) {
+      return Status::Refused("node " + node.spec.name + " has no room for agent " + agent.id +
+                             "'s next turn (" + std::to_string(node.running) + " of " +
+                             std::to_string(node.spec.capacity) +
+                             " running): wait for an agent there to end, or raise its --capacity");
+    }
+    return Status::Ok();
   }
-  for (const auto& [agent_id, stored] : loaded.stored_agents) {
-    if (present.count(agent_id)) continue;
-    HERD_RETURN_IF_ERROR(c.Exec("DELETE FROM herd_agents WHERE task_id = $1 AND agent_id = $2",
-                                {task.task_id, agent_id})
-                             .status());
-  }
-  return sequence;
-}
-
-// Takes the cluster row: every check of the cluster-wide running cap
-// serialises here, before any task row is locked.
-Status LockCluster(Connection& c) {
-  return c.Exec("SELECT id FROM herd_cluster WHERE id = 1 FOR UPDATE").status();
-}
-
-// Active agents of every task but those of `excluding_agent` of
-// `excluding_task` (the one being admitted or restarted), as committed.
-Result<int> RunningAgents(Connection& c, const std::string& excluding_task,
-                          const std::string& excluding_agent) {
-  HERD_ASSIGN_OR_RETURN(pg::Rows rows,
-                        c.Exec("SELECT count(*) FROM herd_agents WHERE active AND NOT "
-                               "(task_id = $1 AND agent_id = $2)",
-                               {excluding_task, excluding_agent}));
-  return static_cast<int>(rows.Integer(0, 0));
-}
-
-// The HERD_PORTs active agents of every task hold, but `excluding_agent`'s
-// of `excluding_task`. Ports are one active agent's in the whole registry
-// (every agent runs on this machine until agents are placed on nodes; then
-// this is per node).
-Result<std::set<int>> PortsHeld(Connection& c, const std::string& excluding_task,
-                                const std::string& excluding_agent) {
-  HERD_ASSIGN_OR_RETURN(pg::Rows rows,
-                        c.Exec("SELECT (document->>'port')::int FROM herd_agents WHERE active AND "
-                               "jsonb_typeof(document->'port') = 'number' AND NOT "
-                               "(task_id = $1 AND agent_id = $2)",
-                               {excluding_task, excluding_agent}));
-  std::set<int> held;
-  for (size_t row = 0; row < rows.size(); ++row)
-    held.insert(static_cast<int>(rows.Integer(row, 0)));
-  return held;
-}
-
-Status CheckClusterCap(Connection& c, const std::string& task_id, const std::string& agent_id,
-                       int cap) {
-  if (cap <= 0) return Status::Ok();
-  HERD_ASSIGN_OR_RETURN(int running, RunningAgents(c, task_id, agent_id));
-  return CheckRunningCap(running, cap, "in the PostgreSQL registry",
-                         std::to_string(running) + " running in all its tasks");
+  return Status::Refused("agent " + agent.id + " ran on node " + agent.node->name +
+                         ", which the registry no longer knows: deploy a new agent");
 }
 
 }  // namespace
@@ -337,9 +176,11 @@ Result<AgentRecord> PgRegistry::Admit(const std::string& task_id, const Admissio
   std::string request_id = request.request_id.empty() ? RandomUuid() : request.request_id;
   AgentRecord admitted;
   UpdateOptions options;
-  // The cap and the ports are registry-wide: both serialise on the cluster row.
-  options.cap_lock =
-      global_cap > 0 || !request.port_candidates.empty() ? CapLock::kCluster : CapLock::kNone;
+  // The cap, the ports and the nodes' capacity are registry-wide: all
+  // serialise on the cluster row.
+  options.cap_lock = global_cap > 0 || !request.port_candidates.empty() || request.placement
+                         ? CapLock::kCluster
+                         : CapLock::kNone;
   options.idempotence = pg::Idempotence::kIdempotent;
   // The request id goes on the agent's row in the admission's transaction.
   options.after_write = [&](Connection& c) {
@@ -365,11 +206,19 @@ Result<AgentRecord> PgRegistry::Admit(const std::string& task_id, const Admissio
           return Decision::kNoChange;
         }
         AdmissionRequest admission = request;
+        std::optional<NodePlacement> node;
+        if (request.placement) {
+          HERD_ASSIGN_OR_RETURN(std::vector<NodeView> nodes, pg_rows::ReadNodes(c));
+          HERD_ASSIGN_OR_RETURN(const NodeView* chosen, ChoosePlacement(nodes, *request.placement));
+          node = NodePlacement{chosen->spec.name, chosen->incarnation};
+        }
         if (!request.port_candidates.empty()) {
-          HERD_ASSIGN_OR_RETURN(admission.ports_held, PortsHeld(c, task_id, request.agent_id));
+          HERD_ASSIGN_OR_RETURN(admission.ports_held,
+                                PortsHeld(c, task_id, request.agent_id, node ? node->name : ""));
         }
         HERD_ASSIGN_OR_RETURN(admitted, AdmitAgent(task, admission));
         HERD_RETURN_IF_ERROR(CheckClusterCap(c, task_id, request.agent_id, global_cap));
+        if (node) admitted.node = task.FindAgent(request.agent_id)->node = node;
         return Decision::kCommit;
       }));
   return admitted;
@@ -424,20 +273,26 @@ Result<MessageOutcome> PgRegistry::SendMessage(const std::string& task_id,
   MessageOutcome outcome;
   Status refusal;
   UpdateOptions options;
-  options.cap_lock =
-      global_cap > 0 || !port_candidates.empty() ? CapLock::kCluster : CapLock::kNone;
+  // A new turn may reactivate the agent: the cap, its ports and its node's
+  // capacity are checked under the cluster row.
+  options.cap_lock = CapLock::kCluster;
   HERD_RETURN_IF_ERROR(
       Update(task_id, options, [&](TaskRecord& task, Connection& c) -> Result<Decision> {
         refusal = Status::Ok();
         std::string now = NowIso8601();
+        const AgentRecord* agent = task.FindAgent(agent_id);
+        std::string node = agent != nullptr && agent->node ? agent->node->name : "";
         std::set<int> ports_held;
         if (!port_candidates.empty()) {
-          HERD_ASSIGN_OR_RETURN(ports_held, PortsHeld(c, task_id, agent_id));
+          HERD_ASSIGN_OR_RETURN(ports_held, PortsHeld(c, task_id, agent_id, node));
         }
         HERD_ASSIGN_OR_RETURN(
             outcome, AcceptMessage(task, agent_id, message, now, port_candidates, ports_held));
         if (outcome.delivery == MessageOutcome::Delivery::kNewTurn) {
           refusal = CheckClusterCap(c, task_id, agent_id, global_cap);
+          if (refusal.ok() && !node.empty()) {
+            refusal = NodeTakesTurn(c, *task.FindAgent(agent_id));
+          }
           if (!refusal.Is(Status::Code::kRefused)) HERD_RETURN_IF_ERROR(refusal);
           // Refused by the cap: the turn is undone in the same transaction,
           // the message kept as undelivered with the reason.

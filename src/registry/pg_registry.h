@@ -23,12 +23,14 @@
 // child must open its own PgRegistry.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "pg/connection.h"
+#include "registry/nodes.h"
 #include "registry/registry.h"
 
 namespace herd::registry {
@@ -89,6 +91,44 @@ class PgRegistry : public Registry {
 
   // The ids of every task, oldest first.
   Result<std::vector<std::string>> TaskIds() const;
+
+  // Nodes (registry/nodes.h; pg_nodes.cc). Lease times are the server's
+  // clock. Registering, leaving and expiring lock the cluster row, then the
+  // node's row, then the tasks of the agents they mark, by id: one
+  // transaction each, serialised with every placement.
+
+  // An active agent a node operation marked lost, as committed.
+  struct LostAgent {
+    std::string task_id;
+    AgentRecord agent;
+  };
+  struct NodeRegistration {
+    NodeLease lease;
+    // Active agents of the node's earlier incarnations, marked "node lost":
+    // a new incarnation never runs them again.
+    std::vector<LostAgent> lost;
+  };
+  // Registers the node, or registers it again as a new incarnation, with a
+  // lease of `ttl`. Refused while another machine (another hostname) holds
+  // the name under a lease that has not expired.
+  Result<NodeRegistration> RegisterNode(const NodeSpec& spec, std::chrono::milliseconds ttl) const;
+  // Extends the lease to now + `ttl`. Refused when the lease has expired
+  // (its agents are being, or have been, marked lost) or a newer
+  // incarnation holds the name: the daemon must stop its agents and
+  // register again.
+  Result<NodeLease> RenewNodeLease(const std::string& name, int64_t incarnation,
+                                   std::chrono::milliseconds ttl) const;
+  // A clean stop of the node's daemon: state "left", and any agent still
+  // active on it marked lost. Refused for an incarnation that is not the
+  // current one.
+  Result<std::vector<LostAgent>> LeaveNode(const std::string& name, int64_t incarnation) const;
+  // Every node whose lease has expired: its active agents marked "node
+  // lost" and the node "expired", its incarnation bumped, in one
+  // transaction. Any node may run it at any time; a second run marks
+  // nothing.
+  Result<std::vector<LostAgent>> ExpireNodeLeases() const;
+  // Every node, by name.
+  Result<std::vector<NodeView>> ListNodes() const;
 
  private:
   class Pool;

@@ -56,6 +56,18 @@ const std::vector<Migration>& Migrations() {
                 PRIMARY KEY (task_id, agent_id, journal, line_number),
                 FOREIGN KEY (task_id) REFERENCES herd_tasks (task_id) ON DELETE CASCADE))",
        }},
+      {2,
+       "nodes: state, labels, leases; agents placed on a node's incarnation",
+       {
+           R"(ALTER TABLE herd_nodes
+                ADD COLUMN state text NOT NULL DEFAULT 'up'
+                  CHECK (state IN ('up', 'left', 'expired')),
+                ADD COLUMN labels jsonb NOT NULL DEFAULT '[]'::jsonb,
+                ADD COLUMN registered_at timestamptz NOT NULL DEFAULT now(),
+                ADD COLUMN renewed_at timestamptz)",
+           "ALTER TABLE herd_agents ADD COLUMN node_incarnation bigint",
+           "CREATE INDEX herd_agents_active_on_node ON herd_agents (node_id) WHERE active",
+       }},
   };
   return migrations;
 }

@@ -13,11 +13,14 @@
 // - herd_agents: one row per agent: its entry as a JSONB document
 //   (EncodeAgent), its position in the task's admission order, status and
 //   `active` (counted by the cap), the admission's client-made request id
-//   (unique: a retried admission finds its row) and a node (unused yet).
+//   (unique: a retried admission finds its row), and the node and node
+//   incarnation it was placed on (null for an agent started where it was
+//   deployed).
 // - herd_journal: the progress and findings lines, numbered per agent and
 //   journal in commit order.
-// - herd_nodes: machines running agents (for the multi-machine daemon;
-//   unused yet).
+// - herd_nodes: the machines running agents (registry/nodes.h): name,
+//   hostname, capacity, labels, state, incarnation and lease expiry (server
+//   clock).
 #pragma once
 
 #include <string>

@@ -387,6 +387,30 @@ void ReadWorktree(FieldReader& reader, std::optional<WorktreeRecord>* target) {
 
 }  // namespace
 
+namespace {
+
+void ReadNode(FieldReader& reader, std::optional<NodePlacement>* target) {
+  const json* value = reader.Take("node");
+  if (value == nullptr || value->is_null()) return;
+  if (!value->is_object()) return reader.Fail("node", *value, "an object");
+  FieldReader node_reader(*value, reader.where() + ": node");
+  NodePlacement node;
+  node_reader.String("name", &node.name);
+  node_reader.Integer("incarnation", &node.incarnation);
+  if (!node_reader.status().ok()) return reader.Fail(node_reader.status().message());
+  node.unknown = node_reader.Unknown();
+  *target = std::move(node);
+}
+
+json EncodeNode(const NodePlacement& node) {
+  json object = WithUnknown(node.unknown);
+  object["name"] = node.name;
+  object["incarnation"] = node.incarnation;
+  return object;
+}
+
+}  // namespace
+
 json EncodeWorktree(const WorktreeRecord& worktree) {
   json object = WithUnknown(worktree.unknown);
   object["repository"] = worktree.repository;
@@ -508,6 +532,7 @@ Result<AgentRecord> DecodeAgent(const json& entry, const std::string& source) {
   reader.OptionalInteger("kill_grace_ms", &agent.kill_grace_ms);
   ReadWorktree(reader, &agent.worktree);
   reader.OptionalInteger("port", &agent.port);
+  ReadNode(reader, &agent.node);
   ReadIdentities(reader, &agent.process, &agent.supervisor);
   ReadExit(reader, &agent.exit, agent.phase == "exited");
   reader.Any("result", &agent.result);
@@ -563,6 +588,7 @@ json EncodeAgent(const AgentRecord& agent) {
   if (agent.kill_grace_ms) entry["kill_grace_ms"] = *agent.kill_grace_ms;
   if (agent.worktree) entry["worktree"] = EncodeWorktree(*agent.worktree);
   if (agent.port) entry["port"] = *agent.port;
+  if (agent.node) entry["node"] = EncodeNode(*agent.node);
   PutIdentities(entry, agent.process, agent.supervisor);
   PutExit(entry, agent.exit);
   if (!agent.result.is_null()) entry["result"] = agent.result;

@@ -172,6 +172,15 @@ struct WorktreeRecord {
   json unknown = json::object();
 };
 
+// The node (machine) an agent was placed on by a shared registry
+// (registry/nodes.h), and the incarnation of that node's daemon: an agent of
+// an earlier incarnation is never run again.
+struct NodePlacement {
+  std::string name = {};
+  int64_t incarnation = 0;
+  json unknown = json::object();
+};
+
 struct AgentRecord {
   std::string id;
   std::string type;
@@ -203,6 +212,7 @@ struct AgentRecord {
   std::optional<int> kill_grace_ms;        // the grace its supervisor applies
   std::optional<WorktreeRecord> worktree;  // its own git worktree, if it has one
   std::optional<int> port;                 // HERD_PORT, reserved at admission
+  std::optional<NodePlacement> node;       // where a shared registry placed it
 
   ProcessIdentity process;     // pid (= pgid), process_start_time
   ProcessIdentity supervisor;  // supervisor_pid, supervisor_start_time

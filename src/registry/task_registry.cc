@@ -611,16 +611,30 @@ Status UpdateLimits(TaskRecord& task, const std::optional<int>& max_agents,
   return Status::Ok();
 }
 
-void MarkAgentLost(AgentRecord& agent, const std::string& detail, const std::string& now) {
-  DropQueuedMessages(agent, "the agent's process was lost", now);
+namespace {
+
+void MarkLostWith(AgentRecord& agent, const char* reason, const std::string& why_dropped,
+                  const std::string& detail, const std::string& now) {
+  DropQueuedMessages(agent, why_dropped, now);
   agent.status = "error";
-  agent.error = kLostReason;
+  agent.error = reason;
   ExitInfo exit = agent.exit.value_or(ExitInfo{});
   exit.ended_at = now;
   agent.exit = exit;
   agent.last_update = now;
   agent.phase = "lost";
-  agent.lost_detail = detail + " (found by herd doctor)";
+  agent.lost_detail = detail;
+}
+
+}  // namespace
+
+void MarkAgentLost(AgentRecord& agent, const std::string& detail, const std::string& now) {
+  MarkLostWith(agent, kLostReason, "the agent's process was lost",
+               detail + " (found by herd doctor)", now);
+}
+
+void MarkAgentNodeLost(AgentRecord& agent, const std::string& detail, const std::string& now) {
+  MarkLostWith(agent, kNodeLostReason, "the agent's node was lost", detail, now);
 }
 
 }  // namespace herd::registry

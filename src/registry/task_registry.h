@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "registry/nodes.h"
 #include "registry/records.h"
 #include "util/status.h"
 
@@ -131,6 +132,10 @@ struct AdmissionRequest {
   // so a second attempt returns the agent admitted by the first instead of
   // admitting it again. "" = the engine makes one per Admit call.
   std::string request_id;
+  // The node to run it on (registry/nodes.h ChoosePlacement), decided in
+  // the admission's transaction; only a shared registry (PostgreSQL) has
+  // nodes. Unset: it runs where it is deployed.
+  std::optional<PlacementRequest> placement;
 };
 
 // Checks every limit and rule and, if all pass, appends the agent entry
@@ -216,6 +221,14 @@ inline constexpr const char kLostReason[] = "process lost";
 // Marks `agent` error "process lost" (kLostReason), with `detail` (what
 // doctor found) and its queued messages dropped (registry.h MarkLost).
 void MarkAgentLost(AgentRecord& agent, const std::string& detail, const std::string& now);
+
+// The reason recorded on an active agent whose node was lost: its lease
+// expired, or its daemon registered again (a new incarnation).
+inline constexpr const char kNodeLostReason[] = "node lost";
+
+// Marks `agent` error "node lost" (kNodeLostReason), with `detail` (which
+// node, and how it was lost) and its queued messages dropped.
+void MarkAgentNodeLost(AgentRecord& agent, const std::string& detail, const std::string& now);
 
 // Records the started agent process and its supervisor.
 Status RecordStart(TaskRecord& task, const std::string& agent_id, const ProcessIdentity& agent,
