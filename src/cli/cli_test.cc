@@ -126,6 +126,13 @@ TEST_F(CliTest, SuccessExitsZero) {
   ExpectExit(0, {"task", "create", "a description long enough"});
 }
 
+TEST_F(CliTest, DeployHelpSaysWhichBackendsAreProvenAndWhichIsExperimental) {
+  CommandResult help = Herd({"deploy", "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.Describe();
+  EXPECT_THAT(help.out, HasSubstr("cursor-agent is experimental"));
+  EXPECT_THAT(help.out, HasSubstr("tested end to end with their real CLIs"));
+}
+
 TEST_F(CliTest, JsonOutputParsesAndCarriesSuccess) {
   CommandResult created = Herd({"task", "create", "json please", "--json"});
   ASSERT_EQ(created.exit_code, 0) << created.Describe();

@@ -67,10 +67,18 @@ ParameterSpec AgentTimeout(const char* name, const char* description, int shown,
           .cli = cli};
 }
 
-ParameterSpec Backend(const char* description, json shown) {
+// cursor-agent is not published where a test can install it (npm or
+// Debian), so herd has never run it end to end: it is offered as
+// experimental, and says so wherever a backend is chosen.
+constexpr const char kBackendsTested[] =
+    " (claude, codex, gemini and command are tested end to end with their real CLIs; "
+    "cursor-agent is experimental: its CLI cannot be installed offline, so only its argv and "
+    "event parsing are tested)";
+
+ParameterSpec Backend(const std::string& description, json shown) {
   return {.name = "backend",
           .type = Type::kString,
-          .description = description,
+          .description = description + kBackendsTested,
           .default_value = std::move(shown),
           .values = agents::BackendNames(),
           .cli = "--backend"};
