@@ -141,8 +141,7 @@ Result<std::set<int>> PortsHeld(Connection& c, const std::string& excluding_task
              {excluding_task, excluding_agent,
               node.empty() ? std::optional<std::string>() : std::optional<std::string>(node)}));
   std::set<int> held;
-  for (size_t row = 0; row < rows.size(); ++row)
-    held.insert(static_cast<int>(rows.Integer(row, 0)));
+  for (int row = 0; row < rows.size(); ++row) held.insert(static_cast<int>(rows.Integer(row, 0)));
   return held;
 }
 
