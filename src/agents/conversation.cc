@@ -13,7 +13,7 @@
 #include "registry/file_names.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
-#include "registry/json_registry.h"
+#include "registry/registries.h"
 #include "registry/task_registry.h"
 #include "store/file_system.h"
 #include "util/clock.h"
@@ -80,7 +80,8 @@ Result<SentMessage> SendMessage(const registry::RegistryStores& stores,
         " bytes, over the limit of " + std::to_string(kMaxFollowUpMessageBytes) +
         ": put the details in a file in the project and name it in the message");
   }
-  registry::JsonRegistry registry(stores, workspace);
+  std::unique_ptr<const registry::Registry> opened = registry::RegistryFor(stores, workspace);
+  const registry::Registry& registry = *opened;
   HERD_ASSIGN_OR_RETURN(registry::SharedTask task, registry.ReadTask(follow_up.task_id));
   const registry::AgentRecord* agent = task->task.FindAgent(follow_up.agent_id);
   if (agent == nullptr) {

@@ -14,7 +14,7 @@
 #include "agents/process.h"
 #include "agents/supervisor.h"
 #include "registry/ids.h"
-#include "registry/json_registry.h"
+#include "registry/registries.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
 
@@ -69,7 +69,7 @@ Result<AgentRecord> LastCommittedEntry(const registry::RegistryStores& stores,
                                        const registry::Workspace& workspace,
                                        const std::string& task_id, const std::string& agent_id) {
   HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot,
-                        registry::JsonRegistry(stores, workspace).ReadTask(task_id));
+                        registry::RegistryFor(stores, workspace)->ReadTask(task_id));
   const AgentRecord* entry = snapshot->task.FindAgent(agent_id);
   if (entry == nullptr) {
     return Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
@@ -197,7 +197,7 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
   termination.reason = reason;
   termination.kill_grace_ms = static_cast<int>(grace.count());
   Result<registry::TerminationOutcome> outcome =
-      registry::JsonRegistry(stores, workspace).Terminate(task_id, agent_id, termination);
+      registry::RegistryFor(stores, workspace)->Terminate(task_id, agent_id, termination);
   Status marked = outcome.ok() ? Status::Ok() : outcome.status();
   AgentRecord agent;
   bool changed = false;
@@ -324,7 +324,8 @@ Result<std::vector<AgentRecord>> RecordStop(const registry::RegistryStores& stor
                                             const std::string& task_id, const std::string& reason,
                                             std::chrono::milliseconds grace, TaskStopResult* result,
                                             Status* unrecorded) {
-  registry::JsonRegistry registry(stores, workspace);
+  std::unique_ptr<const registry::Registry> opened = registry::RegistryFor(stores, workspace);
+  const registry::Registry& registry = *opened;
   Result<registry::StopOutcome> outcome =
       registry.StopTask(task_id, reason, static_cast<int>(grace.count()));
   std::vector<AgentRecord> to_stop;

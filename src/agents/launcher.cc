@@ -13,7 +13,7 @@
 #include "agents/process.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
-#include "registry/json_registry.h"
+#include "registry/registries.h"
 #include "registry/task_registry.h"
 #include "store/file_system.h"
 #include "util/random.h"
@@ -223,7 +223,7 @@ std::string StartFailure(const Result<std::string>& handshake, const Workspace& 
 
 // After admission: creates the agent's own worktree (recording what was
 // made) and gives the agent its HERD_PORT, rewriting its launch plan.
-Status PrepareWorktreeAndPort(const registry::JsonRegistry& registry, const Workspace& workspace,
+Status PrepareWorktreeAndPort(const registry::Registry& registry, const Workspace& workspace,
                               const std::string& task_id, const WorktreePlan& worktree,
                               registry::AgentRecord& entry, LaunchPlan* plan) {
   if (worktree.record) {
@@ -280,7 +280,8 @@ std::string ComposeAgentPrompt(const std::string& task_id, const std::string& ag
 Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Workspace& workspace,
                                           const DeployRequest& request) {
   HERD_RETURN_IF_ERROR(ValidateDeployRequest(request));
-  registry::JsonRegistry registry(stores, workspace);
+  std::unique_ptr<const registry::Registry> opened = registry::RegistryFor(stores, workspace);
+  const registry::Registry& registry = *opened;
   HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(request.task_id));
   const registry::TaskRecord& task = snapshot->task;
   std::string cwd = AgentWorkingDirectory(task, workspace);
@@ -337,7 +338,8 @@ Result<registry::AgentRecord> StartFollowUpTurn(const RegistryStores& stores,
                                                 const Workspace& workspace,
                                                 const std::string& task_id,
                                                 const std::string& agent_id, int turn) {
-  registry::JsonRegistry registry(stores, workspace);
+  std::unique_ptr<const registry::Registry> opened = registry::RegistryFor(stores, workspace);
+  const registry::Registry& registry = *opened;
   std::string failure = StartFailure(StartSupervisor(workspace, task_id, agent_id, turn), workspace,
                                      task_id, agent_id);
   if (!failure.empty()) {

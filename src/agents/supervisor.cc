@@ -22,7 +22,7 @@
 #include "agents/notify_hook.h"
 #include "agents/process.h"
 #include "agents/stream_events.h"
-#include "registry/json_registry.h"
+#include "registry/registries.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
@@ -278,11 +278,11 @@ Status RecordPatiently(const std::function<Status()>& record,
 // Everything the supervisor watches while its agent runs.
 class AgentWatch {
  public:
-  AgentWatch(const SupervisorArgs& args, const Workspace& workspace, const RegistryStores& stores,
-             const LaunchPlan& plan, const StartedAgent& agent, int turn,
-             sig_atomic_t stop_signals_before_turn, const json& thread_usage_before)
+  AgentWatch(const SupervisorArgs& args, const registry::Registry& registry, const LaunchPlan& plan,
+             const StartedAgent& agent, int turn, sig_atomic_t stop_signals_before_turn,
+             const json& thread_usage_before)
       : args_(args),
-        registry_(stores, workspace),
+        registry_(registry),
         plan_(plan),
         agent_(agent),
         turn_(turn),
@@ -560,7 +560,7 @@ class AgentWatch {
   static constexpr size_t kMaxTrackedLine = 4 * 1024 * 1024;
 
   const SupervisorArgs& args_;
-  registry::JsonRegistry registry_;
+  const registry::Registry& registry_;
   const LaunchPlan& plan_;
   StartedAgent agent_;
   const int turn_;
@@ -606,7 +606,7 @@ LaunchPlan ReadLaunchPlanOrFail(const SupervisorArgs& args, const Workspace& wor
 // be recorded is stopped at once (and the start fails). A later turn
 // (handshake_fd -1) whose start cannot be recorded is stopped, and its end
 // is recorded as usual. One killed while it was starting is asked to stop.
-void ConfirmStart(const SupervisorArgs& args, const registry::JsonRegistry& registry,
+void ConfirmStart(const SupervisorArgs& args, const registry::Registry& registry,
                   const StartedAgent& started, int handshake_fd) {
   ProcessIdentity agent = IdentityOf(started.pid);
   ProcessIdentity supervisor = IdentityOf(getpid());
@@ -664,7 +664,7 @@ registry::ExitRecord ExitRecordOf(int wait_status, const LaunchPlan& plan,
 // passed; stops the agent's leftovers (agent_group > 0: its group too),
 // before waiting for the registry if it cannot be written. Returns whether
 // the exit was recorded; `next_turn` is the turn a queued message began.
-bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::JsonRegistry& registry,
+bool RecordExitAndStopLeftovers(const SupervisorArgs& args, const registry::Registry& registry,
                                 const registry::ExitRecord& exit_record,
                                 const std::optional<StopReason>& stop, pid_t agent_group,
                                 std::optional<registry::NextTurn>* next_turn) {
@@ -703,7 +703,7 @@ struct TurnToRun {
 // The turn this supervisor was started for: the first (the deploy), or a
 // later one a follow-up message began (--turn), which must be waiting to
 // start. Fails the start (FailStart) otherwise.
-TurnToRun FirstTurnOrFail(const SupervisorArgs& args, const registry::JsonRegistry& registry,
+TurnToRun FirstTurnOrFail(const SupervisorArgs& args, const registry::Registry& registry,
                           const LaunchPlan& first_plan) {
   if (args.turn <= 1) return TurnToRun{1, first_plan};
   Result<registry::SharedTask> task = registry.ReadTask(args.task_id);
@@ -728,7 +728,7 @@ TurnToRun FirstTurnOrFail(const SupervisorArgs& args, const registry::JsonRegist
 // turn's result's figures where it has them, else its running usage). Null
 // for a first turn or another backend, or if the registry cannot be read
 // (the turn is then charged the thread's whole usage, logged).
-json ThreadUsageBefore(const registry::JsonRegistry& registry, const SupervisorArgs& args,
+json ThreadUsageBefore(const registry::Registry& registry, const SupervisorArgs& args,
                        const LaunchPlan& plan, int turn) {
   if (plan.backend != "codex" || turn <= 1) return nullptr;
   Result<registry::SharedTask> task = registry.ReadTask(args.task_id);
@@ -762,9 +762,8 @@ json ThreadUsageBefore(const registry::JsonRegistry& registry, const SupervisorA
 // records its end. Returns the turn a queued message began, if any.
 std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Workspace& workspace,
                                           const RegistryStores& stores,
-                                          const registry::JsonRegistry& registry,
-                                          const TurnToRun& turn, int* handshake_fd,
-                                          bool* exit_recorded) {
+                                          const registry::Registry& registry, const TurnToRun& turn,
+                                          int* handshake_fd, bool* exit_recorded) {
   std::optional<registry::NextTurn> next;
   // A stop from here on is this turn's: one during the start (ConfirmStart
   // raises SIGTERM for an agent killed while starting) too.
@@ -787,8 +786,7 @@ std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Work
   ConfirmStart(args, registry, *started, *handshake_fd);
   *handshake_fd = -1;
 
-  AgentWatch watch(args, workspace, stores, *turn.plan, *started, turn.number,
-                   stop_signals_before_turn,
+  AgentWatch watch(args, registry, *turn.plan, *started, turn.number, stop_signals_before_turn,
                    ThreadUsageBefore(registry, args, *turn.plan, turn.number));
   int wait_status = watch.Run();
   registry::ExitRecord exit_record = ExitRecordOf(wait_status, *turn.plan, watch.tracker());
@@ -802,6 +800,12 @@ std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Work
 [[noreturn]] void Supervise(const SupervisorArgs& args) {
   Workspace workspace(args.workspace_base);
   RegistryStores stores;
+  // The registry the deploying herd used: HERD_REGISTRY, inherited.
+  if (Status selected = registry::SelectRegistryFromEnvironment(workspace.base(), &stores);
+      !selected.ok()) {
+    WriteLine(args.handshake_fd, "failed " + selected.message());
+    _exit(1);
+  }
   // The deploy checked the layout; a link that appeared since is refused
   // before anything is written through it.
   if (Status layout = workspace.CheckLayout(args.task_id); !layout.ok()) {
@@ -815,7 +819,8 @@ std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Work
   QueueNotifyHooks();
 
   LaunchPlan first_plan = ReadLaunchPlanOrFail(args, workspace);
-  registry::JsonRegistry registry(stores, workspace);
+  std::unique_ptr<const registry::Registry> opened = registry::RegistryFor(stores, workspace);
+  const registry::Registry& registry = *opened;
   TurnToRun turn = FirstTurnOrFail(args, registry, first_plan);
   int handshake_fd = args.handshake_fd;
   bool exit_recorded = false;

@@ -20,6 +20,7 @@
 #include "orchestrator/requests.h"
 #include "registry/pg_registry.h"
 #include "registry/pg_schema.h"
+#include "registry/registries.h"
 #include "registry/registry_setting.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
@@ -38,8 +39,15 @@ struct GlobalOptions {
   bool json_output = false;
 };
 
+// The stores of this process, with the registry the setting selects
+// (SelectProcessRegistry, once, before the command runs).
+registry::RegistryStores& ProcessStores() {
+  static registry::RegistryStores stores;
+  return stores;
+}
+
 Orchestrator MakeOrchestrator(const GlobalOptions& options) {
-  return Orchestrator(registry::Workspace::Resolve(options.workspace), registry::RegistryStores());
+  return Orchestrator(registry::Workspace::Resolve(options.workspace), ProcessStores());
 }
 
 std::string Text(const json& value) {
@@ -1027,24 +1035,41 @@ void AddGlobalOptions(CLI::App* app, GlobalOptions* options) {
   app->add_flag("--json", options->json_output, "print machine-readable JSON");
 }
 
-// The commands that work with the PostgreSQL registry. Every other command
-// still reads or writes the JSON workspace's files, and refuses (never
-// falls back to the files) when HERD_REGISTRY selects PostgreSQL.
-bool WorksWithPostgres(const std::string& path) {
-  return path == "registry migrate";
+// The commands that do not work with the PostgreSQL registry yet: they
+// read the JSON workspace's files, and refuse (never fall back to the
+// files) when HERD_REGISTRY selects PostgreSQL.
+bool NeedsJsonWorkspace(const std::string& path) {
+  return path == "doctor" || path == "dashboard";
 }
 
-// Refuses a command the selected registry cannot serve yet; Ok otherwise.
-Status CheckRegistryFor(const std::string& path, const GlobalOptions& options) {
+// The commands that open the registry themselves (or need none open).
+bool OpensOwnRegistry(const std::string& path) {
+  return path == "registry migrate" || path == "supervise" || path == "notify-hook" ||
+         path == "serve";
+}
+
+// Selects the registry for command `path` (ProcessStores), and passes the
+// setting on to every process herd starts (supervisors, agents and their
+// `herd serve`) through HERD_REGISTRY; refuses a command the selected
+// registry cannot serve yet.
+Status SelectProcessRegistry(const std::string& path, const GlobalOptions& options) {
   HERD_ASSIGN_OR_RETURN(registry::RegistrySetting setting,
                         registry::ParseRegistrySetting(options.registry));
-  if (!setting.postgres() || WorksWithPostgres(path)) return Status::Ok();
-  return Status::Refused("herd " + path + " does not work with the PostgreSQL registry yet (" +
-                         setting.Describe() +
-                         ", from HERD_REGISTRY or --registry): it still needs the JSON "
-                         "workspace's files. Unset HERD_REGISTRY (and drop --registry) to use "
-                         "the workspace; only `herd registry migrate` works with PostgreSQL "
-                         "so far");
+  if (setting.postgres()) {
+    setenv("HERD_REGISTRY", setting.conninfo.c_str(), 1);
+  } else {
+    unsetenv("HERD_REGISTRY");
+  }
+  if (setting.postgres() && NeedsJsonWorkspace(path)) {
+    return Status::Refused("herd " + path + " does not work with the PostgreSQL registry yet (" +
+                           setting.Describe() +
+                           ", from HERD_REGISTRY or --registry): it still needs the JSON "
+                           "workspace's files. Unset HERD_REGISTRY (and drop --registry) to use "
+                           "the workspace");
+  }
+  if (OpensOwnRegistry(path)) return Status::Ok();
+  return registry::SelectRegistry(setting, registry::Workspace::Resolve(options.workspace).base(),
+                                  &ProcessStores());
 }
 
 // Adds every command of kCommands to `app`; apps[i] is kCommands[i]'s.
@@ -1096,7 +1121,7 @@ int Run(int argc, char** argv, const ServeFunction& serve) {
     if (kCommands[i].run == nullptr || !apps[i]->parsed()) continue;
     Status given = ToArguments(bound[i], &invocation.arguments);
     if (!given.ok()) return UsageError(invocation, given);
-    Status servable = CheckRegistryFor(kCommands[i].path, invocation.global);
+    Status servable = SelectProcessRegistry(kCommands[i].path, invocation.global);
     if (servable.Is(Status::Code::kInvalidArgument)) return UsageError(invocation, servable);
     if (!servable.ok()) return Refuse(invocation, servable);
     return kCommands[i].run(invocation);

@@ -9,6 +9,7 @@
 #include "agents/liveness.h"
 #include "agents/process.h"
 #include "registry/json_registry.h"
+#include "registry/registries.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
 #include "util/json_fields.h"
@@ -100,14 +101,15 @@ RepairOutcome MarkLost(const CheckContext& context,
                        const std::vector<SupervisorProcess>& supervisors,
                        const std::string& task_id, const std::string& agent_id) {
   Result<registry::Registry::LostOutcome> outcome =
-      registry::JsonRegistry(*context.stores, context.workspace)
-          .MarkLost(task_id, agent_id, [&](const AgentRecord& agent) -> std::optional<std::string> {
-            std::string detail;
-            agents::Liveness liveness =
-                ClassifyActive(context, agent, supervisors, task_id, NowUnixSeconds(), &detail);
-            if (!agents::IsLost(liveness)) return std::nullopt;
-            return detail;
-          });
+      registry::RegistryFor(*context.stores, context.workspace)
+          ->MarkLost(
+              task_id, agent_id, [&](const AgentRecord& agent) -> std::optional<std::string> {
+                std::string detail;
+                agents::Liveness liveness =
+                    ClassifyActive(context, agent, supervisors, task_id, NowUnixSeconds(), &detail);
+                if (!agents::IsLost(liveness)) return std::nullopt;
+                return detail;
+              });
   if (!outcome.ok()) return RepairOutcome::Failed(outcome.status());
   if (!outcome->marked) return RepairOutcome::Unchanged(outcome->left_alone);
   // Outside the lock: a lost agent may still have group members around.
@@ -142,7 +144,7 @@ std::string WhyOrphaned(const CheckContext& context, const TaskRecord* task,
 Result<std::optional<TaskRecord>> ReadTaskDocument(const CheckContext& context,
                                                    const std::string& task_id) {
   Result<registry::SharedTask> snapshot =
-      registry::JsonRegistry(*context.stores, context.workspace).ReadTask(task_id);
+      registry::RegistryFor(*context.stores, context.workspace)->ReadTask(task_id);
   if (snapshot.ok()) return std::optional<TaskRecord>((*snapshot)->task);
   if (snapshot.status().Is(Status::Code::kNotFound)) return std::optional<TaskRecord>();
   return snapshot.status();
@@ -350,7 +352,7 @@ std::vector<Finding> CheckCounts(const CheckContext& context) {
         FindingKind::kCountDrift, task_id,
         "recompute the counts from the agent list in one transaction", [captured, task_id] {
           Result<std::optional<registry::TaskSnapshot>> repaired =
-              registry::JsonRegistry(*captured.stores, captured.workspace).RepairCounts(task_id);
+              registry::RepairJsonCounts(*captured.stores, captured.workspace, task_id);
           if (!repaired.ok()) return RepairOutcome::Failed(repaired.status());
           if (!*repaired) return RepairOutcome::Unchanged("counts are consistent again");
           const TaskRecord& task = (*repaired)->task;

@@ -11,7 +11,7 @@
 
 #include "registry/global_index.h"
 #include "registry/incomplete_task.h"
-#include "registry/json_registry.h"
+#include "registry/registries.h"
 #include "store/file_lock.h"
 #include "store/file_names.h"
 #include "store/file_system.h"
@@ -210,7 +210,7 @@ void CheckIncompleteTask(const CheckContext& context, const std::string& task_id
 void CheckFields(const CheckContext& context, const std::string& task_id, const std::string& path,
                  std::vector<Finding>* findings) {
   Result<registry::SharedTask> task =
-      registry::JsonRegistry(*context.stores, context.workspace).ReadTask(task_id);
+      registry::RegistryFor(*context.stores, context.workspace)->ReadTask(task_id);
   if (task.ok() || !task.status().Is(Status::Code::kCorruption)) return;
   Finding finding;
   finding.kind = FindingKind::kDamagedField;

@@ -6,7 +6,7 @@
 #include "agents/agent_worktree.h"
 #include "agents/liveness.h"
 #include "agents/process.h"
-#include "registry/json_registry.h"
+#include "registry/registries.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
 #include "worktrees/git.h"
@@ -61,7 +61,8 @@ std::vector<Finding> CheckWorktrees(const CheckContext& context) {
   std::vector<Finding> findings;
   std::vector<std::string> task_ids = TaskIdsOf(context);
   std::set<std::string> ours(task_ids.begin(), task_ids.end());
-  registry::JsonRegistry registry(*context.stores, context.workspace);
+  std::shared_ptr<const registry::Registry> registry =
+      registry::RegistryFor(*context.stores, context.workspace);
   std::set<std::string> listed_paths;
   std::string root = agents::WorktreeRoot();
 
@@ -69,7 +70,7 @@ std::vector<Finding> CheckWorktrees(const CheckContext& context) {
     listed_paths.insert(found.path);
     std::string task_id, agent_id;
     if (!ParseReason(found.lock_reason, &task_id, &agent_id) || ours.count(task_id) == 0) continue;
-    Result<registry::SharedTask> task = registry.ReadTask(task_id);
+    Result<registry::SharedTask> task = registry->ReadTask(task_id);
     if (!task.ok()) continue;  // registry_files reports it
     const registry::AgentRecord* agent = (*task)->task.FindAgent(agent_id);
     bool recorded = agent != nullptr && agent->worktree && agent->worktree->path == found.path &&
@@ -118,7 +119,7 @@ std::vector<Finding> CheckWorktrees(const CheckContext& context) {
   }
 
   for (const std::string& task_id : task_ids) {
-    Result<registry::SharedTask> task = registry.ReadTask(task_id);
+    Result<registry::SharedTask> task = registry->ReadTask(task_id);
     if (!task.ok()) continue;
     for (const registry::AgentRecord& agent : (*task)->task.agents) {
       if (!agent.worktree || agent.worktree->removed_at || agent.worktree->base_sha.empty()) {
@@ -141,7 +142,7 @@ std::vector<Finding> CheckWorktrees(const CheckContext& context) {
           [registry, task_id, agent_id, record]() mutable {
             if (fs::exists(record.path)) return RepairOutcome::Unchanged("it is back");
             record.removed_at = NowIso8601();
-            Status recorded = registry.RecordWorktree(task_id, agent_id, record);
+            Status recorded = registry->RecordWorktree(task_id, agent_id, record);
             if (!recorded.ok()) return RepairOutcome::Failed(recorded);
             return RepairOutcome::Changed("recorded " + record.path + " as removed");
           });

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -641,7 +642,15 @@ class Server {
 }  // namespace
 
 int ServeOn(const std::string& workspace_base, int input_fd, int output_fd) {
-  Orchestrator orchestrator{registry::Workspace(workspace_base), registry::RegistryStores()};
+  registry::RegistryStores stores;
+  // The registry the starting herd selected (HERD_REGISTRY); stdout carries
+  // MCP messages only, so a failure is told on stderr.
+  if (Status selected = registry::SelectRegistryFromEnvironment(workspace_base, &stores);
+      !selected.ok()) {
+    std::fprintf(stderr, "herd serve: %s\n", selected.ToString().c_str());
+    return 1;
+  }
+  Orchestrator orchestrator{registry::Workspace(workspace_base), stores};
   Server server(orchestrator, output_fd);
   std::string pending;
   bool discarding = false;  // inside a line that exceeded the cap

@@ -16,7 +16,6 @@
 #include "registry/global_index.h"
 #include "registry/ids.h"
 #include "registry/incomplete_task.h"
-#include "registry/json_registry.h"
 #include "util/clock.h"
 #include "util/json_fields.h"
 #include "util/json_parse.h"
@@ -176,8 +175,9 @@ Result<Workspace> Orchestrator::Locate(const std::string& task_id) const {
   return registry::LocateTask(stores_, workspace_, task_id);
 }
 
-registry::JsonRegistry Orchestrator::RegistryOf(const Workspace& workspace) const {
-  return registry::JsonRegistry(stores_, workspace);
+std::unique_ptr<const registry::Registry> Orchestrator::RegistryOf(
+    const Workspace& workspace) const {
+  return registry::RegistryFor(stores_, workspace);
 }
 
 namespace {
@@ -276,7 +276,7 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
   Status made = workspace.CreateTaskDirectories(task_id);
   if (made.ok()) {
     store::WarnIfNetworkFilesystem(workspace.base());
-    Result<registry::TaskSnapshot> created = RegistryOf(workspace).CreateTask(task_id, spec);
+    Result<registry::TaskSnapshot> created = RegistryOf(workspace)->CreateTask(task_id, spec);
     if (!created.ok()) made = created.status();
   }
   if (!made.ok()) {
@@ -291,24 +291,33 @@ Result<json> Orchestrator::CreateTask(const CreateTaskRequest& request) const {
     }
     return made.WithContext("task not created (nothing of it was left behind)");
   }
-  Status remembered = registry::RememberWorkspace(stores_, workspace.base());
-  if (!remembered.ok()) spdlog::warn("workspace not recorded: {}", remembered.ToString());
+  if (!registry::UsesPostgres(stores_)) {
+    Status remembered = registry::RememberWorkspace(stores_, workspace.base());
+    if (!remembered.ok()) spdlog::warn("workspace not recorded: {}", remembered.ToString());
+  }
   return CreatedReply(task_id, spec, workspace, warnings);
 }
 
 std::vector<TaskListing> Orchestrator::TaskListings() const {
   std::vector<TaskListing> listings;
-  for (const std::string& base : registry::KnownWorkspaces(stores_, workspace_.base())) {
-    Workspace workspace(base);
-    for (const std::string& name : workspace.TaskIds()) {
-      Result<registry::SharedTask> snapshot = RegistryOf(workspace).ReadTask(name);
+  for (const Workspace& workspace : registry::RegistryBases(stores_, workspace_)) {
+    std::unique_ptr<const registry::Registry> registry = RegistryOf(workspace);
+    Result<std::vector<std::string>> task_ids = registry->TaskIds();
+    if (!task_ids.ok()) {
+      spdlog::warn("tasks not listed: {}", task_ids.status().ToString());
+      continue;
+    }
+    for (const std::string& name : *task_ids) {
+      Result<registry::SharedTask> snapshot = registry->ReadTask(name);
       // A damaged registry is listed with the reason, not hidden; one that
       // cannot be read at all (an incomplete task) is doctor's to report.
       if (!snapshot.ok() && !snapshot.status().Is(Status::Code::kCorruption)) continue;
       TaskListing listing;
-      listing.workspace_base = base;
+      listing.workspace_base = workspace.base();
       if (snapshot.ok()) {
         listing.task = (*snapshot)->task;
+        // One registry for every base: the task's row says which is its.
+        if (registry::UsesPostgres(stores_)) listing.workspace_base = listing.task.workspace_base;
       } else {
         listing.task.task_id = name;
         listing.error = snapshot.status().message();
@@ -361,7 +370,7 @@ Result<DeployedAgent> Orchestrator::StartAgent(const agents::DeployRequest& requ
     } else {
       deployed.tmux_session = *session;
       Status recorded =
-          RegistryOf(workspace).RecordTmuxSession(request.task_id, agent_id, *session);
+          RegistryOf(workspace)->RecordTmuxSession(request.task_id, agent_id, *session);
       if (!recorded.ok()) spdlog::warn("tmux session not recorded: {}", recorded.ToString());
     }
   }
@@ -409,7 +418,7 @@ std::vector<Record> NewestRecords(const std::vector<std::string>& lines, size_t 
 
 Result<registry::SharedTask> Orchestrator::ReadTask(const std::string& task_id) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
-  return RegistryOf(workspace).ReadTask(task_id);
+  return RegistryOf(workspace)->ReadTask(task_id);
 }
 
 Result<std::string> Orchestrator::TaskDirectory(const std::string& task_id) const {
@@ -420,7 +429,8 @@ Result<std::string> Orchestrator::TaskDirectory(const std::string& task_id) cons
 Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
   TaskStatusReport report;
-  HERD_ASSIGN_OR_RETURN(report.snapshot, RegistryOf(workspace).ReadTask(task_id));
+  std::unique_ptr<const registry::Registry> registry = RegistryOf(workspace);
+  HERD_ASSIGN_OR_RETURN(report.snapshot, registry->ReadTask(task_id));
   report.workspace = workspace.TaskDirectory(task_id);
   report.subtree_usage = registry::SubtreeUsage(report.task());
   std::vector<std::string> updates, findings;
@@ -430,14 +440,14 @@ Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) 
         agents::ClassifyLiveness(agent, now, agents::kStartingGrace, processes_.get());
     report.liveness.push_back(liveness);
     if (agents::IsLost(liveness)) ++report.lost;
-    JournalSlice progress =
-        journals_.Read(workspace.ProgressPath(task_id, agent.id), kRecentUpdates,
-                       registry::CommittedJournalBytes(agent, registry::Journal::kProgress));
+    HERD_ASSIGN_OR_RETURN(
+        JournalSlice progress,
+        registry->ReadJournal(task_id, agent, registry::Journal::kProgress, kRecentUpdates));
     report.total_progress_entries += progress.total;
     updates.insert(updates.end(), progress.newest.begin(), progress.newest.end());
-    JournalSlice found =
-        journals_.Read(workspace.FindingsPath(task_id, agent.id), kRecentFindings,
-                       registry::CommittedJournalBytes(agent, registry::Journal::kFindings));
+    HERD_ASSIGN_OR_RETURN(
+        JournalSlice found,
+        registry->ReadJournal(task_id, agent, registry::Journal::kFindings, kRecentFindings));
     report.total_findings += found.total;
     findings.insert(findings.end(), found.newest.begin(), found.newest.end());
   }
@@ -600,7 +610,7 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
                                    Alternatives(OutputRequest::ResponseFormats()));
   }
   HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot,
-                        RegistryOf(*workspace).ReadTask(request.task_id));
+                        RegistryOf(*workspace)->ReadTask(request.task_id));
   const registry::AgentRecord* agent = snapshot->task.FindAgent(request.agent_id);
   if (agent == nullptr) {
     return Status::NotFound("agent " + request.agent_id + " is not part of task " +
@@ -658,7 +668,7 @@ Result<LineWindow> Orchestrator::AgentOutputWindow(const OutputWindowRequest& re
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(request.agent_id));
   HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot,
-                        RegistryOf(workspace).ReadTask(request.task_id));
+                        RegistryOf(workspace)->ReadTask(request.task_id));
   if (snapshot->task.FindAgent(request.agent_id) == nullptr) {
     return Status::NotFound("agent " + request.agent_id + " is not part of task " +
                             request.task_id + ": run `herd status " + request.task_id + "`");
@@ -690,7 +700,8 @@ Result<agents::SentMessage> Orchestrator::SendMessage(const SendMessageRequest& 
       agents::FollowUp{request.task_id, request.agent_id, request.message, request.interrupt});
 }
 
-json Orchestrator::CoordinationInfo(const Workspace& workspace, const registry::TaskRecord& task,
+json Orchestrator::CoordinationInfo(const registry::Registry& registry,
+                                    const registry::TaskRecord& task,
                                     const std::string& for_agent) const {
   const std::string& task_id = task.task_id;
   json others = json::array();
@@ -704,14 +715,14 @@ json Orchestrator::CoordinationInfo(const Workspace& workspace, const registry::
                       {"progress", agent.progress},
                       {"last_update", agent.last_update},
                       {"parent", agent.parent}});
-    JournalSlice recent =
-        journals_.Read(workspace.ProgressPath(task_id, agent_id), 5,
-                       registry::CommittedJournalBytes(agent, registry::Journal::kProgress));
-    progress.insert(progress.end(), recent.newest.begin(), recent.newest.end());
-    JournalSlice found =
-        journals_.Read(workspace.FindingsPath(task_id, agent_id), 5,
-                       registry::CommittedJournalBytes(agent, registry::Journal::kFindings));
-    findings.insert(findings.end(), found.newest.begin(), found.newest.end());
+    // The report committed already: a journal that cannot be read now is
+    // left out of the coordination info rather than failing the report.
+    Result<JournalSlice> recent =
+        registry.ReadJournal(task_id, agent, registry::Journal::kProgress, 5);
+    if (recent.ok()) progress.insert(progress.end(), recent->newest.begin(), recent->newest.end());
+    Result<JournalSlice> found =
+        registry.ReadJournal(task_id, agent, registry::Journal::kFindings, 5);
+    if (found.ok()) findings.insert(findings.end(), found->newest.begin(), found->newest.end());
   }
   return {{"task_status", task.status},
           {"active_count", task.active_count},
@@ -726,13 +737,13 @@ Result<json> Orchestrator::ReportProgress(const ProgressReport& request) const {
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
-  HERD_ASSIGN_OR_RETURN(
-      registry::ReportOutcome report,
-      RegistryOf(*workspace)
-          .ReportProgress(task_id, agent_id, request.status, request.message, request.progress));
+  std::unique_ptr<const registry::Registry> registry = RegistryOf(*workspace);
+  HERD_ASSIGN_OR_RETURN(registry::ReportOutcome report,
+                        registry->ReportProgress(task_id, agent_id, request.status, request.message,
+                                                 request.progress));
   json result = {
       {"own_update", report.line},
-      {"coordination_info", CoordinationInfo(*workspace, report.task_after.task, agent_id)}};
+      {"coordination_info", CoordinationInfo(*registry, report.task_after.task, agent_id)}};
   if (!report.warning.empty()) result["warning"] = report.warning;
   return result;
 }
@@ -745,11 +756,12 @@ Result<json> Orchestrator::ReportFinding(const FindingReport& request) const {
   HERD_RETURN_IF_ERROR(registry::ValidateAgentId(agent_id));
   registry::FindingReport finding{request.finding_type, request.severity, request.message,
                                   request.data};
+  std::unique_ptr<const registry::Registry> registry = RegistryOf(*workspace);
   HERD_ASSIGN_OR_RETURN(registry::ReportOutcome report,
-                        RegistryOf(*workspace).ReportFinding(task_id, agent_id, finding));
+                        registry->ReportFinding(task_id, agent_id, finding));
   json result = {
       {"own_finding", report.line},
-      {"coordination_info", CoordinationInfo(*workspace, report.task_after.task, agent_id)}};
+      {"coordination_info", CoordinationInfo(*registry, report.task_after.task, agent_id)}};
   if (!report.warning.empty()) result["warning"] = report.warning;
   return result;
 }
@@ -758,7 +770,7 @@ Result<registry::TaskSnapshot> Orchestrator::ChangeLimits(const LimitsUpdate& up
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(update.task_id));
   registry::LimitsChange change{update.max_agents, update.max_concurrent, update.max_depth,
                                 update.budget};
-  return RegistryOf(workspace).ChangeLimits(update.task_id, change);
+  return RegistryOf(workspace)->ChangeLimits(update.task_id, change);
 }
 
 Result<json> Orchestrator::UpdateLimits(const LimitsUpdate& update) const {
@@ -777,34 +789,20 @@ json Orchestrator::LimitsReply(const registry::TaskRecord& task) {
 Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {
   Result<Workspace> workspace = Locate(task_id);
   if (!workspace.ok()) return workspace.status();
-  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, RegistryOf(*workspace).ReadTask(task_id));
+  std::unique_ptr<const registry::Registry> registry = RegistryOf(*workspace);
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry->ReadTask(task_id));
   std::vector<std::pair<std::string, json>> timeline;  // by timestamp
   for (const registry::AgentRecord& agent : snapshot->task.agents) {
-    const std::string& agent_id = agent.id;
-    struct Source {
-      std::string path;
-      const char* type;
-      registry::Journal kind;
-      std::optional<uint64_t> committed_bytes;
-    };
-    for (const Source& source :
-         {Source{workspace->ProgressPath(task_id, agent_id), "progress",
-                 registry::Journal::kProgress,
-                 registry::CommittedJournalBytes(agent, registry::Journal::kProgress)},
-          Source{workspace->FindingsPath(task_id, agent_id), "finding",
-                 registry::Journal::kFindings,
-                 registry::CommittedJournalBytes(agent, registry::Journal::kFindings)}}) {
-      Result<std::vector<std::string>> lines = ReadAllLines(source.path);
-      if (!lines.ok()) continue;
-      uint64_t offset = 0;
-      for (const std::string& line : *lines) {
-        offset += line.size() + 1;
-        // Past the recorded length: a transaction that never committed.
-        if (source.committed_bytes && offset > *source.committed_bytes) break;
+    for (const auto& [kind, type] : {std::pair{registry::Journal::kProgress, "progress"},
+                                     std::pair{registry::Journal::kFindings, "finding"}}) {
+      Result<JournalSlice> journal =
+          registry->ReadJournal(task_id, agent, kind, registry::Registry::kWholeJournal);
+      if (!journal.ok()) continue;
+      for (const std::string& line : journal->newest) {
         Result<json> entry = ParseJson(line, kMaxMessageDepth);
         if (!entry.ok() || !entry->is_object()) continue;
-        std::string timestamp = JournalTimestamp(source.kind, *entry);
-        (*entry)["entry_type"] = source.type;
+        std::string timestamp = JournalTimestamp(kind, *entry);
+        (*entry)["entry_type"] = type;
         timeline.emplace_back(std::move(timestamp), std::move(entry).value());
       }
     }

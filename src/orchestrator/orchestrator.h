@@ -10,8 +10,14 @@
 // Requests and their parameters are in orchestrator/requests.h; the
 // overloads taking a request struct are what the surfaces call.
 //
-// WaitForAgents blocks (on file changes, never a timer loop) until agents
-// end or its timeout passes; it holds no lock while it waits.
+// Every registry access goes through the Registry of the task
+// (registry/registries.h RegistryFor): the JSON workspace's files, or the
+// PostgreSQL registry the stores carry; the agents' local files (prompt,
+// launch plan, logs) are in the task's workspace base either way.
+//
+// WaitForAgents blocks (on the task's commits: Registry::WatchCommits,
+// never a timer loop) until agents end or its timeout passes; it holds no
+// lock while it waits.
 //
 // Thread-safe: its only state is caches (the stores' parsed documents, the
 // journal reader's tails, the process watch's pidfds), each thread-safe and
@@ -32,7 +38,7 @@
 #include "agents/process_watch.h"
 #include "orchestrator/requests.h"
 #include "orchestrator/worktree_requests.h"
-#include "registry/json_registry.h"
+#include "registry/registries.h"
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
@@ -210,14 +216,13 @@ class Orchestrator {
  private:
   Result<registry::Workspace> Locate(const std::string& task_id) const;
   // The registry of the tasks in `workspace`.
-  registry::JsonRegistry RegistryOf(const registry::Workspace& workspace) const;
+  std::unique_ptr<const registry::Registry> RegistryOf(const registry::Workspace& workspace) const;
   // Other agents' status, recent progress and findings, for agents' reports.
-  json CoordinationInfo(const registry::Workspace& workspace, const registry::TaskRecord& task,
+  json CoordinationInfo(const registry::Registry& registry, const registry::TaskRecord& task,
                         const std::string& for_agent) const;
 
   registry::Workspace workspace_;
   registry::RegistryStores stores_;
-  JournalReader journals_;                           // progress and findings, read incrementally
   std::shared_ptr<agents::ProcessWatch> processes_;  // liveness of running agents
 };
 

@@ -1,9 +1,9 @@
 // Orchestrator::WaitForAgents and its report (orchestrator.h).
 //
-// The wait watches the task directory first, then reads the task, then
-// blocks; every committed change to the registry (a rename into that
-// directory) wakes it to read again, so no change between a read and the
-// next block is missed, and nothing runs while nothing changes.
+// The wait watches the task's commits first (Registry::WatchCommits), then
+// reads the task, then blocks; every commit to the task wakes it to read
+// again, so no change between a read and the next block is missed, and
+// nothing runs while nothing changes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -13,7 +13,6 @@
 #include "orchestrator/orchestrator.h"
 #include "registry/ids.h"
 #include "util/clock.h"
-#include "util/directory_watch.h"
 #include "util/json_fields.h"
 #include "util/utf8.h"
 
@@ -103,7 +102,7 @@ struct Blocked {
 
 // Evaluates the condition on every read and blocks on `watch` in between
 // until it holds, the deadline passes or the wait is stopped.
-Result<Blocked> Block(DirectoryWatch& watch, const std::function<Result<SharedTask>()>& read,
+Result<Blocked> Block(registry::CommitWatch& watch, const std::function<Result<SharedTask>()>& read,
                       SharedTask first, const WaitSet& set, const WaitRequest& request,
                       const WaitHooks& hooks, MonotonicClock::time_point start) {
   const auto deadline = start + std::chrono::duration_cast<MonotonicClock::duration>(
@@ -274,14 +273,14 @@ Result<WaitReport> Orchestrator::WaitForAgents(const WaitRequest& request,
   const std::string& task_id = request.task_id;
   // Watch before the first read: a change after the read then wakes the
   // first block.
-  HERD_ASSIGN_OR_RETURN(DirectoryWatch watch, DirectoryWatch::Open());
-  HERD_RETURN_IF_ERROR(watch.Add(workspace.TaskDirectory(task_id), WatchFor::kReplacedFiles));
-  registry::JsonRegistry registry = RegistryOf(workspace);
-  auto read = [&] { return registry.ReadTask(task_id); };
+  std::unique_ptr<const registry::Registry> registry = RegistryOf(workspace);
+  HERD_ASSIGN_OR_RETURN(std::unique_ptr<registry::CommitWatch> watch,
+                        registry->WatchCommits(task_id));
+  auto read = [&] { return registry->ReadTask(task_id); };
   HERD_ASSIGN_OR_RETURN(SharedTask first, read());
   HERD_ASSIGN_OR_RETURN(WaitSet set, WaitSet::For(request, first->task));
   HERD_ASSIGN_OR_RETURN(Blocked blocked,
-                        Block(watch, read, std::move(first), set, request, hooks, start));
+                        Block(*watch, read, std::move(first), set, request, hooks, start));
 
   WaitReport report;
   report.outcome = blocked.outcome;
@@ -292,11 +291,9 @@ Result<WaitReport> Orchestrator::WaitForAgents(const WaitRequest& request,
   for (const AgentRecord* agent : set.Select(blocked.snapshot->task)) {
     WaitedAgent& waited = report.agents.emplace_back();
     waited.agent = *agent;
-    waited.findings =
-        journals_
-            .Read(workspace.FindingsPath(task_id, agent->id), 0,
-                  registry::CommittedJournalBytes(*agent, registry::Journal::kFindings))
-            .total;
+    HERD_ASSIGN_OR_RETURN(JournalSlice findings,
+                          registry->ReadJournal(task_id, *agent, registry::Journal::kFindings, 0));
+    waited.findings = findings.total;
     waited.liveness =
         agents::ClassifyLiveness(*agent, now, agents::kStartingGrace, processes_.get());
   }

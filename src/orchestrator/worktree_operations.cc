@@ -136,8 +136,8 @@ Result<json> Orchestrator::AgentDiff(const DiffRequest& request) const {
 
 Result<json> Orchestrator::MergeAgentWork(const MergeRequest& request) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
-  registry::JsonRegistry registry = RegistryOf(workspace);
-  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(request.task_id));
+  std::unique_ptr<const registry::Registry> registry = RegistryOf(workspace);
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry->ReadTask(request.task_id));
   HERD_ASSIGN_OR_RETURN(AgentRecord agent, AgentWithWorktree(snapshot->task, request.agent_id));
   HERD_RETURN_IF_ERROR(CheckProcessesGone(agent));
   worktrees::MergeOptions options;
@@ -162,7 +162,7 @@ Result<json> Orchestrator::MergeAgentWork(const MergeRequest& request) const {
                                        .into = merged.into,
                                        .files = merged.files,
                                        .at = NowIso8601()};
-  Status recorded = registry.RecordWorktree(request.task_id, agent.id, record);
+  Status recorded = registry->RecordWorktree(request.task_id, agent.id, record);
   json reply = {{"task_id", request.task_id},
                 {"agent_id", agent.id},
                 {"merged", true},
@@ -210,7 +210,7 @@ namespace {
 
 // Removes an ended agent's worktree and records it; `force` removes it even
 // if work is lost. The reply names what was lost, or the refusal what would be.
-Result<json> RemoveAgentWorktree(const registry::JsonRegistry& registry, const std::string& task_id,
+Result<json> RemoveAgentWorktree(const registry::Registry& registry, const std::string& task_id,
                                  const AgentRecord& agent, worktrees::RemoveMode mode) {
   HERD_RETURN_IF_ERROR(CheckProcessesGone(agent));
   HERD_ASSIGN_OR_RETURN(worktrees::Removal removal,
@@ -235,11 +235,11 @@ Result<json> RemoveAgentWorktree(const registry::JsonRegistry& registry, const s
 
 Result<json> Orchestrator::RemoveWorktree(const WorktreeRemoveRequest& request) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(request.task_id));
-  registry::JsonRegistry registry = RegistryOf(workspace);
-  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(request.task_id));
+  std::unique_ptr<const registry::Registry> registry = RegistryOf(workspace);
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry->ReadTask(request.task_id));
   HERD_ASSIGN_OR_RETURN(AgentRecord agent, AgentWithWorktree(snapshot->task, request.agent_id));
   return RemoveAgentWorktree(
-      registry, request.task_id, agent,
+      *registry, request.task_id, agent,
       request.force ? worktrees::RemoveMode::kForce : worktrees::RemoveMode::kSafe);
 }
 
@@ -255,8 +255,8 @@ Result<json> Orchestrator::PruneWorktrees(const WorktreePruneRequest& request) c
   json removed = json::array(), kept = json::array();
   for (const std::string& task_id : task_ids) {
     HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
-    registry::JsonRegistry registry = RegistryOf(workspace);
-    HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(task_id));
+    std::unique_ptr<const registry::Registry> registry = RegistryOf(workspace);
+    HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry->ReadTask(task_id));
     for (const AgentRecord& agent : snapshot->task.agents) {
       if (!HasLiveWorktree(agent)) continue;
       json entry = {{"task_id", task_id},
@@ -281,7 +281,7 @@ Result<json> Orchestrator::PruneWorktrees(const WorktreePruneRequest& request) c
         continue;
       }
       Result<json> done =
-          RemoveAgentWorktree(registry, task_id, agent, worktrees::RemoveMode::kSafe);
+          RemoveAgentWorktree(*registry, task_id, agent, worktrees::RemoveMode::kSafe);
       if (done.ok()) {
         removed.push_back(*done);
       } else {

@@ -122,6 +122,23 @@ Connection::~Connection() {
   PQfinish(connection_);
 }
 
+int Connection::Socket() const {
+  return PQsocket(connection_);
+}
+
+Result<std::vector<std::string>> Connection::TakeNotifications(const std::string& channel) {
+  if (PQconsumeInput(connection_) == 0) {
+    return Status::IOError("lost the PostgreSQL connection at " + redacted_ + ": " +
+                           PQerrorMessage(connection_));
+  }
+  std::vector<std::string> payloads;
+  while (PGnotify* notification = PQnotifies(connection_)) {
+    if (channel == notification->relname) payloads.emplace_back(notification->extra);
+    PQfreemem(notification);
+  }
+  return payloads;
+}
+
 bool Connection::Broken() const {
   return PQstatus(connection_) != CONNECTION_OK;
 }

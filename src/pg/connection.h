@@ -90,6 +90,12 @@ class Connection {
 
   const std::string& redacted_setting() const { return redacted_; }
 
+  // For a connection that LISTENs (pg/listener.h): its socket, to poll(2)
+  // on, and the payloads of the notifications received on `channel` since
+  // the last call, reading what the socket holds without blocking.
+  int Socket() const;
+  Result<std::vector<std::string>> TakeNotifications(const std::string& channel);
+
  private:
   Connection(PGconn* connection, std::string redacted)
       : connection_(connection), redacted_(std::move(redacted)) {}

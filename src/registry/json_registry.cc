@@ -383,4 +383,60 @@ Status JsonRegistry::RebuildIndex() const {
   return RebuildGlobalIndex(stores_, workspace_);
 }
 
+Result<JournalSlice> JsonRegistry::ReadJournal(const std::string& task_id, const AgentRecord& agent,
+                                               Journal journal, size_t keep) const {
+  std::string path = journal == Journal::kProgress ? workspace_.ProgressPath(task_id, agent.id)
+                                                   : workspace_.FindingsPath(task_id, agent.id);
+  std::optional<uint64_t> committed = CommittedJournalBytes(agent, journal);
+  if (keep <= JournalReader::kMaxKeep) return stores_.journals.Read(path, keep, committed);
+  JournalSlice slice;
+  Result<std::vector<std::string>> lines = ReadAllLines(path);
+  if (!lines.ok()) return slice;  // none yet: an agent that never reported
+  uint64_t offset = 0;
+  for (std::string& line : *lines) {
+    offset += line.size() + 1;
+    // Past the recorded length: a transaction that never committed.
+    if (committed && offset > *committed) break;
+    ++slice.total;
+    if (!line.empty()) slice.newest.push_back(std::move(line));
+  }
+  if (slice.newest.size() > keep) {
+    slice.newest.erase(slice.newest.begin(), slice.newest.end() - static_cast<long>(keep));
+  }
+  return slice;
+}
+
+Result<std::vector<std::string>> JsonRegistry::TaskIds() const {
+  return workspace_.TaskIds();
+}
+
+namespace {
+
+// The JSON engine's commits rename a new AGENT_REGISTRY.json into the task
+// directory (store/json_store.h): its inotify watch sees each.
+class DirectoryCommitWatch : public CommitWatch {
+ public:
+  explicit DirectoryCommitWatch(DirectoryWatch watch) : watch_(std::move(watch)) {}
+  Result<Wake> WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop) override {
+    return watch_.WaitUntil(deadline, stop);
+  }
+
+ private:
+  DirectoryWatch watch_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CommitWatch>> JsonRegistry::WatchCommits(const std::string& task_id) const {
+  HERD_ASSIGN_OR_RETURN(DirectoryWatch watch, DirectoryWatch::Open());
+  HERD_RETURN_IF_ERROR(watch.Add(workspace_.TaskDirectory(task_id), WatchFor::kReplacedFiles));
+  return std::unique_ptr<CommitWatch>(new DirectoryCommitWatch(std::move(watch)));
+}
+
+Result<std::optional<TaskSnapshot>> RepairJsonCounts(const RegistryStores& stores,
+                                                     const Workspace& workspace,
+                                                     const std::string& task_id) {
+  return JsonRegistry(stores, workspace).RepairCounts(task_id);
+}
+
 }  // namespace herd::registry

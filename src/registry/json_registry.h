@@ -60,6 +60,10 @@ class JsonRegistry : public Registry {
   Result<LostOutcome> MarkLost(const std::string& task_id, const std::string& agent_id,
                                const LostCheck& still_lost) const override;
   Status RebuildIndex() const override;
+  Result<JournalSlice> ReadJournal(const std::string& task_id, const AgentRecord& agent,
+                                   Journal journal, size_t keep) const override;
+  Result<std::vector<std::string>> TaskIds() const override;
+  Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const override;
 
   // Doctor's repair of stored counts that differ from the agent list
   // (task_store.h RewriteDerivedCounts), then the index. The drift is a
@@ -78,5 +82,10 @@ class JsonRegistry : public Registry {
   RegistryStores stores_;
   Workspace workspace_;
 };
+
+// JsonRegistry::RepairCounts of the task in `workspace`, for doctor.
+Result<std::optional<TaskSnapshot>> RepairJsonCounts(const RegistryStores& stores,
+                                                     const Workspace& workspace,
+                                                     const std::string& task_id);
 
 }  // namespace herd::registry

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "pg/listener.h"
 #include "registry/global_index.h"
 #include "registry/pg_rows.h"
 #include "registry/pg_schema.h"
@@ -80,7 +81,7 @@ Result<std::unique_ptr<PgRegistry>> PgRegistry::Open(const pg::ConnectOptions& o
     }
     if (stored < PgSchemaVersion()) HERD_RETURN_IF_ERROR(MigratePgSchema(*lease).status());
   }
-  return std::unique_ptr<PgRegistry>(new PgRegistry(std::move(pool), workspace_base));
+  return std::unique_ptr<PgRegistry>(new PgRegistry(std::move(pool), options, workspace_base));
 }
 
 Status PgRegistry::Update(const std::string& task_id, const UpdateOptions& options,
@@ -467,6 +468,59 @@ Result<std::vector<json>> PgRegistry::ReadJournal(const std::string& task_id,
     lines.push_back(std::move(line));
   }
   return lines;
+}
+
+Result<JournalSlice> PgRegistry::ReadJournal(const std::string& task_id, const AgentRecord& agent,
+                                             Journal journal, size_t keep) const {
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  std::string name = journal == Journal::kProgress ? "progress" : "findings";
+  std::string limit = keep == kWholeJournal ? "ALL" : std::to_string(keep);
+  JournalSlice slice;
+  // One statement: the count and the lines of one snapshot.
+  HERD_ASSIGN_OR_RETURN(
+      pg::Rows rows,
+      (*lease).Exec("WITH lines AS (SELECT line_number, line FROM herd_journal WHERE task_id = $1 "
+                    "AND agent_id = $2 AND journal = $3) SELECT (SELECT count(*) FROM lines), "
+                    "newest.line::text FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT line, "
+                    "line_number FROM lines ORDER BY line_number DESC LIMIT " +
+                        limit + ") newest ON true ORDER BY newest.line_number",
+                    {task_id, agent.id, name}));
+  for (int row = 0; row < rows.size(); ++row) {
+    slice.total = static_cast<size_t>(rows.Integer(row, 0));
+    if (rows.IsNull(row, 1)) continue;
+    // Compact, as the JSON engine stores lines (jsonb's text has spaces).
+    HERD_ASSIGN_OR_RETURN(json line, ParseStored(rows.Text(row, 1), Source(task_id)));
+    slice.newest.push_back(line.dump());
+  }
+  return slice;
+}
+
+namespace {
+
+// Woken by the notifications of one task's commits.
+class NotifiedCommitWatch : public CommitWatch {
+ public:
+  NotifiedCommitWatch(std::unique_ptr<pg::Listener> listener, std::string task_id)
+      : listener_(std::move(listener)), prefix_(std::move(task_id) + " ") {}
+  Result<Wake> WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop) override {
+    return listener_->WaitUntil(deadline, stop, [&](const std::string& payload) {
+      return payload.compare(0, prefix_.size(), prefix_) == 0;
+    });
+  }
+
+ private:
+  std::unique_ptr<pg::Listener> listener_;
+  std::string prefix_;  // "<task id> "
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchCommits(const std::string& task_id) const {
+  pg::ConnectOptions options = options_;
+  options.application_name = "herd listener";
+  HERD_ASSIGN_OR_RETURN(std::unique_ptr<pg::Listener> listener,
+                        pg::Listener::Open(options, kCommitChannel));
+  return std::unique_ptr<CommitWatch>(new NotifiedCommitWatch(std::move(listener), task_id));
 }
 
 Result<std::vector<std::string>> PgRegistry::TaskIds() const {

@@ -19,8 +19,14 @@
 // agent the first one admitted; other operations then fail saying the
 // outcome is unknown.
 //
-// Thread-safe: operations take a connection from a small pool. A forked
-// child must open its own PgRegistry.
+// Every commit also notifies channel herd_commits (kCommitChannel) in its
+// own transaction, so the notification is delivered only once it committed,
+// with the payload "<task id> <sequence>"; WatchCommits LISTENs on it
+// (pg/listener.h).
+//
+// Thread-safe: operations take a connection from a small pool, shared with
+// the views ForWorkspace makes. A forked child must open its own
+// PgRegistry.
 #pragma once
 
 #include <chrono>
@@ -46,6 +52,14 @@ class PgRegistry : public Registry {
   static Result<std::unique_ptr<PgRegistry>> Open(const pg::ConnectOptions& options,
                                                   const std::string& workspace_base,
                                                   OnOpen on_open = OnOpen::kMigrate);
+
+  static constexpr char kCommitChannel[] = "herd_commits";
+
+  // The same registry (the same connections), recording `workspace_base`
+  // in the tasks it creates.
+  std::unique_ptr<PgRegistry> ForWorkspace(const std::string& workspace_base) const {
+    return std::unique_ptr<PgRegistry>(new PgRegistry(pool_, options_, workspace_base));
+  }
 
   Result<SharedTask> ReadTask(const std::string& task_id) const override;
   Result<TaskSnapshot> CreateTask(const std::string& task_id, const TaskSpec& spec) const override;
@@ -88,9 +102,12 @@ class PgRegistry : public Registry {
   // The lines of an agent's journal, in commit order.
   Result<std::vector<json>> ReadJournal(const std::string& task_id, const std::string& agent_id,
                                         Journal journal) const;
+  Result<JournalSlice> ReadJournal(const std::string& task_id, const AgentRecord& agent,
+                                   Journal journal, size_t keep) const override;
 
   // The ids of every task, oldest first.
-  Result<std::vector<std::string>> TaskIds() const;
+  Result<std::vector<std::string>> TaskIds() const override;
+  Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const override;
 
   // Nodes (registry/nodes.h; pg_nodes.cc). Lease times are the server's
   // clock. Registering, leaving and expiring lock the cluster row, then the
@@ -152,10 +169,13 @@ class PgRegistry : public Registry {
                                      Journal journal,
                                      const std::function<Result<json>(TaskRecord&)>& apply) const;
 
-  PgRegistry(std::shared_ptr<Pool> pool, std::string workspace_base)
-      : pool_(std::move(pool)), workspace_base_(std::move(workspace_base)) {}
+  PgRegistry(std::shared_ptr<Pool> pool, pg::ConnectOptions options, std::string workspace_base)
+      : pool_(std::move(pool)),
+        options_(std::move(options)),
+        workspace_base_(std::move(workspace_base)) {}
 
   std::shared_ptr<Pool> pool_;
+  pg::ConnectOptions options_;  // for listeners' own connections
   std::string workspace_base_;
 };
 

@@ -107,8 +107,9 @@ struct LoadedTask {
 // Locks the task's row (FOR UPDATE) and reads it with its agents.
 Result<LoadedTask> LoadForUpdate(pg::Connection& c, const std::string& task_id);
 
-// Writes the task's row (sequence + 1) and the agents' rows that changed;
-// returns the new sequence.
+// Writes the task's row (sequence + 1) and the agents' rows that changed,
+// and notifies PgRegistry::kCommitChannel ("<task id> <sequence>") on
+// commit; returns the new sequence.
 Result<uint64_t> WriteTask(pg::Connection& c, const LoadedTask& loaded, const TaskRecord& task);
 
 // Takes the cluster row: every check of a cluster-wide limit (the running

@@ -34,10 +34,18 @@
 //   store::IsUnwritable), NotDurable (committed and visible, but may not
 //   survive a power loss: the operation's result is still filled in).
 //
-// Thread-safe: one instance may be used from many threads at once.
+// Besides the transactions, the reads the surfaces need instead of files:
+// an agent's journals (ReadJournal), every task's id (TaskIds) and a wait
+// for a task's next commit (WatchCommits: the JSON engine's inotify watch
+// on the task directory, PostgreSQL's LISTEN/NOTIFY).
+//
+// Thread-safe: one instance may be used from many threads at once (a
+// CommitWatch is one waiting thread's).
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,7 +54,11 @@
 #include "registry/task_registry.h"
 #include "registry/task_store.h"
 #include "registry/turns.h"
+#include "util/clock.h"
+#include "util/directory_watch.h"
+#include "util/journal_reader.h"
 #include "util/status.h"
+#include "util/stop_signal.h"
 
 namespace herd::registry {
 
@@ -117,9 +129,25 @@ Result<EndOutcome> ApplyEnd(TaskRecord& task, const std::string& agent_id, const
 Result<TerminationOutcome> ApplyTermination(TaskRecord& task, const std::string& agent_id,
                                             const Termination& termination);
 
+// A wait for a task's commits, for one thread. The caller opens it, then
+// reads the task (the catch-up), then blocks in WaitUntil: a commit after
+// the watch opened wakes the next WaitUntil at once, so none is missed. A
+// wake says only that the task may have changed; the caller reads again.
+class CommitWatch {
+ public:
+  virtual ~CommitWatch() = default;
+  // kChanged once the task committed (or may have), kStopped once `stop`
+  // (if given) is stopped, kDeadline at `deadline`
+  // (MonotonicClock::time_point::max(): none). Never wakes on a timer.
+  virtual Result<Wake> WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop) = 0;
+};
+
 class Registry {
  public:
   virtual ~Registry() = default;
+
+  // ReadJournal's `keep` for every line.
+  static constexpr size_t kWholeJournal = SIZE_MAX;
 
   // The latest committed version of the task, shared with every reader
   // of that version; never writes.
@@ -231,6 +259,21 @@ class Registry {
 
   // Doctor's repair of the index: recreates it from the task registries.
   virtual Status RebuildIndex() const = 0;
+
+  // An agent's journal as committed: how many lines it has and its newest
+  // `keep` lines (kWholeJournal: all), oldest first, each as compact JSON
+  // text. `agent` is the entry as last read (the JSON engine reads no
+  // further than the length it records). An agent that never reported has
+  // an empty journal.
+  virtual Result<JournalSlice> ReadJournal(const std::string& task_id, const AgentRecord& agent,
+                                           Journal journal, size_t keep) const = 0;
+
+  // The ids of every task of this registry (the JSON engine: of its
+  // workspace base), in no particular order.
+  virtual Result<std::vector<std::string>> TaskIds() const = 0;
+
+  // Opens a wait for the commits of task `task_id` (CommitWatch above).
+  virtual Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const = 0;
 };
 
 }  // namespace herd::registry

@@ -889,6 +889,93 @@ TEST_P(RegistryConformanceTest, AWorktreeRecordIsReplacedInOneTransaction) {
   EXPECT_EQ(Sequence(task_id), sequence);
 }
 
+// The surfaces read journals through the registry: the count of every
+// committed line, and the newest ones, oldest first, as compact JSON.
+TEST_P(RegistryConformanceTest, ReadJournalReturnsCommittedLinesNewestLast) {
+  std::string task_id = CreateTask();
+  Admit(task_id, "worker-1");
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(
+        registry_
+            ->ReportProgress(task_id, "worker-1", "working", "step " + std::to_string(i), i * 10)
+            .ok());
+  }
+  ASSERT_TRUE(registry_->ReportFinding(task_id, "worker-1", {"issue", "low", "found it", {}}).ok());
+  const AgentRecord agent = *Read(task_id).FindAgent("worker-1");
+
+  Result<JournalSlice> progress = registry_->ReadJournal(task_id, agent, Journal::kProgress, 2);
+  ASSERT_TRUE(progress.ok()) << progress.status().ToString();
+  EXPECT_EQ(progress->total, 3u);
+  ASSERT_EQ(progress->newest.size(), 2u);
+  EXPECT_THAT(progress->newest[0], HasSubstr("step 2"));
+  EXPECT_THAT(progress->newest[1], HasSubstr("step 3"));
+  EXPECT_THAT(progress->newest[1], HasSubstr("\"timestamp\":\""));  // compact
+
+  Result<JournalSlice> whole =
+      registry_->ReadJournal(task_id, agent, Journal::kProgress, Registry::kWholeJournal);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(whole->newest.size(), 3u);
+  Result<JournalSlice> findings = registry_->ReadJournal(task_id, agent, Journal::kFindings, 0);
+  ASSERT_TRUE(findings.ok());
+  EXPECT_EQ(findings->total, 1u);
+  EXPECT_TRUE(findings->newest.empty());
+
+  Admit(task_id, "quiet-1");
+  const AgentRecord quiet = *Read(task_id).FindAgent("quiet-1");
+  Result<JournalSlice> none = registry_->ReadJournal(task_id, quiet, Journal::kProgress, 5);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->total, 0u);
+}
+
+TEST_P(RegistryConformanceTest, TaskIdsListsEveryTask) {
+  std::string first = CreateTask();
+  std::string second = CreateTask();
+  Result<std::vector<std::string>> ids = registry_->TaskIds();
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  EXPECT_THAT(*ids, ::testing::UnorderedElementsAre(first, second));
+}
+
+// A commit from another process wakes a waiter that opened its watch
+// before reading; with no commit the wait returns at its deadline, and a
+// stop ends it at once.
+TEST_P(RegistryConformanceTest, WatchCommitsWakesOnAnotherProcessesCommit) {
+  std::string task_id = CreateTask();
+  std::string other_task = CreateTask();
+  Result<std::unique_ptr<CommitWatch>> watch = registry_->WatchCommits(task_id);
+  ASSERT_TRUE(watch.ok()) << watch.status().ToString();
+  uint64_t before = Sequence(task_id);  // the catch-up read
+
+  // Another task's commit does not count; nothing else happens: the deadline.
+  ASSERT_TRUE(registry_->ChangeLimits(other_task, LimitsChange{.max_agents = 30}).ok());
+  Result<Wake> quiet =
+      (*watch)->WaitUntil(MonotonicClock::now() + std::chrono::milliseconds(200), nullptr);
+  ASSERT_TRUE(quiet.ok()) << quiet.status().ToString();
+  EXPECT_EQ(*quiet, Wake::kDeadline);
+
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::unique_ptr<Registry> connection = engine_->Open();
+    _exit(connection->ChangeLimits(task_id, LimitsChange{.max_agents = 40}).ok() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // Generous: the commit happened already, so this returns at once.
+  Result<Wake> woken =
+      (*watch)->WaitUntil(MonotonicClock::now() + std::chrono::seconds(60), nullptr);
+  ASSERT_TRUE(woken.ok()) << woken.status().ToString();
+  EXPECT_EQ(*woken, Wake::kChanged);
+  EXPECT_GT(Sequence(task_id), before);
+
+  Result<std::shared_ptr<StopSignal>> stop = StopSignal::Create();
+  ASSERT_TRUE(stop.ok());
+  (*stop)->Stop();
+  Result<Wake> stopped = (*watch)->WaitUntil(MonotonicClock::time_point::max(), stop->get());
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ(*stopped, Wake::kStopped);
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, RegistryConformanceTest, ::testing::ValuesIn(kEngines),
                          [](const auto& info) { return std::string(info.param.name); });
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "registry/ids.h"
+#include "registry/pg_registry.h"
 #include "store/file_names.h"
 #include "store/file_system.h"
 #include "util/clock.h"
@@ -250,6 +251,14 @@ std::vector<std::string> KnownWorkspaces(const RegistryStores& stores, const std
 Result<Workspace> LocateTask(const RegistryStores& stores, const Workspace& preferred,
                              const std::string& task_id) {
   HERD_RETURN_IF_ERROR(ValidateTaskId(task_id));
+  if (stores.postgres) {
+    // The task's row says where its local files are.
+    HERD_ASSIGN_OR_RETURN(SharedTask task, stores.postgres->ReadTask(task_id));
+    Workspace workspace(task->task.workspace_base.empty() ? preferred.base()
+                                                          : task->task.workspace_base);
+    HERD_RETURN_IF_ERROR(workspace.CheckLayout(task_id));
+    return workspace;
+  }
   for (const std::string& base : KnownWorkspaces(stores, preferred.base())) {
     Workspace workspace(base);
     std::string registry = workspace.TaskRegistryPath(task_id);

@@ -103,7 +103,9 @@ Status RememberWorkspace(const RegistryStores& stores, const std::string& base);
 // Every recorded base that still exists, `first` first (deduplicated).
 std::vector<std::string> KnownWorkspaces(const RegistryStores& stores, const std::string& first);
 
-// Finds the base holding `task_id`: `preferred` first, then every known base.
+// Finds the base holding `task_id`: `preferred` first, then every known
+// base; with the PostgreSQL registry (registries.h), the base its row
+// records (NotFound if it has none).
 Result<Workspace> LocateTask(const RegistryStores& stores, const Workspace& preferred,
                              const std::string& task_id);
 

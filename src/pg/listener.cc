@@ -1,0 +1,65 @@
+#include "pg/listener.h"
+
+#include <poll.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+namespace herd::pg {
+namespace {
+
+// poll(2)'s timeout for `deadline`: -1 for none, rounded up so a wait never
+// returns just before its deadline and spins.
+int PollTimeout(MonotonicClock::time_point deadline) {
+  if (deadline == MonotonicClock::time_point::max()) return -1;
+  auto left = deadline - MonotonicClock::now();
+  if (left <= MonotonicClock::duration::zero()) return 0;
+  auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return milliseconds > INT_MAX ? INT_MAX : static_cast<int>(milliseconds);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Listener>> Listener::Open(const ConnectOptions& options,
+                                                 const std::string& channel) {
+  HERD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Connection::Open(options));
+  std::unique_ptr<Listener> listener(new Listener(options, channel, std::move(connection)));
+  HERD_RETURN_IF_ERROR(listener->Listen());
+  return listener;
+}
+
+Status Listener::Listen() {
+  // LISTEN takes no parameters; the channel is one of herd's own names.
+  return connection_->Exec("LISTEN " + channel_).status();
+}
+
+Result<Wake> Listener::WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop,
+                                 const std::function<bool(const std::string& payload)>& wanted) {
+  for (;;) {
+    Result<std::vector<std::string>> payloads = connection_->TakeNotifications(channel_);
+    if (!payloads.ok()) {
+      // Reconnected, a notification may have been missed: read again.
+      HERD_RETURN_IF_ERROR(connection_->Reset().WithContext("listening for registry commits"));
+      HERD_RETURN_IF_ERROR(Listen());
+      return Wake::kChanged;
+    }
+    for (const std::string& payload : *payloads) {
+      if (wanted(payload)) return Wake::kChanged;
+    }
+    if (stop != nullptr && stop->stopped()) return Wake::kStopped;
+    int timeout = PollTimeout(deadline);
+    if (timeout == 0) return Wake::kDeadline;
+    pollfd fds[2] = {{connection_->Socket(), POLLIN, 0}, {-1, POLLIN, 0}};
+    if (stop != nullptr) fds[1].fd = stop->fd();
+    int ready = ::poll(fds, stop != nullptr ? 2 : 1, timeout);
+    if (ready < 0 && errno != EINTR) {
+      return Status::IOError(std::string("poll on the PostgreSQL listener: ") +
+                             std::strerror(errno));
+    }
+    if (stop != nullptr && (fds[1].revents & POLLIN) != 0) return Wake::kStopped;
+    // Readable (or a hang-up): the next TakeNotifications reads it.
+  }
+}
+
+}  // namespace herd::pg
