@@ -106,6 +106,12 @@ class PgRegistry : public Registry {
   // The ids of every task, oldest first.
   Result<std::vector<std::string>> TaskIds() const override;
   Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const override;
+  // herd_output: one row per appended chunk; each append then drops the
+  // oldest chunks past the bounds, in the same transaction.
+  Status AppendOutput(const std::string& task_id, const std::string& agent_id,
+                      const std::string& output) const override;
+  Result<std::string> ReadOutputTail(const std::string& task_id,
+                                     const std::string& agent_id) const override;
 
  private:
   class Pool;

@@ -56,6 +56,19 @@ const std::vector<Migration>& Migrations() {
                 PRIMARY KEY (task_id, agent_id, journal, line_number),
                 FOREIGN KEY (task_id) REFERENCES herd_tasks (task_id) ON DELETE CASCADE))",
        }},
+      {2,
+       "the tail of each agent's output",
+       {
+           R"(CREATE TABLE herd_output (
+                task_id text NOT NULL,
+                agent_id text NOT NULL,
+                chunk_number bigint NOT NULL,
+                bytes bytea NOT NULL,
+                line_count integer NOT NULL,
+                appended_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (task_id, agent_id, chunk_number),
+                FOREIGN KEY (task_id) REFERENCES herd_tasks (task_id) ON DELETE CASCADE))",
+       }},
   };
   return migrations;
 }
