@@ -231,6 +231,9 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
   Status watched =
       watch.ok() ? watch->Add(logs_directory, WatchFor::kGrowingFiles) : watch.status();
   if (watched.ok()) watched = watch->Add(task_directory, WatchFor::kReplacedFiles);
+  // Its supervisor closes the log once the turn's end is recorded: with the
+  // PostgreSQL registry no file in the task directory says so.
+  if (watched.ok()) watched = watch->Add(logs_directory, WatchFor::kReplacedFiles);
   if (!watched.ok()) {
     std::cerr << "herd: cannot follow the log: " << watched.message() << "\n";
     return kExitFailed;

@@ -82,6 +82,7 @@ TEST_F(RegistryCliTest, EveryCommandWorksUnderPostgresAndNoRegistryFileIsWritten
 
   json status = herd_json({"status", task_id});
   EXPECT_EQ(status["agents"]["total_spawned"], 3);
+  // (the follower below is the fourth)
 
   // wait returns when the named agent ends (woken by its exit's commit).
   CommandResult waited = Herd({"wait", task_id, quick, "--timeout", "120", "--json"}, pg);
@@ -90,6 +91,16 @@ TEST_F(RegistryCliTest, EveryCommandWorksUnderPostgresAndNoRegistryFileIsWritten
   CommandResult logs = Herd({"logs", task_id, quick}, pg);
   ASSERT_EQ(logs.exit_code, 0) << logs.Describe();
   EXPECT_THAT(logs.out, HasSubstr("quick-output-line"));
+
+  // logs --follow ends once the agent's end is recorded (no task file
+  // changes under PostgreSQL: its log's close wakes it).
+  // It runs on a little, so the follow usually starts first.
+  std::string follower = deploy("echo followed-line; exec sleep 1");
+  RunOptions follow = pg;
+  follow.timeout = std::chrono::seconds(120);
+  CommandResult followed = Herd({"logs", task_id, follower, "--follow"}, follow);
+  EXPECT_EQ(followed.exit_code, 0) << followed.Describe();
+  EXPECT_THAT(followed.out, HasSubstr("followed-line"));
 
   // The output is readable without the log file (another machine): the
   // registry's tail.
