@@ -320,6 +320,7 @@ class AgentWatch {
       if (exited_) break;
     }
     PumpOutput();  // whatever the agent wrote last; never wait for EOF
+    CommitOutput();
     return wait_status_;
   }
 
@@ -390,6 +391,7 @@ class AgentWatch {
       consider(last_output_ + std::chrono::seconds(plan_.idle_timeout_seconds));
     }
     if (usage_dirty_) consider(last_usage_commit_ + kUsageCommitInterval);
+    if (!output_pending_.empty()) consider(last_output_commit_ + kOutputCommitInterval);
     if (!next) return -1;
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1;
     return static_cast<int>(std::max<long long>(0, wait));
@@ -412,6 +414,7 @@ class AgentWatch {
       }
       last_output_ = MonotonicClock::now();
       WriteToLog(buffer, static_cast<size_t>(got));
+      KeepForRegistry(buffer, static_cast<size_t>(got));
       if (plan_.stream_json) SplitLines(std::string_view(buffer, static_cast<size_t>(got)));
     }
   }
@@ -427,6 +430,25 @@ class AgentWatch {
       data += written;
       size -= static_cast<size_t>(written);
     }
+  }
+
+  // The registry keeps the output's tail (Registry::AppendOutput) for
+  // readers elsewhere: appended in batches, never per read.
+  void KeepForRegistry(const char* data, size_t size) {
+    output_pending_.append(data, size);
+    if (output_pending_.size() > registry::Registry::kOutputTailBytes) {
+      output_pending_.erase(0, output_pending_.size() - registry::Registry::kOutputTailBytes);
+    }
+    if (output_pending_.size() >= kOutputBatchBytes) CommitOutput();
+  }
+
+  void CommitOutput() {
+    last_output_commit_ = MonotonicClock::now();
+    if (output_pending_.empty()) return;
+    Status kept = registry_.AppendOutput(args_.task_id, args_.agent_id, output_pending_);
+    // The log file has it all; the registry's tail is for other machines.
+    if (!kept.ok()) spdlog::warn("output tail not kept in the registry: {}", kept.ToString());
+    output_pending_.clear();
   }
 
   void SplitLines(std::string_view data) {
@@ -472,6 +494,9 @@ class AgentWatch {
                      "printed nothing for");
     }
     if (usage_dirty_ && now >= last_usage_commit_ + kUsageCommitInterval) CommitUsage();
+    if (!output_pending_.empty() && now >= last_output_commit_ + kOutputCommitInterval) {
+      CommitOutput();
+    }
   }
 
   void StopForTimeout(const char* limit, int limit_seconds, double used_seconds, const char* what) {
@@ -557,6 +582,8 @@ class AgentWatch {
   }
 
   static constexpr auto kUsageCommitInterval = std::chrono::seconds(1);
+  static constexpr auto kOutputCommitInterval = std::chrono::seconds(1);
+  static constexpr size_t kOutputBatchBytes = 64 * 1024;
   static constexpr size_t kMaxTrackedLine = 4 * 1024 * 1024;
 
   const SupervisorArgs& args_;
@@ -570,6 +597,8 @@ class AgentWatch {
   sig_atomic_t handled_stop_signals_;
   bool interrupted_ = false;
   int log_fd_ = -1;
+  std::string output_pending_;  // not yet appended to the registry's tail
+  MonotonicClock::time_point last_output_commit_ = MonotonicClock::now();
   int agent_pidfd_ = -1;
   MonotonicClock::time_point started_;
   MonotonicClock::time_point last_output_;

@@ -231,6 +231,9 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
   Status watched =
       watch.ok() ? watch->Add(logs_directory, WatchFor::kGrowingFiles) : watch.status();
   if (watched.ok()) watched = watch->Add(task_directory, WatchFor::kReplacedFiles);
+  // Its supervisor closes the log once the turn's end is recorded: with the
+  // PostgreSQL registry no file in the task directory says so.
+  if (watched.ok()) watched = watch->Add(logs_directory, WatchFor::kReplacedFiles);
   if (!watched.ok()) {
     std::cerr << "herd: cannot follow the log: " << watched.message() << "\n";
     return kExitFailed;
@@ -258,23 +261,14 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
 }
 
 // Redraws the task's status whenever its registry or journals change, until
-// at most `until_active` agents are active. Blocks on inotify, never polls.
+// at most `until_active` agents are active. Blocks on the task's commits
+// (a report is one too), never polls.
 int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int until_active,
               bool json_output) {
-  Result<TaskStatusReport> first = orchestrator.StatusReport(task_id);
-  if (!first.ok()) {
-    std::cerr << "herd: " << first.status().message() << "\n";
-    return kExitFailed;
-  }
-  std::string task_directory = first->workspace;
-  Result<DirectoryWatch> watch = DirectoryWatch::Open();
-  Status watched =
-      watch.ok() ? watch->Add(task_directory, WatchFor::kReplacedFiles) : watch.status();
-  for (const char* sub : {"/progress", "/findings"}) {
-    if (watched.ok()) watched = watch->Add(task_directory + sub, WatchFor::kGrowingFiles);
-  }
-  if (!watched.ok()) {
-    std::cerr << "herd: cannot watch the task: " << watched.message() << "\n";
+  // Watch first, then read: a commit after the read wakes the first wait.
+  Result<std::unique_ptr<registry::CommitWatch>> watch = orchestrator.WatchCommits(task_id);
+  if (!watch.ok()) {
+    std::cerr << "herd: " << watch.status().message() << "\n";
     return kExitFailed;
   }
   bool terminal = isatty(STDOUT_FILENO) && !json_output;
@@ -297,10 +291,10 @@ int WatchTask(const Orchestrator& orchestrator, const std::string& task_id, int 
     if (status->task().active_count <= until_active) break;
     // Wait for a change; the timeout only refreshes liveness of silent agents.
     using std::chrono::milliseconds;
-    Result<Wake> woken = watch->WaitUntil(MonotonicClock::now() + milliseconds(5000));
+    Result<Wake> woken = (*watch)->WaitUntil(MonotonicClock::now() + milliseconds(5000), nullptr);
     // Let a burst of changes settle into one redraw.
     while (woken.ok() && *woken == Wake::kChanged) {
-      woken = watch->WaitUntil(MonotonicClock::now() + milliseconds(200));
+      woken = (*watch)->WaitUntil(MonotonicClock::now() + milliseconds(200), nullptr);
     }
     if (!woken.ok()) {
       std::cerr << "herd: " << woken.status().message() << "\n";

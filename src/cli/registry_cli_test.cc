@@ -50,11 +50,11 @@ bool Running(int pid) {
 TEST_F(RegistryCliTest, MigrateCreatesTheSchemaOnceAndSaysSo) {
   CommandResult first = Herd({"registry", "migrate"}, WithRegistry(database_.conninfo()));
   ASSERT_EQ(first.exit_code, 0) << first.Describe();
-  EXPECT_THAT(first.out, HasSubstr("schema migrated from version 0 to 2"));
+  EXPECT_THAT(first.out, HasSubstr("schema migrated from version 0 to 3"));
   CommandResult second =
       Herd({"registry", "migrate", "--json"}, WithRegistry(database_.conninfo()));
   ASSERT_EQ(second.exit_code, 0) << second.Describe();
-  EXPECT_EQ(second.Json()["schema_version_before"], 2);
+  EXPECT_EQ(second.Json()["schema_version_before"], 3);
 }
 
 // What a user had, under PostgreSQL, through the real binary: tasks,
@@ -82,6 +82,7 @@ TEST_F(RegistryCliTest, EveryCommandWorksUnderPostgresAndNoRegistryFileIsWritten
 
   json status = herd_json({"status", task_id});
   EXPECT_EQ(status["agents"]["total_spawned"], 3);
+  // (the follower below is the fourth)
 
   // wait returns when the named agent ends (woken by its exit's commit).
   CommandResult waited = Herd({"wait", task_id, quick, "--timeout", "120", "--json"}, pg);
@@ -90,6 +91,24 @@ TEST_F(RegistryCliTest, EveryCommandWorksUnderPostgresAndNoRegistryFileIsWritten
   CommandResult logs = Herd({"logs", task_id, quick}, pg);
   ASSERT_EQ(logs.exit_code, 0) << logs.Describe();
   EXPECT_THAT(logs.out, HasSubstr("quick-output-line"));
+
+  // logs --follow ends once the agent's end is recorded (no task file
+  // changes under PostgreSQL: its log's close wakes it).
+  // It runs on a little, so the follow usually starts first.
+  std::string follower = deploy("echo followed-line; exec sleep 1");
+  RunOptions follow = pg;
+  follow.timeout = std::chrono::seconds(120);
+  CommandResult followed = Herd({"logs", task_id, follower, "--follow"}, follow);
+  EXPECT_EQ(followed.exit_code, 0) << followed.Describe();
+  EXPECT_THAT(followed.out, HasSubstr("followed-line"));
+
+  // The output is readable without the log file (another machine): the
+  // registry's tail.
+  ASSERT_TRUE(std::filesystem::remove(LogPath(task_id, quick)));
+  CommandResult elsewhere = Herd({"logs", task_id, quick, "--json"}, pg);
+  ASSERT_EQ(elsewhere.exit_code, 0) << elsewhere.Describe();
+  EXPECT_EQ(elsewhere.Json()["source"], "registry_tail");
+  EXPECT_THAT(elsewhere.Json()["output"].dump(), HasSubstr("quick-output-line"));
 
   // kill of a running agent leaves none of its processes.
   int sleeper_pid = AgentInStatus(status, sleeper).value("pid", 0);
@@ -162,7 +181,7 @@ TEST_F(RegistryCliTest, EveryCommandWorksUnderPostgresAndNoRegistryFileIsWritten
   }
 
   // The agents' local files are in the workspace; the JSON registry's are not.
-  EXPECT_TRUE(std::filesystem::exists(LogPath(task_id, quick)));
+  EXPECT_TRUE(std::filesystem::exists(LogPath(task_id, sleeper)));
   EXPECT_FALSE(std::filesystem::exists(TaskRegistryPath(task_id)));
   EXPECT_FALSE(std::filesystem::exists(workspace() + "/registry/GLOBAL_REGISTRY.json"));
   EXPECT_FALSE(std::filesystem::exists(state() + "/herd/workspaces.json"));

@@ -549,6 +549,33 @@ Result<std::unique_ptr<RE2>> CompileFilter(const std::string& pattern) {
   return filter;
 }
 
+// The last `max_lines` lines of `text` within its last `max_bytes`, as
+// ReadTailLines reads them from a file (a line cut at the start is kept
+// from where the bytes begin).
+Tail TailOfText(const std::string& text, size_t max_lines, size_t max_bytes) {
+  Tail tail;
+  tail.file_size = text.size();
+  size_t begin = text.size() > max_bytes ? text.size() - max_bytes : 0;
+  tail.truncated = begin > 0;
+  std::string_view kept(text.data() + begin, text.size() - begin);
+  if (!kept.empty() && kept.back() == '\n') kept.remove_suffix(1);
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (!kept.empty()) {
+    size_t newline = kept.find('\n', start);
+    lines.emplace_back(kept.substr(
+        start, newline == std::string_view::npos ? std::string_view::npos : newline - start));
+    if (newline == std::string_view::npos) break;
+    start = newline + 1;
+  }
+  if (lines.size() > max_lines) {
+    lines.erase(lines.begin(), lines.end() - static_cast<long>(max_lines));
+    tail.truncated = true;
+  }
+  tail.lines = std::move(lines);
+  return tail;
+}
+
 // Keeps the newest `lines` that fit in `max_bytes` (newline included);
 // returns whether any were dropped.
 bool KeepNewestThatFit(std::vector<std::string>* lines, size_t max_bytes) {
@@ -609,8 +636,8 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
     return Status::InvalidArgument("response_format must be " +
                                    Alternatives(OutputRequest::ResponseFormats()));
   }
-  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot,
-                        RegistryOf(*workspace)->ReadTask(request.task_id));
+  std::unique_ptr<const registry::Registry> registry = RegistryOf(*workspace);
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry->ReadTask(request.task_id));
   const registry::AgentRecord* agent = snapshot->task.FindAgent(request.agent_id);
   if (agent == nullptr) {
     return Status::NotFound("agent " + request.agent_id + " is not part of task " +
@@ -626,6 +653,15 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
   size_t scan_lines = filter ? SIZE_MAX : wanted_lines;
   size_t scan_bytes = filter ? kFilterScanBytes : max_bytes;
   Result<Tail> tail = ReadTailLines(log_path, scan_lines, scan_bytes);
+  const char* source = "stream_log";
+  if (tail.status().Is(Status::Code::kNotFound)) {
+    // Not on this machine: the tail the registry keeps, if it keeps one.
+    Result<std::string> kept = registry->ReadOutputTail(request.task_id, request.agent_id);
+    if (kept.ok()) {
+      tail = TailOfText(*kept, scan_lines, scan_bytes);
+      source = "registry_tail";
+    }
+  }
   std::vector<std::string> lines;
   bool truncated = false;
   uint64_t file_size = 0;
@@ -655,7 +691,7 @@ Result<json> Orchestrator::AgentOutput(const OutputRequest& request) const {
                  {"task_id", request.task_id},
                  {"session_status", agent->status},
                  {"output", FormatOutput(lines, request.format)},
-                 {"source", tail.ok() ? "stream_log" : "none"},
+                 {"source", tail.ok() ? source : "none"},
                  {"lines", lines.size()},
                  {"truncated", truncated}};
   if (request.include_metadata) {
@@ -784,6 +820,12 @@ json Orchestrator::LimitsReply(const registry::TaskRecord& task) {
               {"budget", registry::EncodeBudget(task.budget)},
               {"usage", task.usage_totals.ToJson()},
               {"budget_exceeded", registry::EncodeLimitHitOrNull(task.budget_exceeded)}};
+}
+
+Result<std::unique_ptr<registry::CommitWatch>> Orchestrator::WatchCommits(
+    const std::string& task_id) const {
+  HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
+  return RegistryOf(workspace)->WatchCommits(task_id);
 }
 
 Result<json> Orchestrator::ProgressTimeline(const std::string& task_id) const {

@@ -201,6 +201,9 @@ class Orchestrator {
   // `hooks.stop` is stopped (each a WaitReport), woken by changes to the
   // task's registry. NotFound for an unknown task or agent id.
   Result<WaitReport> WaitForAgents(const WaitRequest& request, const WaitHooks& hooks = {}) const;
+  // A wait for the task's commits (registry::Registry::WatchCommits): open
+  // it, read, then block on it.
+  Result<std::unique_ptr<registry::CommitWatch>> WatchCommits(const std::string& task_id) const;
   // Progress and findings merged, oldest first, each tagged entry_type.
   Result<json> ProgressTimeline(const std::string& task_id) const;
 

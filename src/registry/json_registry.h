@@ -64,6 +64,15 @@ class JsonRegistry : public Registry {
                                    Journal journal, size_t keep) const override;
   Result<std::vector<std::string>> TaskIds() const override;
   Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const override;
+  Status AppendOutput(const std::string&, const std::string&, const std::string&) const override {
+    return Status::Ok();  // the log file is the output
+  }
+  Result<std::string> ReadOutputTail(const std::string& task_id,
+                                     const std::string& agent_id) const override {
+    return Status::NotFound("the JSON workspace keeps no output of agent " + agent_id +
+                            " but its log file, in " + workspace_.TaskDirectory(task_id) +
+                            "/logs: read it on the machine that ran the agent");
+  }
 
   // Doctor's repair of stored counts that differ from the agent list
   // (task_store.h RewriteDerivedCounts), then the index. The drift is a

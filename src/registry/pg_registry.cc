@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -521,6 +522,80 @@ Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchCommits(const std::string&
   HERD_ASSIGN_OR_RETURN(std::unique_ptr<pg::Listener> listener,
                         pg::Listener::Open(options, kCommitChannel));
   return std::unique_ptr<CommitWatch>(new NotifiedCommitWatch(std::move(listener), task_id));
+}
+
+namespace {
+
+std::string Hex(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    hex.push_back(kDigits[c >> 4]);
+    hex.push_back(kDigits[c & 15]);
+  }
+  return hex;
+}
+
+std::string Unhex(const std::string& hex) {
+  auto value = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  std::string bytes;
+  bytes.reserve(hex.size() / 2);
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    bytes.push_back(static_cast<char>(value(hex[i]) << 4 | value(hex[i + 1])));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+Status PgRegistry::AppendOutput(const std::string& task_id, const std::string& agent_id,
+                                const std::string& output) const {
+  if (output.empty()) return Status::Ok();
+  // The newest part only: an older part would be dropped at once.
+  std::string kept =
+      output.size() > kOutputTailBytes ? output.substr(output.size() - kOutputTailBytes) : output;
+  long long lines = std::count(kept.begin(), kept.end(), '\n');
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  // Only its supervisor appends an agent's output: no two appends race.
+  return pg::RunTransaction(
+      *lease, pg::Idempotence::kNotIdempotent, [&](Connection& c) -> Result<pg::Finish> {
+        HERD_RETURN_IF_ERROR(
+            c.Exec("INSERT INTO herd_output (task_id, agent_id, chunk_number, bytes, line_count) "
+                   "SELECT $1, $2, coalesce(max(chunk_number), 0) + 1, decode($3, 'hex'), $4 "
+                   "FROM herd_output WHERE task_id = $1 AND agent_id = $2",
+                   {task_id, agent_id, Hex(kept), std::to_string(lines)})
+                .status());
+        HERD_RETURN_IF_ERROR(
+            c.Exec("DELETE FROM herd_output o USING (SELECT chunk_number, sum(length(bytes)) "
+                   "OVER newest_first AS bytes_from, sum(line_count) OVER newest_first AS "
+                   "lines_from FROM herd_output WHERE task_id = $1 AND agent_id = $2 WINDOW "
+                   "newest_first AS (ORDER BY chunk_number DESC)) k WHERE o.task_id = $1 AND "
+                   "o.agent_id = $2 AND o.chunk_number = k.chunk_number AND k.chunk_number < "
+                   "(SELECT max(chunk_number) FROM herd_output WHERE task_id = $1 AND agent_id = "
+                   "$2) AND (k.bytes_from > $3 OR k.lines_from > $4)",
+                   {task_id, agent_id, std::to_string(kOutputTailBytes),
+                    std::to_string(kOutputTailLines)})
+                .status());
+        return pg::Finish::kCommit;
+      });
+}
+
+Result<std::string> PgRegistry::ReadOutputTail(const std::string& task_id,
+                                               const std::string& agent_id) const {
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  HERD_ASSIGN_OR_RETURN(
+      pg::Rows rows,
+      (*lease).Exec("SELECT encode(bytes, 'hex') FROM herd_output WHERE task_id = $1 AND "
+                    "agent_id = $2 ORDER BY chunk_number",
+                    {task_id, agent_id}));
+  if (rows.empty()) {
+    return Status::NotFound("the registry holds no output of agent " + agent_id + " of task " +
+                            task_id + " (it printed nothing yet)");
+  }
+  std::string tail;
+  for (int row = 0; row < rows.size(); ++row) tail += Unhex(rows.Text(row, 0));
+  return tail;
 }
 
 Result<std::vector<std::string>> PgRegistry::TaskIds() const {

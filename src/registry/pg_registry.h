@@ -108,6 +108,12 @@ class PgRegistry : public Registry {
   // The ids of every task, oldest first.
   Result<std::vector<std::string>> TaskIds() const override;
   Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const override;
+  // herd_output: one row per appended chunk; each append then drops the
+  // oldest chunks past the bounds, in the same transaction.
+  Status AppendOutput(const std::string& task_id, const std::string& agent_id,
+                      const std::string& output) const override;
+  Result<std::string> ReadOutputTail(const std::string& task_id,
+                                     const std::string& agent_id) const override;
 
   // Nodes (registry/nodes.h; pg_nodes.cc). Lease times are the server's
   // clock. Registering, leaving and expiring lock the cluster row, then the

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -305,6 +306,36 @@ TEST(RegistrySettingTest, OneSettingSelectsTheEngineAndATypoIsRefused) {
   EXPECT_TRUE(typo.status().Is(Status::Code::kInvalidArgument));
   EXPECT_EQ(ParseRegistrySetting("postgresql://herd:secret@db/herd")->Describe(),
             "PostgreSQL at postgresql://herd:***@db/herd");
+}
+
+// The output tail: appended chunks read back in order, arbitrary bytes
+// kept exactly, and only the newest within kOutputTailLines lines.
+TEST_F(PgRegistryTest, TheOutputTailKeepsTheNewestChunksWithinItsBounds) {
+  std::unique_ptr<PgRegistry> registry = Open();
+  std::string task_id = CreateTask(*registry);
+  EXPECT_TRUE(registry->ReadOutputTail(task_id, "worker-1").status().Is(Status::Code::kNotFound));
+  std::string binary("first\n\0\xff\xfe\n", 11);
+  ASSERT_TRUE(registry->AppendOutput(task_id, "worker-1", binary).ok());
+  ASSERT_TRUE(registry->AppendOutput(task_id, "worker-1", "second\n").ok());
+  Result<std::string> tail = registry->ReadOutputTail(task_id, "worker-1");
+  ASSERT_TRUE(tail.ok()) << tail.status().ToString();
+  EXPECT_EQ(*tail, binary + "second\n");
+
+  // Chunks of 500 lines: only the newest that fit in 2,000 lines stay.
+  std::string chunk;
+  for (int i = 0; i < 500; ++i) chunk += "line\n";
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(registry->AppendOutput(task_id, "worker-1", chunk + std::to_string(i) + "\n").ok());
+  }
+  tail = registry->ReadOutputTail(task_id, "worker-1");
+  ASSERT_TRUE(tail.ok());
+  size_t lines = std::count(tail->begin(), tail->end(), '\n');
+  EXPECT_LE(lines, Registry::kOutputTailLines);
+  EXPECT_GT(lines, Registry::kOutputTailLines / 2);
+  EXPECT_NE(tail->find("\n5\n"), std::string::npos) << "the newest chunk is kept";
+  EXPECT_EQ(tail->find("first"), std::string::npos) << "the oldest are dropped";
+  // Another agent's tail is its own.
+  EXPECT_TRUE(registry->ReadOutputTail(task_id, "worker-2").status().Is(Status::Code::kNotFound));
 }
 
 }  // namespace

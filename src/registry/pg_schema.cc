@@ -57,6 +57,19 @@ const std::vector<Migration>& Migrations() {
                 FOREIGN KEY (task_id) REFERENCES herd_tasks (task_id) ON DELETE CASCADE))",
        }},
       {2,
+       "the tail of each agent's output",
+       {
+           R"(CREATE TABLE herd_output (
+                task_id text NOT NULL,
+                agent_id text NOT NULL,
+                chunk_number bigint NOT NULL,
+                bytes bytea NOT NULL,
+                line_count integer NOT NULL,
+                appended_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (task_id, agent_id, chunk_number),
+                FOREIGN KEY (task_id) REFERENCES herd_tasks (task_id) ON DELETE CASCADE))",
+       }},
+      {3,
        "nodes: state, labels, leases; agents placed on a node's incarnation",
        {
            R"(ALTER TABLE herd_nodes

@@ -18,6 +18,8 @@
 //   deployed).
 // - herd_journal: the progress and findings lines, numbered per agent and
 //   journal in commit order.
+// - herd_output: the newest chunks of each agent's output (bounded), so it
+//   is readable from any machine and outlives the machine that ran it.
 // - herd_nodes: the machines running agents (registry/nodes.h): name,
 //   hostname, capacity, labels, state, incarnation and lease expiry (server
 //   clock).

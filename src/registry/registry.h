@@ -35,9 +35,10 @@
 //   survive a power loss: the operation's result is still filled in).
 //
 // Besides the transactions, the reads the surfaces need instead of files:
-// an agent's journals (ReadJournal), every task's id (TaskIds) and a wait
+// an agent's journals (ReadJournal), every task's id (TaskIds), a wait
 // for a task's next commit (WatchCommits: the JSON engine's inotify watch
-// on the task directory, PostgreSQL's LISTEN/NOTIFY).
+// on the task directory, PostgreSQL's LISTEN/NOTIFY), and the tail of an
+// agent's output, readable from any machine (AppendOutput/ReadOutputTail).
 //
 // Thread-safe: one instance may be used from many threads at once (a
 // CommitWatch is one waiting thread's).
@@ -274,6 +275,21 @@ class Registry {
 
   // Opens a wait for the commits of task `task_id` (CommitWatch above).
   virtual Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const = 0;
+
+  // The tail of an agent's output the registry keeps, for readers on
+  // machines without its log file. The PostgreSQL engine keeps the newest
+  // chunks (as its supervisor appended them, in batches) within
+  // kOutputTailBytes and kOutputTailLines; the JSON engine keeps none (the
+  // log file is the output): its AppendOutput does nothing and its
+  // ReadOutputTail is NotFound. Not a commit of the task (no sequence, no
+  // wake of WatchCommits).
+  static constexpr size_t kOutputTailBytes = 1024 * 1024;
+  static constexpr size_t kOutputTailLines = 2000;
+  virtual Status AppendOutput(const std::string& task_id, const std::string& agent_id,
+                              const std::string& output) const = 0;
+  // The kept tail, oldest byte first; NotFound when none is kept.
+  virtual Result<std::string> ReadOutputTail(const std::string& task_id,
+                                             const std::string& agent_id) const = 0;
 };
 
 }  // namespace herd::registry

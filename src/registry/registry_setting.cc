@@ -31,13 +31,4 @@ pg::ConnectOptions PgOptionsOf(const RegistrySetting& setting) {
   return options;
 }
 
-Result<std::unique_ptr<Registry>> OpenRegistry(const RegistrySetting& setting,
-                                               const Workspace& workspace,
-                                               const RegistryStores& stores) {
-  if (!setting.postgres()) return std::unique_ptr<Registry>(new JsonRegistry(stores, workspace));
-  HERD_ASSIGN_OR_RETURN(std::unique_ptr<PgRegistry> opened,
-                        PgRegistry::Open(PgOptionsOf(setting), workspace.base()));
-  return std::unique_ptr<Registry>(std::move(opened));
-}
-
 }  // namespace herd::registry

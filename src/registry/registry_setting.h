@@ -1,8 +1,8 @@
 // Which registry engine herd uses, from one setting: HERD_REGISTRY or the
 // --registry option. Unset (or "json") is the JSON workspace, the default
 // for one machine; a postgresql:// or postgres:// URL, or a libpq conninfo
-// ("host=... dbname=..."), is the PostgreSQL registry (registry/pg_registry.h)
-// that several machines can share. Anything else is refused, so a typo never
+// ("host=... dbname=..."), is the PostgreSQL registry (registry/pg_registry.h,
+// opened by registries.h SelectRegistry) that several machines can share. Anything else is refused, so a typo never
 // silently falls back to the local files.
 #pragma once
 
@@ -32,12 +32,5 @@ Result<RegistrySetting> ParseRegistrySetting(const std::string& setting);
 // The connection options of a PostgreSQL setting: lock_timeout from
 // HERD_LOCK_TIMEOUT_MS as the JSON store's lock waits.
 pg::ConnectOptions PgOptionsOf(const RegistrySetting& setting);
-
-// The registry the setting selects, for the workspace base `workspace`
-// (where the JSON engine keeps its files, and where tasks of the PostgreSQL
-// registry keep their local files). Opening PostgreSQL migrates its schema.
-Result<std::unique_ptr<Registry>> OpenRegistry(const RegistrySetting& setting,
-                                               const Workspace& workspace,
-                                               const RegistryStores& stores);
 
 }  // namespace herd::registry

@@ -64,7 +64,7 @@ DirectoryWatch& DirectoryWatch::operator=(DirectoryWatch&& other) noexcept {
 }
 
 Status DirectoryWatch::Add(const std::string& directory, WatchFor what) {
-  if (::inotify_add_watch(fd_, directory.c_str(), MaskFor(what) | IN_ONLYDIR) >= 0) {
+  if (::inotify_add_watch(fd_, directory.c_str(), MaskFor(what) | IN_ONLYDIR | IN_MASK_ADD) >= 0) {
     return Status::Ok();
   }
   int error = errno;

@@ -42,7 +42,8 @@ class DirectoryWatch {
   DirectoryWatch(const DirectoryWatch&) = delete;
   DirectoryWatch& operator=(const DirectoryWatch&) = delete;
 
-  // Starts watching `directory`; NotFound if it does not exist.
+  // Starts watching `directory` (again: for `what` as well); NotFound if it
+  // does not exist.
   Status Add(const std::string& directory, WatchFor what);
 
   // Returns kChanged once a watched directory reports a change (at once if
