@@ -3,23 +3,9 @@
 #include <poll.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstring>
 
 namespace herd::pg {
-namespace {
-
-// poll(2)'s timeout for `deadline`: -1 for none, rounded up so a wait never
-// returns just before its deadline and spins.
-int PollTimeout(MonotonicClock::time_point deadline) {
-  if (deadline == MonotonicClock::time_point::max()) return -1;
-  auto left = deadline - MonotonicClock::now();
-  if (left <= MonotonicClock::duration::zero()) return 0;
-  auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-  return milliseconds > INT_MAX ? INT_MAX : static_cast<int>(milliseconds);
-}
-
-}  // namespace
 
 Result<std::unique_ptr<Listener>> Listener::Open(const ConnectOptions& options,
                                                  const std::string& channel) {

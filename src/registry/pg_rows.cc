@@ -104,10 +104,10 @@ Result<uint64_t> WriteTask(Connection& c, const LoadedTask& loaded, const TaskRe
             .status());
   }
   // Delivered to listeners once this transaction commits, never before.
-  HERD_RETURN_IF_ERROR(c.Exec("SELECT pg_notify($1, $2)",
-                              {std::string(PgRegistry::kCommitChannel),
-                               task.task_id + " " + std::to_string(sequence)})
-                           .status());
+  HERD_RETURN_IF_ERROR(
+      c.Exec("SELECT pg_notify($1, $2)", {std::string(PgRegistry::kCommitChannel),
+                                          task.task_id + " " + std::to_string(sequence)})
+          .status());
   for (const auto& [agent_id, stored] : loaded.stored_agents) {
     if (present.count(agent_id)) continue;
     HERD_RETURN_IF_ERROR(c.Exec("DELETE FROM herd_agents WHERE task_id = $1 AND agent_id = $2",

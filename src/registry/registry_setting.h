@@ -2,8 +2,8 @@
 // --registry option. Unset (or "json") is the JSON workspace, the default
 // for one machine; a postgresql:// or postgres:// URL, or a libpq conninfo
 // ("host=... dbname=..."), is the PostgreSQL registry (registry/pg_registry.h,
-// opened by registries.h SelectRegistry) that several machines can share. Anything else is refused, so a typo never
-// silently falls back to the local files.
+// opened by registries.h SelectRegistry) that several machines can share. Anything else is refused,
+// so a typo never silently falls back to the local files.
 #pragma once
 
 #include <memory>

@@ -19,16 +19,6 @@ uint32_t MaskFor(WatchFor what) {
   return IN_MODIFY;
 }
 
-// poll(2)'s timeout for `deadline`: -1 for none, rounded up so a wait never
-// returns just before its deadline and spins.
-int PollTimeout(MonotonicClock::time_point deadline) {
-  if (deadline == MonotonicClock::time_point::max()) return -1;
-  auto left = deadline - MonotonicClock::now();
-  if (left <= MonotonicClock::duration::zero()) return 0;
-  auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-  return milliseconds > INT_MAX ? INT_MAX : static_cast<int>(milliseconds);
-}
-
 }  // namespace
 
 Result<DirectoryWatch> DirectoryWatch::Open() {
@@ -99,6 +89,14 @@ Result<Wake> DirectoryWatch::WaitUntil(MonotonicClock::time_point deadline,
     }
     if (ready == 0 && MonotonicClock::now() >= deadline) return Wake::kDeadline;
   }
+}
+
+int PollTimeout(MonotonicClock::time_point deadline) {
+  if (deadline == MonotonicClock::time_point::max()) return -1;
+  auto left = deadline - MonotonicClock::now();
+  if (left <= MonotonicClock::duration::zero()) return 0;
+  auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return milliseconds > INT_MAX ? INT_MAX : static_cast<int>(milliseconds);
 }
 
 }  // namespace herd

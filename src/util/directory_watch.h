@@ -33,6 +33,11 @@ enum class WatchFor {
 // Why WaitUntil returned.
 enum class Wake { kChanged, kDeadline, kStopped };
 
+// poll()'s timeout for waiting until `deadline`: -1 for none
+// (time_point::max()), 0 once it has passed, else the milliseconds left,
+// rounded up (so a wait never returns before its deadline).
+int PollTimeout(MonotonicClock::time_point deadline);
+
 class DirectoryWatch {
  public:
   static Result<DirectoryWatch> Open();
