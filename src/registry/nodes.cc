@@ -70,15 +70,19 @@ Result<const NodeView*> ChoosePlacement(const std::vector<NodeView>& nodes,
     auto named = std::find_if(nodes.begin(), nodes.end(),
                               [&](const NodeView& node) { return node.spec.name == request.node; });
     if (named == nodes.end()) {
-      return Status::Refused("there is no node " + request.node + ": run `herd node --name " +
-                             request.node + "` on that machine, or see `herd node list`");
+      std::vector<std::string> known;
+      for (const NodeView& node : nodes) known.push_back(node.spec.name);
+      return Status::Refused("there is no node " + request.node + " (the registry knows " +
+                             (known.empty() ? std::string("none") : Joined(known)) +
+                             "): name one of those, or none to place the agent on any node with "
+                             "room");
     }
     std::string unfit = Unfit(*named, request);
     if (!unfit.empty()) {
       return Status::Refused("node " + request.node + " cannot take the agent" + wanted + " (" +
                              unfit +
-                             "): pick another node, or leave --node out to place it on "
-                             "any node with room");
+                             "): name another node, or none to place the agent on any node with "
+                             "room");
     }
     return &*named;
   }

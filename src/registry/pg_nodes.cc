@@ -1,4 +1,5 @@
 // PgRegistry's nodes (registry/pg_registry.h, registry/nodes.h).
+#include <functional>
 #include <map>
 
 #include "registry/pg_registry.h"
@@ -77,6 +78,24 @@ Status MarkNodeAgentsLost(Connection& c, const std::string& node, int64_t below_
   return Status::Ok();
 }
 
+// Runs `body` as one transaction that first takes the cluster row (every
+// node operation's lock order starts there), collecting the agents it marks
+// lost; tells of their transitions once it has committed.
+Result<std::vector<PgRegistry::LostAgent>> LoseAgentsInOneTransaction(
+    Connection& connection, pg::Idempotence idempotence,
+    const std::function<Result<pg::Finish>(Connection& c, MarkedLost* marked)>& body) {
+  MarkedLost marked;
+  Status status =
+      pg::RunTransaction(connection, idempotence, [&](Connection& c) -> Result<pg::Finish> {
+        marked = MarkedLost{};  // from an attempt that did not commit
+        HERD_RETURN_IF_ERROR(pg_rows::LockCluster(c));
+        return body(c, &marked);
+      });
+  if (!status.ok()) return status;
+  ObserveTransitions(marked.transitions);
+  return std::move(marked.lost);
+}
+
 }  // namespace
 
 Result<PgRegistry::NodeRegistration> PgRegistry::RegisterNode(const NodeSpec& spec,
@@ -85,14 +104,11 @@ Result<PgRegistry::NodeRegistration> PgRegistry::RegisterNode(const NodeSpec& sp
   HERD_RETURN_IF_ERROR(ValidateTtl(ttl));
   json labels = spec.labels;
   NodeRegistration registration;
-  MarkedLost marked;
   HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
   // Not idempotent: a second run would register a second incarnation.
-  Status status = pg::RunTransaction(
-      *lease, pg::Idempotence::kNotIdempotent, [&](Connection& c) -> Result<pg::Finish> {
-        registration = NodeRegistration{};
-        marked = MarkedLost{};
-        HERD_RETURN_IF_ERROR(pg_rows::LockCluster(c));
+  Result<std::vector<LostAgent>> lost = LoseAgentsInOneTransaction(
+      *lease, pg::Idempotence::kNotIdempotent,
+      [&](Connection& c, MarkedLost* marked) -> Result<pg::Finish> {
         HERD_ASSIGN_OR_RETURN(pg::Rows existing, LockNode(c, spec.name));
         int64_t previous = 0;
         if (!existing.empty()) {
@@ -125,12 +141,11 @@ Result<PgRegistry::NodeRegistration> PgRegistry::RegisterNode(const NodeSpec& sp
             "its node " + spec.name + " registered again (incarnation " +
                 std::to_string(registration.lease.incarnation) + "): the agent's process on " +
                 spec.hostname + " is gone with the earlier daemon",
-            &marked));
+            marked));
         return pg::Finish::kCommit;
       });
-  if (!status.ok()) return status;
-  registration.lost = std::move(marked.lost);
-  ObserveTransitions(marked.transitions);
+  if (!lost.ok()) return lost.status();
+  registration.lost = std::move(lost).value();
   return registration;
 }
 
@@ -158,12 +173,10 @@ Result<NodeLease> PgRegistry::RenewNodeLease(const std::string& name, int64_t in
 
 Result<std::vector<PgRegistry::LostAgent>> PgRegistry::LeaveNode(const std::string& name,
                                                                  int64_t incarnation) const {
-  MarkedLost marked;
   HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
-  Status status = pg::RunTransaction(
-      *lease, pg::Idempotence::kIdempotent, [&](Connection& c) -> Result<pg::Finish> {
-        marked = MarkedLost{};
-        HERD_RETURN_IF_ERROR(pg_rows::LockCluster(c));
+  return LoseAgentsInOneTransaction(
+      *lease, pg::Idempotence::kIdempotent,
+      [&](Connection& c, MarkedLost* marked) -> Result<pg::Finish> {
         HERD_ASSIGN_OR_RETURN(pg::Rows node, LockNode(c, name));
         if (node.empty()) return Status::NotFound("there is no node " + name);
         if (node.Integer(0, 2) != incarnation) {
@@ -173,7 +186,7 @@ Result<std::vector<PgRegistry::LostAgent>> PgRegistry::LeaveNode(const std::stri
         }
         if (node.Text(0, 1) == "left") return pg::Finish::kRollback;  // a second leave
         HERD_RETURN_IF_ERROR(MarkNodeAgentsLost(
-            c, name, 0, "its node " + name + " stopped while the agent was active", &marked));
+            c, name, 0, "its node " + name + " stopped while the agent was active", marked));
         HERD_RETURN_IF_ERROR(
             c.Exec("UPDATE herd_nodes SET state = 'left', lease_expires_at = clock_timestamp() "
                    "WHERE node_id = $1",
@@ -181,18 +194,13 @@ Result<std::vector<PgRegistry::LostAgent>> PgRegistry::LeaveNode(const std::stri
                 .status());
         return pg::Finish::kCommit;
       });
-  if (!status.ok()) return status;
-  ObserveTransitions(marked.transitions);
-  return std::move(marked.lost);
 }
 
 Result<std::vector<PgRegistry::LostAgent>> PgRegistry::ExpireNodeLeases() const {
-  MarkedLost marked;
   HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
-  Status status = pg::RunTransaction(
-      *lease, pg::Idempotence::kIdempotent, [&](Connection& c) -> Result<pg::Finish> {
-        marked = MarkedLost{};
-        HERD_RETURN_IF_ERROR(pg_rows::LockCluster(c));
+  return LoseAgentsInOneTransaction(
+      *lease, pg::Idempotence::kIdempotent,
+      [&](Connection& c, MarkedLost* marked) -> Result<pg::Finish> {
         HERD_ASSIGN_OR_RETURN(
             pg::Rows expired,
             c.Exec("SELECT node_id, incarnation, to_char(lease_expires_at AT TIME ZONE 'UTC', "
@@ -205,7 +213,7 @@ Result<std::vector<PgRegistry::LostAgent>> PgRegistry::ExpireNodeLeases() const 
               c, name, 0,
               "its node " + name + " (incarnation " + expired.Text(row, 1) +
                   ") stopped renewing its lease, which expired at " + expired.Text(row, 2),
-              &marked));
+              marked));
           // The node's row is locked: its lease was not renewed meanwhile.
           HERD_RETURN_IF_ERROR(
               c.Exec("UPDATE herd_nodes SET state = 'expired', incarnation = incarnation + 1 "
@@ -215,9 +223,6 @@ Result<std::vector<PgRegistry::LostAgent>> PgRegistry::ExpireNodeLeases() const 
         }
         return pg::Finish::kCommit;
       });
-  if (!status.ok()) return status;
-  ObserveTransitions(marked.transitions);
-  return std::move(marked.lost);
 }
 
 Result<std::vector<NodeView>> PgRegistry::ListNodes() const {

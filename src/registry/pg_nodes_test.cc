@@ -226,46 +226,18 @@ TEST_F(PgNodesTest, PlacementFillsTheLeastLoadedNodeWithinItsCapacityAndLabels) 
   EXPECT_EQ(Nodes()["b"].running, 2);
 }
 
-// `kProcesses` processes admit `kEach` agents each, alternately into two
-// tasks of `per_task` max_concurrent, under the cluster cap `cap`, onto
-// three nodes of `node_capacity`; returns how many were admitted.
+// 8 processes admit 5 agents each, alternately into `first` and
+// `second`, placed on any node, under the cluster cap `cap`.
 int AdmitFromProcesses(const pg::ConnectOptions& options, const std::string& first,
                        const std::string& second, int cap) {
-  constexpr int kProcesses = 8, kEach = 5;
-  std::vector<pid_t> children;
-  for (int p = 0; p < kProcesses; ++p) {
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-      Result<std::unique_ptr<PgRegistry>> mine = PgRegistry::Open(options, "/tmp/herd-pg-test");
-      if (!mine.ok()) _exit(100);
-      int admitted = 0;
-      for (int i = 0; i < kEach; ++i) {
-        AdmissionRequest request;
-        request.agent_id = "w-" + std::to_string(p) + "-" + std::to_string(i);
-        request.type = "worker";
-        request.backend = "command";
-        request.placement = PlacementRequest{};
-        Result<AgentRecord> agent = (*mine)->Admit((p + i) % 2 ? first : second, request, cap);
-        if (agent.ok()) {
-          ++admitted;
-        } else if (!agent.status().Is(Status::Code::kRefused)) {
-          _exit(101);  // anything but a limit's refusal is a failure
-        }
-      }
-      _exit(admitted);
-    }
-    children.push_back(pid);
-  }
-  int admitted = 0;
-  for (pid_t child : children) {
-    int status = 0;
-    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) >= 100) {
-      return -1;
-    }
-    admitted += WEXITSTATUS(status);
-  }
-  return admitted;
+  return pg_test::AdmitFromProcesses(options, 8, 5, cap, [&](int p, int i) {
+    AdmissionRequest request;
+    request.agent_id = "w-" + std::to_string(p) + "-" + std::to_string(i);
+    request.type = "worker";
+    request.backend = "command";
+    request.placement = PlacementRequest{};
+    return std::pair{(p + i) % 2 ? first : second, request};
+  });
 }
 
 TEST_F(PgNodesTest, FortyConcurrentPlacementsRespectEveryLimitExactly) {

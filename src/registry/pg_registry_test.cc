@@ -151,36 +151,12 @@ TEST_F(PgRegistryTest, ConcurrentAdmissionsFromProcessesRespectEveryLimitExactly
   std::unique_ptr<PgRegistry> registry = Open();
   std::string first = CreateTask(*registry, kPerTask);
   std::string second = CreateTask(*registry, kPerTask);
-  std::vector<pid_t> children;
-  for (int p = 0; p < kProcesses; ++p) {
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      Result<std::unique_ptr<PgRegistry>> mine = PgRegistry::Open(database_.options(), "/tmp/x");
-      if (!mine.ok()) _exit(100);
-      int admitted = 0;
-      for (int i = 0; i < kEach; ++i) {
-        const std::string& task_id = (p + i) % 2 ? first : second;
-        std::string agent_id = "worker-" + std::to_string(p) + "-" + std::to_string(i);
-        Result<AgentRecord> agent = (*mine)->Admit(task_id, Request(agent_id), kCap);
-        if (agent.ok()) {
-          ++admitted;
-        } else if (!agent.status().Is(Status::Code::kRefused)) {
-          _exit(101);  // anything but a limit's refusal is a failure
-        }
-      }
-      _exit(admitted);
-    }
-    children.push_back(pid);
-  }
-  int admitted = 0;
-  for (pid_t child : children) {
-    int status = 0;
-    ASSERT_EQ(waitpid(child, &status, 0), child);
-    ASSERT_TRUE(WIFEXITED(status));
-    ASSERT_LT(WEXITSTATUS(status), 100) << "a child failed: " << WEXITSTATUS(status);
-    admitted += WEXITSTATUS(status);
-  }
+  int admitted =
+      pg_test::AdmitFromProcesses(database_.options(), kProcesses, kEach, kCap, [&](int p, int i) {
+        return std::pair{(p + i) % 2 ? first : second,
+                         Request("worker-" + std::to_string(p) + "-" + std::to_string(i))};
+      });
+  ASSERT_GE(admitted, 0) << "a child failed";
   // 12 slots in the tasks, 9 under the cluster cap: the cap binds.
   EXPECT_EQ(admitted, kCap);
   int active = 0;

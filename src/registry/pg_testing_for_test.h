@@ -8,13 +8,18 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "pg/connection.h"
+#include "registry/pg_registry.h"
 #include "util/random.h"
 
 namespace herd::registry::pg_test {
@@ -37,6 +42,48 @@ inline void AdminExec(const std::string& host, const std::string& sql) {
   ASSERT_TRUE(admin.ok()) << admin.status().ToString();
   Result<pg::Rows> done = (*admin)->Exec(sql);
   ASSERT_TRUE(done.ok()) << done.status().ToString();
+}
+
+// Admissions from `processes` forked processes, each with its own
+// PgRegistry, as many machines would make them: process p makes `each`,
+// the i-th being admission(p, i) (a task id and a request) under the
+// cluster cap `cap`. Returns how many were admitted in all, or -1 when a
+// process failed (an error other than a limit's refusal, or a crash).
+using AdmissionOf = std::function<std::pair<std::string, AdmissionRequest>(int p, int i)>;
+inline int AdmitFromProcesses(const pg::ConnectOptions& options, int processes, int each, int cap,
+                              const AdmissionOf& admission) {
+  std::vector<pid_t> children;
+  for (int p = 0; p < processes; ++p) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+      Result<std::unique_ptr<PgRegistry>> mine = PgRegistry::Open(options, "/tmp/herd-pg-test");
+      if (!mine.ok()) _exit(100);
+      int admitted = 0;
+      for (int i = 0; i < each; ++i) {
+        auto [task_id, request] = admission(p, i);
+        Result<AgentRecord> agent = (*mine)->Admit(task_id, request, cap);
+        if (agent.ok()) {
+          ++admitted;
+        } else if (!agent.status().Is(Status::Code::kRefused)) {
+          _exit(101);  // anything but a limit's refusal is a failure
+        }
+      }
+      _exit(admitted);
+    }
+    children.push_back(pid);
+  }
+  int admitted = 0;
+  bool failed = false;
+  for (pid_t child : children) {
+    int status = 0;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) >= 100) {
+      failed = true;  // still reap the others
+      continue;
+    }
+    admitted += WEXITSTATUS(status);
+  }
+  return failed ? -1 : admitted;
 }
 
 class TestDatabase {
