@@ -90,6 +90,14 @@ Result<SentMessage> SendMessage(const registry::RegistryStores& stores,
                             "` to list its agents");
   }
   HERD_RETURN_IF_ERROR(CheckResumable(*agent));
+  if (agent->node) {
+    // The message's text is a file of this machine, and its next turn
+    // would start here.
+    return Status::Refused("agent " + agent->id + " runs on node " + agent->node->name +
+                           ", and follow-up messages reach only agents started where they "
+                           "were deployed so far: deploy a new agent with the follow-up in "
+                           "its prompt");
+  }
 
   // The text first, outside any lock; the registry refers to it.
   registry::AgentMessage message;

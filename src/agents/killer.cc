@@ -11,6 +11,7 @@
 #include <system_error>
 #include <thread>
 
+#include "agents/launcher.h"
 #include "agents/process.h"
 #include "agents/supervisor.h"
 #include "registry/ids.h"
@@ -145,10 +146,60 @@ json StagedKill(const std::string& task_id, const AgentRecord& agent,
        agent.tracked_files.log_file.empty() ? json(nullptr) : json(agent.tracked_files.log_file)}};
 }
 
+// What a node's daemon gets after a kill's grace to stop its agent and
+// have the exit recorded: one lease renewal's catch-up (a missed wake-up)
+// and the supervisor's own recording.
+constexpr auto kNodeStopPatience = std::chrono::seconds(30);
+
+// Whether agent `agent`'s node has confirmed it is gone: its supervisor
+// recorded the exit (it checks the agent by pid and start time), or the
+// node's lease expired (a node stops its own agents before then).
+bool NodeConfirmedStop(const AgentRecord& agent) {
+  return agent.exit.has_value() || agent.phase == "exited" || agent.phase == "lost" ||
+         (!agent.process.recorded() && !registry::IsActiveStatus(agent.status));
+}
+
+// Waits until the nodes of `agent_ids` (agents of task `task_id` on other
+// machines, marked ended) confirm their stops, or until `deadline`.
+// Returns the ids confirmed.
+std::set<std::string> AwaitNodeStops(const registry::Registry& registry, const std::string& task_id,
+                                     const std::vector<std::string>& agent_ids,
+                                     MonotonicClock::time_point deadline) {
+  std::set<std::string> confirmed;
+  Result<std::unique_ptr<registry::CommitWatch>> watch = registry.WatchCommits(task_id);
+  for (;;) {
+    Result<registry::SharedTask> task = registry.ReadTask(task_id);
+    if (task.ok()) {
+      for (const std::string& id : agent_ids) {
+        const AgentRecord* agent = (*task)->task.FindAgent(id);
+        if (agent == nullptr || NodeConfirmedStop(*agent)) confirmed.insert(id);
+      }
+    }
+    if (confirmed.size() == agent_ids.size() || !watch.ok()) return confirmed;
+    Result<Wake> wake = (*watch)->WaitUntil(deadline, nullptr);
+    if (!wake.ok() || *wake == Wake::kDeadline) return confirmed;
+  }
+}
+
+// KillAgent's cleanup for an agent on another machine: its node stops it
+// (woken by the termination's commit) and the exit record confirms it.
+json AwaitNodeStop(const registry::Registry& registry, const std::string& task_id,
+                   const AgentRecord& agent, std::chrono::milliseconds grace) {
+  auto start = MonotonicClock::now();
+  bool confirmed = !AwaitNodeStops(registry, task_id, {agent.id},
+                                   MonotonicClock::now() + grace + kNodeStopPatience)
+                        .empty();
+  return json{{"node", agent.node->name},
+              {"stopped_by_node", confirmed},
+              {"all_exited", confirmed},
+              {"elapsed_ms", MillisecondsSince(start)}};
+}
+
 }  // namespace
 
 void RequestStop(const std::vector<AgentRecord>& agents) {
   for (const AgentRecord& agent : agents) {
+    if (!RunsOnThisMachine(agent)) continue;  // its node stops it (the mark woke it)
     const ProcessIdentity& supervisor = agent.supervisor;
     const ProcessIdentity& leader = agent.process;
     int pidfd = supervisor.pid == getpid() ? -1 : OpenPidfd(supervisor);
@@ -169,6 +220,9 @@ json StopAgentProcesses(const std::string& task_id, const AgentRecord& agent,
                         std::chrono::milliseconds grace, AwaitSupervisor await) {
   const ProcessIdentity& supervisor = agent.supervisor;
   auto start = MonotonicClock::now();
+  if (!RunsOnThisMachine(agent)) {  // its pids are another machine's
+    return json{{"node", agent.node->name}, {"signalled", 0}, {"all_exited", false}};
+  }
   size_t found = ProcessesFound(task_id, agent, ProcessTable::Read());
   // Tell the supervisor first: it enforces the same deadline even if this
   // process dies before it (an MCP client may close us at any moment).
@@ -234,9 +288,22 @@ Result<json> KillAgent(const registry::RegistryStores& stores, const registry::W
   }
   // Even an agent recorded as ended may have leftovers if its supervisor
   // was lost; stopping is idempotent. A supervisor that cannot write now
-  // will not finish soon: no point waiting for it.
-  result["cleanup"] = StopAgentProcesses(task_id, agent, grace,
-                                         recorded ? AwaitSupervisor::kYes : AwaitSupervisor::kNo);
+  // will not finish soon: no point waiting for it. An agent on another
+  // machine is stopped there, by its node.
+  if (!RunsOnThisMachine(agent)) {
+    result["cleanup"] =
+        recorded ? AwaitNodeStop(*registry::RegistryFor(stores, workspace), task_id, agent, grace)
+                 : json{{"node", agent.node->name}, {"stopped_by_node", false}};
+    if (recorded && !result["cleanup"]["stopped_by_node"].get<bool>()) {
+      result["warning"] = "node " + agent.node->name + " has not confirmed the stop within " +
+                          std::to_string((grace + kNodeStopPatience).count() / 1000) +
+                          " s: check that `herd node` runs there (`herd node list`); its agents "
+                          "are stopped by the node itself, or marked lost when its lease expires";
+    }
+  } else {
+    result["cleanup"] = StopAgentProcesses(task_id, agent, grace,
+                                           recorded ? AwaitSupervisor::kYes : AwaitSupervisor::kNo);
+  }
   if (!recorded) {
     result["warning"] = UnrecordedKillWarning(marked, workspace, task_id, agent, result["cleanup"]);
   } else if (changed && !not_durable.empty()) {
@@ -278,11 +345,18 @@ int SupervisorsRunning(const std::vector<AgentRecord>& agents) {
 
 // Stops the processes of `agents` (see the top of killer.h) and adds up
 // what happened in `result`.
-void StopAll(const std::string& task_id, const std::vector<AgentRecord>& agents,
-             std::chrono::milliseconds grace, TaskStopResult* result) {
+void StopAll(const registry::Registry* registry, const std::string& task_id,
+             const std::vector<AgentRecord>& agents, std::chrono::milliseconds grace,
+             TaskStopResult* result) {
   std::vector<AgentRecord> started;
+  std::vector<std::string> elsewhere;  // stopped by their nodes
   for (const AgentRecord& agent : agents) {
-    if (agent.process.recorded()) {
+    if (!RunsOnThisMachine(agent)) {
+      if (agent.process.recorded())
+        elsewhere.push_back(agent.id);
+      else
+        ++result->starting;  // its supervisor stops it when it records the start
+    } else if (agent.process.recorded()) {
       started.push_back(agent);
     } else {
       ++result->starting;  // its supervisor stops it when it records the start
@@ -314,6 +388,19 @@ void StopAll(const std::string& task_id, const std::vector<AgentRecord>& agents,
   // Not waited for: each records its agent's exit in a transaction of its
   // own, in turn, and the status they record (terminated) is final already.
   result->supervisors_recording = SupervisorsRunning(started);
+  if (elsewhere.empty() || registry == nullptr) return;
+  std::set<std::string> confirmed = AwaitNodeStops(
+      *registry, task_id, elsewhere, MonotonicClock::now() + grace + kNodeStopPatience);
+  for (const std::string& id : elsewhere) {
+    if (confirmed.count(id) != 0) {
+      ++result->stopped;
+    } else {
+      result->failures.push_back(
+          {id,
+           "its node has not confirmed the stop: check that `herd node` runs there (`herd "
+           "node list`); it is marked lost when the node's lease expires"});
+    }
+  }
 }
 
 // Records the stop (registry::Registry::StopTask) and returns the agents to
@@ -398,7 +485,9 @@ Result<TaskStopResult> StopTask(const registry::RegistryStores& stores,
   HERD_ASSIGN_OR_RETURN(
       std::vector<AgentRecord> to_stop,
       RecordStop(stores, workspace, task_id, reason, grace, &result, &unrecorded));
-  StopAll(task_id, to_stop, grace, &result);
+  // Agents on other machines: only a recorded stop reaches their nodes.
+  std::unique_ptr<const registry::Registry> registry = registry::RegistryFor(stores, workspace);
+  StopAll(result.registry_recorded ? registry.get() : nullptr, task_id, to_stop, grace, &result);
   if (!result.registry_recorded) {
     result.warning = "the registry could not be written (" + unrecorded.ToString() +
                      "), so the stop is not recorded: the agents' processes were " +

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -13,6 +15,7 @@
 #include "agents/process.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
+#include "registry/pg_registry.h"
 #include "registry/registries.h"
 #include "registry/task_registry.h"
 #include "store/file_system.h"
@@ -43,9 +46,13 @@ std::string ReadHandshake(int fd) {
   return line;
 }
 
+constexpr int kLifelineFd = 4;
+
 // Starts `herd supervise` for turn `turn` and returns its handshake line.
+// A node's supervisor also holds the node's lifeline (`node`).
 Result<std::string> StartSupervisor(const Workspace& workspace, const std::string& task_id,
-                                    const std::string& agent_id, int turn) {
+                                    const std::string& agent_id, int turn,
+                                    const NodeContext* node = nullptr) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::FromErrno("cannot create a pipe", errno);
   // Keep the write end above the handshake number so dup2 onto it is a real
@@ -59,7 +66,13 @@ Result<std::string> StartSupervisor(const Workspace& workspace, const std::strin
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, write_end, kHandshakeFd);
-  posix_spawn_file_actions_addclosefrom_np(&actions, kHandshakeFd + 1);
+  // Above the lifeline's number too, for the same reason.
+  int lifeline_end = node != nullptr && node->lifeline_read_fd >= 0
+                         ? fcntl(node->lifeline_read_fd, F_DUPFD_CLOEXEC, 10)
+                         : -1;
+  bool lifeline = lifeline_end >= 0;
+  if (lifeline) posix_spawn_file_actions_adddup2(&actions, lifeline_end, kLifelineFd);
+  posix_spawn_file_actions_addclosefrom_np(&actions, (lifeline ? kLifelineFd : kHandshakeFd) + 1);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   sigset_t defaults;
@@ -78,6 +91,10 @@ Result<std::string> StartSupervisor(const Workspace& workspace, const std::strin
     args.push_back("--turn");
     args.push_back(std::to_string(turn));
   }
+  if (lifeline) {
+    args.push_back("--lifeline-fd");
+    args.push_back(std::to_string(kLifelineFd));
+  }
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -87,6 +104,7 @@ Result<std::string> StartSupervisor(const Workspace& workspace, const std::strin
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   close(write_end);
+  if (lifeline) close(lifeline_end);
   if (spawned != 0) {
     close(pipe_fds[0]);
     return Status::FromErrno("cannot start the supervisor " + binary, spawned);
@@ -244,6 +262,172 @@ Status PrepareWorktreeAndPort(const registry::Registry& registry, const Workspac
                                    LaunchPlanToJson(*plan).dump(2) + "\n");
 }
 
+// ---- placed agents ------------------------------------------------------------------
+
+// The launch inputs a placed agent's node needs (AgentRecord::launch).
+json PlacedLaunchInputs(const DeployRequest& request) {
+  json launch = {{"prompt", request.prompt}};
+  if (!request.command_argv.empty()) launch["command"] = request.command_argv;
+  if (request.isolate_config) launch["isolate_config"] = true;
+  return launch;
+}
+
+// Whether deploys under `stores` are placed on nodes: a shared registry
+// with a node that has not left (an expired lease still counts: its
+// refusal says so), or a deploy that asks for a node.
+Result<bool> DeployIsPlaced(const RegistryStores& stores, const DeployRequest& request) {
+  if (!registry::UsesPostgres(stores)) {
+    if (!request.placement) return false;
+    return Status::InvalidArgument(
+        "nodes (--node, --node-label) need the shared PostgreSQL registry: set HERD_REGISTRY "
+        "(or --registry) to it, and start `herd node` on each machine");
+  }
+  if (request.placement) return true;
+  HERD_ASSIGN_OR_RETURN(std::vector<registry::NodeView> nodes, stores.postgres->ListNodes());
+  return std::any_of(nodes.begin(), nodes.end(),
+                     [](const registry::NodeView& node) { return node.state != "left"; });
+}
+
+// The node's reason for not starting `agent_id`, from its output tail.
+std::string NodeStartFailure(const registry::Registry& registry, const std::string& task_id,
+                             const std::string& agent_id) {
+  Result<std::string> tail = registry.ReadOutputTail(task_id, agent_id);
+  if (!tail.ok() || tail->empty()) return "its node released it without saying why";
+  std::string reason = *tail;
+  while (!reason.empty() && reason.back() == '\n') reason.pop_back();
+  return reason;
+}
+
+// Waits (the watch opened before the admission) until the node has
+// recorded the start of the admitted `entry`, or released it, or ended it.
+Result<registry::AgentRecord> AwaitPlacedStart(const registry::Registry& registry,
+                                               registry::CommitWatch& watch,
+                                               const std::string& task_id,
+                                               const registry::AgentRecord& entry) {
+  const std::string node = entry.node ? entry.node->name : std::string("?");
+  auto deadline = MonotonicClock::now() + kPlacedStartPatience;
+  for (;;) {
+    HERD_ASSIGN_OR_RETURN(registry::SharedTask task, registry.ReadTask(task_id));
+    const registry::AgentRecord* agent = task->task.FindAgent(entry.id);
+    if (agent == nullptr) {
+      return Status::IOError(
+          "agent " + entry.id + " was placed on node " + node +
+          " but did not start: " + NodeStartFailure(registry, task_id, entry.id));
+    }
+    if (agent->process.recorded() || !registry::IsActiveStatus(agent->status)) return *agent;
+    HERD_ASSIGN_OR_RETURN(Wake wake, watch.WaitUntil(deadline, nullptr));
+    if (wake != Wake::kDeadline) continue;
+    registry::Termination termination;
+    termination.reason = "node " + node + " did not start it within " +
+                         std::to_string(kPlacedStartPatience.count()) + " s";
+    Result<registry::TerminationOutcome> ended = registry.Terminate(task_id, entry.id, termination);
+    if (ended.ok() && !ended->changed) return ended->agent;  // it started or ended just now
+    return Status::Timeout("agent " + entry.id + " was placed on node " + node +
+                           ", which did not start it within " +
+                           std::to_string(kPlacedStartPatience.count()) +
+                           " s; it is marked terminated, so it will not start late. Check that "
+                           "`herd node` runs on that machine (`herd node list`), then deploy "
+                           "again");
+  }
+}
+
+// DeployAgent for a placed agent: admission with placement and launch
+// inputs, then the wait for its node.
+Result<registry::AgentRecord> DeployPlaced(const registry::Registry& registry,
+                                           const registry::TaskRecord& task,
+                                           const Workspace& workspace,
+                                           const DeployRequest& request) {
+  if (request.tmux) {
+    return Status::InvalidArgument(
+        "--tmux opens a view on this machine, and this agent runs on a node: follow it with "
+        "`herd logs --follow` instead");
+  }
+  std::string agent_id = registry::NewAgentId(request.agent_type);
+  HERD_ASSIGN_OR_RETURN(WorktreePlan worktree,
+                        PlanAgentWorktree(request.worktree, task, request.parent,
+                                          AgentWorkingDirectory(task, workspace), agent_id));
+  if (worktree.record) {
+    return Status::InvalidArgument(
+        "a worktree is made in this machine's checkout, and this agent runs on a node: deploy "
+        "it with --worktree=false (or `\"worktree\": false`)");
+  }
+  registry::AdmissionRequest admission;
+  admission.agent_id = agent_id;
+  admission.type = request.agent_type;
+  admission.parent = request.parent;
+  admission.prompt = request.prompt;
+  admission.backend = request.backend;
+  admission.model = request.model;
+  if (BackendTakesSessionId(request.backend)) admission.session_id = RandomUuid();
+  admission.cwd = task.client_cwd;
+  admission.placement = request.placement.value_or(registry::PlacementRequest{});
+  admission.launch = PlacedLaunchInputs(request);
+  HERD_ASSIGN_OR_RETURN(admission.port_candidates, PortCandidates(request.task_id));
+  // Open the wait before the admission, so the node's start is never missed.
+  HERD_ASSIGN_OR_RETURN(std::unique_ptr<registry::CommitWatch> watch,
+                        registry.WatchCommits(request.task_id));
+  HERD_ASSIGN_OR_RETURN(
+      registry::AgentRecord entry,
+      registry.Admit(request.task_id, admission, registry::GlobalRunningCapFromEnvironment()));
+  return AwaitPlacedStart(registry, *watch, request.task_id, entry);
+}
+
+// The deploy a placed agent's record stands for, on its node.
+Result<DeployRequest> PlacedDeployRequest(const std::string& task_id,
+                                          const registry::AgentRecord& agent) {
+  const json& launch = agent.launch;
+  if (!launch.is_object() || !launch.contains("prompt") || !launch["prompt"].is_string()) {
+    return Status::Corruption("agent " + agent.id + " of task " + task_id +
+                              " has no launch inputs (a deploy by an older herd?)");
+  }
+  DeployRequest request;
+  request.task_id = task_id;
+  request.agent_type = agent.type;
+  request.parent = agent.parent;
+  request.backend = agent.backend;
+  request.model = agent.model;
+  request.prompt = launch["prompt"].get<std::string>();
+  if (launch.contains("command") && launch["command"].is_array()) {
+    for (const json& arg : launch["command"]) {
+      if (arg.is_string()) request.command_argv.push_back(arg.get<std::string>());
+    }
+  }
+  request.isolate_config = launch.value("isolate_config", false);
+  return request;
+}
+
+// The directory a placed agent works in: its task's, when that directory
+// exists on this machine, else the node's workspace base.
+std::string PlacedWorkingDirectory(const registry::TaskRecord& task, const Workspace& workspace) {
+  struct stat info {};
+  if (!task.client_cwd.empty() && stat(task.client_cwd.c_str(), &info) == 0 &&
+      S_ISDIR(info.st_mode)) {
+    return task.client_cwd;
+  }
+  return workspace.base();
+}
+
+// StartPlacedAgent's work; the caller undoes the admission on failure.
+Status StartPlaced(const registry::Registry& registry, const Workspace& workspace,
+                   const std::string& task_id, const registry::AgentRecord& agent,
+                   const NodeContext& node) {
+  HERD_ASSIGN_OR_RETURN(DeployRequest request, PlacedDeployRequest(task_id, agent));
+  HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(task_id));
+  const registry::TaskRecord& task = snapshot->task;
+  LaunchRequest launch = LaunchRequestFor(request, workspace, agent.id);
+  launch.session_id = agent.session_id;
+  HERD_ASSIGN_OR_RETURN(LaunchPlan plan, PlanAgentLaunch(launch, request, task, workspace,
+                                                         PlacedWorkingDirectory(task, workspace)));
+  HERD_RETURN_IF_ERROR(WriteAgentFiles(request, workspace, launch, plan));
+  registry::AgentRecord entry = agent;
+  HERD_RETURN_IF_ERROR(
+      PrepareWorktreeAndPort(registry, workspace, task_id, WorktreePlan{}, entry, &plan));
+  std::string failure = StartFailure(StartSupervisor(workspace, task_id, agent.id, 1, &node),
+                                     workspace, task_id, agent.id);
+  if (!failure.empty()) return Status::IOError(failure);
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string ComposeAgentPrompt(const std::string& task_id, const std::string& agent_id,
@@ -284,6 +468,8 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
   const registry::Registry& registry = *opened;
   HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(request.task_id));
   const registry::TaskRecord& task = snapshot->task;
+  HERD_ASSIGN_OR_RETURN(bool placed, DeployIsPlaced(stores, request));
+  if (placed) return DeployPlaced(registry, task, workspace, request);
   std::string cwd = AgentWorkingDirectory(task, workspace);
 
   std::string agent_id = registry::NewAgentId(request.agent_type);
@@ -354,6 +540,30 @@ Result<registry::AgentRecord> StartFollowUpTurn(const RegistryStores& stores,
   const registry::AgentRecord* recorded = after->task.FindAgent(agent_id);
   if (recorded == nullptr) return Status::NotFound("agent " + agent_id + " vanished from its task");
   return *recorded;
+}
+
+Status StartPlacedAgent(const RegistryStores& stores, const Workspace& workspace,
+                        const std::string& task_id, const registry::AgentRecord& agent,
+                        const NodeContext& node) {
+  std::unique_ptr<const registry::Registry> opened = registry::RegistryFor(stores, workspace);
+  const registry::Registry& registry = *opened;
+  Status started = StartPlaced(registry, workspace, task_id, agent, node);
+  if (started.ok()) return started;
+  // The deploy waiting for it quotes this (AwaitPlacedStart).
+  std::string reason = "node " + node.name + " could not start it: " + started.message();
+  Status told = registry.AppendOutput(task_id, agent.id, reason + "\n");
+  if (!told.ok()) spdlog::warn("{}: the reason was not recorded: {}", agent.id, told.ToString());
+  Status released = registry.Release(task_id, agent.id);
+  if (!released.ok()) spdlog::error("could not release {}: {}", agent.id, released.ToString());
+  return Status::IOError(reason);
+}
+
+bool RunsOnThisMachine(const registry::AgentRecord& agent) {
+  if (!agent.node) return true;
+  const char* name = getenv("HERD_NODE");
+  const char* incarnation = getenv("HERD_NODE_INCARNATION");
+  return name != nullptr && incarnation != nullptr && agent.node->name == name &&
+         std::to_string(agent.node->incarnation) == incarnation;
 }
 
 }  // namespace herd::agents

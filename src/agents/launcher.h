@@ -8,13 +8,29 @@
 // No lock is held while it forks or waits. If the start fails, the
 // reservation is released in a second transaction, so a failed start never
 // uses up a slot.
+//
+// Placed agents (a shared registry, PostgreSQL, with `herd node` daemons:
+// node/node_daemon.h): when the deploy names a node or labels, or any node
+// is up, DeployAgent starts nothing itself. The admission transaction
+// places the agent on a node (registry/nodes.h ChoosePlacement) and records
+// its launch inputs (AgentRecord::launch: the whole prompt, the command,
+// the options); the node's daemon, woken by the commit, starts it with
+// StartPlacedAgent under a supervisor of its own machine, and DeployAgent
+// waits for the start record (Registry::WatchCommits) up to
+// kPlacedStartPatience. A node that cannot start it releases the slot and
+// leaves the reason in the agent's output tail, which the deploy's error
+// quotes; one that does not answer in time finds the agent terminated, so
+// it never starts late.
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agents/agent_worktree.h"
+#include "registry/nodes.h"
 #include "registry/records.h"
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
@@ -38,7 +54,12 @@ struct DeployRequest {
   bool tmux = false;
   // Its own git worktree (agents/agent_worktree.h).
   WorktreeRequest worktree;
+  // Where to run it: a named node, or the least loaded with these labels
+  // (shared registry only). Unset: a node if any is up, else here.
+  std::optional<registry::PlacementRequest> placement;
 };
+
+inline constexpr std::chrono::seconds kPlacedStartPatience{60};
 
 // Deploys and returns the agent's registry entry as recorded at start
 // (with pid). `workspace` must hold the task.
@@ -56,6 +77,32 @@ Result<registry::AgentRecord> StartFollowUpTurn(const registry::RegistryStores& 
                                                 const registry::Workspace& workspace,
                                                 const std::string& task_id,
                                                 const std::string& agent_id, int turn);
+
+// What a node's daemon passes on to the supervisors it starts: the end of
+// a pipe whose other end the daemon holds (the lifeline: its EOF means the
+// daemon ended or gave up its lease), and the node it runs for.
+struct NodeContext {
+  std::string name;
+  int64_t incarnation = 0;
+  int lifeline_read_fd = -1;
+};
+
+// Starts agent `agent` of task `task_id`, placed on this node (`node`),
+// from its launch inputs: writes its prompt, MCP config and launch plan
+// under `workspace` (the node's own), and starts `herd supervise` holding
+// the lifeline, confirmed by its handshake. If it does not start, the
+// admission is released, the reason appended to the agent's output tail,
+// and the error says why.
+Status StartPlacedAgent(const registry::RegistryStores& stores,
+                        const registry::Workspace& workspace, const std::string& task_id,
+                        const registry::AgentRecord& agent, const NodeContext& node);
+
+// Whether agent `agent` runs on this machine, so its processes may be
+// signalled here: it was not placed on a node, or it was placed on the
+// node whose daemon (or one of whose supervisors) this process is
+// (HERD_NODE and HERD_NODE_INCARNATION, set by `herd node`). An agent
+// elsewhere is stopped by its own node, which the registry's mark wakes.
+bool RunsOnThisMachine(const registry::AgentRecord& agent);
 
 // The prompt an MCP-capable agent receives: its ids on lines of their own
 // and the exact herd tools to call, then the caller's prompt.

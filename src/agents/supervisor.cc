@@ -51,6 +51,10 @@ volatile sig_atomic_t stop_signal_sender = 0;
 volatile sig_atomic_t stop_signals_received = 0;
 // The turn an interrupt (SIGUSR1 with the turn's number) asked to stop.
 volatile sig_atomic_t interrupt_turn_requested = 0;
+// The node's lifeline (supervisor.h), -1 once broken (or without one), and
+// whether it broke.
+int lifeline_fd = -1;
+bool lifeline_broken = false;
 
 // SIGTERM/SIGINT/SIGHUP to the supervisor are passed on to the agent's
 // group at once, and wake the supervisor's loop, which then arms the
@@ -306,15 +310,18 @@ class AgentWatch {
     for (;;) {
       ReapChildren();
       if (exited_) break;
-      std::vector<pollfd> waiting = {{wake_pipe_read, POLLIN, 0}, {agent_pidfd_, POLLIN, 0}};
-      if (agent_.output_fd >= 0) waiting.push_back({agent_.output_fd, POLLIN, 0});
+      std::vector<pollfd> waiting = {{wake_pipe_read, POLLIN, 0},
+                                     {agent_pidfd_, POLLIN, 0},
+                                     {agent_.output_fd, POLLIN, 0},
+                                     {lifeline_fd, POLLIN, 0}};
       int ready = poll(waiting.data(), waiting.size(), MillisecondsToNextDeadline());
       if (ready < 0 && errno != EINTR) {
         spdlog::error("poll failed: {}", std::strerror(errno));
         return -1;
       }
       if (waiting[0].revents) OnWake();
-      if (waiting.size() > 2 && waiting[2].revents) PumpOutput();
+      if (waiting[2].revents) PumpOutput();
+      if (waiting[3].revents) OnLifelineBroken();
       CheckDeadlines();
       if (agent_pidfd_ < 0 || waiting[1].revents) ReapChildren();
       if (exited_) break;
@@ -331,6 +338,10 @@ class AgentWatch {
   // failed (a full disk) or nobody recorded one (a signal from outside herd).
   std::optional<StopReason> StopToRecord() const {
     if (timeout_stop_) return timeout_stop_;
+    if (lifeline_broken) {
+      return StopReason{"stopped: its node's daemon (herd node) ended or lost its lease",
+                        std::nullopt, std::nullopt};
+    }
     if (stop_requested_by_herd) {
       return StopReason{
           "stopped by herd kill; the reason could not be recorded (the registry "
@@ -541,6 +552,20 @@ class AgentWatch {
     }
     spdlog::info("stop requested: SIGTERM sent, SIGKILL in {} ms", grace_ms);
     BeginStop(std::chrono::milliseconds(grace_ms));
+  }
+
+  // The node's daemon is gone (the pipe's only writer closed it): stop.
+  void OnLifelineBroken() {
+    close(lifeline_fd);
+    lifeline_fd = -1;
+    lifeline_broken = true;
+    spdlog::warn("the node's daemon is gone: stopping the agent, SIGKILL in {} ms",
+                 std::chrono::milliseconds(kLifelineStopGrace).count());
+    if (stopping_ && kill_deadline_) {
+      kill_deadline_ = std::min(*kill_deadline_, MonotonicClock::now() + kLifelineStopGrace);
+    } else {
+      BeginStop(kLifelineStopGrace);
+    }
   }
 
   void BeginStop(std::chrono::milliseconds grace) {
@@ -883,6 +908,9 @@ int RunSupervisor(const SupervisorArgs& args) {
   if (child > 0) return 0;
   setsid();
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  if (args.lifeline_fd >= 0 && fcntl(args.lifeline_fd, F_SETFD, FD_CLOEXEC) == 0) {
+    lifeline_fd = args.lifeline_fd;
+  }
   int wake[2];
   if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
     wake_pipe_read = wake[0];

@@ -44,6 +44,13 @@
 // for, so it waits in poll() on its wake pipe with the backoff as timeout.
 // Then it gives up, saying so in its log; `herd doctor --repair` marks the
 // entry it leaves active error "process lost".
+//
+// Lifeline (a node's supervisors: node/node_daemon.h): the read end of a
+// pipe whose write end only the node's daemon holds. Its EOF (the daemon
+// ended, was killed, or gave up a lease it could not renew) stops the
+// agent at once with kLifelineStopGrace, recorded as terminated because
+// its node's daemon is gone, so no agent outlives the node that answers
+// for it.
 #pragma once
 
 #include <chrono>
@@ -54,6 +61,7 @@ namespace herd::agents {
 inline constexpr std::chrono::milliseconds kFirstExitRecordRetry{100};
 inline constexpr std::chrono::seconds kLongestExitRecordRetry{5};
 inline constexpr std::chrono::minutes kExitRecordPatience{10};
+inline constexpr std::chrono::seconds kLifelineStopGrace{2};
 
 struct SupervisorArgs {
   std::string workspace_base;
@@ -63,6 +71,8 @@ struct SupervisorArgs {
   // The turn to run: 1 (the deploy), or a later one a follow-up message
   // began (registry/turns.h), which must be waiting to start.
   int turn = 1;
+  // The node's lifeline (above), or -1.
+  int lifeline_fd = -1;
 };
 
 // Runs the supervisor; returns the exit code for the intermediate process

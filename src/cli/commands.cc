@@ -1,9 +1,11 @@
 #include "cli/commands.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,6 +18,7 @@
 #include "cli/table.h"
 #include "dashboard/dashboard.h"
 #include "health/doctor.h"
+#include "node/node_daemon.h"
 #include "orchestrator/orchestrator.h"
 #include "orchestrator/requests.h"
 #include "registry/pg_registry.h"
@@ -26,6 +29,7 @@
 #include "util/clock.h"
 #include "util/directory_watch.h"
 #include "util/json_parse.h"
+#include "util/stop_signal.h"
 #include "util/text_file.h"
 
 namespace herd::cli {
@@ -401,6 +405,8 @@ struct Invocation {
   std::string notify_command;                                         // notify-hook
   bool diff_stat = false, diff_name_only = false;                     // diff
   bool squash = false, rebase = false, ff_only = false;               // merge
+  node::NodeOptions node;                                             // node run
+  int node_lease_seconds = static_cast<int>(node::kDefaultLeaseTtl.count());
 };
 
 // Arguments the request refuses (a value out of range or not among the
@@ -789,6 +795,8 @@ void SuperviseOptions(CLI::App* command, Invocation* invocation) {
   command->add_option("--task", invocation->supervisor.task_id)->required();
   command->add_option("--agent", invocation->supervisor.agent_id)->required();
   command->add_option("--turn", invocation->supervisor.turn)->check(CLI::Range(1, 1000000));
+  command->add_option("--lifeline-fd", invocation->supervisor.lifeline_fd)
+      ->check(CLI::Range(3, 1023));
 }
 
 void NotifyHookOptions(CLI::App* command, Invocation* invocation) {
@@ -924,6 +932,116 @@ int WorktreePrune(Invocation& invocation) {
 
 // herd registry migrate: creates or migrates the PostgreSQL registry's
 // schema (opening it does so too; this says what it did).
+// ---- nodes -----------------------------------------------------------------------------
+
+void NodeRunOptions(CLI::App* command, Invocation* invocation) {
+  registry::NodeSpec& spec = invocation->node.spec;
+  command->add_option("--name", spec.name, "this machine's node name (default: its hostname)");
+  command
+      ->add_option("--capacity", spec.capacity,
+                   "how many agents may be active on this machine at once")
+      ->required()
+      ->check(CLI::Range(1, 100000));
+  command
+      ->add_option("--label", spec.labels,
+                   "a label deploys can ask for (--node-label); repeat for more")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command->add_option(
+      "--state-dir", invocation->node.state_directory,
+      "the node's own directory: its lock, its agents' files and logs "
+      "(default: $XDG_STATE_HOME/herd/nodes/NAME, or ~/.local/state/herd/nodes/NAME)");
+  command
+      ->add_option("--lease-seconds", invocation->node_lease_seconds,
+                   "how long the node's lease lasts; it renews every third of it")
+      ->check(CLI::Range(static_cast<int>(node::kShortestLeaseTtl.count()), 3600));
+}
+
+std::atomic<StopSignal*> g_node_stop{nullptr};
+
+void StopNode(int) {
+  if (StopSignal* stop = g_node_stop.load()) stop->Stop();
+}
+
+int NodeRun(Invocation& invocation) {
+  node::NodeOptions& options = invocation.node;
+  if (options.spec.name.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    options.spec.name = host;
+  }
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  options.spec.hostname = host;
+  options.lease_ttl = std::chrono::seconds(invocation.node_lease_seconds);
+  if (options.state_directory.empty()) {
+    std::string known = registry::KnownWorkspacesPath();
+    options.state_directory = known.substr(0, known.rfind('/')) + "/nodes/" + options.spec.name;
+  }
+  if (Status valid = node::ValidateNodeOptions(options); !valid.ok()) {
+    return Refuse(invocation, valid);
+  }
+  options.on_registered = [&options](int64_t incarnation) {
+    std::cout << "node " << options.spec.name << " up: incarnation " << incarnation << ", capacity "
+              << options.spec.capacity << ", state " << options.state_directory << std::endl;
+  };
+  Result<std::shared_ptr<StopSignal>> stop = StopSignal::Create();
+  if (!stop.ok()) return Refuse(invocation, stop.status());
+  g_node_stop.store(stop->get());
+  struct sigaction action {};
+  action.sa_handler = StopNode;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  Status ran = node::RunNode(ProcessStores(), options, **stop);
+  g_node_stop.store(nullptr);
+  if (!ran.ok()) return Refuse(invocation, ran);
+  return kExitOk;
+}
+
+int NodeList(Invocation& invocation) {
+  Result<json> listed = [&]() -> Result<json> {
+    if (!registry::UsesPostgres(ProcessStores())) {
+      return Status::InvalidArgument(
+          "nodes belong to the shared PostgreSQL registry: set HERD_REGISTRY (or --registry) "
+          "to its URL");
+    }
+    HERD_ASSIGN_OR_RETURN(std::vector<registry::NodeView> nodes,
+                          ProcessStores().postgres->ListNodes());
+    json rows = json::array();
+    for (const registry::NodeView& node : nodes) {
+      rows.push_back({{"name", node.spec.name},
+                      {"hostname", node.spec.hostname},
+                      {"state", node.state},
+                      {"leased", node.leased()},
+                      {"incarnation", node.incarnation},
+                      {"capacity", node.spec.capacity},
+                      {"running", node.running},
+                      {"labels", node.spec.labels},
+                      {"lease_expires_at", node.lease_expires_at},
+                      {"lease_remaining_ms", node.lease_remaining_ms}});
+    }
+    return json{{"nodes", rows}, {"total", rows.size()}};
+  }();
+  return Report(invocation.global, listed, [](const json& r) {
+    Table table({"NODE", "HOST", "STATE", "RUNNING", "CAPACITY", "LABELS", "LEASE"});
+    for (const json& node : r["nodes"]) {
+      std::string labels;
+      for (const json& label : node["labels"]) {
+        labels += (labels.empty() ? "" : ",") + label.get<std::string>();
+      }
+      long long remaining = node["lease_remaining_ms"].get<long long>();
+      table.AddRow({node["name"].get<std::string>(), node["hostname"].get<std::string>(),
+                    node["state"].get<std::string>(), std::to_string(node["running"].get<int>()),
+                    std::to_string(node["capacity"].get<int>()), labels.empty() ? "-" : labels,
+                    remaining > 0 ? std::to_string(remaining / 1000) + " s left" : "expired"});
+    }
+    return r["nodes"].empty() ? std::string("no nodes: start `herd node run` on each machine\n")
+                              : table.Render();
+  });
+}
+
 int RegistryMigrate(Invocation& invocation) {
   Result<registry::RegistrySetting> setting =
       registry::ParseRegistrySetting(invocation.global.registry);
@@ -1009,6 +1127,12 @@ const Command kCommands[] = {
     {"registry", "manage the PostgreSQL registry (HERD_REGISTRY)", nullptr, nullptr, nullptr},
     {"registry migrate", "create or migrate the PostgreSQL registry's schema", nullptr, nullptr,
      RegistryMigrate},
+    {"node", "the machines that run the agents of a shared PostgreSQL registry", nullptr, nullptr,
+     nullptr},
+    {"node run", "run this machine's node daemon: it starts and stops the agents placed here",
+     nullptr, NodeRunOptions, NodeRun},
+    {"node list", "list the nodes, their leases and how many agents each runs", nullptr, nullptr,
+     NodeList},
     {"supervise", "", nullptr, SuperviseOptions, Supervise},      // started by deploy
     {"notify-hook", "", nullptr, NotifyHookOptions, NotifyHook},  // started on an agent's end
 };

@@ -99,7 +99,26 @@ ParameterList DeployOptions() {
        .type = Type::kBoolean,
        .description = "also open a tmux session following the agent's output, to attach to",
        .cli = "--tmux"},
+      {.name = "node",
+       .type = Type::kString,
+       .description = "shared PostgreSQL registry only: the node (herd node run) to run it on; "
+                      "default: the least loaded node with room",
+       .cli = "--node"},
+      {.name = "node_labels",
+       .type = Type::kStringList,
+       .description = "shared PostgreSQL registry only: run it on a node that has every one of "
+                      "these labels",
+       .cli = "--node-label"},
   };
+}
+
+// The placement a deploy or a spawn asks for, if any.
+void GetPlacement(const CheckedArguments& checked, agents::DeployRequest* request) {
+  if (!checked.Has("node") && !checked.Has("node_labels")) return;
+  registry::PlacementRequest placement;
+  checked.Get("node", &placement.node);
+  checked.Get("node_labels", &placement.labels);
+  request->placement = std::move(placement);
 }
 
 ParameterSpec Command() {
@@ -424,6 +443,7 @@ Result<DeployAgentRequest> DeployAgentRequest::FromArguments(const json& argumen
   checked->Get("model", &request.model);
   checked->Get("isolate_config", &request.isolate_config);
   checked->Get("tmux", &request.tmux);
+  GetPlacement(*checked, &request);
   GetWorktreeOptions(*checked, &request.worktree);
   checked->Get("prompt", &request.prompt);
   checked->Get("command", &request.command_argv);
@@ -471,6 +491,7 @@ Result<SpawnRequest> SpawnRequest::FromArguments(const json& arguments, Argument
   checked->Get("command", &request.command_argv);
   checked->Get("isolate_config", &request.isolate_config);
   checked->Get("tmux", &request.tmux);
+  GetPlacement(*checked, &request);
   GetWorktreeOptions(*checked, &request.worktree);
   return request;
 }

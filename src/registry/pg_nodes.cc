@@ -230,4 +230,25 @@ Result<std::vector<NodeView>> PgRegistry::ListNodes() const {
   return pg_rows::ReadNodes(*lease);
 }
 
+Result<std::vector<PgRegistry::TaskAgent>> PgRegistry::NodeWork(const std::string& name,
+                                                                int64_t incarnation) const {
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  HERD_ASSIGN_OR_RETURN(
+      pg::Rows rows,
+      (*lease).Exec("SELECT task_id, document::text FROM herd_agents WHERE node_id = $1 AND "
+                    "node_incarnation = $2::bigint AND (active OR (document ? 'supervisor_pid' "
+                    "AND coalesce(document->>'phase', '') NOT IN ('exited', 'lost'))) "
+                    "ORDER BY task_id, agent_id",
+                    {name, std::to_string(incarnation)}));
+  std::vector<TaskAgent> work;
+  for (int row = 0; row < rows.size(); ++row) {
+    std::string task_id = rows.Text(row, 0);
+    HERD_ASSIGN_OR_RETURN(json document,
+                          pg_rows::ParseStored(rows.Text(row, 1), pg_rows::Source(task_id)));
+    HERD_ASSIGN_OR_RETURN(AgentRecord agent, DecodeAgent(document, pg_rows::Source(task_id)));
+    work.push_back({std::move(task_id), std::move(agent)});
+  }
+  return work;
+}
+
 }  // namespace herd::registry

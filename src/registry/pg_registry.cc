@@ -498,11 +498,12 @@ Result<JournalSlice> PgRegistry::ReadJournal(const std::string& task_id, const A
 
 namespace {
 
-// Woken by the notifications of one task's commits.
+// Woken by the notifications of one task's commits (of every task's, for
+// an empty task id).
 class NotifiedCommitWatch : public CommitWatch {
  public:
-  NotifiedCommitWatch(std::unique_ptr<pg::Listener> listener, std::string task_id)
-      : listener_(std::move(listener)), prefix_(std::move(task_id) + " ") {}
+  NotifiedCommitWatch(std::unique_ptr<pg::Listener> listener, const std::string& task_id)
+      : listener_(std::move(listener)), prefix_(task_id.empty() ? "" : task_id + " ") {}
   Result<Wake> WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop) override {
     return listener_->WaitUntil(deadline, stop, [&](const std::string& payload) {
       return payload.compare(0, prefix_.size(), prefix_) == 0;
@@ -515,6 +516,10 @@ class NotifiedCommitWatch : public CommitWatch {
 };
 
 }  // namespace
+
+Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchEveryCommit() const {
+  return WatchCommits("");
+}
 
 Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchCommits(const std::string& task_id) const {
   pg::ConnectOptions options = options_;

@@ -108,6 +108,8 @@ class PgRegistry : public Registry {
   // The ids of every task, oldest first.
   Result<std::vector<std::string>> TaskIds() const override;
   Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const override;
+  // A wait for the commits of every task (a node's daemon).
+  Result<std::unique_ptr<CommitWatch>> WatchEveryCommit() const;
   // herd_output: one row per appended chunk; each append then drops the
   // oldest chunks past the bounds, in the same transaction.
   Status AppendOutput(const std::string& task_id, const std::string& agent_id,
@@ -120,11 +122,13 @@ class PgRegistry : public Registry {
   // node's row, then the tasks of the agents they mark, by id: one
   // transaction each, serialised with every placement.
 
-  // An active agent a node operation marked lost, as committed.
-  struct LostAgent {
+  // An agent of a task, as committed.
+  struct TaskAgent {
     std::string task_id;
     AgentRecord agent;
   };
+  // An active agent a node operation marked lost.
+  using LostAgent = TaskAgent;
   struct NodeRegistration {
     NodeLease lease;
     // Active agents of the node's earlier incarnations, marked "node lost":
@@ -152,6 +156,12 @@ class PgRegistry : public Registry {
   Result<std::vector<LostAgent>> ExpireNodeLeases() const;
   // Every node, by name.
   Result<std::vector<NodeView>> ListNodes() const;
+  // What incarnation `incarnation` of node `name` has to act on (its
+  // daemon's catch-up, node/node_daemon.h): every agent placed on it that
+  // is active, or that has ended (a kill, a stop, a budget) while its
+  // supervisor has not recorded its exit yet, by task and agent id. Never
+  // an agent of another incarnation.
+  Result<std::vector<TaskAgent>> NodeWork(const std::string& name, int64_t incarnation) const;
 
  private:
   class Pool;

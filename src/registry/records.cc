@@ -533,6 +533,7 @@ Result<AgentRecord> DecodeAgent(const json& entry, const std::string& source) {
   ReadWorktree(reader, &agent.worktree);
   reader.OptionalInteger("port", &agent.port);
   ReadNode(reader, &agent.node);
+  reader.Any("launch", &agent.launch);
   ReadIdentities(reader, &agent.process, &agent.supervisor);
   ReadExit(reader, &agent.exit, agent.phase == "exited");
   reader.Any("result", &agent.result);
@@ -589,6 +590,7 @@ json EncodeAgent(const AgentRecord& agent) {
   if (agent.worktree) entry["worktree"] = EncodeWorktree(*agent.worktree);
   if (agent.port) entry["port"] = *agent.port;
   if (agent.node) entry["node"] = EncodeNode(*agent.node);
+  if (!agent.launch.is_null()) entry["launch"] = agent.launch;
   PutIdentities(entry, agent.process, agent.supervisor);
   PutExit(entry, agent.exit);
   if (!agent.result.is_null()) entry["result"] = agent.result;

@@ -213,6 +213,10 @@ struct AgentRecord {
   std::optional<WorktreeRecord> worktree;  // its own git worktree, if it has one
   std::optional<int> port;                 // HERD_PORT, reserved at admission
   std::optional<NodePlacement> node;       // where a shared registry placed it
+  // A placed agent's launch inputs, for the node that starts it
+  // (agents/launcher.h StartPlacedAgent): its whole prompt, command and
+  // options; null for an agent started where it was deployed.
+  json launch = nullptr;
 
   ProcessIdentity process;     // pid (= pgid), process_start_time
   ProcessIdentity supervisor;  // supervisor_pid, supervisor_start_time

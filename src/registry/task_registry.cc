@@ -254,6 +254,7 @@ Result<AgentRecord> AdmitAgent(TaskRecord& task, const AdmissionRequest& request
   agent.session_id = request.session_id;
   agent.cwd = request.cwd;
   agent.worktree = request.worktree;
+  agent.launch = request.launch;
   agent.port = FreePort(task, agent.id, request.port_candidates, request.ports_held);
   // Its journals start empty: a line that a report killed before its
   // commit leaves is not counted (Journal).

@@ -136,6 +136,8 @@ struct AdmissionRequest {
   // the admission's transaction; only a shared registry (PostgreSQL) has
   // nodes. Unset: it runs where it is deployed.
   std::optional<PlacementRequest> placement;
+  // What the node needs to start a placed agent (AgentRecord::launch).
+  json launch = nullptr;
 };
 
 // Checks every limit and rule and, if all pass, appends the agent entry

@@ -1,0 +1,366 @@
+// herd node daemons against a real PostgreSQL server: two or three
+// daemons on this machine stand in for machines. Each "machine" (a daemon,
+// or a client running the CLI) has its own workspace and state directory;
+// they share nothing but the database, which the tests check.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agents/testing_util_for_test.h"
+#include "registry/pg_testing_for_test.h"
+
+namespace herd::test_util {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A lease short enough for the expiry tests, long enough that a loaded
+// machine never misses one by being slow (renewals every 3.3 s; a node
+// stops its agents after 6.7 s without one).
+constexpr const char kLeaseSeconds[] = "10";
+
+class NodeTest : public HerdTest {
+ protected:
+  void SetUp() override {
+    HerdTest::SetUp();
+    if (!database_.available()) {
+      GTEST_SKIP() << "no PostgreSQL server: run under ctest (the PgServer fixture)";
+    }
+    conninfo_ = database_.conninfo();
+  }
+
+  // The environment of machine `name`: its own workspace and state, the
+  // shared registry.
+  RunOptions Machine(const std::string& name) {
+    std::string home = Subdirectory("machine-" + name);
+    RunOptions options;
+    options.environment = {{"HERD_REGISTRY", conninfo_},
+                           {"CLAUDE_ORCHESTRATOR_WORKSPACE", home + "/workspace"},
+                           {"XDG_STATE_HOME", home + "/state"}};
+    options.timeout = std::chrono::seconds(240);
+    return options;
+  }
+  std::string MachineRoot(const std::string& name) { return root() + "/machine-" + name; }
+
+  // Starts `herd node run` as machine `name`, and waits until it is up.
+  HerdProcess& StartNode(const std::string& name, int capacity,
+                         std::vector<std::string> labels = {}) {
+    std::vector<std::string> args = {"node",
+                                     "run",
+                                     "--name",
+                                     name,
+                                     "--capacity",
+                                     std::to_string(capacity),
+                                     "--lease-seconds",
+                                     kLeaseSeconds};
+    for (const std::string& label : labels) {
+      args.push_back("--label");
+      args.push_back(label);
+    }
+    RunOptions options = Machine(name);
+    options.timeout = std::chrono::minutes(10);
+    auto& node = nodes_[name];
+    node.reset();  // an earlier daemon of the name is gone already
+    node = std::make_unique<HerdProcess>(args, options);
+    EXPECT_TRUE(node->WaitForOutput("node " + name + " up: incarnation"))
+        << "node " << name << " did not come up";
+    return *node;
+  }
+
+  json HerdOn(const std::string& machine, std::vector<std::string> args) {
+    return HerdJson(std::move(args), Machine(machine));
+  }
+
+  // Deploys a command agent from machine `machine`; requires success.
+  json DeployOn(const std::string& machine, const std::string& task_id,
+                const std::vector<std::string>& argv, const std::vector<std::string>& extra = {}) {
+    CommandResult result =
+        Herd(CommandDeployArgs(task_id, "worker", argv, extra), Machine(machine));
+    if (result.exit_code != 0) throw std::runtime_error("deploy failed: " + result.Describe());
+    return result.Json();
+  }
+
+  json Status(const std::string& machine, const std::string& task_id) {
+    return HerdOn(machine, {"status", task_id});
+  }
+
+  static json AgentOf(const json& status, const std::string& agent_id) {
+    for (const json& agent : status["agents"]["agents_list"]) {
+      if (agent.value("id", "") == agent_id) return agent;
+    }
+    return json();
+  }
+
+  static std::vector<Identity> ProcessesOf(const std::string& agent_id) {
+    return ProcessesWithEnvironment("HERD_AGENT_ID=" + agent_id);
+  }
+
+  // Every file under `directory`, as paths relative to it.
+  static std::vector<std::string> FilesUnder(const std::string& directory) {
+    std::vector<std::string> files;
+    if (!std::filesystem::exists(directory)) return files;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(directory)) {
+      if (entry.is_regular_file()) files.push_back(entry.path().string());
+    }
+    return files;
+  }
+
+  registry::pg_test::TestDatabase database_;
+  std::string conninfo_;
+  std::map<std::string, std::unique_ptr<HerdProcess>> nodes_;
+};
+
+// 40 deploys at once from three machines, against two tasks of
+// max_concurrent 10 and a cluster cap of 15, on nodes with room for 18:
+// exactly 15 run, no task over 10, no node over its capacity; and every
+// one is stopped by its node when the client stops the tasks.
+TEST_F(NodeTest, ConcurrentDeploysFromManyMachinesAdmitExactlyTheLimits) {
+  StartNode("n1", 6);
+  StartNode("n2", 6);
+  StartNode("n3", 6);
+  std::vector<std::string> tasks;
+  for (int t = 0; t < 2; ++t) {
+    tasks.push_back(HerdOn("c1", {"task", "create", "limits " + std::to_string(t),
+                                  "--max-concurrent", "10", "--max-agents", "40"})
+                        .at("task_id")
+                        .get<std::string>());
+  }
+  std::vector<std::unique_ptr<HerdProcess>> deploys;
+  for (int i = 0; i < 40; ++i) {
+    RunOptions options = Machine("c" + std::to_string(i % 3 + 1));
+    options.environment.push_back({"HERD_MAX_RUNNING_AGENTS", "15"});
+    deploys.push_back(std::make_unique<HerdProcess>(
+        CommandDeployArgs(tasks[i % 2], "worker", {"sleep", "300"}), options));
+  }
+  int admitted = 0, refused = 0;
+  std::vector<std::string> agent_ids;
+  for (auto& deploy : deploys) {
+    CommandResult result = deploy->Wait();
+    if (result.exit_code == 0) {
+      ++admitted;
+      agent_ids.push_back(result.Json().value("agent_id", ""));
+    } else {
+      ++refused;
+      EXPECT_EQ(result.exit_code, 1) << result.Describe();
+      EXPECT_THAT(result.Json().value("error", ""),
+                  ::testing::AnyOf(HasSubstr("max_concurrent"), HasSubstr("running")))
+          << result.Describe();
+    }
+  }
+  EXPECT_EQ(admitted, 15);
+  EXPECT_EQ(refused, 25);
+
+  int active = 0;
+  for (const std::string& task_id : tasks) {
+    json status = Status("c2", task_id);
+    int task_active = status["agents"]["active"].get<int>();
+    EXPECT_LE(task_active, 10);
+    active += task_active;
+  }
+  EXPECT_EQ(active, 15);
+  json nodes = HerdOn("c3", {"node", "list"});
+  int running = 0;
+  for (const json& node : nodes["nodes"]) {
+    EXPECT_LE(node["running"].get<int>(), 6) << node.dump();
+    running += node["running"].get<int>();
+  }
+  EXPECT_EQ(running, 15);
+  for (const std::string& id : agent_ids) {
+    EXPECT_FALSE(ProcessesOf(id).empty()) << id << " has no process";
+  }
+
+  // Each node stops its own agents when a client stops the tasks.
+  for (const std::string& task_id : tasks) {
+    json stopped = HerdOn("c1", {"kill", task_id, "--all"});
+    EXPECT_EQ(stopped["failed"], 0) << stopped.dump();
+  }
+  for (const std::string& id : agent_ids) {
+    EXPECT_TRUE(ProcessesOf(id).empty()) << id << " still runs after the stop";
+  }
+}
+
+// A kill issued on one machine stops the agent on another: its node stops
+// it and records the exit, and no process of it is left. The agent's files
+// are on its node's machine only.
+TEST_F(NodeTest, KillOnOneMachineStopsTheAgentOnAnother) {
+  StartNode("a", 2);
+  StartNode("b", 2, {"gpu"});
+  std::string task_id =
+      HerdOn("client", {"task", "create", "cross-node kill"}).at("task_id").get<std::string>();
+  CommandResult deployed =
+      Herd(CommandDeployArgs(task_id, "worker", {"sh", "-c", "echo placed-output; exec sleep 300"},
+                             {"--node-label", "gpu"}),
+           Machine("client"));
+  ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
+  std::string agent_id = deployed.Json().value("agent_id", "");
+  json agent = AgentOf(Status("a", task_id), agent_id);
+  ASSERT_EQ(agent["node"]["name"], "b") << agent.dump();
+  std::vector<Identity> processes = ProcessesOf(agent_id);
+  ASSERT_FALSE(processes.empty());
+
+  // Nothing of the agent is on the client's or node a's disk.
+  for (const char* machine : {"client", "a"}) {
+    for (const std::string& file : FilesUnder(MachineRoot(machine))) {
+      EXPECT_THAT(file, ::testing::Not(HasSubstr(agent_id))) << "on machine " << machine;
+    }
+  }
+  bool on_b = false;
+  for (const std::string& file : FilesUnder(MachineRoot("b"))) {
+    on_b = on_b || file.find(agent_id) != std::string::npos;
+  }
+  EXPECT_TRUE(on_b) << "node b keeps the agent's files";
+
+  json killed = HerdOn("a", {"kill", task_id, agent_id});
+  EXPECT_EQ(killed["status"], "terminated");
+  EXPECT_EQ(killed["cleanup"]["node"], "b");
+  EXPECT_EQ(killed["cleanup"]["stopped_by_node"], true) << killed.dump();
+  EXPECT_TRUE(WaitForExit(processes)) << DescribeProcesses(processes);
+  json after = AgentOf(Status("client", task_id), agent_id);
+  EXPECT_EQ(after["status"], "terminated");
+  EXPECT_EQ(after["phase"], "exited") << after.dump();
+
+  // Its output is readable from the client, which has no log file of it.
+  CommandResult logs = Herd({"logs", task_id, agent_id, "--json"}, Machine("client"));
+  ASSERT_EQ(logs.exit_code, 0) << logs.Describe();
+  EXPECT_THAT(logs.Json()["output"].dump(), HasSubstr("placed-output"));
+}
+
+// A node whose machine dies (its daemon and supervisors SIGKILLed) has its
+// agents marked lost once its lease expires, by the node still up; when it
+// comes back it is a new incarnation and does not start them again.
+TEST_F(NodeTest, ADeadNodesAgentsAreLostAfterTheLeaseAndNeverResurrected) {
+  StartNode("survivor", 2);
+  HerdProcess& doomed = StartNode("doomed", 2);
+  std::string task_id =
+      HerdOn("client", {"task", "create", "node loss"}).at("task_id").get<std::string>();
+  json deployed = DeployOn("client", task_id, {"sleep", "300"}, {"--node", "doomed"});
+  std::string agent_id = deployed.value("agent_id", "");
+  json agent = AgentOf(Status("client", task_id), agent_id);
+  std::vector<Identity> processes = ProcessesOf(agent_id);
+  ASSERT_FALSE(processes.empty());
+
+  // The machine dies: the daemon and the agent's supervisor at once.
+  ASSERT_EQ(kill(doomed.pid(), SIGKILL), 0);
+  ASSERT_GT(agent.value("supervisor_pid", 0), 0) << agent.dump();
+  kill(agent["supervisor_pid"].get<int>(), SIGKILL);
+  EXPECT_TRUE(WaitForExit(processes)) << "the agent dies with its supervisor";
+
+  // The survivor's renewals expire the lease and mark the agent lost.
+  CommandResult waited =
+      Herd({"wait", task_id, agent_id, "--timeout", "120", "--json"}, Machine("client"));
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  json lost = AgentOf(Status("client", task_id), agent_id);
+  EXPECT_EQ(lost["status"], "error") << lost.dump();
+  EXPECT_THAT(lost.dump(), HasSubstr("node lost"));
+
+  // Back again: a new incarnation, which runs new work but not the old.
+  StartNode("doomed", 2);
+  json fresh = DeployOn("client", task_id, {"sleep", "300"}, {"--node", "doomed"});
+  json fresh_agent = AgentOf(Status("client", task_id), fresh.value("agent_id", ""));
+  EXPECT_GT(fresh_agent["node"]["incarnation"].get<int>(), agent["node"]["incarnation"].get<int>());
+  json still = AgentOf(Status("client", task_id), agent_id);
+  EXPECT_EQ(still["status"], "error");
+  EXPECT_EQ(still.value("pid", 0), agent.value("pid", 0)) << "never started again";
+  EXPECT_TRUE(ProcessesOf(agent_id).empty());
+}
+
+// A daemon that dies while its machine lives stops its agents through
+// their lifelines: nothing runs on unanswered for.
+TEST_F(NodeTest, AKilledDaemonsAgentsStopWithIt) {
+  HerdProcess& node = StartNode("solo", 2);
+  std::string task_id =
+      HerdOn("client", {"task", "create", "daemon death"}).at("task_id").get<std::string>();
+  json deployed = DeployOn("client", task_id, {"sleep", "300"});
+  std::string agent_id = deployed.value("agent_id", "");
+  std::vector<Identity> processes = ProcessesOf(agent_id);
+  ASSERT_FALSE(processes.empty());
+  ASSERT_EQ(kill(node.pid(), SIGKILL), 0);
+  EXPECT_TRUE(WaitForExit(processes)) << DescribeProcesses(processes);
+  CommandResult waited =
+      Herd({"wait", task_id, agent_id, "--timeout", "120", "--json"}, Machine("client"));
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  json after = AgentOf(Status("client", task_id), agent_id);
+  EXPECT_EQ(after["status"], "terminated") << after.dump();
+  EXPECT_THAT(after.value("termination_reason", ""), HasSubstr("node's daemon"));
+}
+
+// An agent on a node reports through `herd serve` (PostgreSQL-backed, from
+// its node's environment); the client machine reads the report.
+TEST_F(NodeTest, APlacedAgentReportsThroughMcpFromItsNode) {
+  StartNode("worker-node", 1);
+  std::string task_id =
+      HerdOn("client", {"task", "create", "mcp from a node"}).at("task_id").get<std::string>();
+  std::string script =
+      "printf '%s\\n' "
+      "'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+      "\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"sh\",\"version\":\"1\"}}}' "
+      "'{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}' "
+      "\"{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":2,\\\"method\\\":\\\"tools/"
+      "call\\\",\\\"params\\\":"
+      "{\\\"name\\\":\\\"update_agent_progress\\\",\\\"arguments\\\":{\\\"task_id\\\":\\\"$HERD_"
+      "TASK_ID\\\","
+      "\\\"agent_id\\\":\\\"$HERD_AGENT_ID\\\",\\\"status\\\":\\\"working\\\",\\\"message\\\":"
+      "\\\"hello from the node\\\",\\\"progress\\\":42}}}\" | " +
+      HerdBinary() + " serve > /dev/null";
+  json deployed = DeployOn("client", task_id, {"sh", "-c", script});
+  std::string agent_id = deployed.value("agent_id", "");
+  // The agent ends once its `herd serve` has answered and seen EOF.
+  CommandResult waited =
+      Herd({"wait", task_id, agent_id, "--timeout", "120", "--json"}, Machine("client"));
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  json agent = AgentOf(Status("client", task_id), agent_id);
+  EXPECT_EQ(agent["node"]["name"], "worker-node") << agent.dump();
+  EXPECT_THAT(agent.dump(), HasSubstr("hello from the node"));
+  CommandResult progress = Herd({"status", task_id, "--json"}, Machine("client"));
+  EXPECT_THAT(progress.out, HasSubstr("hello from the node"));
+}
+
+// The database restarted mid-run (pg_ctl restart -m fast): the node keeps
+// its lease and its agent, new deploys work again, and nothing is lost or
+// applied twice.
+TEST_F(NodeTest, ADatabaseRestartMidRunLosesNothing) {
+  registry::pg_test::TestServer server;
+  ASSERT_TRUE(server.started());
+  registry::pg_test::TestDatabase own(server.host());
+  conninfo_ = own.conninfo();
+  StartNode("steady", 3);
+  std::string task_id =
+      HerdOn("client", {"task", "create", "restart"}).at("task_id").get<std::string>();
+  json first = DeployOn("client", task_id, {"sleep", "300"});
+  std::string first_id = first.value("agent_id", "");
+  std::vector<Identity> processes = ProcessesOf(first_id);
+  ASSERT_FALSE(processes.empty());
+
+  ASSERT_EQ(server.Restart(), 0);
+
+  // A deploy right after either works or fails saying why; then one works.
+  CommandResult second =
+      Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}), Machine("client"));
+  if (second.exit_code != 0) {
+    EXPECT_FALSE(second.Json().value("error", "").empty()) << second.Describe();
+    second = Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}), Machine("client"));
+  }
+  ASSERT_EQ(second.exit_code, 0) << second.Describe();
+  std::string second_id = second.Json().value("agent_id", "");
+
+  json status = Status("client", task_id);
+  EXPECT_EQ(status["agents"]["total_spawned"], 2) << status.dump();
+  EXPECT_EQ(status["agents"]["active"], 2);
+  EXPECT_EQ(AgentOf(status, first_id)["status"], "running") << "the lease held";
+  EXPECT_FALSE(ProcessesOf(first_id).empty());
+  json killed = HerdOn("client", {"kill", task_id, "--all"});
+  EXPECT_EQ(killed["failed"], 0) << killed.dump();
+  EXPECT_TRUE(ProcessesOf(first_id).empty());
+  EXPECT_TRUE(ProcessesOf(second_id).empty());
+}
+
+}  // namespace
+}  // namespace herd::test_util
