@@ -236,9 +236,14 @@ Result<LaunchPlan> PlanLaunch(const LaunchRequest& request) {
     // repository's .git).
     plan.argv = {EnvironmentOr("CODEX_EXECUTABLE", "codex"), "exec", "--json",
                  "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"};
-    for (std::string& override :
-         CodexMcpOverrides(McpConfigFor(request.herd_binary, request.workspace_base),
-                           AgentEnvironmentNames(plan.environment))) {
+    // HERD_REGISTRY (the shared registry) is inherited, not set by the
+    // plan: passed on by name, so its value never appears in an argv.
+    std::vector<std::string> pass_through = AgentEnvironmentNames(plan.environment);
+    if (const char* registry = std::getenv("HERD_REGISTRY"); registry != nullptr && *registry) {
+      pass_through.push_back("HERD_REGISTRY");
+    }
+    for (std::string& override : CodexMcpOverrides(
+             McpConfigFor(request.herd_binary, request.workspace_base), pass_through)) {
       plan.argv.push_back("-c");
       plan.argv.push_back(std::move(override));
     }

@@ -42,17 +42,15 @@ Status CheckResumable(const registry::AgentRecord& agent) {
   return Status::Ok();
 }
 
-// Asks the supervisor of `agent` to stop turn `turn` (SIGUSR1 with the
-// number), through a pidfd of its recorded identity.
-bool SignalInterrupt(const registry::AgentRecord& agent, int turn) {
+}  // namespace
+
+bool SignalTurnInterrupt(const registry::AgentRecord& agent, int turn) {
   int pidfd = OpenPidfd(agent.supervisor);
   if (pidfd < 0) return false;
   bool sent = SignalPidfdWithValue(pidfd, SIGUSR1, turn);
   close(pidfd);
   return sent;
 }
-
-}  // namespace
 
 nlohmann::json SentMessage::ToJson() const {
   nlohmann::json reply = {
@@ -90,24 +88,29 @@ Result<SentMessage> SendMessage(const registry::RegistryStores& stores,
                             "` to list its agents");
   }
   HERD_RETURN_IF_ERROR(CheckResumable(*agent));
-  if (agent->node) {
-    // The message's text is a file of this machine, and its next turn
-    // would start here.
-    return Status::Refused("agent " + agent->id + " runs on node " + agent->node->name +
-                           ", and follow-up messages reach only agents started where they "
-                           "were deployed so far: deploy a new agent with the follow-up in "
-                           "its prompt");
-  }
+  // An agent on another machine gets the text in the record; its node's
+  // supervisor writes it to a file there, and its node starts a new turn.
+  bool elsewhere = !RunsOnThisMachine(*agent);
 
   // The text first, outside any lock; the registry refers to it.
   registry::AgentMessage message;
   message.id = registry::NewMessageId();
-  message.text_file = workspace.MessagePath(follow_up.task_id, follow_up.agent_id, message.id);
   message.preview = Utf8Prefix(follow_up.message, registry::kMessagePreviewLength);
   message.sent_at = NowIso8601();
   message.interrupt = follow_up.interrupt;
-  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(store::FileSystem::Default(), message.text_file,
-                                                 follow_up.message));
+  if (elsewhere) {
+    message.text = follow_up.message;
+  } else {
+    message.text_file = workspace.MessagePath(follow_up.task_id, follow_up.agent_id, message.id);
+    HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(store::FileSystem::Default(), message.text_file,
+                                                   follow_up.message));
+  }
+  // A new turn on another machine is started by its node: wait for it
+  // from before the commit.
+  std::unique_ptr<registry::CommitWatch> watch;
+  if (elsewhere) {
+    HERD_ASSIGN_OR_RETURN(watch, registry.WatchCommits(follow_up.task_id));
+  }
 
   Result<std::vector<int>> ports = PortCandidates(follow_up.task_id);
   Result<MessageOutcome> accepted =
@@ -115,7 +118,7 @@ Result<SentMessage> SendMessage(const registry::RegistryStores& stores,
                                         registry::GlobalRunningCapFromEnvironment(), *ports)
                  : Result<MessageOutcome>(ports.status());
   if (!accepted.ok()) {
-    std::remove(message.text_file.c_str());  // nothing refers to it
+    if (!elsewhere) std::remove(message.text_file.c_str());  // nothing refers to it
     return accepted.status();
   }
   SentMessage sent;
@@ -127,16 +130,28 @@ Result<SentMessage> SendMessage(const registry::RegistryStores& stores,
   sent.warning = accepted->warning;
   if (accepted->delivery == MessageOutcome::Delivery::kNewTurn) {
     sent.delivery = "new_turn";
-    HERD_ASSIGN_OR_RETURN(sent.agent, StartFollowUpTurn(stores, workspace, follow_up.task_id,
-                                                        follow_up.agent_id, accepted->turn));
+    if (elsewhere) {
+      HERD_ASSIGN_OR_RETURN(sent.agent, AwaitPlacedStart(registry, *watch, follow_up.task_id,
+                                                         follow_up.agent_id, accepted->turn));
+    } else {
+      HERD_ASSIGN_OR_RETURN(sent.agent, StartFollowUpTurn(stores, workspace, follow_up.task_id,
+                                                          follow_up.agent_id, accepted->turn));
+    }
     sent.note = "turn " + std::to_string(sent.turn) +
                 " started; wait for it with wait_for_agents (herd wait)";
     return sent;
   }
   sent.delivery = "queued";
   sent.queue_position = accepted->queue_position;
+  if (accepted->interrupt_turn > 0 && elsewhere) {
+    // Its node, woken by this commit, signals the turn's supervisor there.
+    sent.note =
+        "turn " + std::to_string(sent.turn) + " runs on node " + accepted->agent.node->name +
+        ", which stops it now; this message runs next, as turn " + std::to_string(sent.turn + 1);
+    return sent;
+  }
   if (accepted->interrupt_turn > 0) {
-    sent.interrupt_sent = SignalInterrupt(accepted->agent, accepted->interrupt_turn);
+    sent.interrupt_sent = SignalTurnInterrupt(accepted->agent, accepted->interrupt_turn);
   }
   if (sent.interrupt_sent) {
     sent.note = "turn " + std::to_string(sent.turn) +

@@ -53,4 +53,10 @@ struct SentMessage {
 Result<SentMessage> SendMessage(const registry::RegistryStores& stores,
                                 const registry::Workspace& workspace, const FollowUp& follow_up);
 
+// Asks the supervisor of `agent` (on this machine) to stop turn `turn`:
+// SIGUSR1 with the number, through a pidfd of its recorded identity.
+// Whether the signal was sent. (A node's daemon does this for messages
+// sent from other machines.)
+bool SignalTurnInterrupt(const registry::AgentRecord& agent, int turn);
+
 }  // namespace herd::agents

@@ -298,39 +298,6 @@ std::string NodeStartFailure(const registry::Registry& registry, const std::stri
   return reason;
 }
 
-// Waits (the watch opened before the admission) until the node has
-// recorded the start of the admitted `entry`, or released it, or ended it.
-Result<registry::AgentRecord> AwaitPlacedStart(const registry::Registry& registry,
-                                               registry::CommitWatch& watch,
-                                               const std::string& task_id,
-                                               const registry::AgentRecord& entry) {
-  const std::string node = entry.node ? entry.node->name : std::string("?");
-  auto deadline = MonotonicClock::now() + kPlacedStartPatience;
-  for (;;) {
-    HERD_ASSIGN_OR_RETURN(registry::SharedTask task, registry.ReadTask(task_id));
-    const registry::AgentRecord* agent = task->task.FindAgent(entry.id);
-    if (agent == nullptr) {
-      return Status::IOError(
-          "agent " + entry.id + " was placed on node " + node +
-          " but did not start: " + NodeStartFailure(registry, task_id, entry.id));
-    }
-    if (agent->process.recorded() || !registry::IsActiveStatus(agent->status)) return *agent;
-    HERD_ASSIGN_OR_RETURN(Wake wake, watch.WaitUntil(deadline, nullptr));
-    if (wake != Wake::kDeadline) continue;
-    registry::Termination termination;
-    termination.reason = "node " + node + " did not start it within " +
-                         std::to_string(kPlacedStartPatience.count()) + " s";
-    Result<registry::TerminationOutcome> ended = registry.Terminate(task_id, entry.id, termination);
-    if (ended.ok() && !ended->changed) return ended->agent;  // it started or ended just now
-    return Status::Timeout("agent " + entry.id + " was placed on node " + node +
-                           ", which did not start it within " +
-                           std::to_string(kPlacedStartPatience.count()) +
-                           " s; it is marked terminated, so it will not start late. Check that "
-                           "`herd node` runs on that machine (`herd node list`), then deploy "
-                           "again");
-  }
-}
-
 // DeployAgent for a placed agent: admission with placement and launch
 // inputs, then the wait for its node.
 Result<registry::AgentRecord> DeployPlaced(const registry::Registry& registry,
@@ -369,7 +336,7 @@ Result<registry::AgentRecord> DeployPlaced(const registry::Registry& registry,
   HERD_ASSIGN_OR_RETURN(
       registry::AgentRecord entry,
       registry.Admit(request.task_id, admission, registry::GlobalRunningCapFromEnvironment()));
-  return AwaitPlacedStart(registry, *watch, request.task_id, entry);
+  return AwaitPlacedStart(registry, *watch, request.task_id, entry.id, 1);
 }
 
 // The deploy a placed agent's record stands for, on its node.
@@ -523,11 +490,12 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
 Result<registry::AgentRecord> StartFollowUpTurn(const RegistryStores& stores,
                                                 const Workspace& workspace,
                                                 const std::string& task_id,
-                                                const std::string& agent_id, int turn) {
+                                                const std::string& agent_id, int turn,
+                                                const NodeContext* node) {
   std::unique_ptr<const registry::Registry> opened = registry::RegistryFor(stores, workspace);
   const registry::Registry& registry = *opened;
-  std::string failure = StartFailure(StartSupervisor(workspace, task_id, agent_id, turn), workspace,
-                                     task_id, agent_id);
+  std::string failure = StartFailure(StartSupervisor(workspace, task_id, agent_id, turn, node),
+                                     workspace, task_id, agent_id);
   if (!failure.empty()) {
     Status undone = registry.AbandonTurn(task_id, agent_id, turn, "did not start: " + failure);
     if (!undone.ok()) {
@@ -558,12 +526,47 @@ Status StartPlacedAgent(const RegistryStores& stores, const Workspace& workspace
   return Status::IOError(reason);
 }
 
-bool RunsOnThisMachine(const registry::AgentRecord& agent) {
-  if (!agent.node) return true;
-  const char* name = getenv("HERD_NODE");
-  const char* incarnation = getenv("HERD_NODE_INCARNATION");
-  return name != nullptr && incarnation != nullptr && agent.node->name == name &&
-         std::to_string(agent.node->incarnation) == incarnation;
+Result<registry::AgentRecord> AwaitPlacedStart(const registry::Registry& registry,
+                                               registry::CommitWatch& watch,
+                                               const std::string& task_id,
+                                               const std::string& agent_id, int turn) {
+  std::string what =
+      turn > 1 ? "turn " + std::to_string(turn) + " of agent " + agent_id : "agent " + agent_id;
+  std::string node = "?";
+  auto deadline = MonotonicClock::now() + kPlacedStartPatience;
+  for (;;) {
+    HERD_ASSIGN_OR_RETURN(registry::SharedTask task, registry.ReadTask(task_id));
+    const registry::AgentRecord* agent = task->task.FindAgent(agent_id);
+    if (agent != nullptr && agent->node) node = agent->node->name;
+    if (agent == nullptr) {  // released by its node
+      return Status::IOError(what + " was placed on node " + node + " but did not start: " +
+                             NodeStartFailure(registry, task_id, agent_id));
+    }
+    if (agent->turn < turn) {  // the node abandoned the turn (turns.h AbandonTurn)
+      std::string reason = agent->undelivered_messages.empty()
+                               ? "its node gave no reason"
+                               : agent->undelivered_messages.back().undelivered_reason;
+      return Status::IOError(what + " did not start on node " + node + ": " + reason);
+    }
+    if (agent->turn > turn || agent->process.recorded()) return *agent;
+    if (!registry::IsActiveStatus(agent->status)) {  // a kill, a stop, its node lost
+      return Status::IOError(
+          what + " ended before node " + node + " started it: " + agent->status + ", " +
+          agent->termination_reason.value_or(agent->error.value_or("no reason recorded")));
+    }
+    HERD_ASSIGN_OR_RETURN(Wake wake, watch.WaitUntil(deadline, nullptr));
+    if (wake != Wake::kDeadline) continue;
+    registry::Termination termination;
+    termination.reason = "node " + node + " did not start it within " +
+                         std::to_string(kPlacedStartPatience.count()) + " s";
+    Result<registry::TerminationOutcome> ended = registry.Terminate(task_id, agent_id, termination);
+    if (ended.ok() && !ended->changed) return ended->agent;  // it started or ended just now
+    return Status::Timeout(what + " was placed on node " + node +
+                           ", which did not start it within " +
+                           std::to_string(kPlacedStartPatience.count()) +
+                           " s; it is marked terminated, so it will not start late. Check that "
+                           "`herd node` runs on that machine (`herd node list`), then try again");
+  }
 }
 
 }  // namespace herd::agents

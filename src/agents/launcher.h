@@ -30,8 +30,10 @@
 #include <vector>
 
 #include "agents/agent_worktree.h"
+#include "agents/liveness.h"
 #include "registry/nodes.h"
 #include "registry/records.h"
+#include "registry/registry.h"
 #include "registry/registry_stores.h"
 #include "registry/workspace.h"
 #include "util/status.h"
@@ -73,10 +75,15 @@ Result<registry::AgentRecord> DeployAgent(const registry::RegistryStores& stores
 // start, the turn is abandoned (the ended turn is restored, the message
 // kept as undelivered) and the error says why. Returns the entry as
 // recorded at start.
+struct NodeContext;
+
+// A node's daemon passes its NodeContext (below) so the turn's supervisor
+// holds the node's lifeline.
 Result<registry::AgentRecord> StartFollowUpTurn(const registry::RegistryStores& stores,
                                                 const registry::Workspace& workspace,
                                                 const std::string& task_id,
-                                                const std::string& agent_id, int turn);
+                                                const std::string& agent_id, int turn,
+                                                const NodeContext* node = nullptr);
 
 // What a node's daemon passes on to the supervisors it starts: the end of
 // a pipe whose other end the daemon holds (the lifeline: its EOF means the
@@ -97,12 +104,18 @@ Status StartPlacedAgent(const registry::RegistryStores& stores,
                         const registry::Workspace& workspace, const std::string& task_id,
                         const registry::AgentRecord& agent, const NodeContext& node);
 
-// Whether agent `agent` runs on this machine, so its processes may be
-// signalled here: it was not placed on a node, or it was placed on the
-// node whose daemon (or one of whose supervisors) this process is
-// (HERD_NODE and HERD_NODE_INCARNATION, set by `herd node`). An agent
-// elsewhere is stopped by its own node, which the registry's mark wakes.
-bool RunsOnThisMachine(const registry::AgentRecord& agent);
+// Waits on `watch` (opened before the commit that placed the agent or
+// began its turn) until its node has recorded the start of turn `turn` of
+// agent `agent_id`, up to kPlacedStartPatience, and returns the entry. An
+// error quotes why it did not start: the node's reason for a released agent
+// (from its output tail) or an abandoned turn (its undelivered message), or
+// the end recorded before the start (a kill, its node lost). At the
+// deadline the agent is marked terminated (so it never starts late) and
+// the error says so.
+Result<registry::AgentRecord> AwaitPlacedStart(const registry::Registry& registry,
+                                               registry::CommitWatch& watch,
+                                               const std::string& task_id,
+                                               const std::string& agent_id, int turn);
 
 // The prompt an MCP-capable agent receives: its ids on lines of their own
 // and the exact herd tools to call, then the caller's prompt.

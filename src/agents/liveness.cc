@@ -1,5 +1,8 @@
 #include "agents/liveness.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "agents/process.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
@@ -11,6 +14,7 @@ Liveness ClassifyLiveness(const registry::AgentRecord& agent, double now_unix_se
     return watch != nullptr ? watch->IsAlive(identity) : IsAlive(identity);
   };
   if (!registry::IsActiveStatus(agent.status)) return Liveness::kEnded;
+  if (!RunsOnThisMachine(agent)) return Liveness::kOnOtherNode;
   const ProcessIdentity& process = agent.process;
   const ProcessIdentity& supervisor = agent.supervisor;
   bool supervisor_alive = supervisor.pid > 0 && is_alive(supervisor);
@@ -29,6 +33,14 @@ Liveness ClassifyLiveness(const registry::AgentRecord& agent, double now_unix_se
   return supervisor_alive ? Liveness::kExiting : Liveness::kLost;
 }
 
+bool RunsOnThisMachine(const registry::AgentRecord& agent) {
+  if (!agent.node) return true;
+  const char* name = getenv("HERD_NODE");
+  const char* incarnation = getenv("HERD_NODE_INCARNATION");
+  return name != nullptr && incarnation != nullptr && agent.node->name == name &&
+         std::to_string(agent.node->incarnation) == incarnation;
+}
+
 const char* LivenessName(Liveness liveness) {
   switch (liveness) {
     case Liveness::kEnded: return "ended";
@@ -36,6 +48,7 @@ const char* LivenessName(Liveness liveness) {
     case Liveness::kAlive: return "alive";
     case Liveness::kUnsupervised: return "unsupervised";
     case Liveness::kExiting: return "exiting";
+    case Liveness::kOnOtherNode: return "on_node";
     case Liveness::kStartLost:
     case Liveness::kLost: return "lost";
   }

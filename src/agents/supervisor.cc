@@ -26,6 +26,7 @@
 #include "registry/registry_stores.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
+#include "store/file_system.h"
 #include "util/clock.h"
 
 extern char** environ;
@@ -757,6 +758,29 @@ struct TurnToRun {
 // The turn this supervisor was started for: the first (the deploy), or a
 // later one a follow-up message began (--turn), which must be waiting to
 // start. Fails the start (FailStart) otherwise.
+// The file holding a follow-up message's text on this machine: its own
+// text_file, or, for a message to an agent on another machine than its
+// sender's (the text is in the record), a file of this workspace, written
+// now.
+Result<std::string> MessageTextFileHere(const Workspace& workspace, const std::string& task_id,
+                                        const std::string& agent_id,
+                                        const registry::AgentMessage& message) {
+  if (message.text.empty()) return message.text_file;
+  std::string path = workspace.MessagePath(task_id, agent_id, message.id);
+  HERD_RETURN_IF_ERROR(registry::MakeDirectories(path.substr(0, path.rfind('/'))));
+  HERD_RETURN_IF_ERROR(store::ReplaceFileDurably(store::FileSystem::Default(), path, message.text));
+  return path;
+}
+
+// PlanFollowUpTurn for the message of turn `turn`.
+Result<LaunchPlan> PlanMessageTurn(const Workspace& workspace, const SupervisorArgs& args,
+                                   const LaunchPlan& first_plan, const std::string& session_id,
+                                   int turn, const registry::AgentMessage& message) {
+  HERD_ASSIGN_OR_RETURN(std::string text_file,
+                        MessageTextFileHere(workspace, args.task_id, args.agent_id, message));
+  return PlanFollowUpTurn(first_plan, session_id, turn, text_file);
+}
+
 TurnToRun FirstTurnOrFail(const SupervisorArgs& args, const registry::Registry& registry,
                           const LaunchPlan& first_plan) {
   if (args.turn <= 1) return TurnToRun{1, first_plan};
@@ -768,8 +792,8 @@ TurnToRun FirstTurnOrFail(const SupervisorArgs& args, const registry::Registry& 
     FailStart(args.handshake_fd, Status::Refused("turn " + std::to_string(args.turn) + " of " +
                                                  args.agent_id + " is not waiting to start"));
   }
-  Result<LaunchPlan> plan =
-      PlanFollowUpTurn(first_plan, agent->session_id, args.turn, agent->turn_message->text_file);
+  Result<LaunchPlan> plan = PlanMessageTurn(Workspace(args.workspace_base), args, first_plan,
+                                            agent->session_id, args.turn, *agent->turn_message);
   if (!plan.ok()) FailStart(args.handshake_fd, plan.status());
   // The agent had ended: its port may have changed hands meanwhile
   // (Registry::SendMessage), so the record says which it holds now.
@@ -888,8 +912,8 @@ std::optional<registry::NextTurn> RunTurn(const SupervisorArgs& args, const Work
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     ForgetStopRequests();
     spdlog::info("turn {}: follow-up message {}", next->number, next->message.id);
-    turn = TurnToRun{next->number, PlanFollowUpTurn(first_plan, next->session_id, next->number,
-                                                    next->message.text_file)};
+    turn = TurnToRun{next->number, PlanMessageTurn(workspace, args, first_plan, next->session_id,
+                                                   next->number, next->message)};
   }
   spdlog::info("supervisor done");
   _exit(exit_recorded ? 0 : 1);

@@ -229,6 +229,13 @@ int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
   Result<json> status = orchestrator.AgentOutput(state);
   if (!status.ok()) return kExitFailed;
   std::string log_path = status->at("metadata").value("log_file", "");
+  if (log_path.empty()) {
+    std::cerr << "herd: cannot follow " << agent_id
+              << ": its log is not on this machine (it runs on a node; `herd node list`). Follow "
+                 "it there, or run `herd logs` without --follow here for the tail the registry "
+                 "keeps\n";
+    return kExitFailed;
+  }
   std::string logs_directory = log_path.substr(0, log_path.rfind('/'));
   std::string task_directory = logs_directory.substr(0, logs_directory.rfind('/'));
   Result<DirectoryWatch> watch = DirectoryWatch::Open();
@@ -652,6 +659,12 @@ std::string RenderKilled(const json& r) {
     return r.value("agent_id", "") + " had already ended (" + r.value("status", "") + ")\n";
   }
   const json& cleanup = r["cleanup"];
+  if (cleanup.contains("node")) {
+    return "terminated " + r.value("agent_id", "") + " on node " + cleanup.value("node", "") +
+           (cleanup.value("stopped_by_node", false)
+                ? ": its node stopped it and recorded the exit\n"
+                : ": its node has not confirmed the stop yet (" + r.value("warning", "") + ")\n");
+  }
   return std::string(r.value("registry_recorded", true) ? "terminated " : "stopped ") +
          r.value("agent_id", "") + ": " + std::to_string(cleanup.value("signalled", 0)) +
          " process(es) sent SIGTERM, " + std::to_string(cleanup.value("sigkilled", 0)) +

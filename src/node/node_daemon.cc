@@ -8,12 +8,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <future>
+#include <list>
 #include <map>
 #include <set>
 
+#include "agents/conversation.h"
 #include "agents/killer.h"
 #include "agents/launcher.h"
 #include "agents/supervisor.h"
+#include "node/lifelines.h"
 #include "registry/pg_registry.h"
 #include "registry/task_registry.h"
 #include "registry/workspace.h"
@@ -46,9 +50,8 @@ class NodeDaemon {
         options_(options),
         stop_(stop),
         registry_(*stores.postgres),
-        workspace_(options.state_directory + "/workspace") {}
-
-  ~NodeDaemon() { CloseLifelines(); }
+        workspace_(options.state_directory + "/workspace"),
+        lifelines_([this] { OnLeaseDeadline(); }) {}
 
   Status Run() {
     HERD_RETURN_IF_ERROR(registry::MakeDirectories(options_.state_directory));
@@ -63,20 +66,9 @@ class NodeDaemon {
     HERD_RETURN_IF_ERROR(Register());
     while (!stop_.stopped()) {
       CatchUp();
-      Clock::time_point deadline = NextDeadline();
-      Wake wake = WaitForCommits(deadline);
+      Wake wake = WaitForCommits(next_renewal_);
       if (wake == Wake::kStopped) break;
-      Clock::time_point now = Clock::now();
-      if (!self_stopped_ && now >= SelfStopAt()) {
-        spdlog::error(
-            "node {}: the lease could not be renewed for {} ms; stopping every agent "
-            "before it can expire",
-            options_.spec.name,
-            std::chrono::duration_cast<std::chrono::milliseconds>(now - last_renewed_).count());
-        CloseLifelines();
-        self_stopped_ = true;
-      }
-      if (now >= next_renewal_) Renew();
+      if (Clock::now() >= next_renewal_) Renew();
     }
     return Leave();
   }
@@ -88,9 +80,7 @@ class NodeDaemon {
     HERD_ASSIGN_OR_RETURN(PgRegistry::NodeRegistration registration,
                           registry_.RegisterNode(options_.spec, options_.lease_ttl));
     incarnation_ = registration.lease.incarnation;
-    last_renewed_ = sent;
-    next_renewal_ = sent + RenewalPeriod();
-    self_stopped_ = false;
+    Renewed(sent);
     setenv("HERD_NODE", options_.spec.name.c_str(), 1);
     setenv("HERD_NODE_INCARNATION", std::to_string(incarnation_).c_str(), 1);
     spdlog::info("node {} registered: incarnation {}, capacity {}, lease until {}",
@@ -106,14 +96,20 @@ class NodeDaemon {
 
   std::chrono::milliseconds RenewalPeriod() const { return options_.lease_ttl / 3; }
 
-  Clock::time_point SelfStopAt() const {
-    return last_renewed_ + options_.lease_ttl - SelfStopMargin(options_.lease_ttl);
+  // A lease granted (or renewed) by a request sent at `sent`: it lasts
+  // until `sent` + ttl by the server's clock at the earliest, so the
+  // agents are stopped SelfStopMargin before that unless it is renewed.
+  void Renewed(Clock::time_point sent) {
+    next_renewal_ = sent + RenewalPeriod();
+    lifelines_.ExtendUntil(sent + options_.lease_ttl - SelfStopMargin(options_.lease_ttl));
   }
 
-  Clock::time_point NextDeadline() const {
-    Clock::time_point deadline = next_renewal_;
-    if (!self_stopped_) deadline = std::min(deadline, SelfStopAt());
-    return deadline;
+  // The watchdog's thread, once it has closed every lifeline.
+  void OnLeaseDeadline() {
+    spdlog::error(
+        "node {}: the lease could not be renewed in time; every agent is stopped before it can "
+        "expire",
+        options_.spec.name);
   }
 
   // Blocks until a commit, the deadline or the stop; a failed wait (the
@@ -147,14 +143,23 @@ class NodeDaemon {
   void Renew() {
     Clock::time_point sent = Clock::now();
     next_renewal_ = sent + RenewalPeriod();
+    if (lifelines_.stopped()) {
+      // The agents of this incarnation were stopped without a lease to
+      // answer for them: a new incarnation starts clean (RegisterNode marks
+      // whatever of the old one is still active lost).
+      ReapStarts(/*wait=*/true);
+      CloseLifelines();
+      Status registered = Register();
+      if (!registered.ok()) {
+        spdlog::warn("node {}: cannot register again yet: {}", options_.spec.name,
+                     registered.ToString());
+      }
+      return;
+    }
     Result<registry::NodeLease> renewed =
         registry_.RenewNodeLease(options_.spec.name, incarnation_, options_.lease_ttl);
     if (renewed.ok()) {
-      last_renewed_ = sent;
-      if (self_stopped_) {
-        spdlog::info("node {}: the lease is renewed again; taking new agents", options_.spec.name);
-        self_stopped_ = false;
-      }
+      Renewed(sent);
       Result<std::vector<PgRegistry::LostAgent>> expired = registry_.ExpireNodeLeases();
       if (!expired.ok()) {
         spdlog::warn("node {}: could not expire other nodes' leases: {}", options_.spec.name,
@@ -173,10 +178,10 @@ class NodeDaemon {
     // The lease is gone: this incarnation's agents are (being) marked lost.
     spdlog::error("node {}: {}; stopping its agents and registering again", options_.spec.name,
                   renewed.status().message());
+    ReapStarts(/*wait=*/true);  // no start runs while the environment changes
     CloseLifelines();
     Status registered = Register();
     if (!registered.ok()) {
-      self_stopped_ = true;
       spdlog::error("node {}: cannot register again: {}", options_.spec.name,
                     registered.ToString());
     }
@@ -184,6 +189,7 @@ class NodeDaemon {
 
   // Starts what waits for this node and stops what was ended elsewhere.
   void CatchUp() {
+    ReapStarts(/*wait=*/false);
     Result<std::vector<PgRegistry::TaskAgent>> work =
         registry_.NodeWork(options_.spec.name, incarnation_);
     if (!work.ok()) {
@@ -198,7 +204,20 @@ class NodeDaemon {
       current.insert(key);
       bool active = registry::IsActiveStatus(agent.status);
       if (active && !agent.process.recorded() && agent.phase == "starting") {
-        if (!self_stopped_ && lifelines_.count(key) == 0) Start(placed.task_id, agent);
+        // A turn its running supervisor began (a queued message) is that
+        // supervisor's to run.
+        if (!lifelines_.stopped() && !lifelines_.Holds(key, agent.turn) &&
+            !agent.supervisor.recorded()) {
+          StartInBackground(placed.task_id, agent);
+        }
+      } else if (active && agent.process.recorded() && !agent.message_queue.empty() &&
+                 agent.message_queue.front().interrupt) {
+        // A message sent with interrupt from another machine.
+        if (interrupted_.insert({key, agent.turn}).second) {
+          spdlog::info("node {}: interrupting turn {} of {}", options_.spec.name, agent.turn,
+                       agent.id);
+          agents::SignalTurnInterrupt(agent, agent.turn);
+        }
       } else if (!active && agent.supervisor.recorded() && !agent.exit) {
         if (stops_requested_.insert(key).second) {
           spdlog::info("node {}: stopping {} of task {} ({})", options_.spec.name, agent.id,
@@ -208,14 +227,30 @@ class NodeDaemon {
       }
     }
     // Agents whose exits are recorded need their lifelines no more.
-    for (auto it = lifelines_.begin(); it != lifelines_.end();) {
-      if (current.count(it->first) != 0) {
+    for (const std::string& key : lifelines_.CloseAllBut(current)) stops_requested_.erase(key);
+  }
+
+  // Starts the agent's turn on a thread of its own (a start waits for the
+  // supervisor's handshake), so the loop keeps renewing the lease; a turn
+  // already being started is not started twice.
+  void StartInBackground(const std::string& task_id, const registry::AgentRecord& agent) {
+    std::pair<std::string, int> turn{KeyOf(task_id, agent.id), agent.turn};
+    if (starting_.count(turn) != 0) return;
+    starting_.insert(turn);
+    starts_.push_back(Starting{
+        turn, std::async(std::launch::async, [this, task_id, agent] { Start(task_id, agent); })});
+  }
+
+  // Forgets the starts that have finished (all of them, waiting, with `wait`).
+  void ReapStarts(bool wait) {
+    for (auto it = starts_.begin(); it != starts_.end();) {
+      if (!wait && it->done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
         ++it;
         continue;
       }
-      close(it->second);
-      stops_requested_.erase(it->first);
-      it = lifelines_.erase(it);
+      it->done.wait();
+      starting_.erase(it->turn);
+      it = starts_.erase(it);
     }
   }
 
@@ -227,29 +262,36 @@ class NodeDaemon {
       return;
     }
     agents::NodeContext node{options_.spec.name, incarnation_, lifeline[0]};
-    Status started = agents::StartPlacedAgent(stores_, workspace_, task_id, agent, node);
+    Status started =
+        agent.turn > 1
+            ? agents::StartFollowUpTurn(stores_, workspace_, task_id, agent.id, agent.turn, &node)
+                  .status()
+            : agents::StartPlacedAgent(stores_, workspace_, task_id, agent, node);
     close(lifeline[0]);
     if (!started.ok()) {
       close(lifeline[1]);
-      spdlog::error("node {}: {} of task {}: {}", options_.spec.name, agent.id, task_id,
-                    started.message());
+      spdlog::error("node {}: turn {} of {} of task {}: {}", options_.spec.name, agent.turn,
+                    agent.id, task_id, started.message());
       return;
     }
-    lifelines_[KeyOf(task_id, agent.id)] = lifeline[1];
-    spdlog::info("node {}: started {} of task {}", options_.spec.name, agent.id, task_id);
+    // (replacing the lifeline of an earlier turn's supervisor, which ended)
+    lifelines_.Hold(KeyOf(task_id, agent.id), lifeline[1], agent.turn);
+    spdlog::info("node {}: started turn {} of {} of task {}", options_.spec.name, agent.turn,
+                 agent.id, task_id);
   }
 
   // Every supervisor of this node sees its lifeline close and stops its
   // agent (supervisor.h).
   void CloseLifelines() {
-    for (const auto& [key, fd] : lifelines_) close(fd);
-    lifelines_.clear();
+    lifelines_.CloseAll();
     stops_requested_.clear();
+    interrupted_.clear();
   }
 
   // Stops every agent, waits (bounded) for their exits to be recorded, and
   // leaves.
   Status Leave() {
+    ReapStarts(/*wait=*/true);
     bool had_agents = !lifelines_.empty();
     CloseLifelines();
     Clock::time_point deadline = Clock::now() + kExitRecordWait;
@@ -283,11 +325,18 @@ class NodeDaemon {
   registry::Workspace workspace_;
   std::unique_ptr<registry::CommitWatch> watch_;
   int64_t incarnation_ = 0;
-  Clock::time_point last_renewed_;  // when the last successful renewal was sent
   Clock::time_point next_renewal_;
-  bool self_stopped_ = false;              // stopped its agents: the lease may be gone
-  std::map<std::string, int> lifelines_;   // task/agent -> the write end
-  std::set<std::string> stops_requested_;  // task/agent
+  Lifelines lifelines_;  // by task/agent
+  // Starts under way on their own threads, by task/agent and turn (only
+  // the loop's thread touches these).
+  struct Starting {
+    std::pair<std::string, int> turn;
+    std::future<void> done;
+  };
+  std::list<Starting> starts_;
+  std::set<std::pair<std::string, int>> starting_;
+  std::set<std::string> stops_requested_;              // task/agent
+  std::set<std::pair<std::string, int>> interrupted_;  // task/agent, turn
 };
 
 }  // namespace

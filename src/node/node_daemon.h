@@ -13,7 +13,10 @@
 // and, once at start, on every wake and on every lease renewal, catches up
 // (PgRegistry::NodeWork): each agent placed on this incarnation and not
 // started yet is started under a supervisor of this machine
-// (agents/launcher.h StartPlacedAgent); each that has ended (a kill, a
+// (agents/launcher.h StartPlacedAgent, or StartFollowUpTurn for a turn a
+// message from another machine began; each start on a thread of its own,
+// so the lease is renewed while supervisors start); a message sent with
+// interrupt has the running turn's supervisor signalled; each that has ended (a kill, a
 // stop, a budget, from any machine) while its supervisor still runs is
 // stopped by that supervisor, found by pid and start time
 // (agents/killer.h RequestStop), which records the exit: the record is the
@@ -22,11 +25,13 @@
 // Lease: renewed every ttl/3 (ExpireNodeLeases then marks the agents of
 // other nodes whose leases ran out lost). Every supervisor it starts holds
 // the read end of a lifeline pipe whose write end only the daemon holds
-// (agents/supervisor.h): when the daemon ends, is killed, or cannot renew
-// for longer than ttl - kSelfStopMargin(ttl) (measured from when the last
-// successful renewal was sent, so before the lease can expire by the
-// server's clock), the lifelines close and every agent stops within
-// kLifelineStopGrace. A renewal refused (the lease expired, or a newer
+// (agents/supervisor.h): when the daemon ends or is killed, or when no
+// renewal has succeeded by ttl - SelfStopMargin(ttl) after the last
+// successful one was sent (so before the lease can expire by the server's
+// clock; a watchdog thread, node/lifelines.h, so a renewal stuck in the
+// network cannot delay it), the lifelines close and every agent stops
+// within kLifelineStopGrace; its next contact with the registry registers
+// a new incarnation. A renewal refused (the lease expired, or a newer
 // incarnation took the name) stops the agents the same way and registers
 // again, as a new incarnation.
 //

@@ -323,6 +323,53 @@ TEST_F(NodeTest, APlacedAgentReportsThroughMcpFromItsNode) {
   EXPECT_THAT(progress.out, HasSubstr("hello from the node"));
 }
 
+// A follow-up message sent from another machine reaches a placed agent:
+// a new turn its node starts once the agent has ended, and, sent with
+// interrupt, a stop of the running turn by its node, then the message.
+TEST_F(NodeTest, FollowUpMessagesReachAPlacedAgentFromAnotherMachine) {
+  StartNode("talker", 2);
+  std::string task_id =
+      HerdOn("client", {"task", "create", "conversation"}).at("task_id").get<std::string>();
+  // Each turn echoes what it is given on stdin (the prompt, then the message).
+  json quick = DeployOn("client", task_id, {"sh", "-c", "cat; echo; echo turn-ended"});
+  std::string quick_id = quick.value("agent_id", "");
+  CommandResult waited =
+      Herd({"wait", task_id, quick_id, "--timeout", "120", "--json"}, Machine("client"));
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  CommandResult sent =
+      Herd({"send", task_id, quick_id, "second-turn-text", "--json"}, Machine("client"));
+  ASSERT_EQ(sent.exit_code, 0) << sent.Describe();
+  EXPECT_EQ(sent.Json()["delivery"], "new_turn");
+  EXPECT_EQ(sent.Json()["turn"], 2);
+  waited = Herd({"wait", task_id, quick_id, "--timeout", "120", "--json"}, Machine("client"));
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  CommandResult logs = Herd({"logs", task_id, quick_id, "--json"}, Machine("client"));
+  EXPECT_THAT(logs.Json()["output"].dump(), HasSubstr("second-turn-text")) << logs.Describe();
+
+  // Interrupt: the node stops the running turn, and the message runs next.
+  // Its first turn runs until stopped; the second echoes the message and ends.
+  json sleeper = DeployOn(
+      "client", task_id,
+      {"sh", "-c",
+       "in=$(cat); echo \"$in\"; case \"$in\" in *interrupting*) ;; *) exec sleep 300;; esac"});
+  std::string sleeper_id = sleeper.value("agent_id", "");
+  std::vector<Identity> first_turn = ProcessesOf(sleeper_id);
+  ASSERT_FALSE(first_turn.empty());
+  CommandResult interrupted =
+      Herd({"send", task_id, sleeper_id, "interrupting-text", "--interrupt", "--json"},
+           Machine("client"));
+  ASSERT_EQ(interrupted.exit_code, 0) << interrupted.Describe();
+  EXPECT_EQ(interrupted.Json()["delivery"], "queued");
+  EXPECT_TRUE(WaitForExit(first_turn)) << "the node stops turn 1";
+  // Turn 1's end begins turn 2 in the same commit: the wait ends with turn 2.
+  waited = Herd({"wait", task_id, sleeper_id, "--timeout", "120", "--json"}, Machine("client"));
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  json agent = AgentOf(Status("client", task_id), sleeper_id);
+  EXPECT_EQ(agent.value("turn", 1), 2) << agent.dump();
+  logs = Herd({"logs", task_id, sleeper_id, "--json"}, Machine("client"));
+  EXPECT_THAT(logs.Json()["output"].dump(), HasSubstr("interrupting-text")) << logs.Describe();
+}
+
 // The database restarted mid-run (pg_ctl restart -m fast): the node keeps
 // its lease and its agent, new deploys work again, and nothing is lost or
 // applied twice.
@@ -360,6 +407,43 @@ TEST_F(NodeTest, ADatabaseRestartMidRunLosesNothing) {
   EXPECT_EQ(killed["failed"], 0) << killed.dump();
   EXPECT_TRUE(ProcessesOf(first_id).empty());
   EXPECT_TRUE(ProcessesOf(second_id).empty());
+}
+
+// A node that cannot renew its lease (the database is gone) stops its own
+// agents before the lease can expire; once the database is back it
+// registers again, as a new incarnation, and takes new work, and the
+// stopped agent is not started again.
+TEST_F(NodeTest, ANodeThatCannotRenewStopsItsAgentsBeforeTheLeaseExpires) {
+  registry::pg_test::TestServer server;
+  ASSERT_TRUE(server.started());
+  registry::pg_test::TestDatabase own(server.host());
+  conninfo_ = own.conninfo();
+  HerdProcess& node = StartNode("cut-off", 1);
+  std::string task_id =
+      HerdOn("client", {"task", "create", "cut off"}).at("task_id").get<std::string>();
+  json deployed = DeployOn("client", task_id, {"sleep", "300"});
+  std::string agent_id = deployed.value("agent_id", "");
+  std::vector<Identity> processes = ProcessesOf(agent_id);
+  ASSERT_FALSE(processes.empty());
+
+  ASSERT_EQ(server.Stop(), 0);
+  // The lease is 10 s from the last renewal; the node stops the agent by
+  // 6.7 s after it (SelfStopMargin), and the grace is 2 s.
+  EXPECT_TRUE(WaitForExit(processes)) << DescribeProcesses(processes);
+  ASSERT_EQ(server.Start(), 0);
+  EXPECT_TRUE(
+      node.WaitForOutput("node cut-off up: incarnation 2", DeadlineIn(std::chrono::seconds(120))))
+      << "after stopping its agents the node registers again, as a new incarnation";
+  CommandResult waited =
+      Herd({"wait", task_id, agent_id, "--timeout", "120", "--json"}, Machine("client"));
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  json agent = AgentOf(Status("client", task_id), agent_id);
+  EXPECT_NE(agent["status"], "running") << agent.dump();
+  EXPECT_TRUE(ProcessesOf(agent_id).empty()) << "never started again";
+  // The new incarnation takes new work.
+  json fresh = DeployOn("client", task_id, {"sleep", "300"});
+  EXPECT_FALSE(ProcessesOf(fresh.value("agent_id", "")).empty());
+  EXPECT_EQ(kill(node.pid(), 0), 0) << "the daemon kept running";
 }
 
 }  // namespace

@@ -457,6 +457,29 @@ Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) 
   return report;
 }
 
+namespace {
+
+// A placed agent's launch inputs and its messages' whole texts stay in the
+// registry, for its node: a status reply shows previews only.
+void DropNodeInputs(json& entry) {
+  entry.erase("launch");
+  auto drop_text = [](json& message) {
+    if (message.is_object()) message.erase("text");
+  };
+  if (entry.contains("turn_message")) drop_text(entry["turn_message"]);
+  for (const char* list : {"message_queue", "undelivered_messages"}) {
+    if (!entry.contains(list)) continue;
+    for (json& message : entry[list]) drop_text(message);
+  }
+  if (entry.contains("turns")) {
+    for (json& turn : entry["turns"]) {
+      if (turn.contains("message")) drop_text(turn["message"]);
+    }
+  }
+}
+
+}  // namespace
+
 json TaskStatusReport::ToJson() const {
   const registry::TaskRecord& task = snapshot->task;
   // Built key by key so the large parts are moved, not copied.
@@ -464,6 +487,7 @@ json TaskStatusReport::ToJson() const {
   for (size_t i = 0; i < task.agents.size(); ++i) {
     // The registry entry as the reference returns it, plus liveness.
     json entry = registry::EncodeAgent(task.agents[i]);
+    DropNodeInputs(entry);
     entry["liveness"] = agents::LivenessName(liveness[i]);
     entry["subtree_usage"] = subtree_usage[i].ToJson();
     if (i < worktrees.size() && worktrees[i]) {

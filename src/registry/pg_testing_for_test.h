@@ -121,15 +121,20 @@ class TestServer {
   const std::string& host() const { return directory_; }
 
   // pg_ctl restart -m fast: every session is ended, the server comes back.
-  int Restart() const {
+  int Restart() const { return PgCtl("restart"); }
+  // pg_ctl stop -m fast, and start again: the server is away in between.
+  int Stop() const { return PgCtl("stop"); }
+  int Start() const { return PgCtl("start"); }
+
+ private:
+  int PgCtl(const std::string& action) const {
     std::string command = std::string(getuid() == 0 ? "runuser -u postgres -- " : "") +
                           "/usr/lib/postgresql/15/bin/pg_ctl -D " + directory_ +
-                          "/data -m fast -w -o \"-k " + directory_ +
-                          " -c listen_addresses=''\" restart >/dev/null 2>&1";
+                          "/data -m fast -w -o \"-k " + directory_ + " -c listen_addresses=''\" " +
+                          action + " >/dev/null 2>&1";
     return std::system(command.c_str());
   }
 
- private:
   int Run(const std::string& action) const {
     std::string command =
         std::string(HERD_POSTGRES_SCRIPT) + " " + action + " " + directory_ + " >/dev/null";

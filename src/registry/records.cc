@@ -230,6 +230,7 @@ json EncodeMessage(const AgentMessage& message) {
   json object = WithUnknown(message.unknown);
   object["id"] = message.id;
   object["text_file"] = message.text_file;
+  if (!message.text.empty()) object["text"] = message.text;
   object["preview"] = message.preview;
   object["sent_at"] = message.sent_at;
   if (message.interrupt) object["interrupt"] = true;
@@ -249,6 +250,7 @@ Result<AgentMessage> DecodeMessage(const json& value, const std::string& where) 
   FieldReader reader(value, where);
   reader.String("id", &message.id);
   reader.String("text_file", &message.text_file);
+  reader.String("text", &message.text);
   reader.String("preview", &message.preview);
   reader.String("sent_at", &message.sent_at);
   reader.Bool("interrupt", &message.interrupt);

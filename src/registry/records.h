@@ -116,6 +116,10 @@ struct ExitInfo {
 struct AgentMessage {
   std::string id;  // msg-<random>
   std::string text_file;
+  // The whole text, for an agent on another machine (a placed agent):
+  // the supervisor that runs the turn writes it to a file of its own
+  // machine. "" = the text is in text_file only.
+  std::string text;
   std::string preview;
   std::string sent_at;
   bool interrupt = false;  // asked to stop the turn that was running
