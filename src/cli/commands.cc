@@ -1170,7 +1170,7 @@ void AddGlobalOptions(CLI::App* app, GlobalOptions* options) {
 // read the JSON workspace's files, and refuse (never fall back to the
 // files) when HERD_REGISTRY selects PostgreSQL.
 bool NeedsJsonWorkspace(const std::string& path) {
-  return path == "doctor" || path == "dashboard";
+  return path == "dashboard";
 }
 
 // The commands that open the registry themselves (or need none open).

@@ -1,13 +1,17 @@
 // The registry setting on the command line: HERD_REGISTRY / --registry
 // select PostgreSQL, `herd registry migrate` creates its schema, every
-// command a user had works on it, and the commands that still need the
-// workspace's files (doctor, dashboard) refuse by name instead of using
-// them. A real server (the ctest fixture PgServer).
+// command a user had works on it (`herd doctor` with its nodes, their
+// leases and the agents of dead nodes), and the command that still needs
+// the workspace's files (dashboard) refuses by name instead of using
+// them. A real server (the ctest fixture PgServer); `herd node run`
+// daemons stand in for machines, as in src/node/node_test.cc.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "agents/testing_util_for_test.h"
@@ -31,8 +35,68 @@ class RegistryCliTest : public HerdTest {
     options.environment.push_back({"HERD_REGISTRY", setting});
     return options;
   }
+  // The environment of machine `name` (a node's): its own workspace and
+  // state directory, the shared registry.
+  RunOptions Machine(const std::string& name) {
+    std::string home = Subdirectory("machine-" + name);
+    RunOptions options = WithRegistry(database_.conninfo());
+    options.environment.push_back({"CLAUDE_ORCHESTRATOR_WORKSPACE", home + "/workspace"});
+    options.environment.push_back({"XDG_STATE_HOME", home + "/state"});
+    return options;
+  }
+  // Starts `herd node run` as machine `name` (a lease of 10 s: a loaded
+  // machine never misses a renewal) and waits until it is up.
+  std::unique_ptr<HerdProcess> StartNode(const std::string& name, int capacity) {
+    RunOptions options = Machine(name);
+    options.timeout = std::chrono::minutes(10);
+    auto node = std::make_unique<HerdProcess>(
+        std::vector<std::string>{"node", "run", "--name", name, "--capacity",
+                                 std::to_string(capacity), "--lease-seconds", "10"},
+        options);
+    EXPECT_TRUE(node->WaitForOutput("node " + name + " up: incarnation"))
+        << "node " << name << " did not come up";
+    return node;
+  }
+  // `herd doctor ARGS --json` from this (client) machine.
+  CommandResult Doctor(std::vector<std::string> args = {}) {
+    args.insert(args.begin(), "doctor");
+    args.push_back("--json");
+    return Herd(std::move(args), WithRegistry(database_.conninfo()));
+  }
+  // Blocks until node `name`'s lease has expired by the server's clock:
+  // the server sleeps out the lease, the one clock leases are kept on.
+  void WaitForLeaseExpiry(const std::string& name) {
+    Result<std::unique_ptr<pg::Connection>> connection = pg::Connection::Open(database_.options());
+    ASSERT_TRUE(connection.ok()) << connection.status().ToString();
+    Result<pg::Rows> slept = (*connection)
+                                 ->Exec(
+                                     "SELECT pg_sleep(greatest(0, extract(epoch FROM "
+                                     "lease_expires_at - clock_timestamp()))) FROM herd_nodes "
+                                     "WHERE node_id = $1",
+                                     {name});
+    ASSERT_TRUE(slept.ok()) << slept.status().ToString();
+    ASSERT_EQ(slept->size(), 1) << "no node " << name;
+  }
   registry::pg_test::TestDatabase database_;
 };
+
+// The findings of kind `kind` in a doctor report, task and workspace ones.
+std::vector<json> FindingsOf(const json& report, const std::string& kind) {
+  std::vector<json> found;
+  for (const json& workspace : report.value("workspaces", json::array())) {
+    std::vector<json> all;
+    for (const json& finding : workspace.value("workspace_findings", json::array())) {
+      all.push_back(finding);
+    }
+    for (const json& task : workspace.value("tasks", json::array())) {
+      for (const json& finding : task["findings"]) all.push_back(finding);
+    }
+    for (const json& finding : all) {
+      if (finding.value("kind", "") == kind) found.push_back(finding);
+    }
+  }
+  return found;
+}
 
 // The agent's entry in `herd status --json`'s reply.
 json AgentInStatus(const json& status, const std::string& agent_id) {
@@ -187,17 +251,166 @@ TEST_F(RegistryCliTest, EveryCommandWorksUnderPostgresAndNoRegistryFileIsWritten
   EXPECT_FALSE(std::filesystem::exists(state() + "/herd/workspaces.json"));
 }
 
-TEST_F(RegistryCliTest, DoctorAndDashboardStillRefuseByNameUnderPostgres) {
-  for (const std::vector<std::string>& args :
-       std::vector<std::vector<std::string>>{{"doctor"}, {"dashboard"}}) {
-    CommandResult result = Herd(args, WithRegistry(database_.conninfo()));
-    EXPECT_EQ(result.exit_code, 1) << result.Describe();
-    EXPECT_THAT(result.err, HasSubstr("does not work with the PostgreSQL registry yet"));
-  }
+TEST_F(RegistryCliTest, DashboardStillRefusesByNameUnderPostgres) {
+  CommandResult result = Herd({"dashboard"}, WithRegistry(database_.conninfo()));
+  EXPECT_EQ(result.exit_code, 1) << result.Describe();
+  EXPECT_THAT(result.err, HasSubstr("does not work with the PostgreSQL registry yet"));
   // --registry works as the variable does.
-  CommandResult flag = Herd({"doctor", "--registry", database_.conninfo()});
+  CommandResult flag = Herd({"dashboard", "--registry", database_.conninfo()});
   EXPECT_EQ(flag.exit_code, 1) << flag.Describe();
-  EXPECT_THAT(flag.err, HasSubstr("herd doctor"));
+  EXPECT_THAT(flag.err, HasSubstr("herd dashboard"));
+}
+
+// A healthy registry with one node up and an agent on it: the doctor lists
+// the node (its lease by the server's clock, its load), leaves the placed
+// agent to its node, skips the JSON workspace's file checks, and is healthy.
+TEST_F(RegistryCliTest, DoctorUnderPostgresReportsTheNodesOfAHealthyRegistry) {
+  std::unique_ptr<HerdProcess> node = StartNode("n1", 2);
+  RunOptions pg = WithRegistry(database_.conninfo());
+  std::string task_id =
+      HerdJson({"task", "create", "doctor of nodes"}, pg).at("task_id").get<std::string>();
+  CommandResult deployed = Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}), pg);
+  ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
+
+  CommandResult doctor = Doctor();
+  ASSERT_EQ(doctor.exit_code, 0) << doctor.Describe();
+  json report = doctor.Json();
+  EXPECT_EQ(report["engine"], "postgresql");
+  EXPECT_EQ(report["summary"]["healthy"], true) << report.dump(2);
+  EXPECT_EQ(report["summary"]["findings"], 0) << report.dump(2);
+  ASSERT_EQ(report["workspaces"].size(), 1u);
+  const json& registry = report["workspaces"][0];
+  EXPECT_EQ(registry["tasks_checked"], 1);
+  EXPECT_TRUE(registry["skipped_checks"].contains("registry_files")) << registry.dump(2);
+  EXPECT_FALSE(registry.contains("lock_metrics"));
+  ASSERT_EQ(registry["nodes"].size(), 1u) << registry.dump(2);
+  const json& listed = registry["nodes"][0];
+  EXPECT_EQ(listed["name"], "n1");
+  EXPECT_EQ(listed["state"], "up");
+  EXPECT_GT(listed["lease_remaining_ms"].get<long long>(), 0);
+  EXPECT_LE(listed["lease_remaining_ms"].get<long long>(), 10000);
+  EXPECT_EQ(listed["running"], 1);
+  EXPECT_EQ(listed["capacity"], 2);
+
+  CommandResult text = Herd({"doctor"}, pg);
+  EXPECT_EQ(text.exit_code, 0) << text.Describe();
+  EXPECT_THAT(text.out, HasSubstr("PostgreSQL registry"));
+  EXPECT_THAT(text.out, HasSubstr("n1"));
+  EXPECT_THAT(text.out, HasSubstr("running 1/2"));
+
+  json stopped = HerdJson({"kill", task_id, "--all"}, pg);
+  EXPECT_EQ(stopped["failed"], 0) << stopped.dump();
+}
+
+// A machine dies (its node daemon and its agent's supervisor SIGKILLed) and
+// no other node renews to expire its lease: the doctor reports the expired
+// lease and the active agent of the dead node, --repair marks the agent
+// error "node lost" in one transaction, and a second --repair changes
+// nothing. The agent's processes are never looked for here.
+TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsTheAgentsOfANodeWhoseLeaseExpired) {
+  std::unique_ptr<HerdProcess> doomed = StartNode("doomed", 2);
+  RunOptions pg = WithRegistry(database_.conninfo());
+  std::string task_id =
+      HerdJson({"task", "create", "dead node"}, pg).at("task_id").get<std::string>();
+  CommandResult deployed =
+      Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}, {"--node", "doomed"}), pg);
+  ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
+  std::string agent_id = deployed.Json().value("agent_id", "");
+  json agent = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
+  std::vector<Identity> processes = ProcessesWithEnvironment("HERD_AGENT_ID=" + agent_id);
+  ASSERT_FALSE(processes.empty());
+
+  ASSERT_EQ(kill(doomed->pid(), SIGKILL), 0);
+  ASSERT_GT(agent.value("supervisor_pid", 0), 0) << agent.dump();
+  kill(agent["supervisor_pid"].get<int>(), SIGKILL);
+  EXPECT_TRUE(WaitForExit(processes)) << "the agent dies with its supervisor";
+  WaitForLeaseExpiry("doomed");
+
+  CommandResult diagnosed = Doctor();
+  EXPECT_EQ(diagnosed.exit_code, 1) << diagnosed.Describe();
+  json report = diagnosed.Json();
+  EXPECT_EQ(report["summary"]["healthy"], false) << report.dump(2);
+  std::vector<json> leases = FindingsOf(report, "expired_node_lease");
+  ASSERT_EQ(leases.size(), 1u) << report.dump(2);
+  EXPECT_EQ(leases[0]["severity"], "error");
+  EXPECT_THAT(leases[0].value("detail", ""), HasSubstr("doomed"));
+  std::vector<json> agents = FindingsOf(report, "dead_node_agent");
+  ASSERT_EQ(agents.size(), 1u) << report.dump(2);
+  EXPECT_EQ(agents[0]["agent_id"], agent_id);
+  EXPECT_TRUE(FindingsOf(report, "zombie").empty()) << "a placed agent is its node's";
+  const json& node = report["workspaces"][0]["nodes"][0];
+  EXPECT_EQ(node["state"], "up");
+  EXPECT_LE(node["lease_remaining_ms"].get<long long>(), 0);
+  EXPECT_EQ(AgentInStatus(HerdJson({"status", task_id}, pg), agent_id)["status"], "running")
+      << "a diagnosis changes nothing";
+
+  CommandResult repaired = Doctor({"--repair"});
+  EXPECT_EQ(repaired.exit_code, 0) << repaired.Describe();
+  json repair = repaired.Json();
+  EXPECT_EQ(repair["summary"]["healthy"], true) << repair.dump(2);
+  ASSERT_EQ(repair["repairs"].size(), 1u) << "one repair for the node and its agent";
+  EXPECT_EQ(repair["repairs"][0]["kind"], "expired_node_lease");
+  EXPECT_EQ(repair["repairs"][0]["changed"], true) << repair.dump(2);
+  json lost = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
+  EXPECT_EQ(lost["status"], "error") << lost.dump();
+  EXPECT_THAT(lost.dump(), HasSubstr("node lost"));
+
+  CommandResult again = Doctor({"--repair"});
+  EXPECT_EQ(again.exit_code, 0) << again.Describe();
+  json second = again.Json();
+  EXPECT_EQ(second["summary"]["findings"], 0) << second.dump(2);
+  EXPECT_EQ(second["summary"]["repaired"], 0);
+  EXPECT_TRUE(second["repairs"].empty()) << second.dump(2);
+  EXPECT_EQ(second["workspaces"][0]["nodes"][0]["state"], "expired");
+  json after = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
+  EXPECT_EQ(after["status"], "error");
+  EXPECT_EQ(after.value("ended_at", after.value("last_update", "")),
+            lost.value("ended_at", lost.value("last_update", "")))
+      << "not marked again";
+}
+
+// An agent deployed on this machine (no node) whose supervisor and agent
+// were SIGKILLed: the doctor finds the zombie and repairs it as with the
+// JSON workspace (error "process lost"); a second repair changes nothing.
+TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsALostLocalAgent) {
+  RunOptions pg = WithRegistry(database_.conninfo());
+  std::string task_id =
+      HerdJson({"task", "create", "lost locally"}, pg).at("task_id").get<std::string>();
+  CommandResult deployed = Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}), pg);
+  ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
+  std::string agent_id = deployed.Json().value("agent_id", "");
+  json agent = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
+  Identity supervisor = SupervisorOf(agent);
+  Identity process = AgentProcessOf(agent);
+  ASSERT_GT(supervisor.pid, 0) << agent.dump();
+  ASSERT_GT(process.pid, 0) << agent.dump();
+  // The supervisor first, so nothing records the agent's end.
+  KillAndWait(std::vector<Identity>{supervisor});
+  KillAndWait(std::vector<Identity>{process});
+
+  CommandResult diagnosed = Doctor();
+  EXPECT_EQ(diagnosed.exit_code, 1) << diagnosed.Describe();
+  json report = diagnosed.Json();
+  std::vector<json> zombies = FindingsOf(report, "zombie");
+  ASSERT_EQ(zombies.size(), 1u) << report.dump(2);
+  EXPECT_EQ(zombies[0]["agent_id"], agent_id);
+  EXPECT_EQ(zombies[0]["severity"], "error");
+  EXPECT_THAT(zombies[0].value("detail", ""), HasSubstr("are gone"));
+
+  CommandResult repaired = Doctor({"--repair"});
+  EXPECT_EQ(repaired.exit_code, 0) << repaired.Describe();
+  json repair = repaired.Json();
+  ASSERT_EQ(repair["repairs"].size(), 1u) << repair.dump(2);
+  EXPECT_EQ(repair["repairs"][0]["kind"], "zombie");
+  EXPECT_EQ(repair["repairs"][0]["changed"], true) << repair.dump(2);
+  json lost = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
+  EXPECT_EQ(lost["status"], "error") << lost.dump();
+  EXPECT_EQ(lost.value("error", ""), "process lost") << lost.dump();
+
+  CommandResult again = Doctor({"--repair"});
+  EXPECT_EQ(again.exit_code, 0) << again.Describe();
+  EXPECT_EQ(again.Json()["summary"]["findings"], 0) << again.out;
+  EXPECT_TRUE(again.Json()["repairs"].empty()) << again.out;
 }
 
 TEST_F(RegistryCliTest, ASettingThatIsNeitherIsAUsageError) {

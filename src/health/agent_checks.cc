@@ -1,11 +1,13 @@
 #include "health/agent_checks.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <map>
 #include <set>
 
 #include "agents/killer.h"
+#include "agents/launcher.h"
 #include "agents/liveness.h"
 #include "agents/process.h"
 #include "registry/json_registry.h"
@@ -34,6 +36,35 @@ std::optional<double> EndedAt(const AgentRecord& agent) {
   return std::nullopt;
 }
 
+// The base whose supervisors run the task's agents on this machine: the
+// diagnosed base for the JSON workspace; under PostgreSQL the base the
+// task's row names (one registry's tasks may live in several bases).
+std::string SupervisorBase(const CheckContext& context, const TaskRecord& task) {
+  if (!registry::UsesPostgres(*context.stores) || task.workspace_base.empty()) {
+    return context.workspace.base();
+  }
+  return registry::Workspace(task.workspace_base).base();
+}
+
+// Whether the agent's processes are this machine's to look for in /proc
+// and to signal. An agent placed on a node is its node's
+// (agents::RunsOnThisMachine). Under PostgreSQL an agent that was not
+// placed ran where it was deployed, which may be another machine sharing
+// the registry: it counts as this machine's only when its local files (its
+// launch plan, supervisor log or prompt) are in its task's base here.
+bool ProcessesAreHere(const CheckContext& context, const std::string& task_id,
+                      const TaskRecord& task, const AgentRecord& agent) {
+  if (!agents::RunsOnThisMachine(agent)) return false;
+  if (!registry::UsesPostgres(*context.stores)) return true;
+  registry::Workspace base(SupervisorBase(context, task));
+  for (const std::string& path :
+       {base.LaunchPlanPath(task_id, agent.id), base.SupervisorLogPath(task_id, agent.id),
+        base.PromptPath(task_id, agent.id)}) {
+    if (access(path.c_str(), F_OK) == 0) return true;
+  }
+  return false;
+}
+
 // The scanned supervisors of one agent that are still alive.
 std::vector<ProcessIdentity> LiveSupervisorsOf(const std::vector<SupervisorProcess>& supervisors,
                                                const std::string& base, const std::string& task_id,
@@ -53,13 +84,14 @@ std::vector<ProcessIdentity> LiveSupervisorsOf(const std::vector<SupervisorProce
 // too: one that has not recorded itself yet is still starting the agent.
 // Evaluated once when checking and again inside the repair transaction.
 // Returns kEnded, kStarting, kAlive or kExiting when there is nothing to report.
-agents::Liveness ClassifyActive(const CheckContext& context, const AgentRecord& agent,
+agents::Liveness ClassifyActive(const CheckContext& context, const std::string& base,
+                                const AgentRecord& agent,
                                 const std::vector<SupervisorProcess>& supervisors,
                                 const std::string& task_id, double now, std::string* detail) {
   const std::string& agent_id = agent.id;
   const std::string& status = agent.status;
   if (registry::IsActiveStatus(status) &&
-      !LiveSupervisorsOf(supervisors, context.workspace.base(), task_id, agent_id).empty()) {
+      !LiveSupervisorsOf(supervisors, base, task_id, agent_id).empty()) {
     return agents::Liveness::kAlive;
   }
   agents::Liveness liveness = agents::ClassifyLiveness(agent, now, context.starting_grace);
@@ -97,19 +129,22 @@ bool NeedsFinding(agents::Liveness liveness) {
 
 // Marks a lost agent "error" / "process lost" if, under the lock, it is
 // still lost; then stops whatever is left of it.
-RepairOutcome MarkLost(const CheckContext& context,
+RepairOutcome MarkLost(const CheckContext& context, const std::string& base,
                        const std::vector<SupervisorProcess>& supervisors,
                        const std::string& task_id, const std::string& agent_id) {
   Result<registry::Registry::LostOutcome> outcome =
       registry::RegistryFor(*context.stores, context.workspace)
-          ->MarkLost(
-              task_id, agent_id, [&](const AgentRecord& agent) -> std::optional<std::string> {
-                std::string detail;
-                agents::Liveness liveness =
-                    ClassifyActive(context, agent, supervisors, task_id, NowUnixSeconds(), &detail);
-                if (!agents::IsLost(liveness)) return std::nullopt;
-                return detail;
-              });
+          ->MarkLost(task_id, agent_id,
+                     [&](const AgentRecord& agent) -> std::optional<std::string> {
+                       // Its placement never changes; checked again all the same,
+                       // since another machine's pids mean nothing here.
+                       if (!agents::RunsOnThisMachine(agent)) return std::nullopt;
+                       std::string detail;
+                       agents::Liveness liveness = ClassifyActive(
+                           context, base, agent, supervisors, task_id, NowUnixSeconds(), &detail);
+                       if (!agents::IsLost(liveness)) return std::nullopt;
+                       return detail;
+                     });
   if (!outcome.ok()) return RepairOutcome::Failed(outcome.status());
   if (!outcome->marked) return RepairOutcome::Unchanged(outcome->left_alone);
   // Outside the lock: a lost agent may still have group members around.
@@ -228,15 +263,29 @@ class TaskDocuments {
   std::set<std::string> unreadable_;
 };
 
+// Under PostgreSQL, whether a supervisor seen here belongs to the registry
+// and to this machine: its task is a row of the registry whose base is the
+// supervisor's, and its agent (if the task lists it) was not placed on a
+// node. A supervisor of a task the registry does not have may belong to a
+// JSON workspace or another registry: never reported from here.
+bool SupervisesHere(const CheckContext& context, const TaskRecord* task,
+                    const SupervisorProcess& supervisor) {
+  if (task == nullptr || SupervisorBase(context, *task) != supervisor.workspace_base) return false;
+  const AgentRecord* agent = task->FindAgent(supervisor.agent_id);
+  return agent == nullptr || agents::RunsOnThisMachine(*agent);
+}
+
 // Supervisors whose agent is not active.
 void FindOrphanedSupervisors(const CheckContext& context,
                              const std::vector<SupervisorProcess>& supervisors,
                              TaskDocuments& documents, std::vector<Finding>* findings) {
+  bool postgres = registry::UsesPostgres(*context.stores);
   for (const SupervisorProcess& supervisor : supervisors) {
-    if (supervisor.workspace_base != context.workspace.base()) continue;
+    if (!postgres && supervisor.workspace_base != context.workspace.base()) continue;
     if (!context.task_id.empty() && supervisor.task_id != context.task_id) continue;
     const TaskRecord* task = documents.Find(supervisor.task_id);
     if (documents.Unreadable(supervisor.task_id)) continue;
+    if (postgres && !SupervisesHere(context, task, supervisor)) continue;
     std::string why =
         WhyOrphaned(context, task, supervisor.task_id, supervisor.agent_id, context.now);
     if (why.empty()) continue;
@@ -249,13 +298,13 @@ void FindOrphanedSupervisors(const CheckContext& context,
 // A recorded agent process that outlived its ended entry and has no
 // supervisor left (FindOrphanedSupervisors reports one whose supervisor
 // lives).
-std::optional<Finding> OrphanedAgentProcess(const CheckContext& context,
+std::optional<Finding> OrphanedAgentProcess(const CheckContext& context, const std::string& base,
                                             const std::vector<SupervisorProcess>& supervisors,
                                             const std::string& task_id, const TaskRecord& task,
                                             const AgentRecord& agent) {
   const ProcessIdentity& process = agent.process;
   if (process.pid <= 0 || !agents::IsAlive(process) ||
-      !LiveSupervisorsOf(supervisors, context.workspace.base(), task_id, agent.id).empty()) {
+      !LiveSupervisorsOf(supervisors, base, task_id, agent.id).empty()) {
     return std::nullopt;
   }
   const ProcessIdentity& supervisor = agent.supervisor;
@@ -270,7 +319,7 @@ std::optional<Finding> OrphanedAgentProcess(const CheckContext& context,
 // The finding for an active entry ClassifyActive found lost or
 // unsupervised: a lost one is marked by the fix, an unsupervised one is
 // left alone.
-Finding ZombieFinding(const CheckContext& context,
+Finding ZombieFinding(const CheckContext& context, const std::string& base,
                       const std::vector<SupervisorProcess>& supervisors, const std::string& task_id,
                       const std::string& agent_id, agents::Liveness liveness,
                       const std::string& detail) {
@@ -294,29 +343,33 @@ Finding ZombieFinding(const CheckContext& context,
       FindingKind::kZombie, task_id + "/" + agent_id,
       "mark " + agent_id + " status \"error\", error \"" + kLostReason +
           "\" (re-checked under the registry lock), then stop any leftover process",
-      [captured, supervisors, task_id, agent_id] {
-        return MarkLost(captured, supervisors, task_id, agent_id);
+      [captured, base, supervisors, task_id, agent_id] {
+        return MarkLost(captured, base, supervisors, task_id, agent_id);
       });
   return finding;
 }
 
 // Ended entries whose agent process runs on, and active entries whose
-// processes are gone, of one task.
+// processes are gone, of one task; only agents whose processes are this
+// machine's (ProcessesAreHere).
 void FindTaskProblems(const CheckContext& context,
                       const std::vector<SupervisorProcess>& supervisors, const std::string& task_id,
                       const TaskRecord& task, std::vector<Finding>* findings) {
+  std::string base = SupervisorBase(context, task);
   for (const AgentRecord& agent : task.agents) {
+    if (!ProcessesAreHere(context, task_id, task, agent)) continue;
     if (registry::IsTerminalStatus(agent.status)) {
       std::optional<Finding> orphan =
-          OrphanedAgentProcess(context, supervisors, task_id, task, agent);
+          OrphanedAgentProcess(context, base, supervisors, task_id, task, agent);
       if (orphan) findings->push_back(std::move(*orphan));
       continue;
     }
     std::string detail;
     agents::Liveness liveness =
-        ClassifyActive(context, agent, supervisors, task_id, context.now, &detail);
+        ClassifyActive(context, base, agent, supervisors, task_id, context.now, &detail);
     if (!NeedsFinding(liveness)) continue;
-    findings->push_back(ZombieFinding(context, supervisors, task_id, agent.id, liveness, detail));
+    findings->push_back(
+        ZombieFinding(context, base, supervisors, task_id, agent.id, liveness, detail));
   }
 }
 

@@ -23,6 +23,15 @@
 //   transaction that calls RecomputeCounts (and commits only if it changes
 //   something), then the task's global index entry is refreshed.
 //
+// Only agents whose processes are this machine's are checked against /proc
+// or signalled: never one placed on a node (agents::RunsOnThisMachine; its
+// node answers for it, node_checks.h), and under PostgreSQL, where several
+// machines share the registry, never an unplaced agent whose local files
+// (launch plan, supervisor log, prompt) are not in its task's base here: it
+// was deployed from another machine. Under PostgreSQL a supervisor is
+// matched to its task by the base the task's row names, and one whose task
+// the registry does not have is left alone (it may serve another registry).
+//
 // Processes are scanned before registries are read: an agent's entry is
 // committed before its supervisor starts, so a supervisor seen in the scan
 // is always visible in the registry read that follows.

@@ -5,6 +5,10 @@
 // transaction, never holding two registry locks at once. The context is
 // copied into those closures, so it holds the stores by pointer: they must
 // outlive the Diagnose call that created the context (they do).
+//
+// Under the PostgreSQL registry (registry::UsesPostgres) the context stands
+// for the one shared registry: `workspace` is this machine's default base,
+// and each task's row says which base holds its local files.
 #pragma once
 
 #include <chrono>
@@ -37,8 +41,10 @@ struct CheckContext {
   std::chrono::milliseconds kill_grace{5000};
 };
 
-// The task directories of the base (TASK-* with a valid id), sorted; only
-// `context.task_id` when it is set and exists.
+// The tasks of the context's registry (registry.h TaskIds: the JSON
+// workspace's task directories, sorted, or every task row of PostgreSQL);
+// only `context.task_id` when it is set and exists. Empty if the registry
+// cannot be listed (Diagnose reads it first and reports that failure).
 std::vector<std::string> TaskIdsOf(const CheckContext& context);
 
 }  // namespace herd::health

@@ -12,10 +12,13 @@
 #include "health/index_check.h"
 #include "health/metrics_history.h"
 #include "health/metrics_report.h"
+#include "health/node_checks.h"
 #include "health/processes.h"
 #include "health/registry_files.h"
 #include "health/workspace_files.h"
 #include "health/worktree_check.h"
+#include "registry/ids.h"
+#include "registry/registries.h"
 #include "store/json_store.h"
 #include "util/clock.h"
 #include "util/json_fields.h"
@@ -36,6 +39,21 @@ const char* ModeName(Mode mode) {
   return "diagnose";
 }
 
+// The checks of the JSON workspace that look at its files, which a
+// PostgreSQL registry does not have (its counts are queried from its rows,
+// its locks are the server's), with why each is skipped there.
+const std::pair<const char*, const char*> kJsonOnlyChecks[] = {
+    {"registry_files",
+     "tasks and agents are rows, not files (corrupt, missing_registry, "
+     "stale_backup, quarantined, temp_file, incomplete_task, damaged_field)"},
+    {"count_drift", "counts are queried from the agents' rows"},
+    {"index", "there is no global index file"},
+    {"metrics_history", "no lock metrics files are written"},
+    {"lock_metrics", "row locks are the server's (pg_locks)"},
+    {"workspace_files", "not yet: the local files of PostgreSQL tasks are not walked"},
+    {"worktrees", "not yet under PostgreSQL"},
+};
+
 struct Totals {
   int findings = 0;
   int repaired = 0;
@@ -47,18 +65,28 @@ class WorkspaceDoctor {
   WorkspaceDoctor(CheckContext context, Mode mode, json* repairs, Totals* totals)
       : context_(std::move(context)), mode_(mode), repairs_(repairs), totals_(totals) {}
 
-  json Run() {
+  Result<json> Run() {
+    bool postgres = registry::UsesPostgres(*context_.stores);
     // One consistent picture first: every check looks before anything is
     // repaired, so a repair report lists what a diagnosis lists.
-    Collect(CheckWorkspaceFiles(context_));
-    Collect(CheckRegistryFiles(context_));
+    if (!postgres) {
+      Collect(CheckWorkspaceFiles(context_));
+      Collect(CheckRegistryFiles(context_));
+    }
     // Processes are scanned before the registries are read (agent_checks.h).
     std::vector<SupervisorProcess> supervisors = agents::FindSupervisors();
     Collect(CheckAgents(context_, supervisors));
-    Collect(CheckCounts(context_));
-    if (context_.task_id.empty()) Collect(CheckMetricsBacklog(context_));
-    Collect(CheckIndex(context_));
-    Collect(CheckWorktrees(context_));
+    json nodes;
+    if (postgres) {
+      HERD_ASSIGN_OR_RETURN(NodeChecks checks, CheckNodes(context_));
+      Collect(std::move(checks.findings));
+      nodes = std::move(checks.nodes);
+    } else {
+      Collect(CheckCounts(context_));
+      if (context_.task_id.empty()) Collect(CheckMetricsBacklog(context_));
+      Collect(CheckIndex(context_));
+      Collect(CheckWorktrees(context_));
+    }
     // Then the repairs, in the same order: files first (later repairs
     // need readable registries), the index last (task repairs refresh the
     // entries they touch). Each re-checks its condition, so one that an
@@ -68,6 +96,7 @@ class WorkspaceDoctor {
     }
 
     json report = {{"base", context_.workspace.base()},
+                   {"engine", postgres ? "postgresql" : "json"},
                    {"tasks_checked", TaskIdsOf(context_).size()}};
     json tasks = json::array();
     json workspace_findings = json::array();
@@ -88,6 +117,13 @@ class WorkspaceDoctor {
     }
     report["tasks"] = std::move(tasks);
     report["workspace_findings"] = std::move(workspace_findings);
+    if (postgres) {
+      report["nodes"] = std::move(nodes);
+      json skipped = json::object();
+      for (const auto& [check, why] : kJsonOnlyChecks) skipped[check] = why;
+      report["skipped_checks"] = std::move(skipped);
+      return report;
+    }
     std::string filesystem = store::WarnIfNetworkFilesystem(context_.workspace.base());
     if (!filesystem.empty()) report["filesystem_warning"] = filesystem;
     report["lock_metrics"] =
@@ -198,17 +234,52 @@ void RenderLockFigures(const json& metrics, std::string* out) {
   }
 }
 
+// The nodes of a PostgreSQL registry: state, lease, load.
+void RenderNodes(const json& nodes, std::string* out) {
+  if (nodes.empty()) {
+    *out += "  nodes: none registered (agents run where they are deployed)\n";
+    return;
+  }
+  *out += "  nodes\n";
+  for (const json& node : nodes) {
+    long long remaining = node.value("lease_remaining_ms", 0LL);
+    std::string state = StringOr(node, "state");
+    std::string lease = state != "up"   ? "lease ended " + StringOr(node, "lease_expires_at")
+                        : remaining > 0 ? "lease " + std::to_string(remaining) + " ms left"
+                                        : "lease EXPIRED " + std::to_string(-remaining) + " ms ago";
+    *out += "    " + Pad(StringOr(node, "name"), 17) + Pad(state, 8) + "incarnation " +
+            Number(node.value("incarnation", json(0))) + ", " + lease + ", running " +
+            Number(node.value("running", json(0))) + "/" + Number(node.value("capacity", json(0))) +
+            ", on " + StringOr(node, "hostname") + "\n";
+  }
+}
+
 }  // namespace
 
 Result<json> Diagnose(const registry::RegistryStores& stores, const registry::Workspace& preferred,
                       const DoctorOptions& options) {
+  bool postgres = registry::UsesPostgres(stores);
   std::vector<std::string> bases;
-  if (!options.task_id.empty()) {
+  if (postgres) {
+    // One registry for every machine: its tasks are read from the server,
+    // so a registry that cannot be read fails the diagnosis here, before
+    // any check runs.
+    std::unique_ptr<const registry::Registry> registry = registry::RegistryFor(stores, preferred);
+    if (!options.task_id.empty()) {
+      HERD_RETURN_IF_ERROR(registry::ValidateTaskId(options.task_id));
+      HERD_RETURN_IF_ERROR(registry->ReadTask(options.task_id).status());
+    } else {
+      HERD_RETURN_IF_ERROR(registry->TaskIds().status());
+    }
+    bases.push_back(preferred.base());
+  } else if (!options.task_id.empty()) {
     Result<registry::Workspace> located = registry::LocateTask(stores, preferred, options.task_id);
     if (!located.ok()) return located.status();
     bases.push_back(located->base());
   } else {
-    bases = registry::KnownWorkspaces(stores, preferred.base());
+    for (const registry::Workspace& base : registry::RegistryBases(stores, preferred)) {
+      bases.push_back(base.base());
+    }
   }
   Mode mode = options.dry_run ? Mode::kDryRun : options.repair ? Mode::kRepair : Mode::kDiagnose;
 
@@ -216,7 +287,7 @@ Result<json> Diagnose(const registry::RegistryStores& stores, const registry::Wo
   json repairs = json::array();
   Totals totals;
   for (const std::string& base : bases) {
-    if (!registry::IsDirectory(base)) continue;
+    if (!postgres && !registry::IsDirectory(base)) continue;
     CheckContext context;
     context.stores = &stores;
     context.workspace = registry::Workspace(base);
@@ -226,12 +297,14 @@ Result<json> Diagnose(const registry::RegistryStores& stores, const registry::Wo
     context.orphan_grace = options.orphan_grace;
     context.temp_file_min_age = options.temp_file_min_age;
     context.kill_grace = options.kill_grace;
-    workspaces.push_back(WorkspaceDoctor(context, mode, &repairs, &totals).Run());
+    HERD_ASSIGN_OR_RETURN(json workspace, WorkspaceDoctor(context, mode, &repairs, &totals).Run());
+    workspaces.push_back(std::move(workspace));
   }
   json summary = {{"mode", ModeName(mode)},          {"workspaces", workspaces.size()},
                   {"findings", totals.findings},     {"repaired", totals.repaired},
                   {"unresolved", totals.unresolved}, {"healthy", totals.unresolved == 0}};
-  return json{{"workspaces", std::move(workspaces)},
+  return json{{"engine", postgres ? "postgresql" : "json"},
+              {"workspaces", std::move(workspaces)},
               {"summary", std::move(summary)},
               {"repairs", std::move(repairs)}};
 }
@@ -242,11 +315,14 @@ std::string RenderReport(const json& report) {
   std::string mode = StringOr(summary, "mode");
   int findings = summary.value("findings", 0);
   int unresolved = summary.value("unresolved", 0);
+  bool postgres = StringOr(report, "engine") == "postgresql";
   out += "herd doctor";
   if (mode == "repair") out += " --repair";
   if (mode == "dry_run") out += " --dry-run";
-  out += ": " + Number(summary.value("workspaces", json(0))) + " workspace(s), " +
-         std::to_string(findings) + " finding(s)";
+  out += ": " +
+         (postgres ? std::string("the PostgreSQL registry")
+                   : Number(summary.value("workspaces", json(0))) + " workspace(s)") +
+         ", " + std::to_string(findings) + " finding(s)";
   if (mode == "repair") out += ", " + Number(summary.value("repaired", json(0))) + " repaired";
   out += "; ";
   if (summary.value("healthy", false)) {
@@ -257,8 +333,13 @@ std::string RenderReport(const json& report) {
   }
 
   for (const json& workspace : report.value("workspaces", json::array())) {
-    out += "\nworkspace " + StringOr(workspace, "base") + " (" +
-           Number(workspace.value("tasks_checked", json(0))) + " task(s) checked)\n";
+    std::string checked = Number(workspace.value("tasks_checked", json(0))) + " task(s) checked";
+    if (postgres) {
+      out += "\nPostgreSQL registry (" + checked + "; this machine's base " +
+             StringOr(workspace, "base") + ")\n";
+    } else {
+      out += "\nworkspace " + StringOr(workspace, "base") + " (" + checked + ")\n";
+    }
     if (workspace.contains("filesystem_warning")) {
       out += "  warning: " + StringOr(workspace, "filesystem_warning") + "\n";
     }
@@ -273,7 +354,17 @@ std::string RenderReport(const json& report) {
       out += "  (workspace)\n";
       RenderFindings(general, &out);
     }
-    RenderLockFigures(workspace.value("lock_metrics", json::object()), &out);
+    if (postgres) {
+      RenderNodes(workspace.value("nodes", json::array()), &out);
+      std::string skipped;
+      const json checks = workspace.value("skipped_checks", json::object());
+      for (const auto& check : checks.items()) {
+        skipped += (skipped.empty() ? "" : ", ") + check.key();
+      }
+      out += "  skipped (checks of the JSON workspace's files): " + skipped + "\n";
+    } else {
+      RenderLockFigures(workspace.value("lock_metrics", json::object()), &out);
+    }
   }
 
   const json repairs = report.value("repairs", json::array());

@@ -11,6 +11,16 @@
 //   orphan_worktree, stale_worktree, missing_worktree (worktree_check.h)
 // plus the lock figures of the base, over the last hour and since creation.
 //
+// Under the PostgreSQL registry (registry::UsesPostgres) there is one
+// registry for every machine, diagnosed once (as one "workspaces" entry,
+// "engine": "postgresql", `preferred` standing for this machine): its nodes
+// and their leases by the server's clock (node_checks.h:
+// expired_node_lease, dead_node_agent), and zombie and orphan for the
+// agents whose processes are this machine's (agent_checks.h; never an
+// agent placed on a node or deployed from another machine). The checks of
+// the JSON workspace's files do not apply and are listed as skipped, with
+// why ("skipped_checks"); there are no lock figures.
+//
 // With repair, every check first looks (so the report lists what a diagnosis
 // lists), then each finding that can be fixed is fixed, in this order:
 // registry files, agents and processes, counts, the global index. Every
@@ -28,9 +38,12 @@
 // signalled.
 //
 // Report JSON:
-// {"workspaces": [{"base", "tasks_checked", "tasks": [{"task_id",
+// {"engine": "json"|"postgresql",
+//  "workspaces": [{"base", "engine", "tasks_checked", "tasks": [{"task_id",
 //    "findings": [Finding]}], "workspace_findings": [Finding],
-//    "filesystem_warning"?, "lock_metrics": {"last_hour", "all_time", ...}}],
+//    "filesystem_warning"?, "lock_metrics": {"last_hour", "all_time", ...}
+//    (JSON), "nodes": [node_checks.h], "skipped_checks": {check: why}
+//    (PostgreSQL)}],
 //  "summary": {"findings", "repaired", "unresolved", "healthy", "mode"},
 //  "repairs": [{"kind", "target", "action", "changed", "dry_run", "error"?}]}
 // Finding: {"kind", "severity" (error|warning), "detail", "repair" (what the
@@ -72,7 +85,8 @@ struct DoctorOptions {
 };
 
 // The health report (and, with repair, the changes made) as JSON. Fails
-// only when options.task_id is invalid or not found.
+// only when options.task_id is invalid or not found, or the PostgreSQL
+// registry cannot be read (before anything is repaired).
 Result<nlohmann::json> Diagnose(const registry::RegistryStores& stores,
                                 const registry::Workspace& preferred, const DoctorOptions& options);
 

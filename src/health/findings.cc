@@ -21,6 +21,8 @@ const char* KindName(FindingKind kind) {
     case FindingKind::kOrphanWorktree: return "orphan_worktree";
     case FindingKind::kStaleWorktree: return "stale_worktree";
     case FindingKind::kMissingWorktree: return "missing_worktree";
+    case FindingKind::kExpiredNodeLease: return "expired_node_lease";
+    case FindingKind::kDeadNodeAgent: return "dead_node_agent";
   }
   return "unknown";
 }

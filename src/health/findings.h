@@ -1,12 +1,12 @@
 // Findings: what herd doctor found wrong, and the repair that fixes it.
 //
-// A check (workspace_files.h, registry_files.h, agent_checks.h, index_check.h) looks at one
-// workspace base without changing anything and returns Findings. A finding
-// that doctor can fix carries a Fix: a closure that performs the repair as
-// store transactions (or a staged kill) and re-checks the condition itself
-// before changing anything, because the workspace may have changed since the
-// check looked (other herd processes keep writing). Several findings may
-// share one Fix (every index mismatch is fixed by one rebuild); it runs once.
+// A check (workspace_files.h, registry_files.h, agent_checks.h, index_check.h,
+// node_checks.h) looks at one workspace base (or the shared registry) without
+// changing anything and returns Findings. A finding that doctor can fix carries a Fix: a closure
+// that performs the repair as store transactions (or a staged kill) and re-checks the condition
+// itself before changing anything, because the workspace may have changed since the check looked
+// (other herd processes keep writing). Several findings may share one Fix (every index mismatch is
+// fixed by one rebuild); it runs once.
 //
 // Plain data plus closures; not thread-safe (doctor runs checks one by one).
 #pragma once
@@ -23,23 +23,25 @@
 namespace herd::health {
 
 enum class FindingKind {
-  kZombie,           // an active entry whose processes are gone
-  kOrphan,           // a running herd process no registry lists as active
-  kCountDrift,       // stored counts differ from the agent list
-  kIndexMismatch,    // the global index disagrees with the task registries
-  kCorrupt,          // a registry file that does not parse or validate
-  kQuarantined,      // a corrupt copy the store moved aside
-  kMissingRegistry,  // a registry file that is gone, with a backup
-  kIncompleteTask,   // a task directory with neither a registry nor a backup
-  kTempFile,         // a temp file left by a writer that died
-  kStaleBackup,      // a backup whose registry is gone and that cannot restore it
-  kMetricsBacklog,   // metrics files of exited processes waiting to be folded
-  kWorkspaceLink,    // a symbolic link inside a workspace (herd never follows one)
-  kOpenPermissions,  // workspace files or directories other users can read
-  kDamagedField,     // a registry that parses but holds a field of the wrong type
-  kOrphanWorktree,   // a herd worktree on disk that no agent records
-  kStaleWorktree,    // a herd worktree git lists whose folder is gone
-  kMissingWorktree,  // an agent's recorded worktree that is gone
+  kZombie,            // an active entry whose processes are gone
+  kOrphan,            // a running herd process no registry lists as active
+  kCountDrift,        // stored counts differ from the agent list
+  kIndexMismatch,     // the global index disagrees with the task registries
+  kCorrupt,           // a registry file that does not parse or validate
+  kQuarantined,       // a corrupt copy the store moved aside
+  kMissingRegistry,   // a registry file that is gone, with a backup
+  kIncompleteTask,    // a task directory with neither a registry nor a backup
+  kTempFile,          // a temp file left by a writer that died
+  kStaleBackup,       // a backup whose registry is gone and that cannot restore it
+  kMetricsBacklog,    // metrics files of exited processes waiting to be folded
+  kWorkspaceLink,     // a symbolic link inside a workspace (herd never follows one)
+  kOpenPermissions,   // workspace files or directories other users can read
+  kDamagedField,      // a registry that parses but holds a field of the wrong type
+  kOrphanWorktree,    // a herd worktree on disk that no agent records
+  kStaleWorktree,     // a herd worktree git lists whose folder is gone
+  kMissingWorktree,   // an agent's recorded worktree that is gone
+  kExpiredNodeLease,  // a node still "up" whose lease has expired (node_checks.h)
+  kDeadNodeAgent,     // an active agent placed on a node that no longer runs it
 };
 
 // "zombie", "orphan", "count_drift", ...
