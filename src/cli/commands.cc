@@ -1157,7 +1157,7 @@ void AddGlobalOptions(CLI::App* app, GlobalOptions* options) {
 // read the JSON workspace's files, and refuse (never fall back to the
 // files) when HERD_REGISTRY selects PostgreSQL.
 bool NeedsJsonWorkspace(const std::string& path) {
-  return path == "doctor" || path == "dashboard";
+  return path == "doctor";
 }
 
 // The commands that open the registry themselves (or need none open).

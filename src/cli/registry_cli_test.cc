@@ -1,10 +1,12 @@
 // The registry setting on the command line: HERD_REGISTRY / --registry
 // select PostgreSQL, `herd registry migrate` creates its schema, every
 // command a user had works on it, and the commands that still need the
-// workspace's files (doctor, dashboard) refuse by name instead of using
-// them. A real server (the ctest fixture PgServer).
+// workspace's files (doctor) refuse by name instead of using them; the
+// dashboard serves the PostgreSQL registry. A real server (the ctest
+// fixture PgServer).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <fstream>
@@ -188,8 +190,7 @@ TEST_F(RegistryCliTest, EveryCommandWorksUnderPostgresAndNoRegistryFileIsWritten
 }
 
 TEST_F(RegistryCliTest, DoctorAndDashboardStillRefuseByNameUnderPostgres) {
-  for (const std::vector<std::string>& args :
-       std::vector<std::vector<std::string>>{{"doctor"}, {"dashboard"}}) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{{"doctor"}}) {
     CommandResult result = Herd(args, WithRegistry(database_.conninfo()));
     EXPECT_EQ(result.exit_code, 1) << result.Describe();
     EXPECT_THAT(result.err, HasSubstr("does not work with the PostgreSQL registry yet"));
@@ -198,6 +199,22 @@ TEST_F(RegistryCliTest, DoctorAndDashboardStillRefuseByNameUnderPostgres) {
   CommandResult flag = Herd({"doctor", "--registry", database_.conninfo()});
   EXPECT_EQ(flag.exit_code, 1) << flag.Describe();
   EXPECT_THAT(flag.err, HasSubstr("herd doctor"));
+}
+
+// The dashboard serves the PostgreSQL registry (its event stream:
+// dashboard/dashboard_test.cc), and stops on SIGTERM.
+TEST_F(RegistryCliTest, DashboardServesUnderPostgresAndStopsOnSigterm) {
+  RunOptions pg = WithRegistry(database_.conninfo());
+  pg.timeout = std::chrono::seconds(120);
+  HerdProcess dashboard({"dashboard"}, pg);
+  ASSERT_TRUE(dashboard.WaitForOutput("every task of the PostgreSQL registry"))
+      << dashboard.Wait().Describe();
+  ::kill(dashboard.pid(), SIGTERM);
+  CommandResult served = dashboard.Wait();
+  EXPECT_EQ(served.exit_code, 0) << served.Describe();
+  EXPECT_THAT(served.out, HasSubstr("herd dashboard: http://127.0.0.1:"));
+  EXPECT_THAT(served.out, HasSubstr("herd dashboard: stopped"));
+  EXPECT_TRUE(TaskRegistriesUnder(root()).empty());
 }
 
 TEST_F(RegistryCliTest, ASettingThatIsNeitherIsAUsageError) {

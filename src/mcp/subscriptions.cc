@@ -29,21 +29,6 @@ uint64_t Fingerprint(TaskResourceUri::View view, const registry::TaskSnapshot& s
   return bytes;
 }
 
-// One watch on `directories`. A directory gone (its task deleted) is left
-// out: that task has nothing left to change.
-Result<DirectoryWatch> WatchDirectories(const std::vector<std::string>& directories) {
-  HERD_ASSIGN_OR_RETURN(DirectoryWatch watch, DirectoryWatch::Open());
-  for (const std::string& directory : directories) {
-    Status added = watch.Add(directory, WatchFor::kReplacedFiles);
-    if (added.Is(Status::Code::kNotFound)) {
-      spdlog::debug("not watching {} for subscribers: {}", directory, added.message());
-    } else if (!added.ok()) {
-      return added;
-    }
-  }
-  return watch;
-}
-
 }  // namespace
 
 ResourceSubscriptions::ResourceSubscriptions(const Orchestrator& orchestrator, Notify notify)
@@ -62,23 +47,20 @@ Status ResourceSubscriptions::Subscribe(const std::string& uri) {
   HERD_RETURN_IF_ERROR(CheckRoomLocked());
   Subscription subscription;
   subscription.resource = *resource;
-  Result<std::string> directory = orchestrator_.TaskDirectory(resource->task_id);
-  if (directory.status().Is(Status::Code::kNotFound)) {
+  Result<registry::SharedTask> task = orchestrator_.ReadTask(resource->task_id);
+  if (task.status().Is(Status::Code::kNotFound)) {
     return Status::NotFound("cannot subscribe to " + uri + ": there is no task " +
                             resource->task_id +
                             "; read tasks://list for the tasks herd knows, or create one with "
                             "create_real_task");
   }
-  if (!directory.ok()) return directory.status().WithContext("cannot subscribe to " + uri);
-  subscription.directory = std::move(directory).value();
-  // Read before the watch exists; the thread reads again once it does.
-  Result<registry::SharedTask> task = orchestrator_.ReadTask(resource->task_id);
+  // Read before the feed exists; the thread reads again once it does.
   if (!task.ok()) return task.status().WithContext("cannot subscribe to " + uri);
   subscription.fingerprint = Fingerprint(resource->view, **task);
 
-  std::vector<std::string> directories = DirectoriesLocked();
-  directories.push_back(subscription.directory);
-  Result<DirectoryWatch> watch = WatchDirectories(directories);
+  ChangeInterest interest = InterestLocked();
+  interest.task_ids.push_back(resource->task_id);
+  Result<std::unique_ptr<ChangeFeed>> watch = ChangeFeed::Open(orchestrator_, interest);
   if (!watch.ok()) return watch.status().WithContext("cannot subscribe to " + uri);
   auto inserted = subscriptions_.emplace(uri, std::move(subscription)).first;
   Status handed = HandOverLocked(std::move(watch).value());
@@ -92,9 +74,9 @@ Status ResourceSubscriptions::Subscribe(const std::string& uri) {
 void ResourceSubscriptions::Unsubscribe(const std::string& uri) {
   std::lock_guard<std::mutex> guard(mutex_);
   if (subscriptions_.erase(uri) == 0 || stopping_) return;
-  // Drop the task's directory from the watch when that can be done now;
-  // if not, the old watch only wakes the thread for nothing.
-  Result<DirectoryWatch> watch = WatchDirectories(DirectoriesLocked());
+  // Drop the task from the feed when that can be done now; if not, the old
+  // feed only wakes the thread for nothing.
+  Result<std::unique_ptr<ChangeFeed>> watch = ChangeFeed::Open(orchestrator_, InterestLocked());
   Status handed = watch.ok() ? HandOverLocked(std::move(watch).value()) : watch.status();
   if (!handed.ok()) spdlog::debug("still watching for {}: {}", uri, handed.message());
 }
@@ -124,13 +106,17 @@ Status ResourceSubscriptions::CheckRoomLocked() const {
   return Status::Ok();
 }
 
-std::vector<std::string> ResourceSubscriptions::DirectoriesLocked() const {
-  std::set<std::string> directories;
-  for (const auto& [uri, subscription] : subscriptions_) directories.insert(subscription.directory);
-  return {directories.begin(), directories.end()};
+ChangeInterest ResourceSubscriptions::InterestLocked() const {
+  std::set<std::string> task_ids;
+  for (const auto& [uri, subscription] : subscriptions_) {
+    task_ids.insert(subscription.resource.task_id);
+  }
+  ChangeInterest interest;
+  interest.task_ids.assign(task_ids.begin(), task_ids.end());
+  return interest;
 }
 
-Status ResourceSubscriptions::HandOverLocked(DirectoryWatch watch) {
+Status ResourceSubscriptions::HandOverLocked(std::unique_ptr<ChangeFeed> watch) {
   HERD_ASSIGN_OR_RETURN(std::shared_ptr<StopSignal> wake, StopSignal::Create());
   next_watch_ = std::move(watch);
   std::shared_ptr<StopSignal> previous = std::exchange(wake_, std::move(wake));
@@ -149,16 +135,13 @@ Status ResourceSubscriptions::HandOverLocked(DirectoryWatch watch) {
 void ResourceSubscriptions::Run() {
   // Always set before the wake below is stopped: the thread starts with
   // one, and each later wake hands over another (or ends the thread).
-  std::optional<DirectoryWatch> watch;
+  std::unique_ptr<ChangeFeed> watch;
   for (;;) {
     std::shared_ptr<StopSignal> wake;
     {
       std::lock_guard<std::mutex> guard(mutex_);
       if (stopping_) return;
-      if (next_watch_) {
-        watch = std::move(next_watch_);
-        next_watch_.reset();
-      }
+      if (next_watch_) watch = std::move(next_watch_);
       wake = wake_;
     }
     // A commit after a subscription's first read but before this watch
@@ -174,7 +157,7 @@ void ResourceSubscriptions::Run() {
   }
 }
 
-Status ResourceSubscriptions::NotifyUntilWoken(DirectoryWatch& watch, const StopSignal& wake) {
+Status ResourceSubscriptions::NotifyUntilWoken(ChangeFeed& watch, const StopSignal& wake) {
   for (;;) {
     HERD_ASSIGN_OR_RETURN(Wake woke, watch.WaitUntil(MonotonicClock::time_point::max(), &wake));
     if (woke == Wake::kStopped) return Status::Ok();
