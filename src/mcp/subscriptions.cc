@@ -6,6 +6,7 @@
 #include <system_error>
 #include <utility>
 
+#include "registry/registries.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
 
@@ -16,17 +17,32 @@ constexpr const char kSubscribable[] =
     "herd's subscribable resources are task://{task_id}/status and "
     "task://{task_id}/progress-timeline";
 
+// How long an agent's journal is as committed: the length its entry
+// records (the JSON workspace), or its count of lines (the PostgreSQL
+// registry keeps journals as rows, and its entries record no length).
+uint64_t JournalLength(const Orchestrator& orchestrator, const std::string& task_id,
+                       const registry::AgentRecord& agent, registry::Journal journal) {
+  if (!registry::UsesPostgres(orchestrator.stores())) {
+    return registry::CommittedJournalBytes(agent, journal).value_or(0);
+  }
+  Result<JournalSlice> slice =
+      registry::RegistryFor(orchestrator.stores(), orchestrator.workspace())
+          ->ReadJournal(task_id, agent, journal, 0);
+  return slice.ok() ? slice->total : 0;
+}
+
 // What a subscription compares between reads: the commit sequence for the
 // status (every commit moves it), the committed length of every journal
 // for the timeline (only reports move it).
-uint64_t Fingerprint(TaskResourceUri::View view, const registry::TaskSnapshot& snapshot) {
-  if (view == TaskResourceUri::View::kStatus) return snapshot.sequence;
-  uint64_t bytes = 0;
+uint64_t Fingerprint(const Orchestrator& orchestrator, const TaskResourceUri& resource,
+                     const registry::TaskSnapshot& snapshot) {
+  if (resource.view == TaskResourceUri::View::kStatus) return snapshot.sequence;
+  uint64_t length = 0;
   for (const registry::AgentRecord& agent : snapshot.task.agents) {
-    bytes += registry::CommittedJournalBytes(agent, registry::Journal::kProgress).value_or(0);
-    bytes += registry::CommittedJournalBytes(agent, registry::Journal::kFindings).value_or(0);
+    length += JournalLength(orchestrator, resource.task_id, agent, registry::Journal::kProgress);
+    length += JournalLength(orchestrator, resource.task_id, agent, registry::Journal::kFindings);
   }
-  return bytes;
+  return length;
 }
 
 }  // namespace
@@ -56,7 +72,7 @@ Status ResourceSubscriptions::Subscribe(const std::string& uri) {
   }
   // Read before the feed exists; the thread reads again once it does.
   if (!task.ok()) return task.status().WithContext("cannot subscribe to " + uri);
-  subscription.fingerprint = Fingerprint(resource->view, **task);
+  subscription.fingerprint = Fingerprint(orchestrator_, *resource, **task);
 
   ChangeInterest interest = InterestLocked();
   interest.task_ids.push_back(resource->task_id);
@@ -182,7 +198,7 @@ void ResourceSubscriptions::NotifyChanges() {
       spdlog::debug("cannot read {} for its subscribers: {}", uri, read->second.status().message());
       continue;
     }
-    uint64_t fingerprint = Fingerprint(subscription.resource.view, **read->second);
+    uint64_t fingerprint = Fingerprint(orchestrator_, subscription.resource, **read->second);
     if (fingerprint != subscription.fingerprint) moved.emplace(uri, fingerprint);
   }
   std::lock_guard<std::mutex> guard(mutex_);
