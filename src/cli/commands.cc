@@ -1166,13 +1166,6 @@ void AddGlobalOptions(CLI::App* app, GlobalOptions* options) {
   app->add_flag("--json", options->json_output, "print machine-readable JSON");
 }
 
-// The commands that do not work with the PostgreSQL registry yet: they
-// read the JSON workspace's files, and refuse (never fall back to the
-// files) when HERD_REGISTRY selects PostgreSQL.
-bool NeedsJsonWorkspace(const std::string& path) {
-  return path == "dashboard";
-}
-
 // The commands that open the registry themselves (or need none open).
 bool OpensOwnRegistry(const std::string& path) {
   return path == "registry migrate" || path == "supervise" || path == "notify-hook" ||
@@ -1181,8 +1174,7 @@ bool OpensOwnRegistry(const std::string& path) {
 
 // Selects the registry for command `path` (ProcessStores), and passes the
 // setting on to every process herd starts (supervisors, agents and their
-// `herd serve`) through HERD_REGISTRY; refuses a command the selected
-// registry cannot serve yet.
+// `herd serve`) through HERD_REGISTRY.
 Status SelectProcessRegistry(const std::string& path, const GlobalOptions& options) {
   HERD_ASSIGN_OR_RETURN(registry::RegistrySetting setting,
                         registry::ParseRegistrySetting(options.registry));
@@ -1190,13 +1182,6 @@ Status SelectProcessRegistry(const std::string& path, const GlobalOptions& optio
     setenv("HERD_REGISTRY", setting.conninfo.c_str(), 1);
   } else {
     unsetenv("HERD_REGISTRY");
-  }
-  if (setting.postgres() && NeedsJsonWorkspace(path)) {
-    return Status::Refused("herd " + path + " does not work with the PostgreSQL registry yet (" +
-                           setting.Describe() +
-                           ", from HERD_REGISTRY or --registry): it still needs the JSON "
-                           "workspace's files. Unset HERD_REGISTRY (and drop --registry) to use "
-                           "the workspace");
   }
   if (OpensOwnRegistry(path)) return Status::Ok();
   return registry::SelectRegistry(setting, registry::Workspace::Resolve(options.workspace).base(),

@@ -1,10 +1,9 @@
 // The registry setting on the command line: HERD_REGISTRY / --registry
 // select PostgreSQL, `herd registry migrate` creates its schema, every
 // command a user had works on it (`herd doctor` with its nodes, their
-// leases and the agents of dead nodes), and the command that still needs
-// the workspace's files (dashboard) refuses by name instead of using
-// them. A real server (the ctest fixture PgServer); `herd node run`
-// daemons stand in for machines, as in src/node/node_test.cc.
+// leases and the agents of dead nodes; the dashboard). A real server (the
+// ctest fixture PgServer); `herd node run` daemons stand in for machines,
+// as in src/node/node_test.cc.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -251,16 +250,6 @@ TEST_F(RegistryCliTest, EveryCommandWorksUnderPostgresAndNoRegistryFileIsWritten
   EXPECT_FALSE(std::filesystem::exists(state() + "/herd/workspaces.json"));
 }
 
-TEST_F(RegistryCliTest, DashboardStillRefusesByNameUnderPostgres) {
-  CommandResult result = Herd({"dashboard"}, WithRegistry(database_.conninfo()));
-  EXPECT_EQ(result.exit_code, 1) << result.Describe();
-  EXPECT_THAT(result.err, HasSubstr("does not work with the PostgreSQL registry yet"));
-  // --registry works as the variable does.
-  CommandResult flag = Herd({"dashboard", "--registry", database_.conninfo()});
-  EXPECT_EQ(flag.exit_code, 1) << flag.Describe();
-  EXPECT_THAT(flag.err, HasSubstr("herd dashboard"));
-}
-
 // A healthy registry with one node up and an agent on it: the doctor lists
 // the node (its lease by the server's clock, its load), leaves the placed
 // agent to its node, skips the JSON workspace's file checks, and is healthy.
@@ -411,6 +400,22 @@ TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsALostLocalAgent) {
   EXPECT_EQ(again.exit_code, 0) << again.Describe();
   EXPECT_EQ(again.Json()["summary"]["findings"], 0) << again.out;
   EXPECT_TRUE(again.Json()["repairs"].empty()) << again.out;
+}
+
+// The dashboard serves the PostgreSQL registry (its event stream:
+// dashboard/dashboard_test.cc), and stops on SIGTERM.
+TEST_F(RegistryCliTest, DashboardServesUnderPostgresAndStopsOnSigterm) {
+  RunOptions pg = WithRegistry(database_.conninfo());
+  pg.timeout = std::chrono::seconds(120);
+  HerdProcess dashboard({"dashboard"}, pg);
+  ASSERT_TRUE(dashboard.WaitForOutput("every task of the PostgreSQL registry"))
+      << dashboard.Wait().Describe();
+  ::kill(dashboard.pid(), SIGTERM);
+  CommandResult served = dashboard.Wait();
+  EXPECT_EQ(served.exit_code, 0) << served.Describe();
+  EXPECT_THAT(served.out, HasSubstr("herd dashboard: http://127.0.0.1:"));
+  EXPECT_THAT(served.out, HasSubstr("herd dashboard: stopped"));
+  EXPECT_TRUE(TaskRegistriesUnder(root()).empty());
 }
 
 TEST_F(RegistryCliTest, ASettingThatIsNeitherIsAUsageError) {

@@ -5,24 +5,28 @@
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <functional>
 #include <iostream>
-#include <set>
 
 #include "dashboard/page_assets.h"
 #include "health/doctor.h"
+#include "orchestrator/change_feed.h"
 #include "orchestrator/requests.h"
+#include "registry/file_names.h"
+#include "registry/ids.h"
 #include "registry/workspace.h"
-#include "util/directory_watch.h"
 #include "util/json_parse.h"
 #include "util/random.h"
+#include "util/text_file.h"
 
 extern char** environ;
 
@@ -112,29 +116,61 @@ std::string Event(const char* name, const EventCursor& cursor, const std::string
   return "id: " + cursor.ToString() + "\nevent: " + name + "\ndata: " + data + "\n\n";
 }
 
-// Directories whose changes a stream waits on: where new tasks and new
-// workspace bases are recorded, every task directory, and the followed
-// agent's logs.
-std::set<std::pair<std::string, WatchFor>> WatchedDirectories(const Orchestrator& orchestrator,
-                                                              const std::string& task_id,
-                                                              const std::string& agent_id) {
-  std::set<std::pair<std::string, WatchFor>> directories;
-  std::string known = registry::KnownWorkspacesPath();
-  directories.emplace(known.substr(0, known.rfind('/')), WatchFor::kReplacedFiles);
-  for (const std::string& base :
-       registry::KnownWorkspaces(orchestrator.stores(), orchestrator.workspace().base())) {
-    registry::Workspace workspace(base);
-    std::string index = workspace.GlobalRegistryPath();
-    directories.emplace(index.substr(0, index.rfind('/')), WatchFor::kReplacedFiles);
-    for (const std::string& id : workspace.TaskIds()) {
-      directories.emplace(workspace.TaskDirectory(id), WatchFor::kReplacedFiles);
-    }
+// Where an agent's output pane reads from: its log when the log is on this
+// machine (always, in the JSON workspace), else the tail the PostgreSQL
+// registry keeps (the agent ran on another machine). The tail's appends are
+// not commits: the stream reads it again on the task's commits.
+enum class OutputSource { kLogFile, kRegistryTail };
+
+OutputSource SourceOfOutput(const Orchestrator& orchestrator, const std::string& task_id,
+                            const std::string& agent_id) {
+  if (!registry::UsesPostgres(orchestrator.stores())) return OutputSource::kLogFile;
+  Result<std::string> directory = orchestrator.TaskDirectory(task_id);
+  // A bad id: AgentOutputWindow says what is wrong with it.
+  if (!directory.ok() || !registry::ValidateAgentId(agent_id).ok()) return OutputSource::kLogFile;
+  std::string log =
+      *directory + "/" + registry::AgentFileName(agent_id, registry::AgentFile::kStreamLog);
+  struct stat info {};
+  return ::lstat(log.c_str(), &info) == 0 ? OutputSource::kLogFile : OutputSource::kRegistryTail;
+}
+
+// The whole lines of `text` that end at or before `before`, at most
+// `max_bytes` of them (a longer line comes cut at its start), as
+// ReadLinesBefore cuts a file.
+LineWindow WindowOfText(const std::string& text, uint64_t before, size_t max_bytes) {
+  size_t end = static_cast<size_t>(std::min<uint64_t>(before, text.size()));
+  size_t newline = end == 0 ? std::string::npos : text.rfind('\n', end - 1);
+  end = newline == std::string::npos ? 0 : newline + 1;
+  size_t begin = end > max_bytes ? end - max_bytes : 0;
+  if (begin > 0 && text[begin - 1] != '\n') {
+    size_t next = text.find('\n', begin);
+    if (next != std::string::npos && next + 1 < end) begin = next + 1;
   }
-  if (!task_id.empty() && !agent_id.empty()) {
-    Result<std::string> directory = orchestrator.TaskDirectory(task_id);
-    if (directory.ok()) directories.emplace(*directory + "/logs", WatchFor::kGrowingFiles);
-  }
-  return directories;
+  return LineWindow{begin, end, text.size(), text.substr(begin, end - begin)};
+}
+
+// The window `request` asks for, from `source`. From the registry's tail,
+// offsets are within the tail as read now, and `from` is not honoured (the
+// newest window comes instead): the tail drops its oldest bytes as it grows.
+Result<LineWindow> ReadOutputWindow(const Orchestrator& orchestrator,
+                                    const OutputWindowRequest& request, OutputSource source) {
+  // Checks the task and the agent, whatever the source.
+  HERD_ASSIGN_OR_RETURN(LineWindow window, orchestrator.AgentOutputWindow(request));
+  if (source == OutputSource::kLogFile) return window;
+  Result<std::string> tail = registry::RegistryFor(orchestrator.stores(), orchestrator.workspace())
+                                 ->ReadOutputTail(request.task_id, request.agent_id);
+  if (tail.status().Is(Status::Code::kNotFound)) return LineWindow{};
+  HERD_RETURN_IF_ERROR(tail.status());
+  size_t max_bytes = std::clamp<size_t>(request.max_bytes, 1, OutputRequest::kLargestMaxBytes);
+  return WindowOfText(*tail, request.before.value_or(UINT64_MAX), max_bytes);
+}
+
+json OutputJson(const std::string& agent_id, LineWindow window) {
+  return {{"agent_id", agent_id},
+          {"begin", window.begin},
+          {"end", window.end},
+          {"file_size", window.file_size},
+          {"text", std::move(window.text)}};
 }
 
 class StreamSlots {
@@ -162,21 +198,27 @@ void Stream(const Orchestrator& orchestrator, const std::string& task_id,
   struct Release {
     ~Release() { Slots().Give(); }
   } release;
-  Result<DirectoryWatch> opened = DirectoryWatch::Open();
+  // Every task's commits (the list, and the followed task's), and the
+  // followed agent's log where it is on this machine.
+  ChangeInterest interest;
+  interest.every_task = true;
+  if (!task_id.empty() && !agent_id.empty()) {
+    Result<std::string> directory = orchestrator.TaskDirectory(task_id);
+    if (directory.ok()) interest.log_directory = *directory + "/logs";
+  }
+  Result<std::unique_ptr<ChangeFeed>> opened = ChangeFeed::Open(orchestrator, interest);
   if (!opened.ok()) {
     writer.Write("event: failure\ndata: " + Dump(json{{"error", opened.status().message()}}) +
                  "\n\n");
     return;
   }
-  DirectoryWatch watch = std::move(opened).value();
-  std::set<std::pair<std::string, WatchFor>> watched;
+  ChangeFeed& feed = **opened;
   if (!writer.Write("retry: 1000\n\n")) return;
+  bool first = true;
   for (;;) {
     // Watch first, then read: a change after the read wakes the next wait.
-    for (const auto& directory : WatchedDirectories(orchestrator, task_id, agent_id)) {
-      if (watched.count(directory) > 0) continue;
-      if (watch.Add(directory.first, directory.second).ok()) watched.insert(directory);
-    }
+    if (!first) feed.Refresh();
+    first = false;
     std::string tasks = TasksPayload(orchestrator);
     uint64_t tasks_fingerprint = Fingerprint(tasks);
     if (tasks_fingerprint != cursor.tasks) {
@@ -195,23 +237,34 @@ void Stream(const Orchestrator& orchestrator, const std::string& task_id,
       OutputWindowRequest request;
       request.task_id = task_id;
       request.agent_id = agent_id;
-      if (cursor.output) request.from = *cursor.output;
-      Result<LineWindow> window = orchestrator.AgentOutputWindow(request);
-      if (window.ok() && (!cursor.output || window->end > *cursor.output)) {
-        cursor.output = window->end;
-        json output = {{"agent_id", agent_id},
-                       {"begin", window->begin},
-                       {"end", window->end},
-                       {"file_size", window->file_size},
-                       {"text", std::move(window->text)}};
-        if (!writer.Write(Event("output", cursor, Dump(output)))) return;
+      OutputSource source = SourceOfOutput(orchestrator, task_id, agent_id);
+      bool from_log = source == OutputSource::kLogFile;
+      if (from_log && cursor.output) request.from = *cursor.output;
+      Result<LineWindow> window = ReadOutputWindow(orchestrator, request, source);
+      if (window.ok()) {
+        // The log is sent as it grows; the registry's tail whole when it changed.
+        bool changed = false;
+        if (from_log && (!cursor.output || window->end > *cursor.output)) {
+          changed = true;
+          cursor.output = window->end;
+          cursor.registry_tail.reset();
+        } else if (!from_log && cursor.registry_tail != Fingerprint(window->text)) {
+          changed = true;
+          cursor.registry_tail = Fingerprint(window->text);
+          cursor.output.reset();
+        }
+        bool more = from_log && window->end < window->file_size && window->end > window->begin;
+        if (changed &&
+            !writer.Write(Event("output", cursor, Dump(OutputJson(agent_id, *window))))) {
+          return;
+        }
         // More than one window grew since: read on before waiting.
-        if (window->end < window->file_size && window->end > window->begin) continue;
+        if (changed && more) continue;
       }
     }
     // Only a change leads to reading again; a quiet stream just says it is alive.
     for (;;) {
-      Result<Wake> woke = watch.WaitUntil(
+      Result<Wake> woke = feed.WaitUntil(
           MonotonicClock::now() + std::chrono::seconds(kKeepAliveSeconds), &writer.stopping());
       if (!woke.ok() || *woke == Wake::kStopped) return;
       if (*woke == Wake::kChanged) break;
@@ -286,7 +339,13 @@ std::string EventCursor::ToString() const {
   char buffer[80];
   std::snprintf(buffer, sizeof buffer, "t%llx.s%llx.", static_cast<unsigned long long>(tasks),
                 static_cast<unsigned long long>(task));
-  return buffer + (output ? "o" + std::to_string(*output) : std::string("o-"));
+  if (output) return buffer + ("o" + std::to_string(*output));
+  if (registry_tail) {
+    std::snprintf(buffer + std::strlen(buffer), sizeof buffer - std::strlen(buffer), "r%llx",
+                  static_cast<unsigned long long>(*registry_tail));
+    return buffer;
+  }
+  return buffer + std::string("o-");
 }
 
 std::optional<EventCursor> EventCursor::Parse(const std::string& text) {
@@ -298,6 +357,14 @@ std::optional<EventCursor> EventCursor::Parse(const std::string& text) {
   }
   std::string output = text.substr(static_cast<size_t>(consumed));
   if (output == "o-") {
+  } else if (output.size() > 1 && output[0] == 'r') {
+    unsigned long long tail = 0;
+    int used = 0;
+    if (std::sscanf(output.c_str(), "r%llx%n", &tail, &used) != 1 ||
+        static_cast<size_t>(used) != output.size()) {
+      return std::nullopt;
+    }
+    cursor.registry_tail = tail;
   } else if (output.size() > 1 && output[0] == 'o') {
     std::optional<uint64_t> offset = ParseNumber(output.substr(1));
     if (!offset) return std::nullopt;
@@ -394,13 +461,11 @@ HttpResponse Dashboard::Output(const HttpRequest& request) const {
   if (window_request.before && window_request.from) {
     return JsonError(400, "give before (to page back) or from (to read on), not both");
   }
-  Result<LineWindow> window = orchestrator_.AgentOutputWindow(window_request);
+  Result<LineWindow> window = ReadOutputWindow(
+      orchestrator_, window_request,
+      SourceOfOutput(orchestrator_, window_request.task_id, window_request.agent_id));
   if (!window.ok()) return JsonError(HttpStatusOf(window.status()), window.status().message());
-  return JsonResult(json{{"agent_id", window_request.agent_id},
-                         {"begin", window->begin},
-                         {"end", window->end},
-                         {"file_size", window->file_size},
-                         {"text", std::move(window->text)}});
+  return JsonResult(OutputJson(window_request.agent_id, std::move(window).value()));
 }
 
 HttpResponse Dashboard::Doctor() const {
@@ -492,7 +557,10 @@ int RunDashboard(const Orchestrator& orchestrator, const DashboardOptions& optio
   sigaction(SIGTERM, &action, &previous_term);
 
   out << "herd dashboard: " << dashboard.guard().LoginUrl() << "\n"
-      << "(serving every task herd knows on this machine; Ctrl-C stops it)" << std::endl;
+      << (registry::UsesPostgres(orchestrator.stores())
+              ? "(serving every task of the PostgreSQL registry; Ctrl-C stops it)"
+              : "(serving every task herd knows on this machine; Ctrl-C stops it)")
+      << std::endl;
   if (options.open_browser) OpenInBrowser(dashboard.guard().LoginUrl());
 
   pollfd wait{(*interrupted)->fd(), POLLIN, 0};

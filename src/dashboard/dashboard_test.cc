@@ -10,9 +10,11 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <regex>
@@ -22,6 +24,7 @@
 #include "agents/testing_util_for_test.h"
 #include "dashboard/http.h"
 #include "dashboard/page_assets.h"
+#include "registry/pg_testing_for_test.h"
 #include "util/text_file.h"
 
 namespace herd::test_util {
@@ -399,6 +402,160 @@ TEST_F(DashboardTest, StopEndsOpenStreams) {
   EXPECT_EQ(server_->OpenConnections(), 0u);
 }
 
+// --- Under the PostgreSQL registry -------------------------------------------
+
+// The real `herd dashboard` on the PostgreSQL registry of a database of its
+// own: HERD_REGISTRY is set for the test's process, so the dashboard and
+// every herd command the test runs (the other processes that commit) use it.
+class DashboardPgTest : public HerdTest {
+ protected:
+  void SetUp() override {
+    HerdTest::SetUp();
+    if (!database_.available()) {
+      GTEST_SKIP() << "no PostgreSQL server: run under ctest (the PgServer fixture)";
+    }
+    registry_setting_.Set("HERD_REGISTRY", database_.conninfo());
+  }
+  void TearDown() override {
+    if (dashboard_) {
+      ::kill(dashboard_->pid(), SIGTERM);
+      CommandResult served = dashboard_->Wait();
+      EXPECT_EQ(served.exit_code, 0) << served.Describe();
+    }
+    HerdTest::TearDown();
+  }
+
+  // Starts `herd dashboard` on a free port and returns once it serves.
+  void StartDashboard() {
+    port_ = FreePort();
+    RunOptions options;
+    options.timeout = std::chrono::seconds(300);
+    dashboard_ = std::make_unique<HerdProcess>(
+        std::vector<std::string>{"dashboard", "--port", std::to_string(port_)}, options);
+    ASSERT_TRUE(dashboard_->WaitForOutput("every task of the PostgreSQL registry"))
+        << dashboard_->Wait().Describe();
+    std::ifstream token_file(state() + "/herd/dashboard_token");
+    std::getline(token_file, token_);
+    ASSERT_EQ(token_.size(), 32u);
+  }
+
+  // Any port free now (the dashboard binds it next).
+  static int FreePort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    ::close(fd);
+    return ntohs(address.sin_port);
+  }
+
+  std::string PageGet(const std::string& target) const {
+    std::string host = "127.0.0.1:" + std::to_string(port_);
+    return "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nCookie: herd_dashboard=" + token_ +
+           "\r\nOrigin: http://" + host + "\r\n\r\n";
+  }
+
+  // What `client` receives from `from` on, until it holds `text`.
+  static std::string ReadUntilFound(Client& client, const std::string& text, size_t from = 0) {
+    std::string received = client.ReadUntil([&](const std::string& all) {
+      return all.size() > from && all.find(text, from) != std::string::npos;
+    });
+    return received.size() > from ? received.substr(from) : "";
+  }
+
+  // No file of the JSON registry anywhere under the test's root.
+  void ExpectNoJsonRegistryFile() const {
+    EXPECT_TRUE(TaskRegistriesUnder(root()).empty());
+    EXPECT_FALSE(std::filesystem::exists(workspace() + "/registry/GLOBAL_REGISTRY.json"));
+    EXPECT_FALSE(std::filesystem::exists(state() + "/herd/workspaces.json"));
+  }
+
+  registry::pg_test::TestDatabase database_;
+  ScopedEnvironment registry_setting_;
+  std::unique_ptr<HerdProcess> dashboard_;
+  int port_ = 0;
+  std::string token_;
+};
+
+// The task list and a task's stream are pushed by commits other processes
+// (herd task create, progress, kill) make: LISTEN/NOTIFY, no file watched.
+// The followed agent's log is on this machine: its output comes from it.
+TEST_F(DashboardPgTest, TheStreamPushesOtherProcessesCommits) {
+  std::string task_id = CreateTask();
+  std::string agent_id =
+      DeployAgent(task_id, {"sh", "-c", "echo first-output-line; exec sleep 300"});
+  StartDashboard();
+  Client stream(port_);
+  stream.Send(PageGet("/events?task_id=" + task_id + "&agent_id=" + agent_id));
+  std::string received = ReadUntilFound(stream, "first-output-line");
+  ASSERT_NE(received.find("HTTP/1.1 200"), std::string::npos) << received;
+  ASSERT_NE(received.find("event: tasks\n"), std::string::npos) << received;
+  ASSERT_NE(received.find("event: task\n"), std::string::npos) << received;
+  ASSERT_NE(received.find("event: output\n"), std::string::npos) << received;
+  EXPECT_NE(received.find(task_id), std::string::npos) << received;
+
+  // A new task, created by another process: the list.
+  size_t seen = stream.received().size();
+  std::string second_task = CreateTask({}, "a second task");
+  received = ReadUntilFound(stream, second_task, seen);
+  EXPECT_NE(received.find("event: tasks\n"), std::string::npos) << "no push of the new task";
+
+  // A report: the task.
+  seen = stream.received().size();
+  HerdJson({"progress", task_id, agent_id, "--status", "working", "--progress", "50", "--message",
+            "halfway-there"});
+  received = ReadUntilFound(stream, "halfway-there", seen);
+  EXPECT_NE(received.find("event: task\n"), std::string::npos) << received;
+
+  // A kill: the agent's new status.
+  seen = stream.received().size();
+  HerdJson({"kill", task_id, agent_id});
+  received = ReadUntilFound(stream, R"("status":"terminated")", seen);
+  EXPECT_NE(received.find(R"("status":"terminated")"), std::string::npos) << received;
+  ExpectNoJsonRegistryFile();
+}
+
+// An agent whose log is not on this machine (here: removed, as on another
+// machine's dashboard) is shown from the tail the registry keeps, in the
+// stream and by /api/output.
+TEST_F(DashboardPgTest, AnAgentsOutputComesFromTheRegistryWhenItsLogIsElsewhere) {
+  std::string task_id = CreateTask();
+  std::string agent_id =
+      DeployAgent(task_id, {"sh", "-c", "echo kept-line-one; echo kept-line-two"});
+  CommandResult waited = Herd({"wait", task_id, agent_id, "--timeout", "120"});
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  ASSERT_TRUE(std::filesystem::remove(LogPath(task_id, agent_id)));
+  StartDashboard();
+
+  Client stream(port_);
+  stream.Send(PageGet("/events?task_id=" + task_id + "&agent_id=" + agent_id));
+  std::string received = ReadUntilFound(stream, "kept-line-two");
+  size_t output = received.find("event: output\n");
+  ASSERT_NE(output, std::string::npos) << received;
+  EXPECT_NE(received.find("kept-line-one", output), std::string::npos) << received;
+  std::smatch id;
+  ASSERT_TRUE(std::regex_search(received, id, std::regex("id: (\\S+)\nevent: output")));
+  EXPECT_NE(std::string(id[1]).find(".r"), std::string::npos) << "the tail's cursor: " << id[1];
+
+  Client page(port_);
+  page.Send(PageGet("/api/output?task_id=" + task_id + "&agent_id=" + agent_id));
+  std::string reply = page.ReadReply();
+  ASSERT_EQ(StatusOf(reply), 200) << reply;
+  json window = json::parse(BodyOf(reply));
+  EXPECT_EQ(window["text"], "kept-line-one\nkept-line-two\n") << reply;
+  EXPECT_EQ(window["begin"], 0);
+
+  // A new commit of the task reads the tail again; unchanged, it is not sent again.
+  size_t seen = stream.received().size();
+  HerdJson({"task", "limits", task_id, "--max-agents", "40"});
+  received = ReadUntilFound(stream, "\"max_agents\":40", seen);
+  EXPECT_EQ(received.find("event: output"), std::string::npos) << received;
+  ExpectNoJsonRegistryFile();
+}
+
 TEST(EventCursorTest, RoundTripsAndRefusesOtherShapes) {
   dashboard::EventCursor cursor;
   cursor.tasks = 0xabc;
@@ -413,7 +570,13 @@ TEST(EventCursorTest, RoundTripsAndRefusesOtherShapes) {
   parsed = dashboard::EventCursor::Parse(cursor.ToString());
   ASSERT_TRUE(parsed);
   EXPECT_FALSE(parsed->output);
-  for (const char* bad : {"", "42", "t1.s2.", "t1.s2.ox", "tz.s1.o1"}) {
+  EXPECT_FALSE(parsed->registry_tail);
+  cursor.registry_tail = 0xfeed;
+  parsed = dashboard::EventCursor::Parse(cursor.ToString());
+  ASSERT_TRUE(parsed);
+  EXPECT_FALSE(parsed->output);
+  EXPECT_EQ(parsed->registry_tail, 0xfeedu);
+  for (const char* bad : {"", "42", "t1.s2.", "t1.s2.ox", "tz.s1.o1", "t1.s2.r", "t1.s2.rzz"}) {
     EXPECT_FALSE(dashboard::EventCursor::Parse(bad)) << bad;
   }
 }

@@ -30,6 +30,7 @@
 
 #include "agents/testing_util_for_test.h"
 #include "orchestrator/orchestrator.h"
+#include "registry/pg_testing_for_test.h"
 #include "util/json_parse.h"
 
 namespace herd::test_util {
@@ -703,6 +704,78 @@ TEST_F(ServerTest, ASessionHasAtMost64Subscriptions) {
   json refused = ReplyTo(replies, 65);
   EXPECT_EQ(ErrorCode(refused), -32602);
   EXPECT_THAT(refused["error"].value("message", ""), HasSubstr("resources/unsubscribe"));
+}
+
+// --- resources/subscribe under the PostgreSQL registry ---------------------
+
+// HERD_REGISTRY is set for the test's process: the session (ServeOn selects
+// the registry from it) and every herd command the test runs use a
+// database of the test's own.
+class PgSubscriptionTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    if (!database_.available()) {
+      GTEST_SKIP() << "no PostgreSQL server: run under ctest (the PgServer fixture)";
+    }
+    registry_setting_.Set("HERD_REGISTRY", database_.conninfo());
+  }
+
+  // A commit that no report makes, by another process: `herd task limits`.
+  void CommitElsewhere(const std::string& task) {
+    HerdJson({"task", "limits", task, "--max-agents", std::to_string(30 + commits_++)});
+  }
+
+  // Settle's fence, committed by other processes.
+  void SettleElsewhere(LiveSession& session, const std::string& fence) {
+    for (int i = 0; i < 2; ++i) {
+      CommitElsewhere(fence);
+      session.ReadUntil(UpdatedFor(StatusUri(fence)), "notification for the fence task");
+    }
+  }
+
+  registry::pg_test::TestDatabase database_;
+  ScopedEnvironment registry_setting_;
+  int commits_ = 0;
+};
+
+// Woken by LISTEN/NOTIFY: a status is notified of other processes'
+// commits, a timeline of their reports only, and no file of the JSON
+// registry is written.
+TEST_F(PgSubscriptionTest, SubscribersAreNotifiedOfOtherProcessesCommits) {
+  std::string task = CreateTask();
+  std::string agent = DeployAgent(task, {"sleep", "300"});
+  std::string fence = CreateTask();
+  LiveSession session(workspace());
+  session.Call(0, "initialize", Initialize()["params"]);
+  EXPECT_EQ(session.Call(1, "resources/subscribe", {{"uri", StatusUri(task)}})["result"],
+            json::object());
+  EXPECT_EQ(session.Call(2, "resources/subscribe", {{"uri", TimelineUri(task)}})["result"],
+            json::object());
+  EXPECT_EQ(session.Call(3, "resources/subscribe", {{"uri", StatusUri(fence)}})["result"],
+            json::object());
+
+  CommitElsewhere(task);
+  session.ReadUntil(UpdatedFor(StatusUri(task)), "notification after another process's commit");
+  SettleElsewhere(session, fence);
+  EXPECT_EQ(session.Count(UpdatedFor(StatusUri(task))), 1u);
+  EXPECT_EQ(session.Count(UpdatedFor(TimelineUri(task))), 0u);
+
+  HerdJson(
+      {"progress", task, agent, "--status", "working", "--progress", "50", "--message", "halfway"});
+  session.ReadUntil(UpdatedFor(TimelineUri(task)), "notification after another process's report");
+  SettleElsewhere(session, fence);
+  EXPECT_EQ(session.Count(UpdatedFor(TimelineUri(task))), 1u);
+  EXPECT_EQ(session.Count(UpdatedFor(StatusUri(task))), 2u);
+
+  // Unsubscribed: no more notifications of the task's status.
+  session.Call(4, "resources/unsubscribe", {{"uri", StatusUri(task)}});
+  HerdJson({"kill", task, agent});
+  SettleElsewhere(session, fence);
+  EXPECT_EQ(session.Count(UpdatedFor(StatusUri(task))), 2u);
+  EXPECT_EQ(session.Finish(), 0);
+  EXPECT_TRUE(TaskRegistriesUnder(root()).empty());
+  EXPECT_FALSE(std::filesystem::exists(workspace() + "/registry/GLOBAL_REGISTRY.json"));
 }
 
 }  // namespace

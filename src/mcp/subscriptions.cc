@@ -6,6 +6,7 @@
 #include <system_error>
 #include <utility>
 
+#include "registry/registries.h"
 #include "registry/task_registry.h"
 #include "util/clock.h"
 
@@ -16,32 +17,32 @@ constexpr const char kSubscribable[] =
     "herd's subscribable resources are task://{task_id}/status and "
     "task://{task_id}/progress-timeline";
 
+// How long an agent's journal is as committed: the length its entry
+// records (the JSON workspace), or its count of lines (the PostgreSQL
+// registry keeps journals as rows, and its entries record no length).
+uint64_t JournalLength(const Orchestrator& orchestrator, const std::string& task_id,
+                       const registry::AgentRecord& agent, registry::Journal journal) {
+  if (!registry::UsesPostgres(orchestrator.stores())) {
+    return registry::CommittedJournalBytes(agent, journal).value_or(0);
+  }
+  Result<JournalSlice> slice =
+      registry::RegistryFor(orchestrator.stores(), orchestrator.workspace())
+          ->ReadJournal(task_id, agent, journal, 0);
+  return slice.ok() ? slice->total : 0;
+}
+
 // What a subscription compares between reads: the commit sequence for the
 // status (every commit moves it), the committed length of every journal
 // for the timeline (only reports move it).
-uint64_t Fingerprint(TaskResourceUri::View view, const registry::TaskSnapshot& snapshot) {
-  if (view == TaskResourceUri::View::kStatus) return snapshot.sequence;
-  uint64_t bytes = 0;
+uint64_t Fingerprint(const Orchestrator& orchestrator, const TaskResourceUri& resource,
+                     const registry::TaskSnapshot& snapshot) {
+  if (resource.view == TaskResourceUri::View::kStatus) return snapshot.sequence;
+  uint64_t length = 0;
   for (const registry::AgentRecord& agent : snapshot.task.agents) {
-    bytes += registry::CommittedJournalBytes(agent, registry::Journal::kProgress).value_or(0);
-    bytes += registry::CommittedJournalBytes(agent, registry::Journal::kFindings).value_or(0);
+    length += JournalLength(orchestrator, resource.task_id, agent, registry::Journal::kProgress);
+    length += JournalLength(orchestrator, resource.task_id, agent, registry::Journal::kFindings);
   }
-  return bytes;
-}
-
-// One watch on `directories`. A directory gone (its task deleted) is left
-// out: that task has nothing left to change.
-Result<DirectoryWatch> WatchDirectories(const std::vector<std::string>& directories) {
-  HERD_ASSIGN_OR_RETURN(DirectoryWatch watch, DirectoryWatch::Open());
-  for (const std::string& directory : directories) {
-    Status added = watch.Add(directory, WatchFor::kReplacedFiles);
-    if (added.Is(Status::Code::kNotFound)) {
-      spdlog::debug("not watching {} for subscribers: {}", directory, added.message());
-    } else if (!added.ok()) {
-      return added;
-    }
-  }
-  return watch;
+  return length;
 }
 
 }  // namespace
@@ -62,23 +63,20 @@ Status ResourceSubscriptions::Subscribe(const std::string& uri) {
   HERD_RETURN_IF_ERROR(CheckRoomLocked());
   Subscription subscription;
   subscription.resource = *resource;
-  Result<std::string> directory = orchestrator_.TaskDirectory(resource->task_id);
-  if (directory.status().Is(Status::Code::kNotFound)) {
+  Result<registry::SharedTask> task = orchestrator_.ReadTask(resource->task_id);
+  if (task.status().Is(Status::Code::kNotFound)) {
     return Status::NotFound("cannot subscribe to " + uri + ": there is no task " +
                             resource->task_id +
                             "; read tasks://list for the tasks herd knows, or create one with "
                             "create_real_task");
   }
-  if (!directory.ok()) return directory.status().WithContext("cannot subscribe to " + uri);
-  subscription.directory = std::move(directory).value();
-  // Read before the watch exists; the thread reads again once it does.
-  Result<registry::SharedTask> task = orchestrator_.ReadTask(resource->task_id);
+  // Read before the feed exists; the thread reads again once it does.
   if (!task.ok()) return task.status().WithContext("cannot subscribe to " + uri);
-  subscription.fingerprint = Fingerprint(resource->view, **task);
+  subscription.fingerprint = Fingerprint(orchestrator_, *resource, **task);
 
-  std::vector<std::string> directories = DirectoriesLocked();
-  directories.push_back(subscription.directory);
-  Result<DirectoryWatch> watch = WatchDirectories(directories);
+  ChangeInterest interest = InterestLocked();
+  interest.task_ids.push_back(resource->task_id);
+  Result<std::unique_ptr<ChangeFeed>> watch = ChangeFeed::Open(orchestrator_, interest);
   if (!watch.ok()) return watch.status().WithContext("cannot subscribe to " + uri);
   auto inserted = subscriptions_.emplace(uri, std::move(subscription)).first;
   Status handed = HandOverLocked(std::move(watch).value());
@@ -92,9 +90,9 @@ Status ResourceSubscriptions::Subscribe(const std::string& uri) {
 void ResourceSubscriptions::Unsubscribe(const std::string& uri) {
   std::lock_guard<std::mutex> guard(mutex_);
   if (subscriptions_.erase(uri) == 0 || stopping_) return;
-  // Drop the task's directory from the watch when that can be done now;
-  // if not, the old watch only wakes the thread for nothing.
-  Result<DirectoryWatch> watch = WatchDirectories(DirectoriesLocked());
+  // Drop the task from the feed when that can be done now; if not, the old
+  // feed only wakes the thread for nothing.
+  Result<std::unique_ptr<ChangeFeed>> watch = ChangeFeed::Open(orchestrator_, InterestLocked());
   Status handed = watch.ok() ? HandOverLocked(std::move(watch).value()) : watch.status();
   if (!handed.ok()) spdlog::debug("still watching for {}: {}", uri, handed.message());
 }
@@ -124,13 +122,17 @@ Status ResourceSubscriptions::CheckRoomLocked() const {
   return Status::Ok();
 }
 
-std::vector<std::string> ResourceSubscriptions::DirectoriesLocked() const {
-  std::set<std::string> directories;
-  for (const auto& [uri, subscription] : subscriptions_) directories.insert(subscription.directory);
-  return {directories.begin(), directories.end()};
+ChangeInterest ResourceSubscriptions::InterestLocked() const {
+  std::set<std::string> task_ids;
+  for (const auto& [uri, subscription] : subscriptions_) {
+    task_ids.insert(subscription.resource.task_id);
+  }
+  ChangeInterest interest;
+  interest.task_ids.assign(task_ids.begin(), task_ids.end());
+  return interest;
 }
 
-Status ResourceSubscriptions::HandOverLocked(DirectoryWatch watch) {
+Status ResourceSubscriptions::HandOverLocked(std::unique_ptr<ChangeFeed> watch) {
   HERD_ASSIGN_OR_RETURN(std::shared_ptr<StopSignal> wake, StopSignal::Create());
   next_watch_ = std::move(watch);
   std::shared_ptr<StopSignal> previous = std::exchange(wake_, std::move(wake));
@@ -149,16 +151,13 @@ Status ResourceSubscriptions::HandOverLocked(DirectoryWatch watch) {
 void ResourceSubscriptions::Run() {
   // Always set before the wake below is stopped: the thread starts with
   // one, and each later wake hands over another (or ends the thread).
-  std::optional<DirectoryWatch> watch;
+  std::unique_ptr<ChangeFeed> watch;
   for (;;) {
     std::shared_ptr<StopSignal> wake;
     {
       std::lock_guard<std::mutex> guard(mutex_);
       if (stopping_) return;
-      if (next_watch_) {
-        watch = std::move(next_watch_);
-        next_watch_.reset();
-      }
+      if (next_watch_) watch = std::move(next_watch_);
       wake = wake_;
     }
     // A commit after a subscription's first read but before this watch
@@ -174,7 +173,7 @@ void ResourceSubscriptions::Run() {
   }
 }
 
-Status ResourceSubscriptions::NotifyUntilWoken(DirectoryWatch& watch, const StopSignal& wake) {
+Status ResourceSubscriptions::NotifyUntilWoken(ChangeFeed& watch, const StopSignal& wake) {
   for (;;) {
     HERD_ASSIGN_OR_RETURN(Wake woke, watch.WaitUntil(MonotonicClock::time_point::max(), &wake));
     if (woke == Wake::kStopped) return Status::Ok();
@@ -199,7 +198,7 @@ void ResourceSubscriptions::NotifyChanges() {
       spdlog::debug("cannot read {} for its subscribers: {}", uri, read->second.status().message());
       continue;
     }
-    uint64_t fingerprint = Fingerprint(subscription.resource.view, **read->second);
+    uint64_t fingerprint = Fingerprint(orchestrator_, subscription.resource, **read->second);
     if (fingerprint != subscription.fingerprint) moved.emplace(uri, fingerprint);
   }
   std::lock_guard<std::mutex> guard(mutex_);

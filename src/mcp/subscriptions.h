@@ -3,24 +3,26 @@
 //
 // A client subscribes to task://{task_id}/status or
 // task://{task_id}/progress-timeline. After each committed change to that
-// task (a new herd_sequence in its AGENT_REGISTRY.json; for the timeline, a
-// report that grew one of its agents' journals, which the same commit
-// records) the session is told once, through `notify(uri)`, that the
+// task (a new sequence of its registry; for the timeline, a report that
+// grew one of its agents' journals, which the same commit records) the
+// session is told once, through `notify(uri)`, that the
 // resource changed; the client reads it again to learn how.
 //
 // One watcher thread per session, started by the first subscription,
-// serves every subscription: it blocks on one DirectoryWatch of the
-// subscribed tasks' directories (one inotify instance per session however
-// many tasks) and, on each wake, reads every subscribed task and notifies
-// the uris whose fingerprint moved. A burst of commits drained by one wake
-// gives one notification; a wake that committed nothing (a lock or
-// temporary file closed) gives none; no timer ever runs.
+// serves every subscription: it blocks on one ChangeFeed
+// (orchestrator/change_feed.h) of the subscribed tasks' commits (the JSON
+// workspace: one inotify instance per session however many tasks;
+// PostgreSQL: one listening connection, LISTEN/NOTIFY) and, on each wake, reads every subscribed
+// task and notifies the uris whose fingerprint moved. A burst of commits drained by one wake gives
+// one notification; a wake that committed nothing (a lock or temporary file closed) gives none; no
+// timer ever runs.
 //
 // Subscribe builds the new watch itself, so every failure (a uri that is
 // not subscribable, an unknown task, the limit of kMaxSubscriptions, no
-// inotify instance left) is its return value, then hands the watch to the
+// inotify instance or connection left) is its return value, then hands the
+// feed to the
 // thread, which reads every task again before it blocks: no commit between
-// a subscription's first read and its watch goes unnoticed. Notifications
+// a subscription's first read and its feed goes unnoticed. Notifications
 // are sent under the subscriptions' lock, so once Unsubscribe returns that
 // uri is never notified again.
 //
@@ -43,8 +45,8 @@
 #include <vector>
 
 #include "mcp/tools.h"
+#include "orchestrator/change_feed.h"
 #include "orchestrator/orchestrator.h"
-#include "util/directory_watch.h"
 #include "util/status.h"
 #include "util/stop_signal.h"
 
@@ -79,19 +81,19 @@ class ResourceSubscriptions {
  private:
   struct Subscription {
     TaskResourceUri resource;
-    std::string directory;     // the task's, watched
     uint64_t fingerprint = 0;  // as last read: notified when it moves
   };
 
   // Why no subscription can be added now (stopped, failed, full), or Ok.
   Status CheckRoomLocked() const;
-  std::vector<std::string> DirectoriesLocked() const;
+  // The subscribed tasks' commits.
+  ChangeInterest InterestLocked() const;
   // Gives `watch` to the watcher thread, waking it (or starting it).
-  Status HandOverLocked(DirectoryWatch watch);
+  Status HandOverLocked(std::unique_ptr<ChangeFeed> watch);
   // The watcher thread.
   void Run();
   // Notifies after every change until `wake` is stopped.
-  Status NotifyUntilWoken(DirectoryWatch& watch, const StopSignal& wake);
+  Status NotifyUntilWoken(ChangeFeed& watch, const StopSignal& wake);
   // Reads every subscribed task and notifies the uris that changed.
   void NotifyChanges();
 
@@ -100,7 +102,7 @@ class ResourceSubscriptions {
 
   std::mutex mutex_;
   std::map<std::string, Subscription> subscriptions_;  // by uri
-  std::optional<DirectoryWatch> next_watch_;           // for the thread to take
+  std::unique_ptr<ChangeFeed> next_watch_;             // for the thread to take
   std::shared_ptr<StopSignal> wake_;  // stopped when next_watch_ is set, and by Stop
   Status failure_;                    // why the watcher thread gave up, if it did
   bool stopping_ = false;
