@@ -248,7 +248,8 @@ int Main(int argc, char** argv) {
   if (mkdtemp(scratch) == nullptr) Fail("cannot make a scratch directory");
   g_scratch = scratch;
   if (options.postgres.empty()) {
-    g_server_directory = g_scratch + "/pg";
+    // Not inside the scratch directory (0700): the server runs as postgres.
+    g_server_directory = "/tmp/herd-bench-cross-node-pg-" + RandomHex(8);
     std::string command =
         std::string(HERD_POSTGRES_SCRIPT) + " start " + g_server_directory + " >&2";
     if (std::system(command.c_str()) != 0) Fail("cannot start a PostgreSQL server");
