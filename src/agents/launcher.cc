@@ -208,10 +208,8 @@ Status WriteAgentFiles(const DeployRequest& request, const Workspace& workspace,
                                    LaunchPlanToJson(plan).dump(2) + "\n");
 }
 
-// What the task registry checks and records when it admits the agent.
-registry::AdmissionRequest AdmissionFor(const DeployRequest& request, const Workspace& workspace,
-                                        const LaunchRequest& launch, const LaunchPlan& plan) {
-  const std::string& agent_id = launch.agent_id;
+// Who the deploy admits: the fields every admission of it records.
+registry::AdmissionRequest AdmissionOf(const DeployRequest& request, const std::string& agent_id) {
   registry::AdmissionRequest admission;
   admission.agent_id = agent_id;
   admission.type = request.agent_type;
@@ -219,6 +217,14 @@ registry::AdmissionRequest AdmissionFor(const DeployRequest& request, const Work
   admission.prompt = request.prompt;
   admission.backend = request.backend;
   admission.model = request.model;
+  return admission;
+}
+
+// What the task registry checks and records when it admits the agent.
+registry::AdmissionRequest AdmissionFor(const DeployRequest& request, const Workspace& workspace,
+                                        const LaunchRequest& launch, const LaunchPlan& plan) {
+  const std::string& agent_id = launch.agent_id;
+  registry::AdmissionRequest admission = AdmissionOf(request, agent_id);
   admission.session_id = launch.session_id;
   admission.cwd = plan.cwd;
   admission.tracked_files.prompt_file = launch.prompt_path;
@@ -318,13 +324,7 @@ Result<registry::AgentRecord> DeployPlaced(const registry::Registry& registry,
         "a worktree is made in this machine's checkout, and this agent runs on a node: deploy "
         "it with --worktree=false (or `\"worktree\": false`)");
   }
-  registry::AdmissionRequest admission;
-  admission.agent_id = agent_id;
-  admission.type = request.agent_type;
-  admission.parent = request.parent;
-  admission.prompt = request.prompt;
-  admission.backend = request.backend;
-  admission.model = request.model;
+  registry::AdmissionRequest admission = AdmissionOf(request, agent_id);
   if (BackendTakesSessionId(request.backend)) admission.session_id = RandomUuid();
   admission.cwd = task.client_cwd;
   admission.placement = request.placement.value_or(registry::PlacementRequest{});
