@@ -345,7 +345,8 @@ Result<DeployRequest> PlacedDeployRequest(const std::string& task_id,
   const json& launch = agent.launch;
   if (!launch.is_object() || !launch.contains("prompt") || !launch["prompt"].is_string()) {
     return Status::Corruption("agent " + agent.id + " of task " + task_id +
-                              " has no launch inputs (a deploy by an older herd?)");
+                              " has no launch inputs (deployed by an older herd?): kill it "
+                              "and deploy it again with this herd");
   }
   DeployRequest request;
   request.task_id = task_id;

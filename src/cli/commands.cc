@@ -978,14 +978,10 @@ void StopNode(int) {
 
 int NodeRun(Invocation& invocation) {
   node::NodeOptions& options = invocation.node;
-  if (options.spec.name.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    options.spec.name = host;
-  }
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   options.spec.hostname = host;
+  if (options.spec.name.empty()) options.spec.name = host;
   options.lease_ttl = std::chrono::seconds(invocation.node_lease_seconds);
   if (options.state_directory.empty()) {
     std::string known = registry::KnownWorkspacesPath();
