@@ -15,6 +15,7 @@
 
 #include "agents/notify_hook.h"
 #include "agents/supervisor.h"
+#include "cli/follow.h"
 #include "cli/table.h"
 #include "dashboard/dashboard.h"
 #include "health/doctor.h"
@@ -215,60 +216,6 @@ Result<std::string> ReadPromptFile(const std::string& path) {
   std::ostringstream contents;
   contents << file.rdbuf();
   return contents.str();
-}
-
-// Prints new bytes of the agent's log as they arrive until it has ended.
-int FollowLog(const Orchestrator& orchestrator, const std::string& task_id,
-              const std::string& agent_id, uint64_t offset) {
-  // Only the agent's state is wanted from these reads, not its output.
-  OutputRequest state;
-  state.task_id = task_id;
-  state.agent_id = agent_id;
-  state.tail = 0;
-  state.include_metadata = true;
-  Result<json> status = orchestrator.AgentOutput(state);
-  if (!status.ok()) return kExitFailed;
-  std::string log_path = status->at("metadata").value("log_file", "");
-  if (log_path.empty()) {
-    std::cerr << "herd: cannot follow " << agent_id
-              << ": its log is not on this machine (it runs on a node; `herd node list`). Follow "
-                 "it there, or run `herd logs` without --follow here for the tail the registry "
-                 "keeps\n";
-    return kExitFailed;
-  }
-  std::string logs_directory = log_path.substr(0, log_path.rfind('/'));
-  std::string task_directory = logs_directory.substr(0, logs_directory.rfind('/'));
-  Result<DirectoryWatch> watch = DirectoryWatch::Open();
-  Status watched =
-      watch.ok() ? watch->Add(logs_directory, WatchFor::kGrowingFiles) : watch.status();
-  if (watched.ok()) watched = watch->Add(task_directory, WatchFor::kReplacedFiles);
-  // Its supervisor closes the log once the turn's end is recorded: with the
-  // PostgreSQL registry no file in the task directory says so.
-  if (watched.ok()) watched = watch->Add(logs_directory, WatchFor::kReplacedFiles);
-  if (!watched.ok()) {
-    std::cerr << "herd: cannot follow the log: " << watched.message() << "\n";
-    return kExitFailed;
-  }
-  for (;;) {
-    std::ifstream file(log_path, std::ios::binary);
-    if (file) {
-      file.seekg(static_cast<std::streamoff>(offset));
-      char buffer[65536];
-      while (file.read(buffer, sizeof buffer) || file.gcount() > 0) {
-        std::cout.write(buffer, file.gcount());
-        offset += static_cast<uint64_t>(file.gcount());
-      }
-      std::cout.flush();
-    }
-    Result<json> now = orchestrator.AgentOutput(state);
-    if (!now.ok() || registry::IsTerminalStatus(now->value("session_status", ""))) break;
-    Result<Wake> woken = watch->WaitUntil(MonotonicClock::time_point::max());
-    if (!woken.ok()) {
-      std::cerr << "herd: " << woken.status().message() << "\n";
-      return kExitFailed;
-    }
-  }
-  return kExitOk;
 }
 
 // Redraws the task's status whenever its registry or journals change, until
@@ -628,10 +575,20 @@ int Logs(Invocation& invocation) {
   if (!request.ok()) return Refuse(invocation, request.status());
   Orchestrator orchestrator = MakeOrchestrator(invocation);
   Result<json> output = orchestrator.AgentOutput(*request);
+  bool follow = invocation.follow && !invocation.global.json_output;
+  if (follow && output.ok()) {
+    // The agent runs on another machine: its log is the registry's tail.
+    std::string log_path = output->at("metadata").value("log_file", "");
+    if (FollowsThroughRegistry(orchestrator, log_path)) {
+      return FollowRegistryOutput(orchestrator, request->task_id, request->agent_id,
+                                  request->tail.value_or(SIZE_MAX));
+    }
+  }
   int code = Report(invocation.global, output, [](const json& r) { return Text(r["output"]); });
-  if (code != kExitOk || !invocation.follow || invocation.global.json_output) return code;
-  return FollowLog(orchestrator, request->task_id, request->agent_id,
-                   output->at("metadata").value("file_size", 0ULL));
+  if (code != kExitOk || !follow) return code;
+  return FollowLogFile(orchestrator, request->task_id, request->agent_id,
+                       output->at("metadata").value("log_file", ""),
+                       output->at("metadata").value("file_size", 0ULL));
 }
 
 int Progress(Invocation& invocation) {

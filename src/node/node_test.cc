@@ -6,8 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -231,6 +233,35 @@ TEST_F(NodeTest, KillOnOneMachineStopsTheAgentOnAnother) {
   CommandResult logs = Herd({"logs", task_id, agent_id, "--json"}, Machine("client"));
   ASSERT_EQ(logs.exit_code, 0) << logs.Describe();
   EXPECT_THAT(logs.Json()["output"].dump(), HasSubstr("placed-output"));
+}
+
+// `herd logs --follow` on a machine without the agent's log follows the
+// output its node keeps in the registry: what was printed before the
+// follow began, then what the agent prints while it is followed, each once
+// and in order, and it returns when the agent ends.
+TEST_F(NodeTest, LogsFollowOnAnotherMachineReadsTheOutputAsItArrives) {
+  StartNode("a", 2);
+  std::string task_id =
+      HerdOn("client", {"task", "create", "cross-node follow"}).at("task_id").get<std::string>();
+  // The agent prints a line, then waits for the test to hand it the next.
+  std::string fifo = root() + "/next-line";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  json deployed = DeployOn(
+      "client", task_id,
+      {"sh", "-c", "echo before-follow; read line < '" + fifo + "'; echo \"$line\"; echo last"});
+  std::string agent_id = deployed.value("agent_id", "");
+
+  RunOptions client = Machine("client");
+  HerdProcess follow({"logs", task_id, agent_id, "--follow"}, client);
+  ASSERT_TRUE(follow.WaitForOutput("before-follow")) << "the follow printed nothing";
+  {
+    std::ofstream next(fifo);  // opens once the agent reads
+    next << "while-followed\n";
+  }
+  CommandResult followed = follow.Wait();
+  ASSERT_EQ(followed.exit_code, 0) << followed.Describe();
+  EXPECT_EQ(followed.out, "before-follow\nwhile-followed\nlast\n") << followed.Describe();
+  EXPECT_EQ(AgentOf(Status("client", task_id), agent_id)["status"], "completed");
 }
 
 // A node whose machine dies (its daemon and supervisors SIGKILLed) has its

@@ -1,5 +1,6 @@
 #include "pg/connection.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <random>
@@ -126,14 +127,17 @@ int Connection::Socket() const {
   return PQsocket(connection_);
 }
 
-Result<std::vector<std::string>> Connection::TakeNotifications(const std::string& channel) {
+Result<std::vector<std::string>> Connection::TakeNotifications(
+    const std::vector<std::string>& channels) {
   if (PQconsumeInput(connection_) == 0) {
     return Status::IOError("lost the PostgreSQL connection at " + redacted_ + ": " +
                            PQerrorMessage(connection_));
   }
   std::vector<std::string> payloads;
   while (PGnotify* notification = PQnotifies(connection_)) {
-    if (channel == notification->relname) payloads.emplace_back(notification->extra);
+    if (std::find(channels.begin(), channels.end(), notification->relname) != channels.end()) {
+      payloads.emplace_back(notification->extra);
+    }
     PQfreemem(notification);
   }
   return payloads;

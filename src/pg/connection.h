@@ -91,10 +91,10 @@ class Connection {
   const std::string& redacted_setting() const { return redacted_; }
 
   // For a connection that LISTENs (pg/listener.h): its socket, to poll(2)
-  // on, and the payloads of the notifications received on `channel` since
+  // on, and the payloads of the notifications received on `channels` since
   // the last call, reading what the socket holds without blocking.
   int Socket() const;
-  Result<std::vector<std::string>> TakeNotifications(const std::string& channel);
+  Result<std::vector<std::string>> TakeNotifications(const std::vector<std::string>& channels);
 
  private:
   Connection(PGconn* connection, std::string redacted)

@@ -8,22 +8,26 @@
 namespace herd::pg {
 
 Result<std::unique_ptr<Listener>> Listener::Open(const ConnectOptions& options,
-                                                 const std::string& channel) {
+                                                 std::vector<std::string> channels) {
   HERD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Connection::Open(options));
-  std::unique_ptr<Listener> listener(new Listener(options, channel, std::move(connection)));
+  std::unique_ptr<Listener> listener(
+      new Listener(options, std::move(channels), std::move(connection)));
   HERD_RETURN_IF_ERROR(listener->Listen());
   return listener;
 }
 
 Status Listener::Listen() {
-  // LISTEN takes no parameters; the channel is one of herd's own names.
-  return connection_->Exec("LISTEN " + channel_).status();
+  // LISTEN takes no parameters; the channels are herd's own names.
+  for (const std::string& channel : channels_) {
+    HERD_RETURN_IF_ERROR(connection_->Exec("LISTEN " + channel).status());
+  }
+  return Status::Ok();
 }
 
 Result<Wake> Listener::WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop,
                                  const std::function<bool(const std::string& payload)>& wanted) {
   for (;;) {
-    Result<std::vector<std::string>> payloads = connection_->TakeNotifications(channel_);
+    Result<std::vector<std::string>> payloads = connection_->TakeNotifications(channels_);
     if (!payloads.ok()) {
       // Reconnected, a notification may have been missed: read again.
       HERD_RETURN_IF_ERROR(connection_->Reset().WithContext("listening for registry commits"));

@@ -1,5 +1,5 @@
-// Listener: one dedicated PostgreSQL connection that LISTENs on a channel
-// and blocks until a notification on it arrives, a deadline passes or a
+// Listener: one dedicated PostgreSQL connection that LISTENs on channels
+// and blocks until a notification on one of them arrives, a deadline passes or a
 // StopSignal fires; it never wakes on a timer of its own.
 //
 // NOTIFY is delivered only after the notifying transaction commits, and
@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pg/connection.h"
 #include "util/clock.h"
@@ -28,10 +29,10 @@ namespace herd::pg {
 
 class Listener {
  public:
-  // Connects and LISTENs on `channel` (an SQL identifier: lower-case letters,
-  // digits and underscores, never quoted).
+  // Connects and LISTENs on each of `channels` (SQL identifiers: lower-case
+  // letters, digits and underscores, never quoted).
   static Result<std::unique_ptr<Listener>> Open(const ConnectOptions& options,
-                                                const std::string& channel);
+                                                std::vector<std::string> channels);
 
   // Returns kChanged once a notification whose payload `wanted` accepts has
   // arrived (at once if one did since the last call), kStopped once `stop`
@@ -42,14 +43,15 @@ class Listener {
                          const std::function<bool(const std::string& payload)>& wanted);
 
  private:
-  Listener(ConnectOptions options, std::string channel, std::unique_ptr<Connection> connection)
+  Listener(ConnectOptions options, std::vector<std::string> channels,
+           std::unique_ptr<Connection> connection)
       : options_(std::move(options)),
-        channel_(std::move(channel)),
+        channels_(std::move(channels)),
         connection_(std::move(connection)) {}
   Status Listen();
 
   ConnectOptions options_;
-  std::string channel_;
+  std::vector<std::string> channels_;
   std::unique_ptr<Connection> connection_;
 };
 

@@ -525,7 +525,16 @@ Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchCommits(const std::string&
   pg::ConnectOptions options = options_;
   options.application_name = "herd listener";
   HERD_ASSIGN_OR_RETURN(std::unique_ptr<pg::Listener> listener,
-                        pg::Listener::Open(options, kCommitChannel));
+                        pg::Listener::Open(options, {kCommitChannel}));
+  return std::unique_ptr<CommitWatch>(new NotifiedCommitWatch(std::move(listener), task_id));
+}
+
+Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchOutput(const std::string& task_id) const {
+  pg::ConnectOptions options = options_;
+  options.application_name = "herd output listener";
+  // Both channels' payloads begin "<task id> ".
+  HERD_ASSIGN_OR_RETURN(std::unique_ptr<pg::Listener> listener,
+                        pg::Listener::Open(options, {kCommitChannel, kOutputChannel}));
   return std::unique_ptr<CommitWatch>(new NotifiedCommitWatch(std::move(listener), task_id));
 }
 
@@ -582,6 +591,10 @@ Status PgRegistry::AppendOutput(const std::string& task_id, const std::string& a
                    {task_id, agent_id, std::to_string(kOutputTailBytes),
                     std::to_string(kOutputTailLines)})
                 .status());
+        HERD_RETURN_IF_ERROR(
+            c.Exec(std::string("SELECT pg_notify('") + kOutputChannel + "', $1 || ' ' || $2)",
+                   {task_id, agent_id})
+                .status());
         return pg::Finish::kCommit;
       });
 }
@@ -601,6 +614,27 @@ Result<std::string> PgRegistry::ReadOutputTail(const std::string& task_id,
   std::string tail;
   for (int row = 0; row < rows.size(); ++row) tail += Unhex(rows.Text(row, 0));
   return tail;
+}
+
+Result<PgRegistry::OutputAfter> PgRegistry::ReadOutputAfter(const std::string& task_id,
+                                                            const std::string& agent_id,
+                                                            int64_t after) const {
+  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
+  // One statement, so one snapshot: the chunks and the oldest kept agree.
+  HERD_ASSIGN_OR_RETURN(
+      pg::Rows rows,
+      (*lease).Exec("SELECT chunk_number, encode(bytes, 'hex'), (SELECT min(chunk_number) FROM "
+                    "herd_output WHERE task_id = $1 AND agent_id = $2) FROM herd_output WHERE "
+                    "task_id = $1 AND agent_id = $2 AND chunk_number > $3 ORDER BY chunk_number",
+                    {task_id, agent_id, std::to_string(after)}));
+  OutputAfter read;
+  read.last_chunk = after;
+  for (int row = 0; row < rows.size(); ++row) {
+    if (row == 0) read.dropped = after > 0 && std::stoll(rows.Text(row, 2)) > after + 1;
+    read.last_chunk = std::stoll(rows.Text(row, 0));
+    read.bytes += Unhex(rows.Text(row, 1));
+  }
+  return read;
 }
 
 Result<std::vector<std::string>> PgRegistry::TaskIds() const {

@@ -110,12 +110,30 @@ class PgRegistry : public Registry {
   Result<std::unique_ptr<CommitWatch>> WatchCommits(const std::string& task_id) const override;
   // A wait for the commits of every task (a node's daemon).
   Result<std::unique_ptr<CommitWatch>> WatchEveryCommit() const;
-  // herd_output: one row per appended chunk; each append then drops the
-  // oldest chunks past the bounds, in the same transaction.
+  // herd_output: one row per appended chunk, numbered 1, 2, ... per agent;
+  // each append then drops the oldest chunks past the bounds, and notifies
+  // channel herd_output (kOutputChannel) with "<task id> <agent id>", in
+  // the same transaction.
   Status AppendOutput(const std::string& task_id, const std::string& agent_id,
                       const std::string& output) const override;
   Result<std::string> ReadOutputTail(const std::string& task_id,
                                      const std::string& agent_id) const override;
+
+  // Following an agent's output from another machine (herd logs --follow):
+  // open WatchOutput, then ReadOutputAfter(0), then after each wake
+  // ReadOutputAfter(the last chunk read); a chunk appended after the watch
+  // opened wakes the next wait.
+  static constexpr char kOutputChannel[] = "herd_output";
+  struct OutputAfter {
+    std::string bytes;       // the kept chunks numbered above `after`, oldest first
+    int64_t last_chunk = 0;  // the newest chunk's number (`after` when none is newer)
+    bool dropped = false;    // after > 0 and chunks above it were dropped (the tail is bounded)
+  };
+  Result<OutputAfter> ReadOutputAfter(const std::string& task_id, const std::string& agent_id,
+                                      int64_t after) const;
+  // A wait woken by the task's commits (an agent's end is one) and by
+  // output appended to any of its agents.
+  Result<std::unique_ptr<CommitWatch>> WatchOutput(const std::string& task_id) const;
 
   // Nodes (registry/nodes.h; pg_nodes.cc). Lease times are the server's
   // clock. Registering, leaving and expiring lock the cluster row, then the

@@ -314,5 +314,48 @@ TEST_F(PgRegistryTest, TheOutputTailKeepsTheNewestChunksWithinItsBounds) {
   EXPECT_TRUE(registry->ReadOutputTail(task_id, "worker-2").status().Is(Status::Code::kNotFound));
 }
 
+// Following the output: a watch opened before an append wakes for it, and
+// ReadOutputAfter returns each chunk once, in order, saying when chunks
+// went by unread (dropped by the bound before the reader got to them).
+TEST_F(PgRegistryTest, OutputIsFollowedChunkByChunkAndADropIsReported) {
+  std::unique_ptr<PgRegistry> registry = Open();
+  std::string task_id = CreateTask(*registry);
+  Result<std::unique_ptr<CommitWatch>> watch = registry->WatchOutput(task_id);
+  ASSERT_TRUE(watch.ok()) << watch.status().ToString();
+  Result<PgRegistry::OutputAfter> read = registry->ReadOutputAfter(task_id, "worker-1", 0);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->bytes, "");
+  EXPECT_EQ(read->last_chunk, 0);
+
+  ASSERT_TRUE(registry->AppendOutput(task_id, "worker-1", "one\n").ok());
+  EXPECT_EQ((*watch)->WaitUntil(MonotonicClock::now() + std::chrono::seconds(60), nullptr).value(),
+            Wake::kChanged);
+  ASSERT_TRUE(registry->AppendOutput(task_id, "worker-1", "two\n").ok());
+  read = registry->ReadOutputAfter(task_id, "worker-1", 0);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->bytes, "one\ntwo\n");
+  EXPECT_EQ(read->last_chunk, 2);
+  EXPECT_FALSE(read->dropped);
+  read = registry->ReadOutputAfter(task_id, "worker-1", 1);
+  EXPECT_EQ(read->bytes, "two\n");
+  read = registry->ReadOutputAfter(task_id, "worker-1", 2);
+  EXPECT_EQ(read->bytes, "");
+  EXPECT_EQ(read->last_chunk, 2);
+
+  // Chunks of 1,000 lines: after four more, chunks 1 to 4 are gone, so a
+  // reader that had read chunk 2 missed chunks 3 and 4.
+  std::string chunk;
+  for (int i = 0; i < 1000; ++i) chunk += "line\n";
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(registry->AppendOutput(task_id, "worker-1", chunk).ok());
+  read = registry->ReadOutputAfter(task_id, "worker-1", 2);
+  ASSERT_TRUE(read.ok());
+  EXPECT_TRUE(read->dropped);
+  EXPECT_EQ(read->last_chunk, 6);
+  EXPECT_EQ(read->bytes, chunk + chunk);
+  read = registry->ReadOutputAfter(task_id, "worker-1", 5);
+  EXPECT_FALSE(read->dropped);
+  EXPECT_EQ(read->bytes, chunk);
+}
+
 }  // namespace
 }  // namespace herd::registry
