@@ -270,12 +270,45 @@ Status PrepareWorktreeAndPort(const registry::Registry& registry, const Workspac
 
 // ---- placed agents ------------------------------------------------------------------
 
-// The launch inputs a placed agent's node needs (AgentRecord::launch).
+// The launch inputs a placed agent's node needs (AgentRecord::launch): the
+// node plans the agent's worktree itself, in its own checkout.
 json PlacedLaunchInputs(const DeployRequest& request) {
   json launch = {{"prompt", request.prompt}};
   if (!request.command_argv.empty()) launch["command"] = request.command_argv;
   if (request.isolate_config) launch["isolate_config"] = true;
+  const WorktreeRequest& worktree = request.worktree;
+  json options = json::object();
+  if (worktree.own) options["own"] = *worktree.own;
+  if (!worktree.base.empty()) options["base"] = worktree.base;
+  if (!worktree.branch.empty()) options["branch"] = worktree.branch;
+  if (!worktree.copy_paths.empty()) options["copy"] = worktree.copy_paths;
+  if (!worktree.setup.empty()) options["setup"] = worktree.setup;
+  if (!options.empty()) launch["worktree"] = std::move(options);
   return launch;
+}
+
+// A child of a placed agent that works in a herd worktree works there too,
+// or bases its own worktree on the parent's branch: both are on the
+// parent's node, so the child goes there, into the parent's directory.
+Status PlaceBesideParentsWorktree(const registry::TaskRecord& task, const std::string& parent,
+                                  registry::AdmissionRequest* admission) {
+  const registry::AgentRecord* entry =
+      parent == registry::kOrchestratorParent ? nullptr : task.FindAgent(parent);
+  // A placed agent's directory is its task's unless it works in a worktree.
+  if (entry == nullptr || !entry->node || entry->cwd == task.client_cwd) return Status::Ok();
+  const std::string& node = entry->node->name;
+  registry::PlacementRequest& placement =
+      admission->placement.emplace(admission->placement.value_or(registry::PlacementRequest{}));
+  if (!placement.node.empty() && placement.node != node) {
+    return Status::InvalidArgument("agent " + parent + " works in the worktree " + entry->cwd +
+                                   " on node " + node +
+                                   ", and its children work there too: deploy it without --node "
+                                   "(or with --node " +
+                                   node + ")");
+  }
+  placement.node = node;
+  admission->cwd = entry->cwd;
+  return Status::Ok();
 }
 
 // Whether deploys under `stores` are placed on nodes: a shared registry
@@ -316,18 +349,11 @@ Result<registry::AgentRecord> DeployPlaced(const registry::Registry& registry,
         "`herd logs --follow` instead");
   }
   std::string agent_id = registry::NewAgentId(request.agent_type);
-  HERD_ASSIGN_OR_RETURN(WorktreePlan worktree,
-                        PlanAgentWorktree(request.worktree, task, request.parent,
-                                          AgentWorkingDirectory(task, workspace), agent_id));
-  if (worktree.record) {
-    return Status::InvalidArgument(
-        "a worktree is made in this machine's checkout, and this agent runs on a node: deploy "
-        "it with --worktree=false (or `\"worktree\": false`)");
-  }
   registry::AdmissionRequest admission = AdmissionOf(request, agent_id);
   if (BackendTakesSessionId(request.backend)) admission.session_id = RandomUuid();
   admission.cwd = task.client_cwd;
   admission.placement = request.placement.value_or(registry::PlacementRequest{});
+  HERD_RETURN_IF_ERROR(PlaceBesideParentsWorktree(task, request.parent, &admission));
   admission.launch = PlacedLaunchInputs(request);
   HERD_ASSIGN_OR_RETURN(admission.port_candidates, PortCandidates(request.task_id));
   // Open the wait before the admission, so the node's start is never missed.
@@ -361,16 +387,29 @@ Result<DeployRequest> PlacedDeployRequest(const std::string& task_id,
     }
   }
   request.isolate_config = launch.value("isolate_config", false);
+  const json worktree = launch.value("worktree", json::object());
+  if (worktree.is_object()) {
+    if (worktree.contains("own") && worktree["own"].is_boolean()) {
+      request.worktree.own = worktree["own"].get<bool>();
+    }
+    request.worktree.base = worktree.value("base", "");
+    request.worktree.branch = worktree.value("branch", "");
+    request.worktree.setup = worktree.value("setup", "");
+    for (const json& path : worktree.value("copy", json::array())) {
+      if (path.is_string()) request.worktree.copy_paths.push_back(path.get<std::string>());
+    }
+  }
   return request;
 }
 
-// The directory a placed agent works in: its task's, when that directory
-// exists on this machine, else the node's workspace base.
-std::string PlacedWorkingDirectory(const registry::TaskRecord& task, const Workspace& workspace) {
+// The directory a placed agent works in before its own worktree, if any:
+// the one its admission recorded (its task's, or its parent's worktree),
+// when that directory exists on this machine, else the node's workspace
+// base.
+std::string PlacedWorkingDirectory(const registry::AgentRecord& agent, const Workspace& workspace) {
   struct stat info {};
-  if (!task.client_cwd.empty() && stat(task.client_cwd.c_str(), &info) == 0 &&
-      S_ISDIR(info.st_mode)) {
-    return task.client_cwd;
+  if (!agent.cwd.empty() && stat(agent.cwd.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    return agent.cwd;
   }
   return workspace.base();
 }
@@ -382,18 +421,26 @@ Status StartPlaced(const registry::Registry& registry, const Workspace& workspac
   HERD_ASSIGN_OR_RETURN(DeployRequest request, PlacedDeployRequest(task_id, agent));
   HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(task_id));
   const registry::TaskRecord& task = snapshot->task;
+  std::string cwd = PlacedWorkingDirectory(agent, workspace);
+  // The worktree, planned and made in this machine's checkout.
+  HERD_ASSIGN_OR_RETURN(WorktreePlan worktree,
+                        PlanAgentWorktree(request.worktree, task, request.parent, cwd, agent.id));
+  if (!worktree.cwd.empty()) cwd = worktree.cwd;
   LaunchRequest launch = LaunchRequestFor(request, workspace, agent.id);
   launch.session_id = agent.session_id;
-  HERD_ASSIGN_OR_RETURN(LaunchPlan plan, PlanAgentLaunch(launch, request, task, workspace,
-                                                         PlacedWorkingDirectory(task, workspace)));
+  HERD_ASSIGN_OR_RETURN(LaunchPlan plan, PlanAgentLaunch(launch, request, task, workspace, cwd));
+  if (!worktree.cwd.empty()) plan.environment.push_back("HERD_WORKTREE=" + worktree.cwd);
   HERD_RETURN_IF_ERROR(WriteAgentFiles(request, workspace, launch, plan));
   registry::AgentRecord entry = agent;
-  HERD_RETURN_IF_ERROR(
-      PrepareWorktreeAndPort(registry, workspace, task_id, WorktreePlan{}, entry, &plan));
-  std::string failure = StartFailure(StartSupervisor(workspace, task_id, agent.id, 1, &node),
-                                     workspace, task_id, agent.id);
-  if (!failure.empty()) return Status::IOError(failure);
-  return Status::Ok();
+  Status prepared = PrepareWorktreeAndPort(registry, workspace, task_id, worktree, entry, &plan);
+  std::string failure = prepared.ok()
+                            ? StartFailure(StartSupervisor(workspace, task_id, agent.id, 1, &node),
+                                           workspace, task_id, agent.id)
+                            : prepared.message();
+  if (failure.empty()) return Status::Ok();
+  // A worktree made for it goes again (its content is only what herd put there).
+  if (entry.worktree && !entry.worktree->base_sha.empty()) DiscardAgentWorktree(*entry.worktree);
+  return Status::IOError(failure);
 }
 
 }  // namespace

@@ -127,6 +127,8 @@ std::vector<Finding> CheckWorktrees(const CheckContext& context) {
       }
       const std::string& path = agent.worktree->path;
       if (fs::exists(path) || listed_paths.count(path) > 0) continue;
+      // A placed agent's worktree is on its node's machine, not looked for here.
+      if (agent.node) continue;
       Finding finding;
       finding.kind = FindingKind::kMissingWorktree;
       finding.severity = Severity::kWarning;

@@ -10,7 +10,8 @@
 //   gone. Repair: unlock it and `git worktree prune` (its branch stays).
 // - missing_worktree (warning): an agent's recorded worktree is neither on
 //   disk nor known to git. Repair: the record is marked removed (one store
-//   transaction); its branch, if any, stays.
+//   transaction); its branch, if any, stays. Not for an agent placed on a
+//   node (its worktree is on its node's machine).
 // Reads only (git and lock-free registry reads); the fixes re-check first.
 #pragma once
 

@@ -264,6 +264,85 @@ TEST_F(NodeTest, LogsFollowOnAnotherMachineReadsTheOutputAsItArrives) {
   EXPECT_EQ(AgentOf(Status("client", task_id), agent_id)["status"], "completed");
 }
 
+// A placed agent's worktree is made in its node's checkout (here the same
+// path on the one disk, as a clone at the same path on each machine), and
+// its children work there too, so they go to its node. Its work is
+// reviewed and merged on that machine; from a machine that cannot see the
+// node's disk (the node's directory hidden by a mount namespace) the merge
+// is refused, saying where, and changes nothing.
+TEST_F(NodeTest, APlacedAgentsWorktreeIsMadeOnItsNodeWithItsChildren) {
+  StartNode("a", 2);
+  StartNode("b", 2);
+  std::string repo = Subdirectory("project");
+  auto git = [&repo](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-C", repo});
+    return CommandProcess("git", args).Wait();
+  };
+  ASSERT_EQ(git({"init", "-q", "-b", "main"}).exit_code, 0);
+  ASSERT_EQ(git({"config", "user.email", "person@example.com"}).exit_code, 0);
+  ASSERT_EQ(git({"config", "user.name", "A Person"}).exit_code, 0);
+  WriteFile(repo + "/a.txt", "one\n");
+  ASSERT_EQ(git({"add", "a.txt"}).exit_code, 0);
+  ASSERT_EQ(git({"commit", "-qm", "initial"}).exit_code, 0);
+  std::string task_id =
+      HerdOn("client", {"task", "create", "worktrees on nodes", "--cwd", repo, "--worktree"})
+          .at("task_id")
+          .get<std::string>();
+
+  // The parent commits its work, then waits (alive) for the test.
+  std::string fifo = root() + "/parent-may-end";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  json parent = DeployOn("client", task_id,
+                         {"sh", "-c",
+                          "pwd > where.txt; echo two >> a.txt; git commit -qam 'parent work'; "
+                          "read line < '" +
+                              fifo + "'"},
+                         {"--node", "a"});
+  std::string parent_id = parent.value("agent_id", "");
+  json entry = AgentOf(Status("client", task_id), parent_id);
+  std::string path = entry["worktree"].value("path", "");
+  EXPECT_EQ(path.rfind(MachineRoot("a") + "/", 0), 0u) << "not in node a's state: " << entry.dump();
+  EXPECT_EQ(entry.value("cwd", ""), path);
+
+  // Its child goes to node a (b is emptier), into the parent's worktree.
+  json child =
+      DeployOn("client", task_id, {"sh", "-c", "pwd > child-where.txt"}, {"--parent", parent_id});
+  std::string child_id = child.value("agent_id", "");
+  EXPECT_EQ(AgentOf(Status("client", task_id), child_id)["node"]["name"], "a");
+  CommandResult elsewhere =
+      Herd(CommandDeployArgs(task_id, "worker", {"true"}, {"--parent", parent_id, "--node", "b"}),
+           Machine("client"));
+  EXPECT_EQ(elsewhere.exit_code, 1) << elsewhere.Describe();
+  EXPECT_THAT(elsewhere.Json().value("error", ""), HasSubstr("its children work there too"));
+  {
+    std::ofstream release(fifo);
+    release << "done\n";
+  }
+  CommandResult waited = Herd({"wait", task_id, "--timeout", "120", "--json"}, Machine("client"));
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  EXPECT_EQ(ReadFile(path + "/where.txt"), path + "\n");
+  EXPECT_EQ(ReadFile(path + "/child-where.txt"), path + "\n");
+
+  // From a machine without node a's disk: refused, nothing merged.
+  CommandProcess hidden("unshare",
+                        {"--mount", "--propagation", "private", "sh", "-c",
+                         "mount -t tmpfs none \"$1\" && shift && exec \"$@\"", "sh",
+                         MachineRoot("a"), HerdBinary(), "merge", task_id, parent_id, "--json"},
+                        Machine("client"));
+  CommandResult refused = hidden.Wait();
+  ASSERT_EQ(refused.exit_code, 1) << refused.Describe();
+  EXPECT_THAT(refused.Json().value("error", ""), HasSubstr("is on node a's machine"));
+  EXPECT_EQ(git({"show", "main:a.txt"}).out, "one\n");
+
+  // On node a's machine: its diff, and its merge into the checkout.
+  CommandResult diff = Herd({"diff", task_id, parent_id}, Machine("a"));
+  ASSERT_EQ(diff.exit_code, 0) << diff.Describe();
+  EXPECT_THAT(diff.out, HasSubstr("+two"));
+  json merged = HerdOn("a", {"merge", task_id, parent_id, "--commit-pending"});
+  EXPECT_TRUE(merged.value("merged", false)) << merged.dump();
+  EXPECT_EQ(git({"show", "main:a.txt"}).out, "one\ntwo\n");
+}
+
 // A node whose machine dies (its daemon and supervisors SIGKILLed) has its
 // agents marked lost once its lease expires, by the node still up; when it
 // comes back it is a new incarnation and does not start them again.

@@ -11,6 +11,7 @@
 #include "orchestrator/orchestrator.h"
 #include "orchestrator/worktree_status.h"
 #include "registry/task_registry.h"
+#include "registry/workspace.h"
 #include "util/clock.h"
 
 namespace herd {
@@ -21,6 +22,19 @@ using registry::Workspace;
 
 bool HasLiveWorktree(const AgentRecord& agent) {
   return agent.worktree && !agent.worktree->removed_at && !agent.worktree->base_sha.empty();
+}
+
+// A placed agent's worktree is on its node's machine: on any other its
+// path is not there (so nothing here is read, changed or deleted for it).
+bool WorktreeIsElsewhere(const AgentRecord& agent) {
+  return agent.node && agent.worktree && !registry::IsDirectory(agent.worktree->path);
+}
+
+Status RefuseElsewhere(const AgentRecord& agent) {
+  return Status::Refused("agent " + agent.id + "'s worktree " + agent.worktree->path +
+                         " is on node " + agent.node->name +
+                         "'s machine, not this one: run this there (herd on that machine, or "
+                         "its herd serve)");
 }
 
 // Refused while anything of the agent may still run.
@@ -55,7 +69,7 @@ std::vector<std::optional<worktrees::Summary>> WorktreeSummaries(const registry:
   std::vector<std::optional<worktrees::Summary>> summaries(task.agents.size());
   for (size_t i = 0; i < task.agents.size(); ++i) {
     const AgentRecord& agent = task.agents[i];
-    if (!HasLiveWorktree(agent)) continue;
+    if (!HasLiveWorktree(agent) || WorktreeIsElsewhere(agent)) continue;
     Result<worktrees::Summary> summary =
         worktrees::Summarize(agents::ToWorktreeInfo(*agent.worktree));
     if (summary.ok()) {
@@ -100,6 +114,7 @@ Result<AgentRecord> AgentWithWorktree(const registry::TaskRecord& task,
     return Status::NotFound("agent " + agent_id + "'s worktree was removed at " +
                             *agent->worktree->removed_at);
   }
+  if (WorktreeIsElsewhere(*agent)) return RefuseElsewhere(*agent);
   return *agent;
 }
 
@@ -199,6 +214,7 @@ Result<json> Orchestrator::ListWorktrees(const WorktreeListRequest& request) con
                     {"agent_id", agent.id},
                     {"agent_status", agent.status},
                     {"worktree", registry::EncodeWorktree(*agent.worktree)}};
+      if (agent.node) entry["node"] = agent.node->name;
       if (summaries[i]) entry["summary"] = SummaryFields(*summaries[i]);
       listed.push_back(std::move(entry));
     }
@@ -263,7 +279,7 @@ Result<json> Orchestrator::PruneWorktrees(const WorktreePruneRequest& request) c
                     {"agent_id", agent.id},
                     {"path", agent.worktree->path},
                     {"branch", agent.worktree->branch}};
-      Status gone = CheckProcessesGone(agent);
+      Status gone = WorktreeIsElsewhere(agent) ? RefuseElsewhere(agent) : CheckProcessesGone(agent);
       if (!gone.ok()) {
         entry["reason"] = gone.message();
         kept.push_back(std::move(entry));

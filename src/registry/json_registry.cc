@@ -333,11 +333,7 @@ Status JsonRegistry::RecordWorktree(const std::string& task_id, const std::strin
   return UpdateTaskRecord(
       stores_.tasks, workspace_.TaskRegistryPath(task_id),
       [&](TaskRecord& task) -> Result<Decision> {
-        AgentRecord* entry = task.FindAgent(agent_id);
-        if (entry == nullptr) {
-          return Status::NotFound("agent " + agent_id + " is not in task " + task_id);
-        }
-        entry->worktree = worktree;
+        HERD_RETURN_IF_ERROR(registry::RecordWorktree(task, agent_id, worktree));
         return Decision::kCommit;
       });
 }

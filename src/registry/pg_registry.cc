@@ -420,11 +420,7 @@ Status PgRegistry::RecordTmuxSession(const std::string& task_id, const std::stri
 Status PgRegistry::RecordWorktree(const std::string& task_id, const std::string& agent_id,
                                   const WorktreeRecord& worktree) const {
   return Update(task_id, {}, [&](TaskRecord& task, Connection&) -> Result<Decision> {
-    AgentRecord* entry = task.FindAgent(agent_id);
-    if (entry == nullptr) {
-      return Status::NotFound("agent " + agent_id + " is not in task " + task_id);
-    }
-    entry->worktree = worktree;
+    HERD_RETURN_IF_ERROR(registry::RecordWorktree(task, agent_id, worktree));
     return Decision::kCommit;
   });
 }

@@ -638,4 +638,15 @@ void MarkAgentNodeLost(AgentRecord& agent, const std::string& detail, const std:
   MarkLostWith(agent, kNodeLostReason, "the agent's node was lost", detail, now);
 }
 
+Status RecordWorktree(TaskRecord& task, const std::string& agent_id,
+                      const WorktreeRecord& worktree) {
+  AgentRecord* agent = task.FindAgent(agent_id);
+  if (agent == nullptr) {
+    return Status::NotFound("agent " + agent_id + " is not in task " + task.task_id);
+  }
+  agent->worktree = worktree;
+  if (!worktree.base_sha.empty() && !worktree.removed_at) agent->cwd = worktree.path;
+  return Status::Ok();
+}
+
 }  // namespace herd::registry

@@ -254,6 +254,13 @@ struct ExitRecord {
 // Its queued messages stay: BeginQueuedTurn (registry/turns.h) runs them.
 Status RecordExit(TaskRecord& task, const std::string& agent_id, const ExitRecord& exit);
 
+// Replaces the record of the agent's own worktree; once it is created (and
+// not removed), the agent works in it: its cwd becomes the worktree's path
+// (a node creates a placed agent's worktree after the admission recorded
+// the task's directory). NotFound for an unknown agent.
+Status RecordWorktree(TaskRecord& task, const std::string& agent_id,
+                      const WorktreeRecord& worktree);
+
 // Depth of `agent_id` (1 for a direct child of the orchestrator), 0 if unknown.
 int AgentDepth(const TaskRecord& task, const std::string& agent_id);
 
