@@ -421,6 +421,30 @@ class HerdProcess : public CommandProcess {
       : CommandProcess(HerdBinary(), std::move(args), options) {}
 };
 
+// Runs `herd ARGS...` as a machine that cannot see `hidden` (another
+// machine's directory): in a mount namespace of its own where `hidden` is
+// an empty tmpfs (unshare(1); needs root, as CI runs). The rest of the disk
+// and the processes stay shared.
+class HerdWithoutDirectory : public CommandProcess {
+ public:
+  HerdWithoutDirectory(const std::string& hidden, std::vector<std::string> args,
+                       const RunOptions& options = {})
+      : CommandProcess("unshare", UnshareArgs(hidden, std::move(args)), options) {}
+
+ private:
+  static std::vector<std::string> UnshareArgs(const std::string& hidden,
+                                              std::vector<std::string> args) {
+    std::vector<std::string> wrapped = {
+        "--mount",   "--propagation",
+        "private",   "sh",
+        "-c",        "mount -t tmpfs none \"$1\" && shift && exec \"$@\"",
+        "sh",        hidden,
+        HerdBinary()};
+    wrapped.insert(wrapped.end(), args.begin(), args.end());
+    return wrapped;
+  }
+};
+
 // Runs `herd ARGS...` to completion.
 inline CommandResult RunHerd(std::vector<std::string> args, const RunOptions& options = {}) {
   return HerdProcess(std::move(args), options).Wait();

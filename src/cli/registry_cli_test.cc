@@ -358,6 +358,58 @@ TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsTheAgentsOfANodeWhoseLeaseExpi
       << "not marked again";
 }
 
+// An active agent whose node row says "left" (which herd's own node
+// operations never leave behind: here an edit by hand) is a dead_node_agent;
+// the repair marks it lost in one task transaction that re-checks it, and
+// nothing of this machine's is looked for or signalled for it.
+TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsAnAgentLeftBehindByANodeThatLeft) {
+  std::unique_ptr<HerdProcess> node = StartNode("gone", 2);
+  RunOptions pg = WithRegistry(database_.conninfo());
+  std::string task_id =
+      HerdJson({"task", "create", "left node"}, pg).at("task_id").get<std::string>();
+  CommandResult deployed =
+      Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}, {"--node", "gone"}), pg);
+  ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
+  std::string agent_id = deployed.Json().value("agent_id", "");
+  json agent = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
+  std::vector<Identity> processes = ProcessesWithEnvironment("HERD_AGENT_ID=" + agent_id);
+  ASSERT_FALSE(processes.empty());
+  // The machine dies, then its row is edited to "left" without its agents.
+  ASSERT_EQ(kill(node->pid(), SIGKILL), 0);
+  kill(agent["supervisor_pid"].get<int>(), SIGKILL);
+  EXPECT_TRUE(WaitForExit(processes));
+  node->Wait();
+  Result<std::unique_ptr<pg::Connection>> connection = pg::Connection::Open(database_.options());
+  ASSERT_TRUE(connection.ok()) << connection.status().ToString();
+  Result<pg::Rows> edited =
+      (*connection)->Exec("UPDATE herd_nodes SET state = 'left' WHERE node_id = 'gone'");
+  ASSERT_TRUE(edited.ok()) << edited.status().ToString();
+
+  CommandResult diagnosed = Doctor();
+  EXPECT_EQ(diagnosed.exit_code, 1) << diagnosed.Describe();
+  json report = diagnosed.Json();
+  std::vector<json> agents = FindingsOf(report, "dead_node_agent");
+  ASSERT_EQ(agents.size(), 1u) << report.dump(2);
+  EXPECT_EQ(agents[0]["agent_id"], agent_id);
+  EXPECT_THAT(agents[0].value("detail", ""), HasSubstr("is left"));
+  EXPECT_TRUE(FindingsOf(report, "expired_node_lease").empty()) << report.dump(2);
+  EXPECT_TRUE(FindingsOf(report, "zombie").empty()) << "a placed agent is its node's";
+
+  CommandResult repaired = Doctor({"--repair"});
+  EXPECT_EQ(repaired.exit_code, 0) << repaired.Describe();
+  json repair = repaired.Json();
+  ASSERT_EQ(repair["repairs"].size(), 1u) << repair.dump(2);
+  EXPECT_EQ(repair["repairs"][0]["kind"], "dead_node_agent");
+  EXPECT_EQ(repair["repairs"][0]["changed"], true) << repair.dump(2);
+  json lost = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
+  EXPECT_EQ(lost["status"], "error") << lost.dump();
+  EXPECT_EQ(lost.value("error", ""), registry::kLostReason) << lost.dump();
+
+  CommandResult again = Doctor({"--repair"});
+  EXPECT_EQ(again.exit_code, 0) << again.Describe();
+  EXPECT_EQ(again.Json()["summary"]["findings"], 0) << again.out;
+}
+
 // An agent deployed on this machine (no node) whose supervisor and agent
 // were SIGKILLed: the doctor finds the zombie and repairs it as with the
 // JSON workspace (error "process lost"); a second repair changes nothing.
@@ -400,6 +452,37 @@ TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsALostLocalAgent) {
   EXPECT_EQ(again.exit_code, 0) << again.Describe();
   EXPECT_EQ(again.Json()["summary"]["findings"], 0) << again.out;
   EXPECT_TRUE(again.Json()["repairs"].empty()) << again.out;
+}
+
+// An agent deployed (no node) on machine x and lost there is x's to
+// diagnose: the doctor of machine y, which cannot see x's disk (x's
+// directory hidden by a mount namespace), finds nothing to repair and
+// changes nothing; x's own doctor finds the zombie.
+TEST_F(RegistryCliTest, DoctorUnderPostgresLeavesAnotherMachinesAgentsAlone) {
+  std::string task_id =
+      HerdJson({"task", "create", "lost on x"}, Machine("x")).at("task_id").get<std::string>();
+  CommandResult deployed =
+      Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}), Machine("x"));
+  ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
+  std::string agent_id = deployed.Json().value("agent_id", "");
+  json agent = AgentInStatus(HerdJson({"status", task_id}, Machine("x")), agent_id);
+  KillAndWait(std::vector<Identity>{SupervisorOf(agent)});
+  KillAndWait(std::vector<Identity>{AgentProcessOf(agent)});
+
+  HerdWithoutDirectory on_y(root() + "/machine-x", {"doctor", "--repair", "--json"}, Machine("y"));
+  CommandResult elsewhere = on_y.Wait();
+  EXPECT_EQ(elsewhere.exit_code, 0) << elsewhere.Describe();
+  EXPECT_TRUE(FindingsOf(elsewhere.Json(), "zombie").empty()) << elsewhere.out;
+  EXPECT_TRUE(elsewhere.Json()["repairs"].empty()) << elsewhere.out;
+  EXPECT_EQ(AgentInStatus(HerdJson({"status", task_id}, Machine("x")), agent_id)["status"],
+            "running")
+      << "machine y changed nothing";
+
+  CommandResult here = Herd({"doctor", "--json"}, Machine("x"));
+  EXPECT_EQ(here.exit_code, 1) << here.Describe();
+  std::vector<json> zombies = FindingsOf(here.Json(), "zombie");
+  ASSERT_EQ(zombies.size(), 1u) << here.out;
+  EXPECT_EQ(zombies[0]["agent_id"], agent_id);
 }
 
 // The dashboard serves the PostgreSQL registry (its event stream:

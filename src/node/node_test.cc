@@ -324,11 +324,8 @@ TEST_F(NodeTest, APlacedAgentsWorktreeIsMadeOnItsNodeWithItsChildren) {
   EXPECT_EQ(ReadFile(path + "/child-where.txt"), path + "\n");
 
   // From a machine without node a's disk: refused, nothing merged.
-  CommandProcess hidden("unshare",
-                        {"--mount", "--propagation", "private", "sh", "-c",
-                         "mount -t tmpfs none \"$1\" && shift && exec \"$@\"", "sh",
-                         MachineRoot("a"), HerdBinary(), "merge", task_id, parent_id, "--json"},
-                        Machine("client"));
+  HerdWithoutDirectory hidden(MachineRoot("a"), {"merge", task_id, parent_id, "--json"},
+                              Machine("client"));
   CommandResult refused = hidden.Wait();
   ASSERT_EQ(refused.exit_code, 1) << refused.Describe();
   EXPECT_THAT(refused.Json().value("error", ""), HasSubstr("is on node a's machine"));
