@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "throwaway_postgres.h"
 #include "util/clock.h"
 #include "util/random.h"
 
@@ -52,19 +53,11 @@ struct Options {
   std::string postgres;
 };
 
-std::string g_server_directory;
 std::string g_scratch;
 
 [[noreturn]] void Fail(const std::string& message) {
   std::fprintf(stderr, "herd-bench-cross-node: %s\n", message.c_str());
   std::exit(1);
-}
-
-void StopServer() {
-  if (g_server_directory.empty()) return;
-  std::string command = std::string(HERD_POSTGRES_SCRIPT) + " stop " + g_server_directory + " >&2";
-  if (std::system(command.c_str()) != 0) std::fprintf(stderr, "could not stop the server\n");
-  g_server_directory.clear();
 }
 
 // One "machine": its own workspace and state directory, the shared registry.
@@ -248,13 +241,8 @@ int Main(int argc, char** argv) {
   if (mkdtemp(scratch) == nullptr) Fail("cannot make a scratch directory");
   g_scratch = scratch;
   if (options.postgres.empty()) {
-    // Not inside the scratch directory (0700): the server runs as postgres.
-    g_server_directory = "/tmp/herd-bench-cross-node-pg-" + RandomHex(8);
-    std::string command =
-        std::string(HERD_POSTGRES_SCRIPT) + " start " + g_server_directory + " >&2";
-    if (std::system(command.c_str()) != 0) Fail("cannot start a PostgreSQL server");
-    std::atexit(StopServer);
-    options.postgres = "host=" + g_server_directory + " user=postgres dbname=postgres";
+    options.postgres = bench::StartThrowawayPostgres();
+    if (options.postgres.empty()) Fail("no PostgreSQL server");
   }
 
   // Same machine first: no node is registered yet.

@@ -30,6 +30,7 @@
 
 #include "registry/ids.h"
 #include "registry/pg_registry.h"
+#include "throwaway_postgres.h"
 #include "util/clock.h"
 #include "util/random.h"
 
@@ -169,15 +170,6 @@ bool ParseList(const std::string& text, std::vector<int>* values) {
   return !values->empty();
 }
 
-std::string g_server_directory;  // the throwaway server's, if this run started one
-
-void StopServer() {
-  if (g_server_directory.empty()) return;
-  std::string command = std::string(HERD_POSTGRES_SCRIPT) + " stop " + g_server_directory + " >&2";
-  if (std::system(command.c_str()) != 0) std::fprintf(stderr, "could not stop the server\n");
-  g_server_directory.clear();
-}
-
 int Main(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
@@ -199,15 +191,10 @@ int Main(int argc, char** argv) {
     }
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  if (options.postgres.empty()) {
-    g_server_directory = "/tmp/herd-bench-nodes-" + RandomHex(8);
-    std::string command =
-        std::string(HERD_POSTGRES_SCRIPT) + " start " + g_server_directory + " >&2";
-    if (std::system(command.c_str()) != 0) {
-      Fail("cannot start a PostgreSQL server (" + command + "); give one with --postgres URL");
-    }
-    std::atexit(StopServer);
-    options.postgres = "host=" + g_server_directory + " user=postgres dbname=postgres";
+  bool throwaway = options.postgres.empty();
+  if (throwaway) {
+    options.postgres = bench::StartThrowawayPostgres();
+    if (options.postgres.empty()) return 1;
   }
   std::unique_ptr<PgRegistry> registry = OpenOrFail(options);
   for (const char* name : {"node-a", "node-b", "node-c"}) {
@@ -217,7 +204,7 @@ int Main(int argc, char** argv) {
   }
   std::printf("herd-bench-nodes: %d admissions per process, PostgreSQL at %s%s\n",
               options.admissions, pg::RedactedSetting(options.postgres).c_str(),
-              g_server_directory.empty() ? "" : " (a throwaway server for this run)");
+              throwaway ? " (a throwaway server for this run)" : "");
   std::printf("latency per admission in ms (p50 / p99), admissions/s over the run\n");
   std::printf("%-4s | %-24s | %-24s | %-24s\n", "N", "task row", "+ cap (cluster row)",
               "placed on 3 nodes");

@@ -49,6 +49,7 @@
 
 #include "pg/connection.h"
 #include "store/json_store.h"
+#include "throwaway_postgres.h"
 #include "util/clock.h"
 #include "util/random.h"
 #include "util/status.h"
@@ -577,18 +578,7 @@ Result<json> SqliteReadFinal(const std::string& path) {
 // PostgreSQL, as herd's PostgreSQL registry does it: the document in a
 // JSONB row, each update one READ COMMITTED transaction that takes the row
 // with SELECT ... FOR UPDATE, synchronous_commit on (the default).
-std::string g_postgres_conninfo;   // set in main before any writer forks
-std::string g_postgres_directory;  // the throwaway server's, if the run started one
-
-void StopBenchPostgres() {
-  if (g_postgres_directory.empty()) return;
-  std::string command =
-      std::string(HERD_POSTGRES_SCRIPT) + " stop " + g_postgres_directory + " >&2";
-  if (std::system(command.c_str()) != 0) {
-    std::fprintf(stderr, "herd-bench-store: could not stop %s\n", g_postgres_directory.c_str());
-  }
-  g_postgres_directory.clear();
-}
+std::string g_postgres_conninfo;  // set in main before any writer forks
 
 herd::pg::Connection* PgConnect() {
   static pid_t owner = 0;
@@ -1296,28 +1286,19 @@ int main(int argc, char** argv) {
   herd::store::WarnIfNetworkFilesystem(directory);
 
   // The PostgreSQL server: given, or one of our own for this run.
-  std::string postgres_directory;
   if (options.postgres.empty() && std::getenv("HERD_BENCH_POSTGRES") != nullptr) {
     options.postgres = std::getenv("HERD_BENCH_POSTGRES");
   }
-  if (options.postgres.empty()) {
-    postgres_directory = "/tmp/herd-bench-pg-" + herd::RandomHex(8);
-    std::string command =
-        std::string(HERD_POSTGRES_SCRIPT) + " start " + postgres_directory + " >&2";
-    if (std::system(command.c_str()) != 0) {
-      std::fprintf(stderr,
-                   "herd-bench-store: cannot start a PostgreSQL server (%s); give one "
-                   "with --postgres URL\n",
-                   command.c_str());
+  bool throwaway = options.postgres.empty();
+  if (throwaway) {
+    options.postgres = herd::bench::StartThrowawayPostgres();
+    if (options.postgres.empty()) {
       RemoveScratchDirectory(directory);
       return 1;
     }
-    options.postgres = "host=" + postgres_directory + " user=postgres dbname=postgres";
   }
   g_postgres_conninfo = options.postgres;
-  g_postgres_directory = postgres_directory;
-  std::atexit(StopBenchPostgres);  // also on an early exit
-  auto stop_postgres = [] { StopBenchPostgres(); };
+  auto stop_postgres = [] { herd::bench::StopThrowawayPostgres(); };
 
   json sample_registry = MakeTaskRegistry();
   ApplyProgressUpdate(sample_registry, UpdateWork{});
@@ -1338,7 +1319,7 @@ int main(int argc, char** argv) {
   std::printf("} processes x %d updates each, started together; lock timeout %lld ms\n",
               options.updates_per_process, static_cast<long long>(kLockTimeout.count()));
   std::printf("postgresql: %s%s\n", herd::pg::RedactedSetting(options.postgres).c_str(),
-              postgres_directory.empty() ? "" : " (a throwaway server started for this run)");
+              throwaway ? " (a throwaway server started for this run)" : "");
   std::printf("load:       %s (1/5/15 min) at start\n", LoadAverage().c_str());
   std::vector<Scheme> schemes = Schemes();
   for (const Scheme& scheme : schemes) {
