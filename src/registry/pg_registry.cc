@@ -597,19 +597,12 @@ Status PgRegistry::AppendOutput(const std::string& task_id, const std::string& a
 
 Result<std::string> PgRegistry::ReadOutputTail(const std::string& task_id,
                                                const std::string& agent_id) const {
-  HERD_ASSIGN_OR_RETURN(Pool::Lease lease, pool_->Take());
-  HERD_ASSIGN_OR_RETURN(
-      pg::Rows rows,
-      (*lease).Exec("SELECT encode(bytes, 'hex') FROM herd_output WHERE task_id = $1 AND "
-                    "agent_id = $2 ORDER BY chunk_number",
-                    {task_id, agent_id}));
-  if (rows.empty()) {
+  HERD_ASSIGN_OR_RETURN(OutputAfter kept, ReadOutputAfter(task_id, agent_id, 0));
+  if (kept.last_chunk == 0) {
     return Status::NotFound("the registry holds no output of agent " + agent_id + " of task " +
                             task_id + " (it printed nothing yet)");
   }
-  std::string tail;
-  for (int row = 0; row < rows.size(); ++row) tail += Unhex(rows.Text(row, 0));
-  return tail;
+  return std::move(kept.bytes);
 }
 
 Result<PgRegistry::OutputAfter> PgRegistry::ReadOutputAfter(const std::string& task_id,
