@@ -27,8 +27,9 @@ Status ValidateTtl(std::chrono::milliseconds ttl) {
 Result<pg::Rows> LockNode(Connection& c, const std::string& name) {
   return c.Exec(
       "SELECT hostname, state, incarnation, lease_expires_at > clock_timestamp(), "
-      "coalesce(to_char(lease_expires_at AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') FROM herd_nodes WHERE node_id = $1 FOR UPDATE",
+      "coalesce(" +
+          pg_rows::IsoTimestampSql("lease_expires_at") +
+          ", '') FROM herd_nodes WHERE node_id = $1 FOR UPDATE",
       {name});
 }
 
@@ -130,9 +131,8 @@ Result<PgRegistry::NodeRegistration> PgRegistry::RegisterNode(const NodeSpec& sp
                 "hostname = EXCLUDED.hostname, incarnation = herd_nodes.incarnation + 1, "
                 "lease_expires_at = EXCLUDED.lease_expires_at, capacity = EXCLUDED.capacity, "
                 "labels = EXCLUDED.labels, state = 'up', registered_at = EXCLUDED.registered_at, "
-                "renewed_at = EXCLUDED.renewed_at RETURNING incarnation, "
-                "to_char(lease_expires_at AT TIME ZONE 'UTC', "
-                "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+                "renewed_at = EXCLUDED.renewed_at RETURNING incarnation, " +
+                    pg_rows::IsoTimestampSql("lease_expires_at"),
                 {spec.name, spec.hostname, std::to_string(previous + 1), Milliseconds(ttl),
                  std::to_string(spec.capacity), labels.dump()}));
         registration.lease = {spec.name, registered.Integer(0, 0), registered.Text(0, 1)};
@@ -159,8 +159,8 @@ Result<NodeLease> PgRegistry::RenewNodeLease(const std::string& name, int64_t in
       (*lease).Exec("UPDATE herd_nodes SET lease_expires_at = clock_timestamp() + $3 * interval "
                     "'1 millisecond', renewed_at = clock_timestamp() WHERE node_id = $1 AND "
                     "incarnation = $2 AND state = 'up' AND lease_expires_at > clock_timestamp() "
-                    "RETURNING to_char(lease_expires_at AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+                    "RETURNING " +
+                        pg_rows::IsoTimestampSql("lease_expires_at"),
                     {name, std::to_string(incarnation), Milliseconds(ttl)}));
   if (renewed.empty()) {
     return Status::Refused("the lease of node " + name + " (incarnation " +
@@ -203,8 +203,8 @@ Result<std::vector<PgRegistry::LostAgent>> PgRegistry::ExpireNodeLeases() const 
       [&](Connection& c, MarkedLost* marked) -> Result<pg::Finish> {
         HERD_ASSIGN_OR_RETURN(
             pg::Rows expired,
-            c.Exec("SELECT node_id, incarnation, to_char(lease_expires_at AT TIME ZONE 'UTC', "
-                   "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM herd_nodes WHERE state = 'up' AND "
+            c.Exec("SELECT node_id, incarnation, " + pg_rows::IsoTimestampSql("lease_expires_at") +
+                   " FROM herd_nodes WHERE state = 'up' AND "
                    "lease_expires_at <= clock_timestamp() ORDER BY node_id FOR UPDATE"));
         if (expired.empty()) return pg::Finish::kRollback;
         for (int row = 0; row < expired.size(); ++row) {

@@ -158,12 +158,17 @@ Status CheckClusterCap(Connection& c, const std::string& task_id, const std::str
                          std::to_string(running) + " running in all its tasks");
 }
 
+std::string IsoTimestampSql(const std::string& column) {
+  return "to_char(" + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+}
+
 Result<std::vector<NodeView>> ReadNodes(Connection& c) {
   HERD_ASSIGN_OR_RETURN(
       pg::Rows rows,
       c.Exec("SELECT n.node_id, n.hostname, coalesce(n.capacity, 0), n.labels::text, n.state, "
-             "n.incarnation, coalesce(to_char(n.lease_expires_at AT TIME ZONE 'UTC', "
-             "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), ''), "
+             "n.incarnation, coalesce(" +
+             IsoTimestampSql("n.lease_expires_at") +
+             ", ''), "
              "coalesce(floor(extract(epoch FROM (n.lease_expires_at - clock_timestamp())) * "
              "1000)::bigint, 0), "
              "(SELECT count(*) FROM herd_agents a WHERE a.active AND a.node_id = n.node_id) "

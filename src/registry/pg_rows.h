@@ -132,6 +132,10 @@ Status CheckClusterCap(pg::Connection& c, const std::string& task_id, const std:
 // and its lease measured against the server's clock now.
 Result<std::vector<NodeView>> ReadNodes(pg::Connection& c);
 
+// SQL rendering the timestamptz `column` as herd's timestamps are written
+// (util/clock.h NowIso8601: UTC, milliseconds, "Z").
+std::string IsoTimestampSql(const std::string& column);
+
 // A task whose change a multi-task transaction (pg_nodes.cc) committed.
 struct WrittenTask {
   TaskRecord task;
