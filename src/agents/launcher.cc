@@ -341,7 +341,6 @@ std::string NodeStartFailure(const registry::Registry& registry, const std::stri
 // inputs, then the wait for its node.
 Result<registry::AgentRecord> DeployPlaced(const registry::Registry& registry,
                                            const registry::TaskRecord& task,
-                                           const Workspace& workspace,
                                            const DeployRequest& request) {
   if (request.tmux) {
     return Status::InvalidArgument(
@@ -484,7 +483,7 @@ Result<registry::AgentRecord> DeployAgent(const RegistryStores& stores, const Wo
   HERD_ASSIGN_OR_RETURN(registry::SharedTask snapshot, registry.ReadTask(request.task_id));
   const registry::TaskRecord& task = snapshot->task;
   HERD_ASSIGN_OR_RETURN(bool placed, DeployIsPlaced(stores, request));
-  if (placed) return DeployPlaced(registry, task, workspace, request);
+  if (placed) return DeployPlaced(registry, task, request);
   std::string cwd = AgentWorkingDirectory(task, workspace);
 
   std::string agent_id = registry::NewAgentId(request.agent_type);
