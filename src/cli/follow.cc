@@ -81,7 +81,8 @@ int FollowRegistryOutput(const Orchestrator& orchestrator, const std::string& ta
                          const std::string& agent_id, size_t tail_lines) {
   const registry::PgRegistry& registry = *orchestrator.stores().postgres;
   // Watch first, then read: a chunk appended after the read wakes the wait.
-  Result<std::unique_ptr<registry::CommitWatch>> watch = registry.WatchOutput(task_id);
+  Result<std::unique_ptr<registry::CommitWatch>> watch =
+      registry.WatchCommitsAndOutput(task_id, task_id, agent_id);
   if (!watch.ok()) {
     std::cerr << "herd: cannot follow the output: " << watch.status().message() << "\n";
     return kExitFailed;

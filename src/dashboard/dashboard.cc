@@ -199,12 +199,15 @@ void Stream(const Orchestrator& orchestrator, const std::string& task_id,
     ~Release() { Slots().Give(); }
   } release;
   // Every task's commits (the list, and the followed task's), and the
-  // followed agent's log where it is on this machine.
+  // followed agent's output: its log where it is on this machine, the
+  // chunks the registry keeps from any machine.
   ChangeInterest interest;
   interest.every_task = true;
   if (!task_id.empty() && !agent_id.empty()) {
     Result<std::string> directory = orchestrator.TaskDirectory(task_id);
     if (directory.ok()) interest.log_directory = *directory + "/logs";
+    interest.output_task_id = task_id;
+    interest.output_agent_id = agent_id;
   }
   Result<std::unique_ptr<ChangeFeed>> opened = ChangeFeed::Open(orchestrator, interest);
   if (!opened.ok()) {

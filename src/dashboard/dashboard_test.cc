@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -425,13 +426,19 @@ class DashboardPgTest : public HerdTest {
     HerdTest::TearDown();
   }
 
-  // Starts `herd dashboard` on a free port and returns once it serves.
-  void StartDashboard() {
+  // Starts `herd dashboard` on a free port and returns once it serves; with
+  // `hidden`, as a machine that cannot see that directory
+  // (HerdWithoutDirectory).
+  void StartDashboard(const std::string& hidden = "") {
     port_ = FreePort();
     RunOptions options;
     options.timeout = std::chrono::seconds(300);
-    dashboard_ = std::make_unique<HerdProcess>(
-        std::vector<std::string>{"dashboard", "--port", std::to_string(port_)}, options);
+    std::vector<std::string> args = {"dashboard", "--port", std::to_string(port_)};
+    if (hidden.empty()) {
+      dashboard_ = std::make_unique<HerdProcess>(args, options);
+    } else {
+      dashboard_ = std::make_unique<HerdWithoutDirectory>(hidden, args, options);
+    }
     ASSERT_TRUE(dashboard_->WaitForOutput("every task of the PostgreSQL registry"))
         << dashboard_->Wait().Describe();
     std::ifstream token_file(state() + "/herd/dashboard_token");
@@ -475,7 +482,7 @@ class DashboardPgTest : public HerdTest {
 
   registry::pg_test::TestDatabase database_;
   ScopedEnvironment registry_setting_;
-  std::unique_ptr<HerdProcess> dashboard_;
+  std::unique_ptr<CommandProcess> dashboard_;
   int port_ = 0;
   std::string token_;
 };
@@ -554,6 +561,38 @@ TEST_F(DashboardPgTest, AnAgentsOutputComesFromTheRegistryWhenItsLogIsElsewhere)
   received = ReadUntilFound(stream, "\"max_agents\":40", seen);
   EXPECT_EQ(received.find("event: output"), std::string::npos) << received;
   ExpectNoJsonRegistryFile();
+}
+
+// The followed agent's output, where its log is not on this machine (the
+// dashboard runs as a machine that cannot see the workspace), is pushed as
+// its supervisor appends it to the registry (NOTIFY on herd_output), with
+// no commit of the task in between.
+TEST_F(DashboardPgTest, AnAgentsOutputFromElsewhereIsPushedAsItIsAppended) {
+  std::string task_id = CreateTask();
+  std::string fifo = root() + "/next-line";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string agent_id = DeployAgent(
+      task_id,
+      {"sh", "-c", "echo line-before; read line < '" + fifo + "'; echo \"$line\"; exec sleep 300"});
+  StartDashboard(workspace());
+
+  Client stream(port_);
+  stream.Send(PageGet("/events?task_id=" + task_id + "&agent_id=" + agent_id));
+  std::string received = ReadUntilFound(stream, "line-before");
+  ASSERT_NE(received.find("\"end\""), std::string::npos) << received;
+  std::smatch id;
+  ASSERT_TRUE(std::regex_search(received, id, std::regex("id: (\\S+)\nevent: output")));
+  EXPECT_NE(std::string(id[1]).find(".r"), std::string::npos) << "from the registry: " << id[1];
+  size_t seen = stream.received().size();
+  {
+    std::ofstream next(fifo);  // opens once the agent reads
+    next << "line-while-watched\n";
+  }
+  received = ReadUntilFound(stream, "line-while-watched", seen);
+  size_t output = received.find("event: output\n");
+  ASSERT_NE(output, std::string::npos) << received;
+  EXPECT_NE(received.find("line-while-watched", output), std::string::npos) << received;
+  HerdJson({"kill", task_id, agent_id});
 }
 
 TEST(EventCursorTest, RoundTripsAndRefusesOtherShapes) {

@@ -123,7 +123,13 @@ Result<std::unique_ptr<ChangeFeed>> ChangeFeed::Open(const Orchestrator& orchest
     return feed;
   }
   const ChangeInterest& wanted = feed->interest_;
-  if (wanted.every_task || wanted.task_ids.size() > 1) {
+  if (!wanted.output_agent_id.empty()) {
+    std::string commits_of =
+        !wanted.every_task && wanted.task_ids.size() == 1 ? wanted.task_ids.front() : "";
+    HERD_ASSIGN_OR_RETURN(feed->commits_,
+                          orchestrator.stores().postgres->WatchCommitsAndOutput(
+                              commits_of, wanted.output_task_id, wanted.output_agent_id));
+  } else if (wanted.every_task || wanted.task_ids.size() > 1) {
     HERD_ASSIGN_OR_RETURN(feed->commits_, orchestrator.stores().postgres->WatchEveryCommit());
   } else if (wanted.task_ids.size() == 1) {
     Result<std::unique_ptr<registry::CommitWatch>> watch =

@@ -9,10 +9,12 @@
 //   known-workspaces directory, each base's index directory, the task
 //   directories and the log directory;
 // - PostgreSQL: one LISTEN (registry.h WatchCommits for one task,
-//   PgRegistry::WatchEveryCommit otherwise) and, when the log directory is
-//   on this machine, an inotify watch of it: output appends are not
-//   commits. With both, each blocks on a thread of its own that counts its
-//   wakes on an eventfd, which WaitUntil polls with the caller's stop.
+//   PgRegistry::WatchEveryCommit otherwise, WatchCommitsAndOutput when an
+//   agent's output is followed: its node appends it from any machine) and,
+//   when the log directory is on this machine, an inotify watch of it:
+//   output appends are not commits. With both, each blocks on a thread of
+//   its own that counts its wakes on an eventfd, which WaitUntil polls with
+//   the caller's stop.
 //
 // As with every watch here: open it (then Refresh before each later read),
 // read, then WaitUntil; a change after the read makes the next WaitUntil
@@ -47,6 +49,10 @@ struct ChangeInterest {
   // A directory of agent logs whose files grow ("": none); watched once it
   // exists on this machine.
   std::string log_directory;
+  // An agent whose output the registry keeps (PostgreSQL; "": none): each
+  // chunk appended, from any machine, wakes the feed.
+  std::string output_task_id;
+  std::string output_agent_id;
 };
 
 class ChangeFeed {

@@ -1,6 +1,5 @@
 #include "pg/connection.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <random>
@@ -127,20 +126,17 @@ int Connection::Socket() const {
   return PQsocket(connection_);
 }
 
-Result<std::vector<std::string>> Connection::TakeNotifications(
-    const std::vector<std::string>& channels) {
+Result<std::vector<Connection::Notification>> Connection::TakeNotifications() {
   if (PQconsumeInput(connection_) == 0) {
     return Status::IOError("lost the PostgreSQL connection at " + redacted_ + ": " +
                            PQerrorMessage(connection_));
   }
-  std::vector<std::string> payloads;
+  std::vector<Notification> notifications;
   while (PGnotify* notification = PQnotifies(connection_)) {
-    if (std::find(channels.begin(), channels.end(), notification->relname) != channels.end()) {
-      payloads.emplace_back(notification->extra);
-    }
+    notifications.push_back({notification->relname, notification->extra});
     PQfreemem(notification);
   }
-  return payloads;
+  return notifications;
 }
 
 bool Connection::Broken() const {

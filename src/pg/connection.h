@@ -91,10 +91,14 @@ class Connection {
   const std::string& redacted_setting() const { return redacted_; }
 
   // For a connection that LISTENs (pg/listener.h): its socket, to poll(2)
-  // on, and the payloads of the notifications received on `channels` since
-  // the last call, reading what the socket holds without blocking.
+  // on, and the notifications received since the last call, reading what
+  // the socket holds without blocking.
+  struct Notification {
+    std::string channel;
+    std::string payload;
+  };
   int Socket() const;
-  Result<std::vector<std::string>> TakeNotifications(const std::vector<std::string>& channels);
+  Result<std::vector<Notification>> TakeNotifications();
 
  private:
   Connection(PGconn* connection, std::string redacted)

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -24,18 +25,21 @@ Status Listener::Listen() {
   return Status::Ok();
 }
 
-Result<Wake> Listener::WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop,
-                                 const std::function<bool(const std::string& payload)>& wanted) {
+Result<Wake> Listener::WaitUntil(
+    MonotonicClock::time_point deadline, const StopSignal* stop,
+    const std::function<bool(const Connection::Notification&)>& wanted) {
   for (;;) {
-    Result<std::vector<std::string>> payloads = connection_->TakeNotifications(channels_);
-    if (!payloads.ok()) {
+    Result<std::vector<Connection::Notification>> notifications = connection_->TakeNotifications();
+    if (!notifications.ok()) {
       // Reconnected, a notification may have been missed: read again.
       HERD_RETURN_IF_ERROR(connection_->Reset().WithContext("listening for registry commits"));
       HERD_RETURN_IF_ERROR(Listen());
       return Wake::kChanged;
     }
-    for (const std::string& payload : *payloads) {
-      if (wanted(payload)) return Wake::kChanged;
+    for (const Connection::Notification& notification : *notifications) {
+      bool ours =
+          std::find(channels_.begin(), channels_.end(), notification.channel) != channels_.end();
+      if (ours && wanted(notification)) return Wake::kChanged;
     }
     if (stop != nullptr && stop->stopped()) return Wake::kStopped;
     int timeout = PollTimeout(deadline);

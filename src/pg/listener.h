@@ -34,13 +34,13 @@ class Listener {
   static Result<std::unique_ptr<Listener>> Open(const ConnectOptions& options,
                                                 std::vector<std::string> channels);
 
-  // Returns kChanged once a notification whose payload `wanted` accepts has
-  // arrived (at once if one did since the last call), kStopped once `stop`
-  // (if given) is stopped, kDeadline at `deadline`
+  // Returns kChanged once a notification on one of its channels that
+  // `wanted` accepts has arrived (at once if one did since the last call),
+  // kStopped once `stop` (if given) is stopped, kDeadline at `deadline`
   // (MonotonicClock::time_point::max(): none). Every notification received
   // is consumed.
   Result<Wake> WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop,
-                         const std::function<bool(const std::string& payload)>& wanted);
+                         const std::function<bool(const Connection::Notification&)>& wanted);
 
  private:
   Listener(ConnectOptions options, std::vector<std::string> channels,

@@ -495,20 +495,25 @@ Result<JournalSlice> PgRegistry::ReadJournal(const std::string& task_id, const A
 namespace {
 
 // Woken by the notifications of one task's commits (of every task's, for
-// an empty task id).
+// an empty task id) and, if given, by those of one agent's output.
 class NotifiedCommitWatch : public CommitWatch {
  public:
-  NotifiedCommitWatch(std::unique_ptr<pg::Listener> listener, const std::string& task_id)
-      : listener_(std::move(listener)), prefix_(task_id.empty() ? "" : task_id + " ") {}
+  NotifiedCommitWatch(std::unique_ptr<pg::Listener> listener, const std::string& task_id,
+                      std::string output_payload = "")
+      : listener_(std::move(listener)),
+        commit_prefix_(task_id.empty() ? "" : task_id + " "),
+        output_payload_(std::move(output_payload)) {}
   Result<Wake> WaitUntil(MonotonicClock::time_point deadline, const StopSignal* stop) override {
-    return listener_->WaitUntil(deadline, stop, [&](const std::string& payload) {
-      return payload.compare(0, prefix_.size(), prefix_) == 0;
+    return listener_->WaitUntil(deadline, stop, [&](const pg::Connection::Notification& wake) {
+      if (wake.channel == PgRegistry::kOutputChannel) return wake.payload == output_payload_;
+      return wake.payload.compare(0, commit_prefix_.size(), commit_prefix_) == 0;
     });
   }
 
  private:
   std::unique_ptr<pg::Listener> listener_;
-  std::string prefix_;  // "<task id> "
+  std::string commit_prefix_;   // "<task id> "
+  std::string output_payload_;  // "<task id> <agent id>"
 };
 
 }  // namespace
@@ -525,13 +530,15 @@ Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchCommits(const std::string&
   return std::unique_ptr<CommitWatch>(new NotifiedCommitWatch(std::move(listener), task_id));
 }
 
-Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchOutput(const std::string& task_id) const {
+Result<std::unique_ptr<CommitWatch>> PgRegistry::WatchCommitsAndOutput(
+    const std::string& task_id, const std::string& output_task_id,
+    const std::string& output_agent_id) const {
   pg::ConnectOptions options = options_;
   options.application_name = "herd output listener";
-  // Both channels' payloads begin "<task id> ".
   HERD_ASSIGN_OR_RETURN(std::unique_ptr<pg::Listener> listener,
                         pg::Listener::Open(options, {kCommitChannel, kOutputChannel}));
-  return std::unique_ptr<CommitWatch>(new NotifiedCommitWatch(std::move(listener), task_id));
+  return std::unique_ptr<CommitWatch>(new NotifiedCommitWatch(
+      std::move(listener), task_id, output_task_id + " " + output_agent_id));
 }
 
 namespace {

@@ -119,10 +119,10 @@ class PgRegistry : public Registry {
   Result<std::string> ReadOutputTail(const std::string& task_id,
                                      const std::string& agent_id) const override;
 
-  // Following an agent's output from another machine (herd logs --follow):
-  // open WatchOutput, then ReadOutputAfter(0), then after each wake
-  // ReadOutputAfter(the last chunk read); a chunk appended after the watch
-  // opened wakes the next wait.
+  // Following an agent's output from another machine (herd logs --follow,
+  // the dashboard): open WatchCommitsAndOutput, then ReadOutputAfter(0),
+  // then after each wake ReadOutputAfter(the last chunk read); a chunk
+  // appended after the watch opened wakes the next wait.
   static constexpr char kOutputChannel[] = "herd_output";
   struct OutputAfter {
     std::string bytes;       // the kept chunks numbered above `after`, oldest first
@@ -131,9 +131,12 @@ class PgRegistry : public Registry {
   };
   Result<OutputAfter> ReadOutputAfter(const std::string& task_id, const std::string& agent_id,
                                       int64_t after) const;
-  // A wait woken by the task's commits (an agent's end is one) and by
-  // output appended to any of its agents.
-  Result<std::unique_ptr<CommitWatch>> WatchOutput(const std::string& task_id) const;
+  // A wait woken by the commits of `task_id` (of every task for ""; an
+  // agent's end is one) and by output appended to agent `output_agent_id`
+  // of task `output_task_id`.
+  Result<std::unique_ptr<CommitWatch>> WatchCommitsAndOutput(
+      const std::string& task_id, const std::string& output_task_id,
+      const std::string& output_agent_id) const;
 
   // Nodes (registry/nodes.h; pg_nodes.cc). Lease times are the server's
   // clock. Registering, leaving and expiring lock the cluster row, then the

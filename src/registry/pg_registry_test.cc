@@ -320,7 +320,8 @@ TEST_F(PgRegistryTest, TheOutputTailKeepsTheNewestChunksWithinItsBounds) {
 TEST_F(PgRegistryTest, OutputIsFollowedChunkByChunkAndADropIsReported) {
   std::unique_ptr<PgRegistry> registry = Open();
   std::string task_id = CreateTask(*registry);
-  Result<std::unique_ptr<CommitWatch>> watch = registry->WatchOutput(task_id);
+  Result<std::unique_ptr<CommitWatch>> watch =
+      registry->WatchCommitsAndOutput(task_id, task_id, "worker-1");
   ASSERT_TRUE(watch.ok()) << watch.status().ToString();
   Result<PgRegistry::OutputAfter> read = registry->ReadOutputAfter(task_id, "worker-1", 0);
   ASSERT_TRUE(read.ok()) << read.status().ToString();
