@@ -20,7 +20,10 @@
 // kPlacedStartPatience. A node that cannot start it releases the slot and
 // leaves the reason in the agent's output tail, which the deploy's error
 // quotes; one that does not answer in time finds the agent terminated, so
-// it never starts late.
+// it never starts late. The node makes a placed agent's worktree (its own
+// or its parent's, agents/agent_worktree.h) in the node's own checkout; a
+// child of an agent that works in a worktree is placed on that agent's
+// node, in its directory.
 #pragma once
 
 #include <chrono>
@@ -95,8 +98,9 @@ struct NodeContext {
 };
 
 // Starts agent `agent` of task `task_id`, placed on this node (`node`),
-// from its launch inputs: writes its prompt, MCP config and launch plan
-// under `workspace` (the node's own), and starts `herd supervise` holding
+// from its launch inputs: makes its worktree if it gets one, writes its
+// prompt, MCP config and launch plan under `workspace` (the node's own),
+// and starts `herd supervise` holding
 // the lifeline, confirmed by its handshake. If it does not start, the
 // admission is released, the reason appended to the agent's output tail,
 // and the error says why.
