@@ -574,16 +574,13 @@ int Logs(Invocation& invocation) {
       OutputRequest::FromArguments(arguments, ArgumentNames::kCommandLine);
   if (!request.ok()) return Refuse(invocation, request.status());
   Orchestrator orchestrator = MakeOrchestrator(invocation);
-  Result<json> output = orchestrator.AgentOutput(*request);
   bool follow = invocation.follow && !invocation.global.json_output;
-  if (follow && output.ok()) {
-    // The agent runs on another machine: its log is the registry's tail.
-    std::string log_path = output->at("metadata").value("log_file", "");
-    if (FollowsThroughRegistry(orchestrator, log_path)) {
-      return FollowRegistryOutput(orchestrator, request->task_id, request->agent_id,
-                                  request->tail.value_or(SIZE_MAX));
-    }
+  // The agent ran on another machine: the follow prints the registry's tail first.
+  if (follow && orchestrator.OutputIsInRegistry(request->task_id, request->agent_id)) {
+    return FollowRegistryOutput(orchestrator, request->task_id, request->agent_id,
+                                request->tail.value_or(SIZE_MAX));
   }
+  Result<json> output = orchestrator.AgentOutput(*request);
   int code = Report(invocation.global, output, [](const json& r) { return Text(r["output"]); });
   if (code != kExitOk || !follow) return code;
   return FollowLogFile(orchestrator, request->task_id, request->agent_id,

@@ -1,7 +1,5 @@
 #include "cli/follow.h"
 
-#include <sys/stat.h>
-
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -35,11 +33,6 @@ std::string LastLines(const std::string& text, size_t lines) {
 }
 
 }  // namespace
-
-bool FollowsThroughRegistry(const Orchestrator& orchestrator, const std::string& log_path) {
-  struct stat info {};
-  return orchestrator.stores().postgres != nullptr && stat(log_path.c_str(), &info) != 0;
-}
 
 int FollowLogFile(const Orchestrator& orchestrator, const std::string& task_id,
                   const std::string& agent_id, const std::string& log_path, uint64_t offset) {
@@ -79,6 +72,15 @@ int FollowLogFile(const Orchestrator& orchestrator, const std::string& task_id,
 
 int FollowRegistryOutput(const Orchestrator& orchestrator, const std::string& task_id,
                          const std::string& agent_id, size_t tail_lines) {
+  Result<registry::SharedTask> snapshot = orchestrator.ReadTask(task_id);
+  if (snapshot.ok() && (*snapshot)->task.FindAgent(agent_id) == nullptr) {
+    snapshot = Status::NotFound("agent " + agent_id + " is not part of task " + task_id +
+                                ": run `herd status " + task_id + "`");
+  }
+  if (!snapshot.ok()) {
+    std::cerr << "herd: " << snapshot.status().message() << "\n";
+    return kExitFailed;
+  }
   const registry::PgRegistry& registry = *orchestrator.stores().postgres;
   // Watch first, then read: a chunk appended after the read wakes the wait.
   Result<std::unique_ptr<registry::CommitWatch>> watch =

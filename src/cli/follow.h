@@ -23,18 +23,16 @@
 
 namespace herd::cli {
 
-// Whether `herd logs --follow` of this agent reads the registry's tail: the
-// registry is shared and the agent's log is not on this machine.
-bool FollowsThroughRegistry(const Orchestrator& orchestrator, const std::string& log_path);
-
 // Prints the log file's bytes from `offset` as they are written until the
 // agent has ended. Returns an exit code (commands.h).
 int FollowLogFile(const Orchestrator& orchestrator, const std::string& task_id,
                   const std::string& agent_id, const std::string& log_path, uint64_t offset);
 
-// Prints the last `tail_lines` lines the registry keeps (SIZE_MAX: all of
-// them), then each chunk as the agent's node appends it, until the agent
-// has ended. Returns an exit code (commands.h).
+// For an agent whose output is in the registry
+// (Orchestrator::OutputIsInRegistry): prints the last `tail_lines` lines
+// the registry keeps (SIZE_MAX: all of them), then each chunk as the
+// agent's node appends it, until the agent has ended. Returns an exit code
+// (commands.h).
 int FollowRegistryOutput(const Orchestrator& orchestrator, const std::string& task_id,
                          const std::string& agent_id, size_t tail_lines);
 

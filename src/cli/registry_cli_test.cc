@@ -21,6 +21,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// The agent's entry in `herd status --json`'s reply.
+json AgentInStatus(const json& status, const std::string& agent_id) {
+  return AgentIn(json{{"agents", status["agents"]["agents_list"]}}, agent_id);
+}
+
 class RegistryCliTest : public HerdTest {
  protected:
   void SetUp() override {
@@ -76,6 +81,28 @@ class RegistryCliTest : public HerdTest {
     ASSERT_TRUE(slept.ok()) << slept.status().ToString();
     ASSERT_EQ(slept->size(), 1) << "no node " << name;
   }
+  // A machine dies with an agent on it: node `name` starts, a `sleep` agent
+  // is deployed on it from this machine, then the daemon and the agent's
+  // supervisor are SIGKILLed and the agent's processes are gone.
+  void KillAMachineWithAnAgent(const std::string& name, std::string* task_id,
+                               std::string* agent_id) {
+    std::unique_ptr<HerdProcess> node = StartNode(name, 2);
+    RunOptions pg = WithRegistry(database_.conninfo());
+    *task_id = HerdJson({"task", "create", "on node " + name}, pg).at("task_id").get<std::string>();
+    CommandResult deployed =
+        Herd(CommandDeployArgs(*task_id, "worker", {"sleep", "300"}, {"--node", name}), pg);
+    ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
+    *agent_id = deployed.Json().value("agent_id", "");
+    json agent = AgentInStatus(HerdJson({"status", *task_id}, pg), *agent_id);
+    std::vector<Identity> processes = ProcessesWithEnvironment("HERD_AGENT_ID=" + *agent_id);
+    ASSERT_FALSE(processes.empty());
+
+    ASSERT_EQ(kill(node->pid(), SIGKILL), 0);
+    ASSERT_GT(agent.value("supervisor_pid", 0), 0) << agent.dump();
+    kill(agent["supervisor_pid"].get<int>(), SIGKILL);
+    EXPECT_TRUE(WaitForExit(processes)) << "the agent dies with its supervisor";
+    node->Wait();
+  }
   registry::pg_test::TestDatabase database_;
 };
 
@@ -95,11 +122,6 @@ std::vector<json> FindingsOf(const json& report, const std::string& kind) {
     }
   }
   return found;
-}
-
-// The agent's entry in `herd status --json`'s reply.
-json AgentInStatus(const json& status, const std::string& agent_id) {
-  return AgentIn(json{{"agents", status["agents"]["agents_list"]}}, agent_id);
 }
 
 // Whether process `pid` exists and is not a zombie.
@@ -297,22 +319,9 @@ TEST_F(RegistryCliTest, DoctorUnderPostgresReportsTheNodesOfAHealthyRegistry) {
 // error "node lost" in one transaction, and a second --repair changes
 // nothing. The agent's processes are never looked for here.
 TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsTheAgentsOfANodeWhoseLeaseExpired) {
-  std::unique_ptr<HerdProcess> doomed = StartNode("doomed", 2);
   RunOptions pg = WithRegistry(database_.conninfo());
-  std::string task_id =
-      HerdJson({"task", "create", "dead node"}, pg).at("task_id").get<std::string>();
-  CommandResult deployed =
-      Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}, {"--node", "doomed"}), pg);
-  ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
-  std::string agent_id = deployed.Json().value("agent_id", "");
-  json agent = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
-  std::vector<Identity> processes = ProcessesWithEnvironment("HERD_AGENT_ID=" + agent_id);
-  ASSERT_FALSE(processes.empty());
-
-  ASSERT_EQ(kill(doomed->pid(), SIGKILL), 0);
-  ASSERT_GT(agent.value("supervisor_pid", 0), 0) << agent.dump();
-  kill(agent["supervisor_pid"].get<int>(), SIGKILL);
-  EXPECT_TRUE(WaitForExit(processes)) << "the agent dies with its supervisor";
+  std::string task_id, agent_id;
+  ASSERT_NO_FATAL_FAILURE(KillAMachineWithAnAgent("doomed", &task_id, &agent_id));
   WaitForLeaseExpiry("doomed");
 
   CommandResult diagnosed = Doctor();
@@ -363,22 +372,10 @@ TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsTheAgentsOfANodeWhoseLeaseExpi
 // the repair marks it lost in one task transaction that re-checks it, and
 // nothing of this machine's is looked for or signalled for it.
 TEST_F(RegistryCliTest, DoctorUnderPostgresRepairsAnAgentLeftBehindByANodeThatLeft) {
-  std::unique_ptr<HerdProcess> node = StartNode("gone", 2);
   RunOptions pg = WithRegistry(database_.conninfo());
-  std::string task_id =
-      HerdJson({"task", "create", "left node"}, pg).at("task_id").get<std::string>();
-  CommandResult deployed =
-      Herd(CommandDeployArgs(task_id, "worker", {"sleep", "300"}, {"--node", "gone"}), pg);
-  ASSERT_EQ(deployed.exit_code, 0) << deployed.Describe();
-  std::string agent_id = deployed.Json().value("agent_id", "");
-  json agent = AgentInStatus(HerdJson({"status", task_id}, pg), agent_id);
-  std::vector<Identity> processes = ProcessesWithEnvironment("HERD_AGENT_ID=" + agent_id);
-  ASSERT_FALSE(processes.empty());
-  // The machine dies, then its row is edited to "left" without its agents.
-  ASSERT_EQ(kill(node->pid(), SIGKILL), 0);
-  kill(agent["supervisor_pid"].get<int>(), SIGKILL);
-  EXPECT_TRUE(WaitForExit(processes));
-  node->Wait();
+  std::string task_id, agent_id;
+  ASSERT_NO_FATAL_FAILURE(KillAMachineWithAnAgent("gone", &task_id, &agent_id));
+  // Its row is then edited to "left" without its agents.
   Result<std::unique_ptr<pg::Connection>> connection = pg::Connection::Open(database_.options());
   ASSERT_TRUE(connection.ok()) << connection.status().ToString();
   Result<pg::Rows> edited =

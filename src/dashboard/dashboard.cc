@@ -118,20 +118,14 @@ std::string Event(const char* name, const EventCursor& cursor, const std::string
 
 // Where an agent's output pane reads from: its log when the log is on this
 // machine (always, in the JSON workspace), else the tail the PostgreSQL
-// registry keeps (the agent ran on another machine). The tail's appends are
-// not commits: the stream reads it again on the task's commits.
+// registry keeps (Orchestrator::OutputIsInRegistry). The stream reads the
+// tail again on each chunk appended and on the task's commits.
 enum class OutputSource { kLogFile, kRegistryTail };
 
 OutputSource SourceOfOutput(const Orchestrator& orchestrator, const std::string& task_id,
                             const std::string& agent_id) {
-  if (!registry::UsesPostgres(orchestrator.stores())) return OutputSource::kLogFile;
-  Result<std::string> directory = orchestrator.TaskDirectory(task_id);
-  // A bad id: AgentOutputWindow says what is wrong with it.
-  if (!directory.ok() || !registry::ValidateAgentId(agent_id).ok()) return OutputSource::kLogFile;
-  std::string log =
-      *directory + "/" + registry::AgentFileName(agent_id, registry::AgentFile::kStreamLog);
-  struct stat info {};
-  return ::lstat(log.c_str(), &info) == 0 ? OutputSource::kLogFile : OutputSource::kRegistryTail;
+  return orchestrator.OutputIsInRegistry(task_id, agent_id) ? OutputSource::kRegistryTail
+                                                            : OutputSource::kLogFile;
 }
 
 // The whole lines of `text` that end at or before `before`, at most

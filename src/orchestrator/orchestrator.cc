@@ -2,6 +2,7 @@
 
 #include <re2/re2.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <functional>
@@ -13,6 +14,7 @@
 #include "agents/stream_events.h"
 #include "agents/tmux_view.h"
 #include "orchestrator/worktree_status.h"
+#include "registry/file_names.h"
 #include "registry/global_index.h"
 #include "registry/ids.h"
 #include "registry/incomplete_task.h"
@@ -424,6 +426,17 @@ Result<registry::SharedTask> Orchestrator::ReadTask(const std::string& task_id) 
 Result<std::string> Orchestrator::TaskDirectory(const std::string& task_id) const {
   HERD_ASSIGN_OR_RETURN(Workspace workspace, Locate(task_id));
   return workspace.TaskDirectory(task_id);
+}
+
+bool Orchestrator::OutputIsInRegistry(const std::string& task_id,
+                                      const std::string& agent_id) const {
+  if (!registry::UsesPostgres(stores_)) return false;
+  Result<std::string> directory = TaskDirectory(task_id);
+  if (!directory.ok() || !registry::ValidateAgentId(agent_id).ok()) return false;
+  std::string log =
+      *directory + "/" + registry::AgentFileName(agent_id, registry::AgentFile::kStreamLog);
+  struct stat info {};
+  return ::lstat(log.c_str(), &info) != 0;
 }
 
 Result<TaskStatusReport> Orchestrator::StatusReport(const std::string& task_id) const {

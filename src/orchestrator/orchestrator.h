@@ -178,6 +178,11 @@ class Orchestrator {
   Result<TaskStatusReport> StatusReport(const std::string& task_id) const;
   Result<json> TaskStatus(const std::string& task_id) const;
   Result<json> AgentOutput(const OutputRequest& request) const;
+  // Whether the agent's output is read from the tail the registry keeps
+  // rather than from its log: a shared (PostgreSQL) registry and no log of
+  // it on this machine (it ran on another). False for ids that do not
+  // resolve: the output's own read says what is wrong with them.
+  bool OutputIsInRegistry(const std::string& task_id, const std::string& agent_id) const;
   // Lines of the agent's output log (empty, at 0, while it has none).
   // NotFound for an unknown task or agent.
   Result<LineWindow> AgentOutputWindow(const OutputWindowRequest& request) const;

@@ -2,7 +2,6 @@
 
 #include <poll.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -36,10 +35,9 @@ Result<Wake> Listener::WaitUntil(
       HERD_RETURN_IF_ERROR(Listen());
       return Wake::kChanged;
     }
+    // The connection is this listener's alone: it hears only its channels.
     for (const Connection::Notification& notification : *notifications) {
-      bool ours =
-          std::find(channels_.begin(), channels_.end(), notification.channel) != channels_.end();
-      if (ours && wanted(notification)) return Wake::kChanged;
+      if (wanted(notification)) return Wake::kChanged;
     }
     if (stop != nullptr && stop->stopped()) return Wake::kStopped;
     int timeout = PollTimeout(deadline);
